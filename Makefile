@@ -1,0 +1,35 @@
+# The two commands of the README. Both create .venv when it is missing and are safe to rerun.
+VENV    ?= .venv
+PYTHON  ?= python3
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.ptb-lstm-installed
+# Extra arguments for `make train`, e.g. make train ARGS="--engine tf-graph --epochs 1"
+ARGS    ?=
+PYTEST_ARGS ?=
+
+.PHONY: train test data gradcheck lint clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[tf,plot,dev]'
+	@touch $(STAMP)
+
+train: $(STAMP)
+	$(BIN)/ptb-lstm data
+	$(BIN)/ptb-lstm train --config small $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+data: $(STAMP)
+	$(BIN)/ptb-lstm data
+
+gradcheck: $(STAMP)
+	$(BIN)/ptb-lstm gradcheck
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+from ptb_lstm.cli import main
+
+raise SystemExit(main())

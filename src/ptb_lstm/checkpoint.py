@@ -1,0 +1,130 @@
+"""One ``.npz`` file per checkpoint: canonical parameters plus a ``meta`` entry of UTF-8 JSON.
+
+Readable with ``numpy.load(path, allow_pickle=False)``; written atomically (temporary file in
+the same folder, fsync, rename), so a crash never leaves a half-written checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ptb_lstm import __version__
+from ptb_lstm.config import Config, from_dict
+from ptb_lstm.errors import UserError
+from ptb_lstm.params import Params, check_params
+
+FORMAT = "ptb-lstm-checkpoint"
+VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """Parameters with what is needed to use them: vocabulary, config and progress."""
+
+    params: Params
+    vocab: list[str]
+    config: Config
+    progress: dict = field(default_factory=dict)  # epoch, step, learning_rate, ...
+    engine: str = "numpy"
+    dtype: str = "float32"
+    extra: dict = field(default_factory=dict)
+
+    def meta(self) -> dict:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "ptb_lstm_version": __version__,
+            "vocab": self.vocab,
+            "config": self.config.to_dict(),
+            "progress": self.progress,
+            "engine": self.engine,
+            "dtype": self.dtype,
+            **self.extra,
+        }
+
+
+def save(path: str | Path, checkpoint: Checkpoint) -> Path:
+    """Write ``checkpoint`` to ``path`` atomically; returns the path."""
+    path = Path(path)
+    check_params(checkpoint.params, checkpoint.config, len(checkpoint.vocab), str(path))
+    meta = np.frombuffer(json.dumps(checkpoint.meta()).encode("utf-8"), dtype=np.uint8)
+    arrays = {name: np.ascontiguousarray(value) for name, value in checkpoint.params.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, meta=meta, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: str | Path) -> Checkpoint:
+    """Read and check a checkpoint; any problem is a UserError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except ValueError as error:
+        if "pickle" in str(error).lower():
+            raise UserError(f"checkpoint {path} holds a pickled object; ptb-lstm never "
+                            "unpickles files. Re-save the arrays as plain numeric arrays") from None
+        raise UserError(f"checkpoint {path} is not a readable .npz file ({error})") from None
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as error:
+        raise UserError(f"checkpoint {path} is truncated or not an .npz file ({error}); "
+                        "use an intact model.npz written by ptb-lstm") from None
+    if "meta" not in arrays:
+        raise UserError(f"checkpoint {path} has no 'meta' entry; was it written by ptb-lstm?")
+    meta_array = arrays.pop("meta")
+    try:
+        if meta_array.dtype != np.uint8:
+            raise ValueError("meta is not uint8 bytes")
+        meta = json.loads(meta_array.tobytes().decode("utf-8"))
+        if not isinstance(meta, dict):
+            raise ValueError("meta is not a JSON object")
+    except (ValueError, UnicodeDecodeError) as error:
+        raise UserError(f"checkpoint {path}: unreadable meta ({error})") from None
+    if meta.get("format") != FORMAT:
+        raise UserError(f"checkpoint {path}: format {meta.get('format')!r} is not {FORMAT!r}")
+    if meta.get("version") != VERSION:
+        raise UserError(f"checkpoint {path}: format version {meta.get('version')!r}; this "
+                        f"ptb-lstm reads version {VERSION} (upgrade or downgrade ptb-lstm)")
+    vocab = meta.get("vocab")
+    if not isinstance(vocab, list) or not vocab or not all(isinstance(w, str) for w in vocab):
+        raise UserError(f"checkpoint {path}: meta.vocab must be a non-empty list of words")
+    if len(set(vocab)) != len(vocab):
+        raise UserError(f"checkpoint {path}: meta.vocab repeats words")
+    if not isinstance(meta.get("config"), dict):
+        raise UserError(f"checkpoint {path}: meta.config is missing")
+    config = from_dict(meta["config"], source=f"checkpoint {path}")
+    try:
+        check_params(arrays, config, len(vocab), f"checkpoint {path}")
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    dtypes = {a.dtype for a in arrays.values()}
+    if len(dtypes) != 1:
+        raise UserError(f"checkpoint {path}: parameters mix dtypes {sorted(map(str, dtypes))}")
+    known = {"format", "version", "ptb_lstm_version", "vocab", "config", "progress", "engine",
+             "dtype"}
+    return Checkpoint(
+        params=arrays,
+        vocab=vocab,
+        config=config,
+        progress=meta.get("progress") or {},
+        engine=str(meta.get("engine", "unknown")),
+        dtype=str(next(iter(dtypes))),
+        extra={k: v for k, v in meta.items() if k not in known},
+    )

@@ -1,0 +1,351 @@
+"""The ``ptb-lstm`` command: arguments, files and error messages; the work lives elsewhere."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from ptb_lstm import __version__
+from ptb_lstm.errors import UserError
+
+EPILOG_MAIN = """\
+examples:
+  ptb-lstm data                          # find (or download) PTB and show its statistics
+  ptb-lstm train --config small          # the paper's small model with the NumPy engine
+  ptb-lstm train --config tiny --max-steps 50 --out runs/try
+  ptb-lstm evaluate --checkpoint runs/try/model.npz --split test
+  ptb-lstm gradcheck                     # back-propagation against finite differences
+
+PTB is looked for in --data-dir, then $PTB_DATA_DIR, then ~/.cache/ptb-lstm/ptb, and
+downloaded there if it is in none of them.
+"""
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ptb_lstm.config import PRESETS
+    from ptb_lstm.engines import ENGINES
+
+    parser = argparse.ArgumentParser(
+        prog="ptb-lstm", formatter_class=_formatter, epilog=EPILOG_MAIN,
+        description="Train and evaluate the LSTM language model of Zaremba et al. (2015) on the "
+                    "Penn Treebank with a NumPy, TensorFlow eager or TensorFlow graph engine.")
+    parser.add_argument("--version", action="version", version=f"ptb-lstm {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    data_help = ("folder holding ptb.train.txt, ptb.valid.txt and ptb.test.txt "
+                 "(default: $PTB_DATA_DIR, then ~/.cache/ptb-lstm/ptb, downloading if absent)")
+    presets = "|".join(PRESETS)
+
+    # data ---------------------------------------------------------------------------------
+    p = commands.add_parser(
+        "data", formatter_class=_formatter, help="locate or download PTB; print its statistics",
+        description="Find the Penn Treebank (downloading simple-examples.tgz into the user cache "
+                    "when it is nowhere else, verifying its SHA-256), then print where it is, "
+                    "tokens per split, the vocabulary size and the steps per epoch.",
+        epilog="example:\n  ptb-lstm data --data-dir ~/ptb --config medium --json")
+    p.add_argument("--data-dir", metavar="DIR", help=data_help)
+    p.add_argument("--config", default="small", metavar=f"{presets}|FILE.toml",
+                   help="config whose batch size and length give the steps per epoch "
+                        "(default: small)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.set_defaults(func=cmd_data)
+
+    # train --------------------------------------------------------------------------------
+    p = commands.add_parser(
+        "train", formatter_class=_formatter, help="train a model, printing perplexities",
+        description="Train with the paper's schedule: SGD at learning_rate for "
+                    "epochs_at_full_lr epochs, then multiplied by lr_decay every epoch; valid "
+                    "perplexity after each epoch, test perplexity at the end. Writes "
+                    "model.npz (after every epoch and at the end), config.json and "
+                    "metrics.jsonl into --out.",
+        epilog="examples:\n"
+               "  ptb-lstm train --config small\n"
+               "  ptb-lstm train --config small --engine tf-graph --epochs 1\n"
+               "  ptb-lstm train --config tiny --set hidden_size=32 --max-steps 100 --out runs/t\n"
+               "  ptb-lstm train --init-from runs/t/model.npz --set learning_rate=0.5")
+    p.add_argument("--config", metavar=f"{presets}|FILE.toml",
+                   help="a preset or a TOML file with every field, or 'preset = \"small\"' and "
+                        "the fields to change (default: small, or the --init-from checkpoint's)")
+    _engine_args(p, ENGINES)
+    p.add_argument("--data-dir", metavar="DIR", help=data_help)
+    p.add_argument("--out", metavar="DIR",
+                   help="new or empty folder for the run (default: runs/DATE-TIME-CONFIG-ENGINE)")
+    p.add_argument("--epochs", type=int, metavar="N", help="override the config's epochs")
+    p.add_argument("--max-steps", type=int, metavar="N",
+                   help="stop after N training steps in all (0 writes the initial checkpoint)")
+    p.add_argument("--init-from", metavar="CKPT",
+                   help="start from this checkpoint's weights and vocabulary")
+    p.add_argument("--seed", type=int, metavar="S",
+                   help="seed of the initial weights and dropout (default: the config's)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set hidden_size=100 (repeatable)")
+    p.add_argument("--log-every", type=int, default=100, metavar="N",
+                   help="write a metrics.jsonl record every N steps (default: 100)")
+    p.set_defaults(func=cmd_train)
+
+    # evaluate -----------------------------------------------------------------------------
+    p = commands.add_parser(
+        "evaluate", formatter_class=_formatter, help="perplexity of a checkpoint on one split",
+        description="Perplexity exp(total NLL / target tokens) of one split, with the state "
+                    "carried through the whole split from zeros, as during training.",
+        epilog="examples:\n"
+               "  ptb-lstm evaluate --checkpoint runs/x/model.npz --split test\n"
+               "  ptb-lstm evaluate --checkpoint runs/x/model.npz --batch-size 1 --num-steps 1 "
+               "--json")
+    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="a model.npz")
+    _engine_args(p, ENGINES, dtype_default=None)
+    p.add_argument("--data-dir", metavar="DIR", help=data_help)
+    p.add_argument("--split", default="test", choices=("train", "valid", "test"),
+                   help="which split (default: test)")
+    p.add_argument("--batch-size", type=int, metavar="B",
+                   help="streams evaluated side by side (default: the checkpoint's config)")
+    p.add_argument("--num-steps", type=int, metavar="T",
+                   help="time steps per evaluation step (default: the checkpoint's config)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object: perplexity, tokens, split, ...")
+    p.set_defaults(func=cmd_evaluate)
+
+    # gradcheck ----------------------------------------------------------------------------
+    p = commands.add_parser(
+        "gradcheck", formatter_class=_formatter,
+        help="check the NumPy back-propagation against finite differences",
+        description="Compare the NumPy engine's gradients with central differences in float64 "
+                    "on a tiny random model, for every entry of every parameter and of the "
+                    "incoming state. Error of an array: max |analytic - numeric| / "
+                    "max(max |analytic|, 1e-6). Fails (exit 1) above 1e-6.",
+        epilog="example:\n  ptb-lstm gradcheck --dropout 0.5 --seed 3")
+    p.add_argument("--seed", type=int, default=0, help="seed of the model and data (default: 0)")
+    p.add_argument("--dropout", type=float, default=0.0,
+                   help="check with fixed dropout masks of this rate (default: 0)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_gradcheck)
+    return parser
+
+
+def _engine_args(p: argparse.ArgumentParser, engines, dtype_default: str | None = "float32"):
+    p.add_argument("--engine", default="numpy", choices=engines,
+                   help="numpy (default), tf-eager or tf-graph (the last two need "
+                        "pip install 'ptb-lstm[tf]')")
+    default = dtype_default or "the checkpoint's"
+    p.add_argument("--dtype", default=dtype_default, choices=("float32", "float64"),
+                   help=f"floating-point type of the maths (default: {default})")
+
+
+def _positive(value: int | None, flag: str, allow_zero: bool = False) -> None:
+    if value is not None and (value < 0 or (value == 0 and not allow_zero)):
+        raise UserError(f"{flag} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+# -- commands -------------------------------------------------------------------------------
+
+def cmd_data(args) -> int:
+    from ptb_lstm.config import load_config
+    from ptb_lstm.data import SPLITS, is_official_ptb, load_corpus, num_batches
+
+    config = load_config(args.config)
+    data_dir = _locate(args.data_dir)
+    corpus = load_corpus(data_dir)
+    stats = {
+        "data_dir": str(data_dir),
+        "official_ptb": is_official_ptb(data_dir),
+        "tokens": {s: int(len(corpus.split(s))) for s in SPLITS},
+        "vocab_size": corpus.vocab_size,
+        "batch_size": config.batch_size,
+        "num_steps": config.num_steps,
+        "steps_per_epoch": {s: num_batches(len(corpus.split(s)), config.batch_size,
+                                           config.num_steps) for s in SPLITS},
+    }
+    if args.json:
+        print(json.dumps(stats))
+        return 0
+    checked = "SHA-256 matches simple-examples.tgz" if stats["official_ptb"] else \
+        "not the official PTB files (checksums differ)"
+    print(f"data:        {data_dir} ({checked})")
+    print(f"vocabulary:  {corpus.vocab_size:,} words")
+    print(f"{'split':<6} {'tokens':>10} {'steps/epoch':>12}   "
+          f"(batch {config.batch_size} x {config.num_steps} steps)")
+    for s in SPLITS:
+        print(f"{s:<6} {stats['tokens'][s]:>10,} {stats['steps_per_epoch'][s]:>12,}")
+    return 0
+
+
+def _locate(data_dir: str | None) -> Path:
+    """Find PTB, drawing a bar while downloading it."""
+    from ptb_lstm import data
+
+    try:
+        return data.locate_data_dir(data_dir, download=False)
+    except UserError:
+        if data_dir is not None or os.environ.get("PTB_DATA_DIR"):
+            raise
+    from tqdm import tqdm
+
+    from ptb_lstm.download import PTB_URL, download_ptb
+
+    cache = data.default_cache_dir()
+    url = os.environ.get("PTB_DATA_URL") or PTB_URL
+    print(f"PTB not found; downloading {url} into {cache}", file=sys.stderr)
+    with tqdm(unit="B", unit_scale=True, file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
+        def progress(done: int, total: int | None) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        return download_ptb(cache, url=url, progress=progress)
+
+
+def cmd_train(args) -> int:
+    import numpy as np
+
+    from ptb_lstm import checkpoint
+    from ptb_lstm.config import PRESETS, apply_overrides, load_config, parse_sets
+    from ptb_lstm.data import load_corpus
+    from ptb_lstm.engines import create_engine
+    from ptb_lstm.params import DTYPES, count_params, init_params
+    from ptb_lstm.progress import ConsoleReporter, summary_table
+    from ptb_lstm.train import train
+
+    _positive(args.epochs, "--epochs")
+    _positive(args.max_steps, "--max-steps", allow_zero=True)
+    _positive(args.log_every, "--log-every")
+    start = checkpoint.load(args.init_from) if args.init_from else None
+    if args.config is not None:
+        config = load_config(args.config)
+    else:
+        config = start.config if start else PRESETS["small"]
+    config = apply_overrides(config, parse_sets(args.set))
+    if args.epochs is not None:
+        config = config.replace(epochs=args.epochs)
+    if args.seed is not None:
+        config = apply_overrides(config, {"seed": args.seed}, source="--seed")
+    out_dir = _new_run_dir(args.out, args.config or "small", args.engine)
+    data_dir = _locate(args.data_dir)
+    corpus = load_corpus(data_dir, vocab=start.vocab if start else None)
+    if start:
+        from ptb_lstm.params import check_params
+        try:
+            check_params(start.params, config, corpus.vocab_size, f"--init-from {args.init_from}")
+        except ValueError as error:
+            raise UserError(f"{error}; pass the --config the checkpoint was trained with"
+                            ) from None
+        params = start.params
+    else:
+        params = init_params(config, corpus.vocab_size, DTYPES[args.dtype])
+    engine = create_engine(args.engine, config, params, dtype=args.dtype)
+    steps = (len(corpus.train) - 1) // (config.batch_size * config.num_steps)
+    print(f"ptb-lstm {__version__}: engine {engine.name} on {engine.device}, {args.dtype}, "
+          f"{count_params(params):,} parameters", flush=True)
+    print(f"config: {_config_line(config)}")
+    print(f"data: {data_dir} ({len(corpus.train):,} training tokens, {steps:,} steps/epoch, "
+          f"vocabulary {corpus.vocab_size:,})")
+    print(f"writing to {out_dir}/", flush=True)
+    run_info = {"command": "ptb-lstm " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+                "data_dir": str(data_dir), "init_from": args.init_from,
+                "numpy_version": np.__version__, "ptb_lstm_version": __version__,
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    result = train(config, corpus, engine, out_dir, max_steps=args.max_steps,
+                   log_every=args.log_every, reporter=ConsoleReporter(), run_info=run_info)
+    if args.max_steps == 0:
+        print(f"wrote the initial checkpoint {out_dir / 'model.npz'}")
+        return 0
+    print()
+    if result.epochs:
+        print(summary_table(result.epochs))
+    last = result.epochs[-1]
+    print(f"\ntrain perplexity {last['train_perplexity']:.2f}   "
+          f"valid perplexity {result.valid.perplexity:.2f}   "
+          f"test perplexity {result.test.perplexity:.2f}")
+    print(f"{result.steps:,} steps in {result.wall_time / 60:.1f} min; model: "
+          f"{out_dir / 'model.npz'}")
+    return 0
+
+
+def _config_line(config) -> str:
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in config.to_dict().items())
+
+
+def _new_run_dir(out: str | None, config_name: str, engine: str) -> Path:
+    if out is None:
+        stem = Path(config_name).stem
+        base = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}-{engine}"
+        path, n = base, 1
+        while path.exists():
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")
+        return path
+    path = Path(out)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise UserError(f"--out {path} already exists and is not an empty folder; "
+                        "choose a new folder so no earlier run is overwritten")
+    return path
+
+
+def cmd_evaluate(args) -> int:
+    from ptb_lstm import checkpoint
+    from ptb_lstm.data import load_corpus
+    from ptb_lstm.engines import create_engine
+    from ptb_lstm.evaluate import evaluate
+
+    _positive(args.batch_size, "--batch-size")
+    _positive(args.num_steps, "--num-steps")
+    ckpt = checkpoint.load(args.checkpoint)
+    corpus = load_corpus(_locate(args.data_dir), vocab=ckpt.vocab)
+    batch_size = args.batch_size or ckpt.config.batch_size
+    num_steps = args.num_steps or ckpt.config.num_steps
+    dtype = args.dtype or ckpt.dtype
+    engine = create_engine(args.engine, ckpt.config, ckpt.params, dtype=dtype)
+    started = time.perf_counter()
+    result = evaluate(engine, corpus.split(args.split), batch_size, num_steps)
+    record = {"split": args.split, **result.to_dict(), "checkpoint": args.checkpoint,
+              "engine": engine.name, "dtype": dtype,
+              "seconds": round(time.perf_counter() - started, 3)}
+    if args.json:
+        print(json.dumps(record))
+    else:
+        print(f"{args.split} perplexity {result.perplexity:.3f} over {result.tokens:,} tokens "
+              f"(batch {batch_size} x {num_steps} steps, {engine.name}, {dtype}, "
+              f"{record['seconds']:.1f} s)")
+    return 0
+
+
+def cmd_gradcheck(args) -> int:
+    from ptb_lstm.gradcheck import TOLERANCE, gradcheck
+
+    if not 0 <= args.dropout < 1:
+        raise UserError(f"--dropout must be in [0, 1), got {args.dropout}")
+    rows = gradcheck(seed=args.seed, dropout=args.dropout)
+    worst = max(rows, key=lambda r: r.error)
+    passed = worst.error <= TOLERANCE
+    if args.json:
+        print(json.dumps({"passed": passed, "tolerance": TOLERANCE, "worst_error": worst.error,
+                          "worst": worst.name, "rows": [r.__dict__ for r in rows]}))
+    else:
+        print(f"{'array':<26} {'entries':>7} {'max |grad|':>11} {'error':>10}")
+        for r in rows:
+            print(f"{r.name:<26} {r.entries:>7} {r.max_abs_grad:>11.3e} {r.error:>10.2e}")
+        verdict = "PASSED" if passed else "FAILED"
+        print(f"worst error {worst.error:.2e} ({worst.name}); tolerance {TOLERANCE:g}: {verdict}")
+    return 0 if passed else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as error:
+        print(f"ptb-lstm: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ptb-lstm: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,174 @@
+"""Hyper-parameters: one dataclass, the paper's presets, TOML files and ``key=value`` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from ptb_lstm.errors import UserError
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every hyper-parameter of one model and its training schedule (REFERENCE.md §3)."""
+
+    num_layers: int
+    hidden_size: int
+    num_steps: int
+    batch_size: int
+    init_scale: float
+    learning_rate: float
+    lr_decay: float
+    epochs: int
+    epochs_at_full_lr: int
+    max_grad_norm: float
+    dropout: float
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        problems = _problems(self)
+        if problems:
+            raise UserError("invalid config: " + "; ".join(problems))
+
+    def lr_at_epoch(self, epoch: int) -> float:
+        """Learning rate of 1-based ``epoch``: full for ``epochs_at_full_lr``, then decayed."""
+        return self.learning_rate * self.lr_decay ** max(0, epoch - self.epochs_at_full_lr)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> Config:
+        return dataclasses.replace(self, **changes)
+
+
+FIELD_TYPES: dict[str, type] = {f.name: (int if f.type == "int" else float) for f in fields(Config)}
+
+_POSITIVE = ("num_layers", "hidden_size", "num_steps", "batch_size", "epochs",
+             "init_scale", "learning_rate", "lr_decay", "max_grad_norm")
+
+
+def _problems(config: Config) -> list[str]:
+    problems = []
+    for name, kind in FIELD_TYPES.items():
+        value = getattr(config, name)
+        ok = isinstance(value, int) if kind is int else isinstance(value, (int, float))
+        if not ok or isinstance(value, bool):
+            problems.append(f"{name} must be {'an integer' if kind is int else 'a number'}, "
+                            f"got {value!r}")
+    if problems:
+        return problems
+    for name in _POSITIVE:
+        if not getattr(config, name) > 0:
+            problems.append(f"{name} must be > 0, got {getattr(config, name)!r}")
+    if config.epochs_at_full_lr < 0:
+        problems.append(f"epochs_at_full_lr must be >= 0, got {config.epochs_at_full_lr}")
+    if not 0 <= config.dropout < 1:
+        problems.append(f"dropout must be in [0, 1), got {config.dropout}")
+    if config.seed < 0:
+        problems.append(f"seed must be >= 0, got {config.seed}")
+    return problems
+
+
+PRESETS: dict[str, Config] = {
+    "small": Config(
+        num_layers=2, hidden_size=200, num_steps=20, batch_size=20, init_scale=0.1,
+        learning_rate=1.0, lr_decay=0.5, epochs=13, epochs_at_full_lr=4, max_grad_norm=5.0,
+        dropout=0.0,
+    ),
+    "medium": Config(
+        num_layers=2, hidden_size=650, num_steps=35, batch_size=20, init_scale=0.05,
+        learning_rate=1.0, lr_decay=0.8, epochs=39, epochs_at_full_lr=6, max_grad_norm=5.0,
+        dropout=0.5,
+    ),
+    "large": Config(
+        num_layers=2, hidden_size=1500, num_steps=35, batch_size=20, init_scale=0.04,
+        learning_rate=1.0, lr_decay=1 / 1.15, epochs=55, epochs_at_full_lr=14,
+        max_grad_norm=10.0, dropout=0.65,
+    ),
+    # A few units: for tests, gradient checks and quick tries on any corpus.
+    "tiny": Config(
+        num_layers=2, hidden_size=16, num_steps=5, batch_size=4, init_scale=0.1,
+        learning_rate=1.0, lr_decay=0.5, epochs=2, epochs_at_full_lr=1, max_grad_norm=5.0,
+        dropout=0.0,
+    ),
+}
+
+def _coerce(name: str, value: object, source: str) -> int | float:
+    if name not in FIELD_TYPES:
+        raise UserError(f"{source}: unknown config key {name!r}; valid keys: "
+                        + ", ".join(FIELD_TYPES))
+    kind = FIELD_TYPES[name]
+    try:
+        if isinstance(value, str):
+            return kind(value) if kind is float else int(value, 10)
+        if isinstance(value, bool):
+            raise ValueError
+        if kind is int and isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError
+            return int(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        what = "an integer" if kind is int else "a number"
+        raise UserError(f"{source}: {name} must be {what}, got {value!r}") from None
+
+
+def from_dict(values: dict, source: str) -> Config:
+    """Build a Config from a complete mapping of field name to value."""
+    coerced = {name: _coerce(name, value, source) for name, value in values.items()}
+    missing = [name for name in FIELD_TYPES if name not in coerced and name != "seed"]
+    if missing:
+        raise UserError(f"{source}: missing config keys: {', '.join(missing)}")
+    try:
+        return Config(**coerced)
+    except UserError as error:
+        raise UserError(f"{source}: {error}") from None
+
+
+def load_config(name_or_path: str) -> Config:
+    """A preset name (small, medium, large, tiny) or a TOML file holding every field."""
+    if name_or_path in PRESETS:
+        return PRESETS[name_or_path]
+    path = Path(name_or_path)
+    if not path.suffix == ".toml" and not path.exists():
+        raise UserError(f"--config: unknown preset {name_or_path!r}; use one of "
+                        f"{', '.join(PRESETS)} or a .toml file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"--config: {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"--config: cannot read {path}: {error}") from None
+    try:
+        values = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(f"--config: {path} is not valid TOML: {error}") from None
+    base = values.pop("preset", None)
+    if base is not None:
+        if base not in PRESETS:
+            raise UserError(f"{path}: preset must be one of {', '.join(PRESETS)}, got {base!r}")
+        return apply_overrides(PRESETS[base], values, source=str(path))
+    return from_dict(values, source=str(path))
+
+
+def apply_overrides(config: Config, values: dict, source: str = "--set") -> Config:
+    """Replace fields of ``config`` with ``values`` (strings or numbers), checking each."""
+    changes = {name: _coerce(name, value, source) for name, value in values.items()}
+    try:
+        return config.replace(**changes)
+    except UserError as error:
+        raise UserError(f"{source}: {error}") from None
+
+
+def parse_sets(pairs: list[str]) -> dict[str, str]:
+    """``["key=value", ...]`` from ``--set`` into a dict, rejecting malformed pairs."""
+    values = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set: expected key=value, got {pair!r}; valid keys: "
+                            + ", ".join(FIELD_TYPES))
+        values[key.strip()] = value.strip()
+    return values

@@ -1,0 +1,185 @@
+"""Penn Treebank: tokens, the sorted vocabulary, word ids and stream-folded batches.
+
+Small pure functions with no model in them (REFERENCE.md §4).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ptb_lstm.errors import UserError
+
+SPLITS = ("train", "valid", "test")
+EOS = "<eos>"
+UNK = "<unk>"
+
+# SHA-256 of the three files inside simple-examples.tgz (data/ptb/SHA256SUMS).
+SHA256 = {
+    "ptb.train.txt": "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf",
+    "ptb.valid.txt": "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
+    "ptb.test.txt": "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
+}
+
+
+def split_file(split: str) -> str:
+    return f"ptb.{split}.txt"
+
+
+def read_words(path: Path) -> list[str]:
+    """Whitespace-separated words of every line, each line followed by ``<eos>``."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except OSError as error:
+        raise UserError(f"{path}: cannot read: {error.strerror}") from None
+    if b"\0" in raw:
+        raise UserError(f"{path}: looks like a binary file, not PTB text "
+                        "(expected one sentence of space-separated words per line)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: not UTF-8 text (byte {error.start}); "
+                        "expected one sentence of space-separated words per line") from None
+    words: list[str] = []
+    lines = text.splitlines()
+    for line in lines:
+        words.extend(line.split())
+        words.append(EOS)
+    if len(words) == len(lines):
+        raise UserError(f"{path}: holds no words; expected one sentence per line")
+    return words
+
+
+def build_vocab(words: list[str]) -> list[str]:
+    """The sorted list of distinct words: a word's id is its index."""
+    return sorted(set(words))
+
+
+def to_ids(words: list[str], word_to_id: dict[str, int], source: str) -> np.ndarray:
+    """Word ids [N] (int32); every word must be in the vocabulary."""
+    try:
+        return np.fromiter((word_to_id[w] for w in words), dtype=np.int32, count=len(words))
+    except KeyError as error:
+        missing = sorted({w for w in words if w not in word_to_id})
+        shown = ", ".join(repr(w) for w in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise UserError(f"{source}: {len(missing)} word(s) not in the vocabulary "
+                        f"({shown}{more}); is this the vocabulary the data was built with?"
+                        ) from error
+
+
+def num_batches(num_ids: int, batch_size: int, num_steps: int) -> int:
+    """Steps of one epoch over ``num_ids`` ids: (N - 1) // (batch_size * num_steps)."""
+    return max(0, (num_ids - 1) // (batch_size * num_steps))
+
+
+def batches(ids: np.ndarray, batch_size: int, num_steps: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Stream-folded (inputs, targets), each [batch_size, num_steps]; row b is one stream."""
+    steps = num_batches(len(ids), batch_size, num_steps)
+    used = steps * batch_size * num_steps
+    inputs = np.asarray(ids[:used]).reshape(batch_size, steps * num_steps)
+    targets = np.asarray(ids[1:used + 1]).reshape(batch_size, steps * num_steps)
+    for s in range(steps):
+        cols = slice(s * num_steps, (s + 1) * num_steps)
+        yield inputs[:, cols], targets[:, cols]
+
+
+@dataclass
+class Corpus:
+    """The three splits as word ids, and the vocabulary they index."""
+
+    vocab: list[str]
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+    data_dir: Path | None = None
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    def split(self, name: str) -> np.ndarray:
+        if name not in SPLITS:
+            raise UserError(f"unknown split {name!r}; use one of {', '.join(SPLITS)}")
+        return getattr(self, name)
+
+
+def check_data_dir(data_dir: Path) -> None:
+    """Raise a UserError naming what is missing unless ``data_dir`` holds the three splits."""
+    if not data_dir.is_dir():
+        raise UserError(f"data folder {data_dir} does not exist; point --data-dir or "
+                        "PTB_DATA_DIR at a folder holding ptb.train.txt, ptb.valid.txt "
+                        "and ptb.test.txt, or leave both unset to download PTB")
+    missing = [split_file(s) for s in SPLITS if not (data_dir / split_file(s)).is_file()]
+    if missing:
+        raise UserError(f"data folder {data_dir} lacks {', '.join(missing)}; it needs "
+                        "ptb.train.txt, ptb.valid.txt and ptb.test.txt")
+
+
+def load_corpus(data_dir: Path, vocab: list[str] | None = None) -> Corpus:
+    """Read the three splits of ``data_dir``; the vocabulary comes from train unless given."""
+    data_dir = Path(data_dir)
+    check_data_dir(data_dir)
+    words = {s: read_words(data_dir / split_file(s)) for s in SPLITS}
+    if vocab is None:
+        vocab = build_vocab(words["train"])
+    word_to_id = {w: i for i, w in enumerate(vocab)}
+    ids = {s: to_ids(words[s], word_to_id, str(data_dir / split_file(s))) for s in SPLITS}
+    for s in SPLITS:
+        if len(ids[s]) < 2:
+            raise UserError(f"{data_dir / split_file(s)}: too short to hold one target word")
+    return Corpus(vocab=vocab, data_dir=data_dir, **ids)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def is_official_ptb(data_dir: Path) -> bool:
+    """True when the three files are byte-identical to those of simple-examples.tgz."""
+    return all(sha256_of(Path(data_dir) / name) == digest for name, digest in SHA256.items())
+
+
+def default_cache_dir(environ: dict | None = None) -> Path:
+    """``$XDG_CACHE_HOME/ptb-lstm/ptb``, or ``~/.cache/ptb-lstm/ptb``."""
+    environ = os.environ if environ is None else environ
+    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ptb-lstm" / "ptb"
+
+
+def locate_data_dir(data_dir: str | Path | None = None, environ: dict | None = None,
+                    download: bool = True) -> Path:
+    """Where PTB is: ``--data-dir``, then ``PTB_DATA_DIR``, then the user cache (downloading
+    into it when it is not there yet)."""
+    environ = os.environ if environ is None else environ
+    if data_dir is not None:
+        path = Path(data_dir).expanduser()
+        check_data_dir(path)
+        return path
+    if environ.get("PTB_DATA_DIR"):
+        path = Path(environ["PTB_DATA_DIR"]).expanduser()
+        try:
+            check_data_dir(path)
+        except UserError as error:
+            raise UserError(f"PTB_DATA_DIR: {error}") from None
+        return path
+    cache = default_cache_dir(environ)
+    if all((cache / split_file(s)).is_file() for s in SPLITS):
+        return cache
+    if not download:
+        raise UserError(f"PTB is not in {cache}; run `ptb-lstm data` to download it, or "
+                        "set --data-dir / PTB_DATA_DIR to a folder holding it")
+    from ptb_lstm.download import download_ptb
+
+    return download_ptb(cache, url=environ.get("PTB_DATA_URL") or None)

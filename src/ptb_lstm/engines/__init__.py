@@ -1,0 +1,96 @@
+"""Engines: interchangeable implementations of one model behind one narrow interface.
+
+An engine holds only the maths: the forward pass, the gradients (by hand or by autodiff), the
+clipped SGD update and the carried LSTM state. The trainer owns the loop, the schedule, logging
+and checkpoints. Engines are loaded by name, lazily, so that TensorFlow is imported only when a
+TensorFlow engine is asked for.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+from typing import ClassVar
+
+import numpy as np
+
+from ptb_lstm.config import Config
+from ptb_lstm.errors import UserError
+from ptb_lstm.params import DTYPES, Params
+
+# name -> (module, class). Add an engine by writing one module and one line here.
+REGISTRY: dict[str, tuple[str, str]] = {
+    "numpy": ("ptb_lstm.engines.numpy_engine", "NumpyEngine"),
+    "tf-eager": ("ptb_lstm.engines.tf_eager", "TFEagerEngine"),
+    "tf-graph": ("ptb_lstm.engines.tf_graph", "TFGraphEngine"),
+}
+
+ENGINES = tuple(REGISTRY)
+
+
+class Engine(abc.ABC):
+    """One model's parameters and carried state, and the two steps the trainer needs.
+
+    ``inputs`` and ``targets`` are word ids [batch_size, num_steps]. The training loss is the
+    cross-entropy summed over the time steps and averaged over the batch (REFERENCE.md §3).
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, config: Config, params: Params, dtype: str = "float32",
+                 seed: int | None = None) -> None:
+        if dtype not in DTYPES:
+            raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        self.config = config
+        self.dtype = dtype
+        self.seed = config.seed if seed is None else seed
+        self.vocab_size = int(params["embedding"].shape[0])
+        self.last_grad_norm = float("nan")  # global norm before clipping, of the last train step
+
+    @property
+    def device(self) -> str:
+        """Where the maths runs, for logs ("cpu", "/GPU:0", ...)."""
+        return "cpu"
+
+    @abc.abstractmethod
+    def get_params(self) -> Params:
+        """A copy of the parameters as NumPy arrays under their canonical names."""
+
+    @abc.abstractmethod
+    def set_params(self, params: Params) -> None:
+        """Replace every parameter (canonical names and shapes)."""
+
+    @abc.abstractmethod
+    def reset_state(self, batch_size: int) -> None:
+        """Zero the carried LSTM state (h and c of every layer) for ``batch_size`` streams."""
+
+    @abc.abstractmethod
+    def train_step(self, inputs: np.ndarray, targets: np.ndarray, learning_rate: float) -> float:
+        """Forward, backward, global-norm clipping and SGD at ``learning_rate``; carries the
+        state on; returns the step's loss (summed over time, mean over the batch)."""
+
+    @abc.abstractmethod
+    def eval_step(self, inputs: np.ndarray, targets: np.ndarray) -> float:
+        """Forward without dropout; carries the state on; returns the summed NLL of all
+        ``batch_size * num_steps`` targets."""
+
+
+def engine_class(name: str) -> type[Engine]:
+    """The engine class registered as ``name``, importing its module now."""
+    if name not in REGISTRY:
+        raise UserError(f"--engine: unknown engine {name!r}; choose one of {', '.join(REGISTRY)}")
+    module_name, class_name = REGISTRY[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        if name.startswith("tf") and (error.name or "").split(".")[0] == "tensorflow":
+            raise UserError(f"--engine {name} needs TensorFlow, which is not installed; "
+                            "install it with: pip install 'ptb-lstm[tf]'") from None
+        raise
+    return getattr(module, class_name)
+
+
+def create_engine(name: str, config: Config, params: Params, dtype: str = "float32",
+                  seed: int | None = None) -> Engine:
+    """An engine of kind ``name`` holding a copy of ``params`` in ``dtype``."""
+    return engine_class(name)(config, params, dtype=dtype, seed=seed)

@@ -1,0 +1,98 @@
+"""Progress for people: bars with ETA on a terminal, plain periodic lines in a log file."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from tqdm import tqdm
+
+from ptb_lstm.evaluate import Evaluation
+from ptb_lstm.train import Reporter
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:d}:{secs:02d}"
+
+
+class ConsoleReporter(Reporter):
+    """tqdm bars on stderr when it is a terminal; otherwise a line every tenth of an epoch
+    (so ``nohup ... > log`` stays readable). Epoch results go to stdout."""
+
+    def __init__(self, stream=None, interactive: bool | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.interactive = self.stream.isatty() if interactive is None else interactive
+        self.bar: tqdm | None = None
+        self.epoch = 0
+        self.total_epochs = 0
+        self.steps = 0
+        self.started = 0.0
+        self.next_line = 0
+
+    def _bar(self, total: int, desc: str, leave: bool) -> tqdm | None:
+        if not self.interactive:
+            return None
+        return tqdm(total=total, desc=desc, unit="step", leave=leave, file=self.stream,
+                    dynamic_ncols=True, mininterval=0.5)
+
+    def epoch_start(self, epoch, total_epochs, steps, learning_rate):
+        self.epoch, self.total_epochs, self.steps = epoch, total_epochs, steps
+        self.started = time.perf_counter()
+        self.next_line = max(1, steps // 10)
+        self.bar = self._bar(steps, f"epoch {epoch}/{total_epochs} lr {learning_rate:.4g}", True)
+        if self.bar is None:
+            print(f"epoch {epoch}/{total_epochs}: {steps} steps at learning rate "
+                  f"{learning_rate:.4g}", file=self.stream, flush=True)
+
+    def train_step(self, done, steps, perplexity, words_per_second):
+        if self.bar is not None:
+            self.bar.update(1)
+            if done % 10 == 0 or done == steps:
+                self.bar.set_postfix_str(f"ppl {perplexity:.2f}, {words_per_second:,.0f} words/s",
+                                         refresh=False)
+        elif done >= self.next_line or done == steps:
+            self.next_line += max(1, steps // 10)
+            elapsed = time.perf_counter() - self.started
+            eta = elapsed / done * (steps - done)
+            print(f"  epoch {self.epoch} step {done}/{steps}: train ppl {perplexity:.2f}, "
+                  f"{words_per_second:,.0f} words/s, {1000 * elapsed / done:.1f} ms/step, "
+                  f"elapsed {_duration(elapsed)}, ETA {_duration(eta)}",
+                  file=self.stream, flush=True)
+
+    def epoch_end(self, record):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        partial = "" if record["event"] == "epoch" else \
+            f" (stopped after {record['steps']} of {self.steps} steps)"
+        print(f"epoch {record['epoch']}{partial}: lr {record['lr']:.4g}  "
+              f"train ppl {record['train_perplexity']:.2f}  "
+              f"valid ppl {record['valid_perplexity']:.2f}  "
+              f"({record['ms_per_step']:.1f} ms/step, {record['words_per_second']:,.0f} words/s, "
+              f"{_duration(record['epoch_time'])})", flush=True)
+
+    def eval_start(self, split, steps):
+        self.bar = self._bar(steps, f"evaluating {split}", False)
+
+    def eval_step(self, done, steps):
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def eval_end(self, split: str, result: Evaluation):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def summary_table(epochs: list[dict]) -> str:
+    """The finished run as a small fixed-width table."""
+    lines = [f"{'epoch':>5}  {'lr':>8}  {'train ppl':>10}  {'valid ppl':>10}  "
+             f"{'ms/step':>8}  {'time':>8}"]
+    for r in epochs:
+        lines.append(f"{r['epoch']:>5}  {r['lr']:>8.4g}  {r['train_perplexity']:>10.2f}  "
+                     f"{r['valid_perplexity']:>10.2f}  {r['ms_per_step']:>8.1f}  "
+                     f"{_duration(r['epoch_time']):>8}")
+    return "\n".join(lines)
