@@ -80,7 +80,8 @@ def num_batches(num_ids: int, batch_size: int, num_steps: int) -> int:
     return max(0, (num_ids - 1) // (batch_size * num_steps))
 
 
-def batches(ids: np.ndarray, batch_size: int, num_steps: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def batches(ids: np.ndarray, batch_size: int, num_steps: int
+            ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Stream-folded (inputs, targets), each [batch_size, num_steps]; row b is one stream."""
     steps = num_batches(len(ids), batch_size, num_steps)
     used = steps * batch_size * num_steps

@@ -1,0 +1,90 @@
+"""Shared fixtures: the real PTB (required in CI), tiny generated corpora, the CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ptb_lstm.config import PRESETS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def ptb_dir() -> Path:
+    """The real PTB folder from $PTB_DATA_DIR (or ../shared/data/ptb beside the repo).
+
+    With PTB_REQUIRE_DATA=1 (as CI sets it) a missing folder fails the test instead of
+    skipping it."""
+    candidates = [os.environ.get("PTB_DATA_DIR"), str(REPO.parent / "shared" / "data" / "ptb")]
+    for candidate in candidates:
+        if candidate and all((Path(candidate) / f"ptb.{s}.txt").is_file()
+                             for s in ("train", "valid", "test")):
+            return Path(candidate)
+    message = f"PTB not found in $PTB_DATA_DIR={os.environ.get('PTB_DATA_DIR')!r} or ../shared"
+    if os.environ.get("PTB_REQUIRE_DATA") == "1":
+        pytest.fail(message + " and PTB_REQUIRE_DATA=1", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def ptb_corpus(ptb_dir):
+    from ptb_lstm.data import load_corpus
+
+    return load_corpus(ptb_dir)
+
+
+def write_corpus(folder: Path, seed: int = 0, words: int = 12, lines: tuple = (60, 15, 15)
+                 ) -> Path:
+    """A tiny PTB-shaped corpus with something to learn (each sentence counts up through the
+    words from a random start); every valid/test word also occurs in train."""
+    rng = np.random.default_rng(seed)
+    vocab = [f"w{i}" for i in range(words)] + ["<unk>"]
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, count in zip(("train", "valid", "test"), lines, strict=True):
+        rows = []
+        for n in range(count):
+            length = int(rng.integers(3, 9))
+            # Train starts with every word once so that valid/test never meet an unknown word.
+            if split == "train" and n == 0:
+                rows.append(" ".join(vocab))
+                continue
+            start = int(rng.integers(0, len(vocab)))
+            rows.append(" ".join(vocab[(start + k) % len(vocab)] for k in range(length)))
+        (folder / f"ptb.{split}.txt").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def tiny_dir(tmp_path) -> Path:
+    return write_corpus(tmp_path / "tiny")
+
+
+@pytest.fixture
+def tiny_config():
+    return PRESETS["tiny"]
+
+
+def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None,
+            timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``python -m ptb_lstm ARGS`` in a subprocess, as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "ptb_lstm", *args], capture_output=True,
+                          text=True, env=full_env, cwd=cwd, timeout=timeout)
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """Exit status 2, the error as one line starting 'ptb-lstm: error:' at the end of stderr
+    (after any progress notes), and no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("ptb-lstm: error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], (fragment, errors[0])

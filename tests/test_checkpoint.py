@@ -1,0 +1,94 @@
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ptb_lstm import checkpoint
+from ptb_lstm.config import PRESETS
+from ptb_lstm.errors import UserError
+from ptb_lstm.params import init_params, param_shapes
+
+VOCAB = ["<eos>", "<unk>", "a", "b", "c"]
+
+
+def make(dtype=np.float32) -> checkpoint.Checkpoint:
+    config = PRESETS["tiny"]
+    return checkpoint.Checkpoint(init_params(config, len(VOCAB), dtype), VOCAB, config,
+                                 {"epoch": 1, "step": 7, "learning_rate": 1.0})
+
+
+def test_round_trip_keeps_everything(tmp_path: Path):
+    path = checkpoint.save(tmp_path / "model.npz", make(np.float64))
+    loaded = checkpoint.load(path)
+    original = make(np.float64)
+    assert loaded.vocab == VOCAB and loaded.config == original.config
+    assert loaded.progress == original.progress and loaded.dtype == "float64"
+    for name, value in original.params.items():
+        np.testing.assert_array_equal(loaded.params[name], value)
+
+
+def test_file_is_plain_npz_with_canonical_names_and_json_meta(tmp_path: Path):
+    path = checkpoint.save(tmp_path / "model.npz", make())
+    with np.load(path, allow_pickle=False) as npz:
+        names = set(npz.files)
+        meta = json.loads(npz["meta"].tobytes().decode("utf-8"))
+    assert names == set(param_shapes(PRESETS["tiny"], len(VOCAB))) | {"meta"}
+    assert meta["format"] == "ptb-lstm-checkpoint" and meta["version"] == 1
+    assert meta["vocab"] == VOCAB and meta["progress"]["step"] == 7
+    assert meta["config"]["hidden_size"] == PRESETS["tiny"].hidden_size
+
+
+def test_save_leaves_no_temporary_files(tmp_path: Path):
+    checkpoint.save(tmp_path / "model.npz", make())
+    checkpoint.save(tmp_path / "model.npz", make())
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]
+
+
+def test_truncated_file_is_a_clear_error(tmp_path: Path):
+    path = checkpoint.save(tmp_path / "model.npz", make())
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserError, match="truncated or not an .npz"):
+        checkpoint.load(path)
+
+
+def test_pickled_object_is_refused(tmp_path: Path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, meta=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(UserError, match="pickled object"):
+        checkpoint.load(path)
+
+
+def test_wrong_shape_names_the_array(tmp_path: Path):
+    bad = make()
+    path = checkpoint.save(tmp_path / "model.npz", bad)
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["softmax_bias"] = np.zeros(3, np.float32)
+    np.savez(path, **arrays)
+    with pytest.raises(UserError, match="softmax_bias has shape"):
+        checkpoint.load(path)
+
+
+def test_other_format_version_is_refused(tmp_path: Path):
+    path = checkpoint.save(tmp_path / "model.npz", make())
+    buffer = io.BytesIO()
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(arrays["meta"].tobytes()) | {"version": 99}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    np.savez(buffer, **arrays)
+    path.write_bytes(buffer.getvalue())
+    with pytest.raises(UserError, match="version 99"):
+        checkpoint.load(path)
+
+
+def test_not_a_zip_at_all(tmp_path: Path):
+    path = tmp_path / "model.npz"
+    path.write_text("hello")
+    with pytest.raises(UserError):
+        checkpoint.load(path)
+    assert not zipfile.is_zipfile(path)

@@ -1,0 +1,133 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ptb_lstm.config import PRESETS
+from ptb_lstm.engines.numpy_engine import NumpyEngine
+from ptb_lstm.gradcheck import TOLERANCE, gradcheck
+from ptb_lstm.params import init_params
+
+VOCAB = 13
+
+
+def engine(dtype="float64", **changes):
+    config = PRESETS["tiny"].replace(**changes)
+    return NumpyEngine(config, init_params(config, VOCAB, np.float64), dtype=dtype)
+
+
+def batch(seed=0, batch_size=4, num_steps=5):
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, VOCAB, (batch_size, num_steps)),
+            rng.integers(0, VOCAB, (batch_size, num_steps)))
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.4])
+def test_backpropagation_matches_finite_differences(dropout):
+    rows = gradcheck(seed=3, dropout=dropout)
+    names = {r.name for r in rows}
+    assert {"embedding", "softmax_kernel", "lstm_1_recurrent_kernel", "state_0_c"} <= names
+    worst = max(r.error for r in rows)
+    assert worst <= TOLERANCE, rows
+
+
+def test_initial_loss_is_near_uniform_prediction():
+    e = engine(init_scale=0.01)
+    x, y = batch()
+    loss = e.gradients(x, y, e.state).loss
+    assert loss == pytest.approx(5 * np.log(VOCAB), rel=1e-2)
+
+
+def test_loss_is_summed_over_time_and_averaged_over_batch():
+    e = engine()
+    x, y = batch()
+    loss = e.gradients(x, y, e.state).loss
+    nll = e.eval_step(x, y)
+    assert loss == pytest.approx(nll / 4, rel=1e-12)
+
+
+def test_sgd_step_is_exactly_clipped_gradient_descent():
+    e = engine(max_grad_norm=1e-3)
+    x, y = batch()
+    before = e.get_params()
+    grads = e.gradients(x, y, e.state)
+    full = dict(grads.dense, embedding=grads.dense_embedding(VOCAB))
+    norm = grads.global_norm()
+    assert norm > 1e-3
+    e.train_step(x, y, learning_rate=0.7)
+    after = e.get_params()
+    for name, grad in full.items():
+        np.testing.assert_allclose(after[name], before[name] - 0.7 * 1e-3 / norm * grad,
+                                   rtol=0, atol=1e-15)
+    change = np.sqrt(sum(np.sum((after[n] - before[n]) ** 2) for n in after))
+    assert change == pytest.approx(0.7 * 1e-3, rel=1e-9)
+
+
+def test_unused_embedding_rows_are_untouched():
+    e = engine()
+    x, y = batch()
+    x[:] = x % 5  # only ids 0..4 are inputs
+    before = e.get_params()["embedding"]
+    e.train_step(x, y, 1.0)
+    after = e.get_params()["embedding"]
+    np.testing.assert_array_equal(after[5:], before[5:])
+    assert not np.array_equal(after[:5], before[:5])
+
+
+def test_state_is_carried_between_steps():
+    x, y = batch(num_steps=10)
+    one = engine(num_steps=10)
+    whole = one.eval_step(x, y)
+    two = engine(num_steps=5)
+    halves = two.eval_step(x[:, :5], y[:, :5]) + two.eval_step(x[:, 5:], y[:, 5:])
+    assert halves == pytest.approx(whole, rel=1e-12)
+    two.reset_state(4)
+    assert two.eval_step(x[:, 5:], y[:, 5:]) != pytest.approx(halves - two.eval_step(
+        x[:, :5], y[:, :5]), rel=1e-6)
+
+
+def test_training_lowers_the_loss_on_a_repeated_batch():
+    e = engine()
+    x, y = batch()
+    losses = []
+    for _ in range(30):
+        e.reset_state(4)
+        losses.append(e.train_step(x, y, 1.0))
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_float32_and_float64_agree():
+    x, y = batch()
+    e32, e64 = engine("float32"), engine("float64")
+    for _ in range(3):
+        l32, l64 = e32.train_step(x, y, 1.0), e64.train_step(x, y, 1.0)
+        assert l32 == pytest.approx(l64, rel=1e-5)
+    assert e32.get_params()["embedding"].dtype == np.float32
+
+
+def test_dropout_changes_training_but_not_evaluation():
+    x, y = batch()
+    plain, dropped = engine(), engine(dropout=0.5)
+    assert plain.eval_step(x, y) == dropped.eval_step(x, y)
+    plain.reset_state(4)
+    dropped.reset_state(4)
+    assert plain.train_step(x, y, 1.0) != dropped.train_step(x, y, 1.0)
+
+
+def test_dropout_masks_are_inverted_and_cover_non_recurrent_connections():
+    e = engine(dropout=0.25, hidden_size=64)
+    masks = e._dropout_masks(50, 20)
+    assert len(masks) == e.num_layers + 1
+    values = np.unique(np.concatenate([m.ravel() for m in masks]))
+    np.testing.assert_allclose(values, [0.0, 1 / 0.75])
+    assert np.mean(np.concatenate([m.ravel() for m in masks])) == pytest.approx(1.0, abs=0.02)
+
+
+def test_core_package_imports_no_other_numerical_framework():
+    code = ("import sys, ptb_lstm.cli, ptb_lstm.train, ptb_lstm.engines.numpy_engine, "
+            "ptb_lstm.gradcheck, ptb_lstm.checkpoint; "
+            "bad = [m for m in ('tensorflow', 'torch', 'jax', 'scipy') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
