@@ -129,6 +129,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="check with fixed dropout masks of this rate (default: 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_gradcheck)
+
+    # agree --------------------------------------------------------------------------------
+    p = commands.add_parser(
+        "agree", formatter_class=_formatter,
+        help="show that the TensorFlow engines compute what the NumPy engine computes",
+        description="From the same seeded weights and the same PTB batches (dropout 0), run "
+                    "a few training steps with each engine and compare, against the NumPy "
+                    "engine, the per-step losses, every parameter afterwards and the valid "
+                    "perplexity. A difference is max |engine - numpy| / max |numpy|. Fails "
+                    "(exit 1) above 1e-9 in float64 or 1e-4 in float32.",
+        epilog="examples:\n  ptb-lstm agree\n  ptb-lstm agree --config small --steps 3 "
+               "--dtype float64 --json")
+    p.add_argument("--config", default="tiny", metavar=f"{presets}|FILE.toml",
+                   help="model to compare on (default: tiny, 16 units, on the real PTB)")
+    p.add_argument("--data-dir", metavar="DIR", help=data_help)
+    p.add_argument("--engine", action="append", choices=[e for e in ENGINES if e != "numpy"],
+                   help="engine to compare with numpy (repeatable; default: every other)")
+    p.add_argument("--dtype", action="append", choices=("float32", "float64"),
+                   help="floating-point type (repeatable; default: both)")
+    p.add_argument("--steps", type=int, default=5, help="training steps (default: 5)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_agree)
     return parser
 
 
@@ -335,6 +357,35 @@ def cmd_gradcheck(args) -> int:
             print(f"{r.name:<26} {r.entries:>7} {r.max_abs_grad:>11.3e} {r.error:>10.2e}")
         verdict = "PASSED" if passed else "FAILED"
         print(f"worst error {worst.error:.2e} ({worst.name}); tolerance {TOLERANCE:g}: {verdict}")
+    return 0 if passed else 1
+
+
+def cmd_agree(args) -> int:
+    from ptb_lstm.agreement import compare
+    from ptb_lstm.config import load_config
+    from ptb_lstm.data import load_corpus
+    from ptb_lstm.engines import ENGINES
+
+    _positive(args.steps, "--steps")
+    limits = {"float64": 1e-9, "float32": 1e-4}
+    config = load_config(args.config).replace(dropout=0.0)
+    corpus = load_corpus(_locate(args.data_dir))
+    engines = args.engine or [e for e in ENGINES if e != "numpy"]
+    rows = [row for dtype in (args.dtype or ["float64", "float32"])
+            for row in compare(engines, config, corpus, dtype, steps=args.steps)]
+    passed = all(max(r.loss, r.params, r.perplexity) <= limits[r.dtype] for r in rows)
+    if args.json:
+        print(json.dumps({"passed": passed, "config": config.to_dict(), "limits": limits,
+                          "rows": [r.to_dict() for r in rows]}))
+    else:
+        print(f"against numpy, {args.steps} training steps of {args.config} on "
+              f"{corpus.data_dir}; relative differences:")
+        print(f"{'engine':<9} {'dtype':<8} {'losses':>9} {'params':>9} {'valid ppl':>10}  "
+              "worst parameter")
+        for r in rows:
+            print(f"{r.engine:<9} {r.dtype:<8} {r.loss:>9.2e} {r.params:>9.2e} "
+                  f"{r.perplexity:>10.2e}  {r.worst_param}")
+        print(f"limits: 1e-9 in float64, 1e-4 in float32: {'PASSED' if passed else 'FAILED'}")
     return 0 if passed else 1
 
 

@@ -9,7 +9,11 @@ TensorFlow engine is asked for.
 from __future__ import annotations
 
 import abc
+import contextlib
 import importlib
+import os
+import sys
+import tempfile
 from typing import ClassVar
 
 import numpy as np
@@ -75,13 +79,42 @@ class Engine(abc.ABC):
         ``batch_size * num_steps`` targets."""
 
 
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Hold back what native code writes to file descriptor 2 (TensorFlow logs CUDA probing
+    before its log level applies); replay it if the block raises, so no real error is lost."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (an embedding application): do nothing
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def engine_class(name: str) -> type[Engine]:
     """The engine class registered as ``name``, importing its module now."""
     if name not in REGISTRY:
         raise UserError(f"--engine: unknown engine {name!r}; choose one of {', '.join(REGISTRY)}")
     module_name, class_name = REGISTRY[name]
+    if name.startswith("tf"):
+        # TensorFlow's C++ start-up chatter (CUDA probing on CPU-only machines) is noise here;
+        # set TF_CPP_MIN_LOG_LEVEL yourself to see it.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
-        module = importlib.import_module(module_name)
+        with quiet_native_stderr():
+            module = importlib.import_module(module_name)
     except ImportError as error:
         if name.startswith("tf") and (error.name or "").split(".")[0] == "tensorflow":
             raise UserError(f"--engine {name} needs TensorFlow, which is not installed; "

@@ -1,0 +1,71 @@
+"""Do the engines compute the same function? Same weights, same batches, compare.
+
+For each engine against the NumPy engine: the per-step training losses over a few steps, every
+parameter afterwards, and the evaluation perplexity of the starting weights. A difference is
+max |engine - numpy| / max |numpy| over the array (or the list of losses).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ptb_lstm.config import Config
+from ptb_lstm.data import Corpus, batches
+from ptb_lstm.engines import create_engine
+from ptb_lstm.evaluate import evaluate
+from ptb_lstm.params import Params, init_params
+
+
+@dataclass
+class Agreement:
+    engine: str
+    dtype: str
+    steps: int
+    loss: float  # largest relative difference of the per-step losses
+    params: float  # largest relative difference of any parameter after the steps
+    worst_param: str
+    perplexity: float  # relative difference of the valid perplexity of the initial weights
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def relative(reference: np.ndarray, other: np.ndarray) -> float:
+    reference = np.asarray(reference, np.float64)
+    scale = max(float(np.abs(reference).max()), 1e-30)
+    return float(np.abs(reference - np.asarray(other, np.float64)).max() / scale)
+
+
+def run_steps(name: str, config: Config, params: Params, corpus: Corpus, dtype: str,
+              steps: int) -> tuple[np.ndarray, Params]:
+    """Losses of ``steps`` training steps from ``params``, and the parameters afterwards.
+    The learning rate halves after the third step, so the schedule is exercised too."""
+    engine = create_engine(name, config, params, dtype=dtype)
+    engine.reset_state(config.batch_size)
+    losses = []
+    for step, (x, y) in enumerate(batches(corpus.train, config.batch_size, config.num_steps)):
+        if step == steps:
+            break
+        losses.append(engine.train_step(x, y, learning_rate=1.0 if step < 3 else 0.5))
+    return np.array(losses), engine.get_params()
+
+
+def compare(engines: list[str], config: Config, corpus: Corpus, dtype: str, steps: int = 5
+            ) -> list[Agreement]:
+    """Each of ``engines`` against the NumPy engine, from the same seeded weights."""
+    params = init_params(config, corpus.vocab_size, np.float64)
+    ref_losses, ref_params = run_steps("numpy", config, params, corpus, dtype, steps)
+    ref_ppl = evaluate(create_engine("numpy", config, params, dtype), corpus.valid,
+                       config.batch_size, config.num_steps).perplexity
+    rows = []
+    for name in engines:
+        losses, after = run_steps(name, config, params, corpus, dtype, steps)
+        diffs = {key: relative(value, after[key]) for key, value in ref_params.items()}
+        worst = max(diffs, key=diffs.get)
+        ppl = evaluate(create_engine(name, config, params, dtype), corpus.valid,
+                       config.batch_size, config.num_steps).perplexity
+        rows.append(Agreement(name, dtype, steps, relative(ref_losses, losses), diffs[worst],
+                              worst, abs(ppl - ref_ppl) / ref_ppl))
+    return rows

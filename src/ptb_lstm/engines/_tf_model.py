@@ -1,0 +1,91 @@
+"""The model in TensorFlow ops, shared by the eager and the graph engine.
+
+The same functions build the computation in both: run eagerly they compute at once, called
+inside a ``tf.Graph`` they add ops to it. The LSTM cell is written from TensorFlow ops on the
+canonical parameters (REFERENCE.md §5), not taken from Keras, so that its state handling and
+parameter layout are exactly those of the NumPy engine.
+
+Shapes: T = num_steps, B = batch size, H = hidden size, V = vocabulary size.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from ptb_lstm.config import Config
+from ptb_lstm.engines import quiet_native_stderr
+
+
+def pick_device() -> str:
+    """The first GPU TensorFlow sees, else the CPU."""
+    with quiet_native_stderr():
+        gpus = tf.config.list_logical_devices("GPU")
+    return gpus[0].name if gpus else "/CPU:0"
+
+
+def forward(params: dict, inputs, state: list, config: Config, training: bool, seed=None):
+    """Logits [T*B, V] for inputs [B, T] (ids) from ``state`` (per layer (h, c), [B, H]),
+    and the final state. Dropout, when training, on the non-recurrent connections only."""
+    hidden = config.hidden_size
+    ids = tf.transpose(inputs)  # [T, B]
+    steps = ids.shape[0]
+    x = tf.nn.embedding_lookup(params["embedding"], ids)  # [T, B, H]
+    dropout = config.dropout if training else 0.0
+    final_state = []
+    for layer in range(config.num_layers):
+        if dropout > 0:
+            x = tf.nn.dropout(x, rate=dropout, seed=seed)
+        kernel = params[f"lstm_{layer}_kernel"]
+        recurrent = params[f"lstm_{layer}_recurrent_kernel"]
+        bias = params[f"lstm_{layer}_bias"]
+        # The input projection of every time step in one product: [T*B, H] @ [H, 4H].
+        projected = tf.reshape(tf.matmul(tf.reshape(x, [-1, hidden]), kernel) + bias,
+                               [steps, -1, 4 * hidden])  # [T, B, 4H]
+        h, c = state[layer]
+        outputs = []
+        for t in range(steps):
+            z = projected[t] + tf.matmul(h, recurrent)  # [B, 4H]
+            z_i, z_f, z_g, z_o = tf.split(z, 4, axis=1)
+            c = tf.sigmoid(z_f) * c + tf.sigmoid(z_i) * tf.tanh(z_g)
+            h = tf.sigmoid(z_o) * tf.tanh(c)
+            outputs.append(h)
+        final_state.append((h, c))
+        x = tf.stack(outputs)  # [T, B, H]
+    if dropout > 0:
+        x = tf.nn.dropout(x, rate=dropout, seed=seed)
+    logits = tf.matmul(tf.reshape(x, [-1, hidden]), params["softmax_kernel"])
+    return logits + params["softmax_bias"], final_state
+
+
+def summed_nll(logits, targets):
+    """Summed NLL of targets [B, T] under logits [T*B, V] (time-major rows)."""
+    labels = tf.reshape(tf.transpose(targets), [-1])
+    return tf.reduce_sum(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+
+
+def sum_duplicate_rows(gradient):
+    """An embedding gradient as IndexedSlices with each row once (duplicates summed), so that
+    its norm is the norm of the true gradient, as in the NumPy engine."""
+    if not isinstance(gradient, tf.IndexedSlices):
+        return gradient
+    rows, position = tf.unique(gradient.indices)
+    values = tf.math.unsorted_segment_sum(gradient.values, position, tf.shape(rows)[0])
+    return tf.IndexedSlices(values, rows, gradient.dense_shape)
+
+
+def clipped_sgd(variables: list, gradients: list, learning_rate, max_grad_norm: float):
+    """Global-norm clipping (as tf.clip_by_global_norm) and plain SGD; sparse rows get a
+    scatter update. Returns the update ops (already applied when eager) and the norm."""
+    gradients = [sum_duplicate_rows(g) for g in gradients]
+    norm = tf.linalg.global_norm(gradients)
+    max_norm = tf.constant(max_grad_norm, norm.dtype)
+    step = tf.cast(learning_rate, norm.dtype) * max_norm / tf.maximum(norm, max_norm)
+    updates = []
+    for variable, gradient in zip(variables, gradients, strict=True):
+        if isinstance(gradient, tf.IndexedSlices):
+            updates.append(variable.scatter_sub(
+                tf.IndexedSlices(step * gradient.values, gradient.indices)))
+        else:
+            updates.append(variable.assign_sub(step * gradient))
+    return updates, norm

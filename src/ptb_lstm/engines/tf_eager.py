@@ -1,0 +1,73 @@
+"""TensorFlow eager engine: variables, ``tf.GradientTape``, every op run as Python reaches it.
+
+No ``tf.function`` wraps the step: an eager engine that secretly compiles would not be eager.
+The maths is in ``_tf_model`` (shared with the graph engine), written from TensorFlow ops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from ptb_lstm.engines import Engine
+from ptb_lstm.engines._tf_model import clipped_sgd, forward, pick_device, summed_nll
+from ptb_lstm.params import param_shapes
+
+
+class TFEagerEngine(Engine):
+    name = "tf-eager"
+
+    def __init__(self, config, params, dtype="float32", seed=None):
+        super().__init__(config, params, dtype, seed)
+        self.tf_dtype = tf.as_dtype(dtype)
+        self._device = pick_device()
+        tf.random.set_seed(self.seed)
+        self.names = list(param_shapes(config, self.vocab_size))
+        with tf.device(self._device):
+            self.variables = {name: tf.Variable(np.asarray(params[name], dtype), name=name)
+                              for name in self.names}
+        self.state: list = []
+        self.reset_state(config.batch_size)
+
+    @property
+    def device(self) -> str:
+        return self._device
+
+    def get_params(self):
+        return {name: v.numpy().copy() for name, v in self.variables.items()}
+
+    def set_params(self, params):
+        for name, variable in self.variables.items():
+            variable.assign(np.asarray(params[name], self.dtype))
+
+    def reset_state(self, batch_size):
+        zeros = tf.zeros([batch_size, self.config.hidden_size], self.tf_dtype)
+        self.state = [(zeros, zeros) for _ in range(self.config.num_layers)]
+
+    def _state_for(self, batch_size):
+        if self.state[0][0].shape[0] != batch_size:
+            self.reset_state(batch_size)
+        return self.state
+
+    def train_step(self, inputs, targets, learning_rate):
+        state = self._state_for(inputs.shape[0])
+        with tf.device(self._device):
+            inputs, targets = tf.constant(inputs), tf.constant(targets)
+            variables = [self.variables[n] for n in self.names]
+            with tf.GradientTape() as tape:
+                logits, final_state = forward(self.variables, inputs, state, self.config,
+                                              training=True)
+                loss = summed_nll(logits, targets) / tf.cast(inputs.shape[0], self.tf_dtype)
+            gradients = tape.gradient(loss, variables)
+            _, norm = clipped_sgd(variables, gradients, learning_rate,
+                                  self.config.max_grad_norm)
+        self.state = final_state
+        self.last_grad_norm = float(norm)
+        return float(loss)
+
+    def eval_step(self, inputs, targets):
+        state = self._state_for(inputs.shape[0])
+        with tf.device(self._device):
+            logits, self.state = forward(self.variables, tf.constant(inputs), state,
+                                         self.config, training=False)
+            return float(summed_nll(logits, tf.constant(targets)))

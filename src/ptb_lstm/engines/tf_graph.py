@@ -1,0 +1,145 @@
+"""TensorFlow graph engine: a ``tf.compat.v1`` dataflow graph built once, run in a Session.
+
+The graph holds variables for the weights, for the carried LSTM state and for the learning
+rate; inputs arrive through placeholders; one training op does the forward pass, the gradients,
+global-norm clipping, SGD and the state update. Eager execution stays on for the rest of the
+process (the graph is built inside ``graph.as_default()``), so both TensorFlow engines can run
+side by side. The maths is in ``_tf_model``, shared with the eager engine.
+
+A graph is unrolled for a fixed (batch_size, num_steps); the training shape is built at once,
+and each other evaluation shape (say 1 x 1) gets its own ops the first time it is asked for,
+sharing the same weight variables, as the TensorFlow tutorial's train/valid/test models do.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from ptb_lstm.engines import Engine
+from ptb_lstm.engines._tf_model import clipped_sgd, forward, pick_device, summed_nll
+from ptb_lstm.params import param_shapes
+
+v1 = tf.compat.v1
+
+
+class _Unrolled:
+    """The ops of one (batch_size, num_steps) shape, training or evaluation."""
+
+    def __init__(self, engine: TFGraphEngine, state_vars: list, num_steps: int, train: bool):
+        config, dtype = engine.config, engine.tf_dtype
+        batch_size = state_vars[0][0].shape[0]
+        self.inputs = v1.placeholder(tf.int32, [batch_size, num_steps], "inputs")
+        self.targets = v1.placeholder(tf.int32, [batch_size, num_steps], "targets")
+        state = [(h.read_value(), c.read_value()) for h, c in state_vars]
+        logits, final = forward(engine.variables, self.inputs, state, config, training=train,
+                                seed=engine.seed)
+        nll = summed_nll(logits, self.targets)
+        updates = []
+        if train:
+            self.output = nll / tf.cast(batch_size, dtype)  # the loss
+            variables = [engine.variables[n] for n in engine.names]
+            gradients = v1.gradients(self.output, variables)
+            updates, self.norm = clipped_sgd(variables, gradients, engine.learning_rate,
+                                             config.max_grad_norm)
+        else:
+            self.output = nll
+        # The new state is stored only after everything that read the old one has run.
+        with tf.control_dependencies([self.output, *updates]):
+            self.step = tf.group(*[var.assign(value)
+                                   for pair_vars, pair in zip(state_vars, final, strict=True)
+                                   for var, value in zip(pair_vars, pair, strict=True)])
+
+
+class TFGraphEngine(Engine):
+    name = "tf-graph"
+
+    def __init__(self, config, params, dtype="float32", seed=None):
+        super().__init__(config, params, dtype, seed)
+        self.tf_dtype = tf.as_dtype(dtype)
+        self._device = pick_device()
+        shapes = param_shapes(config, self.vocab_size)
+        self.names = list(shapes)
+        self.graph = tf.Graph()
+        self._states: dict[int, tuple[list, object]] = {}  # batch size -> (variables, reset op)
+        self._ops: dict[tuple[int, int, bool], _Unrolled] = {}
+        with self.graph.as_default(), tf.device(self._device):
+            v1.set_random_seed(self.seed)
+            # Weights start as zeros and are filled from feeds, so that the graph does not
+            # carry every parameter as a constant.
+            self.variables = {n: tf.Variable(tf.zeros(shapes[n], self.tf_dtype), name=n)
+                              for n in self.names}
+            self._feeds = {n: v1.placeholder(self.tf_dtype, shapes[n]) for n in self.names}
+            self._assign = tf.group(*[self.variables[n].assign(self._feeds[n])
+                                      for n in self.names])
+            self.learning_rate = tf.Variable(1.0, trainable=False, dtype=self.tf_dtype,
+                                             name="learning_rate")
+            self._lr_feed = v1.placeholder(self.tf_dtype, [])
+            self._set_lr = self.learning_rate.assign(self._lr_feed)
+        self.session = v1.Session(graph=self.graph)
+        with self.graph.as_default():
+            self.session.run(v1.global_variables_initializer())
+        self.set_params(params)
+        self._lr_value: float | None = None
+        self._batch_size: int | None = None
+        self._unrolled(config.batch_size, config.num_steps, train=True)  # build it now
+        self.reset_state(config.batch_size)
+
+    @property
+    def device(self) -> str:
+        return self._device
+
+    def _unrolled(self, batch_size: int, num_steps: int, train: bool) -> _Unrolled:
+        """The ops for this shape, added to the graph the first time they are needed."""
+        key = (batch_size, num_steps, train)
+        if key not in self._ops:
+            with self.graph.as_default(), tf.device(self._device):
+                if batch_size not in self._states:
+                    with v1.name_scope(f"state_{batch_size}"):
+                        zeros = tf.zeros([batch_size, self.config.hidden_size], self.tf_dtype)
+                        state_vars = [(tf.Variable(zeros, trainable=False, name=f"h_{layer}"),
+                                       tf.Variable(zeros, trainable=False, name=f"c_{layer}"))
+                                      for layer in range(self.config.num_layers)]
+                        reset = tf.group(*[v.assign(zeros) for pair in state_vars for v in pair])
+                    self._states[batch_size] = (state_vars, reset)
+                    self.session.run(reset)
+                scope = f"{'train' if train else 'eval'}_{batch_size}x{num_steps}"
+                with v1.name_scope(scope):
+                    self._ops[key] = _Unrolled(self, self._states[batch_size][0], num_steps,
+                                               train)
+        return self._ops[key]
+
+    def get_params(self):
+        values = self.session.run(self.variables)
+        return {n: np.array(values[n]) for n in self.names}
+
+    def set_params(self, params):
+        self.session.run(self._assign, {self._feeds[n]: np.asarray(params[n], self.dtype)
+                                        for n in self.names})
+
+    def reset_state(self, batch_size):
+        self._unrolled(batch_size, self.config.num_steps, train=False)  # state variables
+        self.session.run(self._states[batch_size][1])
+        self._batch_size = batch_size
+
+    def _prepare(self, inputs: np.ndarray, train: bool) -> _Unrolled:
+        ops = self._unrolled(*inputs.shape, train=train)
+        if inputs.shape[0] != self._batch_size:  # as the NumPy engine: a new batch size
+            self.reset_state(inputs.shape[0])  # starts from a zero state
+        return ops
+
+    def train_step(self, inputs, targets, learning_rate):
+        ops = self._prepare(inputs, train=True)
+        if learning_rate != self._lr_value:
+            self.session.run(self._set_lr, {self._lr_feed: learning_rate})
+            self._lr_value = learning_rate
+        loss, norm, _ = self.session.run([ops.output, ops.norm, ops.step],
+                                         {ops.inputs: inputs, ops.targets: targets})
+        self.last_grad_norm = float(norm)
+        return float(loss)
+
+    def eval_step(self, inputs, targets):
+        ops = self._prepare(inputs, train=False)
+        nll, _ = self.session.run([ops.output, ops.step],
+                                  {ops.inputs: inputs, ops.targets: targets})
+        return float(nll)

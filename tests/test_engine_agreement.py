@@ -1,0 +1,125 @@
+"""The three engines compute the same function: same losses, same updates, same perplexity,
+and each reads what each other writes. Tiny model, tiny data, dropout 0."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import assert_user_error
+
+from ptb_lstm import checkpoint
+from ptb_lstm.agreement import compare, relative
+from ptb_lstm.config import PRESETS
+from ptb_lstm.data import batches, load_corpus
+from ptb_lstm.engines import ENGINES, create_engine
+from ptb_lstm.evaluate import evaluate
+from ptb_lstm.params import init_params
+from ptb_lstm.train import train
+
+pytest.importorskip("tensorflow")
+
+TOLERANCE = {"float64": 1e-9, "float32": 1e-4}
+TF_ENGINES = ["tf-eager", "tf-graph"]
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory):
+    from conftest import write_corpus
+
+    return load_corpus(write_corpus(tmp_path_factory.mktemp("agree") / "tiny"))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_training_steps_and_parameters_match_the_numpy_engine(dtype, tiny_corpus):
+    rows = compare(TF_ENGINES, PRESETS["tiny"], tiny_corpus, dtype, steps=5)
+    assert [r.engine for r in rows] == TF_ENGINES
+    for row in rows:
+        assert row.loss <= TOLERANCE[dtype], row
+        assert row.params <= TOLERANCE[dtype], row
+
+
+def test_relative_difference_is_scaled_by_the_reference():
+    assert relative(np.array([2.0, -4.0]), np.array([2.0, -4.004])) == pytest.approx(1e-3)
+
+
+def test_evaluation_perplexity_matches_across_engines(tiny_corpus):
+    config = PRESETS["tiny"]
+    params = init_params(config, tiny_corpus.vocab_size, np.float64)
+    results = {}
+    for name in ENGINES:
+        engine = create_engine(name, config, params, dtype="float64")
+        results[name] = [evaluate(engine, tiny_corpus.valid, b, t).perplexity
+                         for b, t in ((4, 5), (1, 1))]
+    reference = np.array(results["numpy"])
+    for name in TF_ENGINES:
+        assert relative(reference, np.array(results[name])) <= 1e-9, results
+
+
+def test_state_carries_across_train_and_eval_within_one_batch_size(tiny_corpus):
+    """Evaluation right after training continues the carried state in every engine."""
+    config = PRESETS["tiny"]
+    params = init_params(config, tiny_corpus.vocab_size, np.float64)
+    x, y = next(batches(tiny_corpus.train, config.batch_size, config.num_steps))
+    values = {}
+    for name in ENGINES:
+        engine = create_engine(name, config, params, dtype="float64")
+        engine.train_step(x, y, 1.0)
+        values[name] = engine.eval_step(x, y)
+    for name in TF_ENGINES:
+        assert values[name] == pytest.approx(values["numpy"], rel=1e-9)
+
+
+@pytest.mark.parametrize("writer", ENGINES)
+def test_checkpoint_written_by_each_engine_is_read_by_every_engine(writer, tiny_corpus,
+                                                                   tmp_path):
+    config = PRESETS["tiny"]
+    params = init_params(config, tiny_corpus.vocab_size, np.float64)
+    trained = create_engine(writer, config, params, dtype="float64")
+    train(config, tiny_corpus, trained, tmp_path / "run", max_steps=3)
+    saved = checkpoint.load(tmp_path / "run" / "model.npz")
+    assert saved.engine == writer
+    for reader in ENGINES:
+        engine = create_engine(reader, saved.config, saved.params, dtype=saved.dtype)
+        for key, value in engine.get_params().items():
+            np.testing.assert_array_equal(value, saved.params[key], err_msg=f"{reader} {key}")
+
+
+def test_without_tensorflow_the_core_runs_and_tf_engines_say_how_to_install(tiny_dir,
+                                                                            tmp_path):
+    blocker = "import sys; sys.modules['tensorflow'] = None; "
+    run = "from ptb_lstm.cli import main; sys.exit(main(sys.argv[1:]))"
+    common = ["--config", "tiny", "--data-dir", str(tiny_dir), "--max-steps", "2"]
+    numpy_run = subprocess.run([sys.executable, "-c", blocker + run, "train", *common,
+                                "--out", str(tmp_path / "np")], capture_output=True, text=True)
+    assert numpy_run.returncode == 0, numpy_run.stderr
+    for name in TF_ENGINES:
+        result = subprocess.run([sys.executable, "-c", blocker + run, "train", *common,
+                                 "--engine", name, "--out", str(tmp_path / name)],
+                                capture_output=True, text=True)
+        assert_user_error(result, f"--engine {name} needs TensorFlow", "ptb-lstm[tf]")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", ENGINES)
+def test_engines_hold_parameters_in_the_requested_dtype(name, dtype, tiny_corpus):
+    config = PRESETS["tiny"]
+    engine = create_engine(name, config, init_params(config, tiny_corpus.vocab_size), dtype)
+    assert {v.dtype for v in engine.get_params().values()} == {np.dtype(dtype)}
+
+
+def test_agree_command_on_real_ptb(ptb_dir):
+    from conftest import run_cli
+
+    result = run_cli("agree", "--data-dir", str(ptb_dir), "--json")
+    assert result.returncode == 0, result.stderr
+    import json
+
+    rows = json.loads(result.stdout)["rows"]
+    assert {(r["engine"], r["dtype"]) for r in rows} == \
+        {(e, d) for e in TF_ENGINES for d in ("float32", "float64")}
+    for row in rows:
+        limit = TOLERANCE[row["dtype"]]
+        assert row["loss"] <= limit and row["params"] <= limit and row["perplexity"] <= limit
