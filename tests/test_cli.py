@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+
 from conftest import assert_user_error, run_cli
 
 

@@ -12,10 +12,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import assert_user_error, run_cli
 
 from ptb_lstm.download import download_ptb
 from ptb_lstm.errors import UserError
+
+from conftest import assert_user_error, run_cli
 
 
 def build_archive(files: dict[str, bytes]) -> bytes:

@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import assert_user_error
 
 from ptb_lstm import checkpoint
 from ptb_lstm.agreement import compare, relative
@@ -18,6 +17,8 @@ from ptb_lstm.engines import ENGINES, create_engine
 from ptb_lstm.evaluate import evaluate
 from ptb_lstm.params import init_params
 from ptb_lstm.train import train
+
+from conftest import assert_user_error
 
 pytest.importorskip("tensorflow")
 

@@ -3,7 +3,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_corpus
 
 from ptb_lstm import checkpoint
 from ptb_lstm.config import PRESETS
@@ -11,6 +10,8 @@ from ptb_lstm.data import load_corpus
 from ptb_lstm.engines import create_engine
 from ptb_lstm.params import init_params
 from ptb_lstm.train import read_metrics, train
+
+from conftest import write_corpus
 
 
 def run(tiny_dir, out, **kwargs):

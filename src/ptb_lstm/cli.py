@@ -151,6 +151,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=5, help="training steps (default: 5)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_agree)
+
+    # bench --------------------------------------------------------------------------------
+    p = commands.add_parser(
+        "bench", formatter_class=_formatter, help="time an engine's training and evaluation steps",
+        description="Warm up, then time N training steps (forward, backward, clipped SGD) and "
+                    "N evaluation steps on random PTB-shaped batches (vocabulary 10,000); "
+                    "print the median ms per step, words per second and the estimated wall "
+                    "time of the config's full training on PTB, evaluations included.",
+        epilog="examples:\n  ptb-lstm bench --engine numpy --config small\n"
+               "  ptb-lstm bench --engine tf-graph --config medium --steps 20 --json")
+    _engine_args(p, ENGINES)
+    p.add_argument("--config", default="small", metavar=f"{presets}|FILE.toml",
+                   help="model and batch shape (default: small)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field (repeatable)")
+    p.add_argument("--steps", type=int, default=50, help="timed steps of each kind (default: 50)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps first (default: 5)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (train_ms_per_step, eval_ms_per_step, ...)")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 
@@ -387,6 +407,28 @@ def cmd_agree(args) -> int:
                   f"{r.perplexity:>10.2e}  {r.worst_param}")
         print(f"limits: 1e-9 in float64, 1e-4 in float32: {'PASSED' if passed else 'FAILED'}")
     return 0 if passed else 1
+
+
+def cmd_bench(args) -> int:
+    from ptb_lstm.bench import bench
+    from ptb_lstm.config import apply_overrides, load_config, parse_sets
+
+    _positive(args.steps, "--steps")
+    _positive(args.warmup, "--warmup", allow_zero=True)
+    config = apply_overrides(load_config(args.config), parse_sets(args.set))
+    result = bench(args.engine, config, steps=args.steps, warmup=args.warmup, dtype=args.dtype)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    print(f"{result.engine} on {result.device}, {result.dtype}, {args.config} "
+          f"(batch {result.batch_size} x {result.num_steps} steps, hidden {result.hidden_size}), "
+          f"median of {result.steps} steps:")
+    print(f"  train {result.train_ms_per_step:8.1f} ms/step  "
+          f"({result.words_per_second:,.0f} words/s)")
+    print(f"  eval  {result.eval_ms_per_step:8.1f} ms/step")
+    print(f"  full training of {config.epochs} epochs on PTB: about "
+          f"{result.full_training_hours * 60:.0f} min")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
