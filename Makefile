@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.ptb-lstm-installed
 ARGS    ?=
 PYTEST_ARGS ?=
 
-.PHONY: train test data gradcheck lint clean
+.PHONY: train test bench data gradcheck lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Times every engine (and PyTorch when installed) and rewrites the table in docs/performance.md.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench.py
 
 data: $(STAMP)
 	$(BIN)/ptb-lstm data

@@ -25,3 +25,18 @@ def test_bench_json_has_the_documented_keys():
 
 def test_bench_rejects_zero_steps():
     assert_user_error(run_cli("bench", "--steps", "0"), "--steps must be > 0")
+
+
+def test_make_bench_script_prints_the_engine_table():
+    """benchmarks/bench.py end to end, shortened, without touching docs/."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench.py"), "--quick",
+                             "--no-write", "--steps", "5"], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "| numpy |" in result.stdout and "floor" in result.stdout
+    assert "| tf-graph |" in result.stdout and "| tf-eager |" in result.stdout

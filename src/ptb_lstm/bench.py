@@ -35,34 +35,56 @@ class BenchResult:
         return asdict(self)
 
 
+class StepTimer:
+    """An engine with a few random PTB-shaped batches, timing steps on demand (so several
+    engines can be timed in interleaved rounds, sharing the machine's noise fairly)."""
+
+    def __init__(self, engine_name: str, config: Config, dtype: str = "float32",
+                 vocab_size: int = PTB_VOCAB, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self.config = config
+        self.engine = create_engine(engine_name, config,
+                                    init_params(config, vocab_size, np.float32), dtype=dtype)
+        shape = (config.batch_size, config.num_steps)
+        self.batches = [(rng.integers(0, vocab_size, shape), rng.integers(0, vocab_size, shape))
+                        for _ in range(8)]
+        self.done = 0
+        self.learning_rate = 0.1  # small enough that random batches do not blow weights up
+
+    def _run(self, step, count: int) -> list[float]:
+        times = []
+        for _ in range(count):
+            x, y = self.batches[self.done % len(self.batches)]
+            self.done += 1
+            started = time.perf_counter()
+            step(x, y)
+            times.append(time.perf_counter() - started)
+        return times
+
+    def train(self, count: int) -> list[float]:
+        return self._run(lambda x, y: self.engine.train_step(x, y, self.learning_rate), count)
+
+    def eval(self, count: int) -> list[float]:
+        return self._run(self.engine.eval_step, count)
+
+
+def full_training_seconds(config: Config, train_seconds: float, eval_seconds: float) -> float:
+    """Every epoch of ``config`` on PTB with a valid pass after each and a test pass at the end."""
+    steps = {s: num_batches(n, config.batch_size, config.num_steps) for s, n in PTB_TOKENS.items()}
+    return config.epochs * (steps["train"] * train_seconds + steps["valid"] * eval_seconds) \
+        + steps["test"] * eval_seconds
+
+
 def bench(engine_name: str, config: Config, steps: int = 50, warmup: int = 5,
           dtype: str = "float32", vocab_size: int = PTB_VOCAB, seed: int = 0) -> BenchResult:
     """Median time of ``steps`` training and ``steps`` evaluation steps after ``warmup``."""
-    rng = np.random.default_rng(seed)
-    params = init_params(config, vocab_size, np.float32)
-    engine = create_engine(engine_name, config, params, dtype=dtype)
-    shape = (config.batch_size, config.num_steps)
-    batches = [(rng.integers(0, vocab_size, shape), rng.integers(0, vocab_size, shape))
-               for _ in range(8)]
-    lr = 0.1  # small enough that random batches do not blow the weights up
-
-    def timed(step) -> list[float]:
-        times = []
-        for n in range(warmup + steps):
-            x, y = batches[n % len(batches)]
-            started = time.perf_counter()
-            step(x, y)
-            if n >= warmup:
-                times.append(time.perf_counter() - started)
-        return times
-
-    train = statistics.median(timed(lambda x, y: engine.train_step(x, y, lr)))
-    engine.reset_state(config.batch_size)
-    evaluation = statistics.median(timed(engine.eval_step))
-    per_epoch = {s: num_batches(n, config.batch_size, config.num_steps)
-                 for s, n in PTB_TOKENS.items()}
-    total = config.epochs * (per_epoch["train"] * train + per_epoch["valid"] * evaluation) \
-        + per_epoch["test"] * evaluation
-    return BenchResult(engine_name, engine.device, dtype, steps, config.batch_size,
+    timer = StepTimer(engine_name, config, dtype, vocab_size, seed)
+    timer.train(warmup)
+    train = statistics.median(timer.train(steps))
+    timer.engine.reset_state(config.batch_size)
+    timer.eval(warmup)
+    evaluation = statistics.median(timer.eval(steps))
+    return BenchResult(engine_name, timer.engine.device, dtype, steps, config.batch_size,
                        config.num_steps, config.hidden_size, 1000 * train, 1000 * evaluation,
-                       config.batch_size * config.num_steps / train, total / 3600)
+                       config.batch_size * config.num_steps / train,
+                       full_training_seconds(config, train, evaluation) / 3600)
