@@ -35,6 +35,8 @@ class Checkpoint:
     engine: str = "numpy"
     dtype: str = "float32"
     extra: dict = field(default_factory=dict)
+    # The carried LSTM state, (h, c) per layer, when written mid-epoch for an exact resume.
+    carried: list[tuple[np.ndarray, np.ndarray]] | None = None
 
     def meta(self) -> dict:
         return {
@@ -56,6 +58,9 @@ def save(path: str | Path, checkpoint: Checkpoint) -> Path:
     check_params(checkpoint.params, checkpoint.config, len(checkpoint.vocab), str(path))
     meta = np.frombuffer(json.dumps(checkpoint.meta()).encode("utf-8"), dtype=np.uint8)
     arrays = {name: np.ascontiguousarray(value) for name, value in checkpoint.params.items()}
+    for layer, (h, c) in enumerate(checkpoint.carried or []):
+        arrays[f"carried_{layer}_h"] = np.ascontiguousarray(h)
+        arrays[f"carried_{layer}_c"] = np.ascontiguousarray(c)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -110,6 +115,7 @@ def load(path: str | Path) -> Checkpoint:
     if not isinstance(meta.get("config"), dict):
         raise UserError(f"checkpoint {path}: meta.config is missing")
     config = from_dict(meta["config"], source=f"checkpoint {path}")
+    carried = _pop_carried(arrays, config, path)
     try:
         check_params(arrays, config, len(vocab), f"checkpoint {path}")
     except ValueError as error:
@@ -127,4 +133,24 @@ def load(path: str | Path) -> Checkpoint:
         engine=str(meta.get("engine", "unknown")),
         dtype=str(next(iter(dtypes))),
         extra={k: v for k, v in meta.items() if k not in known},
+        carried=carried,
     )
+
+
+def _pop_carried(arrays: dict, config: Config, path: Path) -> list | None:
+    """Take the carried_{l}_h / carried_{l}_c arrays out of ``arrays``, checking them."""
+    names = [n for n in arrays if n.startswith("carried_")]
+    if not names:
+        return None
+    carried = []
+    for layer in range(config.num_layers):
+        pair = [arrays.pop(f"carried_{layer}_{part}", None) for part in ("h", "c")]
+        if any(p is None or p.ndim != 2 or p.shape[1] != config.hidden_size
+               or p.shape != pair[0].shape for p in pair):
+            raise UserError(f"checkpoint {path}: carried state of layer {layer} is missing or "
+                            f"not [batch, {config.hidden_size}]")
+        carried.append((pair[0], pair[1]))
+    extra = [n for n in arrays if n.startswith("carried_")]
+    if extra:
+        raise UserError(f"checkpoint {path}: unexpected arrays {', '.join(extra)}")
+    return carried

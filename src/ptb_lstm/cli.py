@@ -19,7 +19,12 @@ examples:
   ptb-lstm train --config small          # the paper's small model with the NumPy engine
   ptb-lstm train --config tiny --max-steps 50 --out runs/try
   ptb-lstm evaluate --checkpoint runs/try/model.npz --split test
+  ptb-lstm generate --checkpoint runs/try/model.npz --prompt "the company" --words 30
+  ptb-lstm score --checkpoint runs/try/model.npz --text "prices rose sharply ."
+  ptb-lstm inspect runs/try/model.npz
   ptb-lstm gradcheck                     # back-propagation against finite differences
+  ptb-lstm agree                         # the TensorFlow engines against the NumPy engine
+  ptb-lstm bench --engine numpy          # ms per step
 
 PTB is looked for in --data-dir, then $PTB_DATA_DIR, then ~/.cache/ptb-lstm/ptb, and
 downloaded there if it is in none of them.
@@ -71,12 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
                "  ptb-lstm train --config small\n"
                "  ptb-lstm train --config small --engine tf-graph --epochs 1\n"
+               "  ptb-lstm train --resume runs/20261129-101500-small-numpy\n"
                "  ptb-lstm train --config tiny --set hidden_size=32 --max-steps 100 --out runs/t\n"
                "  ptb-lstm train --init-from runs/t/model.npz --set learning_rate=0.5")
     p.add_argument("--config", metavar=f"{presets}|FILE.toml",
                    help="a preset or a TOML file with every field, or 'preset = \"small\"' and "
                         "the fields to change (default: small, or the --init-from checkpoint's)")
-    _engine_args(p, ENGINES)
+    _engine_args(p, ENGINES, dtype_default=None, engine_default=None)
     p.add_argument("--data-dir", metavar="DIR", help=data_help)
     p.add_argument("--out", metavar="DIR",
                    help="new or empty folder for the run (default: runs/DATE-TIME-CONFIG-ENGINE)")
@@ -91,6 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config field, e.g. --set hidden_size=100 (repeatable)")
     p.add_argument("--log-every", type=int, default=100, metavar="N",
                    help="write a metrics.jsonl record every N steps (default: 100)")
+    p.add_argument("--checkpoint-every", type=int, default=500, metavar="N",
+                   help="also rewrite model.npz every N steps, with the carried state, so "
+                        "--resume loses little (default: 500; 0: only after each epoch)")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue an interrupted run from RUN_DIR/model.npz with its own config, "
+                        "engine and dtype; in float64 the NumPy engine ends with exactly the "
+                        "parameters of an uninterrupted run")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="also write TensorBoard scalars (loss, perplexity, learning rate, "
+                        "gradient norm, words/s) into DIR; needs TensorFlow")
     p.set_defaults(func=cmd_train)
 
     # evaluate -----------------------------------------------------------------------------
@@ -114,6 +130,63 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="print one JSON object: perplexity, tokens, split, ...")
     p.set_defaults(func=cmd_evaluate)
+
+    # generate -----------------------------------------------------------------------------
+    from ptb_lstm.text import NORMALIZATION_HELP
+
+    p = commands.add_parser(
+        "generate", formatter_class=_formatter, help="sample text from a trained model",
+        description="Sample N words after a prompt, word by word, carrying the LSTM state. "
+                    "The prompt is read as the start of a sentence and normalised the PTB way; "
+                    "words outside the vocabulary become <unk> (with a warning). <eos> is "
+                    "printed as a line break. The same --seed gives the same text.",
+        epilog="examples:\n  ptb-lstm generate --checkpoint runs/x/model.npz --prompt "
+               "\"the stock market\" --words 40\n"
+               "  ptb-lstm generate --checkpoint runs/x/model.npz --temperature 0.7 --top-k 50 "
+               "--seed 3")
+    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="a model.npz")
+    p.add_argument("--prompt", default="", help="text to start from (default: none)")
+    p.add_argument("--words", type=int, default=50, metavar="N",
+                   help="words to sample (default: 50)")
+    p.add_argument("--temperature", type=float, default=1.0, metavar="T",
+                   help="divide the logits by T: below 1 is more conservative (default: 1)")
+    p.add_argument("--top-k", type=int, default=0, metavar="K",
+                   help="sample only among the K likeliest words (default: 0, all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler (default: 0)")
+    _engine_args(p, ENGINES, dtype_default=None)
+    p.set_defaults(func=cmd_generate)
+
+    # score --------------------------------------------------------------------------------
+    p = commands.add_parser(
+        "score", formatter_class=_formatter,
+        help="perplexity and log-likelihood of any text under a model",
+        description="Perplexity and total log-likelihood (natural log) of arbitrary text, read "
+                    "as one stream after a sentence end. " + NORMALIZATION_HELP + " Words "
+                    "outside the vocabulary become <unk> and are counted.",
+        epilog="examples:\n  ptb-lstm score --checkpoint runs/x/model.npz --text \"the company "
+               "said it expects profit to rise.\"\n"
+               "  ptb-lstm score --checkpoint runs/x/model.npz --text-file news.txt "
+               "--per-sentence --json")
+    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="a model.npz")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", help="the text itself")
+    source.add_argument("--text-file", metavar="F", help="a UTF-8 text file")
+    p.add_argument("--per-sentence", action="store_true",
+                   help="also score each sentence on its own line")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object: perplexity, tokens, unknown, log_likelihood")
+    _engine_args(p, ENGINES, dtype_default=None)
+    p.set_defaults(func=cmd_score)
+
+    # inspect ------------------------------------------------------------------------------
+    p = commands.add_parser(
+        "inspect", formatter_class=_formatter, help="what a checkpoint holds",
+        description="Config, vocabulary size, parameter names, shapes and count, training "
+                    "progress, and the engine and dtype that wrote a checkpoint.",
+        epilog="example:\n  ptb-lstm inspect runs/x/model.npz --json")
+    p.add_argument("checkpoint", metavar="CKPT", help="a model.npz")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_inspect)
 
     # gradcheck ----------------------------------------------------------------------------
     p = commands.add_parser(
@@ -174,8 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _engine_args(p: argparse.ArgumentParser, engines, dtype_default: str | None = "float32"):
-    p.add_argument("--engine", default="numpy", choices=engines,
+def _engine_args(p: argparse.ArgumentParser, engines, dtype_default: str | None = "float32",
+                 engine_default: str | None = "numpy"):
+    p.add_argument("--engine", default=engine_default, choices=engines,
                    help="numpy (default), tf-eager or tf-graph (the last two need "
                         "pip install 'ptb-lstm[tf]')")
     default = dtype_default or "the checkpoint's"
@@ -246,69 +320,139 @@ def _locate(data_dir: str | None) -> Path:
 
 
 def cmd_train(args) -> int:
+    import signal
+
     import numpy as np
 
     from ptb_lstm import checkpoint
     from ptb_lstm.config import PRESETS, apply_overrides, load_config, parse_sets
     from ptb_lstm.data import load_corpus
     from ptb_lstm.engines import create_engine
-    from ptb_lstm.params import DTYPES, count_params, init_params
+    from ptb_lstm.params import DTYPES, check_params, count_params, init_params
     from ptb_lstm.progress import ConsoleReporter, summary_table
-    from ptb_lstm.train import train
+    from ptb_lstm.train import Tee, resume_point, train
 
     _positive(args.epochs, "--epochs")
     _positive(args.max_steps, "--max-steps", allow_zero=True)
     _positive(args.log_every, "--log-every")
-    start = checkpoint.load(args.init_from) if args.init_from else None
-    if args.config is not None:
-        config = load_config(args.config)
+    _positive(args.checkpoint_every, "--checkpoint-every", allow_zero=True)
+    resume = None
+    if args.resume:
+        given = [flag for flag, value in (("--config", args.config), ("--out", args.out),
+                                          ("--init-from", args.init_from), ("--set", args.set),
+                                          ("--epochs", args.epochs), ("--seed", args.seed))
+                 if value]
+        if given:
+            raise UserError(f"--resume continues a run with its own settings; drop "
+                            f"{', '.join(given)}")
+        out_dir = Path(args.resume)
+        if not (out_dir / "model.npz").is_file():
+            raise UserError(f"--resume {out_dir}: no model.npz there; pass the folder of a run "
+                            "that `ptb-lstm train` wrote")
+        saved = checkpoint.load(out_dir / "model.npz")
+        info = _read_run_info(out_dir)
+        config, params = saved.config, saved.params
+        engine_name = args.engine or info.get("engine", saved.engine)
+        dtype = args.dtype or info.get("dtype", saved.dtype)
+        data_dir = args.data_dir or (info.get("data_dir") if Path(
+            info.get("data_dir") or "/nonexistent").is_dir() else None)
+        corpus = load_corpus(_locate(data_dir), vocab=saved.vocab)
+        resume = resume_point(saved, out_dir)
     else:
-        config = start.config if start else PRESETS["small"]
-    config = apply_overrides(config, parse_sets(args.set))
-    if args.epochs is not None:
-        config = config.replace(epochs=args.epochs)
-    if args.seed is not None:
-        config = apply_overrides(config, {"seed": args.seed}, source="--seed")
-    out_dir = _new_run_dir(args.out, args.config or "small", args.engine)
-    data_dir = _locate(args.data_dir)
-    corpus = load_corpus(data_dir, vocab=start.vocab if start else None)
-    if start:
-        from ptb_lstm.params import check_params
-        try:
-            check_params(start.params, config, corpus.vocab_size, f"--init-from {args.init_from}")
-        except ValueError as error:
-            raise UserError(f"{error}; pass the --config the checkpoint was trained with"
-                            ) from None
-        params = start.params
-    else:
-        params = init_params(config, corpus.vocab_size, DTYPES[args.dtype])
-    engine = create_engine(args.engine, config, params, dtype=args.dtype)
+        engine_name, dtype = args.engine or "numpy", args.dtype or "float32"
+        start = checkpoint.load(args.init_from) if args.init_from else None
+        if args.config is not None:
+            config = load_config(args.config)
+        else:
+            config = start.config if start else PRESETS["small"]
+        config = apply_overrides(config, parse_sets(args.set))
+        if args.epochs is not None:
+            config = config.replace(epochs=args.epochs)
+        if args.seed is not None:
+            config = apply_overrides(config, {"seed": args.seed}, source="--seed")
+        out_dir = _new_run_dir(args.out, args.config or "small", engine_name)
+        data_dir = _locate(args.data_dir)
+        corpus = load_corpus(data_dir, vocab=start.vocab if start else None)
+        if start:
+            try:
+                check_params(start.params, config, corpus.vocab_size,
+                             f"--init-from {args.init_from}")
+            except ValueError as error:
+                raise UserError(f"{error}; pass the --config the checkpoint was trained with"
+                                ) from None
+            params = start.params
+        else:
+            params = init_params(config, corpus.vocab_size, DTYPES[dtype])
+    engine = create_engine(engine_name, config, params, dtype=dtype)
+    reporter = ConsoleReporter()
+    if args.tensorboard:
+        from ptb_lstm.tensorboard import TensorBoardReporter
+
+        reporter = Tee(reporter, TensorBoardReporter(args.tensorboard))
     steps = (len(corpus.train) - 1) // (config.batch_size * config.num_steps)
-    print(f"ptb-lstm {__version__}: engine {engine.name} on {engine.device}, {args.dtype}, "
+    print(f"ptb-lstm {__version__}: engine {engine.name} on {engine.device}, {dtype}, "
           f"{count_params(params):,} parameters", flush=True)
     print(f"config: {_config_line(config)}")
-    print(f"data: {data_dir} ({len(corpus.train):,} training tokens, {steps:,} steps/epoch, "
-          f"vocabulary {corpus.vocab_size:,})")
-    print(f"writing to {out_dir}/", flush=True)
+    print(f"data: {corpus.data_dir} ({len(corpus.train):,} training tokens, {steps:,} "
+          f"steps/epoch, vocabulary {corpus.vocab_size:,})")
+    if resume:
+        print(f"resuming {out_dir}/ at epoch {resume.epoch}, after step {resume.step:,}",
+              flush=True)
+    else:
+        print(f"writing to {out_dir}/", flush=True)
     run_info = {"command": "ptb-lstm " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-                "data_dir": str(data_dir), "init_from": args.init_from,
+                "data_dir": str(corpus.data_dir), "init_from": args.init_from,
                 "numpy_version": np.__version__, "ptb_lstm_version": __version__,
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    result = train(config, corpus, engine, out_dir, max_steps=args.max_steps,
-                   log_every=args.log_every, reporter=ConsoleReporter(), run_info=run_info)
-    if args.max_steps == 0:
+
+    stop = {"requested": False}
+
+    def on_interrupt(signum, frame):
+        if stop["requested"]:
+            raise KeyboardInterrupt  # a second Ctrl-C aborts at once
+        stop["requested"] = True
+        print("\nCtrl-C: saving a checkpoint after this step (press again to abort)",
+              file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        result = train(config, corpus, engine, out_dir, max_steps=args.max_steps,
+                       log_every=args.log_every, reporter=reporter, run_info=run_info,
+                       checkpoint_every=args.checkpoint_every, resume=resume,
+                       stop_requested=lambda: stop["requested"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if result.stopped == "interrupted":
+        print(f"ptb-lstm: interrupted after step {result.steps:,}; the checkpoint "
+              f"{out_dir / 'model.npz'} is saved. Resume with: ptb-lstm train --resume "
+              f"{shlex.quote(str(out_dir))}", file=sys.stderr)
+        return 130
+    if args.max_steps == 0 and resume is None:
         print(f"wrote the initial checkpoint {out_dir / 'model.npz'}")
         return 0
     print()
     if result.epochs:
         print(summary_table(result.epochs))
-    last = result.epochs[-1]
-    print(f"\ntrain perplexity {last['train_perplexity']:.2f}   "
-          f"valid perplexity {result.valid.perplexity:.2f}   "
-          f"test perplexity {result.test.perplexity:.2f}")
+    last = result.epochs[-1] if result.epochs else None
+    train_ppl = f"{last['train_perplexity']:.2f}" if last else "-"
+    valid_ppl = f"{result.valid.perplexity:.2f}" if result.valid else "-"
+    test_ppl = f"{result.test.perplexity:.2f}" if result.test else "-"
+    print(f"\ntrain perplexity {train_ppl}   valid perplexity {valid_ppl}   "
+          f"test perplexity {test_ppl}")
     print(f"{result.steps:,} steps in {result.wall_time / 60:.1f} min; model: "
           f"{out_dir / 'model.npz'}")
+    if result.stopped == "max_steps":
+        print(f"stopped by --max-steps; continue with: ptb-lstm train --resume "
+              f"{shlex.quote(str(out_dir))}")
     return 0
+
+
+def _read_run_info(run_dir: Path) -> dict:
+    try:
+        info = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        return info if isinstance(info, dict) else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def _config_line(config) -> str:
@@ -357,6 +501,102 @@ def cmd_evaluate(args) -> int:
         print(f"{args.split} perplexity {result.perplexity:.3f} over {result.tokens:,} tokens "
               f"(batch {batch_size} x {num_steps} steps, {engine.name}, {dtype}, "
               f"{record['seconds']:.1f} s)")
+    return 0
+
+
+def _load_for_use(args):
+    """The checkpoint and an engine holding it, for generate and score."""
+    from ptb_lstm import checkpoint
+    from ptb_lstm.engines import create_engine
+
+    ckpt = checkpoint.load(args.checkpoint)
+    engine = create_engine(args.engine, ckpt.config, ckpt.params, dtype=args.dtype or ckpt.dtype)
+    return ckpt, engine
+
+
+def cmd_generate(args) -> int:
+    from ptb_lstm.generate import generate
+    from ptb_lstm.text import normalize, to_ids
+
+    _positive(args.words, "--words")
+    _positive(args.top_k, "--top-k", allow_zero=True)
+    if not args.temperature > 0:
+        raise UserError(f"--temperature must be > 0, got {args.temperature}")
+    ckpt, engine = _load_for_use(args)
+    vocab_set = set(ckpt.vocab)
+    prompt = [token for sentence in normalize(args.prompt, vocab_set) for token in sentence]
+    unknown = sorted({t for t in prompt if t not in vocab_set})
+    if unknown:
+        print(f"ptb-lstm: warning: not in the vocabulary, read as <unk>: {', '.join(unknown)}",
+              file=sys.stderr)
+    ids, used, _ = to_ids([prompt], {w: i for i, w in enumerate(ckpt.vocab)})
+    words = generate(engine, ckpt.vocab, ids[:-1], args.words, args.temperature, args.top_k,
+                     args.seed)
+    text = " ".join([*used[:-1], *words])
+    print("\n".join(line.strip() for line in text.split("<eos>")))
+    return 0
+
+
+def cmd_score(args) -> int:
+    from ptb_lstm.score import score_text
+
+    if args.text_file is not None:
+        try:
+            text = Path(args.text_file).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise UserError(f"--text-file {args.text_file} does not exist") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise UserError(f"--text-file {args.text_file}: cannot read it as UTF-8 text "
+                            f"({error})") from None
+    else:
+        text = args.text
+    ckpt, engine = _load_for_use(args)
+    result = score_text(engine, ckpt.vocab, text, num_steps=ckpt.config.num_steps)
+    if result.tokens == 0:
+        raise UserError("the text holds no words to score")
+    if args.json:
+        record = result.to_dict()
+        if not args.per_sentence:
+            record.pop("sentences")
+        print(json.dumps(record))
+        return 0
+    if args.per_sentence:
+        for sentence in result.sentences:
+            print(f"{sentence.perplexity:10.2f}  {sentence.log_likelihood:9.2f}  {sentence.text}")
+        print()
+    print(f"perplexity {result.perplexity:.2f}, log-likelihood {result.log_likelihood:.2f} "
+          f"over {result.tokens} tokens ({result.unknown} unknown, scored as <unk>)")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from ptb_lstm import checkpoint
+    from ptb_lstm.params import count_params
+
+    ckpt = checkpoint.load(args.checkpoint)
+    shapes = {name: list(value.shape) for name, value in ckpt.params.items()}
+    record = {"checkpoint": args.checkpoint, "format_version": checkpoint.VERSION,
+              "engine": ckpt.engine, "dtype": ckpt.dtype, "vocab_size": len(ckpt.vocab),
+              "parameters": count_params(ckpt.params), "shapes": shapes,
+              "config": ckpt.config.to_dict(),
+              "progress": {k: v for k, v in ckpt.progress.items() if k != "rng_state"},
+              "carried_state": ckpt.carried is not None}
+    if args.json:
+        print(json.dumps(record))
+        return 0
+    print(f"checkpoint:  {args.checkpoint} (ptb-lstm format {checkpoint.VERSION})")
+    print(f"written by:  engine {ckpt.engine}, {ckpt.dtype}")
+    print(f"vocabulary:  {len(ckpt.vocab):,} words")
+    print(f"config:      {_config_line(ckpt.config)}")
+    progress = record["progress"]
+    if progress:
+        print("progress:    " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                          for k, v in progress.items()))
+    if ckpt.carried is not None:
+        print("             (holds the carried state, for an exact --resume mid-epoch)")
+    print(f"parameters:  {record['parameters']:,}")
+    for name, shape in shapes.items():
+        print(f"  {name:<26} {' x '.join(map(str, shape)):>14}")
     return 0
 
 

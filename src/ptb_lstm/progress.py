@@ -31,6 +31,7 @@ class ConsoleReporter(Reporter):
         self.steps = 0
         self.started = 0.0
         self.next_line = 0
+        self.start = 0
 
     def _bar(self, total: int, desc: str, leave: bool) -> tqdm | None:
         if not self.interactive:
@@ -38,14 +39,17 @@ class ConsoleReporter(Reporter):
         return tqdm(total=total, desc=desc, unit="step", leave=leave, file=self.stream,
                     dynamic_ncols=True, mininterval=0.5)
 
-    def epoch_start(self, epoch, total_epochs, steps, learning_rate):
-        self.epoch, self.total_epochs, self.steps = epoch, total_epochs, steps
+    def epoch_start(self, epoch, total_epochs, steps, learning_rate, start=0):
+        self.epoch, self.total_epochs, self.steps, self.start = epoch, total_epochs, steps, start
         self.started = time.perf_counter()
-        self.next_line = max(1, steps // 10)
+        self.next_line = start + max(1, steps // 10)
         self.bar = self._bar(steps, f"epoch {epoch}/{total_epochs} lr {learning_rate:.4g}", True)
-        if self.bar is None:
+        if self.bar is not None:
+            self.bar.update(start)
+        else:
+            resumed = f", resuming after step {start}" if start else ""
             print(f"epoch {epoch}/{total_epochs}: {steps} steps at learning rate "
-                  f"{learning_rate:.4g}", file=self.stream, flush=True)
+                  f"{learning_rate:.4g}{resumed}", file=self.stream, flush=True)
 
     def train_step(self, done, steps, perplexity, words_per_second):
         if self.bar is not None:
@@ -56,9 +60,10 @@ class ConsoleReporter(Reporter):
         elif done >= self.next_line or done == steps:
             self.next_line += max(1, steps // 10)
             elapsed = time.perf_counter() - self.started
-            eta = elapsed / done * (steps - done)
+            per_step = elapsed / (done - self.start)
+            eta = per_step * (steps - done)
             print(f"  epoch {self.epoch} step {done}/{steps}: train ppl {perplexity:.2f}, "
-                  f"{words_per_second:,.0f} words/s, {1000 * elapsed / done:.1f} ms/step, "
+                  f"{words_per_second:,.0f} words/s, {1000 * per_step:.1f} ms/step, "
                   f"elapsed {_duration(elapsed)}, ETA {_duration(eta)}",
                   file=self.stream, flush=True)
 

@@ -6,10 +6,12 @@ handles arguments and files. Progress is reported through a ``Reporter``; nothin
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,8 +26,8 @@ from ptb_lstm.evaluate import Evaluation, evaluate, perplexity
 class Reporter:
     """Receives progress; the default does nothing. The command line draws progress bars."""
 
-    def epoch_start(self, epoch: int, total_epochs: int, steps: int, learning_rate: float
-                    ) -> None: ...
+    def epoch_start(self, epoch: int, total_epochs: int, steps: int, learning_rate: float,
+                    start: int = 0) -> None: ...
 
     def train_step(self, done: int, steps: int, perplexity: float, words_per_second: float
                    ) -> None: ...
@@ -37,6 +39,44 @@ class Reporter:
     def eval_step(self, done: int, steps: int) -> None: ...
 
     def eval_end(self, split: str, result: Evaluation) -> None: ...
+
+    def record(self, record: dict) -> None:
+        """Every record written to metrics.jsonl, as it is written."""
+
+
+class Tee(Reporter):
+    """Hands every report to each of several reporters."""
+
+    def __init__(self, *reporters: Reporter) -> None:
+        self.reporters = reporters
+
+    def epoch_start(self, *args) -> None:
+        for r in self.reporters:
+            r.epoch_start(*args)
+
+    def train_step(self, *args) -> None:
+        for r in self.reporters:
+            r.train_step(*args)
+
+    def epoch_end(self, record: dict) -> None:
+        for r in self.reporters:
+            r.epoch_end(record)
+
+    def eval_start(self, *args) -> None:
+        for r in self.reporters:
+            r.eval_start(*args)
+
+    def eval_step(self, *args) -> None:
+        for r in self.reporters:
+            r.eval_step(*args)
+
+    def eval_end(self, *args) -> None:
+        for r in self.reporters:
+            r.eval_end(*args)
+
+    def record(self, record: dict) -> None:
+        for r in self.reporters:
+            r.record(record)
 
 
 class TrainingDiverged(UserError):
@@ -51,18 +91,22 @@ class TrainResult:
     valid: Evaluation | None = None
     test: Evaluation | None = None
     wall_time: float = 0.0
+    stopped: str | None = None  # "max_steps" or "interrupted" when it ended early
 
 
 class MetricsLog:
     """``metrics.jsonl``: one JSON object per line, flushed as it is written."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, reporter: Reporter | None = None) -> None:
         self.path = path
+        self.reporter = reporter
         self._file = open(path, "a", encoding="utf-8")
 
     def write(self, record: dict) -> None:
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
+        if self.reporter is not None:
+            self.reporter.record(record)
 
     def close(self) -> None:
         self._file.close()
@@ -85,21 +129,65 @@ def write_json_atomic(path: Path, value: dict) -> None:
     os.replace(tmp, path)
 
 
+@dataclass
+class Resume:
+    """Where an interrupted run stands, from its last checkpoint."""
+
+    epoch: int  # the epoch to continue, 1-based
+    step: int  # training steps done in all
+    step_in_epoch: int  # batches of ``epoch`` already done
+    loss_sum: float  # their summed losses, for the epoch's training perplexity
+    epoch_time: float  # seconds already spent in ``epoch``
+    carried: list | None  # the carried state after those batches
+    rng_state: dict | None  # the engine's dropout generator, when it can be restored
+    epochs: list[dict] = field(default_factory=list)  # records of the finished epochs
+
+
+def resume_point(ckpt: checkpoint.Checkpoint, run_dir: Path) -> Resume:
+    """The Resume of a run folder's last checkpoint; drops the metrics records written after
+    it (those steps are run again) and a partial last line."""
+    progress = ckpt.progress
+    if progress.get("finished"):
+        raise UserError(f"the run in {run_dir} has already finished (step {progress['step']}); "
+                        "start a new one with --init-from to train further")
+    if "step" not in progress or "epoch" not in progress:
+        raise UserError(f"{run_dir / 'model.npz'} holds no training progress to resume from")
+    step = int(progress["step"])
+    metrics_path = run_dir / "metrics.jsonl"
+    records = [r for r in read_metrics(metrics_path) if r.get("step", 0) <= step] \
+        if metrics_path.exists() else []
+    tmp = metrics_path.with_name(".metrics.jsonl.tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    os.replace(tmp, metrics_path)
+    epochs = [r for r in records if r.get("event") == "epoch"]
+    if progress.get("epoch_finished", False) or int(progress["epoch"]) == 0:
+        return Resume(int(progress["epoch"]) + 1, step, 0, 0.0, 0.0, None, None, epochs)
+    return Resume(int(progress["epoch"]), step, int(progress["step_in_epoch"]),
+                  float(progress["loss_sum"]), float(progress.get("epoch_time", 0.0)),
+                  ckpt.carried, progress.get("rng_state"), epochs)
+
+
 def train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path, *,
           max_steps: int | None = None, log_every: int = 100, reporter: Reporter | None = None,
-          run_info: dict | None = None) -> TrainResult:
+          run_info: dict | None = None, checkpoint_every: int | None = None,
+          resume: Resume | None = None, stop_requested: Callable[[], bool] | None = None
+          ) -> TrainResult:
     """Train ``engine`` on ``corpus`` with ``config``'s schedule, writing into ``out_dir``:
-    ``config.json``, ``metrics.jsonl`` and ``model.npz`` (after every epoch and at the end).
+    ``config.json``, ``metrics.jsonl`` and ``model.npz``.
 
-    ``max_steps`` stops after that many training steps in all (0: write the initial
-    checkpoint and stop). Valid perplexity after each epoch, test perplexity at the end.
+    ``model.npz`` is rewritten (atomically) after every epoch, every ``checkpoint_every``
+    steps, when training stops early and at the end; mid-epoch it also holds the carried state,
+    so that ``resume`` continues exactly where it was written. ``max_steps`` stops after that
+    many training steps in all (0: write the initial checkpoint and stop); ``stop_requested``
+    is asked after every step (Ctrl-C). Valid perplexity after each epoch, test at the end.
     """
     reporter = reporter or Reporter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    info = {"config": config.to_dict(), "engine": engine.name, "dtype": engine.dtype,
-            "device": engine.device, "vocab_size": corpus.vocab_size, **(run_info or {})}
-    write_json_atomic(out_dir / "config.json", info)
+    if resume is None:
+        info = {"config": config.to_dict(), "engine": engine.name, "dtype": engine.dtype,
+                "device": engine.device, "vocab_size": corpus.vocab_size, **(run_info or {})}
+        write_json_atomic(out_dir / "config.json", info)
     steps_per_epoch = num_batches(len(corpus.train), config.batch_size, config.num_steps)
     if steps_per_epoch == 0:
         raise UserError(f"the training split ({len(corpus.train)} tokens) is too short for one "
@@ -107,39 +195,51 @@ def train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path, *,
                         "batch_size or num_steps")
     model_path = out_dir / "model.npz"
 
-    def save(progress: dict) -> None:
+    def save(progress: dict, carried=None) -> None:
         checkpoint.save(model_path, checkpoint.Checkpoint(
-            engine.get_params(), corpus.vocab, config, progress, engine.name, engine.dtype))
+            engine.get_params(), corpus.vocab, config, progress, engine.name, engine.dtype,
+            carried=carried))
 
-    result = TrainResult(out_dir=out_dir, steps=0)
-    metrics = MetricsLog(out_dir / "metrics.jsonl")
+    result = TrainResult(out_dir=out_dir, steps=resume.step if resume else 0,
+                         epochs=list(resume.epochs) if resume else [])
+    metrics = MetricsLog(out_dir / "metrics.jsonl", reporter)
     started = time.perf_counter()
+    words_per_step = config.batch_size * config.num_steps
     try:
-        if max_steps == 0:
-            save({"epoch": 0, "step": 0, "learning_rate": config.lr_at_epoch(1)})
+        if max_steps == 0 and resume is None:
+            save({"epoch": 0, "step": 0, "step_in_epoch": 0, "learning_rate": config.lr_at_epoch(1),
+                  "epoch_finished": True})
             return result
-        step = 0
-        for epoch in range(1, config.epochs + 1):
+        step = result.steps
+        first_epoch = resume.epoch if resume else 1
+        for epoch in range(first_epoch, config.epochs + 1):
             lr = config.lr_at_epoch(epoch)
-            reporter.epoch_start(epoch, config.epochs, steps_per_epoch, lr)
+            skip = resume.step_in_epoch if resume and epoch == resume.epoch else 0
             engine.reset_state(config.batch_size)
+            loss_sum, done, time_before = 0.0, skip, 0.0
+            if skip:
+                engine.set_state(resume.carried)
+                loss_sum, time_before = resume.loss_sum, resume.epoch_time
+            if resume and epoch == resume.epoch and resume.rng_state is not None:
+                engine.set_rng_state(resume.rng_state)
+            reporter.epoch_start(epoch, config.epochs, steps_per_epoch, lr, skip)
             epoch_started = time.perf_counter()
-            loss_sum, done = 0.0, 0
-            words_per_step = config.batch_size * config.num_steps
-            for inputs, targets in batches(corpus.train, config.batch_size, config.num_steps):
+
+            stopped = None
+            for inputs, targets in itertools.islice(
+                    batches(corpus.train, config.batch_size, config.num_steps), skip, None):
                 loss = engine.train_step(inputs, targets, lr)
                 step += 1
                 done += 1
                 if not (math.isfinite(loss) and math.isfinite(engine.last_grad_norm)):
-                    last = f"; the last good checkpoint is {model_path}" if model_path.exists() \
-                        else ""
+                    last = f"; the last good checkpoint is {model_path}" \
+                        if model_path.exists() else ""
                     raise TrainingDiverged(
                         f"training diverged at step {step} (epoch {epoch}): loss {loss}, "
                         f"gradient norm {engine.last_grad_norm}{last}; try a smaller "
                         "learning_rate or max_grad_norm")
                 loss_sum += loss
-                elapsed = time.perf_counter() - epoch_started
-                wps = done * words_per_step / elapsed
+                wps = (done - skip) * words_per_step / (time.perf_counter() - epoch_started)
                 train_ppl = perplexity(loss_sum, done * config.num_steps)
                 reporter.train_step(done, steps_per_epoch, train_ppl, wps)
                 if step % log_every == 0:
@@ -149,10 +249,23 @@ def train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path, *,
                                    "words_per_second": wps,
                                    "wall_time": time.perf_counter() - started})
                 if max_steps is not None and step >= max_steps:
-                    break
-            epoch_time = time.perf_counter() - epoch_started
+                    stopped = "max_steps"
+                elif stop_requested is not None and stop_requested():
+                    stopped = "interrupted"
+                mid_epoch = done < steps_per_epoch
+                if mid_epoch and (stopped or (checkpoint_every and step % checkpoint_every == 0)):
+                    save({"epoch": epoch, "step": step, "step_in_epoch": done,
+                          "learning_rate": lr, "epoch_finished": False, "loss_sum": loss_sum,
+                          "epoch_time": time_before + time.perf_counter() - epoch_started,
+                          "rng_state": engine.get_rng_state()}, engine.get_state())
+                    if stopped:
+                        break
             result.steps = step
+            epoch_time = time_before + time.perf_counter() - epoch_started
             finished = done == steps_per_epoch
+            if stopped == "interrupted" and not finished:
+                result.stopped = stopped
+                return result
             record = {"event": "epoch" if finished else "partial_epoch", "step": step,
                       "epoch": epoch, "lr": lr, "steps": done,
                       "train_perplexity": perplexity(loss_sum, done * config.num_steps),
@@ -164,9 +277,14 @@ def train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path, *,
             metrics.write(record)
             result.epochs.append(record)
             reporter.epoch_end(record)
-            save({"epoch": epoch, "step": step, "learning_rate": lr,
-                  "epoch_finished": finished})
-            if not finished:
+            if finished:
+                save({"epoch": epoch, "step": step, "step_in_epoch": done, "learning_rate": lr,
+                      "epoch_finished": True, "finished": epoch == config.epochs,
+                      "rng_state": engine.get_rng_state()})
+            if stopped:
+                result.stopped = stopped
+                if stopped == "interrupted":
+                    return result
                 break
         result.test = _evaluate(engine, corpus, "test", config, reporter)
         result.wall_time = time.perf_counter() - started

@@ -78,6 +78,28 @@ class Engine(abc.ABC):
         """Forward without dropout; carries the state on; returns the summed NLL of all
         ``batch_size * num_steps`` targets."""
 
+    @abc.abstractmethod
+    def logits(self, inputs: np.ndarray) -> np.ndarray:
+        """Forward without dropout; carries the state on; returns the unnormalised
+        next-word scores [batch_size, num_steps, vocab_size] (for sampling and scoring)."""
+
+    @abc.abstractmethod
+    def get_state(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """A copy of the carried state: (h, c) of every layer, each [batch_size, hidden]."""
+
+    @abc.abstractmethod
+    def set_state(self, state: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Replace the carried state (as returned by ``get_state``)."""
+
+    def get_rng_state(self) -> dict | None:
+        """The dropout random generator's state, JSON-serialisable, when the engine can
+        restore it exactly (for resuming a run bit for bit); None otherwise."""
+        return None
+
+    def set_rng_state(self, state: dict) -> None:
+        """Restore what ``get_rng_state`` returned."""
+        raise NotImplementedError(f"the {self.name} engine cannot restore its random generator")
+
 
 @contextlib.contextmanager
 def quiet_native_stderr():

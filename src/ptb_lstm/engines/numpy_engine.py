@@ -106,6 +106,19 @@ class NumpyEngine(Engine):
         zeros = np.zeros((batch_size, self.hidden_size), self.np_dtype)
         self.state = [(zeros, zeros) for _ in range(self.num_layers)]
 
+    def get_state(self) -> State:
+        return [(h.copy(), c.copy()) for h, c in self.state]
+
+    def set_state(self, state) -> None:
+        self.state = [(np.array(h, self.np_dtype), np.array(c, self.np_dtype))
+                      for h, c in state]
+
+    def get_rng_state(self) -> dict:
+        return self.rng.bit_generator.state
+
+    def set_rng_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state
+
     def _state_for(self, batch_size: int) -> State:
         if self.state[0][0].shape[0] != batch_size:
             self.reset_state(batch_size)
@@ -128,6 +141,14 @@ class NumpyEngine(Engine):
         nll, _ = self._softmax(cache.top, targets.T.reshape(-1), grad_scale=None)
         self.state = final_state
         return nll
+
+    def logits(self, inputs):
+        state = self._state_for(inputs.shape[0])
+        cache, self.state = self._forward(inputs, state, masks=None)
+        logits = cache.top @ self.params["softmax_kernel"]
+        logits += self.params["softmax_bias"]
+        steps, batch = cache.inputs.shape
+        return logits.reshape(steps, batch, -1).transpose(1, 0, 2)  # [B, T, V]
 
     # -- forward ----------------------------------------------------------------------------
 

@@ -44,6 +44,13 @@ class TFEagerEngine(Engine):
         zeros = tf.zeros([batch_size, self.config.hidden_size], self.tf_dtype)
         self.state = [(zeros, zeros) for _ in range(self.config.num_layers)]
 
+    def get_state(self):
+        return [(h.numpy().copy(), c.numpy().copy()) for h, c in self.state]
+
+    def set_state(self, state):
+        self.state = [(tf.constant(np.asarray(h, self.dtype)),
+                       tf.constant(np.asarray(c, self.dtype))) for h, c in state]
+
     def _state_for(self, batch_size):
         if self.state[0][0].shape[0] != batch_size:
             self.reset_state(batch_size)
@@ -71,3 +78,11 @@ class TFEagerEngine(Engine):
             logits, self.state = forward(self.variables, tf.constant(inputs), state,
                                          self.config, training=False)
             return float(summed_nll(logits, tf.constant(targets)))
+
+    def logits(self, inputs):
+        state = self._state_for(inputs.shape[0])
+        with tf.device(self._device):
+            logits, self.state = forward(self.variables, tf.constant(inputs), state, self.config,
+                                         training=False)
+        batch, steps = inputs.shape
+        return logits.numpy().reshape(steps, batch, -1).transpose(1, 0, 2)

@@ -23,6 +23,23 @@ from ptb_lstm.params import param_shapes
 v1 = tf.compat.v1
 
 
+class _StateVariables:
+    """The carried state of one batch size: variables, and ops to zero or load them."""
+
+    def __init__(self, batch_size: int, hidden_size: int, num_layers: int, dtype) -> None:
+        zeros = tf.zeros([batch_size, hidden_size], dtype)
+        self.variables = [(tf.Variable(zeros, trainable=False, name=f"h_{layer}"),
+                           tf.Variable(zeros, trainable=False, name=f"c_{layer}"))
+                          for layer in range(num_layers)]
+        self.reset = tf.group(*[v.assign(zeros) for pair in self.variables for v in pair])
+        self.feeds = [(v1.placeholder(dtype, [batch_size, hidden_size]),
+                       v1.placeholder(dtype, [batch_size, hidden_size]))
+                      for _ in range(num_layers)]
+        self.load = tf.group(*[var.assign(feed)
+                               for pair, feeds in zip(self.variables, self.feeds, strict=True)
+                               for var, feed in zip(pair, feeds, strict=True)])
+
+
 class _Unrolled:
     """The ops of one (batch_size, num_steps) shape, training or evaluation."""
 
@@ -34,6 +51,7 @@ class _Unrolled:
         state = [(h.read_value(), c.read_value()) for h, c in state_vars]
         logits, final = forward(engine.variables, self.inputs, state, config, training=train,
                                 seed=engine.seed)
+        self.logits = logits
         nll = summed_nll(logits, self.targets)
         updates = []
         if train:
@@ -61,7 +79,7 @@ class TFGraphEngine(Engine):
         shapes = param_shapes(config, self.vocab_size)
         self.names = list(shapes)
         self.graph = tf.Graph()
-        self._states: dict[int, tuple[list, object]] = {}  # batch size -> (variables, reset op)
+        self._states: dict[int, _StateVariables] = {}  # by batch size
         self._ops: dict[tuple[int, int, bool], _Unrolled] = {}
         with self.graph.as_default(), tf.device(self._device):
             v1.set_random_seed(self.seed)
@@ -96,17 +114,14 @@ class TFGraphEngine(Engine):
             with self.graph.as_default(), tf.device(self._device):
                 if batch_size not in self._states:
                     with v1.name_scope(f"state_{batch_size}"):
-                        zeros = tf.zeros([batch_size, self.config.hidden_size], self.tf_dtype)
-                        state_vars = [(tf.Variable(zeros, trainable=False, name=f"h_{layer}"),
-                                       tf.Variable(zeros, trainable=False, name=f"c_{layer}"))
-                                      for layer in range(self.config.num_layers)]
-                        reset = tf.group(*[v.assign(zeros) for pair in state_vars for v in pair])
-                    self._states[batch_size] = (state_vars, reset)
-                    self.session.run(reset)
+                        self._states[batch_size] = states = _StateVariables(
+                            batch_size, self.config.hidden_size, self.config.num_layers,
+                            self.tf_dtype)
+                    self.session.run(states.reset)
                 scope = f"{'train' if train else 'eval'}_{batch_size}x{num_steps}"
                 with v1.name_scope(scope):
-                    self._ops[key] = _Unrolled(self, self._states[batch_size][0], num_steps,
-                                               train)
+                    self._ops[key] = _Unrolled(self, self._states[batch_size].variables,
+                                               num_steps, train)
         return self._ops[key]
 
     def get_params(self):
@@ -119,8 +134,28 @@ class TFGraphEngine(Engine):
 
     def reset_state(self, batch_size):
         self._unrolled(batch_size, self.config.num_steps, train=False)  # state variables
-        self.session.run(self._states[batch_size][1])
+        self.session.run(self._states[batch_size].reset)
         self._batch_size = batch_size
+
+    def get_state(self):
+        values = self.session.run(self._states[self._batch_size].variables)
+        return [(np.array(h), np.array(c)) for h, c in values]
+
+    def set_state(self, state):
+        batch_size = np.shape(state[0][0])[0]
+        if batch_size != self._batch_size:
+            self.reset_state(batch_size)
+        states = self._states[batch_size]
+        feed = {}
+        for (h_feed, c_feed), (h, c) in zip(states.feeds, state, strict=True):
+            feed[h_feed], feed[c_feed] = np.asarray(h, self.dtype), np.asarray(c, self.dtype)
+        self.session.run(states.load, feed)
+
+    def logits(self, inputs):
+        ops = self._prepare(inputs, train=False)
+        logits, _ = self.session.run([ops.logits, ops.step], {ops.inputs: inputs})
+        batch, steps = inputs.shape
+        return logits.reshape(steps, batch, -1).transpose(1, 0, 2)
 
     def _prepare(self, inputs: np.ndarray, train: bool) -> _Unrolled:
         ops = self._unrolled(*inputs.shape, train=train)

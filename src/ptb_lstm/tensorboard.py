@@ -1,0 +1,47 @@
+"""TensorBoard scalars for ``train --tensorboard DIR``, written with ``tf.summary``.
+
+TensorFlow is imported here only when this reporter is created, so the core stays NumPy-only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ptb_lstm.errors import UserError
+from ptb_lstm.train import Reporter
+
+# metrics.jsonl field -> TensorBoard tag
+STEP_SCALARS = {"loss": "train/loss", "perplexity": "train/perplexity",
+                "lr": "train/learning_rate", "grad_norm": "train/gradient_norm",
+                "words_per_second": "train/words_per_second"}
+EPOCH_SCALARS = {"train_perplexity": "epoch/train_perplexity",
+                 "valid_perplexity": "epoch/valid_perplexity", "lr": "epoch/learning_rate",
+                 "ms_per_step": "epoch/ms_per_step"}
+
+
+class TensorBoardReporter(Reporter):
+    """Writes each metrics record as scalars, against the global training step."""
+
+    def __init__(self, log_dir: str | Path) -> None:
+        try:
+            import tensorboard  # noqa: F401 (tf.summary writes nothing without it)
+
+            from ptb_lstm.engines import quiet_native_stderr
+
+            with quiet_native_stderr():
+                import tensorflow as tf
+        except ImportError:
+            raise UserError("--tensorboard needs TensorFlow and TensorBoard, which are not "
+                            "installed; install them with: pip install 'ptb-lstm[tf]'") from None
+        self.tf = tf
+        self.writer = tf.summary.create_file_writer(str(log_dir))
+
+    def record(self, record: dict) -> None:
+        event = record.get("event")
+        scalars = STEP_SCALARS if event == "step" else EPOCH_SCALARS \
+            if event in ("epoch", "partial_epoch") else {"test_perplexity": "test/perplexity"}
+        with self.writer.as_default():
+            for field, tag in scalars.items():
+                if record.get(field) is not None:
+                    self.tf.summary.scalar(tag, float(record[field]), step=int(record["step"]))
+        self.writer.flush()
