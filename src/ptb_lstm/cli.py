@@ -95,11 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the initial weights and dropout (default: the config's)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. --set hidden_size=100 (repeatable)")
-    p.add_argument("--log-every", type=int, default=100, metavar="N",
-                   help="write a metrics.jsonl record every N steps (default: 100)")
-    p.add_argument("--checkpoint-every", type=int, default=500, metavar="N",
+    p.add_argument("--log-every", type=int, metavar="N",
+                   help="write a metrics.jsonl record every N steps (default: 100, or the "
+                        "resumed run's)")
+    p.add_argument("--checkpoint-every", type=int, metavar="N",
                    help="also rewrite model.npz every N steps, with the carried state, so "
-                        "--resume loses little (default: 500; 0: only after each epoch)")
+                        "--resume loses little (default: 500, or the resumed run's; 0: only "
+                        "after each epoch)")
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue an interrupted run from RUN_DIR/model.npz with its own config, "
                         "engine and dtype; in float64 the NumPy engine ends with exactly the "
@@ -336,7 +338,7 @@ def cmd_train(args) -> int:
     _positive(args.max_steps, "--max-steps", allow_zero=True)
     _positive(args.log_every, "--log-every")
     _positive(args.checkpoint_every, "--checkpoint-every", allow_zero=True)
-    resume = None
+    resume, info = None, {}
     if args.resume:
         given = [flag for flag, value in (("--config", args.config), ("--out", args.out),
                                           ("--init-from", args.init_from), ("--set", args.set),
@@ -383,6 +385,9 @@ def cmd_train(args) -> int:
             params = start.params
         else:
             params = init_params(config, corpus.vocab_size, DTYPES[dtype])
+    log_every = args.log_every or info.get("log_every", 100)
+    checkpoint_every = args.checkpoint_every if args.checkpoint_every is not None else \
+        info.get("checkpoint_every", 500)
     engine = create_engine(engine_name, config, params, dtype=dtype)
     reporter = ConsoleReporter()
     if args.tensorboard:
@@ -403,6 +408,7 @@ def cmd_train(args) -> int:
     run_info = {"command": "ptb-lstm " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
                 "data_dir": str(corpus.data_dir), "init_from": args.init_from,
                 "numpy_version": np.__version__, "ptb_lstm_version": __version__,
+                "log_every": log_every, "checkpoint_every": checkpoint_every,
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
     stop = {"requested": False}
@@ -417,8 +423,8 @@ def cmd_train(args) -> int:
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         result = train(config, corpus, engine, out_dir, max_steps=args.max_steps,
-                       log_every=args.log_every, reporter=reporter, run_info=run_info,
-                       checkpoint_every=args.checkpoint_every, resume=resume,
+                       log_every=log_every, reporter=reporter, run_info=run_info,
+                       checkpoint_every=checkpoint_every, resume=resume,
                        stop_requested=lambda: stop["requested"])
     finally:
         signal.signal(signal.SIGINT, previous)

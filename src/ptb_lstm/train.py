@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ptb_lstm import checkpoint
 from ptb_lstm.config import Config
 from ptb_lstm.data import Corpus, batches, num_batches
@@ -194,11 +196,18 @@ def train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path, *,
                         f"batch of {config.batch_size} x {config.num_steps}; use a smaller "
                         "batch_size or num_steps")
     model_path = out_dir / "model.npz"
+    for stale in out_dir.glob(".*.tmp"):  # left by a process killed in mid-write
+        stale.unlink(missing_ok=True)
 
     def save(progress: dict, carried=None) -> None:
+        params = engine.get_params()
+        if not all(np.isfinite(value).all() for value in params.values()):
+            last = f"; the last good checkpoint is {model_path}" if model_path.exists() else ""
+            raise TrainingDiverged(f"training diverged: the parameters stopped being finite by "
+                                   f"step {progress['step']} (epoch {progress['epoch']}){last}; "
+                                   "try a smaller learning_rate or max_grad_norm")
         checkpoint.save(model_path, checkpoint.Checkpoint(
-            engine.get_params(), corpus.vocab, config, progress, engine.name, engine.dtype,
-            carried=carried))
+            params, corpus.vocab, config, progress, engine.name, engine.dtype, carried=carried))
 
     result = TrainResult(out_dir=out_dir, steps=resume.step if resume else 0,
                          epochs=list(resume.epochs) if resume else [])

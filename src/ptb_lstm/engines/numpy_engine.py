@@ -129,9 +129,11 @@ class NumpyEngine(Engine):
     def train_step(self, inputs, targets, learning_rate):
         state = self._state_for(inputs.shape[0])
         masks = self._dropout_masks(*inputs.shape) if self.config.dropout > 0 else None
-        grads = self.gradients(inputs, targets, state, masks)
-        self.last_grad_norm = grads.global_norm()
-        self._sgd(grads, learning_rate, self.last_grad_norm)
+        # A diverging run overflows; the trainer reports it, NumPy need not warn on the way.
+        with np.errstate(over="ignore", invalid="ignore"):
+            grads = self.gradients(inputs, targets, state, masks)
+            self.last_grad_norm = grads.global_norm()
+            self._sgd(grads, learning_rate, self.last_grad_norm)
         self.state = grads.final_state
         return grads.loss
 
