@@ -82,3 +82,16 @@ def test_resume_of_a_finished_run_says_so(tiny_dir, tmp_path):
 def test_resume_refuses_conflicting_settings(tmp_path):
     assert_user_error(run_cli("train", "--resume", str(tmp_path), "--config", "small"),
                       "--config")
+
+
+@pytest.mark.parametrize("engine", ["tf-eager", "tf-graph"])
+def test_tensorflow_engines_resume_exactly_without_dropout(engine, corpus_dir, tmp_path):
+    pytest.importorskip("tensorflow")
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    args = [*common(corpus_dir), "--engine", engine]
+    assert run_cli("train", *args, "--out", str(whole)).returncode == 0
+    assert run_cli("train", *args, "--out", str(parts), "--max-steps", "23").returncode == 0
+    resumed = run_cli("train", "--resume", str(parts))
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"engine {engine}" in resumed.stdout
+    assert_same(whole / "model.npz", parts / "model.npz")
