@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.ptb-lstm-installed
 ARGS    ?=
 PYTEST_ARGS ?=
 
-.PHONY: train test bench data gradcheck lint clean
+.PHONY: train test bench notebooks data gradcheck lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,11 @@ gradcheck: $(STAMP)
 	$(BIN)/ptb-lstm gradcheck
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks notebooks
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
+
+# Rewrites notebooks/*.ipynb from notebooks/build.py and executes them (outputs kept).
+notebooks: $(STAMP)
+	$(BIN)/python notebooks/build.py

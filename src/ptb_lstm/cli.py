@@ -616,7 +616,7 @@ def cmd_gradcheck(args) -> int:
     passed = worst.error <= TOLERANCE
     if args.json:
         print(json.dumps({"passed": passed, "tolerance": TOLERANCE, "worst_error": worst.error,
-                          "worst": worst.name, "rows": [r.__dict__ for r in rows]}))
+                          "worst": worst.name, "rows": [r.summary() for r in rows]}))
     else:
         print(f"{'array':<26} {'entries':>7} {'max |grad|':>11} {'error':>10}")
         for r in rows:

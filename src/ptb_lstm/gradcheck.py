@@ -7,7 +7,7 @@ of the incoming state (h0 and c0 of every layer) is checked.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,12 +24,19 @@ class GradcheckRow:
     entries: int
     max_abs_grad: float
     error: float
+    analytic: np.ndarray | None = field(default=None, repr=False)  # with keep_values=True
+    numeric: np.ndarray | None = field(default=None, repr=False)
+
+    def summary(self) -> dict:
+        return {"name": self.name, "entries": self.entries, "max_abs_grad": self.max_abs_grad,
+                "error": self.error}
 
 
 def gradcheck(seed: int = 0, dropout: float = 0.0, vocab_size: int = 11, hidden_size: int = 5,
               num_layers: int = 2, num_steps: int = 4, batch_size: int = 3,
-              epsilon: float = 1e-5) -> list[GradcheckRow]:
-    """Rows of (array, entries, largest |gradient|, error) for a tiny random model."""
+              epsilon: float = 1e-5, keep_values: bool = False) -> list[GradcheckRow]:
+    """Rows of (array, entries, largest |gradient|, error) for a tiny random model; with
+    ``keep_values`` each row also carries the analytic and numeric gradients."""
     config: Config = PRESETS["tiny"].replace(
         hidden_size=hidden_size, num_layers=num_layers, num_steps=num_steps,
         batch_size=batch_size, init_scale=0.5, dropout=dropout, seed=seed)
@@ -56,6 +63,9 @@ def gradcheck(seed: int = 0, dropout: float = 0.0, vocab_size: int = 11, hidden_
         dh0, dc0 = grads.state_grad[layer]
         rows.append(_compare(f"state_{layer}_h", h0, dh0, loss, epsilon))
         rows.append(_compare(f"state_{layer}_c", c0, dc0, loss, epsilon))
+    if not keep_values:
+        for row in rows:
+            row.analytic = row.numeric = None
     return rows
 
 
@@ -72,4 +82,5 @@ def _compare(name, array, analytic, loss, epsilon) -> GradcheckRow:
         numeric[index] = (plus - minus) / (2 * epsilon)
     scale = max(float(np.abs(analytic).max()), 1e-6)
     error = float(np.abs(analytic - numeric).max()) / scale
-    return GradcheckRow(name, int(array.size), float(np.abs(analytic).max()), error)
+    return GradcheckRow(name, int(array.size), float(np.abs(analytic).max()), error,
+                        np.array(analytic), numeric)
