@@ -23,18 +23,20 @@ class TensorBoardReporter(Reporter):
     """Writes each metrics record as scalars, against the global training step."""
 
     def __init__(self, log_dir: str | Path) -> None:
+        from ptb_lstm.engines import quiet_native_stderr
+
         try:
             import tensorboard  # noqa: F401 (tf.summary writes nothing without it)
 
-            from ptb_lstm.engines import quiet_native_stderr
-
-            with quiet_native_stderr():
+            with quiet_native_stderr():  # TensorFlow probes for CUDA as it starts
                 import tensorflow as tf
+
+                self.writer = tf.summary.create_file_writer(str(log_dir))
+                tf.config.list_logical_devices()
         except ImportError:
             raise UserError("--tensorboard needs TensorFlow and TensorBoard, which are not "
                             "installed; install them with: pip install 'ptb-lstm[tf]'") from None
         self.tf = tf
-        self.writer = tf.summary.create_file_writer(str(log_dir))
 
     def record(self, record: dict) -> None:
         event = record.get("event")

@@ -62,7 +62,7 @@ class _Cache:
     cells: list[np.ndarray]  # per layer [T + 1, B, H], c(-1) .. c(T-1)
     outputs: list[np.ndarray]  # per layer [T + 1, B, H], h(-1) .. h(T-1)
     tanh_cells: list[np.ndarray]  # per layer [T, B, H]
-    top: np.ndarray  # [T*B, H] the top layer's output after dropout
+    top: np.ndarray  # [T*B, H + 1] the top layer's output after dropout, then a column of ones
     masks: list[np.ndarray] | None  # L + 1 dropout masks [T, B, H], or None
 
 
@@ -101,6 +101,15 @@ class NumpyEngine(Engine):
     def set_params(self, params: Params) -> None:
         self.params = {name: np.array(value, dtype=self.np_dtype, order="C")
                        for name, value in params.items()}
+        # The softmax kernel and bias live in one [H + 1, V] array, and the top layer's output
+        # gets a column of ones, so that one product gives the logits with the bias added and
+        # another gives both gradients. The canonical names are views into it.
+        kernel, bias = params["softmax_kernel"], params["softmax_bias"]
+        self._softmax_weights = np.empty((kernel.shape[0] + 1, kernel.shape[1]), self.np_dtype)
+        self._softmax_weights[:-1] = kernel
+        self._softmax_weights[-1] = bias
+        self.params["softmax_kernel"] = self._softmax_weights[:-1]
+        self.params["softmax_bias"] = self._softmax_weights[-1]
 
     def reset_state(self, batch_size: int) -> None:
         zeros = np.zeros((batch_size, self.hidden_size), self.np_dtype)
@@ -147,8 +156,7 @@ class NumpyEngine(Engine):
     def logits(self, inputs):
         state = self._state_for(inputs.shape[0])
         cache, self.state = self._forward(inputs, state, masks=None)
-        logits = cache.top @ self.params["softmax_kernel"]
-        logits += self.params["softmax_bias"]
+        logits = cache.top @ self._softmax_weights
         steps, batch = cache.inputs.shape
         return logits.reshape(steps, batch, -1).transpose(1, 0, 2)  # [B, T, V]
 
@@ -201,20 +209,21 @@ class NumpyEngine(Engine):
             x = outputs[1:]
         if masks is not None:
             x = x * masks[self.num_layers]
-        cache.top = x.reshape(steps * batch, h)
+        cache.top = np.empty((steps * batch, h + 1), self.np_dtype)
+        cache.top[:, :h] = x.reshape(steps * batch, h)
+        cache.top[:, h] = 1.0
         return cache, final_state
 
     def _softmax(self, top: np.ndarray, targets: np.ndarray, grad_scale: float | None
                  ) -> tuple[float, np.ndarray | None]:
-        """Summed NLL of ``targets`` [N] under softmax(top [N, H] @ softmax_kernel + bias).
+        """Summed NLL of ``targets`` [N] under softmax(top [N, H + 1] @ [kernel; bias]).
 
         With ``grad_scale`` the logits buffer is turned into d loss / d logits (scaled by
         ``grad_scale``), d loss / d top [N, H] is returned and the buffer is kept for the
         weight gradients."""
         kernel = self.params["softmax_kernel"]
         logits = self._buffer("logits", (top.shape[0], self.vocab_size))  # [N, V]
-        np.matmul(top, kernel, out=logits)
-        logits += self.params["softmax_bias"]
+        np.matmul(top, self._softmax_weights, out=logits)
         nll = _softmax_nll_in_place(logits, targets, grad_scale)
         dtop = logits @ kernel.T if grad_scale is not None else None  # [N, H]
         return nll, dtop
@@ -252,8 +261,8 @@ class NumpyEngine(Engine):
         nll, dtop = self._softmax(cache.top, flat_targets, grad_scale=1.0 / batch)
         loss = nll / batch
         dlogits = self._buffers["logits"]  # [T*B, V]
-        dense["softmax_kernel"] = cache.top.T @ dlogits  # [H, V]
-        dense["softmax_bias"] = _column_sums(dlogits)
+        softmax_grad = cache.top.T @ dlogits  # [H + 1, V]: kernel rows, then the bias
+        dense["softmax_kernel"], dense["softmax_bias"] = softmax_grad[:-1], softmax_grad[-1]
         dx = dtop.reshape(steps, batch, h)
         if masks is not None:
             dx *= masks[self.num_layers]
