@@ -107,21 +107,24 @@ class TFGraphEngine(Engine):
     def device(self) -> str:
         return self._device
 
+    def _state(self, batch_size: int) -> _StateVariables:
+        """The carried-state variables of this batch size, created (zeroed) when first needed."""
+        if batch_size not in self._states:
+            with self.graph.as_default(), tf.device(self._device), \
+                    v1.name_scope(f"state_{batch_size}"):
+                self._states[batch_size] = _StateVariables(
+                    batch_size, self.config.hidden_size, self.config.num_layers, self.tf_dtype)
+            self.session.run(self._states[batch_size].reset)
+        return self._states[batch_size]
+
     def _unrolled(self, batch_size: int, num_steps: int, train: bool) -> _Unrolled:
         """The ops for this shape, added to the graph the first time they are needed."""
         key = (batch_size, num_steps, train)
         if key not in self._ops:
-            with self.graph.as_default(), tf.device(self._device):
-                if batch_size not in self._states:
-                    with v1.name_scope(f"state_{batch_size}"):
-                        self._states[batch_size] = states = _StateVariables(
-                            batch_size, self.config.hidden_size, self.config.num_layers,
-                            self.tf_dtype)
-                    self.session.run(states.reset)
-                scope = f"{'train' if train else 'eval'}_{batch_size}x{num_steps}"
-                with v1.name_scope(scope):
-                    self._ops[key] = _Unrolled(self, self._states[batch_size].variables,
-                                               num_steps, train)
+            state = self._state(batch_size)
+            scope = f"{'train' if train else 'eval'}_{batch_size}x{num_steps}"
+            with self.graph.as_default(), tf.device(self._device), v1.name_scope(scope):
+                self._ops[key] = _Unrolled(self, state.variables, num_steps, train)
         return self._ops[key]
 
     def get_params(self):
@@ -133,8 +136,7 @@ class TFGraphEngine(Engine):
                                         for n in self.names})
 
     def reset_state(self, batch_size):
-        self._unrolled(batch_size, self.config.num_steps, train=False)  # state variables
-        self.session.run(self._states[batch_size].reset)
+        self.session.run(self._state(batch_size).reset)
         self._batch_size = batch_size
 
     def get_state(self):
