@@ -63,10 +63,17 @@ class _Unrolled:
         else:
             self.output = nll
         # The new state is stored only after everything that read the old one has run.
-        with tf.control_dependencies([self.output, *updates]):
-            self.step = tf.group(*[var.assign(value)
-                                   for pair_vars, pair in zip(state_vars, final, strict=True)
-                                   for var, value in zip(pair_vars, pair, strict=True)])
+        self.step = _store_state(state_vars, final, [self.output, *updates])
+        # Sampling and scoring fetch the logits alone, with no targets to feed.
+        self.logits_step = _store_state(state_vars, final, [logits])
+
+
+def _store_state(state_vars: list, final: list, after: list):
+    """One op assigning the final state to the state variables once ``after`` has run."""
+    with tf.control_dependencies(after):
+        return tf.group(*[var.assign(value)
+                          for pair_vars, pair in zip(state_vars, final, strict=True)
+                          for var, value in zip(pair_vars, pair, strict=True)])
 
 
 class TFGraphEngine(Engine):
@@ -155,7 +162,7 @@ class TFGraphEngine(Engine):
 
     def logits(self, inputs):
         ops = self._prepare(inputs, train=False)
-        logits, _ = self.session.run([ops.logits, ops.step], {ops.inputs: inputs})
+        logits, _ = self.session.run([ops.logits, ops.logits_step], {ops.inputs: inputs})
         batch, steps = inputs.shape
         return logits.reshape(steps, batch, -1).transpose(1, 0, 2)
 
