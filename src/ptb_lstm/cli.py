@@ -25,6 +25,7 @@ examples:
   ptb-lstm gradcheck                     # back-propagation against finite differences
   ptb-lstm agree                         # the TensorFlow engines against the NumPy engine
   ptb-lstm bench --engine numpy          # ms per step
+  ptb-lstm plot runs/a runs/b --out curves.png   # learning curves of runs
 
 PTB is looked for in --data-dir, then $PTB_DATA_DIR, then ~/.cache/ptb-lstm/ptb, and
 downloaded there if it is in none of them.
@@ -247,6 +248,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="print one JSON object (train_ms_per_step, eval_ms_per_step, ...)")
     p.set_defaults(func=cmd_bench)
+
+    # plot ---------------------------------------------------------------------------------
+    p = commands.add_parser(
+        "plot", formatter_class=_formatter, help="learning curves of one or several runs",
+        description="Draw, from each run folder's metrics.jsonl, the training perplexity "
+                    "against the step (the mean so far in the epoch, as the training log "
+                    "prints it, every --log-every steps) and the valid perplexity after each "
+                    "epoch, every run on the same two panels, labelled by engine. Needs "
+                    "matplotlib (pip install 'ptb-lstm[plot]').",
+        epilog="examples:\n  ptb-lstm plot runs/x\n"
+               "  ptb-lstm plot docs/results/numpy docs/results/tf-eager docs/results/tf-graph "
+               "--log --out curves.png")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                   help="folders written by 'ptb-lstm train' (they need metrics.jsonl)")
+    p.add_argument("--out", metavar="FILE.png",
+                   help="figure to write, .png, .pdf or .svg (default: RUN_DIR/curves.png for "
+                        "one run, curves.png for several)")
+    p.add_argument("--log", action="store_true", help="logarithmic perplexity axes")
+    p.set_defaults(func=cmd_plot)
     return parser
 
 
@@ -675,6 +695,22 @@ def cmd_bench(args) -> int:
     print(f"  eval  {result.eval_ms_per_step:8.1f} ms/step")
     print(f"  full training of {config.epochs} epochs on PTB: about "
           f"{result.full_training_hours * 60:.0f} min")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from ptb_lstm.plot import labels, load_run, plot_runs
+
+    runs = [load_run(d) for d in args.runs]
+    out = args.out or (Path(args.runs[0]) / "curves.png" if len(runs) == 1 else "curves.png")
+    written = plot_runs(runs, out, log=args.log)
+    for run, label in zip(runs, labels(runs), strict=True):
+        last = run.epochs[-1] if run.epochs else None
+        valid = f"valid {last['valid_perplexity']:.2f} after epoch {last['epoch']}" if last \
+            else f"no epoch finished (step {run.steps[-1]['step']})"
+        test = f", test {run.test:.2f}" if run.test is not None else ""
+        print(f"{label}: {valid}{test}")
+    print(f"wrote {written}")
     return 0
 
 
