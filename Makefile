@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.ptb-lstm-installed
 ARGS    ?=
 PYTEST_ARGS ?=
 
-.PHONY: train test bench notebooks data gradcheck lint clean
+.PHONY: train test bench reproduce notebooks data gradcheck lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ test: $(STAMP)
 # Times every engine (and PyTorch when installed) and rewrites the table in docs/performance.md.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
+
+# Trains the small config with all three engines (runs/reproduce/ENGINE; finished runs are kept,
+# interrupted ones resumed), evaluates each, and rewrites docs/results.md and its figure.
+# About 2.5 hours on 2 cores. Pass options with ARGS, e.g. make reproduce ARGS="--engine numpy".
+reproduce: $(STAMP)
+	$(BIN)/python benchmarks/reproduce.py $(ARGS)
 
 data: $(STAMP)
 	$(BIN)/ptb-lstm data

@@ -131,3 +131,39 @@ def test_core_package_imports_no_other_numerical_framework():
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_softmax_nll_and_gradient_survive_extreme_logits(threads, monkeypatch):
+    """Rows whose exp-sum would overflow or vanish in float32 are recomputed with their
+    maximum subtracted; every row must match a float64 reference, on one or two threads."""
+    from ptb_lstm.engines.numpy_engine import _softmax_nll_in_place
+
+    monkeypatch.setenv("PTB_LSTM_NUM_THREADS", threads)
+    rng = np.random.default_rng(7)
+    n, h, v = 96, 8, 50
+    top = np.concatenate([rng.standard_normal((n, h)), np.ones((n, 1))], 1)
+    weights = rng.standard_normal((h + 1, v))
+    top[5] *= 40.0  # logits in the hundreds: exp overflows float32
+    top[70, :h] *= 40.0
+    top[40] = 0.0
+    top[40, h] = 1.0
+    top = top.astype(np.float32)
+    weights = weights.astype(np.float32)
+    weights[-1, :] = -100.0  # every logit of row 40 is -100: exp underflows towards zero
+    weights[-1, 3] = -95.0
+    targets = rng.integers(0, v, n)
+    logits64 = top.astype(np.float64) @ weights.astype(np.float64)
+    shifted = logits64 - logits64.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    expected_nll = -log_probs[np.arange(n), targets].sum()
+    expected_grad = 0.5 * np.exp(log_probs)
+    expected_grad[np.arange(n), targets] -= 0.5
+
+    logits = top @ weights
+    nll = _softmax_nll_in_place(logits, targets, 0.5, top, weights)
+    assert np.isfinite(logits).all()
+    assert nll == pytest.approx(expected_nll, rel=1e-5)
+    np.testing.assert_allclose(logits, expected_grad, atol=1e-5)
+    assert _softmax_nll_in_place(top @ weights, targets, None, top, weights) == pytest.approx(
+        expected_nll, rel=1e-5)

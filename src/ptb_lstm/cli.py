@@ -505,9 +505,10 @@ def _new_run_dir(out: str | None, config_name: str, engine: str) -> Path:
 
 def cmd_evaluate(args) -> int:
     from ptb_lstm import checkpoint
-    from ptb_lstm.data import load_corpus
+    from ptb_lstm.data import load_corpus, num_batches
     from ptb_lstm.engines import create_engine
     from ptb_lstm.evaluate import evaluate
+    from ptb_lstm.progress import ConsoleReporter
 
     _positive(args.batch_size, "--batch-size")
     _positive(args.num_steps, "--num-steps")
@@ -518,7 +519,11 @@ def cmd_evaluate(args) -> int:
     dtype = args.dtype or ckpt.dtype
     engine = create_engine(args.engine, ckpt.config, ckpt.params, dtype=dtype)
     started = time.perf_counter()
-    result = evaluate(engine, corpus.split(args.split), batch_size, num_steps)
+    reporter = ConsoleReporter()  # a bar on a terminal, silent in a log
+    ids = corpus.split(args.split)
+    reporter.eval_start(args.split, num_batches(len(ids), batch_size, num_steps))
+    result = evaluate(engine, ids, batch_size, num_steps, on_step=reporter.eval_step)
+    reporter.eval_end(args.split, result)
     record = {"split": args.split, **result.to_dict(), "checkpoint": args.checkpoint,
               "engine": engine.name, "dtype": dtype,
               "seconds": round(time.perf_counter() - started, 3)}

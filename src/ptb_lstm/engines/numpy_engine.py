@@ -19,6 +19,8 @@ from one tanh over the whole [B, 4H] block.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -224,7 +226,7 @@ class NumpyEngine(Engine):
         kernel = self.params["softmax_kernel"]
         logits = self._buffer("logits", (top.shape[0], self.vocab_size))  # [N, V]
         np.matmul(top, self._softmax_weights, out=logits)
-        nll = _softmax_nll_in_place(logits, targets, grad_scale)
+        nll = _softmax_nll_in_place(logits, targets, grad_scale, top, self._softmax_weights)
         dtop = logits @ kernel.T if grad_scale is not None else None  # [N, H]
         return nll, dtop
 
@@ -343,29 +345,78 @@ class NumpyEngine(Engine):
         self.params["embedding"][grads.embedding_rows] -= grads.embedding_grad
 
 
-def _softmax_nll_in_place(logits: np.ndarray, targets: np.ndarray, grad_scale: float | None
-                          ) -> float:
-    """Summed NLL of ``targets`` [N] under softmax(logits [N, V]), in float64.
+def _softmax_nll_in_place(logits: np.ndarray, targets: np.ndarray, grad_scale: float | None,
+                          top: np.ndarray, weights: np.ndarray) -> float:
+    """Summed NLL of ``targets`` [N] under softmax(logits [N, V]), in float64, where
+    logits = top [N, H + 1] @ weights [H + 1, V].
 
     With ``grad_scale`` the logits are overwritten with grad_scale * (softmax - onehot), the
-    gradient of grad_scale * NLL; otherwise with scratch values."""
+    gradient of grad_scale * NLL; otherwise with scratch values. This elementwise work is
+    single-threaded in NumPy, so the rows are split between the calling thread and one helper
+    thread (NumPy releases the GIL inside these loops) when two cores are available."""
+    parts = _elementwise_threads()
+    if parts == 1 or logits.shape[0] < 64:
+        return _softmax_rows(logits, targets, grad_scale, top, weights)
+    half = logits.shape[0] // 2
+    helper = _executor().submit(_softmax_rows, logits[half:], targets[half:], grad_scale,
+                                top[half:], weights)
+    nll = _softmax_rows(logits[:half], targets[:half], grad_scale, top[:half], weights)
+    return nll + helper.result()
+
+
+# exp(logit) is summed without subtracting each row's maximum first (which would cost a pass
+# over [N, V]) as long as the sum stays within these bounds, where float32 neither overflows
+# nor loses the small terms; rows outside them are recomputed with the maximum subtracted.
+_SUM_LOW, _SUM_HIGH = 1e-30, 1e30
+
+
+def _softmax_rows(logits, targets, grad_scale, top, weights) -> float:
     rows = np.arange(logits.shape[0])
-    row_max = logits.max(axis=1)  # [N]
     target_logit = logits[rows, targets].astype(np.float64)
-    # exp(logit - max) guards against overflow; when every logit is moderate the shift is not
-    # needed (exp(60) * V stays far from float32's limit), which saves a pass over [N, V].
-    shift = row_max if not (-60.0 < row_max.min() and row_max.max() < 60.0) else None
-    if shift is not None:
-        logits -= shift[:, None]
-    np.exp(logits, out=logits)
-    sums = logits.sum(axis=1)  # [N]
+    with np.errstate(over="ignore"):  # an overflowing row is caught below and recomputed
+        np.exp(logits, out=logits)
+    sums = logits.sum(axis=1)  # [n]
+    bad = np.flatnonzero(~((sums > _SUM_LOW) & (sums < _SUM_HIGH)))  # also inf and nan
+    shift = None
+    if bad.size:
+        fresh = top[bad] @ weights  # those rows' logits again
+        shift = fresh.max(axis=1)
+        fresh -= shift[:, None]
+        np.exp(fresh, out=fresh)
+        logits[bad] = fresh
+        sums[bad] = fresh.sum(axis=1)
     nll = np.log(sums.astype(np.float64)) - target_logit
     if shift is not None:
-        nll += shift
+        nll[bad] += shift
     if grad_scale is not None:
         logits *= (grad_scale / sums)[:, None].astype(logits.dtype)
         logits[rows, targets] -= logits.dtype.type(grad_scale)
     return float(nll.sum())
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(1, thread_name_prefix="ptb-lstm-softmax")
+    return _pool
+
+
+def _elementwise_threads() -> int:
+    """2 when this process may use two or more cores and no thread-count variable says 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    for name in ("PTB_LSTM_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                 "MKL_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit():
+            cores = min(cores, int(value))
+            break
+    return 2 if cores >= 2 else 1
 
 
 def _column_sums(matrix: np.ndarray) -> np.ndarray:
