@@ -2,10 +2,11 @@
 
 For each engine: train the small config for its 13 epochs (default seed) into
 ``runs/reproduce/ENGINE`` -- a finished run there is kept, an interrupted one is resumed --
-then evaluate the final model with the same engine on valid and test at batch 20 x 20 and at
-batch 1 x 1, and copy ``config.json``, ``metrics.jsonl`` and ``evaluations.json`` (never the
-checkpoint) to ``docs/results/ENGINE/``. Last, rebuild the table in ``docs/results.md`` and the
-figure ``docs/figures/results-curves.png`` from everything under ``docs/results/``.
+then evaluate the final model with the same engine on valid and test at the config's batch
+shape (20 x 20 for small) and at batch 1 x 1, and copy ``config.json``, ``metrics.jsonl`` and
+``evaluations.json`` (never the checkpoint) to ``docs/results/ENGINE/``. Last, rebuild the table
+in ``docs/results.md`` and the figure ``docs/figures/results-curves.png`` from everything under
+``docs/results/``.
 
     python benchmarks/reproduce.py                         # all three engines, ~2.5 h on 2 cores
     python benchmarks/reproduce.py --engine numpy          # one engine
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -27,7 +27,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 ENGINES = ("numpy", "tf-eager", "tf-graph")
-EVALUATIONS = (("valid", 20, 20), ("test", 20, 20), ("valid", 1, 1), ("test", 1, 1))
+# Split and batch shape (None: the config's own, 20 x 20 for small).
+EVALUATIONS = (("valid", None), ("test", None), ("valid", 1), ("test", 1))
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 # Targets of the reproduction: the series' worst runs (REFERENCE.md section 1).
 MAX_TEST, MAX_VALID, MAX_SPREAD = 116.5, 122.5, 0.02
@@ -68,9 +69,13 @@ def cli(*args: str, log: Path | None = None) -> str:
 
 
 def finished(run: Path) -> bool:
-    if not (run / "metrics.jsonl").is_file():
+    """Whether the run's checkpoint says it trained all its epochs (a run stopped early by
+    --max-steps or Ctrl-C also has a test record, but is resumable)."""
+    if not (run / "model.npz").is_file():
         return False
-    return any('"event": "test"' in line for line in (run / "metrics.jsonl").open())
+    from ptb_lstm import checkpoint
+
+    return bool(checkpoint.load(run / "model.npz").progress.get("finished"))
 
 
 def train(engine: str, run: Path, data: list[str], config: str) -> None:
@@ -88,10 +93,10 @@ def train(engine: str, run: Path, data: list[str], config: str) -> None:
 
 def evaluate(engine: str, run: Path, data: list[str]) -> list[dict]:
     results = []
-    for split, batch, steps in EVALUATIONS:
+    for split, size in EVALUATIONS:
+        shape = ["--batch-size", str(size), "--num-steps", str(size)] if size else []
         out = cli("evaluate", "--checkpoint", str(run / "model.npz"), "--engine", engine,
-                  "--split", split, "--batch-size", str(batch), "--num-steps", str(steps),
-                  "--json", *data)
+                  "--split", split, *shape, "--json", *data)
         results.append(json.loads(out.strip().splitlines()[-1]))
     return results
 
@@ -108,15 +113,12 @@ def publish(engine: str, run: Path, evaluations: list[dict], results: Path) -> N
 
 
 def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, {platform.system()}, Python {platform.python_version()}"
+    from bench import machine as describe  # benchmarks/bench.py, beside this script
+
+    host = describe()
+    return (f"{host['cpu']}, {host['cores']} cores; Python {host['python']}, NumPy "
+            f"{host['numpy']}" + (f", TensorFlow {host['tensorflow']}" if "tensorflow" in host
+                                  else ""))
 
 
 def summarize(results: Path) -> list[dict]:
@@ -128,20 +130,24 @@ def summarize(results: Path) -> list[dict]:
         records = [json.loads(line) for line in (folder / "metrics.jsonl").open() if line.strip()]
         info = json.loads((folder / "config.json").read_text())
         epochs = [r for r in records if r.get("event") == "epoch"]
-        test = next((r for r in records if r.get("event") == "test"), None)
+        tests = [r for r in records if r.get("event") == "test"]  # the last one is the final
+        test = tests[-1] if tests else None
         if not epochs or test is None:
             continue
-        evals = {}
+        evals = {}  # (split, "1x1" or "config") -> perplexity
         if (folder / "evaluations.json").is_file():
             for e in json.loads((folder / "evaluations.json").read_text()):
-                evals[(e["split"], e["batch_size"], e["num_steps"])] = e["perplexity"]
+                one = e["batch_size"] == 1 and e["num_steps"] == 1
+                evals[(e["split"], "1x1" if one else "config")] = e["perplexity"]
         ms = sorted(r["ms_per_step"] for r in epochs)
         rows.append({
             "engine": engine, "dtype": info.get("dtype"), "command": info.get("command"),
+            "config": info.get("config") or {},
             "epochs": len(epochs), "train": epochs[-1]["train_perplexity"],
             "valid": epochs[-1]["valid_perplexity"], "test": test["test_perplexity"],
-            "valid_1x1": evals.get(("valid", 1, 1)), "test_1x1": evals.get(("test", 1, 1)),
-            "valid_20x20": evals.get(("valid", 20, 20)), "test_20x20": evals.get(("test", 20, 20)),
+            "valid_1x1": evals.get(("valid", "1x1")), "test_1x1": evals.get(("test", "1x1")),
+            "valid_again": evals.get(("valid", "config")),
+            "test_again": evals.get(("test", "config")),
             "minutes": test["wall_time"] / 60, "median_ms": ms[len(ms) // 2],
             "fastest_ms": ms[0], "started": info.get("started", "")})
     return rows
@@ -151,10 +157,15 @@ def table(rows: list[dict], host: str) -> str:
     def f(value, digits=2):
         return "" if value is None else f"{value:.{digits}f}"
 
+    c = rows[0]["config"]
     lines = [
-        f"Machine: {host}. Small config, float32, seed 1, 13 epochs. Train is the last epoch's "
-        "mean training perplexity; valid and test are at batch 20 x 20, carried state, as "
-        "in training; the 1 x 1 columns are the same model evaluated one word at a time.",
+        f"Machine: {host}. Config: {c.get('num_layers')} layers of {c.get('hidden_size')} "
+        f"units, batch {c.get('batch_size')} x {c.get('num_steps')} steps, dropout "
+        f"{c.get('dropout')}, {c.get('epochs')} epochs, seed {c.get('seed')}, "
+        f"{rows[0]['dtype']}. Train is the last epoch's mean training perplexity; valid and "
+        "test are at the training batch shape with the state carried through the split, as "
+        "the training log reports them; the 1 x 1 columns are the same model evaluated one "
+        "word at a time.",
         "",
         "| run | hardware | wall time | train | valid | test | valid 1x1 | test 1x1 |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
@@ -169,10 +180,10 @@ def table(rows: list[dict], host: str) -> str:
               "other):", ""]
     for r in rows:
         ok = r["test"] <= MAX_TEST and r["valid"] <= MAX_VALID
-        again = [abs(r[f"{s}_20x20"] / r[s] - 1) for s in ("valid", "test")
-                 if r[f"{s}_20x20"] is not None]
-        check = (f"; re-evaluated from model.npz at 20 x 20: largest relative difference "
-                 f"{max(again):.1e}") if again else ""
+        again = [abs(r[f"{s}_again"] / r[s] - 1) for s in ("valid", "test")
+                 if r[f"{s}_again"] is not None]
+        check = (f"; evaluated again from model.npz at the training batch shape: largest "
+                 f"relative difference {max(again):.1e}") if again else ""
         lines.append(f"- {r['engine']}: test {r['test']:.2f}, valid {r['valid']:.2f}: "
                      f"{'within the targets' if ok else 'MISSES the targets'}{check}; "
                      f"median epoch {r['median_ms']:.1f} ms/step (fastest {r['fastest_ms']:.1f})")

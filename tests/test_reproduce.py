@@ -1,0 +1,54 @@
+"""make reproduce (benchmarks/reproduce.py) end to end on a tiny config and generated data."""
+
+import json
+import subprocess
+import sys
+
+from conftest import REPO, run_cli
+
+SCRIPT = REPO / "benchmarks" / "reproduce.py"
+
+
+def reproduce(*args):
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_reproduce_resumes_evaluates_publishes_and_writes_the_table(tiny_dir, tmp_path):
+    run = tmp_path / "runs" / "numpy"
+    partial = run_cli("train", "--config", "tiny", "--data-dir", str(tiny_dir), "--out", str(run),
+                      "--max-steps", "3", "--checkpoint-every", "1")
+    assert partial.returncode == 0, partial.stderr
+    results, doc = tmp_path / "results", tmp_path / "results.md"
+    doc.write_text("# Results\n\nbefore\n<!-- results:start -->\nold table\n"
+                   "<!-- results:end -->\nafter\n")
+    figure = tmp_path / "fig" / "curves.png"
+    done = reproduce("--engine", "numpy", "--run", f"numpy={run}", "--config", "tiny",
+                     "--data-dir", str(tiny_dir), "--results", str(results), "--doc", str(doc),
+                     "--figure", str(figure))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ptb-lstm train --resume" in done.stdout  # the interrupted run was continued
+
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").open()]
+    test = [r for r in metrics if r["event"] == "test"][-1]  # the first is the stop at step 3
+    evaluations = json.loads((results / "numpy" / "evaluations.json").read_text())
+    assert [(e["split"], e["batch_size"], e["num_steps"]) for e in evaluations] == [
+        ("valid", 4, 5), ("test", 4, 5), ("valid", 1, 1), ("test", 1, 1)]  # tiny: 4 x 5
+    assert evaluations[1]["perplexity"] == test["test_perplexity"]
+    assert not (results / "numpy" / "model.npz").exists()  # checkpoints are not published
+    assert (results / "numpy" / "metrics.jsonl").read_text() == \
+        (run / "metrics.jsonl").read_text()
+
+    text = doc.read_text()
+    assert text.startswith("# Results\n\nbefore\n<!-- results:start -->\n")
+    assert text.rstrip().endswith("<!-- results:end -->\nafter") and "old table" not in text
+    row = next(line for line in text.splitlines() if line.startswith("| **ptb-lstm numpy**"))
+    assert f"**{test['test_perplexity']:.2f}**" in row
+    assert "| Zaremba et al. 2015, Table 1 |" in text and "120.7" in text
+    assert "ptb-lstm train --config tiny" in text  # the command that made the run
+    assert figure.read_bytes()[:4] == b"\x89PNG"
+
+    again = reproduce("--collect-only", "--results", str(results), "--doc", str(doc),
+                      "--figure", str(figure))
+    assert again.returncode == 0, again.stderr
+    assert doc.read_text().count("<!-- results:start -->") == 1
