@@ -251,6 +251,12 @@ def part_three() -> list:
              "        print(f\"{path.parent.name:<12} epochs {last['epoch']:>2}  train {last['train_perplexity']:7.2f}  \"\n"
              "              f\"valid {last['valid_perplexity']:7.2f}  \"\n"
              "              f\"test {test[-1]['test_perplexity'] if test else float('nan'):7.2f}\")"),
+        md("Their learning curves, as `make reproduce` draws them with `ptb-lstm plot` "
+           "(the table beside the paper's is in `docs/results.md`):"),
+        code("from IPython.display import Image, display\n"
+             "figure = results.parent / 'figures' / 'results-curves.png'\n"
+             "display(Image(filename=str(figure))) if figure.is_file() else "
+             "print('no figure yet: run make reproduce')"),
     ]
 
 
@@ -283,9 +289,11 @@ def execute(path: Path, timeout: int = 900) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-run", action="store_true")
+    parser.add_argument("--no-run", action="store_true", help="write without executing")
+    parser.add_argument("--only", choices=NOTEBOOKS, action="append",
+                        help="write (and run) only this notebook (repeatable)")
     args = parser.parse_args()
-    for name in NOTEBOOKS:
+    for name in args.only or NOTEBOOKS:
         path = write(name)
         if not args.no_run:
             print(f"{name}: executed in {execute(path):.0f} s", flush=True)
