@@ -1,10 +1,15 @@
-"""The softmax's elementwise work on one core and on two (docs/performance.md, change 6).
+"""The softmax's elementwise work: the maximum pass, and two threads (docs/performance.md).
 
-Times, interleaved in one process on the small config's shapes ([400, 10,000] float32 logits):
-the pass sequence the engine used before (row maximum, subtract, exp, sum, scale) on one thread,
-the engine's current rows on one thread (no maximum pass), and the engine's current function
-with the rows split over two threads. Each repetition first restores the logits (a copy, timed
-on its own and subtracted).
+On the small config's shapes ([400, 10,000] float32 logits), interleaved in one process:
+
+- the passes the engine used before (row maximum, subtract, exp, sum, scale), one thread;
+- the engine's current function (no maximum pass), one thread;
+- the same with the rows split between the calling thread and a helper thread (NumPy releases
+  the GIL in these loops): the experiment that was tried and dropped.
+
+Each is timed twice: after restoring the logits with a copy (the copy's own time subtracted),
+and right after the logits product itself, as inside a training step, where OpenBLAS's worker
+threads are still spinning on the second core when the elementwise work starts.
 
     python benchmarks/softmax_elementwise.py [--repeats 200]
 """
@@ -14,13 +19,16 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ptb_lstm.engines.numpy_engine import _softmax_nll_in_place, _softmax_rows
+from ptb_lstm.engines.numpy_engine import _softmax_nll_in_place
+
+POOL = ThreadPoolExecutor(1)
 
 
-def with_max_pass(logits, targets, grad_scale):
+def with_max_pass(logits, targets, grad_scale, top=None, weights=None):
     """The earlier engine's passes: maximum, subtract, exp, sum, scale, one thread."""
     rows = np.arange(logits.shape[0])
     row_max = logits.max(axis=1)
@@ -34,6 +42,14 @@ def with_max_pass(logits, targets, grad_scale):
     return float(nll.sum())
 
 
+def two_threads(logits, targets, grad_scale, top, weights):
+    half = logits.shape[0] // 2
+    helper = POOL.submit(_softmax_nll_in_place, logits[half:], targets[half:], grad_scale,
+                         top[half:], weights)
+    return _softmax_nll_in_place(logits[:half], targets[:half], grad_scale, top[:half],
+                                 weights) + helper.result()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=200)
@@ -45,37 +61,40 @@ def main() -> None:
     logits = top @ weights
     targets = rng.integers(0, 10_000, 400)
     buffer = np.empty_like(logits)
-
-    def restore():
-        buffer[:] = logits
-
-    def env(threads):
-        os.environ["PTB_LSTM_NUM_THREADS"] = threads
-
-    cases = {
-        "copy (subtracted)": lambda: restore(),
-        "max pass, 1 thread": lambda: (restore(), with_max_pass(buffer, targets, 0.05)),
-        "no max pass, 1 thread": lambda: (restore(), _softmax_rows(buffer, targets, 0.05, top,
-                                                                   weights)),
-        "no max pass, 2 threads": lambda: (restore(), env("2"), _softmax_nll_in_place(
-            buffer, targets, 0.05, top, weights)),
-    }
-    times = {name: [] for name in cases}
+    functions = {"max pass, 1 thread": with_max_pass,
+                 "no max pass, 1 thread (engine)": _softmax_nll_in_place,
+                 "no max pass, 2 threads": two_threads}
+    copy_times, after_copy, product_times, after_product = [], {}, [], {}
     for _ in range(args.repeats):
-        for name, case in cases.items():
+        started = time.perf_counter()
+        buffer[:] = logits
+        copy_times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        np.matmul(top, weights, out=buffer)
+        product_times.append(time.perf_counter() - started)
+        for name, function in functions.items():
+            buffer[:] = logits
             started = time.perf_counter()
-            case()
-            times[name].append(time.perf_counter() - started)
-    median = {name: 1e3 * sorted(t)[len(t) // 2] for name, t in times.items()}
-    copy = median.pop("copy (subtracted)")
+            function(buffer, targets, 0.05, top, weights)
+            after_copy.setdefault(name, []).append(time.perf_counter() - started)
+            started = time.perf_counter()
+            np.matmul(top, weights, out=buffer)
+            function(buffer, targets, 0.05, top, weights)
+            after_product.setdefault(name, []).append(time.perf_counter() - started)
+
+    def median(values):
+        return 1e3 * sorted(values)[len(values) // 2]
+
+    product = median(product_times)
     print(f"[400, 10000] float32 logits, median of {args.repeats} interleaved repetitions, "
-          f"copy {copy:.2f} ms subtracted, {len(os.sched_getaffinity(0))} cores:")
-    for name, value in median.items():
-        print(f"  {name:24s} {value - copy:6.2f} ms")
-    a, b = buffer.copy(), buffer.copy()
-    a[:], b[:] = logits, logits
-    nll_a, nll_b = with_max_pass(a, targets, 0.05), _softmax_nll_in_place(b, targets, 0.05, top,
-                                                                          weights)
+          f"{len(os.sched_getaffinity(0))} cores; the product alone {product:.2f} ms")
+    print(f"  {'':32s} {'after a copy':>13s} {'after the product':>18s}")
+    for name in functions:
+        print(f"  {name:32s} {median(after_copy[name]):10.2f} ms "
+              f"{median(after_product[name]) - product:15.2f} ms")
+    a, b = logits.copy(), logits.copy()
+    nll_a = with_max_pass(a, targets, 0.05)
+    nll_b = _softmax_nll_in_place(b, targets, 0.05, top, weights)
     print(f"NLL {nll_a:.6f} vs {nll_b:.6f}; largest gradient difference {np.abs(a - b).max():.2e}")
 
 

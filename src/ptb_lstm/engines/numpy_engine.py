@@ -19,8 +19,6 @@ from one tanh over the whole [B, 4H] block.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -351,31 +349,17 @@ def _softmax_nll_in_place(logits: np.ndarray, targets: np.ndarray, grad_scale: f
     logits = top [N, H + 1] @ weights [H + 1, V].
 
     With ``grad_scale`` the logits are overwritten with grad_scale * (softmax - onehot), the
-    gradient of grad_scale * NLL; otherwise with scratch values. This elementwise work is
-    single-threaded in NumPy, so the rows are split between the calling thread and one helper
-    thread (NumPy releases the GIL inside these loops) when two cores are available."""
-    parts = _elementwise_threads()
-    if parts == 1 or logits.shape[0] < 64:
-        return _softmax_rows(logits, targets, grad_scale, top, weights)
-    half = logits.shape[0] // 2
-    helper = _executor().submit(_softmax_rows, logits[half:], targets[half:], grad_scale,
-                                top[half:], weights)
-    nll = _softmax_rows(logits[:half], targets[:half], grad_scale, top[:half], weights)
-    return nll + helper.result()
+    gradient of grad_scale * NLL; otherwise with scratch values.
 
-
-# exp(logit) is summed without subtracting each row's maximum first (which would cost a pass
-# over [N, V]) as long as the sum stays within these bounds, where float32 neither overflows
-# nor loses the small terms; rows outside them are recomputed with the maximum subtracted.
-_SUM_LOW, _SUM_HIGH = 1e-30, 1e30
-
-
-def _softmax_rows(logits, targets, grad_scale, top, weights) -> float:
+    exp(logit) is summed without subtracting each row's maximum first (which would cost two
+    passes over [N, V]) as long as the row's sum stays within (1e-30, 1e30), where float32
+    neither overflows nor loses the terms that matter; a row outside it (or not finite) is
+    recomputed from ``top`` with its maximum subtracted."""
     rows = np.arange(logits.shape[0])
     target_logit = logits[rows, targets].astype(np.float64)
     with np.errstate(over="ignore"):  # an overflowing row is caught below and recomputed
         np.exp(logits, out=logits)
-    sums = logits.sum(axis=1)  # [n]
+    sums = logits.sum(axis=1)  # [N]
     bad = np.flatnonzero(~((sums > _SUM_LOW) & (sums < _SUM_HIGH)))  # also inf and nan
     shift = None
     if bad.size:
@@ -394,29 +378,7 @@ def _softmax_rows(logits, targets, grad_scale, top, weights) -> float:
     return float(nll.sum())
 
 
-_pool: ThreadPoolExecutor | None = None
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(1, thread_name_prefix="ptb-lstm-softmax")
-    return _pool
-
-
-def _elementwise_threads() -> int:
-    """2 when this process may use two or more cores and no thread-count variable says 1."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    for name in ("PTB_LSTM_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                 "MKL_NUM_THREADS"):
-        value = os.environ.get(name, "").strip()
-        if value.isdigit():
-            cores = min(cores, int(value))
-            break
-    return 2 if cores >= 2 else 1
+_SUM_LOW, _SUM_HIGH = 1e-30, 1e30
 
 
 def _column_sums(matrix: np.ndarray) -> np.ndarray:
