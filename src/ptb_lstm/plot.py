@@ -47,7 +47,7 @@ def load_run(run_dir: str | Path) -> Run:
         pass
     if not isinstance(info, dict):
         info = {}
-    run = Run(path=path, engine=str(info.get("engine", "?")),
+    run = Run(path=path, engine=str(info.get("engine") or path.resolve().name),
               dtype=str(info.get("dtype", "")), config=dict(info.get("config") or {}))
     for record in records:
         event = record.get("event")
