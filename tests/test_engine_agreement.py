@@ -124,3 +124,31 @@ def test_agree_command_on_real_ptb(ptb_dir):
     for row in rows:
         limit = TOLERANCE[row["dtype"]]
         assert row["loss"] <= limit and row["params"] <= limit and row["perplexity"] <= limit
+
+
+@pytest.mark.parametrize("name", TF_ENGINES)
+def test_whole_training_runs_agree_in_float64(name, tmp_path):
+    """The training loop with each engine, over three epochs (learning-rate decay, the state
+    reset at each epoch, valid after each, test at the end), in float64: the same perplexities
+    and the same final parameters as the NumPy engine. Long float32 runs part ways by rounding
+    (docs/agreement.md); this shows nothing else makes them differ."""
+    from ptb_lstm.config import apply_overrides
+
+    from conftest import write_corpus
+
+    corpus = load_corpus(write_corpus(tmp_path / "data", seed=3, lines=(400, 40, 40)))
+    config = apply_overrides(PRESETS["tiny"], {"epochs": 3, "epochs_at_full_lr": 1})
+    params = init_params(config, corpus.vocab_size, seed=2)
+    runs = {}
+    for engine_name in ("numpy", name):
+        engine = create_engine(engine_name, config, params, dtype="float64")
+        result = train(config, corpus, engine, tmp_path / engine_name, log_every=10_000)
+        runs[engine_name] = (result, engine.get_params())
+    (ref, ref_params), (other, other_params) = runs["numpy"], runs[name]
+    assert result.steps == runs["numpy"][0].steps > 200
+    for key in ("train_perplexity", "valid_perplexity", "lr"):
+        np.testing.assert_allclose([e[key] for e in other.epochs], [e[key] for e in ref.epochs],
+                                   rtol=1e-9)
+    assert other.test.perplexity == pytest.approx(ref.test.perplexity, rel=1e-9)
+    for key, value in ref_params.items():
+        assert relative(other_params[key], value) < 1e-9, key
