@@ -85,8 +85,14 @@ def train(engine: str, run: Path, data: list[str], config: str) -> None:
     elif (run / "model.npz").is_file():
         cli("train", "--resume", str(run), *data, log=log)
     else:
-        if run.exists():
-            shutil.rmtree(run)  # started but wrote no checkpoint yet: nothing to lose
+        if run.exists():  # a run that stopped before its first checkpoint: start it again
+            stray = {p.name for p in run.iterdir()} - {"config.json", "metrics.jsonl"}
+            if stray:
+                sys.exit(f"reproduce: {run} holds {', '.join(sorted(stray))} but no model.npz; "
+                         "it does not look like a run folder, so nothing in it is touched: "
+                         "give another folder")
+            for name in ("config.json", "metrics.jsonl"):
+                (run / name).unlink(missing_ok=True)
         run.parent.mkdir(parents=True, exist_ok=True)
         cli("train", "--config", config, "--engine", engine, "--out", str(run), *data, log=log)
 

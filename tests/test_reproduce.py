@@ -52,3 +52,14 @@ def test_reproduce_resumes_evaluates_publishes_and_writes_the_table(tiny_dir, tm
                       "--figure", str(figure))
     assert again.returncode == 0, again.stderr
     assert doc.read_text().count("<!-- results:start -->") == 1
+
+
+def test_reproduce_never_clears_a_folder_that_is_not_a_run(tiny_dir, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    result = reproduce("--engine", "numpy", "--run", f"numpy={folder}", "--config", "tiny",
+                       "--data-dir", str(tiny_dir), "--results", str(tmp_path / "results"))
+    assert result.returncode != 0
+    assert "does not look like a run folder" in result.stderr and "Traceback" not in result.stderr
+    assert (folder / "notes.txt").read_text() == "keep me"
