@@ -352,7 +352,7 @@ def _softmax_nll_in_place(logits: np.ndarray, targets: np.ndarray, grad_scale: f
     gradient of grad_scale * NLL; otherwise with scratch values.
 
     exp(logit) is summed without subtracting each row's maximum first (which would cost two
-    passes over [N, V]) as long as the row's sum stays within (1e-30, 1e30), where float32
+    passes over [N, V]) as long as the row's sum stays within (1e-20, 1e30), where float32
     neither overflows nor loses the terms that matter; a row outside it (or not finite) is
     recomputed from ``top`` with its maximum subtracted."""
     rows = np.arange(logits.shape[0])
@@ -378,7 +378,10 @@ def _softmax_nll_in_place(logits: np.ndarray, targets: np.ndarray, grad_scale: f
     return float(nll.sum())
 
 
-_SUM_LOW, _SUM_HIGH = 1e-30, 1e30
+# Below 1e-20 the terms under float32's smallest normal number (1.2e-38, at most V of them),
+# which lose precision or vanish, could matter at float32 precision; above 1e30 the sum nears
+# overflow.
+_SUM_LOW, _SUM_HIGH = 1e-20, 1e30
 
 
 def _column_sums(matrix: np.ndarray) -> np.ndarray:
