@@ -28,7 +28,7 @@ bench: $(STAMP)
 
 # Trains the small config with all three engines (runs/reproduce/ENGINE; finished runs are kept,
 # interrupted ones resumed), evaluates each, and rewrites docs/results.md and its figure.
-# About 2.5 hours on 2 cores. Pass options with ARGS, e.g. make reproduce ARGS="--engine numpy".
+# About 2.5 to 3 hours on 2 cores. Pass options with ARGS, e.g. make reproduce ARGS="--engine numpy".
 reproduce: $(STAMP)
 	$(BIN)/python benchmarks/reproduce.py $(ARGS)
 
