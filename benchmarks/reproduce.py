@@ -128,34 +128,32 @@ def machine() -> str:
 
 
 def summarize(results: Path) -> list[dict]:
+    from ptb_lstm.plot import load_run
+
     rows = []
     for engine in ENGINES:
         folder = results / engine
         if not (folder / "metrics.jsonl").is_file():
             continue
-        records = [json.loads(line) for line in (folder / "metrics.jsonl").open() if line.strip()]
-        info = json.loads((folder / "config.json").read_text())
-        epochs = [r for r in records if r.get("event") == "epoch"]
-        tests = [r for r in records if r.get("event") == "test"]  # the last one is the final
-        test = tests[-1] if tests else None
-        if not epochs or test is None:
+        run = load_run(folder)
+        if not run.epochs or run.test_record is None:
             continue
         evals = {}  # (split, "1x1" or "config") -> perplexity
         if (folder / "evaluations.json").is_file():
             for e in json.loads((folder / "evaluations.json").read_text()):
                 one = e["batch_size"] == 1 and e["num_steps"] == 1
                 evals[(e["split"], "1x1" if one else "config")] = e["perplexity"]
-        ms = sorted(r["ms_per_step"] for r in epochs)
+        ms = sorted(r["ms_per_step"] for r in run.epochs)
         rows.append({
-            "engine": engine, "dtype": info.get("dtype"), "command": info.get("command"),
-            "config": info.get("config") or {},
-            "epochs": len(epochs), "train": epochs[-1]["train_perplexity"],
-            "valid": epochs[-1]["valid_perplexity"], "test": test["test_perplexity"],
+            "engine": engine, "dtype": run.dtype, "command": run.info.get("command"),
+            "config": run.config,
+            "epochs": len(run.epochs), "train": run.epochs[-1]["train_perplexity"],
+            "valid": run.epochs[-1]["valid_perplexity"], "test": run.test,
             "valid_1x1": evals.get(("valid", "1x1")), "test_1x1": evals.get(("test", "1x1")),
             "valid_again": evals.get(("valid", "config")),
             "test_again": evals.get(("test", "config")),
-            "minutes": test["wall_time"] / 60, "median_ms": ms[len(ms) // 2],
-            "fastest_ms": ms[0], "started": info.get("started", "")})
+            "minutes": run.test_record["wall_time"] / 60, "median_ms": ms[len(ms) // 2],
+            "fastest_ms": ms[0], "started": run.info.get("started", "")})
     return rows
 
 

@@ -21,9 +21,14 @@ class Run:
     engine: str
     dtype: str
     config: dict
+    info: dict = field(default_factory=dict)  # the whole config.json (command, start, ...)
     steps: list[dict] = field(default_factory=list)
     epochs: list[dict] = field(default_factory=list)
-    test: float | None = None
+    test_record: dict | None = None  # the last test record (a resumed run may have several)
+
+    @property
+    def test(self) -> float | None:
+        return float(self.test_record["test_perplexity"]) if self.test_record else None
 
 
 def load_run(run_dir: str | Path) -> Run:
@@ -48,7 +53,8 @@ def load_run(run_dir: str | Path) -> Run:
     if not isinstance(info, dict):
         info = {}
     run = Run(path=path, engine=str(info.get("engine") or path.resolve().name),
-              dtype=str(info.get("dtype", "")), config=dict(info.get("config") or {}))
+              dtype=str(info.get("dtype", "")), config=dict(info.get("config") or {}),
+              info=info)
     for record in records:
         event = record.get("event")
         if event == "step" and _finite(record.get("perplexity")):
@@ -56,7 +62,7 @@ def load_run(run_dir: str | Path) -> Run:
         elif event == "epoch" and _finite(record.get("valid_perplexity")):
             run.epochs.append(record)
         elif event == "test" and _finite(record.get("test_perplexity")):
-            run.test = float(record["test_perplexity"])
+            run.test_record = record
     if not run.steps and not run.epochs:
         raise UserError(f"{metrics_path} holds no step or epoch records yet; plot a run that "
                         "has trained at least --log-every steps")
