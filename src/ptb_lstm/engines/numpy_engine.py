@@ -454,7 +454,9 @@ class _SoftmaxRows:
     def put(self, top: np.ndarray, first: int, end: int) -> None:
         """Rows first .. end - 1 of ``top`` are ready: queue them once there are enough."""
         if end - self._waiting >= _SOFTMAX_ROWS or end == len(self.targets):
-            self.work.put(functools.partial(self._rows, top, self._waiting, end))
+            # Ahead of the small tasks of the forward pass, which the thread running the
+            # recurrence can do itself.
+            self.work.put(functools.partial(self._rows, top, self._waiting, end), first=True)
             self._waiting = end
 
     def _rows(self, top: np.ndarray, first: int, end: int) -> None:
@@ -539,8 +541,19 @@ def _input_grad(dgates: np.ndarray, kernel_t: np.ndarray, mask: np.ndarray | Non
 
 
 def _sum_rows(ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct ``ids`` [R] and the sums [R, H] of the ``rows`` [N, H] that share each id."""
+    """Distinct ``ids`` [R] and the sums [R, H] of the ``rows`` [N, H] that share each id.
+
+    Most ids of a batch occur once: their rows are gathered, and only the further rows of
+    repeated ids are summed (np.add.reduceat pays for every group, even of one row)."""
     order = np.argsort(ids, kind="stable")
     sorted_ids = ids[order]
-    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-    return sorted_ids[starts], np.add.reduceat(rows[order], starts, axis=0)
+    first = np.empty(len(ids), bool)  # the first of each id in sorted order
+    first[:1] = True
+    np.not_equal(sorted_ids[1:], sorted_ids[:-1], out=first[1:])
+    sums = rows[order[first]]
+    further = np.flatnonzero(~first)
+    if further.size:
+        group = np.cumsum(first)[further] - 1  # the distinct id each further row belongs to
+        starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        sums[group[starts]] += np.add.reduceat(rows[order[further]], starts, axis=0)
+    return sorted_ids[first], sums
