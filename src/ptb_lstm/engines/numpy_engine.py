@@ -42,13 +42,8 @@ class Gradients:
     embedding_grad: np.ndarray  # [R, H] their gradient rows
     state_grad: State  # d loss / d (h0, c0) of every layer
     final_state: State
-    # The squared norms of the pieces of the gradient, in a fixed order, when the threads
-    # that computed the pieces summed them up as well (while the numbers were in cache).
-    squares: np.ndarray | None = None
 
     def global_norm(self) -> float:
-        if self.squares is not None:
-            return float(np.sqrt(self.squares.sum()))
         squares = sum(float(np.vdot(g, g)) for g in self.dense.values())
         squares += float(np.vdot(self.embedding_grad, self.embedding_grad))
         return float(np.sqrt(squares))
@@ -305,38 +300,35 @@ class NumpyEngine(Engine):
         # The softmax weight gradient does not feed back-propagation through time: its
         # column blocks go to the helpers first, while this thread goes back in time.
         blocks = range(0, self.vocab_size, _BLOCK_COLUMNS if work.helpers else self.vocab_size)
-        squares = np.zeros(len(blocks) + 3 * self.num_layers + 1)  # one slot per task
-        grad = self._softmax_weight_grad(cache.top, softmax.logits, blocks, work, squares)
+        grad = self._softmax_weight_grad(cache.top, softmax.logits, blocks, work)
         dense = {"softmax_kernel": grad[:-1], "softmax_bias": grad[-1]}
         dx = softmax.dtop.reshape(steps, batch, self.hidden_size)
         if masks is not None:
             dx *= masks[self.num_layers]
-        state_grad, embedding_grad = self._lstm_gradients(cache, dx, masks, dense, work,
-                                                          squares[len(blocks):])
+        state_grad, embedding_grad = self._lstm_gradients(cache, dx, masks, dense, work)
         work.drain()
         rows, row_grads = embedding_grad
         return Gradients(softmax.nll() / batch, dense, rows, row_grads, state_grad,
-                         final_state, squares)
+                         final_state)
 
     def _softmax_weight_grad(self, top: np.ndarray, dlogits: np.ndarray, blocks: range,
-                             work: Work, squares: np.ndarray) -> np.ndarray:
+                             work: Work) -> np.ndarray:
         """Queues d loss / d [kernel; bias] = top.T @ dlogits [H + 1, V] on ``work``, a task
-        for each column block starting at ``blocks``, which also puts the block's squared
-        norm into ``squares``; the array is complete once work is drained."""
+        for each column block starting at ``blocks``; complete once work is drained."""
         grad = np.empty((top.shape[1], self.vocab_size), self.np_dtype)
-        for slot, start in enumerate(blocks):
+        for start in blocks:
             columns = slice(start, start + blocks.step)
-            work.put(functools.partial(_product, top.T, dlogits[:, columns], grad[:, columns],
-                                       squares, slot))
+            work.put(functools.partial(np.matmul, top.T, dlogits[:, columns],
+                                       out=grad[:, columns]))
         return grad
 
     def _lstm_gradients(self, cache: _Cache, dx: np.ndarray, masks: list[np.ndarray] | None,
-                        dense: dict[str, np.ndarray], work: Work, squares: np.ndarray
+                        dense: dict[str, np.ndarray], work: Work
                         ) -> tuple[State, list]:
         """Back-propagation through time from d loss / d top output ``dx`` [T, B, H], top
         layer first, on this thread; the weight gradients, which nothing here waits for, are
         queued on ``work`` (ahead of what is queued) into arrays put in ``dense`` now (so its
-        order never varies), each putting its squared norm into a slot of ``squares``.
+        order never varies).
         Returns d loss / d (h0, c0) of every layer and a list that holds the embedding
         gradient as [distinct ids, their rows] once work is drained."""
         steps, batch = cache.inputs.shape
@@ -354,9 +346,7 @@ class NumpyEngine(Engine):
                 # times faster than a reduction along axis 0.
                 out = dense[f"lstm_{layer}_{name}"] = np.empty(
                     self.params[f"lstm_{layer}_{name}"].shape, self.np_dtype)
-                slot = len(dense) - 3
-                work.put(functools.partial(_product, rows, flat_dgates, out, squares, slot),
-                         first=True)
+                work.put(functools.partial(np.matmul, rows, flat_dgates, out=out), first=True)
             below = np.empty((steps * batch, h), self.np_dtype)
             mask = None if masks is None else masks[layer].reshape(steps * batch, h)
             input_grad = functools.partial(_input_grad, flat_dgates,
@@ -369,7 +359,6 @@ class NumpyEngine(Engine):
         def embedding() -> None:
             input_grad()
             embedding_grad.extend(_sum_rows(cache.inputs.reshape(-1), below))
-            squares[-1] = np.vdot(embedding_grad[1], embedding_grad[1])
 
         work.put(embedding, first=True)
         return state_grad, embedding_grad
@@ -523,13 +512,6 @@ _BLOCK_COLUMNS = 1250
 # which lose precision or vanish, could matter at float32 precision; above 1e30 the sum nears
 # overflow.
 _SUM_LOW, _SUM_HIGH = 1e-20, 1e30
-
-
-def _product(a: np.ndarray, b: np.ndarray, out: np.ndarray, squares: np.ndarray,
-             slot: int) -> None:
-    """out = a @ b, and its squared norm into squares[slot]."""
-    np.matmul(a, b, out=out)
-    squares[slot] = np.einsum("ij,ij->", out, out) if out.ndim == 2 else np.vdot(out, out)
 
 
 def _input_grad(dgates: np.ndarray, kernel_t: np.ndarray, mask: np.ndarray | None,

@@ -1,0 +1,75 @@
+"""The NumPy engine's step with and without its helper threads, interleaved in one process.
+
+Three ways to run the same engine code on the small config (float32, random PTB-shaped
+batches), timed in alternating rounds so that the noise of a shared machine falls on all:
+
+- threads: the default; BLAS at one thread per call, the step's tasks shared by the calling
+  thread and one helper for each further BLAS thread (engines/_blas_threads.py);
+- serial, BLAS on all threads: every task run at once, whole, by the calling thread, with
+  BLAS splitting each product over its threads (the engine before the helper threads);
+- serial, BLAS on one thread: what ``OPENBLAS_NUM_THREADS=1`` gives.
+
+Prints the median ms per training and evaluation step of each, and the ratios.
+
+    python benchmarks/threads_ab.py [--rounds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+
+from threadpoolctl import threadpool_limits
+
+from ptb_lstm.bench import StepTimer
+from ptb_lstm.config import load_config
+from ptb_lstm.engines import _blas_threads
+
+
+@contextlib.contextmanager
+def _serial(self):
+    work = _blas_threads.Work(None, 0)
+    yield work
+    work.drain()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=20)
+    args = parser.parse_args()
+    library = _blas_threads._numpy_blas()
+    threads = library.num_threads if library is not None else 1
+    print(f"BLAS: {library.info() if library else 'not controllable'}")
+    timer = StepTimer("numpy", load_config("small"))
+    threaded_split = _blas_threads.BlasThreads.split
+    modes = {
+        "threads": (threaded_split, threads),
+        f"serial, BLAS on {threads} threads": (_serial, threads),
+        "serial, BLAS on 1 thread": (_serial, 1),
+    }
+    train = {mode: [] for mode in modes}
+    evaluate = {mode: [] for mode in modes}
+    try:
+        for _ in range(args.rounds):
+            for mode, (split, blas) in modes.items():
+                _blas_threads.BlasThreads.split = split
+                with threadpool_limits(limits=blas, user_api="blas"):
+                    timer.train(2)
+                    train[mode] += timer.train(10)
+                    timer.eval(1)
+                    evaluate[mode] += timer.eval(5)
+    finally:
+        _blas_threads.BlasThreads.split = threaded_split
+    base = statistics.median(train["threads"])
+    print(f"small config, float32; median of {10 * args.rounds} training and "
+          f"{5 * args.rounds} evaluation steps each, in {args.rounds} interleaved rounds")
+    print(f"{'mode':32s} {'train ms':>9s} {'x threads':>10s} {'eval ms':>8s}")
+    for mode in modes:
+        step = statistics.median(train[mode])
+        print(f"{mode:32s} {1000 * step:9.2f} {step / base:10.3f} "
+              f"{1000 * statistics.median(evaluate[mode]):8.2f}")
+
+
+if __name__ == "__main__":
+    main()
