@@ -9,9 +9,11 @@ batches), timed in alternating rounds so that the noise of a shared machine fall
   BLAS splitting each product over its threads (the engine before the helper threads);
 - serial, BLAS on one thread: what ``OPENBLAS_NUM_THREADS=1`` gives.
 
-Prints the median ms per training and evaluation step of each, and the ratios.
+Prints the median ms per training and evaluation step of each, and the ratios. With
+``--set`` the config changes (e.g. hidden_size=650); "threads" then means helper threads
+even where the engine would not use them (hidden sizes above _THREADED_HIDDEN_MAX).
 
-    python benchmarks/threads_ab.py [--rounds 20]
+    python benchmarks/threads_ab.py [--rounds 20] [--set hidden_size=650 ...]
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ import statistics
 from threadpoolctl import threadpool_limits
 
 from ptb_lstm.bench import StepTimer
-from ptb_lstm.config import load_config
-from ptb_lstm.engines import _blas_threads
+from ptb_lstm.config import apply_overrides, load_config, parse_sets
+from ptb_lstm.engines import _blas_threads, numpy_engine
 
 
 @contextlib.contextmanager
-def _serial(self):
+def _serial(self, enabled=True):
     work = _blas_threads.Work(None, 0)
     yield work
     work.drain()
@@ -37,11 +39,15 @@ def _serial(self):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change the small config")
     args = parser.parse_args()
+    config = apply_overrides(load_config("small"), parse_sets(args.set))
+    numpy_engine._THREADED_HIDDEN_MAX = float("inf")
     library = _blas_threads._numpy_blas()
     threads = library.num_threads if library is not None else 1
     print(f"BLAS: {library.info() if library else 'not controllable'}")
-    timer = StepTimer("numpy", load_config("small"))
+    timer = StepTimer("numpy", config)
     threaded_split = _blas_threads.BlasThreads.split
     modes = {
         "threads": (threaded_split, threads),
@@ -62,7 +68,8 @@ def main() -> None:
     finally:
         _blas_threads.BlasThreads.split = threaded_split
     base = statistics.median(train["threads"])
-    print(f"small config, float32; median of {10 * args.rounds} training and "
+    changes = ", ".join(args.set) or "as it is"
+    print(f"small config ({changes}), float32; median of {10 * args.rounds} training and "
           f"{5 * args.rounds} evaluation steps each, in {args.rounds} interleaved rounds")
     print(f"{'mode':32s} {'train ms':>9s} {'x threads':>10s} {'eval ms':>8s}")
     for mode in modes:

@@ -124,3 +124,17 @@ def test_without_helpers_tasks_run_at_once_in_order():
     assert order == [1, 2]
     work.drain()
     work.close()
+
+
+def test_large_hidden_sizes_run_serially_on_blas_threads():
+    """Above _THREADED_HIDDEN_MAX the products run whole on BLAS's own threads."""
+    config = PRESETS["tiny"].replace(hidden_size=numpy_engine._THREADED_HIDDEN_MAX + 1)
+    large = NumpyEngine(config, init_params(config, VOCAB, np.float64), dtype="float32")
+    small = make_engine("float32")
+    with threadpool_limits(limits=2, user_api="blas"):
+        with large._split() as work:
+            assert work.helpers == 0
+            assert _blas_threads._numpy_blas().num_threads == 2
+        with small._split() as work:
+            assert work.helpers == 1
+            assert _blas_threads._numpy_blas().num_threads == 1

@@ -145,10 +145,11 @@ class BlasThreads:
         self._pool: ThreadPoolExecutor | None = None
 
     @contextlib.contextmanager
-    def split(self) -> Iterator[Work]:
+    def split(self, enabled: bool = True) -> Iterator[Work]:
         """For the block: BLAS at one thread per call and ``Work`` with a helper for each
-        further BLAS thread; with BLAS at one thread already, ``Work`` runs tasks at once."""
-        library = _numpy_blas()
+        further BLAS thread; with BLAS at one thread already, or not ``enabled``, ``Work``
+        runs tasks at once and BLAS is left alone."""
+        library = _numpy_blas() if enabled else None
         threads = (library.num_threads or 1) if library is not None else 1
         if threads > 1:
             library.set_num_threads(1)

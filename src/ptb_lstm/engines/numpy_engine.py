@@ -152,7 +152,7 @@ class NumpyEngine(Engine):
 
     def eval_step(self, inputs, targets):
         state = self._state_for(inputs.shape[0])
-        with self._threads.split() as work:
+        with self._split() as work:
             softmax = _SoftmaxRows(self, targets, grad_scale=None, work=work)
             _, final_state = self._forward(inputs, state, None, work, softmax.put)
             work.drain()
@@ -161,11 +161,18 @@ class NumpyEngine(Engine):
 
     def logits(self, inputs):
         state = self._state_for(inputs.shape[0])
-        with self._threads.split() as work:
+        with self._split() as work:
             cache, self.state = self._forward(inputs, state, None, work)
         logits = cache.top @ self._softmax_weights
         steps, batch = cache.inputs.shape
         return logits.reshape(steps, batch, -1).transpose(1, 0, 2)  # [B, T, V]
+
+    def _split(self):
+        """The step's Work: with helper threads (BLAS at one thread each) up to a hidden size
+        of _THREADED_HIDDEN_MAX; above it (the medium and large configs) the recurrence's
+        products are large enough that BLAS's own threads do better, and every product runs
+        whole on them (measured in docs/performance.md)."""
+        return self._threads.split(enabled=self.hidden_size <= _THREADED_HIDDEN_MAX)
 
     # -- forward ----------------------------------------------------------------------------
 
@@ -285,7 +292,7 @@ class NumpyEngine(Engine):
         """Loss and its exact gradient for one batch, by back-propagation through time over
         the num_steps of the batch; nothing flows into the incoming state (truncated BPTT),
         but its gradient is reported for checks. Parameters are not changed."""
-        with self._threads.split() as work:
+        with self._split() as work:
             return self._gradients(inputs, targets, state, masks, work)
 
     def _gradients(self, inputs: np.ndarray, targets: np.ndarray, state: State,
@@ -442,7 +449,8 @@ class _SoftmaxRows:
 
     def put(self, top: np.ndarray, first: int, end: int) -> None:
         """Rows first .. end - 1 of ``top`` are ready: queue them once there are enough."""
-        if end - self._waiting >= _SOFTMAX_ROWS or end == len(self.targets):
+        size = min(_SOFTMAX_ROWS, -(-len(self.targets) // (self.work.helpers + 1)))
+        if end - self._waiting >= size or end == len(self.targets):
             # Ahead of the small tasks of the forward pass, which the thread running the
             # recurrence can do itself.
             self.work.put(functools.partial(self._rows, top, self._waiting, end), first=True)
@@ -502,9 +510,13 @@ def _softmax_nll_in_place(logits: np.ndarray, targets: np.ndarray, grad_scale: f
 # With helper threads, the sizes of the tasks: small enough to keep every thread busy and to
 # start the softmax early, large enough for BLAS. The forward pass goes in blocks of time
 # steps; the softmax (a product of [rows, H + 1] @ [H + 1, V] and one back) in blocks of
-# at least _SOFTMAX_ROWS rows (smaller ones run BLAS far below its rate); its weight
+# _SOFTMAX_ROWS rows, or an equal share of the rows for each thread if that is smaller
+# (smaller ones run BLAS far below its rate); its weight
 # gradient in blocks of columns (~0.2 GFLOP each on the small config).
 _BLOCK_STEPS = 5
+# Helper threads only up to this hidden size: with batch 20 they were faster at 200 (the small
+# config, also with batches of 10 to 80) and slower at 400 and 650 (benchmarks/threads_ab.py).
+_THREADED_HIDDEN_MAX = 256
 _SOFTMAX_ROWS = 200
 _BLOCK_COLUMNS = 1250
 
