@@ -100,11 +100,13 @@ def part_one() -> list:
            "$$c_t = f_t \\odot c_{t-1} + i_t \\odot g_t, \\qquad h_t = o_t \\odot \\tanh(c_t)$$\n\n"
            "The top layer's $h_t$ goes through a softmax over the 10,000 words; the loss of a "
            "batch is the cross-entropy summed over the time steps and averaged over the batch. "
-           "The engine computes every layer's $x_t W$ for all time steps in one matrix product "
+           "The engine computes every layer's $x_t W$ for many time steps in one matrix "
+           "product (`_forward` organises that, in blocks of steps when it has helper threads) "
            "and writes $\\sigma(z) = \\tfrac12\\tanh(\\tfrac12 z) + \\tfrac12$, so one `tanh` "
-           "activates all four gates:"),
+           "activates all four gates. The steps of one layer, with $x_t W + b$ already in "
+           "`gates`:"),
         code("from ptb_lstm.engines.numpy_engine import NumpyEngine\n"
-             "show_source(NumpyEngine._forward)"),
+             "show_source(NumpyEngine._recur)"),
         md("## Back-propagation through time\n\n"
            "Going back from the last step, with $\\delta h_t$ the gradient arriving from above "
            "(the softmax or the next layer) plus what step $t+1$ sends back through "
@@ -157,6 +159,9 @@ def part_one() -> list:
            "products over the whole [num_steps × batch] block, does the input projections of "
            "every layer the same way, activates all gates with one `tanh`, reuses the logits "
            "buffer, sums rows with a matrix-vector product and precomputes the BPTT factors. "
+           "With several cores it holds BLAS to one thread per call and runs the large "
+           "products as tasks in Python threads, beside the recurrence, which is too small "
+           "for BLAS to split well. "
            "`docs/performance.md` has the measurements and what did not help. Timed here:"),
         code("from ptb_lstm.bench import bench\n"
              "r = bench('numpy', PRESETS['small'], steps=10, warmup=2)\n"
