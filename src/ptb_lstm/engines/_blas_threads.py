@@ -143,6 +143,7 @@ class BlasThreads:
 
     def __init__(self) -> None:
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_size = 0
 
     @contextlib.contextmanager
     def split(self, enabled: bool = True) -> Iterator[Work]:
@@ -156,8 +157,11 @@ class BlasThreads:
             if library.num_threads != 1:  # another Python thread controls OpenBLAS's limits
                 library.set_num_threads(threads)
                 threads = 1
-        if threads > 1 and self._pool is None:
-            self._pool = ThreadPoolExecutor(thread_name_prefix="ptb-lstm-numpy")
+        if threads - 1 > self._pool_size:  # one pool thread for each helper
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+            self._pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="ptb-lstm-numpy")
+            self._pool_size = threads - 1
         work = Work(self._pool, threads - 1)
         try:
             yield work
