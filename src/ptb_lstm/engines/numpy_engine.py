@@ -190,19 +190,19 @@ class NumpyEngine(Engine):
         h, layers, dtype = self.hidden_size, self.num_layers, self.np_dtype
         block = _BLOCK_STEPS if work.helpers else steps
         blocks = [(first, min(first + block, steps)) for first in range(0, steps, block)]
-        cache = _Cache(ids, [], [], [], [], [], None, masks)
         embedded = self.params["embedding"][ids]  # [T, B, H]
         if masks is not None:
             embedded *= masks[0]
-        cache.layer_inputs = [embedded] + [np.empty((steps, batch, h), dtype)
-                                           for _ in range(1, layers)]
-        cache.gates = [np.empty((steps, batch, 4 * h), dtype) for _ in range(layers)]
-        cache.outputs = [np.empty((steps + 1, batch, h), dtype) for _ in range(layers)]
-        cache.cells = [np.empty((steps + 1, batch, h), dtype) for _ in range(layers)]
-        cache.tanh_cells = [np.empty((steps, batch, h), dtype) for _ in range(layers)]
+
+        def arrays(rows: int, width: int) -> list[np.ndarray]:
+            return [np.empty((rows, batch, width), dtype) for _ in range(layers)]
+
         # The top layer's output after dropout, then a column of ones for the softmax bias.
-        top = cache.top = np.empty((steps * batch, h + 1), dtype)
+        top = np.empty((steps * batch, h + 1), dtype)
         top[:, h] = 1.0
+        cache = _Cache(ids, [embedded] + arrays(steps, h)[1:], gates=arrays(steps, 4 * h),
+                       cells=arrays(steps + 1, h), outputs=arrays(steps + 1, h),
+                       tanh_cells=arrays(steps, h), top=top, masks=masks)
 
         def project(layer: int, first: int, end: int) -> None:
             """The input projection x(t) @ kernel + bias of steps first .. end - 1."""
