@@ -145,7 +145,7 @@ class TFFunctionTimer:
         @tf.function
         def train_step(x, y, state):
             with tf.GradientTape() as tape:
-                logits, final = forward(self.variables, x, state, config, training=True)
+                logits, final = forward(self.variables, x, state, config)
                 loss = summed_nll(logits, y) / batch
             gradients = tape.gradient(loss, ordered)
             clipped_sgd(ordered, gradients, 0.1, config.max_grad_norm)
@@ -153,7 +153,7 @@ class TFFunctionTimer:
 
         @tf.function
         def eval_step(x, y, state):
-            logits, final = forward(self.variables, x, state, config, training=False)
+            logits, final = forward(self.variables, x, state, config)
             return summed_nll(logits, y), final
 
         self._train, self._eval = train_step, eval_step

@@ -33,9 +33,11 @@ def tiny_corpus(tmp_path_factory):
     return load_corpus(write_corpus(tmp_path_factory.mktemp("agree") / "tiny"))
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_training_steps_and_parameters_match_the_numpy_engine(dtype, tiny_corpus):
-    rows = compare(TF_ENGINES, PRESETS["tiny"], tiny_corpus, dtype, steps=5)
+def test_training_steps_and_parameters_match_the_numpy_engine(dtype, dropout, tiny_corpus):
+    rows = compare(TF_ENGINES, PRESETS["tiny"].replace(dropout=dropout), tiny_corpus, dtype,
+                   steps=5)
     assert [r.engine for r in rows] == TF_ENGINES
     for row in rows:
         assert row.loss <= TOLERANCE[dtype], row

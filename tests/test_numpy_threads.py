@@ -8,6 +8,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from ptb_lstm.config import PRESETS
+from ptb_lstm.dropout import step_masks
 from ptb_lstm.engines import _blas_threads, numpy_engine
 from ptb_lstm.engines._blas_threads import Work
 from ptb_lstm.engines.numpy_engine import NumpyEngine
@@ -42,7 +43,9 @@ def train(engine, blas_threads):
     with threadpool_limits(limits=blas_threads, user_api="blas"):
         with engine._threads.split() as work:  # the step really runs as asked
             assert work.helpers == blas_threads - 1
-        losses = [engine.train_step(x, y, learning_rate=0.5) for x, y in batches()]
+        losses = [engine.train_step(x, y, 0.5, step_masks(engine.config, step,
+                                                          dtype=engine.np_dtype))
+                  for step, (x, y) in enumerate(batches())]
         losses.append(engine.eval_step(*batches(1)[0]))
     return losses, engine.get_params()
 

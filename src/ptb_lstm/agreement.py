@@ -1,10 +1,11 @@
 """Do the engines compute the same function? Same weights, same batches, compare.
 
-For each engine against the NumPy engine: the per-step training losses over a few steps, every
-parameter afterwards, and the evaluation perplexity of the starting weights on the first
-``EVAL_TOKENS`` tokens of the valid split (enough to compare; the whole split at a tiny batch
-shape would take TensorFlow eager a minute). A difference is
-max |engine - numpy| / max |numpy| over the array (or the list of losses).
+For each engine against the NumPy engine: the per-step training losses over a few steps (with
+the config's dropout, the same masks handed to every engine), every parameter afterwards, and
+the evaluation perplexity of the starting weights on the first ``EVAL_TOKENS`` tokens of the
+valid split (enough to compare; the whole split at a tiny batch shape would take TensorFlow
+eager a minute). A difference is max |engine - numpy| / max |numpy| over the array (or the
+list of losses).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from ptb_lstm.config import Config
 from ptb_lstm.data import Corpus, batches
+from ptb_lstm.dropout import step_masks
 from ptb_lstm.engines import create_engine
 from ptb_lstm.evaluate import evaluate
 from ptb_lstm.params import Params, init_params
@@ -24,6 +26,7 @@ from ptb_lstm.params import Params, init_params
 class Agreement:
     engine: str
     dtype: str
+    dropout: float
     steps: int
     loss: float  # largest relative difference of the per-step losses
     params: float  # largest relative difference of any parameter after the steps
@@ -46,14 +49,16 @@ def relative(reference: np.ndarray, other: np.ndarray) -> float:
 def run_steps(name: str, config: Config, params: Params, corpus: Corpus, dtype: str,
               steps: int) -> tuple[np.ndarray, Params]:
     """Losses of ``steps`` training steps from ``params``, and the parameters afterwards.
-    The learning rate halves after the third step, so the schedule is exercised too."""
+    The learning rate halves after the third step, so the schedule is exercised too; with
+    dropout, step ``s`` gets the masks ``ptb_lstm.dropout`` draws for it."""
     engine = create_engine(name, config, params, dtype=dtype)
     engine.reset_state(config.batch_size)
     losses = []
     for step, (x, y) in enumerate(batches(corpus.train, config.batch_size, config.num_steps)):
         if step == steps:
             break
-        losses.append(engine.train_step(x, y, learning_rate=1.0 if step < 3 else 0.5))
+        masks = step_masks(config, step, dtype=np.dtype(dtype))
+        losses.append(engine.train_step(x, y, 1.0 if step < 3 else 0.5, masks))
     return np.array(losses), engine.get_params()
 
 
@@ -72,6 +77,6 @@ def compare(engines: list[str], config: Config, corpus: Corpus, dtype: str, step
         worst = max(diffs, key=diffs.get)
         ppl = evaluate(create_engine(name, config, params, dtype), valid,
                        config.batch_size, config.num_steps).perplexity
-        rows.append(Agreement(name, dtype, steps, relative(ref_losses, losses), diffs[worst],
-                              worst, abs(ppl - ref_ppl) / ref_ppl))
+        rows.append(Agreement(name, dtype, config.dropout, steps, relative(ref_losses, losses),
+                              diffs[worst], worst, abs(ppl - ref_ppl) / ref_ppl))
     return rows

@@ -10,6 +10,7 @@ import numpy as np
 
 from ptb_lstm.config import Config
 from ptb_lstm.data import num_batches
+from ptb_lstm.dropout import step_masks
 from ptb_lstm.engines import create_engine
 from ptb_lstm.params import init_params
 
@@ -62,7 +63,15 @@ class StepTimer:
         return times
 
     def train(self, count: int) -> list[float]:
-        return self._run(lambda x, y: self.engine.train_step(x, y, self.learning_rate), count)
+        """Times ``count`` training steps, each drawing its dropout masks (when the config has
+        dropout) as the trainer does."""
+        dtype = np.dtype(self.engine.dtype)
+
+        def step(x, y):
+            masks = step_masks(self.config, self.done, dtype=dtype)
+            self.engine.train_step(x, y, self.learning_rate, masks)
+
+        return self._run(step, count)
 
     def eval(self, count: int) -> list[float]:
         return self._run(self.engine.eval_step, count)

@@ -210,8 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser(
         "agree", formatter_class=_formatter,
         help="show that the TensorFlow engines compute what the NumPy engine computes",
-        description="From the same seeded weights and the same PTB batches (dropout 0), run "
-                    "a few training steps with each engine and compare, against the NumPy "
+        description="From the same seeded weights and the same PTB batches, run a few "
+                    "training steps with each engine, without dropout and with dropout 0.5 "
+                    "(the same masks for every engine), and compare, against the NumPy "
                     "engine, the per-step losses, every parameter afterwards and the "
                     "perplexity of the first 4,000 valid tokens. A difference is "
                     "max |engine - numpy| / max |numpy|. Fails (exit 1) above 1e-9 in float64 "
@@ -225,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="engine to compare with numpy (repeatable; default: every other)")
     p.add_argument("--dtype", action="append", choices=("float32", "float64"),
                    help="floating-point type (repeatable; default: both)")
+    p.add_argument("--dropout", action="append", type=float, metavar="RATE",
+                   help="dropout rate to train with (repeatable; default: 0 and 0.5)")
     p.add_argument("--steps", type=int, default=5, help="training steps (default: 5)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_agree)
@@ -660,22 +663,28 @@ def cmd_agree(args) -> int:
 
     _positive(args.steps, "--steps")
     limits = {"float64": 1e-9, "float32": 1e-4}
-    config = load_config(args.config).replace(dropout=0.0)
+    rates = args.dropout or [0.0, 0.5]
+    for rate in rates:
+        if not 0 <= rate < 1:
+            raise UserError(f"--dropout must be in [0, 1), got {rate}")
+    config = load_config(args.config)
     corpus = load_corpus(_locate(args.data_dir))
     engines = args.engine or [e for e in ENGINES if e != "numpy"]
-    rows = [row for dtype in (args.dtype or ["float64", "float32"])
-            for row in compare(engines, config, corpus, dtype, steps=args.steps)]
+    rows = [row for rate in rates for dtype in (args.dtype or ["float64", "float32"])
+            for row in compare(engines, config.replace(dropout=rate), corpus, dtype,
+                               steps=args.steps)]
     passed = all(max(r.loss, r.params, r.perplexity) <= limits[r.dtype] for r in rows)
     if args.json:
-        print(json.dumps({"passed": passed, "config": config.to_dict(), "limits": limits,
+        print(json.dumps({"passed": passed, "config": {**config.to_dict(), "dropout": rates},
+                          "limits": limits,
                           "rows": [r.to_dict() for r in rows]}))
     else:
         print(f"against numpy, {args.steps} training steps of {args.config} on "
               f"{corpus.data_dir}; relative differences:")
-        print(f"{'engine':<9} {'dtype':<8} {'losses':>9} {'params':>9} {'valid ppl':>10}  "
-              "worst parameter")
+        print(f"{'engine':<9} {'dtype':<8} {'dropout':>7} {'losses':>9} {'params':>9} "
+              f"{'valid ppl':>10}  worst parameter")
         for r in rows:
-            print(f"{r.engine:<9} {r.dtype:<8} {r.loss:>9.2e} {r.params:>9.2e} "
+            print(f"{r.engine:<9} {r.dtype:<8} {r.dropout:>7g} {r.loss:>9.2e} {r.params:>9.2e} "
                   f"{r.perplexity:>10.2e}  {r.worst_param}")
         print(f"limits: 1e-9 in float64, 1e-4 in float32: {'PASSED' if passed else 'FAILED'}")
     return 0 if passed else 1

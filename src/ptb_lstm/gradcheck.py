@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ptb_lstm.config import PRESETS, Config
+from ptb_lstm.dropout import step_masks
 from ptb_lstm.engines.numpy_engine import NumpyEngine, State
 from ptb_lstm.params import init_params
 
@@ -41,14 +42,13 @@ def gradcheck(seed: int = 0, dropout: float = 0.0, vocab_size: int = 11, hidden_
         hidden_size=hidden_size, num_layers=num_layers, num_steps=num_steps,
         batch_size=batch_size, init_scale=0.5, dropout=dropout, seed=seed)
     rng = np.random.default_rng(seed)
-    engine = NumpyEngine(config, init_params(config, vocab_size, np.float64), dtype="float64",
-                         seed=seed)
+    engine = NumpyEngine(config, init_params(config, vocab_size, np.float64), dtype="float64")
     inputs = rng.integers(0, vocab_size, size=(batch_size, num_steps))
     targets = rng.integers(0, vocab_size, size=(batch_size, num_steps))
     state: State = [(rng.uniform(-0.5, 0.5, (batch_size, hidden_size)),
                      rng.uniform(-0.5, 0.5, (batch_size, hidden_size)))
                     for _ in range(num_layers)]
-    masks = engine._dropout_masks(batch_size, num_steps) if dropout > 0 else None
+    masks = step_masks(config, step=0, dtype=np.float64)
 
     def loss() -> float:
         return engine.gradients(inputs, targets, state, masks).loss

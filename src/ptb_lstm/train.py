@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ptb_lstm import checkpoint
+from ptb_lstm import checkpoint, dropout
 from ptb_lstm.config import Config
 from ptb_lstm.data import Corpus, batches, num_batches
 from ptb_lstm.engines import Engine
@@ -141,7 +141,6 @@ class Resume:
     loss_sum: float  # their summed losses, for the epoch's training perplexity
     epoch_time: float  # seconds already spent in ``epoch``
     carried: list | None  # the carried state after those batches
-    rng_state: dict | None  # the engine's dropout generator, when it can be restored
     epochs: list[dict] = field(default_factory=list)  # records of the finished epochs
 
 
@@ -163,10 +162,10 @@ def resume_point(ckpt: checkpoint.Checkpoint, run_dir: Path) -> Resume:
     os.replace(tmp, metrics_path)
     epochs = [r for r in records if r.get("event") == "epoch"]
     if progress.get("epoch_finished", False) or int(progress["epoch"]) == 0:
-        return Resume(int(progress["epoch"]) + 1, step, 0, 0.0, 0.0, None, None, epochs)
+        return Resume(int(progress["epoch"]) + 1, step, 0, 0.0, 0.0, None, epochs)
     return Resume(int(progress["epoch"]), step, int(progress["step_in_epoch"]),
                   float(progress["loss_sum"]), float(progress.get("epoch_time", 0.0)),
-                  ckpt.carried, progress.get("rng_state"), epochs)
+                  ckpt.carried, epochs)
 
 
 def train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path, *,
@@ -214,6 +213,7 @@ def train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path, *,
     metrics = MetricsLog(out_dir / "metrics.jsonl", reporter)
     started = time.perf_counter()
     words_per_step = config.batch_size * config.num_steps
+    engine_dtype = np.dtype(engine.dtype)
     try:
         if max_steps == 0 and resume is None:
             save({"epoch": 0, "step": 0, "step_in_epoch": 0, "learning_rate": config.lr_at_epoch(1),
@@ -229,15 +229,16 @@ def train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path, *,
             if skip:
                 engine.set_state(resume.carried)
                 loss_sum, time_before = resume.loss_sum, resume.epoch_time
-            if resume and epoch == resume.epoch and resume.rng_state is not None:
-                engine.set_rng_state(resume.rng_state)
             reporter.epoch_start(epoch, config.epochs, steps_per_epoch, lr, skip)
             epoch_started = time.perf_counter()
 
             stopped = None
             for inputs, targets in itertools.islice(
                     batches(corpus.train, config.batch_size, config.num_steps), skip, None):
-                loss = engine.train_step(inputs, targets, lr)
+                # Dropout masks depend on the seed and the step alone (ptb_lstm.dropout),
+                # so a resumed run draws the masks an uninterrupted one does.
+                masks = dropout.step_masks(config, step, dtype=engine_dtype)
+                loss = engine.train_step(inputs, targets, lr, masks)
                 step += 1
                 done += 1
                 if not (math.isfinite(loss) and math.isfinite(engine.last_grad_norm)):
@@ -265,8 +266,8 @@ def train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path, *,
                 if mid_epoch and (stopped or (checkpoint_every and step % checkpoint_every == 0)):
                     save({"epoch": epoch, "step": step, "step_in_epoch": done,
                           "learning_rate": lr, "epoch_finished": False, "loss_sum": loss_sum,
-                          "epoch_time": time_before + time.perf_counter() - epoch_started,
-                          "rng_state": engine.get_rng_state()}, engine.get_state())
+                          "epoch_time": time_before + time.perf_counter() - epoch_started},
+                         engine.get_state())
                     if stopped:
                         break
             result.steps = step
@@ -288,8 +289,7 @@ def train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path, *,
             reporter.epoch_end(record)
             if finished:
                 save({"epoch": epoch, "step": step, "step_in_epoch": done, "learning_rate": lr,
-                      "epoch_finished": True, "finished": epoch == config.epochs,
-                      "rng_state": engine.get_rng_state()})
+                      "epoch_finished": True, "finished": epoch == config.epochs})
             if stopped:
                 result.stopped = stopped
                 if stopped == "interrupted":

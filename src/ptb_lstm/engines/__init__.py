@@ -41,15 +41,15 @@ class Engine(abc.ABC):
 
     name: ClassVar[str]
 
-    def __init__(self, config: Config, params: Params, dtype: str = "float32",
-                 seed: int | None = None) -> None:
+    def __init__(self, config: Config, params: Params, dtype: str = "float32") -> None:
         if dtype not in DTYPES:
             raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         self.config = config
         self.dtype = dtype
-        self.seed = config.seed if seed is None else seed
         self.vocab_size = int(params["embedding"].shape[0])
-        self.last_grad_norm = float("nan")  # global norm before clipping, of the last train step
+        #: The global norm of the last training step's gradient, before clipping (every
+        #: parameter, the embedding's gradient counted once per distinct row); NaN before any.
+        self.last_grad_norm: float = float("nan")
 
     @property
     def device(self) -> str:
@@ -69,9 +69,17 @@ class Engine(abc.ABC):
         """Zero the carried LSTM state (h and c of every layer) for ``batch_size`` streams."""
 
     @abc.abstractmethod
-    def train_step(self, inputs: np.ndarray, targets: np.ndarray, learning_rate: float) -> float:
+    def train_step(self, inputs: np.ndarray, targets: np.ndarray, learning_rate: float,
+                   masks: list[np.ndarray] | None = None) -> float:
         """Forward, backward, global-norm clipping and SGD at ``learning_rate``; carries the
-        state on; returns the step's loss (summed over time, mean over the batch)."""
+        state on; returns the step's loss (summed over time, mean over the batch) and sets
+        ``last_grad_norm``.
+
+        ``masks`` are the step's dropout masks (``ptb_lstm.dropout``): num_layers + 1 arrays
+        [num_steps, batch_size, hidden_size] of 0 or 1 / (1 - rate), multiplied into the
+        embedding output (index 0), each layer's output going into the next (1 .. L - 1) and
+        the top layer's output going into the softmax (L); None trains without dropout. The
+        engine draws no random numbers of its own: the trainer hands it the masks."""
 
     @abc.abstractmethod
     def eval_step(self, inputs: np.ndarray, targets: np.ndarray) -> float:
@@ -91,14 +99,6 @@ class Engine(abc.ABC):
     def set_state(self, state: list[tuple[np.ndarray, np.ndarray]]) -> None:
         """Replace the carried state (as returned by ``get_state``)."""
 
-    def get_rng_state(self) -> dict | None:
-        """The dropout random generator's state, JSON-serialisable, when the engine can
-        restore it exactly (for resuming a run bit for bit); None otherwise."""
-        return None
-
-    def set_rng_state(self, state: dict) -> None:
-        """Restore what ``get_rng_state`` returned."""
-        raise NotImplementedError(f"the {self.name} engine cannot restore its random generator")
 
 
 @contextlib.contextmanager
@@ -145,7 +145,6 @@ def engine_class(name: str) -> type[Engine]:
     return getattr(module, class_name)
 
 
-def create_engine(name: str, config: Config, params: Params, dtype: str = "float32",
-                  seed: int | None = None) -> Engine:
+def create_engine(name: str, config: Config, params: Params, dtype: str = "float32") -> Engine:
     """An engine of kind ``name`` holding a copy of ``params`` in ``dtype``."""
-    return engine_class(name)(config, params, dtype=dtype, seed=seed)
+    return engine_class(name)(config, params, dtype=dtype)

@@ -23,18 +23,19 @@ def pick_device() -> str:
     return gpus[0].name if gpus else "/CPU:0"
 
 
-def forward(params: dict, inputs, state: list, config: Config, training: bool, seed=None):
+def forward(params: dict, inputs, state: list, config: Config, masks=None):
     """Logits [T*B, V] for inputs [B, T] (ids) from ``state`` (per layer (h, c), [B, H]),
-    and the final state. Dropout, when training, on the non-recurrent connections only."""
+    and the final state. ``masks`` (L + 1 tensors [T, B, H], ``ptb_lstm.dropout``) multiply
+    the non-recurrent connections only: the embedding output, each layer's output going into
+    the next and the top output going into the softmax; None: no dropout."""
     hidden = config.hidden_size
     ids = tf.transpose(inputs)  # [T, B]
     steps = ids.shape[0]
     x = tf.nn.embedding_lookup(params["embedding"], ids)  # [T, B, H]
-    dropout = config.dropout if training else 0.0
     final_state = []
     for layer in range(config.num_layers):
-        if dropout > 0:
-            x = tf.nn.dropout(x, rate=dropout, seed=seed)
+        if masks is not None:
+            x = x * masks[layer]
         kernel = params[f"lstm_{layer}_kernel"]
         recurrent = params[f"lstm_{layer}_recurrent_kernel"]
         bias = params[f"lstm_{layer}_bias"]
@@ -51,8 +52,8 @@ def forward(params: dict, inputs, state: list, config: Config, training: bool, s
             outputs.append(h)
         final_state.append((h, c))
         x = tf.stack(outputs)  # [T, B, H]
-    if dropout > 0:
-        x = tf.nn.dropout(x, rate=dropout, seed=seed)
+    if masks is not None:
+        x = x * masks[config.num_layers]
     logits = tf.matmul(tf.reshape(x, [-1, hidden]), params["softmax_kernel"])
     return logits + params["softmax_bias"], final_state
 

@@ -74,14 +74,13 @@ class NumpyEngine(Engine):
 
     name = "numpy"
 
-    def __init__(self, config, params, dtype="float32", seed=None):
-        super().__init__(config, params, dtype, seed)
+    def __init__(self, config, params, dtype="float32"):
+        super().__init__(config, params, dtype)
         self.np_dtype = DTYPES[dtype]
         self.hidden_size = config.hidden_size
         self.num_layers = config.num_layers
         self.params: Params = {}
         self.set_params(params)
-        self.rng = np.random.default_rng(self.seed)
         h = self.hidden_size
         # sigmoid(z) = 0.5 * tanh(0.5 * z) + 0.5 on the i, f, o columns; tanh(z) on g.
         self._gate_scale = np.full(4 * h, 0.5, self.np_dtype)
@@ -126,12 +125,6 @@ class NumpyEngine(Engine):
         self.state = [(np.array(h, self.np_dtype), np.array(c, self.np_dtype))
                       for h, c in state]
 
-    def get_rng_state(self) -> dict:
-        return self.rng.bit_generator.state
-
-    def set_rng_state(self, state: dict) -> None:
-        self.rng.bit_generator.state = state
-
     def _state_for(self, batch_size: int) -> State:
         if self.state[0][0].shape[0] != batch_size:
             self.reset_state(batch_size)
@@ -139,9 +132,10 @@ class NumpyEngine(Engine):
 
     # -- the two steps ----------------------------------------------------------------------
 
-    def train_step(self, inputs, targets, learning_rate):
+    def train_step(self, inputs, targets, learning_rate, masks=None):
         state = self._state_for(inputs.shape[0])
-        masks = self._dropout_masks(*inputs.shape) if self.config.dropout > 0 else None
+        if masks is not None:
+            masks = [np.ascontiguousarray(m, self.np_dtype) for m in masks]
         # A diverging run overflows; the trainer reports it, NumPy need not warn on the way.
         with np.errstate(over="ignore", invalid="ignore"):
             grads = self.gradients(inputs, targets, state, masks)
@@ -276,14 +270,6 @@ class NumpyEngine(Engine):
         if buffer is None or buffer.shape != shape:
             buffer = self._buffers[name] = np.empty(shape, self.np_dtype)
         return buffer
-
-    def _dropout_masks(self, batch: int, steps: int) -> list[np.ndarray]:
-        """Inverted-dropout masks for the non-recurrent connections: the embedding output,
-        between layers, and the top output; kept units are scaled by 1 / (1 - p)."""
-        keep = 1.0 - self.config.dropout
-        shape = (steps, batch, self.hidden_size)
-        return [(self.rng.random(shape, dtype=self.np_dtype) < keep).astype(self.np_dtype)
-                / self.np_dtype(keep) for _ in range(self.num_layers + 1)]
 
     # -- backward ---------------------------------------------------------------------------
 

@@ -17,11 +17,10 @@ from ptb_lstm.params import param_shapes
 class TFEagerEngine(Engine):
     name = "tf-eager"
 
-    def __init__(self, config, params, dtype="float32", seed=None):
-        super().__init__(config, params, dtype, seed)
+    def __init__(self, config, params, dtype="float32"):
+        super().__init__(config, params, dtype)
         self.tf_dtype = tf.as_dtype(dtype)
         self._device = pick_device()
-        tf.random.set_seed(self.seed)
         self.names = list(param_shapes(config, self.vocab_size))
         with tf.device(self._device):
             self.variables = {name: tf.Variable(np.asarray(params[name], dtype), name=name)
@@ -56,14 +55,16 @@ class TFEagerEngine(Engine):
             self.reset_state(batch_size)
         return self.state
 
-    def train_step(self, inputs, targets, learning_rate):
+    def train_step(self, inputs, targets, learning_rate, masks=None):
         state = self._state_for(inputs.shape[0])
         with tf.device(self._device):
             inputs, targets = tf.constant(inputs), tf.constant(targets)
+            if masks is not None:
+                masks = [tf.constant(np.asarray(m, self.dtype)) for m in masks]
             variables = [self.variables[n] for n in self.names]
             with tf.GradientTape() as tape:
                 logits, final_state = forward(self.variables, inputs, state, self.config,
-                                              training=True)
+                                              masks)
                 loss = summed_nll(logits, targets) / tf.cast(inputs.shape[0], self.tf_dtype)
             gradients = tape.gradient(loss, variables)
             _, norm = clipped_sgd(variables, gradients, learning_rate,
@@ -76,13 +77,12 @@ class TFEagerEngine(Engine):
         state = self._state_for(inputs.shape[0])
         with tf.device(self._device):
             logits, self.state = forward(self.variables, tf.constant(inputs), state,
-                                         self.config, training=False)
+                                         self.config)
             return float(summed_nll(logits, tf.constant(targets)))
 
     def logits(self, inputs):
         state = self._state_for(inputs.shape[0])
         with tf.device(self._device):
-            logits, self.state = forward(self.variables, tf.constant(inputs), state, self.config,
-                                         training=False)
+            logits, self.state = forward(self.variables, tf.constant(inputs), state, self.config)
         batch, steps = inputs.shape
         return logits.numpy().reshape(steps, batch, -1).transpose(1, 0, 2)

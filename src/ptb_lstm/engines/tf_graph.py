@@ -49,8 +49,13 @@ class _Unrolled:
         self.inputs = v1.placeholder(tf.int32, [batch_size, num_steps], "inputs")
         self.targets = v1.placeholder(tf.int32, [batch_size, num_steps], "targets")
         state = [(h.read_value(), c.read_value()) for h, c in state_vars]
-        logits, final = forward(engine.variables, self.inputs, state, config, training=train,
-                                seed=engine.seed)
+        # Dropout masks are fed like the inputs (ptb_lstm.dropout draws them), into the
+        # training ops of a config with dropout only.
+        self.masks = [v1.placeholder(dtype, [num_steps, batch_size, config.hidden_size],
+                                     f"mask_{index}")
+                      for index in range(config.num_layers + 1)] \
+            if train and config.dropout > 0 else None
+        logits, final = forward(engine.variables, self.inputs, state, config, self.masks)
         self.logits = logits
         nll = summed_nll(logits, self.targets)
         updates = []
@@ -79,8 +84,8 @@ def _store_state(state_vars: list, final: list, after: list):
 class TFGraphEngine(Engine):
     name = "tf-graph"
 
-    def __init__(self, config, params, dtype="float32", seed=None):
-        super().__init__(config, params, dtype, seed)
+    def __init__(self, config, params, dtype="float32"):
+        super().__init__(config, params, dtype)
         self.tf_dtype = tf.as_dtype(dtype)
         self._device = pick_device()
         shapes = param_shapes(config, self.vocab_size)
@@ -89,7 +94,6 @@ class TFGraphEngine(Engine):
         self._states: dict[int, _StateVariables] = {}  # by batch size
         self._ops: dict[tuple[int, int, bool], _Unrolled] = {}
         with self.graph.as_default(), tf.device(self._device):
-            v1.set_random_seed(self.seed)
             # Weights start as zeros and are filled from feeds, so that the graph does not
             # carry every parameter as a constant.
             self.variables = {n: tf.Variable(tf.zeros(shapes[n], self.tf_dtype), name=n)
@@ -172,13 +176,20 @@ class TFGraphEngine(Engine):
             self.reset_state(inputs.shape[0])  # starts from a zero state
         return ops
 
-    def train_step(self, inputs, targets, learning_rate):
+    def train_step(self, inputs, targets, learning_rate, masks=None):
         ops = self._prepare(inputs, train=True)
         if learning_rate != self._lr_value:
             self.session.run(self._set_lr, {self._lr_feed: learning_rate})
             self._lr_value = learning_rate
-        loss, norm, _ = self.session.run([ops.output, ops.norm, ops.step],
-                                         {ops.inputs: inputs, ops.targets: targets})
+        feed = {ops.inputs: inputs, ops.targets: targets}
+        if ops.masks is not None:
+            if masks is None:  # no dropout asked for this step: masks that keep every unit
+                masks = [np.ones(m.shape, self.dtype) for m in ops.masks]
+            feed.update(zip(ops.masks, masks, strict=True))
+        elif masks is not None:
+            raise ValueError("the tf-graph engine builds its dropout inputs only for a config "
+                             "with dropout > 0; this config has none")
+        loss, norm, _ = self.session.run([ops.output, ops.norm, ops.step], feed)
         self.last_grad_norm = float(norm)
         return float(loss)
 
