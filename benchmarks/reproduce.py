@@ -1,4 +1,4 @@
-"""Reproduce the paper's small-config table with every engine (``make reproduce``).
+"""Reproduce the paper's tables with every engine (``make reproduce``).
 
 For each engine: train the small config for its 13 epochs (default seed) into
 ``runs/reproduce/ENGINE`` -- a finished run there is kept, an interrupted one is resumed --
@@ -12,6 +12,14 @@ in ``docs/results.md`` and the figure ``docs/figures/results-curves.png`` from e
     python benchmarks/reproduce.py --engine numpy          # one engine
     python benchmarks/reproduce.py --run numpy=runs/x      # use an existing finished run
     python benchmarks/reproduce.py --collect-only          # only rebuild the table and figure
+    python benchmarks/reproduce.py --config medium         # the medium model (NumPy engine)
+    python benchmarks/reproduce.py --config medium --progress --run numpy=DIR  # a run under way
+
+``--config medium`` trains the regularized medium model (39 epochs, dropout 0.5; NumPy engine
+unless ``--engine`` says otherwise) into ``runs/reproduce/medium/ENGINE``, publishes to
+``docs/results/medium/ENGINE`` and rebuilds the medium section of ``docs/results.md``: its
+per-epoch table while the run is under way, the final table once it has finished, and the
+learning curves beside the small model's (``docs/figures/results-medium-curves.png``).
 """
 
 from __future__ import annotations
@@ -23,15 +31,14 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 ENGINES = ("numpy", "tf-eager", "tf-graph")
 # Split and batch shape (None: the config's own, 20 x 20 for small).
 EVALUATIONS = (("valid", None), ("test", None), ("valid", 1), ("test", 1))
-START, END = "<!-- results:start -->", "<!-- results:end -->"
-# Targets of the reproduction: the series' worst runs (REFERENCE.md section 1).
-MAX_TEST, MAX_VALID, MAX_SPREAD = 116.5, 122.5, 0.02
+MAX_SPREAD = 0.02
 # The published rows (REFERENCE.md sections 1 and 2): name, hardware, wall time, train, valid,
 # test, valid 1x1, test 1x1.
 PUBLISHED = [
@@ -44,6 +51,39 @@ PUBLISHED = [
     ("the series: TF 1.12 graph, cuDNN LSTM", "Colab GPU", "6 min 48 s", "43.80", "120.42",
      "114.29", "", ""),
 ]
+
+
+# The medium model: the paper's and the TensorFlow tutorial's published results.
+PUBLISHED_MEDIUM = [
+    ("Zaremba et al. 2015, Table 1", "", "", "", "86.2", "82.7", "", ""),
+    ("TensorFlow PTB tutorial (ptb_word_lm)", "", "", "48.45", "86.16", "", "", "82.07"),
+]
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What one config's reproduction trains, where it publishes, and what it must reach."""
+
+    engines: tuple[str, ...]  # trained by default
+    results: str  # under the repository
+    marker: str  # the section of docs/results.md between <!-- MARKER:start/end -->
+    figure: str  # under docs/figures/
+    max_valid: float
+    max_test: float
+    published: list
+    target_note: str
+    per_epoch: bool = False  # the section shows each run's epochs, finished or not
+
+
+SETUPS = {
+    # Targets: the original series' worst small runs.
+    "small": Setup(ENGINES, "docs/results", "results", "results-curves.png", 122.5, 116.5,
+                   PUBLISHED, "the original series' worst runs"),
+    # Targets: the paper's medium result plus 2%, at both batch shapes.
+    "medium": Setup(("numpy",), "docs/results/medium", "results-medium",
+                    "results-medium-curves.png", 88.0, 84.4, PUBLISHED_MEDIUM,
+                    "the paper's 86.2 / 82.7 plus 2%, at both batch shapes", per_epoch=True),
+}
 
 
 def cli(*args: str, log: Path | None = None) -> str:
@@ -107,11 +147,25 @@ def evaluate(engine: str, run: Path, data: list[str]) -> list[dict]:
     return results
 
 
-def publish(engine: str, run: Path, evaluations: list[dict], results: Path) -> None:
+def home_relative(path: str) -> str:
+    """``path`` with the user's home folder written as ``~``."""
+    home = str(Path.home())
+    return "~" + path[len(home):] if path == home or path.startswith(home + os.sep) else path
+
+
+def publish(engine: str, run: Path, evaluations: list[dict] | None, results: Path) -> None:
+    """Copy a run's config.json (paths under the home folder as ~/...) and metrics.jsonl, and
+    its evaluations when there are any, to ``results/ENGINE``."""
     target = results / engine
     target.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "metrics.jsonl"):
-        shutil.copyfile(run / name, target / name)
+    shutil.copyfile(run / "metrics.jsonl", target / "metrics.jsonl")
+    info = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    for key in ("data_dir", "init_from"):  # shown as a user's path, not this machine's
+        if isinstance(info.get(key), str):
+            info[key] = home_relative(info[key])
+    (target / "config.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    if evaluations is None:
+        return
     for e in evaluations:
         e["checkpoint"] = f"{run.name}/model.npz"
     (target / "evaluations.json").write_text(json.dumps(evaluations, indent=2) + "\n",
@@ -127,7 +181,14 @@ def machine() -> str:
                                   else ""))
 
 
+def finished_run(run) -> bool:
+    """Whether a published run trained every epoch of its config and was tested (a run
+    stopped early by --max-steps has a test record too)."""
+    return run.test_record is not None and len(run.epochs) == run.config.get("epochs")
+
+
 def summarize(results: Path) -> list[dict]:
+    """One row per engine whose run under ``results`` has finished (it has a test record)."""
     from ptb_lstm.plot import load_run
 
     rows = []
@@ -136,7 +197,7 @@ def summarize(results: Path) -> list[dict]:
         if not (folder / "metrics.jsonl").is_file():
             continue
         run = load_run(folder)
-        if not run.epochs or run.test_record is None:
+        if not finished_run(run):
             continue
         evals = {}  # (split, "1x1" or "config") -> perplexity
         if (folder / "evaluations.json").is_file():
@@ -157,7 +218,7 @@ def summarize(results: Path) -> list[dict]:
     return rows
 
 
-def table(rows: list[dict], host: str) -> str:
+def table(rows: list[dict], host: str, setup: Setup) -> str:
     def f(value, digits=2):
         return "" if value is None else f"{value:.{digits}f}"
 
@@ -178,21 +239,25 @@ def table(rows: list[dict], host: str) -> str:
         lines.append(f"| **ptb-lstm {r['engine']}** | this machine, 2 cores | "
                      f"{r['minutes']:.1f} min | {f(r['train'])} | **{f(r['valid'])}** | "
                      f"**{f(r['test'])}** | {f(r['valid_1x1'])} | {f(r['test_1x1'])} |")
-    for name, hardware, wall, *numbers in PUBLISHED:
+    for name, hardware, wall, *numbers in setup.published:
         lines.append(f"| {name} | {hardware} | {wall} | " + " | ".join(numbers) + " |")
-    lines += ["", "Checks (targets: test <= 116.5, valid <= 122.5, engines within 2% of each "
-              "other):", ""]
+    lines += ["", f"Checks (targets: test <= {setup.max_test}, valid <= {setup.max_valid}, "
+              f"{setup.target_note}; engines within 2% of each other):", ""]
     for r in rows:
-        ok = r["test"] <= MAX_TEST and r["valid"] <= MAX_VALID
+        valids = [v for v in (r["valid"], r["valid_1x1"]) if v is not None]
+        tests = [v for v in (r["test"], r["test_1x1"]) if v is not None]
+        ok = max(tests) <= setup.max_test and max(valids) <= setup.max_valid
         again = [abs(r[f"{s}_again"] / r[s] - 1) for s in ("valid", "test")
                  if r[f"{s}_again"] is not None]
         check = (f"; evaluated again from model.npz at the training batch shape: largest "
                  f"relative difference {max(again):.1e}") if again else ""
-        lines.append(f"- {r['engine']}: test {r['test']:.2f}, valid {r['valid']:.2f}: "
+        one = (f" (1 x 1: test {f(r['test_1x1'])}, valid {f(r['valid_1x1'])})"
+               if r["test_1x1"] is not None else "")
+        lines.append(f"- {r['engine']}: test {r['test']:.2f}, valid {r['valid']:.2f}{one}: "
                      f"{'within the targets' if ok else 'MISSES the targets'}{check}; "
                      f"median epoch {r['median_ms']:.1f} ms/step (fastest {r['fastest_ms']:.1f})")
     if len(rows) > 1:
-        for key in ("valid", "test", "test_1x1"):
+        for key in ("valid", "test", "valid_1x1", "test_1x1"):
             values = [r[key] for r in rows if r[key] is not None]
             if len(values) > 1:
                 spread = max(values) / min(values) - 1
@@ -204,43 +269,130 @@ def table(rows: list[dict], host: str) -> str:
     return "\n".join(lines)
 
 
-def collect(results: Path, doc: Path, figure: Path) -> None:
-    rows = summarize(results)
-    if not rows:
-        sys.exit(f"reproduce: no finished runs under {results}")
-    text = doc.read_text(encoding="utf-8")
-    if START not in text or END not in text:
-        sys.exit(f"reproduce: {doc} lacks the {START} ... {END} markers")
-    head, rest = text.split(START, 1)
-    tail = rest.split(END, 1)[1]
-    made = time.strftime("%Y-%m-%d")
-    body = (f"{START}\n{table(rows, machine())}\n\n(`make reproduce`, table rebuilt {made})\n"
-            f"{END}")
-    tmp = doc.with_name(f".{doc.name}.tmp")
-    tmp.write_text(head + body + tail, encoding="utf-8")
-    os.replace(tmp, doc)
+def epoch_table(results: Path) -> str:
+    """Every run's per-epoch record under ``results``, finished or still under way."""
+    from ptb_lstm.plot import load_run
+
+    lines = []
+    for engine in ENGINES:
+        folder = results / engine
+        if not (folder / "metrics.jsonl").is_file():
+            continue
+        run = load_run(folder)
+        total = run.config.get("epochs")
+        state = (f"finished, test {run.test:.2f}" if finished_run(run)
+                 else f"under way: {len(run.epochs)} of {total} epochs")
+        hours = run.epochs[-1]["wall_time"] / 3600 if run.epochs else 0.0
+        lines += [f"{engine} ({state}; {hours:.2f} h of training and validation so far; "
+                  f"`{run.info.get('command')}`, started {run.info.get('started', '')}):", "",
+                  "| epoch | learning rate | train ppl | valid ppl | ms/step | epoch time |",
+                  "|---:|---:|---:|---:|---:|---:|"]
+        for r in run.epochs:
+            minutes, seconds = divmod(round(r["epoch_time"]), 60)
+            lines.append(f"| {r['epoch']} | {r['lr']:.4g} | {r['train_perplexity']:.2f} | "
+                         f"{r['valid_perplexity']:.2f} | {r['ms_per_step']:.1f} | "
+                         f"{minutes}:{seconds:02d} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def epoch_curves(results: Path, contrast: Path, figure: Path) -> None:
+    """Train and valid perplexity per epoch of the runs under ``results``, with the small
+    model's (``contrast``) for comparison: the regularized model keeps improving on valid
+    where the small one overfits."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ptb_lstm.plot import load_run
+
+    runs = [(f"medium {e}", load_run(results / e)) for e in ENGINES
+            if (results / e / "metrics.jsonl").is_file()]
+    if (contrast / "metrics.jsonl").is_file():
+        runs.append(("small numpy (no dropout)", load_run(contrast)))
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for (label, run), color in zip(runs, ("C0", "C1", "C2", "C3", "C4"), strict=False):
+        epochs = [r["epoch"] for r in run.epochs]
+        ax.plot(epochs, [r["train_perplexity"] for r in run.epochs], "--", color=color,
+                label=f"{label}: train")
+        ax.plot(epochs, [r["valid_perplexity"] for r in run.epochs], "-o", ms=3,
+                color=color, label=f"{label}: valid")
+    ax.set(xlabel="epoch", ylabel="perplexity (log scale)", yscale="log",
+           title="train and valid perplexity per epoch")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
     figure.parent.mkdir(parents=True, exist_ok=True)
-    cli("plot", *(str(results / r["engine"]) for r in rows), "--log", "--out", str(figure))
-    print(table(rows, machine()))
+    fig.savefig(figure, dpi=110)
+    plt.close(fig)
+
+
+def replace_section(doc: Path, marker: str, body: str) -> None:
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    text = doc.read_text(encoding="utf-8")
+    if start not in text or end not in text:
+        sys.exit(f"reproduce: {doc} lacks the {start} ... {end} markers")
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    tmp = doc.with_name(f".{doc.name}.tmp")
+    tmp.write_text(f"{head}{start}\n{body}\n{end}{tail}", encoding="utf-8")
+    os.replace(tmp, doc)
+
+
+def collect(results: Path, doc: Path, figure: Path, setup: Setup, config: str) -> None:
+    rows = summarize(results)
+    made = time.strftime("%Y-%m-%d")
+    if not setup.per_epoch:
+        if not rows:
+            sys.exit(f"reproduce: no finished runs under {results}")
+        body = f"{table(rows, machine(), setup)}\n\n(`make reproduce`, table rebuilt {made})"
+        replace_section(doc, setup.marker, body)
+        figure.parent.mkdir(parents=True, exist_ok=True)
+        cli("plot", *(str(results / r["engine"]) for r in rows), "--log", "--out", str(figure))
+        print(table(rows, machine(), setup))
+        return
+    epochs = epoch_table(results)
+    if not epochs:
+        sys.exit(f"reproduce: no runs under {results}")
+    final = table(rows, machine(), setup) + "\n\n" if rows else ""
+    body = (f"{final}{epochs}\n(`make reproduce ARGS=\"--config {config} --collect-only\"`, "
+            f"rebuilt {made})")
+    replace_section(doc, setup.marker, body)
+    epoch_curves(results, REPO / "docs" / "results" / "numpy", figure)
+    print(body)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engine", action="append", choices=ENGINES,
-                        help="engine to run (repeatable; default: all three)")
+                        help="engine to run (repeatable; default: all three for small, numpy "
+                             "for medium)")
     parser.add_argument("--run", action="append", default=[], metavar="ENGINE=DIR",
                         help="use this run folder for ENGINE instead of runs/reproduce/ENGINE")
-    parser.add_argument("--config", default="small", help="config to train (default: small)")
+    parser.add_argument("--config", default="small",
+                        help="config to train (default: small; medium has a section of its "
+                             "own; any other config is tabled as small is)")
     parser.add_argument("--data-dir", help="PTB folder (default: ptb-lstm's own search)")
-    parser.add_argument("--results", default=str(REPO / "docs" / "results"))
+    parser.add_argument("--results", help="where runs are published (default: docs/results "
+                                          "for small, docs/results/medium for medium)")
     parser.add_argument("--doc", default=str(REPO / "docs" / "results.md"))
-    parser.add_argument("--figure", default=str(REPO / "docs" / "figures" / "results-curves.png"))
+    parser.add_argument("--figure", help="the learning-curve figure (default: "
+                                         "docs/figures/results-curves.png or "
+                                         "results-medium-curves.png)")
     parser.add_argument("--collect-only", action="store_true",
                         help="only rebuild the table and figure from --results")
+    parser.add_argument("--progress", action="store_true",
+                        help="publish the runs as they stand (config and metrics, training "
+                             "neither started nor continued, no evaluations), then rebuild: "
+                             "for a long run under way")
     args = parser.parse_args()
-    results = Path(args.results)
+    setup = SETUPS.get(args.config, SETUPS["small"])
+    results = Path(args.results) if args.results else REPO / setup.results
+    figure = Path(args.figure) if args.figure else REPO / "docs" / "figures" / setup.figure
     if not args.collect_only:
-        runs = {e: REPO / "runs" / "reproduce" / e for e in ENGINES}
+        base = REPO / "runs" / "reproduce"
+        runs = {e: (base / args.config if setup.per_epoch else base) / e for e in ENGINES}
         for item in args.run:
             engine, _, folder = item.partition("=")
             if engine not in ENGINES or not folder:
@@ -248,12 +400,15 @@ def main() -> None:
                          f"{', '.join(ENGINES)}")
             runs[engine] = Path(folder).resolve()
         data = ["--data-dir", args.data_dir] if args.data_dir else []
-        for engine in args.engine or ENGINES:
+        for engine in args.engine or setup.engines:
+            if args.progress:
+                publish(engine, runs[engine], None, results)
+                continue
             started = time.perf_counter()
             train(engine, runs[engine], data, args.config)
             publish(engine, runs[engine], evaluate(engine, runs[engine], data), results)
             print(f"{engine}: done in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
-    collect(results, Path(args.doc), Path(args.figure))
+    collect(results, Path(args.doc), figure, setup, args.config)
 
 
 if __name__ == "__main__":

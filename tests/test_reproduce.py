@@ -63,3 +63,28 @@ def test_reproduce_never_clears_a_folder_that_is_not_a_run(tiny_dir, tmp_path):
     assert result.returncode != 0
     assert "does not look like a run folder" in result.stderr and "Traceback" not in result.stderr
     assert (folder / "notes.txt").read_text() == "keep me"
+
+
+def test_medium_section_tables_a_run_under_way_epoch_by_epoch(tiny_dir, tmp_path):
+    """--config medium --progress publishes an unfinished run (no evaluations) and writes its
+    per-epoch table and the per-epoch figure; the home folder is shown as ~."""
+    run = tmp_path / "runs" / "numpy"
+    done = run_cli("train", "--config", "tiny", "--data-dir", str(tiny_dir), "--out", str(run),
+                   "--epochs", "3", "--set", "dropout=0.5", "--max-steps", "40")
+    assert done.returncode == 0, done.stderr
+    results, doc = tmp_path / "results", tmp_path / "results.md"
+    doc.write_text("# R\n<!-- results-medium:start -->\nold\n<!-- results-medium:end -->\n")
+    figure = tmp_path / "medium.png"
+    made = reproduce("--config", "medium", "--progress", "--run", f"numpy={run}",
+                     "--results", str(results), "--doc", str(doc), "--figure", str(figure))
+    assert made.returncode == 0, made.stdout + made.stderr
+    epochs = [json.loads(line) for line in (run / "metrics.jsonl").open()]
+    epochs = [r for r in epochs if r["event"] == "epoch"]
+    assert epochs, "the tiny run should have finished at least one epoch"
+    text = doc.read_text()
+    assert "\nold\n" not in text and "Machine:" not in text and f"under way: {len(epochs)} of 3 epochs" in text
+    for record in epochs:
+        assert f"| {record['epoch']} | " in text
+        assert f"{record['valid_perplexity']:.2f}" in text
+    assert not (results / "numpy" / "evaluations.json").exists()
+    assert figure.read_bytes()[:4] == b"\x89PNG"
