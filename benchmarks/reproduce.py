@@ -5,10 +5,15 @@ For each engine: train the small config for its 13 epochs (default seed) into
 then evaluate the final model with the same engine on valid and test at the config's batch
 shape (20 x 20 for small) and at batch 1 x 1, and copy ``config.json``, ``metrics.jsonl`` and
 ``evaluations.json`` (never the checkpoint) to ``docs/results/ENGINE/``. Last, rebuild the table
-in ``docs/results.md`` and the figure ``docs/figures/results-curves.png`` from everything under
-``docs/results/``.
+in ``docs/results.md``, the figure ``docs/figures/results-curves.png`` and the README's engine
+table (``benchmarks/engine_table.py``) from everything under ``docs/results/``.
 
-    python benchmarks/reproduce.py                         # all three engines, ~2.5 h on 2 cores
+The published ``config.json`` shows the data folder as ``$PTB_DATA_DIR`` (or
+``~/.cache/ptb-lstm/ptb`` when the run read the default cache), never a path of the machine that
+trained. A full run takes about the sum of the "13 epochs (est.)" column of ``make bench``
+(docs/performance.md) plus the evaluations, whose time the checks in docs/results.md list.
+
+    python benchmarks/reproduce.py                         # all three engines
     python benchmarks/reproduce.py --engine numpy          # one engine
     python benchmarks/reproduce.py --run numpy=runs/x      # use an existing finished run
     python benchmarks/reproduce.py --collect-only          # only rebuild the table and figure
@@ -107,11 +112,47 @@ def evaluate(engine: str, run: Path, data: list[str]) -> list[dict]:
     return results
 
 
+def shown_data_dir(data_dir: str) -> str:
+    """The data folder as a reader should see it: ``~/.cache/ptb-lstm/ptb`` for the default
+    cache, ``$PTB_DATA_DIR`` for any other folder (a path of the training machine means nothing
+    to a reader)."""
+    from ptb_lstm.data import default_cache_dir
+
+    try:
+        if Path(data_dir).expanduser().resolve() == default_cache_dir().resolve():
+            return "~/.cache/ptb-lstm/ptb"
+    except OSError:
+        pass
+    return "$PTB_DATA_DIR"
+
+
+def public_config(info: dict) -> dict:
+    """A run's config.json with the data folder shown as ``shown_data_dir`` gives it, in the
+    ``data_dir`` field and in the recorded command's ``--data-dir``."""
+    info = dict(info)
+    if info.get("data_dir"):
+        folder = info["data_dir"]
+        shown = shown_data_dir(folder)
+        info["data_dir"] = shown
+        command = info.get("command")
+        if isinstance(command, str):
+            words = command.split(" ")
+            for i, word in enumerate(words):
+                if word == "--data-dir" and i + 1 < len(words):
+                    words[i + 1] = shown
+                elif word.startswith("--data-dir="):
+                    words[i] = f"--data-dir={shown}"
+            info["command"] = " ".join(words)
+    return info
+
+
 def publish(engine: str, run: Path, evaluations: list[dict], results: Path) -> None:
     target = results / engine
     target.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "metrics.jsonl"):
-        shutil.copyfile(run / name, target / name)
+    info = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    (target / "config.json").write_text(json.dumps(public_config(info), indent=2) + "\n",
+                                        encoding="utf-8")
+    shutil.copyfile(run / "metrics.jsonl", target / "metrics.jsonl")
     for e in evaluations:
         e["checkpoint"] = f"{run.name}/model.npz"
     (target / "evaluations.json").write_text(json.dumps(evaluations, indent=2) + "\n",
@@ -139,10 +180,14 @@ def summarize(results: Path) -> list[dict]:
         if not run.epochs or run.test_record is None:
             continue
         evals = {}  # (split, "1x1" or "config") -> perplexity
+        eval_seconds = None
         if (folder / "evaluations.json").is_file():
-            for e in json.loads((folder / "evaluations.json").read_text()):
+            published = json.loads((folder / "evaluations.json").read_text())
+            for e in published:
                 one = e["batch_size"] == 1 and e["num_steps"] == 1
                 evals[(e["split"], "1x1" if one else "config")] = e["perplexity"]
+            if all(isinstance(e.get("seconds"), (int, float)) for e in published):
+                eval_seconds = sum(e["seconds"] for e in published)
         ms = sorted(r["ms_per_step"] for r in run.epochs)
         rows.append({
             "engine": engine, "dtype": run.dtype, "command": run.info.get("command"),
@@ -153,7 +198,8 @@ def summarize(results: Path) -> list[dict]:
             "valid_again": evals.get(("valid", "config")),
             "test_again": evals.get(("test", "config")),
             "minutes": run.test_record["wall_time"] / 60, "median_ms": ms[len(ms) // 2],
-            "fastest_ms": ms[0], "started": run.info.get("started", "")})
+            "fastest_ms": ms[0], "started": run.info.get("started", ""),
+            "eval_seconds": eval_seconds})
     return rows
 
 
@@ -190,15 +236,21 @@ def table(rows: list[dict], host: str) -> str:
                  f"relative difference {max(again):.1e}") if again else ""
         lines.append(f"- {r['engine']}: test {r['test']:.2f}, valid {r['valid']:.2f}: "
                      f"{'within the targets' if ok else 'MISSES the targets'}{check}; "
-                     f"median epoch {r['median_ms']:.1f} ms/step (fastest {r['fastest_ms']:.1f})")
+                     f"median epoch {r['median_ms']:.1f} ms/step (fastest {r['fastest_ms']:.1f})"
+                     + (f"; the {len(EVALUATIONS)} evaluations took {r['eval_seconds']:.0f} s"
+                        if r["eval_seconds"] is not None else ""))
     if len(rows) > 1:
-        for key in ("valid", "test", "test_1x1"):
+        for key in ("valid", "test", "valid_1x1", "test_1x1"):
             values = [r[key] for r in rows if r[key] is not None]
             if len(values) > 1:
                 spread = max(values) / min(values) - 1
                 lines.append(f"- spread of {key.replace('_', ' ')} across the engines: "
                              f"{100 * spread:.2f}% ({'within' if spread <= MAX_SPREAD else 'over'}"
                              f" 2%)")
+        top = max(rows, key=lambda r: r["valid"])
+        lines.append(f"- highest valid: {top['engine']}, " + ", ".join(
+            f"{100 * (top['valid'] / r['valid'] - 1):.2f}% above {r['engine']}"
+            for r in rows if r is not top))
     lines += ["", "Commands that made these runs (from each run's config.json):", ""]
     lines += [f"- {r['engine']}: `{r['command']}` (started {r['started']})" for r in rows]
     return "\n".join(lines)
@@ -254,6 +306,11 @@ def main() -> None:
             publish(engine, runs[engine], evaluate(engine, runs[engine], data), results)
             print(f"{engine}: done in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
     collect(results, Path(args.doc), Path(args.figure))
+    if results.resolve() == (REPO / "docs" / "results").resolve():
+        from engine_table import update  # benchmarks/engine_table.py: the README's results
+
+        if update():
+            print("wrote README.md (the engine table)", flush=True)
 
 
 if __name__ == "__main__":
