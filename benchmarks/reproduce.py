@@ -150,6 +150,7 @@ def publish(engine: str, run: Path, evaluations: list[dict], results: Path) -> N
     target = results / engine
     target.mkdir(parents=True, exist_ok=True)
     info = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    info.setdefault("machine", machine())
     (target / "config.json").write_text(json.dumps(public_config(info), indent=2) + "\n",
                                         encoding="utf-8")
     shutil.copyfile(run / "metrics.jsonl", target / "metrics.jsonl")
@@ -159,13 +160,23 @@ def publish(engine: str, run: Path, evaluations: list[dict], results: Path) -> N
                                              encoding="utf-8")
 
 
-def machine() -> str:
+def machine() -> dict:
+    """The machine this script runs on: cpu, cores and the Python, NumPy and TensorFlow
+    versions (recorded in each published config.json, since runs train where they publish)."""
     from bench import machine as describe  # benchmarks/bench.py, beside this script
 
     host = describe()
-    return (f"{host['cpu']}, {host['cores']} cores; Python {host['python']}, NumPy "
-            f"{host['numpy']}" + (f", TensorFlow {host['tensorflow']}" if "tensorflow" in host
-                                  else ""))
+    return {key: host[key] for key in ("cpu", "cores", "python", "numpy", "tensorflow")
+            if key in host}
+
+
+def hardware(host: dict) -> str:
+    return f"{host.get('cpu', '?')}, {host.get('cores', '?')} cores"
+
+
+def software(host: dict) -> str:
+    return (f"Python {host.get('python', '?')}, NumPy {host.get('numpy', '?')}"
+            + (f", TensorFlow {host['tensorflow']}" if "tensorflow" in host else ""))
 
 
 def summarize(results: Path) -> list[dict]:
@@ -199,17 +210,20 @@ def summarize(results: Path) -> list[dict]:
             "test_again": evals.get(("test", "config")),
             "minutes": run.test_record["wall_time"] / 60, "median_ms": ms[len(ms) // 2],
             "fastest_ms": ms[0], "started": run.info.get("started", ""),
-            "eval_seconds": eval_seconds})
+            "eval_seconds": eval_seconds, "machine": run.info.get("machine") or {}})
     return rows
 
 
-def table(rows: list[dict], host: str) -> str:
+def table(rows: list[dict]) -> str:
     def f(value, digits=2):
         return "" if value is None else f"{value:.{digits}f}"
 
     c = rows[0]["config"]
+    hosts = sorted({f"{hardware(r['machine'])}; {software(r['machine'])}" for r in rows
+                    if r["machine"]})
     lines = [
-        f"Machine: {host}. Config: {c.get('num_layers')} layers of {c.get('hidden_size')} "
+        f"Machine{'s' if len(hosts) > 1 else ''}: {' and '.join(hosts) or 'not recorded'}. "
+        f"Config: {c.get('num_layers')} layers of {c.get('hidden_size')} "
         f"units, batch {c.get('batch_size')} x {c.get('num_steps')} steps, dropout "
         f"{c.get('dropout')}, {c.get('epochs')} epochs, seed {c.get('seed')}, "
         f"{rows[0]['dtype']}. Train is the last epoch's mean training perplexity; valid and "
@@ -221,11 +235,12 @@ def table(rows: list[dict], host: str) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| **ptb-lstm {r['engine']}** | this machine, 2 cores | "
+        lines.append(f"| **ptb-lstm {r['engine']}** | "
+                     f"{hardware(r['machine']) if r['machine'] else ''} | "
                      f"{r['minutes']:.1f} min | {f(r['train'])} | **{f(r['valid'])}** | "
                      f"**{f(r['test'])}** | {f(r['valid_1x1'])} | {f(r['test_1x1'])} |")
-    for name, hardware, wall, *numbers in PUBLISHED:
-        lines.append(f"| {name} | {hardware} | {wall} | " + " | ".join(numbers) + " |")
+    for name, where, wall, *numbers in PUBLISHED:
+        lines.append(f"| {name} | {where} | {wall} | " + " | ".join(numbers) + " |")
     lines += ["", "Checks (targets: test <= 116.5, valid <= 122.5, engines within 2% of each "
               "other):", ""]
     for r in rows:
@@ -266,14 +281,14 @@ def collect(results: Path, doc: Path, figure: Path) -> None:
     head, rest = text.split(START, 1)
     tail = rest.split(END, 1)[1]
     made = time.strftime("%Y-%m-%d")
-    body = (f"{START}\n{table(rows, machine())}\n\n(`make reproduce`, table rebuilt {made})\n"
+    body = (f"{START}\n{table(rows)}\n\n(`make reproduce`, table rebuilt {made})\n"
             f"{END}")
     tmp = doc.with_name(f".{doc.name}.tmp")
     tmp.write_text(head + body + tail, encoding="utf-8")
     os.replace(tmp, doc)
     figure.parent.mkdir(parents=True, exist_ok=True)
     cli("plot", *(str(results / r["engine"]) for r in rows), "--log", "--out", str(figure))
-    print(table(rows, machine()))
+    print(table(rows))
 
 
 def main() -> None:
