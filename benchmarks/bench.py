@@ -5,7 +5,8 @@ Times, on identical PTB-shaped batches: the NumPy engine, both TensorFlow engine
 rate, from which the floor of a training step follows (its matrix products at that rate). Also
 how the NumPy engine's cost grows with hidden size and batch size, and the peak memory of 20
 training steps of small, medium and large. Prints the tables and writes them, with the machine's
-description, between the markers in docs/performance.md.
+description, between the markers in docs/performance.md, and the engines' speeds into the
+README's engine table (benchmarks/engine_table.py).
 
     python benchmarks/bench.py [--steps 30] [--no-write] [--quick]
 """
@@ -340,6 +341,10 @@ def main() -> int:
     if not args.no_write:
         _write_doc("\n".join(lines))
         print(f"\nwrote {DOC.relative_to(ROOT)}")
+        from engine_table import update  # benchmarks/engine_table.py: the README's speeds
+
+        if update():
+            print("wrote README.md (the engine table)")
     return 0
 
 

@@ -5,10 +5,15 @@ For each engine: train the small config for its 13 epochs (default seed) into
 then evaluate the final model with the same engine on valid and test at the config's batch
 shape (20 x 20 for small) and at batch 1 x 1, and copy ``config.json``, ``metrics.jsonl`` and
 ``evaluations.json`` (never the checkpoint) to ``docs/results/ENGINE/``. Last, rebuild the table
-in ``docs/results.md`` and the figure ``docs/figures/results-curves.png`` from everything under
-``docs/results/``.
+in ``docs/results.md``, the figure ``docs/figures/results-curves.png`` and the README's engine
+table (``benchmarks/engine_table.py``) from everything under ``docs/results/``.
 
-    python benchmarks/reproduce.py                         # all three engines, ~2.5 h on 2 cores
+The published ``config.json`` shows the data folder as ``$PTB_DATA_DIR`` (or
+``~/.cache/ptb-lstm/ptb`` when the run read the default cache), never a path of the machine that
+trained. A full run takes about the sum of the "13 epochs (est.)" column of ``make bench``
+(docs/performance.md) plus the evaluations, whose time the checks in docs/results.md list.
+
+    python benchmarks/reproduce.py                         # all three engines
     python benchmarks/reproduce.py --engine numpy          # one engine
     python benchmarks/reproduce.py --run numpy=runs/x      # use an existing finished run
     python benchmarks/reproduce.py --collect-only          # only rebuild the table and figure
@@ -38,6 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 ENGINES = ("numpy", "tf-eager", "tf-graph")
 # Split and batch shape (None: the config's own, 20 x 20 for small).
 EVALUATIONS = (("valid", None), ("test", None), ("valid", 1), ("test", 1))
+# Targets of the reproduction: the series' worst runs (REFERENCE.md section 1).
 MAX_SPREAD = 0.02
 # The published rows (REFERENCE.md sections 1 and 2): name, hardware, wall time, train, valid,
 # test, valid 1x1, test 1x1.
@@ -147,23 +153,50 @@ def evaluate(engine: str, run: Path, data: list[str]) -> list[dict]:
     return results
 
 
-def home_relative(path: str) -> str:
-    """``path`` with the user's home folder written as ``~``."""
-    home = str(Path.home())
-    return "~" + path[len(home):] if path == home or path.startswith(home + os.sep) else path
+def shown_data_dir(data_dir: str) -> str:
+    """The data folder as a reader should see it: ``~/.cache/ptb-lstm/ptb`` for the default
+    cache, ``$PTB_DATA_DIR`` for any other folder (a path of the training machine means nothing
+    to a reader)."""
+    from ptb_lstm.data import default_cache_dir
+
+    try:
+        if Path(data_dir).expanduser().resolve() == default_cache_dir().resolve():
+            return "~/.cache/ptb-lstm/ptb"
+    except OSError:
+        pass
+    return "$PTB_DATA_DIR"
+
+
+def public_config(info: dict) -> dict:
+    """A run's config.json with the data folder shown as ``shown_data_dir`` gives it, in the
+    ``data_dir`` field and in the recorded command's ``--data-dir``."""
+    info = dict(info)
+    if info.get("data_dir"):
+        folder = info["data_dir"]
+        shown = shown_data_dir(folder)
+        info["data_dir"] = shown
+        command = info.get("command")
+        if isinstance(command, str):
+            words = command.split(" ")
+            for i, word in enumerate(words):
+                if word == "--data-dir" and i + 1 < len(words):
+                    words[i + 1] = shown
+                elif word.startswith("--data-dir="):
+                    words[i] = f"--data-dir={shown}"
+            info["command"] = " ".join(words)
+    return info
 
 
 def publish(engine: str, run: Path, evaluations: list[dict] | None, results: Path) -> None:
-    """Copy a run's config.json (paths under the home folder as ~/...) and metrics.jsonl, and
-    its evaluations when there are any, to ``results/ENGINE``."""
+    """Copy a run's config.json (data folder shown as a reader's) and metrics.jsonl, and its
+    evaluations when there are any, to ``results/ENGINE``."""
     target = results / engine
     target.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run / "metrics.jsonl", target / "metrics.jsonl")
     info = json.loads((run / "config.json").read_text(encoding="utf-8"))
-    for key in ("data_dir", "init_from"):  # shown as a user's path, not this machine's
-        if isinstance(info.get(key), str):
-            info[key] = home_relative(info[key])
-    (target / "config.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    info.setdefault("machine", machine())
+    (target / "config.json").write_text(json.dumps(public_config(info), indent=2) + "\n",
+                                        encoding="utf-8")
+    shutil.copyfile(run / "metrics.jsonl", target / "metrics.jsonl")
     if evaluations is None:
         return
     for e in evaluations:
@@ -172,13 +205,23 @@ def publish(engine: str, run: Path, evaluations: list[dict] | None, results: Pat
                                              encoding="utf-8")
 
 
-def machine() -> str:
+def machine() -> dict:
+    """The machine this script runs on: cpu, cores and the Python, NumPy and TensorFlow
+    versions (recorded in each published config.json, since runs train where they publish)."""
     from bench import machine as describe  # benchmarks/bench.py, beside this script
 
     host = describe()
-    return (f"{host['cpu']}, {host['cores']} cores; Python {host['python']}, NumPy "
-            f"{host['numpy']}" + (f", TensorFlow {host['tensorflow']}" if "tensorflow" in host
-                                  else ""))
+    return {key: host[key] for key in ("cpu", "cores", "python", "numpy", "tensorflow")
+            if key in host}
+
+
+def hardware(host: dict) -> str:
+    return f"{host.get('cpu', '?')}, {host.get('cores', '?')} cores"
+
+
+def software(host: dict) -> str:
+    return (f"Python {host.get('python', '?')}, NumPy {host.get('numpy', '?')}"
+            + (f", TensorFlow {host['tensorflow']}" if "tensorflow" in host else ""))
 
 
 def finished_run(run) -> bool:
@@ -188,7 +231,7 @@ def finished_run(run) -> bool:
 
 
 def summarize(results: Path) -> list[dict]:
-    """One row per engine whose run under ``results`` has finished (it has a test record)."""
+    """One row per engine whose run under ``results`` has finished."""
     from ptb_lstm.plot import load_run
 
     rows = []
@@ -200,10 +243,14 @@ def summarize(results: Path) -> list[dict]:
         if not finished_run(run):
             continue
         evals = {}  # (split, "1x1" or "config") -> perplexity
+        eval_seconds = None
         if (folder / "evaluations.json").is_file():
-            for e in json.loads((folder / "evaluations.json").read_text()):
+            published = json.loads((folder / "evaluations.json").read_text())
+            for e in published:
                 one = e["batch_size"] == 1 and e["num_steps"] == 1
                 evals[(e["split"], "1x1" if one else "config")] = e["perplexity"]
+            if all(isinstance(e.get("seconds"), (int, float)) for e in published):
+                eval_seconds = sum(e["seconds"] for e in published)
         ms = sorted(r["ms_per_step"] for r in run.epochs)
         rows.append({
             "engine": engine, "dtype": run.dtype, "command": run.info.get("command"),
@@ -214,17 +261,21 @@ def summarize(results: Path) -> list[dict]:
             "valid_again": evals.get(("valid", "config")),
             "test_again": evals.get(("test", "config")),
             "minutes": run.test_record["wall_time"] / 60, "median_ms": ms[len(ms) // 2],
-            "fastest_ms": ms[0], "started": run.info.get("started", "")})
+            "fastest_ms": ms[0], "started": run.info.get("started", ""),
+            "eval_seconds": eval_seconds, "machine": run.info.get("machine") or {}})
     return rows
 
 
-def table(rows: list[dict], host: str, setup: Setup) -> str:
+def table(rows: list[dict], setup: Setup) -> str:
     def f(value, digits=2):
         return "" if value is None else f"{value:.{digits}f}"
 
     c = rows[0]["config"]
+    hosts = sorted({f"{hardware(r['machine'])}; {software(r['machine'])}" for r in rows
+                    if r["machine"]})
     lines = [
-        f"Machine: {host}. Config: {c.get('num_layers')} layers of {c.get('hidden_size')} "
+        f"Machine{'s' if len(hosts) > 1 else ''}: {' and '.join(hosts) or 'not recorded'}. "
+        f"Config: {c.get('num_layers')} layers of {c.get('hidden_size')} "
         f"units, batch {c.get('batch_size')} x {c.get('num_steps')} steps, dropout "
         f"{c.get('dropout')}, {c.get('epochs')} epochs, seed {c.get('seed')}, "
         f"{rows[0]['dtype']}. Train is the last epoch's mean training perplexity; valid and "
@@ -236,11 +287,12 @@ def table(rows: list[dict], host: str, setup: Setup) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| **ptb-lstm {r['engine']}** | this machine, 2 cores | "
+        lines.append(f"| **ptb-lstm {r['engine']}** | "
+                     f"{hardware(r['machine']) if r['machine'] else ''} | "
                      f"{r['minutes']:.1f} min | {f(r['train'])} | **{f(r['valid'])}** | "
                      f"**{f(r['test'])}** | {f(r['valid_1x1'])} | {f(r['test_1x1'])} |")
-    for name, hardware, wall, *numbers in setup.published:
-        lines.append(f"| {name} | {hardware} | {wall} | " + " | ".join(numbers) + " |")
+    for name, where, wall, *numbers in setup.published:
+        lines.append(f"| {name} | {where} | {wall} | " + " | ".join(numbers) + " |")
     lines += ["", f"Checks (targets: test <= {setup.max_test}, valid <= {setup.max_valid}, "
               f"{setup.target_note}; engines within 2% of each other):", ""]
     for r in rows:
@@ -251,11 +303,11 @@ def table(rows: list[dict], host: str, setup: Setup) -> str:
                  if r[f"{s}_again"] is not None]
         check = (f"; evaluated again from model.npz at the training batch shape: largest "
                  f"relative difference {max(again):.1e}") if again else ""
-        one = (f" (1 x 1: test {f(r['test_1x1'])}, valid {f(r['valid_1x1'])})"
-               if r["test_1x1"] is not None else "")
-        lines.append(f"- {r['engine']}: test {r['test']:.2f}, valid {r['valid']:.2f}{one}: "
+        lines.append(f"- {r['engine']}: test {r['test']:.2f}, valid {r['valid']:.2f}: "
                      f"{'within the targets' if ok else 'MISSES the targets'}{check}; "
-                     f"median epoch {r['median_ms']:.1f} ms/step (fastest {r['fastest_ms']:.1f})")
+                     f"median epoch {r['median_ms']:.1f} ms/step (fastest {r['fastest_ms']:.1f})"
+                     + (f"; the {len(EVALUATIONS)} evaluations took {r['eval_seconds']:.0f} s"
+                        if r["eval_seconds"] is not None else ""))
     if len(rows) > 1:
         for key in ("valid", "test", "valid_1x1", "test_1x1"):
             values = [r[key] for r in rows if r[key] is not None]
@@ -264,6 +316,10 @@ def table(rows: list[dict], host: str, setup: Setup) -> str:
                 lines.append(f"- spread of {key.replace('_', ' ')} across the engines: "
                              f"{100 * spread:.2f}% ({'within' if spread <= MAX_SPREAD else 'over'}"
                              f" 2%)")
+        top = max(rows, key=lambda r: r["valid"])
+        lines.append(f"- highest valid: {top['engine']}, " + ", ".join(
+            f"{100 * (top['valid'] / r['valid'] - 1):.2f}% above {r['engine']}"
+            for r in rows if r is not top))
     lines += ["", "Commands that made these runs (from each run's config.json):", ""]
     lines += [f"- {r['engine']}: `{r['command']}` (started {r['started']})" for r in rows]
     return "\n".join(lines)
@@ -346,16 +402,16 @@ def collect(results: Path, doc: Path, figure: Path, setup: Setup, config: str) -
     if not setup.per_epoch:
         if not rows:
             sys.exit(f"reproduce: no finished runs under {results}")
-        body = f"{table(rows, machine(), setup)}\n\n(`make reproduce`, table rebuilt {made})"
+        body = f"{table(rows, setup)}\n\n(`make reproduce`, table rebuilt {made})"
         replace_section(doc, setup.marker, body)
         figure.parent.mkdir(parents=True, exist_ok=True)
         cli("plot", *(str(results / r["engine"]) for r in rows), "--log", "--out", str(figure))
-        print(table(rows, machine(), setup))
+        print(table(rows, setup))
         return
     epochs = epoch_table(results)
     if not epochs:
         sys.exit(f"reproduce: no runs under {results}")
-    final = table(rows, machine(), setup) + "\n\n" if rows else ""
+    final = table(rows, setup) + "\n\n" if rows else ""
     body = (f"{final}{epochs}\n(`make reproduce ARGS=\"--config {config} --collect-only\"`, "
             f"rebuilt {made})")
     replace_section(doc, setup.marker, body)
@@ -409,6 +465,11 @@ def main() -> None:
             publish(engine, runs[engine], evaluate(engine, runs[engine], data), results)
             print(f"{engine}: done in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
     collect(results, Path(args.doc), figure, setup, args.config)
+    if results.resolve() == (REPO / "docs" / "results").resolve():
+        from engine_table import update  # benchmarks/engine_table.py: the README's results
+
+        if update():
+            print("wrote README.md (the engine table)", flush=True)
 
 
 if __name__ == "__main__":
