@@ -27,8 +27,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
 
 # Trains the small config with all three engines (runs/reproduce/ENGINE; finished runs are kept,
-# interrupted ones resumed), evaluates each, and rewrites docs/results.md and its figure.
-# About 2.5 to 3 hours on 2 cores. Pass options with ARGS, e.g. make reproduce ARGS="--engine numpy".
+# interrupted ones resumed), evaluates each, and rewrites docs/results.md and its figure; it
+# takes about the sum of the engines' "13 epochs (est.)" in docs/performance.md plus their
+# evaluations. ARGS="--config medium" does the same for the medium model (NumPy engine).
+# Pass options with ARGS, e.g. make reproduce ARGS="--engine numpy".
 reproduce: $(STAMP)
 	$(BIN)/python benchmarks/reproduce.py $(ARGS)
 
