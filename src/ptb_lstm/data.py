@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,9 +160,14 @@ def default_cache_dir(environ: dict | None = None) -> Path:
 
 
 def locate_data_dir(data_dir: str | Path | None = None, environ: dict | None = None,
-                    download: bool = True) -> Path:
+                    download: bool = True,
+                    announce: Callable[[str, Path], None] | None = None,
+                    progress: Callable[[int, int | None], None] | None = None) -> Path:
     """Where PTB is: ``--data-dir``, then ``PTB_DATA_DIR``, then the user cache (downloading
-    into it when it is not there yet)."""
+    into it when it is not there yet).
+
+    ``announce(url, target)`` is called before a download starts and ``progress(done, total)``
+    as it runs (the command line draws a bar with them)."""
     environ = os.environ if environ is None else environ
     if data_dir is not None:
         path = Path(data_dir).expanduser()
@@ -181,6 +186,9 @@ def locate_data_dir(data_dir: str | Path | None = None, environ: dict | None = N
     if not download:
         raise UserError(f"PTB is not in {cache}; run `ptb-lstm data` to download it, or "
                         "set --data-dir / PTB_DATA_DIR to a folder holding it")
-    from ptb_lstm.download import download_ptb
+    from ptb_lstm.download import PTB_URL, download_ptb
 
-    return download_ptb(cache, url=environ.get("PTB_DATA_URL") or None)
+    url = environ.get("PTB_DATA_URL") or PTB_URL
+    if announce is not None:
+        announce(url, cache)
+    return download_ptb(cache, url=url, progress=progress)
