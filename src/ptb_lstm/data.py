@@ -1,11 +1,10 @@
 """Penn Treebank: tokens, the sorted vocabulary, word ids and stream-folded batches.
 
-Small pure functions with no model in them (REFERENCE.md §4).
+Small pure functions with no model in them (docs/model.md §5).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,18 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ptb_lstm.download import PTB_URL, SHA256, download_ptb, sha256_of
 from ptb_lstm.errors import UserError
 
 SPLITS = ("train", "valid", "test")
 EOS = "<eos>"
 UNK = "<unk>"
-
-# SHA-256 of the three files inside simple-examples.tgz (data/ptb/SHA256SUMS).
-SHA256 = {
-    "ptb.train.txt": "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf",
-    "ptb.valid.txt": "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
-    "ptb.test.txt": "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
-}
 
 
 def split_file(split: str) -> str:
@@ -139,14 +132,6 @@ def load_corpus(data_dir: Path, vocab: list[str] | None = None) -> Corpus:
     return Corpus(vocab=vocab, data_dir=data_dir, **ids)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def is_official_ptb(data_dir: Path) -> bool:
     """True when the three files are byte-identical to those of simple-examples.tgz."""
     return all(sha256_of(Path(data_dir) / name) == digest for name, digest in SHA256.items())
@@ -186,8 +171,6 @@ def locate_data_dir(data_dir: str | Path | None = None, environ: dict | None = N
     if not download:
         raise UserError(f"PTB is not in {cache}; run `ptb-lstm data` to download it, or "
                         "set --data-dir / PTB_DATA_DIR to a folder holding it")
-    from ptb_lstm.download import PTB_URL, download_ptb
-
     url = environ.get("PTB_DATA_URL") or PTB_URL
     if announce is not None:
         announce(url, cache)

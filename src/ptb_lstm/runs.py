@@ -18,8 +18,9 @@ from ptb_lstm import checkpoint
 from ptb_lstm.config import PRESETS, Config, apply_overrides, load_config
 from ptb_lstm.data import Corpus, load_corpus
 from ptb_lstm.errors import UserError
+from ptb_lstm.metrics import read_metrics
 from ptb_lstm.params import DTYPES, Params, check_params, init_params
-from ptb_lstm.train import Resume, read_metrics
+from ptb_lstm.train import Resume
 
 DEFAULT_CONFIG = "small"
 DEFAULT_ENGINE = "numpy"

@@ -63,10 +63,11 @@ def run(args) -> int:
 
     from ptb_lstm.config import parse_sets
     from ptb_lstm.engines import create_engine
+    from ptb_lstm.metrics import Tee
     from ptb_lstm.params import count_params
     from ptb_lstm.progress import ConsoleReporter, summary_table
     from ptb_lstm.runs import RunRequest, prepare
-    from ptb_lstm.train import Tee, train
+    from ptb_lstm.train import train
 
     options.positive(args.epochs, "--epochs")
     options.positive(args.max_steps, "--max-steps", allow_zero=True)
