@@ -30,9 +30,9 @@ ENGINES = ("numpy", "tf-eager", "tf-graph")
 # Split and batch shape (None: the config's own, 20 x 20 for small).
 EVALUATIONS = (("valid", None), ("test", None), ("valid", 1), ("test", 1))
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-# Targets of the reproduction: the series' worst runs (REFERENCE.md section 1).
+# Targets of the reproduction: the series' worst runs (docs/model.md section 7).
 MAX_TEST, MAX_VALID, MAX_SPREAD = 116.5, 122.5, 0.02
-# The published rows (REFERENCE.md sections 1 and 2): name, hardware, wall time, train, valid,
+# The published rows (docs/model.md section 7): name, hardware, wall time, train, valid,
 # test, valid 1x1, test 1x1.
 PUBLISHED = [
     ("Zaremba et al. 2015, Table 1", "", "", "", "120.7", "114.5", "", ""),

@@ -13,7 +13,7 @@ from ptb_lstm.errors import UserError
 
 @dataclass(frozen=True)
 class Config:
-    """Every hyper-parameter of one model and its training schedule (REFERENCE.md §3)."""
+    """Every hyper-parameter of one model and its training schedule (docs/model.md §1)."""
 
     num_layers: int
     hidden_size: int

@@ -6,7 +6,7 @@ block. Work that does not depend on the recurrence is done as one large matrix p
 the whole [T*B] block: each layer's input projection, the softmax and the weight gradients.
 Only h(t-1) @ recurrent_kernel and the elementwise gate maths run inside the loop over time.
 
-The equations (REFERENCE.md §5), gates in the order i, f, g, o:
+The equations (docs/model.md §3), gates in the order i, f, g, o:
 
     z    = x(t) @ kernel + h(t-1) @ recurrent_kernel + bias        # [B, 4H]
     i, f, o = sigmoid(z_i), sigmoid(z_f), sigmoid(z_o);  g = tanh(z_g)
