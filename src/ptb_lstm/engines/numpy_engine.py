@@ -15,6 +15,12 @@ The equations (docs/model.md §3), gates in the order i, f, g, o:
 
 Sigmoid is computed as 0.5 * tanh(0.5 z) + 0.5, which cannot overflow, so all four gates come
 from one tanh over the whole [B, 4H] block.
+
+Threads: up to a hidden size of _THREADED_HIDDEN_MAX (256) a step runs its large products on
+Python helper threads and holds OpenBLAS to one thread meanwhile (engines/_blas_threads.py).
+OpenBLAS's thread count is global to the process, so during a step any other thread of the
+process gets one BLAS thread per product too; the count is restored when the step ends, even
+by an exception. Run several trainings at once as separate processes, not as threads of one.
 """
 
 from __future__ import annotations
