@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ptb_lstm.download import PTB_URL, SHA256, download_ptb, sha256_of
+from ptb_lstm.download import SHA256, download_ptb, sha256_of, urls_from
 from ptb_lstm.errors import UserError
 
 SPLITS = ("train", "valid", "test")
@@ -146,13 +146,14 @@ def default_cache_dir(environ: dict | None = None) -> Path:
 
 def locate_data_dir(data_dir: str | Path | None = None, environ: dict | None = None,
                     download: bool = True,
-                    announce: Callable[[str, Path], None] | None = None,
+                    announce: Callable[[str, Path, str | None], None] | None = None,
                     progress: Callable[[int, int | None], None] | None = None) -> Path:
     """Where PTB is: ``--data-dir``, then ``PTB_DATA_DIR``, then the user cache (downloading
     into it when it is not there yet).
 
-    ``announce(url, target)`` is called before a download starts and ``progress(done, total)``
-    as it runs (the command line draws a bar with them)."""
+    ``announce(url, target, why_the_previous_source_failed_or_None)`` is called before each
+    source is tried and ``progress(done, total)`` as bytes arrive (the command line draws a bar
+    with them)."""
     environ = os.environ if environ is None else environ
     if data_dir is not None:
         path = Path(data_dir).expanduser()
@@ -171,7 +172,6 @@ def locate_data_dir(data_dir: str | Path | None = None, environ: dict | None = N
     if not download:
         raise UserError(f"PTB is not in {cache}; run `ptb-lstm data` to download it, or "
                         "set --data-dir / PTB_DATA_DIR to a folder holding it")
-    url = environ.get("PTB_DATA_URL") or PTB_URL
-    if announce is not None:
-        announce(url, cache)
-    return download_ptb(cache, url=url, progress=progress)
+    return download_ptb(cache, urls=urls_from(environ.get("PTB_DATA_URL")), progress=progress,
+                        announce=None if announce is None else
+                        lambda url, failed: announce(url, cache, failed))

@@ -99,11 +99,14 @@ class _DownloadBar:
     def __init__(self) -> None:
         self.bar = None
 
-    def announce(self, url: str, target: Path) -> None:
+    def announce(self, url: str, target: Path, failed: str | None) -> None:
         from tqdm import tqdm
 
         self.close()
-        print(f"PTB not found; downloading {url} into {target}", file=sys.stderr)
+        if failed is None:
+            print(f"PTB not found; downloading {url} into {target}", file=sys.stderr)
+        else:
+            print(f"{failed}; trying {url}", file=sys.stderr)
         self.bar = tqdm(unit="B", unit_scale=True, file=sys.stderr,
                         disable=not sys.stderr.isatty())
 
