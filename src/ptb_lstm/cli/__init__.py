@@ -1,9 +1,10 @@
 """The ``ptb-lstm`` command: arguments, files and error messages; the work lives elsewhere.
 
-One module per command (``cli/train.py`` for ``ptb-lstm train``, ...), each with
-``add_parser(commands)``, which declares the command's flags, and ``run(args)``, which runs it
-and returns the exit status. Flags that several commands share are declared once in
-``cli/options.py``. A new command is a new module and one line in ``COMMANDS``.
+One module per command (``cli/train.py`` for ``ptb-lstm train``, ...), each with its ``HELP``
+line, ``DESCRIPTION`` and ``EPILOG`` (examples), ``add_arguments(parser)``, which declares the
+command's flags, and ``run(args)``, which runs it and returns the exit status. Flags that
+several commands share are declared once in ``cli/options.py``. A new command is a new module
+and one line in ``COMMANDS``.
 """
 
 from __future__ import annotations
@@ -49,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     for name in COMMANDS:
         module = importlib.import_module(f"ptb_lstm.cli.{name}")
-        module.add_parser(commands).set_defaults(func=module.run)
+        command = commands.add_parser(name, formatter_class=formatter, help=module.HELP,
+                                      description=module.DESCRIPTION, epilog=module.EPILOG)
+        module.add_arguments(command)
+        command.set_defaults(func=module.run)
     return parser
 
 

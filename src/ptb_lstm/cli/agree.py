@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import json
 
+from ptb_lstm.agreement import LIMITS, limits_text
 from ptb_lstm.cli import options
 
+HELP = "show that the TensorFlow engines compute what the NumPy engine computes"
+DESCRIPTION = ("From the same seeded weights and the same PTB batches, run a few "
+               "training steps with each engine, without dropout and with dropout 0.5 "
+               "(the same masks for every engine), and compare, against the NumPy "
+               "engine, the per-step losses, every parameter afterwards and the "
+               "perplexity of the first 4,000 valid tokens. A difference is "
+               "max |engine - numpy| / max |numpy|. Fails (exit 1) above "
+               f"{limits_text().replace(', ', ' or ')}.")
+EPILOG = ("examples:\n  ptb-lstm agree\n  ptb-lstm agree --config small --steps 3 "
+          "--dtype float64 --json")
 
-def add_parser(commands):
-    from ptb_lstm.agreement import LIMITS, limits_text
 
-    p = options.add_command(
-        commands, "agree",
-        help="show that the TensorFlow engines compute what the NumPy engine computes",
-        description="From the same seeded weights and the same PTB batches, run a few "
-                    "training steps with each engine, without dropout and with dropout 0.5 "
-                    "(the same masks for every engine), and compare, against the NumPy "
-                    "engine, the per-step losses, every parameter afterwards and the "
-                    "perplexity of the first 4,000 valid tokens. A difference is "
-                    "max |engine - numpy| / max |numpy|. Fails (exit 1) above "
-                    f"{limits_text().replace(', ', ' or ')}.",
-        epilog="examples:\n  ptb-lstm agree\n  ptb-lstm agree --config small --steps 3 "
-               "--dtype float64 --json")
+def add_arguments(p):
     options.add_config(p, default="tiny",
                        help="model to compare on (default: tiny, 16 units, on the real PTB)")
     options.add_data_dir(p)
@@ -34,11 +32,10 @@ def add_parser(commands):
                    help="dropout rate to train with (repeatable; default: 0 and 0.5)")
     p.add_argument("--steps", type=int, default=5, help="training steps (default: 5)")
     options.add_json(p)
-    return p
 
 
 def run(args) -> int:
-    from ptb_lstm.agreement import LIMITS, compare, limits_text, passed
+    from ptb_lstm.agreement import compare, passed
     from ptb_lstm.config import load_config
     from ptb_lstm.data import load_corpus
 

@@ -6,23 +6,22 @@ import json
 
 from ptb_lstm.cli import options
 
+HELP = "time an engine's training and evaluation steps"
+DESCRIPTION = ("Warm up, then time N training steps (forward, backward, clipped SGD) and "
+               "N evaluation steps on random PTB-shaped batches (vocabulary 10,000); "
+               "print the median ms per step, words per second and the estimated wall "
+               "time of the config's full training on PTB, evaluations included.")
+EPILOG = ("examples:\n  ptb-lstm bench --engine numpy --config small\n"
+          "  ptb-lstm bench --engine tf-graph --config medium --steps 20 --json")
 
-def add_parser(commands):
-    p = options.add_command(
-        commands, "bench", help="time an engine's training and evaluation steps",
-        description="Warm up, then time N training steps (forward, backward, clipped SGD) and "
-                    "N evaluation steps on random PTB-shaped batches (vocabulary 10,000); "
-                    "print the median ms per step, words per second and the estimated wall "
-                    "time of the config's full training on PTB, evaluations included.",
-        epilog="examples:\n  ptb-lstm bench --engine numpy --config small\n"
-               "  ptb-lstm bench --engine tf-graph --config medium --steps 20 --json")
+
+def add_arguments(p):
     options.add_engine(p)
     options.add_config(p, default="small", help="model and batch shape (default: small)")
     options.add_set(p, help="override a config field (repeatable)")
     p.add_argument("--steps", type=int, default=50, help="timed steps of each kind (default: 50)")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps first (default: 5)")
     options.add_json(p, "train_ms_per_step, eval_ms_per_step, ...")
-    return p
 
 
 def run(args) -> int:

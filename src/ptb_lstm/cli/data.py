@@ -6,23 +6,22 @@ import json
 
 from ptb_lstm.cli import options
 
+HELP = "locate or download PTB; print its statistics"
+DESCRIPTION = ("Find the Penn Treebank (downloading simple-examples.tgz into the user cache "
+               "when it is nowhere else, or its three files from a mirror when that "
+               "fails, verifying their SHA-256), then print where it is, tokens per "
+               "split, the vocabulary size and the steps per epoch. PTB_DATA_URL replaces "
+               "the list of sources: URLs separated by spaces, each a .tgz or a folder "
+               "ending in / that holds the three files.")
+EPILOG = "example:\n  ptb-lstm data --data-dir ~/ptb --config medium --json"
 
-def add_parser(commands):
-    p = options.add_command(
-        commands, "data", help="locate or download PTB; print its statistics",
-        description="Find the Penn Treebank (downloading simple-examples.tgz into the user cache "
-                    "when it is nowhere else, or its three files from a mirror when that "
-                    "fails, verifying their SHA-256), then print where it is, tokens per "
-                    "split, the vocabulary size and the steps per epoch. PTB_DATA_URL replaces "
-                    "the list of sources: URLs separated by spaces, each a .tgz or a folder "
-                    "ending in / that holds the three files.",
-        epilog="example:\n  ptb-lstm data --data-dir ~/ptb --config medium --json")
+
+def add_arguments(p):
     options.add_data_dir(p)
     options.add_config(p, default="small",
                        help="config whose batch size and length give the steps per epoch "
                             "(default: small)")
     options.add_json(p)
-    return p
 
 
 def run(args) -> int:

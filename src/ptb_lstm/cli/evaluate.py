@@ -7,16 +7,16 @@ import time
 
 from ptb_lstm.cli import options
 
+HELP = "perplexity of a checkpoint on one split"
+DESCRIPTION = ("Perplexity exp(total NLL / target tokens) of one split, with the state "
+               "carried through the whole split from zeros, as during training.")
+EPILOG = ("examples:\n"
+          "  ptb-lstm evaluate --checkpoint runs/x/model.npz --split test\n"
+          "  ptb-lstm evaluate --checkpoint runs/x/model.npz --batch-size 1 --num-steps 1 "
+          "--json")
 
-def add_parser(commands):
-    p = options.add_command(
-        commands, "evaluate", help="perplexity of a checkpoint on one split",
-        description="Perplexity exp(total NLL / target tokens) of one split, with the state "
-                    "carried through the whole split from zeros, as during training.",
-        epilog="examples:\n"
-               "  ptb-lstm evaluate --checkpoint runs/x/model.npz --split test\n"
-               "  ptb-lstm evaluate --checkpoint runs/x/model.npz --batch-size 1 --num-steps 1 "
-               "--json")
+
+def add_arguments(p):
     options.add_checkpoint(p)
     options.add_engine(p, dtype_default=None)
     options.add_data_dir(p)
@@ -27,7 +27,6 @@ def add_parser(commands):
     p.add_argument("--num-steps", type=int, metavar="T",
                    help="time steps per evaluation step (default: the checkpoint's config)")
     options.add_json(p, "perplexity, tokens, split, ...")
-    return p
 
 
 def run(args) -> int:

@@ -7,18 +7,18 @@ import sys
 from ptb_lstm.cli import options
 from ptb_lstm.errors import UserError
 
+HELP = "sample text from a trained model"
+DESCRIPTION = ("Sample N words after a prompt, word by word, carrying the LSTM state. "
+               "The prompt is read as the start of a sentence and normalised the PTB way; "
+               "words outside the vocabulary become <unk> (with a warning). <eos> is "
+               "printed as a line break. The same --seed gives the same text.")
+EPILOG = ("examples:\n  ptb-lstm generate --checkpoint runs/x/model.npz --prompt "
+          "\"the stock market\" --words 40\n"
+          "  ptb-lstm generate --checkpoint runs/x/model.npz --temperature 0.7 --top-k 50 "
+          "--seed 3")
 
-def add_parser(commands):
-    p = options.add_command(
-        commands, "generate", help="sample text from a trained model",
-        description="Sample N words after a prompt, word by word, carrying the LSTM state. "
-                    "The prompt is read as the start of a sentence and normalised the PTB way; "
-                    "words outside the vocabulary become <unk> (with a warning). <eos> is "
-                    "printed as a line break. The same --seed gives the same text.",
-        epilog="examples:\n  ptb-lstm generate --checkpoint runs/x/model.npz --prompt "
-               "\"the stock market\" --words 40\n"
-               "  ptb-lstm generate --checkpoint runs/x/model.npz --temperature 0.7 --top-k 50 "
-               "--seed 3")
+
+def add_arguments(p):
     options.add_checkpoint(p)
     p.add_argument("--prompt", default="", help="text to start from (default: none)")
     p.add_argument("--words", type=int, default=50, metavar="N",
@@ -29,7 +29,6 @@ def add_parser(commands):
                    help="sample only among the K likeliest words (default: 0, all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler (default: 0)")
     options.add_engine(p, dtype_default=None)
-    return p
 
 
 def run(args) -> int:

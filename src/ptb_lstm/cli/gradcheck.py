@@ -6,20 +6,19 @@ import json
 
 from ptb_lstm.cli import options
 
+HELP = "check the NumPy back-propagation against finite differences"
+DESCRIPTION = ("Compare the NumPy engine's gradients with central differences in float64 "
+               "on a tiny random model, for every entry of every parameter and of the "
+               "incoming state. Error of an array: max |analytic - numeric| / "
+               "max(max |analytic|, 1e-6). Fails (exit 1) above 1e-6.")
+EPILOG = "example:\n  ptb-lstm gradcheck --dropout 0.5 --seed 3"
 
-def add_parser(commands):
-    p = options.add_command(
-        commands, "gradcheck", help="check the NumPy back-propagation against finite differences",
-        description="Compare the NumPy engine's gradients with central differences in float64 "
-                    "on a tiny random model, for every entry of every parameter and of the "
-                    "incoming state. Error of an array: max |analytic - numeric| / "
-                    "max(max |analytic|, 1e-6). Fails (exit 1) above 1e-6.",
-        epilog="example:\n  ptb-lstm gradcheck --dropout 0.5 --seed 3")
+
+def add_arguments(p):
     p.add_argument("--seed", type=int, default=0, help="seed of the model and data (default: 0)")
     p.add_argument("--dropout", type=float, default=0.0,
                    help="check with fixed dropout masks of this rate (default: 0)")
     options.add_json(p)
-    return p
 
 
 def run(args) -> int:

@@ -6,16 +6,15 @@ import json
 
 from ptb_lstm.cli import options
 
+HELP = "what a checkpoint holds"
+DESCRIPTION = ("Config, vocabulary size, parameter names, shapes and count, training "
+               "progress, and the engine and dtype that wrote a checkpoint.")
+EPILOG = "example:\n  ptb-lstm inspect runs/x/model.npz --json"
 
-def add_parser(commands):
-    p = options.add_command(
-        commands, "inspect", help="what a checkpoint holds",
-        description="Config, vocabulary size, parameter names, shapes and count, training "
-                    "progress, and the engine and dtype that wrote a checkpoint.",
-        epilog="example:\n  ptb-lstm inspect runs/x/model.npz --json")
+
+def add_arguments(p):
     p.add_argument("checkpoint", metavar="CKPT", help="a model.npz")
     options.add_json(p)
-    return p
 
 
 def run(args) -> int:

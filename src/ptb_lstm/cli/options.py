@@ -17,11 +17,6 @@ def formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
 
-def add_command(commands, name: str, **kwargs) -> argparse.ArgumentParser:
-    """A sub-command's parser, formatted like every other."""
-    return commands.add_parser(name, formatter_class=formatter, **kwargs)
-
-
 def add_json(p: argparse.ArgumentParser, keys: str = "") -> None:
     """``--json``: one JSON object on stdout instead of text; ``keys`` names its main keys."""
     p.add_argument("--json", action="store_true",

@@ -4,27 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ptb_lstm.cli import options
+HELP = "learning curves of one or several runs"
+DESCRIPTION = ("Draw, from each run folder's metrics.jsonl, the training perplexity "
+               "against the step (the mean so far in the epoch, as the training log "
+               "prints it, every --log-every steps) and the valid perplexity after each "
+               "epoch, every run on the same two panels, labelled by engine. Needs "
+               "matplotlib (pip install 'ptb-lstm[plot]').")
+EPILOG = ("examples:\n  ptb-lstm plot runs/x\n"
+          "  ptb-lstm plot docs/results/numpy docs/results/tf-eager docs/results/tf-graph "
+          "--log --out curves.png")
 
 
-def add_parser(commands):
-    p = options.add_command(
-        commands, "plot", help="learning curves of one or several runs",
-        description="Draw, from each run folder's metrics.jsonl, the training perplexity "
-                    "against the step (the mean so far in the epoch, as the training log "
-                    "prints it, every --log-every steps) and the valid perplexity after each "
-                    "epoch, every run on the same two panels, labelled by engine. Needs "
-                    "matplotlib (pip install 'ptb-lstm[plot]').",
-        epilog="examples:\n  ptb-lstm plot runs/x\n"
-               "  ptb-lstm plot docs/results/numpy docs/results/tf-eager docs/results/tf-graph "
-               "--log --out curves.png")
+def add_arguments(p):
     p.add_argument("runs", nargs="+", metavar="RUN_DIR",
                    help="folders written by 'ptb-lstm train' (they need metrics.jsonl)")
     p.add_argument("--out", metavar="FILE.png",
                    help="figure to write, .png, .pdf or .svg (default: RUN_DIR/curves.png for "
                         "one run, curves.png for several)")
     p.add_argument("--log", action="store_true", help="logarithmic perplexity axes")
-    return p
 
 
 def run(args) -> int:

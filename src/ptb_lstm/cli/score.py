@@ -7,20 +7,19 @@ from pathlib import Path
 
 from ptb_lstm.cli import options
 from ptb_lstm.errors import UserError
+from ptb_lstm.text import NORMALIZATION_HELP
+
+HELP = "perplexity and log-likelihood of any text under a model"
+DESCRIPTION = ("Perplexity and total log-likelihood (natural log) of arbitrary text, read "
+               "as one stream after a sentence end. " + NORMALIZATION_HELP + " Words "
+               "outside the vocabulary become <unk> and are counted.")
+EPILOG = ("examples:\n  ptb-lstm score --checkpoint runs/x/model.npz --text \"the company "
+          "said it expects profit to rise.\"\n"
+          "  ptb-lstm score --checkpoint runs/x/model.npz --text-file news.txt "
+          "--per-sentence --json")
 
 
-def add_parser(commands):
-    from ptb_lstm.text import NORMALIZATION_HELP
-
-    p = options.add_command(
-        commands, "score", help="perplexity and log-likelihood of any text under a model",
-        description="Perplexity and total log-likelihood (natural log) of arbitrary text, read "
-                    "as one stream after a sentence end. " + NORMALIZATION_HELP + " Words "
-                    "outside the vocabulary become <unk> and are counted.",
-        epilog="examples:\n  ptb-lstm score --checkpoint runs/x/model.npz --text \"the company "
-               "said it expects profit to rise.\"\n"
-               "  ptb-lstm score --checkpoint runs/x/model.npz --text-file news.txt "
-               "--per-sentence --json")
+def add_arguments(p):
     options.add_checkpoint(p)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", help="the text itself")

@@ -11,21 +11,21 @@ import time
 from ptb_lstm import __version__
 from ptb_lstm.cli import options
 
+HELP = "train a model, printing perplexities"
+DESCRIPTION = ("Train with the paper's schedule: SGD at learning_rate for "
+               "epochs_at_full_lr epochs, then multiplied by lr_decay every epoch; valid "
+               "perplexity after each epoch, test perplexity at the end. Writes "
+               "model.npz (after every epoch and at the end), config.json and "
+               "metrics.jsonl into --out.")
+EPILOG = ("examples:\n"
+          "  ptb-lstm train --config small\n"
+          "  ptb-lstm train --config small --engine tf-graph --epochs 1\n"
+          "  ptb-lstm train --resume runs/20261129-101500-small-numpy\n"
+          "  ptb-lstm train --config tiny --set hidden_size=32 --max-steps 100 --out runs/t\n"
+          "  ptb-lstm train --init-from runs/t/model.npz --set learning_rate=0.5")
 
-def add_parser(commands):
-    p = options.add_command(
-        commands, "train", help="train a model, printing perplexities",
-        description="Train with the paper's schedule: SGD at learning_rate for "
-                    "epochs_at_full_lr epochs, then multiplied by lr_decay every epoch; valid "
-                    "perplexity after each epoch, test perplexity at the end. Writes "
-                    "model.npz (after every epoch and at the end), config.json and "
-                    "metrics.jsonl into --out.",
-        epilog="examples:\n"
-               "  ptb-lstm train --config small\n"
-               "  ptb-lstm train --config small --engine tf-graph --epochs 1\n"
-               "  ptb-lstm train --resume runs/20261129-101500-small-numpy\n"
-               "  ptb-lstm train --config tiny --set hidden_size=32 --max-steps 100 --out runs/t\n"
-               "  ptb-lstm train --init-from runs/t/model.npz --set learning_rate=0.5")
+
+def add_arguments(p):
     options.add_config(p, help="a preset or a TOML file with every field, or 'preset = "
                                "\"small\"' and the fields to change (default: small, or the "
                                "--init-from checkpoint's)")
@@ -55,7 +55,6 @@ def add_parser(commands):
     p.add_argument("--tensorboard", metavar="DIR",
                    help="also write TensorBoard scalars (loss, perplexity, learning rate, "
                         "gradient norm, words/s) into DIR; needs TensorFlow")
-    return p
 
 
 def run(args) -> int:
