@@ -43,9 +43,8 @@ REPO = Path(__file__).resolve().parents[1]
 ENGINES = ("numpy", "tf-eager", "tf-graph")
 # Split and batch shape (None: the config's own, 20 x 20 for small).
 EVALUATIONS = (("valid", None), ("test", None), ("valid", 1), ("test", 1))
-# Targets of the reproduction: the series' worst runs (REFERENCE.md section 1).
 MAX_SPREAD = 0.02
-# The published rows (REFERENCE.md sections 1 and 2): name, hardware, wall time, train, valid,
+# The published rows (docs/model.md section 7): name, hardware, wall time, train, valid,
 # test, valid 1x1, test 1x1.
 PUBLISHED = [
     ("Zaremba et al. 2015, Table 1", "", "", "", "120.7", "114.5", "", ""),

@@ -43,7 +43,8 @@ SHORT_RUN = '''\
 import tempfile
 from ptb_lstm.engines import create_engine
 from ptb_lstm.params import init_params
-from ptb_lstm.train import read_metrics, train
+from ptb_lstm.metrics import read_metrics
+from ptb_lstm.train import train
 
 config = PRESETS["small"]
 engine = create_engine("{engine}", config, init_params(config, corpus.vocab_size))

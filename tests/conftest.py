@@ -15,18 +15,28 @@ from ptb_lstm.config import PRESETS
 REPO = Path(__file__).resolve().parents[1]
 
 
+def ptb_candidates() -> list[Path]:
+    """Where the tests look for the real PTB, in order: where the command line finds it
+    ($PTB_DATA_DIR, then the user cache ~/.cache/ptb-lstm/ptb that `make train` downloads
+    into), then ../shared/data/ptb beside the repository."""
+    from ptb_lstm.data import default_cache_dir
+
+    candidates = [Path(os.environ["PTB_DATA_DIR"]).expanduser()] \
+        if os.environ.get("PTB_DATA_DIR") else []
+    return candidates + [default_cache_dir(), REPO.parent / "shared" / "data" / "ptb"]
+
+
 @pytest.fixture(scope="session")
 def ptb_dir() -> Path:
-    """The real PTB folder from $PTB_DATA_DIR (or ../shared/data/ptb beside the repo).
+    """The real PTB folder, the first of ``ptb_candidates()`` that holds the three splits.
 
     With PTB_REQUIRE_DATA=1 (as CI sets it) a missing folder fails the test instead of
     skipping it."""
-    candidates = [os.environ.get("PTB_DATA_DIR"), str(REPO.parent / "shared" / "data" / "ptb")]
+    candidates = ptb_candidates()
     for candidate in candidates:
-        if candidate and all((Path(candidate) / f"ptb.{s}.txt").is_file()
-                             for s in ("train", "valid", "test")):
-            return Path(candidate)
-    message = f"PTB not found in $PTB_DATA_DIR={os.environ.get('PTB_DATA_DIR')!r} or ../shared"
+        if all((candidate / f"ptb.{s}.txt").is_file() for s in ("train", "valid", "test")):
+            return candidate
+    message = f"PTB not found in {', '.join(map(str, candidates))}; `ptb-lstm data` downloads it"
     if os.environ.get("PTB_REQUIRE_DATA") == "1":
         pytest.fail(message + " and PTB_REQUIRE_DATA=1", pytrace=False)
     pytest.skip(message)

@@ -1,6 +1,8 @@
 """The command line as a user meets it: real subprocesses, real files."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -129,3 +131,19 @@ def test_init_from_continues_from_the_checkpoint(tiny_dir, tmp_path):
     with np.load(first / "model.npz") as a, np.load(second / "model.npz") as b:
         np.testing.assert_array_equal(a["embedding"], b["embedding"])
     assert Path(second / "config.json").exists()
+
+
+def test_without_tensorflow_the_core_runs_and_tf_engines_say_how_to_install(tiny_dir,
+                                                                            tmp_path):
+    """Runs whether or not TensorFlow is installed: it hides TensorFlow itself."""
+    blocker = "import sys; sys.modules['tensorflow'] = None; "
+    run = "from ptb_lstm.cli import main; sys.exit(main(sys.argv[1:]))"
+    common = ["--config", "tiny", "--data-dir", str(tiny_dir), "--max-steps", "2"]
+    numpy_run = subprocess.run([sys.executable, "-c", blocker + run, "train", *common,
+                                "--out", str(tmp_path / "np")], capture_output=True, text=True)
+    assert numpy_run.returncode == 0, numpy_run.stderr
+    for name in ("tf-eager", "tf-graph"):
+        result = subprocess.run([sys.executable, "-c", blocker + run, "train", *common,
+                                 "--engine", name, "--out", str(tmp_path / name)],
+                                capture_output=True, text=True)
+        assert_user_error(result, f"--engine {name} needs TensorFlow", "ptb-lstm[tf]")

@@ -99,3 +99,15 @@ def test_data_dir_beats_environment_which_beats_cache(tmp_path: Path, tiny_dir: 
 def test_missing_data_dir_says_what_to_do(tmp_path: Path):
     with pytest.raises(UserError, match="PTB_DATA_DIR"):
         locate_data_dir(tmp_path / "nowhere", {}, download=False)
+
+
+def test_the_tests_look_for_ptb_where_the_command_line_finds_it(tiny_dir, tmp_path, monkeypatch):
+    """After `make train` PTB is only in the user cache; the real-PTB tests must find it there."""
+    from conftest import ptb_candidates, write_corpus
+
+    cache = write_corpus(tmp_path / "cache" / "ptb-lstm" / "ptb")
+    monkeypatch.delenv("PTB_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert locate_data_dir(download=False) == cache == ptb_candidates()[0]
+    monkeypatch.setenv("PTB_DATA_DIR", str(tiny_dir))
+    assert locate_data_dir(download=False) == tiny_dir == ptb_candidates()[0]

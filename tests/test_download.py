@@ -39,27 +39,32 @@ def ptb_archive(ptb_dir: Path, **replace: bytes) -> bytes:
 
 
 class Server:
-    """Serves one body (or an error status) for every GET on 127.0.0.1."""
+    """Serves one body (or an error status) for every GET on 127.0.0.1, or with ``files`` the
+    body of each path it names (404 for any other)."""
 
-    def __init__(self, body: bytes = b"", status: int = 200, declared_length: int | None = None):
+    def __init__(self, body: bytes = b"", status: int = 200, declared_length: int | None = None,
+                 files: dict[str, bytes] | None = None):
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 (http.server's naming)
-                if outer.status != 200:
-                    self.send_error(outer.status)
+                body = outer.body if outer.files is None else outer.files.get(self.path)
+                if outer.status != 200 or body is None:
+                    self.send_error(outer.status if outer.status != 200 else 404)
                     return
                 self.send_response(200)
-                self.send_header("Content-Length", str(outer.declared_length or len(outer.body)))
+                self.send_header("Content-Length", str(outer.declared_length or len(body)))
                 self.end_headers()
-                self.wfile.write(outer.body)
+                self.wfile.write(body)
 
             def log_message(self, *args):
                 pass
 
         self.body, self.status, self.declared_length = body, status, declared_length
+        self.files = files
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/simple-examples.tgz"
+        self.root = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.url = self.root + "simple-examples.tgz"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def __enter__(self):
@@ -104,7 +109,7 @@ def test_truncated_archive_is_rejected(ptb_dir, tmp_path):
     archive = ptb_archive(ptb_dir)
     with Server(archive[: len(archive) // 2]) as server:
         with pytest.raises(UserError, match="damaged or truncated|cut short"):
-            download_ptb(tmp_path / "ptb", url=server.url)
+            download_ptb(tmp_path / "ptb", urls=server.url)
     assert not (tmp_path / "ptb").exists()
 
 
@@ -112,7 +117,7 @@ def test_short_body_against_content_length_is_rejected(ptb_dir, tmp_path):
     archive = ptb_archive(ptb_dir)
     with Server(archive[:1000], declared_length=len(archive)) as server:
         with pytest.raises(UserError):
-            download_ptb(tmp_path / "ptb", url=server.url, timeout=5)
+            download_ptb(tmp_path / "ptb", urls=server.url, timeout=5)
     assert not (tmp_path / "ptb").exists()
 
 
@@ -122,7 +127,7 @@ def test_archive_escaping_its_folder_is_refused(ptb_dir, tmp_path):
     files["../../escaped.txt"] = b"gotcha"
     with Server(build_archive(files)) as server:
         with pytest.raises(UserError, match="outside its folder"):
-            download_ptb(tmp_path / "deep" / "ptb", url=server.url)
+            download_ptb(tmp_path / "deep" / "ptb", urls=server.url)
     assert not (tmp_path / "escaped.txt").exists()
     assert not (tmp_path / "deep" / "ptb").exists()
 
@@ -133,3 +138,48 @@ def test_no_network_explains_data_dir(tmp_path):
         port = s.getsockname()[1]
     result = run_cli("data", env=cache_env(tmp_path, f"http://127.0.0.1:{port}/x.tgz"))
     assert_user_error(result, "--data-dir", "PTB_DATA_DIR")
+
+
+def test_when_the_first_source_fails_the_next_one_serves(ptb_dir, tmp_path):
+    with Server(status=503) as broken, Server(ptb_archive(ptb_dir)) as mirror:
+        result = run_cli("data", "--json", timeout=120,
+                         env=cache_env(tmp_path, f"{broken.url} {mirror.url}"))
+    assert result.returncode == 0, result.stderr
+    assert f"could not download PTB from {broken.url}: HTTP 503" in result.stderr
+    assert f"trying {mirror.url}" in result.stderr
+    assert '"official_ptb": true' in result.stdout
+    target = tmp_path / "cache" / "ptb-lstm" / "ptb"
+    assert [p.name for p in target.parent.iterdir()] == ["ptb"]
+
+
+def test_a_mirror_that_serves_the_files_of_a_folder_is_verified_like_the_archive(ptb_dir,
+                                                                                 tmp_path):
+    """A source ending in / serves ptb.train.txt, ptb.valid.txt and ptb.test.txt themselves;
+    a tampered file is refused there too, and the next source is tried."""
+    files = {f"/data/ptb.{s}.txt": (ptb_dir / f"ptb.{s}.txt").read_bytes()
+             for s in ("train", "valid", "test")}
+    tampered = dict(files, **{"/data/ptb.test.txt": b"not the test split\n"})
+    with Server(files=tampered) as bad, Server(files=files) as good:
+        target = download_ptb(tmp_path / "ptb", urls=[bad.root + "data/", good.root + "data/"],
+                              timeout=30)
+    assert sorted(p.name for p in target.iterdir()) == \
+        ["ptb.test.txt", "ptb.train.txt", "ptb.valid.txt"]
+    for name in ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"):
+        assert (target / name).read_bytes() == (ptb_dir / name).read_bytes()
+
+
+def test_when_every_source_fails_the_error_names_each(tmp_path):
+    with Server(status=404) as first, Server(status=500) as second:
+        result = run_cli("data", timeout=120,
+                         env=cache_env(tmp_path, f"{first.url} {second.root}data/"))
+    assert_user_error(result, f"{first.url}: HTTP 404", f"{second.root}data/ptb.train.txt: "
+                      "HTTP 500", "--data-dir")
+    assert list((tmp_path / "cache" / "ptb-lstm").iterdir()) == []
+
+
+def test_without_ptb_data_url_the_original_archive_comes_first_then_a_mirror():
+    from ptb_lstm.download import PTB_URLS, urls_from
+
+    assert urls_from(None) == urls_from("") == PTB_URLS
+    assert PTB_URLS[0].endswith("/simple-examples.tgz") and len(PTB_URLS) >= 2
+    assert urls_from(" http://a/x.tgz\nhttp://b/ ") == ("http://a/x.tgz", "http://b/")

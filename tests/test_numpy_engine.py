@@ -40,12 +40,39 @@ def test_initial_loss_is_near_uniform_prediction():
     assert loss == pytest.approx(5 * np.log(VOCAB), rel=1e-2)
 
 
+def reference_nll(params, inputs, targets, num_layers):
+    """-log p of every target [B, T], from zero state, straight from docs/model.md §3: one
+    time step at a time, gates i, f, g, o, in float64 with nothing shared with the engine."""
+    def sigmoid(z):
+        return 1 / (1 + np.exp(-z))
+
+    batch_size, num_steps = inputs.shape
+    hidden = params["embedding"].shape[1]
+    h = [np.zeros((batch_size, hidden)) for _ in range(num_layers)]
+    c = [np.zeros((batch_size, hidden)) for _ in range(num_layers)]
+    nll = np.zeros((batch_size, num_steps))
+    for t in range(num_steps):
+        x = params["embedding"][inputs[:, t]]
+        for layer in range(num_layers):
+            z = (x @ params[f"lstm_{layer}_kernel"] + h[layer] @
+                 params[f"lstm_{layer}_recurrent_kernel"] + params[f"lstm_{layer}_bias"])
+            i, f, g, o = (z[:, k * hidden:(k + 1) * hidden] for k in range(4))
+            c[layer] = sigmoid(f) * c[layer] + sigmoid(i) * np.tanh(g)
+            h[layer] = sigmoid(o) * np.tanh(c[layer])
+            x = h[layer]
+        logits = x @ params["softmax_kernel"] + params["softmax_bias"]
+        for b in range(batch_size):
+            nll[b, t] = np.log(np.sum(np.exp(logits[b]))) - logits[b, targets[b, t]]
+    return nll
+
+
 def test_loss_is_summed_over_time_and_averaged_over_batch():
     e = engine()
     x, y = batch()
-    loss = e.gradients(x, y, e.state).loss
-    nll = e.eval_step(x, y)
-    assert loss == pytest.approx(nll / 4, rel=1e-12)
+    expected = reference_nll(e.get_params(), x, y, e.config.num_layers)  # [4, 5]
+    assert e.gradients(x, y, e.state).loss == pytest.approx(expected.sum(axis=1).mean(),
+                                                            rel=1e-12)
+    assert e.eval_step(x, y) == pytest.approx(expected.sum(), rel=1e-12)
 
 
 def test_sgd_step_is_exactly_clipped_gradient_descent():
@@ -78,14 +105,14 @@ def test_unused_embedding_rows_are_untouched():
 
 def test_state_is_carried_between_steps():
     x, y = batch(num_steps=10)
-    one = engine(num_steps=10)
-    whole = one.eval_step(x, y)
+    whole = engine(num_steps=10).eval_step(x, y)
     two = engine(num_steps=5)
-    halves = two.eval_step(x[:, :5], y[:, :5]) + two.eval_step(x[:, 5:], y[:, 5:])
-    assert halves == pytest.approx(whole, rel=1e-12)
+    first = two.eval_step(x[:, :5], y[:, :5])
+    second_carried = two.eval_step(x[:, 5:], y[:, 5:])
+    assert first + second_carried == pytest.approx(whole, rel=1e-12)
     two.reset_state(4)
-    assert two.eval_step(x[:, 5:], y[:, 5:]) != pytest.approx(halves - two.eval_step(
-        x[:, :5], y[:, :5]), rel=1e-6)
+    second_from_zeros = two.eval_step(x[:, 5:], y[:, 5:])
+    assert second_from_zeros != pytest.approx(second_carried, rel=1e-6)
 
 
 def test_training_lowers_the_loss_on_a_repeated_batch():

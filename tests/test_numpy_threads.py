@@ -17,6 +17,12 @@ from ptb_lstm.params import init_params
 
 VOCAB = 23
 
+# The helper threads exist only where threadpoolctl can hold NumPy's OpenBLAS (pthreads) to one
+# thread; elsewhere every step is serial and these tests have nothing to check.
+needs_openblas = pytest.mark.skipif(
+    _blas_threads._numpy_blas() is None,
+    reason="NumPy's BLAS is not a pthreads OpenBLAS that threadpoolctl can limit")
+
 
 @pytest.fixture
 def small_blocks(monkeypatch):
@@ -50,6 +56,7 @@ def train(engine, blas_threads):
     return losses, engine.get_params()
 
 
+@needs_openblas
 @pytest.mark.parametrize("dtype, tolerance", [("float64", 1e-12), ("float32", 2e-5)])
 def test_threaded_and_serial_training_agree(small_blocks, dtype, tolerance):
     serial_losses, serial_params = train(make_engine(dtype), blas_threads=1)
@@ -60,6 +67,7 @@ def test_threaded_and_serial_training_agree(small_blocks, dtype, tolerance):
                                    atol=tolerance, err_msg=name)
 
 
+@needs_openblas
 def test_threaded_training_is_identical_from_run_to_run(small_blocks):
     """Whichever thread happens to run a task, the numbers may not change: sums over tasks
     are added in a fixed order."""
@@ -70,6 +78,7 @@ def test_threaded_training_is_identical_from_run_to_run(small_blocks):
         assert np.array_equal(second[1][name], value), name
 
 
+@needs_openblas
 @pytest.mark.parametrize("dropout", [0.0, 0.4])
 def test_threaded_gradients_match_finite_differences(small_blocks, dropout):
     with threadpool_limits(limits=2, user_api="blas"):
@@ -77,6 +86,7 @@ def test_threaded_gradients_match_finite_differences(small_blocks, dropout):
     assert max(r.error for r in rows) <= TOLERANCE, rows
 
 
+@needs_openblas
 def test_blas_thread_count_is_restored_after_steps_and_errors(small_blocks):
     engine = make_engine("float32")
     x, y = batches(1)[0]
@@ -91,6 +101,7 @@ def test_blas_thread_count_is_restored_after_steps_and_errors(small_blocks):
         assert library.num_threads == 2
 
 
+@needs_openblas
 def test_work_runs_every_task_once_on_both_threads_and_reraises():
     blas = _blas_threads.BlasThreads()
     ran, threads = [], set()
@@ -129,6 +140,7 @@ def test_without_helpers_tasks_run_at_once_in_order():
     work.close()
 
 
+@needs_openblas
 def test_large_hidden_sizes_run_serially_on_blas_threads():
     """Above _THREADED_HIDDEN_MAX the products run whole on BLAS's own threads."""
     config = PRESETS["tiny"].replace(hidden_size=numpy_engine._THREADED_HIDDEN_MAX + 1)
@@ -141,3 +153,45 @@ def test_large_hidden_sizes_run_serially_on_blas_threads():
         with small._split() as work:
             assert work.helpers == 1
             assert _blas_threads._numpy_blas().num_threads == 1
+
+
+@needs_openblas
+@pytest.mark.parametrize("where", ["setting up the helpers", "closing the helpers"])
+def test_an_error_anywhere_in_split_gives_blas_its_threads_back(monkeypatch, where):
+    """Not only an error inside the block: one while the helpers are set up or shut down must
+    not leave the whole process at one BLAS thread either."""
+    real_close = Work.close
+
+    def fail_to_start(*args, **kwargs):
+        raise RuntimeError(where)
+
+    def close_then_fail(self):
+        real_close(self)  # the helpers do go, so no thread is left waiting
+        raise RuntimeError(where)
+
+    if where == "setting up the helpers":
+        monkeypatch.setattr(Work, "__init__", fail_to_start)
+    else:
+        monkeypatch.setattr(Work, "close", close_then_fail)
+    with threadpool_limits(limits=2, user_api="blas"):
+        library = _blas_threads._numpy_blas()
+        with pytest.raises(RuntimeError, match=where):
+            with _blas_threads.BlasThreads().split():
+                pass
+        assert library.num_threads == 2
+
+
+@needs_openblas
+def test_blas_is_held_at_one_thread_for_the_whole_process_during_a_step():
+    """What docs say about other threads: while a step's split is open, a product computed in
+    another thread of the process also runs with one BLAS thread."""
+    seen = []
+    with threadpool_limits(limits=2, user_api="blas"):
+        with _blas_threads.BlasThreads().split() as work:
+            assert work.helpers == 1
+            other = threading.Thread(target=lambda: seen.append(
+                _blas_threads._numpy_blas().num_threads))
+            other.start()
+            other.join()
+        seen.append(_blas_threads._numpy_blas().num_threads)
+    assert seen == [1, 2]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ptb_lstm import checkpoint
-from ptb_lstm.train import read_metrics
+from ptb_lstm.metrics import read_metrics
 
 from conftest import assert_user_error, run_cli, write_corpus
 

@@ -8,8 +8,9 @@ from ptb_lstm import checkpoint
 from ptb_lstm.config import PRESETS
 from ptb_lstm.data import load_corpus
 from ptb_lstm.engines import create_engine
+from ptb_lstm.metrics import read_metrics
 from ptb_lstm.params import init_params
-from ptb_lstm.train import read_metrics, train
+from ptb_lstm.train import train
 
 from conftest import write_corpus
 

@@ -13,13 +13,17 @@ from ptb_lstm.params import init_params
 from ptb_lstm.score import score_text, token_log_probs
 from ptb_lstm.text import normalize, to_ids
 
-from conftest import assert_user_error, run_cli
+from conftest import assert_user_error, run_cli, write_corpus
 
 
-@pytest.fixture
-def trained(tiny_dir, tmp_path):
-    out = tmp_path / "run"
-    result = run_cli("train", "--config", "tiny", "--data-dir", str(tiny_dir), "--out", str(out),
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One model trained once for every test of this file (they only read it); its corpus is
+    the one ``tiny_dir`` writes."""
+    folder = tmp_path_factory.mktemp("trained")
+    data = write_corpus(folder / "tiny")
+    out = folder / "run"
+    result = run_cli("train", "--config", "tiny", "--data-dir", str(data), "--out", str(out),
                      "--epochs", "1")
     assert result.returncode == 0, result.stderr
     return out / "model.npz"

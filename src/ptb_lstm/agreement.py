@@ -39,6 +39,21 @@ class Agreement:
 
 EVAL_TOKENS = 4001
 
+#: The largest relative difference ``agree`` accepts, per dtype: float64 leaves room for sums
+#: taken in another order; float32 for its rounding over a few steps.
+LIMITS = {"float64": 1e-9, "float32": 1e-4}
+
+
+def passed(rows: list[Agreement]) -> bool:
+    """True when every difference of every row is within its dtype's limit."""
+    return all(max(r.loss, r.params, r.perplexity) <= LIMITS[r.dtype] for r in rows)
+
+
+def limits_text() -> str:
+    """The limits as a reader writes them: ``1e-9 in float64, 1e-4 in float32``."""
+    return ", ".join(f"{limit:.0e} in {dtype}".replace("e-0", "e-")
+                     for dtype, limit in LIMITS.items())
+
 
 def relative(reference: np.ndarray, other: np.ndarray) -> float:
     reference = np.asarray(reference, np.float64)

@@ -80,6 +80,9 @@ def load(path: str | Path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
+    if not zipfile.is_zipfile(path):  # else np.load takes any other bytes for a pickle
+        raise UserError(f"checkpoint {path} is truncated or not an .npz file (it holds no zip "
+                        "archive); use an intact model.npz written by ptb-lstm")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
-
-import tomllib
 
 from ptb_lstm.errors import UserError
 
 
 @dataclass(frozen=True)
 class Config:
-    """Every hyper-parameter of one model and its training schedule (REFERENCE.md §3)."""
+    """Every hyper-parameter of one model and its training schedule (docs/model.md §1)."""
 
     num_layers: int
     hidden_size: int

@@ -1,30 +1,23 @@
 """Penn Treebank: tokens, the sorted vocabulary, word ids and stream-folded batches.
 
-Small pure functions with no model in them (REFERENCE.md §4).
+Small pure functions with no model in them (docs/model.md §5).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ptb_lstm.download import SHA256, download_ptb, sha256_of, urls_from
 from ptb_lstm.errors import UserError
 
 SPLITS = ("train", "valid", "test")
 EOS = "<eos>"
 UNK = "<unk>"
-
-# SHA-256 of the three files inside simple-examples.tgz (data/ptb/SHA256SUMS).
-SHA256 = {
-    "ptb.train.txt": "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf",
-    "ptb.valid.txt": "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
-    "ptb.test.txt": "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
-}
 
 
 def split_file(split: str) -> str:
@@ -139,14 +132,6 @@ def load_corpus(data_dir: Path, vocab: list[str] | None = None) -> Corpus:
     return Corpus(vocab=vocab, data_dir=data_dir, **ids)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def is_official_ptb(data_dir: Path) -> bool:
     """True when the three files are byte-identical to those of simple-examples.tgz."""
     return all(sha256_of(Path(data_dir) / name) == digest for name, digest in SHA256.items())
@@ -160,9 +145,15 @@ def default_cache_dir(environ: dict | None = None) -> Path:
 
 
 def locate_data_dir(data_dir: str | Path | None = None, environ: dict | None = None,
-                    download: bool = True) -> Path:
+                    download: bool = True,
+                    announce: Callable[[str, Path, str | None], None] | None = None,
+                    progress: Callable[[int, int | None], None] | None = None) -> Path:
     """Where PTB is: ``--data-dir``, then ``PTB_DATA_DIR``, then the user cache (downloading
-    into it when it is not there yet)."""
+    into it when it is not there yet).
+
+    ``announce(url, target, why_the_previous_source_failed_or_None)`` is called before each
+    source is tried and ``progress(done, total)`` as bytes arrive (the command line draws a bar
+    with them)."""
     environ = os.environ if environ is None else environ
     if data_dir is not None:
         path = Path(data_dir).expanduser()
@@ -181,6 +172,6 @@ def locate_data_dir(data_dir: str | Path | None = None, environ: dict | None = N
     if not download:
         raise UserError(f"PTB is not in {cache}; run `ptb-lstm data` to download it, or "
                         "set --data-dir / PTB_DATA_DIR to a folder holding it")
-    from ptb_lstm.download import download_ptb
-
-    return download_ptb(cache, url=environ.get("PTB_DATA_URL") or None)
+    return download_ptb(cache, urls=urls_from(environ.get("PTB_DATA_URL")), progress=progress,
+                        announce=None if announce is None else
+                        lambda url, failed: announce(url, cache, failed))

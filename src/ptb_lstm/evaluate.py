@@ -47,6 +47,9 @@ def evaluate(engine: Engine, ids: np.ndarray, batch_size: int, num_steps: int,
 
 
 def perplexity(nll: float, tokens: int) -> float:
-    """exp(nll / tokens), infinite rather than an overflow error for a diverged model."""
+    """exp(nll / tokens) for a negative log-likelihood ``nll`` summed over ``tokens``; infinite
+    rather than an overflow error for a diverged model, NaN for no tokens."""
+    if tokens == 0:
+        return float("nan")
     mean = nll / tokens
     return math.exp(mean) if mean < 700 else float("inf")

@@ -1,4 +1,4 @@
-"""The canonical parameter layout every engine reads and writes (REFERENCE.md §5), and the one
+"""The canonical parameter layout every engine reads and writes (docs/model.md §2), and the one
 initialisation every engine starts from."""
 
 from __future__ import annotations

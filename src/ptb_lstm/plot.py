@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ptb_lstm.errors import UserError
-from ptb_lstm.train import read_metrics
+from ptb_lstm.metrics import read_metrics
 
 FORMATS = (".png", ".pdf", ".svg")
 

@@ -8,7 +8,7 @@ import time
 from tqdm import tqdm
 
 from ptb_lstm.evaluate import Evaluation
-from ptb_lstm.train import Reporter
+from ptb_lstm.metrics import Reporter
 
 
 def _duration(seconds: float) -> str:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from ptb_lstm.data import EOS
 from ptb_lstm.engines import Engine
+from ptb_lstm.evaluate import perplexity
 from ptb_lstm.text import normalize, to_ids
 
 
@@ -57,7 +57,7 @@ def score_text(engine: Engine, vocab: list[str], text: str, num_steps: int = 35)
     ids, used, unknown = to_ids(sentences, word_to_id)
     log_probs = token_log_probs(engine, [word_to_id[EOS], *ids], num_steps)
     total = float(log_probs.sum())
-    result = Score(_ppl(total, len(ids)), len(ids), unknown, total)
+    result = Score(perplexity(-total, len(ids)), len(ids), unknown, total)
     position = 0
     for sentence in sentences:
         length = len(sentence) + 1
@@ -66,13 +66,7 @@ def score_text(engine: Engine, vocab: list[str], text: str, num_steps: int = 35)
         result.sentences.append(SentenceScore(" ".join(words[:-1]), length,
                                               sum(w != t for w, t in zip(words, [*sentence, EOS],
                                                                          strict=True)),
-                                              ll, _ppl(ll, length)))
+                                              ll, perplexity(-ll, length)))
         position += length
     return result
 
-
-def _ppl(log_likelihood: float, tokens: int) -> float:
-    if tokens == 0:
-        return float("nan")
-    mean = -log_likelihood / tokens
-    return math.exp(mean) if mean < 700 else float("inf")

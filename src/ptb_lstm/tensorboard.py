@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ptb_lstm.errors import UserError
-from ptb_lstm.train import Reporter
+from ptb_lstm.metrics import Reporter
 
 # metrics.jsonl field -> TensorBoard tag
 STEP_SCALARS = {"loss": "train/loss", "perplexity": "train/perplexity",

@@ -23,62 +23,7 @@ from ptb_lstm.data import Corpus, batches, num_batches
 from ptb_lstm.engines import Engine
 from ptb_lstm.errors import UserError
 from ptb_lstm.evaluate import Evaluation, evaluate, perplexity
-
-
-class Reporter:
-    """Receives progress; the default does nothing. The command line draws progress bars."""
-
-    def epoch_start(self, epoch: int, total_epochs: int, steps: int, learning_rate: float,
-                    start: int = 0) -> None: ...
-
-    def train_step(self, done: int, steps: int, perplexity: float, words_per_second: float
-                   ) -> None: ...
-
-    def epoch_end(self, record: dict) -> None: ...
-
-    def eval_start(self, split: str, steps: int) -> None: ...
-
-    def eval_step(self, done: int, steps: int) -> None: ...
-
-    def eval_end(self, split: str, result: Evaluation) -> None: ...
-
-    def record(self, record: dict) -> None:
-        """Every record written to metrics.jsonl, as it is written."""
-
-
-class Tee(Reporter):
-    """Hands every report to each of several reporters."""
-
-    def __init__(self, *reporters: Reporter) -> None:
-        self.reporters = reporters
-
-    def epoch_start(self, *args) -> None:
-        for r in self.reporters:
-            r.epoch_start(*args)
-
-    def train_step(self, *args) -> None:
-        for r in self.reporters:
-            r.train_step(*args)
-
-    def epoch_end(self, record: dict) -> None:
-        for r in self.reporters:
-            r.epoch_end(record)
-
-    def eval_start(self, *args) -> None:
-        for r in self.reporters:
-            r.eval_start(*args)
-
-    def eval_step(self, *args) -> None:
-        for r in self.reporters:
-            r.eval_step(*args)
-
-    def eval_end(self, *args) -> None:
-        for r in self.reporters:
-            r.eval_end(*args)
-
-    def record(self, record: dict) -> None:
-        for r in self.reporters:
-            r.record(record)
+from ptb_lstm.metrics import MetricsLog, Reporter
 
 
 class TrainingDiverged(UserError):
@@ -94,35 +39,6 @@ class TrainResult:
     test: Evaluation | None = None
     wall_time: float = 0.0
     stopped: str | None = None  # "max_steps" or "interrupted" when it ended early
-
-
-class MetricsLog:
-    """``metrics.jsonl``: one JSON object per line, flushed as it is written."""
-
-    def __init__(self, path: Path, reporter: Reporter | None = None) -> None:
-        self.path = path
-        self.reporter = reporter
-        self._file = open(path, "a", encoding="utf-8")
-
-    def write(self, record: dict) -> None:
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
-        if self.reporter is not None:
-            self.reporter.record(record)
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def read_metrics(path: Path) -> list[dict]:
-    """The records of a ``metrics.jsonl``; a partial last line (a crash mid-write) is ignored."""
-    records = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
 
 
 def write_json_atomic(path: Path, value: dict) -> None:
@@ -142,30 +58,6 @@ class Resume:
     epoch_time: float  # seconds already spent in ``epoch``
     carried: list | None  # the carried state after those batches
     epochs: list[dict] = field(default_factory=list)  # records of the finished epochs
-
-
-def resume_point(ckpt: checkpoint.Checkpoint, run_dir: Path) -> Resume:
-    """The Resume of a run folder's last checkpoint; drops the metrics records written after
-    it (those steps are run again) and a partial last line."""
-    progress = ckpt.progress
-    if progress.get("finished"):
-        raise UserError(f"the run in {run_dir} has already finished (step {progress['step']}); "
-                        "start a new one with --init-from to train further")
-    if "step" not in progress or "epoch" not in progress:
-        raise UserError(f"{run_dir / 'model.npz'} holds no training progress to resume from")
-    step = int(progress["step"])
-    metrics_path = run_dir / "metrics.jsonl"
-    records = [r for r in read_metrics(metrics_path) if r.get("step", 0) <= step] \
-        if metrics_path.exists() else []
-    tmp = metrics_path.with_name(".metrics.jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    os.replace(tmp, metrics_path)
-    epochs = [r for r in records if r.get("event") == "epoch"]
-    if progress.get("epoch_finished", False) or int(progress["epoch"]) == 0:
-        return Resume(int(progress["epoch"]) + 1, step, 0, 0.0, 0.0, None, epochs)
-    return Resume(int(progress["epoch"]), step, int(progress["step_in_epoch"]),
-                  float(progress["loss_sum"]), float(progress.get("epoch_time", 0.0)),
-                  ckpt.carried, epochs)
 
 
 def train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path, *,

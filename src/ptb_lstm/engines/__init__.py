@@ -36,7 +36,7 @@ class Engine(abc.ABC):
     """One model's parameters and carried state, and the two steps the trainer needs.
 
     ``inputs`` and ``targets`` are word ids [batch_size, num_steps]. The training loss is the
-    cross-entropy summed over the time steps and averaged over the batch (REFERENCE.md §3).
+    cross-entropy summed over the time steps and averaged over the batch (docs/model.md §4).
     """
 
     name: ClassVar[str]

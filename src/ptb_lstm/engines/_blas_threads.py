@@ -18,6 +18,16 @@ step with the products whole. This needs ``threadpoolctl`` to find and limit the
 NumPy uses; where it cannot (no threadpoolctl, a BLAS other than OpenBLAS, an OpenMP-threaded
 OpenBLAS whose limits apply per thread, or another Python thread holding OpenBLAS's limits),
 every step is serial.
+
+OpenBLAS's thread count belongs to the whole process, not to a thread. While a step of the
+NumPy engine runs, every other thread of the process that calls BLAS (a second engine stepping
+in another thread, NumPy products in an application's own threads) gets one BLAS thread per
+call too, and runs slower for it; nothing else changes for them. When the step ends the count
+goes back to the value it had when the step began, also when the step raises or is interrupted
+(Ctrl-C), so a change another thread makes to the count during a step is undone at the end of
+the step. Two engines stepping at once in two threads of one process therefore work but do not
+speed each other up: the second finds BLAS at one thread and runs its step serially. Run
+concurrent trainings as separate processes.
 """
 
 from __future__ import annotations
@@ -154,19 +164,22 @@ class BlasThreads:
         threads = (library.num_threads or 1) if library is not None else 1
         if threads > 1:
             library.set_num_threads(1)
-            if library.num_threads != 1:  # another Python thread controls OpenBLAS's limits
+        try:  # from here on, whatever raises, BLAS gets its thread count back
+            if threads > 1 and library.num_threads != 1:
+                # another Python thread controls OpenBLAS's limits
                 library.set_num_threads(threads)
-                threads = 1
-        if threads - 1 > self._pool_size:  # one pool thread for each helper
-            if self._pool is not None:
-                self._pool.shutdown(wait=False)
-            self._pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="ptb-lstm-numpy")
-            self._pool_size = threads - 1
-        work = Work(self._pool, threads - 1)
-        try:
-            yield work
-            work.drain()
+                library, threads = None, 1
+            if threads - 1 > self._pool_size:  # one pool thread for each helper
+                if self._pool is not None:
+                    self._pool.shutdown(wait=False)
+                self._pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="ptb-lstm-numpy")
+                self._pool_size = threads - 1
+            work = Work(self._pool, threads - 1)
+            try:
+                yield work
+                work.drain()
+            finally:
+                work.close()
         finally:
-            work.close()
             if threads > 1:
                 library.set_num_threads(threads)

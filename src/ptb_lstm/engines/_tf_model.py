@@ -2,7 +2,7 @@
 
 The same functions build the computation in both: run eagerly they compute at once, called
 inside a ``tf.Graph`` they add ops to it. The LSTM cell is written from TensorFlow ops on the
-canonical parameters (REFERENCE.md §5), not taken from Keras, so that its state handling and
+canonical parameters (docs/model.md §2, §3), not taken from Keras, so that its state handling and
 parameter layout are exactly those of the NumPy engine.
 
 Shapes: T = num_steps, B = batch size, H = hidden size, V = vocabulary size.

@@ -6,7 +6,7 @@ block. Work that does not depend on the recurrence is done as one large matrix p
 the whole [T*B] block: each layer's input projection, the softmax and the weight gradients.
 Only h(t-1) @ recurrent_kernel and the elementwise gate maths run inside the loop over time.
 
-The equations (REFERENCE.md §5), gates in the order i, f, g, o:
+The equations (docs/model.md §3), gates in the order i, f, g, o:
 
     z    = x(t) @ kernel + h(t-1) @ recurrent_kernel + bias        # [B, 4H]
     i, f, o = sigmoid(z_i), sigmoid(z_f), sigmoid(z_o);  g = tanh(z_g)
@@ -15,6 +15,12 @@ The equations (REFERENCE.md §5), gates in the order i, f, g, o:
 
 Sigmoid is computed as 0.5 * tanh(0.5 z) + 0.5, which cannot overflow, so all four gates come
 from one tanh over the whole [B, 4H] block.
+
+Threads: up to a hidden size of _THREADED_HIDDEN_MAX (256) a step runs its large products on
+Python helper threads and holds OpenBLAS to one thread meanwhile (engines/_blas_threads.py).
+OpenBLAS's thread count is global to the process, so during a step any other thread of the
+process gets one BLAS thread per product too; the count is restored when the step ends, even
+by an exception. Run several trainings at once as separate processes, not as threads of one.
 """
 
 from __future__ import annotations

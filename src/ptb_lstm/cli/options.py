@@ -1,0 +1,138 @@
+"""What several commands share: their flags (each declared here once), checks of flag values,
+and finding PTB with a download bar."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ptb_lstm.errors import UserError
+
+DATA_DIR_HELP = ("folder holding ptb.train.txt, ptb.valid.txt and ptb.test.txt "
+                 "(default: $PTB_DATA_DIR, then ~/.cache/ptb-lstm/ptb, downloading if absent)")
+
+
+def formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def add_json(p: argparse.ArgumentParser, keys: str = "") -> None:
+    """``--json``: one JSON object on stdout instead of text; ``keys`` names its main keys."""
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object instead of text" + (f" ({keys})" if keys else ""))
+
+
+def add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", metavar="DIR", help=DATA_DIR_HELP)
+
+
+def config_metavar() -> str:
+    from ptb_lstm.config import PRESETS
+
+    return f"{'|'.join(PRESETS)}|FILE.toml"
+
+
+def add_config(p: argparse.ArgumentParser, help: str, default: str | None = None) -> None:
+    p.add_argument("--config", default=default, metavar=config_metavar(), help=help)
+
+
+def add_set(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
+def engine_names() -> tuple[str, ...]:
+    """Every registered engine (``ptb_lstm.engines.REGISTRY``), without importing any."""
+    from ptb_lstm.engines import REGISTRY
+
+    return tuple(REGISTRY)
+
+
+def _engine_help(default: str | None) -> str:
+    names = [f"{n} (default)" if n == default else n for n in engine_names()]
+    listed = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+    tf = any(n.startswith("tf") for n in engine_names())
+    return listed + (" (the TensorFlow engines need pip install 'ptb-lstm[tf]')" if tf else "")
+
+
+def add_engine(p: argparse.ArgumentParser, default: str | None = "numpy",
+               dtype_default: str | None = "float32") -> None:
+    """``--engine`` (choices from the engine registry) and ``--dtype``; a None default means
+    the checkpoint's or the run's."""
+    p.add_argument("--engine", default=default, choices=engine_names(),
+                   help=_engine_help(default or "numpy"))
+    shown = dtype_default or "the checkpoint's"
+    p.add_argument("--dtype", default=dtype_default, choices=("float32", "float64"),
+                   help=f"floating-point type of the maths (default: {shown})")
+
+
+def add_checkpoint(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="a model.npz")
+
+
+def positive(value: int | None, flag: str, allow_zero: bool = False) -> None:
+    """Raise a UserError naming ``flag`` unless ``value`` is None or > 0 (>= 0)."""
+    if value is not None and (value < 0 or (value == 0 and not allow_zero)):
+        raise UserError(f"{flag} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+def rate(value: float, flag: str = "--dropout") -> None:
+    if not 0 <= value < 1:
+        raise UserError(f"{flag} must be in [0, 1), got {value}")
+
+
+def config_line(config) -> str:
+    """Every field of a config as ``key=value, ...``."""
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in config.to_dict().items())
+
+
+class _DownloadBar:
+    """Says where PTB is being downloaded from and draws a bar on a terminal, once a download
+    starts (a located PTB shows nothing)."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def announce(self, url: str, target: Path, failed: str | None) -> None:
+        from tqdm import tqdm
+
+        self.close()
+        if failed is None:
+            print(f"PTB not found; downloading {url} into {target}", file=sys.stderr)
+        else:
+            print(f"{failed}; trying {url}", file=sys.stderr)
+        self.bar = tqdm(unit="B", unit_scale=True, file=sys.stderr,
+                        disable=not sys.stderr.isatty())
+
+    def progress(self, done: int, total: int | None) -> None:
+        if self.bar is not None:
+            self.bar.total = total
+            self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def locate(data_dir: str | None) -> Path:
+    """PTB's folder, as ``data.locate_data_dir`` finds it, drawing a bar while downloading."""
+    from ptb_lstm.data import locate_data_dir
+
+    bar = _DownloadBar()
+    try:
+        return locate_data_dir(data_dir, announce=bar.announce, progress=bar.progress)
+    finally:
+        bar.close()
+
+
+def load_model(args):
+    """The checkpoint ``--checkpoint`` names and an engine (``--engine``, ``--dtype`` or the
+    checkpoint's) holding its weights."""
+    from ptb_lstm import checkpoint
+    from ptb_lstm.engines import create_engine
+
+    ckpt = checkpoint.load(args.checkpoint)
+    engine = create_engine(args.engine, ckpt.config, ckpt.params, dtype=args.dtype or ckpt.dtype)
+    return ckpt, engine

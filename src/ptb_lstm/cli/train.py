@@ -1,0 +1,143 @@
+"""``ptb-lstm train``: flags to a run (``ptb_lstm.runs``), the run to the training loop
+(``ptb_lstm.train``), and what a person reads while it runs and at the end."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import sys
+import time
+
+from ptb_lstm import __version__
+from ptb_lstm.cli import options
+
+HELP = "train a model, printing perplexities"
+DESCRIPTION = ("Train with the paper's schedule: SGD at learning_rate for "
+               "epochs_at_full_lr epochs, then multiplied by lr_decay every epoch; valid "
+               "perplexity after each epoch, test perplexity at the end. Writes "
+               "model.npz (after every epoch and at the end), config.json and "
+               "metrics.jsonl into --out.")
+EPILOG = ("examples:\n"
+          "  ptb-lstm train --config small\n"
+          "  ptb-lstm train --config small --engine tf-graph --epochs 1\n"
+          "  ptb-lstm train --resume runs/20261129-101500-small-numpy\n"
+          "  ptb-lstm train --config tiny --set hidden_size=32 --max-steps 100 --out runs/t\n"
+          "  ptb-lstm train --init-from runs/t/model.npz --set learning_rate=0.5")
+
+
+def add_arguments(p):
+    options.add_config(p, help="a preset or a TOML file with every field, or 'preset = "
+                               "\"small\"' and the fields to change (default: small, or the "
+                               "--init-from checkpoint's)")
+    options.add_engine(p, default=None, dtype_default=None)
+    options.add_data_dir(p)
+    p.add_argument("--out", metavar="DIR",
+                   help="new or empty folder for the run (default: runs/DATE-TIME-CONFIG-ENGINE)")
+    p.add_argument("--epochs", type=int, metavar="N", help="override the config's epochs")
+    p.add_argument("--max-steps", type=int, metavar="N",
+                   help="stop after N training steps in all (0 writes the initial checkpoint)")
+    p.add_argument("--init-from", metavar="CKPT",
+                   help="start from this checkpoint's weights and vocabulary")
+    p.add_argument("--seed", type=int, metavar="S",
+                   help="seed of the initial weights and dropout (default: the config's)")
+    options.add_set(p, help="override a config field, e.g. --set hidden_size=100 (repeatable)")
+    p.add_argument("--log-every", type=int, metavar="N",
+                   help="write a metrics.jsonl record every N steps (default: 100, or the "
+                        "resumed run's)")
+    p.add_argument("--checkpoint-every", type=int, metavar="N",
+                   help="also rewrite model.npz every N steps, with the carried state, so "
+                        "--resume loses little (default: 500, or the resumed run's; 0: only "
+                        "after each epoch)")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue an interrupted run from RUN_DIR/model.npz with its own config, "
+                        "engine and dtype; in float64 the NumPy engine ends with exactly the "
+                        "parameters of an uninterrupted run")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="also write TensorBoard scalars (loss, perplexity, learning rate, "
+                        "gradient norm, words/s) into DIR; needs TensorFlow")
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from ptb_lstm.config import parse_sets
+    from ptb_lstm.engines import create_engine
+    from ptb_lstm.metrics import Tee
+    from ptb_lstm.params import count_params
+    from ptb_lstm.progress import ConsoleReporter, summary_table
+    from ptb_lstm.runs import RunRequest, prepare
+    from ptb_lstm.train import train
+
+    options.positive(args.epochs, "--epochs")
+    options.positive(args.max_steps, "--max-steps", allow_zero=True)
+    options.positive(args.log_every, "--log-every")
+    options.positive(args.checkpoint_every, "--checkpoint-every", allow_zero=True)
+    run_ = prepare(RunRequest(
+        config=args.config, overrides=parse_sets(args.set), epochs=args.epochs, seed=args.seed,
+        engine=args.engine, dtype=args.dtype, out=args.out, init_from=args.init_from,
+        resume=args.resume, data_dir=args.data_dir, log_every=args.log_every,
+        checkpoint_every=args.checkpoint_every), locate=options.locate)
+    config, corpus, out_dir, resume = run_.config, run_.corpus, run_.out_dir, run_.resume
+    engine = create_engine(run_.engine, config, run_.params, dtype=run_.dtype)
+    reporter = ConsoleReporter()
+    if args.tensorboard:
+        from ptb_lstm.tensorboard import TensorBoardReporter
+
+        reporter = Tee(reporter, TensorBoardReporter(args.tensorboard))
+    steps = (len(corpus.train) - 1) // (config.batch_size * config.num_steps)
+    print(f"ptb-lstm {__version__}: engine {engine.name} on {engine.device}, {run_.dtype}, "
+          f"{count_params(run_.params):,} parameters", flush=True)
+    print(f"config: {options.config_line(config)}")
+    print(f"data: {corpus.data_dir} ({len(corpus.train):,} training tokens, {steps:,} "
+          f"steps/epoch, vocabulary {corpus.vocab_size:,})")
+    if resume:
+        print(f"resuming {out_dir}/ at epoch {resume.epoch}, after step {resume.step:,}",
+              flush=True)
+    else:
+        print(f"writing to {out_dir}/", flush=True)
+    run_info = {"command": "ptb-lstm " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+                "data_dir": str(corpus.data_dir), "init_from": args.init_from,
+                "numpy_version": np.__version__, "ptb_lstm_version": __version__,
+                "log_every": run_.log_every, "checkpoint_every": run_.checkpoint_every,
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+    stop = {"requested": False}
+
+    def on_interrupt(signum, frame):
+        if stop["requested"]:
+            raise KeyboardInterrupt  # a second Ctrl-C aborts at once
+        stop["requested"] = True
+        print("\nCtrl-C: saving a checkpoint after this step (press again to abort)",
+              file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        result = train(config, corpus, engine, out_dir, max_steps=args.max_steps,
+                       log_every=run_.log_every, reporter=reporter, run_info=run_info,
+                       checkpoint_every=run_.checkpoint_every, resume=resume,
+                       stop_requested=lambda: stop["requested"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if result.stopped == "interrupted":
+        print(f"ptb-lstm: interrupted after step {result.steps:,}; the checkpoint "
+              f"{out_dir / 'model.npz'} is saved. Resume with: ptb-lstm train --resume "
+              f"{shlex.quote(str(out_dir))}", file=sys.stderr)
+        return 130
+    if args.max_steps == 0 and resume is None:
+        print(f"wrote the initial checkpoint {out_dir / 'model.npz'}")
+        return 0
+    print()
+    if result.epochs:
+        print(summary_table(result.epochs))
+    last = result.epochs[-1] if result.epochs else None
+    train_ppl = f"{last['train_perplexity']:.2f}" if last else "-"
+    valid_ppl = f"{result.valid.perplexity:.2f}" if result.valid else "-"
+    test_ppl = f"{result.test.perplexity:.2f}" if result.test else "-"
+    print(f"\ntrain perplexity {train_ppl}   valid perplexity {valid_ppl}   "
+          f"test perplexity {test_ppl}")
+    print(f"{result.steps:,} steps in {result.wall_time / 60:.1f} min; model: "
+          f"{out_dir / 'model.npz'}")
+    if result.stopped == "max_steps":
+        print(f"stopped by --max-steps; continue with: ptb-lstm train --resume "
+              f"{shlex.quote(str(out_dir))}")
+    return 0
