@@ -123,6 +123,7 @@ def load(path: str | Path) -> Checkpoint:
     dtypes = {a.dtype for a in arrays.values()}
     if len(dtypes) != 1:
         raise UserError(f"checkpoint {path}: parameters mix dtypes {sorted(map(str, dtypes))}")
+    _refuse_non_finite(arrays, carried, path)
     known = {"format", "version", "ptb_lstm_version", "vocab", "config", "progress", "engine",
              "dtype"}
     return Checkpoint(
@@ -154,3 +155,16 @@ def _pop_carried(arrays: dict, config: Config, path: Path) -> list | None:
     if extra:
         raise UserError(f"checkpoint {path}: unexpected arrays {', '.join(extra)}")
     return carried
+
+
+def _refuse_non_finite(params: Params, carried: list | None, path: Path) -> None:
+    """A NaN or an infinity anywhere makes every output of the model meaningless (perplexity
+    inf, NaN scores, a sampler with no distribution): refuse it here, naming the arrays."""
+    arrays = dict(params)
+    for layer, (h, c) in enumerate(carried or []):
+        arrays[f"carried_{layer}_h"], arrays[f"carried_{layer}_c"] = h, c
+    bad = [name for name, value in arrays.items() if not np.isfinite(value).all()]
+    if bad:
+        raise UserError(f"checkpoint {path}: {', '.join(bad)} hold NaN or infinite values, so "
+                        "the model computes nothing meaningful; use an earlier checkpoint of "
+                        "the run, or retrain with a smaller learning_rate")
