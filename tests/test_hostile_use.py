@@ -74,3 +74,19 @@ def test_non_finite_carried_state_is_refused_on_resume(model, tmp_path):
     arrays["carried_1_c"] = np.full_like(arrays["carried_1_c"], -np.inf)
     np.savez(run / "model.npz", **arrays)
     assert_user_error(run_cli("train", "--resume", str(run)), "carried_1_c", "NaN or infinite")
+
+
+# -- a carried state of another batch size is refused -----------------------------------------
+
+def test_carried_state_of_another_batch_size_is_refused(model, tmp_path):
+    run = copy_run(model, tmp_path / "run")
+    arrays = arrays_of(run / "model.npz")
+    assert arrays["carried_0_h"].shape == (4, 16)  # tiny: batch_size 4, hidden_size 16
+    for name in ("carried_0_h", "carried_0_c", "carried_1_h", "carried_1_c"):
+        arrays[name] = arrays[name][:1]  # one stream: NumPy would broadcast it to four
+    np.savez(run / "model.npz", **arrays)
+    before = (run / "metrics.jsonl").read_text()
+    assert_user_error(run_cli("train", "--resume", str(run)), "carried_0_h", "(1, 16)",
+                      "(4, 16)")
+    assert_user_error(run_cli("inspect", str(run / "model.npz")), "carried_0_h")
+    assert (run / "metrics.jsonl").read_text() == before  # nothing trained, nothing dropped

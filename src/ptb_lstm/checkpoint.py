@@ -123,6 +123,10 @@ def load(path: str | Path) -> Checkpoint:
     dtypes = {a.dtype for a in arrays.values()}
     if len(dtypes) != 1:
         raise UserError(f"checkpoint {path}: parameters mix dtypes {sorted(map(str, dtypes))}")
+    dtype = next(iter(dtypes))
+    if carried and any(part.dtype != dtype for pair in carried for part in pair):
+        raise UserError(f"checkpoint {path}: the carried state's dtype is not the parameters' "
+                        f"({dtype})")
     _refuse_non_finite(arrays, carried, path)
     known = {"format", "version", "ptb_lstm_version", "vocab", "config", "progress", "engine",
              "dtype"}
@@ -132,7 +136,7 @@ def load(path: str | Path) -> Checkpoint:
         config=config,
         progress=meta.get("progress") or {},
         engine=str(meta.get("engine", "unknown")),
-        dtype=str(next(iter(dtypes))),
+        dtype=str(dtype),
         extra={k: v for k, v in meta.items() if k not in known},
         carried=carried,
     )
@@ -146,10 +150,17 @@ def _pop_carried(arrays: dict, config: Config, path: Path) -> list | None:
     carried = []
     for layer in range(config.num_layers):
         pair = [arrays.pop(f"carried_{layer}_{part}", None) for part in ("h", "c")]
-        if any(p is None or p.ndim != 2 or p.shape[1] != config.hidden_size
-               or p.shape != pair[0].shape for p in pair):
-            raise UserError(f"checkpoint {path}: carried state of layer {layer} is missing or "
-                            f"not [batch, {config.hidden_size}]")
+        # The state is carried between training steps of config.batch_size streams; one of
+        # another batch size would be broadcast by NumPy and training would go on, wrongly.
+        shape = (config.batch_size, config.hidden_size)
+        for part, value in zip(("h", "c"), pair, strict=True):
+            if value is None:
+                raise UserError(f"checkpoint {path}: carried_{layer}_{part} is missing; the "
+                                "carried state needs h and c of every layer")
+            if value.shape != shape or value.dtype not in (np.float32, np.float64):
+                raise UserError(f"checkpoint {path}: carried_{layer}_{part} is "
+                                f"{value.dtype} {tuple(value.shape)}; the config needs a float "
+                                f"[batch_size, hidden_size] = {shape} state")
         carried.append((pair[0], pair[1]))
     extra = [n for n in arrays if n.startswith("carried_")]
     if extra:
