@@ -90,3 +90,22 @@ def test_carried_state_of_another_batch_size_is_refused(model, tmp_path):
                       "(4, 16)")
     assert_user_error(run_cli("inspect", str(run / "model.npz")), "carried_0_h")
     assert (run / "metrics.jsonl").read_text() == before  # nothing trained, nothing dropped
+
+
+# -- model.npz follows the umask like the other run files ------------------------------------
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_model_npz_follows_the_umask_like_config_and_metrics(corpus, tmp_path, umask):
+    import os
+    import stat
+
+    previous = os.umask(umask)  # inherited by the command's process
+    try:
+        result = run_cli("train", "--config", "tiny", "--data-dir", str(corpus), "--out",
+                         str(tmp_path / "run"), "--max-steps", "2", "--checkpoint-every", "1")
+    finally:
+        os.umask(previous)
+    assert result.returncode == 0, result.stderr
+    expected = 0o666 & ~umask
+    for name in ("model.npz", "config.json", "metrics.jsonl"):
+        assert stat.S_IMODE((tmp_path / "run" / name).stat().st_mode) == expected, name

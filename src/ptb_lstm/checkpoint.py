@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +62,7 @@ def save(path: str | Path, checkpoint: Checkpoint) -> Path:
         arrays[f"carried_{layer}_h"] = np.ascontiguousarray(h)
         arrays[f"carried_{layer}_c"] = np.ascontiguousarray(c)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, meta=meta, **arrays)
@@ -73,6 +73,18 @@ def save(path: str | Path, checkpoint: Checkpoint) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new file beside ``path``, open for writing, with the permissions the umask gives any
+    new file (as config.json and metrics.jsonl get them; mkstemp would force 0600)."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                           0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def load(path: str | Path) -> Checkpoint:
