@@ -109,3 +109,95 @@ def test_model_npz_follows_the_umask_like_config_and_metrics(corpus, tmp_path, u
     expected = 0o666 & ~umask
     for name in ("model.npz", "config.json", "metrics.jsonl"):
         assert stat.S_IMODE((tmp_path / "run" / name).stat().st_mode) == expected, name
+
+
+# -- what a checkpoint path is, said as it is -------------------------------------------------
+
+def test_a_text_file_as_checkpoint_is_not_called_a_pickle(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("these are my notes, not a model\n")
+    result = run_cli("inspect", str(text))
+    assert_user_error(result, "notes.txt", "not an .npz archive")
+    assert "pickle" not in result.stderr
+
+
+def test_a_folder_as_checkpoint_is_not_said_to_be_missing(model, corpus):
+    result = run_cli("evaluate", "--checkpoint", str(model.parent), "--data-dir", str(corpus))
+    assert_user_error(result, "is a folder", str(model))  # names the model.npz inside it
+    assert "does not exist" not in result.stderr
+
+
+def test_a_plain_npy_as_checkpoint(tmp_path):
+    path = tmp_path / "weights.npy"
+    np.save(path, np.zeros((3, 4), np.float32))
+    assert_user_error(run_cli("inspect", str(path)), "weights.npy", "single NumPy array")
+
+
+def test_a_file_as_data_folder_is_not_said_to_be_missing(tmp_path):
+    path = tmp_path / "ptb.train.txt"
+    path.write_text("a b c\n")
+    result = run_cli("data", "--data-dir", str(path))
+    assert_user_error(result, "ptb.train.txt is a file, not a folder")
+    assert "does not exist" not in result.stderr
+    result = run_cli("data", env={"PTB_DATA_DIR": str(path)})
+    assert_user_error(result, "PTB_DATA_DIR", "is a file, not a folder")
+
+
+def test_evaluating_test_does_not_depend_on_the_valid_file(model, corpus, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "valid", "test"):
+        (data / f"ptb.{split}.txt").write_bytes((corpus / f"ptb.{split}.txt").read_bytes())
+    with open(data / "ptb.valid.txt", "a") as f:
+        f.write("w1 aardvark w2\n")
+    result = run_cli("evaluate", "--checkpoint", str(model), "--data-dir", str(data),
+                     "--split", "test", "--json")
+    assert result.returncode == 0, result.stderr
+    reference = run_cli("evaluate", "--checkpoint", str(model), "--data-dir", str(corpus),
+                        "--split", "test", "--json")
+    assert json.loads(result.stdout)["perplexity"] == json.loads(reference.stdout)["perplexity"]
+    # The valid split itself is refused, with the way PTB writes rare words.
+    result = run_cli("evaluate", "--checkpoint", str(model), "--data-dir", str(data),
+                     "--split", "valid")
+    assert_user_error(result, "ptb.valid.txt", "'aardvark'", "write such words as <unk>")
+
+
+def test_a_users_own_valid_word_missing_from_train_gets_the_unk_hint(corpus, tmp_path):
+    data = tmp_path / "mine"
+    data.mkdir()
+    for split in ("train", "valid", "test"):
+        (data / f"ptb.{split}.txt").write_bytes((corpus / f"ptb.{split}.txt").read_bytes())
+    with open(data / "ptb.valid.txt", "a") as f:
+        f.write("w1 zanzibar w2\n")
+    out = tmp_path / "run"
+    result = run_cli("train", "--config", "tiny", "--data-dir", str(data), "--out", str(out))
+    assert_user_error(result, "ptb.valid.txt", "'zanzibar'", "not in ptb.train.txt",
+                      "write rare words as <unk>")
+    assert not out.exists()
+
+
+def test_resume_checks_valid_and_test_before_the_first_step(model, corpus, tmp_path):
+    run = copy_run(model, tmp_path / "run")
+    config = json.loads((run / "config.json").read_text())
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "valid", "test"):
+        (data / f"ptb.{split}.txt").write_bytes((corpus / f"ptb.{split}.txt").read_bytes())
+    (data / "ptb.test.txt").write_text("w1 w2 quagga\n")
+    (run / "config.json").write_text(json.dumps({**config, "data_dir": str(data)}))
+    before = (run / "model.npz").read_bytes()
+    assert_user_error(run_cli("train", "--resume", str(run)), "ptb.test.txt", "'quagga'")
+    assert (run / "model.npz").read_bytes() == before  # not a step was taken
+
+
+def test_a_valid_split_too_short_for_one_batch_is_refused_before_the_first_step(corpus,
+                                                                                 tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "test"):
+        (data / f"ptb.{split}.txt").write_bytes((corpus / f"ptb.{split}.txt").read_bytes())
+    (data / "ptb.valid.txt").write_text("w1 w2 w3\nw4 w5\n")  # 7 tokens; tiny needs 4 x 5 + 1
+    out = tmp_path / "run"
+    result = run_cli("train", "--config", "tiny", "--data-dir", str(data), "--out", str(out))
+    assert_user_error(result, "valid split (7 tokens)", "too short for one batch of 4 x 5")
+    assert not out.exists()  # no epoch trained, no folder left to block a retry

@@ -90,8 +90,7 @@ def _create_temporary(path: Path) -> tuple[int, Path]:
 def load(path: str | Path) -> Checkpoint:
     """Read and check a checkpoint; any problem is a UserError naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist")
+    _check_container(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
@@ -103,6 +102,10 @@ def load(path: str | Path) -> Checkpoint:
     except (zipfile.BadZipFile, OSError, EOFError, KeyError) as error:
         raise UserError(f"checkpoint {path} is truncated or not an .npz file ({error}); "
                         "use an intact model.npz written by ptb-lstm") from None
+    raw = [name for name, value in arrays.items() if not isinstance(value, np.ndarray)]
+    if raw:  # a member not written by numpy.save: np.load hands back its bytes
+        raise UserError(f"checkpoint {path}: {', '.join(map(repr, raw))} inside it is not a "
+                        "NumPy array; use an intact model.npz written by ptb-lstm")
     if "meta" not in arrays:
         raise UserError(f"checkpoint {path} has no 'meta' entry; was it written by ptb-lstm?")
     meta_array = arrays.pop("meta")
@@ -152,6 +155,32 @@ def load(path: str | Path) -> Checkpoint:
         extra={k: v for k, v in meta.items() if k not in known},
         carried=carried,
     )
+
+
+def _check_container(path: Path) -> None:
+    """Refuse, by what it is, a path that cannot hold a checkpoint: a missing path, a folder,
+    a single .npy array, a pickle, or any other file that is not a zip archive."""
+    if path.is_dir():
+        inside = path / "model.npz"
+        hint = f"; the run's checkpoint is {inside}" if inside.is_file() else \
+            "; give the model.npz file a run wrote"
+        raise UserError(f"checkpoint {path} is a folder, not a checkpoint file{hint}")
+    if not path.exists():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError as error:
+        raise UserError(f"checkpoint {path}: cannot read it ({error.strerror})") from None
+    if head.startswith(b"\x93NUMPY"):
+        raise UserError(f"checkpoint {path} is a single NumPy array (.npy), not a checkpoint; "
+                        "a checkpoint is the .npz archive (model.npz) that ptb-lstm train writes")
+    if head.startswith(b"\x80"):
+        raise UserError(f"checkpoint {path} is a pickle; ptb-lstm never unpickles files. Use "
+                        "a model.npz written by ptb-lstm")
+    if not head.startswith(b"PK"):
+        raise UserError(f"checkpoint {path} is not an .npz archive (not a zip file); use a "
+                        "model.npz written by ptb-lstm train")
 
 
 def _pop_carried(arrays: dict, config: Config, path: Path) -> list | None:
