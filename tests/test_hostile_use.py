@@ -201,3 +201,125 @@ def test_a_valid_split_too_short_for_one_batch_is_refused_before_the_first_step(
     result = run_cli("train", "--config", "tiny", "--data-dir", str(data), "--out", str(out))
     assert_user_error(result, "valid split (7 tokens)", "too short for one batch of 4 x 5")
     assert not out.exists()  # no epoch trained, no folder left to block a retry
+
+
+# -- damaged or edited run files: one validation layer (ptb_lstm.runfiles) ------------------
+
+def test_a_meta_entry_that_is_not_an_array(model, tmp_path):
+    import zipfile
+
+    path = tmp_path / "model.npz"
+    with zipfile.ZipFile(model) as source, zipfile.ZipFile(path, "w") as target:
+        for name in source.namelist():
+            if name == "meta.npy":  # the JSON bytes themselves, not an array holding them
+                target.writestr("meta", arrays_of(model)["meta"].tobytes())
+            else:
+                target.writestr(name, source.read(name))
+    assert_user_error(run_cli("inspect", str(path)), "'meta'", "not a NumPy array")
+
+
+@pytest.mark.parametrize("progress, message", [
+    ([1, 2, 3], "meta: progress must be a JSON object"),
+    ("epoch 1", "meta: progress must be a JSON object"),
+    ({"epoch": 1, "step": "three"}, "meta.progress: step must be a whole number >= 0"),
+    ({"epoch": -1, "step": 3}, "meta.progress: epoch must be a whole number >= 0"),
+    ({"epoch": 1, "step": 3, "epoch_finished": "no"}, "epoch_finished must be true or false"),
+    ({"epoch": 1, "step": 3, "learning_rate": [1]}, "learning_rate must be a number"),
+])
+def test_meta_progress_of_the_wrong_type(model, tmp_path, progress, message):
+    run = copy_run(model, tmp_path / "run")
+    arrays = arrays_of(run / "model.npz")
+    np.savez(run / "model.npz", **with_meta(arrays, {**meta_of(arrays), "progress": progress}))
+    assert_user_error(run_cli("inspect", str(run / "model.npz")), "model.npz", message)
+    assert_user_error(run_cli("train", "--resume", str(run)), "model.npz", message)
+
+
+@pytest.mark.parametrize("missing", ["step_in_epoch", "loss_sum", "step"])
+def test_meta_progress_missing_what_resume_needs(model, tmp_path, missing):
+    run = copy_run(model, tmp_path / "run")
+    arrays = arrays_of(run / "model.npz")
+    meta = meta_of(arrays)
+    assert meta["progress"]["epoch_finished"] is False  # written mid-epoch
+    del meta["progress"][missing]
+    np.savez(run / "model.npz", **with_meta(arrays, meta))
+    assert_user_error(run_cli("train", "--resume", str(run)), "model.npz", missing)
+    assert run_cli("inspect", str(run / "model.npz")).returncode == 0  # still readable
+
+
+def test_mid_epoch_progress_without_a_carried_state(model, tmp_path):
+    run = copy_run(model, tmp_path / "run")
+    arrays = {k: v for k, v in arrays_of(run / "model.npz").items()
+              if not k.startswith("carried_")}
+    np.savez(run / "model.npz", **arrays)
+    assert_user_error(run_cli("train", "--resume", str(run)), "no carried state")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("log_every", 0, "log_every must be a whole number > 0, got 0"),
+    ("log_every", "100", "log_every must be a whole number > 0, got '100'"),
+    ("checkpoint_every", -5, "checkpoint_every must be a whole number >= 0"),
+    ("checkpoint_every", 2.5, "checkpoint_every must be a whole number >= 0"),
+    ("engine", 5, "engine must be a string"),
+    ("dtype", "float16", "dtype must be float32 or float64"),
+    ("config", [1, 2], "config must be a JSON object"),
+])
+def test_config_json_edited_to_the_wrong_type_is_refused_on_resume(model, tmp_path, field,
+                                                                   value, message):
+    run = copy_run(model, tmp_path / "run")
+    info = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**info, field: value}))
+    before = (run / "metrics.jsonl").read_text()
+    assert_user_error(run_cli("train", "--resume", str(run)), "config.json", message)
+    assert (run / "metrics.jsonl").read_text() == before
+
+
+def test_config_json_that_is_not_a_json_object(model, tmp_path):
+    run = copy_run(model, tmp_path / "run")
+    (run / "config.json").write_text("[1, 2, 3]\n")
+    assert_user_error(run_cli("train", "--resume", str(run)), "config.json",
+                      "must hold a JSON object")
+    assert_user_error(run_cli("plot", str(run)), "config.json", "must hold a JSON object")
+    (run / "config.json").write_text('{"engine": "numpy",')
+    assert_user_error(run_cli("plot", str(run)), "config.json", "not valid JSON")
+
+
+def test_plot_given_a_config_json_names_the_run_folder(model):
+    config = model.parent / "config.json"
+    result = run_cli("plot", str(config))
+    assert_user_error(result, "config.json is a file", str(model.parent))
+    assert "does not exist" not in result.stderr
+
+
+@pytest.mark.parametrize("record, message", [
+    ({"event": "epoch", "step": 20, "epoch": 1, "lr": 1, "steps": 20,
+      "train_perplexity": 9.0, "words_per_second": 5.0, "ms_per_step": 1.0,
+      "epoch_time": 1.0}, "valid_perplexity is missing"),
+    ({"event": "epoch", "step": 20, "epoch": "one", "lr": 1, "steps": 20,
+      "train_perplexity": 9.0, "valid_perplexity": 8.0, "words_per_second": 5.0,
+      "ms_per_step": 1.0, "epoch_time": 1.0}, "epoch must be a whole number >= 0"),
+    ({"event": "step", "step": 4, "epoch": 1, "perplexity": "high"},
+     "perplexity must be a number"),
+    ({"event": "test", "step": "last", "test_perplexity": 9.0}, "step must be a whole number"),
+    ([1, 2], "a record must be a JSON object, got list"),
+    ({"event": 7, "step": 1}, "event must be a string"),
+])
+def test_metrics_records_of_the_wrong_shape(model, tmp_path, record, message):
+    run = copy_run(model, tmp_path / "run")
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    lines.insert(1, json.dumps(record))
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    assert_user_error(run_cli("plot", str(run), "--out", str(tmp_path / "c.png")),
+                      "metrics.jsonl line 2", message)
+    assert_user_error(run_cli("train", "--resume", str(run)), "metrics.jsonl line 2", message)
+
+
+def test_metrics_garbage_mid_file_is_refused_and_a_partial_last_line_is_not(model, tmp_path):
+    run = copy_run(model, tmp_path / "run")
+    text = (run / "metrics.jsonl").read_text()
+    (run / "metrics.jsonl").write_text(text + '{"event": "step", "st')  # a crash in mid-write
+    result = run_cli("plot", str(run), "--out", str(tmp_path / "c.png"))
+    assert result.returncode == 0, result.stderr
+    lines = text.splitlines()
+    (run / "metrics.jsonl").write_text("\n".join([lines[0], "oops", *lines[1:]]) + "\n")
+    assert_user_error(run_cli("plot", str(run), "--out", str(tmp_path / "c.png")),
+                      "metrics.jsonl line 2: not JSON")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ptb_lstm import __version__
+from ptb_lstm import __version__, runfiles
 from ptb_lstm.config import Config, from_dict
 from ptb_lstm.errors import UserError
 from ptb_lstm.params import Params, check_params
@@ -115,7 +115,7 @@ def load(path: str | Path) -> Checkpoint:
         meta = json.loads(meta_array.tobytes().decode("utf-8"))
         if not isinstance(meta, dict):
             raise ValueError("meta is not a JSON object")
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
         raise UserError(f"checkpoint {path}: unreadable meta ({error})") from None
     if meta.get("format") != FORMAT:
         raise UserError(f"checkpoint {path}: format {meta.get('format')!r} is not {FORMAT!r}")
@@ -129,6 +129,7 @@ def load(path: str | Path) -> Checkpoint:
         raise UserError(f"checkpoint {path}: meta.vocab repeats words")
     if not isinstance(meta.get("config"), dict):
         raise UserError(f"checkpoint {path}: meta.config is missing")
+    meta = runfiles.check_meta(meta, f"checkpoint {path}")
     config = from_dict(meta["config"], source=f"checkpoint {path}")
     carried = _pop_carried(arrays, config, path)
     try:
@@ -149,8 +150,8 @@ def load(path: str | Path) -> Checkpoint:
         params=arrays,
         vocab=vocab,
         config=config,
-        progress=meta.get("progress") or {},
-        engine=str(meta.get("engine", "unknown")),
+        progress=meta["progress"],
+        engine=meta.get("engine", "unknown"),
         dtype=str(dtype),
         extra={k: v for k, v in meta.items() if k not in known},
         carried=carried,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ptb_lstm import checkpoint, dropout
+from ptb_lstm import checkpoint, dropout, runfiles
 from ptb_lstm.config import Config
 from ptb_lstm.data import SPLITS, Corpus, batches, num_batches
 from ptb_lstm.engines import Engine
@@ -149,13 +149,14 @@ def resume_point(ckpt: checkpoint.Checkpoint, run_dir: Path) -> Resume:
     it (those steps are run again) and a partial last line."""
     progress = ckpt.progress
     if progress.get("finished"):
-        raise UserError(f"the run in {run_dir} has already finished (step {progress['step']}); "
-                        "start a new one with --init-from to train further")
-    if "step" not in progress or "epoch" not in progress:
-        raise UserError(f"{run_dir / 'model.npz'} holds no training progress to resume from")
+        raise UserError(f"the run in {run_dir} has already finished (step "
+                        f"{progress.get('step', '?')}); start a new one with --init-from to "
+                        "train further")
+    runfiles.resume_progress(progress, ckpt.carried is not None, str(run_dir / "model.npz"))
+    runfiles.read_run_info(run_dir)  # its engine, dtype and intervals are used on resuming
     step = int(progress["step"])
     metrics_path = run_dir / "metrics.jsonl"
-    records = [r for r in read_metrics(metrics_path) if r.get("step", 0) <= step] \
+    records = [r for r in runfiles.read_metrics(metrics_path) if r.get("step", 0) <= step] \
         if metrics_path.exists() else []
     tmp = metrics_path.with_name(".metrics.jsonl.tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
