@@ -323,3 +323,22 @@ def test_metrics_garbage_mid_file_is_refused_and_a_partial_last_line_is_not(mode
     (run / "metrics.jsonl").write_text("\n".join([lines[0], "oops", *lines[1:]]) + "\n")
     assert_user_error(run_cli("plot", str(run), "--out", str(tmp_path / "c.png")),
                       "metrics.jsonl line 2: not JSON")
+
+
+# -- config values a reader cannot use (the library part of issue 16's class 7) ---------------
+
+def test_a_toml_preset_of_the_wrong_type(corpus, tmp_path):
+    config = tmp_path / "mine.toml"
+    config.write_text('preset = ["small"]\nhidden_size = 8\n')
+    result = run_cli("train", "--config", str(config), "--data-dir", str(corpus), "--out",
+                     str(tmp_path / "run"))
+    assert_user_error(result, "mine.toml", "preset must be one of")
+
+
+@pytest.mark.parametrize("setting", ["init_scale=inf", "learning_rate=nan",
+                                     "max_grad_norm=-inf", "hidden_size=1e400"])
+def test_non_finite_or_overflowing_config_values(corpus, tmp_path, setting):
+    result = run_cli("train", "--config", "tiny", "--data-dir", str(corpus), "--out",
+                     str(tmp_path / "run"), "--set", setting)
+    assert_user_error(result, "--set", setting.split("=")[0])
+    assert not (tmp_path / "run").exists()
