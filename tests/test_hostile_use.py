@@ -342,3 +342,52 @@ def test_non_finite_or_overflowing_config_values(corpus, tmp_path, setting):
                      str(tmp_path / "run"), "--set", setting)
     assert_user_error(result, "--set", setting.split("=")[0])
     assert not (tmp_path / "run").exists()
+
+
+# -- score reads PTB's own tokens as they are written ---------------------------------------
+
+@pytest.fixture(scope="module")
+def ptb_model(ptb_dir, tmp_path_factory):
+    """An untrained tiny model over the real PTB vocabulary (10,000 words, N and <unk>)."""
+    out = tmp_path_factory.mktemp("ptb-model") / "run"
+    result = run_cli("train", "--config", "tiny", "--data-dir", str(ptb_dir), "--out", str(out),
+                     "--max-steps", "0", "--dtype", "float64")
+    assert result.returncode == 0, result.stderr
+    return out / "model.npz"
+
+
+def test_score_keeps_ptbs_own_tokens(ptb_model):
+    result = run_cli("score", "--checkpoint", str(ptb_model), "--text", "sales rose N N",
+                     "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["unknown"] == 0
+    capitals = run_cli("score", "--checkpoint", str(ptb_model), "--text",
+                       "Sales ROSE N N <unk> to $ N Mr. Smith's U.S. unit", "--json")
+    lower = run_cli("score", "--checkpoint", str(ptb_model), "--text",
+                    "sales rose N N <unk> to $ N mr. smith 's u.s. unit", "--json")
+    assert json.loads(capitals.stdout) == json.loads(lower.stdout)
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_score_of_ptb_test_text_equals_evaluate(ptb_model, ptb_dir, tmp_path, bom):
+    """score --text-file reads PTB text token for token as evaluate reads the split: the same
+    log-likelihood. evaluate at batch 1 x 1 predicts every token after the first, so the test
+    file starts with an empty line (an <eos>), as score starts after a sentence end."""
+    lines = (ptb_dir / "ptb.test.txt").read_text(encoding="utf-8").splitlines()[:150]
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "valid"):
+        (data / f"ptb.{split}.txt").symlink_to(ptb_dir / f"ptb.{split}.txt")
+    (data / "ptb.test.txt").write_text("\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    text = tmp_path / "text.txt"
+    text.write_bytes(bom + "\n".join(lines).encode("utf-8") + b"\n")
+    scored = run_cli("score", "--checkpoint", str(ptb_model), "--text-file", str(text),
+                     "--json")
+    assert scored.returncode == 0, scored.stderr
+    evaluated = run_cli("evaluate", "--checkpoint", str(ptb_model), "--data-dir", str(data),
+                        "--split", "test", "--batch-size", "1", "--num-steps", "1", "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    score, evaluation = json.loads(scored.stdout), json.loads(evaluated.stdout)
+    assert score["unknown"] == 0
+    assert score["tokens"] == evaluation["tokens"] == sum(len(s.split()) + 1 for s in lines)
+    assert -score["log_likelihood"] == pytest.approx(evaluation["nll"], rel=1e-9)
