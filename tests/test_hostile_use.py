@@ -391,3 +391,144 @@ def test_score_of_ptb_test_text_equals_evaluate(ptb_model, ptb_dir, tmp_path, bo
     assert score["unknown"] == 0
     assert score["tokens"] == evaluation["tokens"] == sum(len(s.split()) + 1 for s in lines)
     assert -score["log_likelihood"] == pytest.approx(evaluation["nll"], rel=1e-9)
+
+
+# -- a model without <unk> or without <eos> ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def model_without_unk(tmp_path_factory):
+    """A model trained on a corpus that has no <unk>: every word of valid and test is in
+    train."""
+    root = tmp_path_factory.mktemp("no-unk")
+    data = root / "data"
+    data.mkdir()
+    lines = [" ".join(f"w{(start + k) % 9}" for k in range(6)) for start in range(9)]
+    for split in ("train", "valid", "test"):
+        (data / f"ptb.{split}.txt").write_text("\n".join(lines * 3) + "\n")
+    out = root / "run"
+    result = run_cli("train", "--config", "tiny", "--data-dir", str(data), "--out", str(out),
+                     "--max-steps", "0")
+    assert result.returncode == 0, result.stderr
+    assert "<unk>" not in meta_of(arrays_of(out / "model.npz"))["vocab"]
+    return out / "model.npz"
+
+
+def test_score_without_unk_names_the_unknown_words(model_without_unk):
+    result = run_cli("score", "--checkpoint", str(model_without_unk), "--text",
+                     "w1 w2 zebra w3. w4 okapi")
+    assert_user_error(result, "2 word(s) not in the model's vocabulary", "'okapi', 'zebra'",
+                      "no <unk>")
+    known = run_cli("score", "--checkpoint", str(model_without_unk), "--text", "w1 w2. w3",
+                    "--json")
+    assert known.returncode == 0, known.stderr
+    assert json.loads(known.stdout)["unknown"] == 0
+
+
+def test_generate_without_unk_leaves_unknown_prompt_words_out(model_without_unk):
+    result = run_cli("generate", "--checkpoint", str(model_without_unk), "--prompt",
+                     "w1 zebra w2", "--words", "5")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "which has no <unk>; left out of the prompt: zebra" in result.stderr
+    assert result.stdout.split()[:2] == ["w1", "w2"] and "zebra" not in result.stdout
+
+
+def test_a_model_without_eos(model_without_unk, tmp_path):
+    arrays = arrays_of(model_without_unk)
+    meta = meta_of(arrays)
+    meta["vocab"] = ["<end>" if w == "<eos>" else w for w in meta["vocab"]]
+    path = tmp_path / "model.npz"
+    np.savez(path, **with_meta(arrays, meta))
+    assert_user_error(run_cli("score", "--checkpoint", str(path), "--text", "w1 w2"),
+                      "no <eos>")
+    assert_user_error(run_cli("generate", "--checkpoint", str(path), "--words", "3"),
+                      "no <eos>", "--prompt")
+    result = run_cli("generate", "--checkpoint", str(path), "--prompt", "w1 w2", "--words", "4")
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.split()) == 2 + 4
+
+
+# -- generate: words as they come, bounded memory ---------------------------------------------
+
+def test_generate_streams_words_as_they_come_and_stops_when_the_reader_does(model):
+    import subprocess
+    import sys
+    import threading
+
+    process = subprocess.Popen([sys.executable, "-m", "ptb_lstm", "generate", "--checkpoint",
+                                str(model), "--words", "10000000"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    guard = threading.Timer(300, process.kill)  # a hang guard, not a speed limit
+    guard.start()
+    try:
+        first = process.stdout.read(200)  # ten million words would take hours to finish
+        process.stdout.close()  # the reader goes away, as `| head` does
+        stderr = process.stderr.read().decode()
+        process.wait()
+    finally:
+        guard.cancel()
+    assert len(first) == 200 and first.split()[0].startswith(b"w")
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr and "Broken pipe" not in stderr
+
+
+def test_a_long_prompt_is_read_in_chunks_of_bounded_memory(ptb_model, ptb_dir):
+    import tracemalloc
+
+    from ptb_lstm import checkpoint
+    from ptb_lstm.engines import create_engine
+    from ptb_lstm.generate import generate, read_prompt
+
+    ckpt = checkpoint.load(ptb_model)
+    engine = create_engine("numpy", ckpt.config, ckpt.params, "float64")
+    text = (ptb_dir / "ptb.test.txt").read_text(encoding="utf-8").splitlines()
+    prompt = read_prompt(" ".join(text[:1000]), ckpt.vocab)
+    assert len(prompt.ids) > 20_000
+    tracemalloc.start()
+    try:
+        words = list(generate(engine, ckpt.vocab, prompt.ids, 5, seed=1))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(words) == 5
+    # Read in one call, the prompt's scores alone are 20,000 x 10,000 float64: 1.6 GB.
+    assert peak < 50 * 2**20, peak
+
+
+def test_chunked_prompt_reading_carries_the_state_exactly(ptb_model, ptb_dir):
+    """Greedy words (a tiny temperature) after a 300-word prompt equal those of a plain loop
+    that reads the whole prompt in one call and then one word at a time."""
+    from ptb_lstm import checkpoint
+    from ptb_lstm.engines import create_engine
+    from ptb_lstm.generate import PROMPT_CHUNK, generate, read_prompt
+
+    ckpt = checkpoint.load(ptb_model)
+    engine = create_engine("numpy", ckpt.config, ckpt.params, "float64")
+    text = (ptb_dir / "ptb.test.txt").read_text(encoding="utf-8").splitlines()
+    prompt = read_prompt(" ".join(text[:20]), ckpt.vocab).ids[:300]
+    assert len(prompt) > 4 * PROMPT_CHUNK
+    engine.reset_state(1)
+    logits = engine.logits(np.array([[ckpt.vocab.index("<eos>"), *prompt]]))[0, -1]
+    expected = []
+    for _ in range(8):
+        expected.append(int(np.argmax(logits)))
+        logits = engine.logits(np.array([[expected[-1]]]))[0, -1]
+    got = list(generate(engine, ckpt.vocab, prompt, 8, temperature=1e-320))
+    assert got == [ckpt.vocab[i] for i in expected]
+
+
+@pytest.mark.parametrize("flags, message", [(["--words", "0"], "--words"),
+                                            (["--words", "-3"], "--words"),
+                                            (["--seed", "-1"], "--seed"),
+                                            (["--top-k", "-2"], "--top-k")])
+def test_generate_refuses_counts_it_cannot_use(model, flags, message):
+    assert_user_error(run_cli("generate", "--checkpoint", str(model), *flags), message)
+
+
+def test_generate_at_a_subnormal_temperature_picks_the_likeliest_word(model):
+    result = run_cli("generate", "--checkpoint", str(model), "--words", "5", "--temperature",
+                     "1e-320")
+    assert result.returncode == 0, result.stderr
+    again = run_cli("generate", "--checkpoint", str(model), "--words", "5", "--temperature",
+                    "1e-320", "--seed", "9")
+    assert result.stdout == again.stdout  # no randomness left to differ by

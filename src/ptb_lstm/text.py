@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from ptb_lstm.data import EOS, UNK
+from ptb_lstm.errors import UserError
 
 NORMALIZATION_HELP = (
     "Text is normalised the PTB way: a word the vocabulary holds as written (N, <unk>) is "
@@ -18,6 +19,9 @@ NORMALIZATION_HELP = (
     "separate tokens; abbreviations in the vocabulary (mr. u.s. corp.) are kept; other "
     "punctuation is dropped. Each line, and each word ending in . ! or ?, ends a sentence, "
     "which adds one <eos>.")
+
+NO_EOS = ("the model's vocabulary has no <eos>, so it cannot read text as sentences; use a "
+          "model trained on text with line ends (ptb-lstm train adds <eos> after every line)")
 
 _NUMBER = re.compile(r"^[+-]?\d[\d,.:/]*(st|nd|rd|th|s)?$")
 _CLITIC = re.compile(r"^(.+?)(n't|'s|'re|'ve|'ll|'d|'m)$")
@@ -84,7 +88,19 @@ def _split(raw: str, vocab: set[str]) -> list[str]:
 def to_ids(sentences: list[list[str]], word_to_id: dict[str, int]
            ) -> tuple[list[int], list[str], int]:
     """Ids of the sentences with <eos> after each, the tokens as used (unknown words become
-    <unk>), and how many were unknown."""
+    <unk>), and how many were unknown. Without <unk> or <eos> in the vocabulary, text that
+    needs them is a UserError listing the words."""
+    if UNK not in word_to_id or EOS not in word_to_id:
+        missing = sorted({t for sentence in sentences for t in [*sentence, EOS]
+                          if t not in word_to_id})
+        if EOS in missing:
+            raise UserError(NO_EOS)
+        if missing:
+            shown = ", ".join(repr(w) for w in missing[:10])
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            raise UserError(f"{len(missing)} word(s) not in the model's vocabulary ({shown}"
+                            f"{more}), which has no <unk> to read them as; leave them out of "
+                            "the text, or use a model trained with <unk>")
     ids, used, unknown = [], [], 0
     unk_id = word_to_id.get(UNK)
     for sentence in sentences:
@@ -94,8 +110,6 @@ def to_ids(sentences: list[list[str]], word_to_id: dict[str, int]
                 used.append(token)
             else:
                 unknown += 1
-                if unk_id is None:
-                    raise ValueError(f"{token!r} is not in the vocabulary, which has no <unk>")
                 ids.append(unk_id)
                 used.append(UNK)
     return ids, used, unknown
