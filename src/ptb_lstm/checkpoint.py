@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,9 +97,12 @@ def load(path: str | Path) -> Checkpoint:
         if "pickle" in str(error).lower():
             raise UserError(f"checkpoint {path} holds a pickled object; ptb-lstm never "
                             "unpickles files. Re-save the arrays as plain numeric arrays") from None
-        raise UserError(f"checkpoint {path} is not a readable .npz file ({error})") from None
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as error:
-        raise UserError(f"checkpoint {path} is truncated or not an .npz file ({error}); "
+        reason = (str(error).splitlines() or ["ValueError"])[0]
+        raise UserError(f"checkpoint {path} is not a readable .npz file ({reason})") from None
+    except Exception as error:  # any failure to decode the archive's bytes: a bad zip, an
+        # unsupported or encrypted member, a damaged .npy header, ...
+        reason = (str(error).splitlines() or [type(error).__name__])[0]
+        raise UserError(f"checkpoint {path} is truncated or not an .npz file ({reason}); "
                         "use an intact model.npz written by ptb-lstm") from None
     raw = [name for name, value in arrays.items() if not isinstance(value, np.ndarray)]
     if raw:  # a member not written by numpy.save: np.load hands back its bytes
