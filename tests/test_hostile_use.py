@@ -290,6 +290,20 @@ def test_plot_given_a_config_json_names_the_run_folder(model):
     assert "does not exist" not in result.stderr
 
 
+def test_resume_needs_the_epoch_records_it_prints(model, tmp_path):
+    """plot reads an epoch record with its step, epoch and valid perplexity; --resume prints
+    the finished run's summary from every field train writes, so it needs them all."""
+    run = copy_run(model, tmp_path / "run")
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    lines.insert(1, json.dumps({"event": "epoch", "step": 2, "epoch": 1,
+                                "valid_perplexity": 9.0}))
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    result = run_cli("plot", str(run), "--out", str(tmp_path / "c.png"))
+    assert result.returncode == 0, result.stderr
+    assert_user_error(run_cli("train", "--resume", str(run)), "metrics.jsonl line 2",
+                      "lr is missing")
+
+
 @pytest.mark.parametrize("record, message", [
     ({"event": "epoch", "step": 20, "epoch": 1, "lr": 1, "steps": 20,
       "train_perplexity": 9.0, "words_per_second": 5.0, "ms_per_step": 1.0,

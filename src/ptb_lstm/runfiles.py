@@ -58,16 +58,20 @@ _EPOCH = {"step": "count", "epoch": "count", "lr": "number", "steps": "count",
           "words_per_second": "number", "ms_per_step": "number", "epoch_time": "number",
           "wall_time": "number"}
 
-# metrics.jsonl, by event: (field kinds, the fields every record of it must have).
+# metrics.jsonl, by event: (field kinds, the fields every record of it must have: what plot
+# and the results tables read).
 RECORDS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "step": ({"step": "count", "epoch": "count", "lr": "number", "loss": "number",
               "perplexity": "number", "grad_norm": "number", "words_per_second": "number",
               "wall_time": "number"}, ("step", "epoch", "perplexity")),
-    "epoch": (_EPOCH, tuple(name for name in _EPOCH if name != "wall_time")),
-    "partial_epoch": (_EPOCH, tuple(name for name in _EPOCH if name != "wall_time")),
+    "epoch": (_EPOCH, ("step", "epoch", "valid_perplexity")),
+    "partial_epoch": (_EPOCH, ("step", "epoch", "valid_perplexity")),
     "test": ({"step": "count", "test_perplexity": "number", "valid_perplexity": "number or null",
               "wall_time": "number"}, ("step", "test_perplexity")),
 }
+
+# What --resume also needs of an epoch record: the finished run's summary table prints it.
+RESUME_EPOCH = tuple(name for name in _EPOCH if name != "wall_time")
 
 
 def _shown(value: object) -> str:
@@ -159,10 +163,10 @@ def _first_line(error: Exception) -> str:
 
 # -- metrics.jsonl ---------------------------------------------------------------------------
 
-def read_metrics(path: str | Path) -> list[dict]:
-    """The records of a metrics.jsonl, each checked against its event's fields (RECORDS);
-    a partial last line (a crash in mid-write) is left out, any other line that is not a
-    JSON object is a UserError naming its number."""
+def read_metrics(path: str | Path, resuming: bool = False) -> list[dict]:
+    """The records of a metrics.jsonl, each checked against its event's fields (RECORDS, and
+    RESUME_EPOCH when ``resuming``); a partial last line (a crash in mid-write) is left out,
+    any other line that is not a JSON object is a UserError naming its number."""
     path = Path(path)
     try:
         text = path.read_bytes().decode("utf-8")
@@ -181,7 +185,10 @@ def read_metrics(path: str | Path) -> list[dict]:
             if number == len(lines):  # no newline after it: cut short by a crash
                 continue
             raise UserError(f"{path} line {number}: not JSON ({_first_line(error)})") from None
-        records.append(check_record(record, f"{path} line {number}"))
+        record = check_record(record, f"{path} line {number}")
+        if resuming and record.get("event") == "epoch":
+            check_fields(record, _EPOCH, f"{path} line {number} (epoch record)", RESUME_EPOCH)
+        records.append(record)
     return records
 
 

@@ -156,8 +156,8 @@ def resume_point(ckpt: checkpoint.Checkpoint, run_dir: Path) -> Resume:
     runfiles.read_run_info(run_dir)  # its engine, dtype and intervals are used on resuming
     step = int(progress["step"])
     metrics_path = run_dir / "metrics.jsonl"
-    records = [r for r in runfiles.read_metrics(metrics_path) if r.get("step", 0) <= step] \
-        if metrics_path.exists() else []
+    records = [r for r in runfiles.read_metrics(metrics_path, resuming=True)
+               if r.get("step", 0) <= step] if metrics_path.exists() else []
     tmp = metrics_path.with_name(".metrics.jsonl.tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     os.replace(tmp, metrics_path)
