@@ -44,7 +44,9 @@ words = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_siz
 def test_checkpoint_round_trip(vocab, hidden, layers, dtype, step, learning_rate):
     config = PRESETS["tiny"].replace(hidden_size=hidden, num_layers=layers)
     params = init_params(config, len(vocab), dtype)
-    carried = [(np.full((2, hidden), 0.5, dtype), np.full((2, hidden), -0.5, dtype))] * layers
+    batch = config.batch_size
+    carried = [(np.full((batch, hidden), 0.5, dtype), np.full((batch, hidden), -0.5, dtype))
+               ] * layers
     saved = checkpoint.Checkpoint(params, vocab, config,
                                   {"epoch": 3, "step": step, "learning_rate": learning_rate},
                                   "numpy", np.dtype(dtype).name, carried=carried)

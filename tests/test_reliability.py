@@ -91,8 +91,9 @@ def test_words_missing_from_the_checkpoint_vocabulary(tiny_dir, tmp_path):
     model = tiny_run(tiny_dir, tmp_path / "run", "--max-steps", "0")
     with open(tiny_dir / "ptb.valid.txt", "a") as f:
         f.write("w1 aardvark w2\n")
-    result = run_cli("evaluate", "--checkpoint", str(model), "--data-dir", str(tiny_dir))
-    assert_user_error(result, "ptb.valid.txt", "'aardvark'", "not in the vocabulary")
+    result = run_cli("evaluate", "--checkpoint", str(model), "--data-dir", str(tiny_dir),
+                     "--split", "valid")
+    assert_user_error(result, "ptb.valid.txt", "'aardvark'", "not in the model's vocabulary")
 
 
 def _rewrite(path: Path, change) -> None:

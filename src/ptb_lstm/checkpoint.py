@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-import zipfile
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ptb_lstm import __version__
+from ptb_lstm import __version__, runfiles
 from ptb_lstm.config import Config, from_dict
 from ptb_lstm.errors import UserError
 from ptb_lstm.params import Params, check_params
@@ -62,7 +61,7 @@ def save(path: str | Path, checkpoint: Checkpoint) -> Path:
         arrays[f"carried_{layer}_h"] = np.ascontiguousarray(h)
         arrays[f"carried_{layer}_c"] = np.ascontiguousarray(c)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, meta=meta, **arrays)
@@ -75,14 +74,22 @@ def save(path: str | Path, checkpoint: Checkpoint) -> Path:
     return path
 
 
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new file beside ``path``, open for writing, with the permissions the umask gives any
+    new file (as config.json and metrics.jsonl get them; mkstemp would force 0600)."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                           0o666), tmp
+        except FileExistsError:
+            continue
+
+
 def load(path: str | Path) -> Checkpoint:
     """Read and check a checkpoint; any problem is a UserError naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist")
-    if not zipfile.is_zipfile(path):  # else np.load takes any other bytes for a pickle
-        raise UserError(f"checkpoint {path} is truncated or not an .npz file (it holds no zip "
-                        "archive); use an intact model.npz written by ptb-lstm")
+    _check_container(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
@@ -90,10 +97,17 @@ def load(path: str | Path) -> Checkpoint:
         if "pickle" in str(error).lower():
             raise UserError(f"checkpoint {path} holds a pickled object; ptb-lstm never "
                             "unpickles files. Re-save the arrays as plain numeric arrays") from None
-        raise UserError(f"checkpoint {path} is not a readable .npz file ({error})") from None
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as error:
-        raise UserError(f"checkpoint {path} is truncated or not an .npz file ({error}); "
+        reason = (str(error).splitlines() or ["ValueError"])[0]
+        raise UserError(f"checkpoint {path} is not a readable .npz file ({reason})") from None
+    except Exception as error:  # any failure to decode the archive's bytes: a bad zip, an
+        # unsupported or encrypted member, a damaged .npy header, ...
+        reason = (str(error).splitlines() or [type(error).__name__])[0]
+        raise UserError(f"checkpoint {path} is truncated or not an .npz file ({reason}); "
                         "use an intact model.npz written by ptb-lstm") from None
+    raw = [name for name, value in arrays.items() if not isinstance(value, np.ndarray)]
+    if raw:  # a member not written by numpy.save: np.load hands back its bytes
+        raise UserError(f"checkpoint {path}: {', '.join(map(repr, raw))} inside it is not a "
+                        "NumPy array; use an intact model.npz written by ptb-lstm")
     if "meta" not in arrays:
         raise UserError(f"checkpoint {path} has no 'meta' entry; was it written by ptb-lstm?")
     meta_array = arrays.pop("meta")
@@ -103,7 +117,7 @@ def load(path: str | Path) -> Checkpoint:
         meta = json.loads(meta_array.tobytes().decode("utf-8"))
         if not isinstance(meta, dict):
             raise ValueError("meta is not a JSON object")
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
         raise UserError(f"checkpoint {path}: unreadable meta ({error})") from None
     if meta.get("format") != FORMAT:
         raise UserError(f"checkpoint {path}: format {meta.get('format')!r} is not {FORMAT!r}")
@@ -117,6 +131,7 @@ def load(path: str | Path) -> Checkpoint:
         raise UserError(f"checkpoint {path}: meta.vocab repeats words")
     if not isinstance(meta.get("config"), dict):
         raise UserError(f"checkpoint {path}: meta.config is missing")
+    meta = runfiles.check_meta(meta, f"checkpoint {path}")
     config = from_dict(meta["config"], source=f"checkpoint {path}")
     carried = _pop_carried(arrays, config, path)
     try:
@@ -126,18 +141,49 @@ def load(path: str | Path) -> Checkpoint:
     dtypes = {a.dtype for a in arrays.values()}
     if len(dtypes) != 1:
         raise UserError(f"checkpoint {path}: parameters mix dtypes {sorted(map(str, dtypes))}")
+    dtype = next(iter(dtypes))
+    if carried and any(part.dtype != dtype for pair in carried for part in pair):
+        raise UserError(f"checkpoint {path}: the carried state's dtype is not the parameters' "
+                        f"({dtype})")
+    _refuse_non_finite(arrays, carried, path)
     known = {"format", "version", "ptb_lstm_version", "vocab", "config", "progress", "engine",
              "dtype"}
     return Checkpoint(
         params=arrays,
         vocab=vocab,
         config=config,
-        progress=meta.get("progress") or {},
-        engine=str(meta.get("engine", "unknown")),
-        dtype=str(next(iter(dtypes))),
+        progress=meta["progress"],
+        engine=meta.get("engine", "unknown"),
+        dtype=str(dtype),
         extra={k: v for k, v in meta.items() if k not in known},
         carried=carried,
     )
+
+
+def _check_container(path: Path) -> None:
+    """Refuse, by what it is, a path that cannot hold a checkpoint: a missing path, a folder,
+    a single .npy array, a pickle, or any other file that is not a zip archive."""
+    if path.is_dir():
+        inside = path / "model.npz"
+        hint = f"; the run's checkpoint is {inside}" if inside.is_file() else \
+            "; give the model.npz file a run wrote"
+        raise UserError(f"checkpoint {path} is a folder, not a checkpoint file{hint}")
+    if not path.exists():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError as error:
+        raise UserError(f"checkpoint {path}: cannot read it ({error.strerror})") from None
+    if head.startswith(b"\x93NUMPY"):
+        raise UserError(f"checkpoint {path} is a single NumPy array (.npy), not a checkpoint; "
+                        "a checkpoint is the .npz archive (model.npz) that ptb-lstm train writes")
+    if head.startswith(b"\x80"):
+        raise UserError(f"checkpoint {path} is a pickle; ptb-lstm never unpickles files. Use "
+                        "a model.npz written by ptb-lstm")
+    if not head.startswith(b"PK"):
+        raise UserError(f"checkpoint {path} is not an .npz archive (not a zip file); use a "
+                        "model.npz written by ptb-lstm train")
 
 
 def _pop_carried(arrays: dict, config: Config, path: Path) -> list | None:
@@ -148,12 +194,32 @@ def _pop_carried(arrays: dict, config: Config, path: Path) -> list | None:
     carried = []
     for layer in range(config.num_layers):
         pair = [arrays.pop(f"carried_{layer}_{part}", None) for part in ("h", "c")]
-        if any(p is None or p.ndim != 2 or p.shape[1] != config.hidden_size
-               or p.shape != pair[0].shape for p in pair):
-            raise UserError(f"checkpoint {path}: carried state of layer {layer} is missing or "
-                            f"not [batch, {config.hidden_size}]")
+        # The state is carried between training steps of config.batch_size streams; one of
+        # another batch size would be broadcast by NumPy and training would go on, wrongly.
+        shape = (config.batch_size, config.hidden_size)
+        for part, value in zip(("h", "c"), pair, strict=True):
+            if value is None:
+                raise UserError(f"checkpoint {path}: carried_{layer}_{part} is missing; the "
+                                "carried state needs h and c of every layer")
+            if value.shape != shape or value.dtype not in (np.float32, np.float64):
+                raise UserError(f"checkpoint {path}: carried_{layer}_{part} is "
+                                f"{value.dtype} {tuple(value.shape)}; the config needs a float "
+                                f"[batch_size, hidden_size] = {shape} state")
         carried.append((pair[0], pair[1]))
     extra = [n for n in arrays if n.startswith("carried_")]
     if extra:
         raise UserError(f"checkpoint {path}: unexpected arrays {', '.join(extra)}")
     return carried
+
+
+def _refuse_non_finite(params: Params, carried: list | None, path: Path) -> None:
+    """A NaN or an infinity anywhere makes every output of the model meaningless (perplexity
+    inf, NaN scores, a sampler with no distribution): refuse it here, naming the arrays."""
+    arrays = dict(params)
+    for layer, (h, c) in enumerate(carried or []):
+        arrays[f"carried_{layer}_h"], arrays[f"carried_{layer}_c"] = h, c
+    bad = [name for name, value in arrays.items() if not np.isfinite(value).all()]
+    if bad:
+        raise UserError(f"checkpoint {path}: {', '.join(bad)} hold NaN or infinite values, so "
+                        "the model computes nothing meaningful; use an earlier checkpoint of "
+                        "the run, or retrain with a smaller learning_rate")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -59,6 +60,11 @@ def _problems(config: Config) -> list[str]:
                             f"got {value!r}")
     if problems:
         return problems
+    for name, kind in FIELD_TYPES.items():
+        if kind is float and not math.isfinite(getattr(config, name)):
+            problems.append(f"{name} must be a finite number, got {getattr(config, name)!r}")
+    if problems:
+        return problems
     for name in _POSITIVE:
         if not getattr(config, name) > 0:
             problems.append(f"{name} must be > 0, got {getattr(config, name)!r}")
@@ -111,7 +117,7 @@ def _coerce(name: str, value: object, source: str) -> int | float:
                 raise ValueError
             return int(value)
         return kind(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         what = "an integer" if kind is int else "a number"
         raise UserError(f"{source}: {name} must be {what}, got {value!r}") from None
 
@@ -148,7 +154,7 @@ def load_config(name_or_path: str) -> Config:
         raise UserError(f"--config: {path} is not valid TOML: {error}") from None
     base = values.pop("preset", None)
     if base is not None:
-        if base not in PRESETS:
+        if not isinstance(base, str) or base not in PRESETS:
             raise UserError(f"{path}: preset must be one of {', '.join(PRESETS)}, got {base!r}")
         return apply_overrides(PRESETS[base], values, source=str(path))
     return from_dict(values, source=str(path))

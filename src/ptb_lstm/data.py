@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,17 +54,22 @@ def build_vocab(words: list[str]) -> list[str]:
     return sorted(set(words))
 
 
-def to_ids(words: list[str], word_to_id: dict[str, int], source: str) -> np.ndarray:
-    """Word ids [N] (int32); every word must be in the vocabulary."""
+def to_ids(words: list[str], word_to_id: dict[str, int], source: str,
+           vocab_source: str = "the vocabulary", hint: str | None = None) -> np.ndarray:
+    """Word ids [N] (int32); every word must be in the vocabulary, else a UserError naming
+    ``source`` says how PTB writes rare words (as <unk>), or gives ``hint``."""
     try:
         return np.fromiter((word_to_id[w] for w in words), dtype=np.int32, count=len(words))
-    except KeyError as error:
+    except KeyError:
         missing = sorted({w for w in words if w not in word_to_id})
         shown = ", ".join(repr(w) for w in missing[:5])
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise UserError(f"{source}: {len(missing)} word(s) not in the vocabulary "
-                        f"({shown}{more}); is this the vocabulary the data was built with?"
-                        ) from error
+        if hint is None and UNK in word_to_id:
+            hint = "write such words as <unk> in the file, as PTB does"
+        elif hint is None:
+            hint = "the vocabulary has no <unk> to stand for them, so this text cannot be read"
+        raise UserError(f"{source}: {len(missing)} word(s) not in {vocab_source} "
+                        f"({shown}{more}); {hint}") from None
 
 
 def num_batches(num_ids: int, batch_size: int, num_steps: int) -> int:
@@ -85,28 +89,52 @@ def batches(ids: np.ndarray, batch_size: int, num_steps: int
         yield inputs[:, cols], targets[:, cols]
 
 
-@dataclass
 class Corpus:
-    """The three splits as word ids, and the vocabulary they index."""
+    """The three splits as word ids [N] (``train``, ``valid``, ``test``) and the vocabulary
+    they index.
 
-    vocab: list[str]
-    train: np.ndarray
-    valid: np.ndarray
-    test: np.ndarray
-    data_dir: Path | None = None
+    A split that could not be read with the vocabulary (words a checkpoint's vocabulary lacks)
+    holds its UserError instead, raised only when that split is used: evaluating the test split
+    does not depend on the valid file."""
+
+    def __init__(self, vocab: list[str], train: np.ndarray | UserError,
+                 valid: np.ndarray | UserError, test: np.ndarray | UserError,
+                 data_dir: Path | None = None) -> None:
+        self.vocab = vocab
+        self.data_dir = data_dir
+        self._splits = {"train": train, "valid": valid, "test": test}
 
     @property
     def vocab_size(self) -> int:
         return len(self.vocab)
 
+    @property
+    def train(self) -> np.ndarray:
+        return self.split("train")
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self.split("valid")
+
+    @property
+    def test(self) -> np.ndarray:
+        return self.split("test")
+
     def split(self, name: str) -> np.ndarray:
         if name not in SPLITS:
             raise UserError(f"unknown split {name!r}; use one of {', '.join(SPLITS)}")
-        return getattr(self, name)
+        ids = self._splits[name]
+        if isinstance(ids, UserError):
+            raise UserError(str(ids))
+        return ids
 
 
 def check_data_dir(data_dir: Path) -> None:
     """Raise a UserError naming what is missing unless ``data_dir`` holds the three splits."""
+    if data_dir.exists() and not data_dir.is_dir():
+        raise UserError(f"data folder {data_dir} is a file, not a folder; point --data-dir or "
+                        "PTB_DATA_DIR at the folder holding ptb.train.txt, ptb.valid.txt and "
+                        "ptb.test.txt")
     if not data_dir.is_dir():
         raise UserError(f"data folder {data_dir} does not exist; point --data-dir or "
                         "PTB_DATA_DIR at a folder holding ptb.train.txt, ptb.valid.txt "
@@ -122,13 +150,28 @@ def load_corpus(data_dir: Path, vocab: list[str] | None = None) -> Corpus:
     data_dir = Path(data_dir)
     check_data_dir(data_dir)
     words = {s: read_words(data_dir / split_file(s)) for s in SPLITS}
+    given = vocab is not None
     if vocab is None:
         vocab = build_vocab(words["train"])
     word_to_id = {w: i for i, w in enumerate(vocab)}
-    ids = {s: to_ids(words[s], word_to_id, str(data_dir / split_file(s))) for s in SPLITS}
+    ids: dict[str, np.ndarray | UserError] = {}
     for s in SPLITS:
+        path = data_dir / split_file(s)
+        try:
+            if given:
+                ids[s] = to_ids(words[s], word_to_id, str(path), "the model's vocabulary")
+            else:
+                ids[s] = to_ids(words[s], word_to_id, str(path), split_file("train"),
+                                hint="every valid and test word must occur in the training "
+                                     "text: write rare words as <unk> in all three files, "
+                                     "as PTB does")
+        except UserError as error:
+            if not given:  # a vocabulary of this very data must cover all of it
+                raise
+            ids[s] = error
+            continue
         if len(ids[s]) < 2:
-            raise UserError(f"{data_dir / split_file(s)}: too short to hold one target word")
+            raise UserError(f"{path}: too short to hold one target word")
     return Corpus(vocab=vocab, data_dir=data_dir, **ids)
 
 

@@ -1,33 +1,118 @@
-"""Sample text word by word from a trained model, carrying the LSTM state."""
+"""Sample text word by word from a trained model, carrying the LSTM state.
+
+Words are produced one at a time (an iterator), so a caller can print each as it comes and
+memory does not grow with their number; a long prompt is read in chunks of PROMPT_CHUNK words.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
 import numpy as np
 
-from ptb_lstm.data import EOS
+from ptb_lstm.data import EOS, UNK
 from ptb_lstm.engines import Engine
+from ptb_lstm.errors import UserError
+from ptb_lstm.text import normalize
+
+# Prompt words read per call of Engine.logits: the call returns [1, chunk, vocab_size] scores,
+# so this bounds memory (64 x 10,000 float64 = 5 MB), whatever the prompt's length.
+PROMPT_CHUNK = 64
+
+
+@dataclass
+class Prompt:
+    """A prompt as the model reads it."""
+
+    ids: list[int]  # word ids, without the <eos> it is read after
+    tokens: list[str]  # the words as read: unknown ones as <unk>, or left out without <unk>
+    unknown: list[str]  # distinct words not in the vocabulary
+    has_unk: bool  # whether the vocabulary has <unk> to stand for them
+
+    @property
+    def warning(self) -> str | None:
+        """What to tell the user about unknown words, or None."""
+        if not self.unknown:
+            return None
+        if self.has_unk:
+            return f"not in the vocabulary, read as <unk>: {', '.join(self.unknown)}"
+        return ("not in the vocabulary, which has no <unk>; left out of the prompt: "
+                + ", ".join(self.unknown))
+
+
+def read_prompt(text: str, vocab: list[str]) -> Prompt:
+    """``text`` normalised the PTB way (``text.normalize``) into the vocabulary's words; its
+    sentences are read as one stream."""
+    known = set(vocab)
+    words = [token for sentence in normalize(text, known) for token in sentence]
+    unknown = sorted({w for w in words if w not in known})
+    has_unk = UNK in known
+    tokens = [w if w in known else UNK for w in words] if has_unk else \
+        [w for w in words if w in known]
+    index = {w: i for i, w in enumerate(vocab)}
+    return Prompt([index[t] for t in tokens], tokens, unknown, has_unk)
 
 
 def generate(engine: Engine, vocab: list[str], prompt_ids: list[int], words: int,
-             temperature: float = 1.0, top_k: int = 0, seed: int = 0) -> list[str]:
-    """``words`` sampled words after ``prompt_ids`` (read after an <eos>, as a new sentence).
+             temperature: float = 1.0, top_k: int = 0, seed: int = 0) -> Iterator[str]:
+    """``words`` sampled words after ``prompt_ids`` (read after an <eos>, as a new sentence,
+    when the vocabulary has <eos>), yielded one by one as they are drawn.
 
     The next word is drawn from softmax(logits / temperature), restricted to the ``top_k``
     most likely words when top_k > 0. The same seed gives the same words."""
+    if isinstance(words, bool) or not isinstance(words, int) or words < 0:
+        raise UserError(f"--words must be a whole number >= 0, got {words!r}")
+    if not temperature > 0:
+        raise UserError(f"--temperature must be > 0, got {temperature}")
+    if top_k < 0:
+        raise UserError(f"--top-k must be >= 0, got {top_k}")
+    if seed < 0:
+        raise UserError(f"--seed must be >= 0, got {seed}")
+    context = ([vocab.index(EOS)] if EOS in vocab else []) + list(prompt_ids)
+    if not context:
+        raise UserError("the model's vocabulary has no <eos> to start a sentence from; give a "
+                        "--prompt with words it knows")
+    return _sample(engine, vocab, context, words, temperature, top_k, seed)
+
+
+def _sample(engine: Engine, vocab: list[str], context: list[int], words: int,
+            temperature: float, top_k: int, seed: int) -> Iterator[str]:
     rng = np.random.default_rng(seed)
-    eos = vocab.index(EOS)
     engine.reset_state(1)
-    logits = engine.logits(np.array([[eos, *prompt_ids]]))[0, -1]
-    sampled = []
+    for start in range(0, len(context), PROMPT_CHUNK):
+        logits = engine.logits(np.array([context[start:start + PROMPT_CHUNK]]))[0, -1].copy()
     for _ in range(words):
-        scores = logits.astype(np.float64) / temperature
-        if 0 < top_k < len(scores):
-            cutoff = np.partition(scores, -top_k)[-top_k]
-            scores = np.where(scores >= cutoff, scores, -np.inf)
-        scores -= scores.max()
-        probs = np.exp(scores)
-        probs /= probs.sum()
-        word = int(rng.choice(len(probs), p=probs))
-        sampled.append(vocab[word])
-        logits = engine.logits(np.array([[word]]))[0, -1]
-    return sampled
+        word = _draw(logits, temperature, top_k, rng)
+        yield vocab[word]
+        logits = engine.logits(np.array([[word]]))[0, -1].copy()
+
+
+def _draw(logits: np.ndarray, temperature: float, top_k: int, rng: np.random.Generator) -> int:
+    """One word id from softmax(logits / temperature) over the top_k likeliest (all if 0)."""
+    if not np.isfinite(logits).all():
+        raise UserError("the model's next-word scores overflowed to infinity or NaN; its "
+                        "weights are too large to sample from")
+    # Shifted before dividing, so that a tiny temperature gives -inf, never inf - inf.
+    with np.errstate(over="ignore"):
+        scores = (logits.astype(np.float64) - logits.max()) / temperature
+    if 0 < top_k < len(scores):
+        cutoff = np.partition(scores, -top_k)[-top_k]
+        scores = np.where(scores >= cutoff, scores, -np.inf)
+    probs = np.exp(scores)
+    probs /= probs.sum()
+    return int(rng.choice(len(probs), p=probs))
+
+
+def text_pieces(tokens: Iterable[str]) -> Iterator[str]:
+    """The printed text of ``tokens``, piece by piece as they come: words separated by one
+    space, <eos> as a line break, and a line break at the end."""
+    after_word = False
+    for token in tokens:
+        if token == EOS:
+            yield "\n"
+            after_word = False
+        else:
+            yield f" {token}" if after_word else token
+            after_word = True
+    yield "\n"

@@ -7,8 +7,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ptb_lstm import runfiles
 from ptb_lstm.errors import UserError
-from ptb_lstm.metrics import read_metrics
 
 FORMATS = (".png", ".pdf", ".svg")
 
@@ -32,28 +32,22 @@ class Run:
 
 
 def load_run(run_dir: str | Path) -> Run:
+    """A run folder's records, read through ``runfiles`` (a damaged file is a UserError)."""
     path = Path(run_dir)
     metrics_path = path / "metrics.jsonl"
+    if path.is_file():
+        raise UserError(f"{path} is a file; give the run folder that holds it "
+                        f"({path.parent}), as 'ptb-lstm train --out' wrote it")
     if not path.is_dir():
         raise UserError(f"run folder {path} does not exist; give the --out folder of a "
                         "'ptb-lstm train' run")
     if not metrics_path.is_file():
         raise UserError(f"{metrics_path} is missing; a run folder written by 'ptb-lstm train' "
                         "holds metrics.jsonl")
-    try:
-        records = read_metrics(metrics_path)
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"cannot read {metrics_path}: {error}") from None
-    records = [r for r in records if isinstance(r, dict)]
-    info = {}
-    try:
-        info = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        pass
-    if not isinstance(info, dict):
-        info = {}
+    records = runfiles.read_metrics(metrics_path)
+    info = runfiles.read_run_info(path)
     run = Run(path=path, engine=str(info.get("engine") or path.resolve().name),
-              dtype=str(info.get("dtype", "")), config=dict(info.get("config") or {}),
+              dtype=info.get("dtype", ""), config=info.get("config") or {},
               info=info)
     for record in records:
         event = record.get("event")

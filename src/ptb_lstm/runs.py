@@ -14,11 +14,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ptb_lstm import checkpoint
+from ptb_lstm import checkpoint, runfiles
 from ptb_lstm.config import PRESETS, Config, apply_overrides, load_config
 from ptb_lstm.data import Corpus, load_corpus
 from ptb_lstm.errors import UserError
-from ptb_lstm.metrics import read_metrics
 from ptb_lstm.params import DTYPES, Params, check_params, init_params
 from ptb_lstm.train import Resume
 
@@ -165,14 +164,15 @@ def resume_point(ckpt: checkpoint.Checkpoint, run_dir: Path) -> Resume:
     it (those steps are run again) and a partial last line."""
     progress = ckpt.progress
     if progress.get("finished"):
-        raise UserError(f"the run in {run_dir} has already finished (step {progress['step']}); "
-                        "start a new one with --init-from to train further")
-    if "step" not in progress or "epoch" not in progress:
-        raise UserError(f"{run_dir / 'model.npz'} holds no training progress to resume from")
+        raise UserError(f"the run in {run_dir} has already finished (step "
+                        f"{progress.get('step', '?')}); start a new one with --init-from to "
+                        "train further")
+    runfiles.resume_progress(progress, ckpt.carried is not None, str(run_dir / "model.npz"))
+    runfiles.read_run_info(run_dir)  # its engine, dtype and intervals are used on resuming
     step = int(progress["step"])
     metrics_path = run_dir / "metrics.jsonl"
-    records = [r for r in read_metrics(metrics_path) if r.get("step", 0) <= step] \
-        if metrics_path.exists() else []
+    records = [r for r in runfiles.read_metrics(metrics_path, resuming=True)
+               if r.get("step", 0) <= step] if metrics_path.exists() else []
     tmp = metrics_path.with_name(".metrics.jsonl.tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     os.replace(tmp, metrics_path)

@@ -8,8 +8,9 @@ import numpy as np
 
 from ptb_lstm.data import EOS
 from ptb_lstm.engines import Engine
+from ptb_lstm.errors import UserError
 from ptb_lstm.evaluate import perplexity
-from ptb_lstm.text import normalize, to_ids
+from ptb_lstm.text import NO_EOS, normalize, to_ids
 
 
 @dataclass
@@ -53,6 +54,8 @@ def token_log_probs(engine: Engine, ids: list[int], num_steps: int) -> np.ndarra
 def score_text(engine: Engine, vocab: list[str], text: str, num_steps: int = 35) -> Score:
     """Score ``text`` (normalised the PTB way), read after a sentence end (<eos>)."""
     word_to_id = {w: i for i, w in enumerate(vocab)}
+    if EOS not in word_to_id:  # the text is read after a sentence end
+        raise UserError(NO_EOS)
     sentences = normalize(text, set(vocab))
     ids, used, unknown = to_ids(sentences, word_to_id)
     log_probs = token_log_probs(engine, [word_to_id[EOS], *ids], num_steps)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ptb_lstm import checkpoint, dropout
 from ptb_lstm.config import Config
-from ptb_lstm.data import Corpus, batches, num_batches
+from ptb_lstm.data import SPLITS, Corpus, batches, num_batches
 from ptb_lstm.engines import Engine
 from ptb_lstm.errors import UserError
 from ptb_lstm.evaluate import Evaluation, evaluate, perplexity
@@ -75,6 +75,14 @@ def train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path, *,
     is asked after every step (Ctrl-C). Valid perplexity after each epoch, test at the end.
     """
     reporter = reporter or Reporter()
+    # Every split the run reads (valid after each epoch, test at the end) is checked before
+    # the first step: a word the vocabulary lacks, or a split too short for one batch, must
+    # not cost an epoch.
+    for split in SPLITS:
+        if num_batches(len(corpus.split(split)), config.batch_size, config.num_steps) == 0:
+            raise UserError(f"the {split} split ({len(corpus.split(split))} tokens) is too "
+                            f"short for one batch of {config.batch_size} x {config.num_steps}; "
+                            "use a smaller batch_size or num_steps")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if resume is None:
@@ -82,10 +90,6 @@ def train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path, *,
                 "device": engine.device, "vocab_size": corpus.vocab_size, **(run_info or {})}
         write_json_atomic(out_dir / "config.json", info)
     steps_per_epoch = num_batches(len(corpus.train), config.batch_size, config.num_steps)
-    if steps_per_epoch == 0:
-        raise UserError(f"the training split ({len(corpus.train)} tokens) is too short for one "
-                        f"batch of {config.batch_size} x {config.num_steps}; use a smaller "
-                        "batch_size or num_steps")
     model_path = out_dir / "model.npz"
     for stale in out_dir.glob(".*.tmp"):  # left by a process killed in mid-write
         stale.unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from ptb_lstm.cli import options
@@ -32,23 +33,24 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from ptb_lstm.generate import generate
-    from ptb_lstm.text import normalize, to_ids
+    import itertools
+
+    from ptb_lstm.generate import generate, read_prompt, text_pieces
 
     options.positive(args.words, "--words")
     options.positive(args.top_k, "--top-k", allow_zero=True)
     if not args.temperature > 0:
         raise UserError(f"--temperature must be > 0, got {args.temperature}")
     ckpt, engine = options.load_model(args)
-    vocab_set = set(ckpt.vocab)
-    prompt = [token for sentence in normalize(args.prompt, vocab_set) for token in sentence]
-    unknown = sorted({t for t in prompt if t not in vocab_set})
-    if unknown:
-        print(f"ptb-lstm: warning: not in the vocabulary, read as <unk>: {', '.join(unknown)}",
-              file=sys.stderr)
-    ids, used, _ = to_ids([prompt], {w: i for i, w in enumerate(ckpt.vocab)})
-    words = generate(engine, ckpt.vocab, ids[:-1], args.words, args.temperature, args.top_k,
+    prompt = read_prompt(args.prompt, ckpt.vocab)
+    if prompt.warning:
+        print(f"ptb-lstm: warning: {prompt.warning}", file=sys.stderr)
+    words = generate(engine, ckpt.vocab, prompt.ids, args.words, args.temperature, args.top_k,
                      args.seed)
-    text = " ".join([*used[:-1], *words])
-    print("\n".join(line.strip() for line in text.split("<eos>")))
+    try:  # each word as it is drawn
+        for piece in text_pieces(itertools.chain(prompt.tokens, words)):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    except BrokenPipeError:  # the reader (head, a pager) has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
