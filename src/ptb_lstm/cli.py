@@ -223,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model to compare on (default: tiny, 16 units, on the real PTB)")
     p.add_argument("--data-dir", metavar="DIR", help=data_help)
     p.add_argument("--engine", action="append", choices=[e for e in ENGINES if e != "numpy"],
-                   help="engine to compare with numpy (repeatable; default: every other)")
+                   help="engine to compare with numpy (repeatable; default: the TensorFlow ones)")
     p.add_argument("--dtype", action="append", choices=("float32", "float64"),
                    help="floating-point type (repeatable; default: both)")
     p.add_argument("--dropout", action="append", type=float, metavar="RATE",
@@ -669,7 +669,7 @@ def cmd_agree(args) -> int:
             raise UserError(f"--dropout must be in [0, 1), got {rate}")
     config = load_config(args.config)
     corpus = load_corpus(_locate(args.data_dir))
-    engines = args.engine or [e for e in ENGINES if e != "numpy"]
+    engines = args.engine or [e for e in ENGINES if e.startswith("tf")]
     rows = [row for rate in rates for dtype in (args.dtype or ["float64", "float32"])
             for row in compare(engines, config.replace(dropout=rate), corpus, dtype,
                                steps=args.steps)]
