@@ -195,6 +195,7 @@ layer and one time step at a time. Every line that computes an equation carries 
 comment; here they are side by side, read from the engine's own source:"""
 
 FORWARD_CODE = """\
+import re
 from ptb_lstm.engines.numpy_reference import ReferenceEngine, sigmoid
 
 def beside(function):
@@ -202,8 +203,8 @@ def beside(function):
     rows = ["| equation (the comment) | the line that computes it |", "|---|---|"]
     for line in inspect.getsource(function).splitlines():
         text, _, comment = line.partition("  # ")
-        equation = " ".join(comment.replace("[T, B, V]", "").replace("[T, B, H]", "").replace("[B, 4H]", "").split())
-        if "=" in equation and "=" in text:
+        equation = " ".join(re.sub(r"^\\[[^\\]]*\\]", "", comment.strip()).split())  # without a leading [shape]
+        if "=" in equation and text.strip():
             rows.append(f"| `{equation}` | `{text.strip()}` |")
     display(Markdown("\\n".join(rows)))
 
@@ -354,9 +355,11 @@ print(f"max |1 - tanh^2      - numeric| = {np.abs(1 - np.tanh(u) ** 2 - numeric_
 
 BPTT_SOURCE = r"""Steps 1, 2 and 9 are `ReferenceEngine.gradients`; steps 3 to 8 are `_layer_backward`, which goes
 through one layer from the last time step to the first. Read them against the derivation: each
-line carries its equation."""
+line carries its equation: first as tables (steps 1, 2 and 9, then steps 3 to 8), then in the code."""
 
 BPTT_SOURCE_CODE = """\
+beside(ReferenceEngine.gradients)
+beside(ReferenceEngine._layer_backward)
 show_source(ReferenceEngine.gradients)
 show_source(ReferenceEngine._layer_backward)"""
 
@@ -441,7 +444,8 @@ Everything together: the training loop over one epoch's stream-folded batches, t
 at the start of the epoch and carried from batch to batch, and one `train_step` (forward, loss,
 BPTT, clipping, SGD) per batch. This is the loop the toolkit's trainer (`ptb_lstm.train.train`,
 behind `ptb-lstm train`) runs, with its logging, checkpoints and evaluations around it.
-The reference engine's many small matrix products run fastest on a single BLAS thread, so the
+The reference engine's many small matrix products are too small for BLAS to split across cores with
+profit, so the
 loop holds BLAS to one."""
 
 TRAINING_CODE = """\

@@ -201,27 +201,28 @@ class ReferenceEngine(Engine):
         db = np.zeros_like(p[f"lstm_{layer}_bias"])
         dx = np.empty_like(dh_above)  # [T, B, H]
         T, B = dh_above.shape[:2]
-        dh_next = np.zeros((B, H), self.np_dtype)  # dL/dh(t) through step t + 1's z
-        dc_next = np.zeros((B, H), self.np_dtype)  # dL/dc(t) through c(t+1) = f c(t) + ...
+        dh_next = np.zeros((B, H), self.np_dtype)  # dL/dh(t) from step t + 1: none at the end
+        dc_next = np.zeros((B, H), self.np_dtype)  # dL/dc(t) from step t + 1, likewise
         i, f, g, o, c = cache.i, cache.f, cache.g, cache.o, cache.c
         for t in reversed(range(T)):
-            dh = dh_above[t] + dh_next  # h(t) feeds the layer above and step t + 1
+            dh = dh_above[t] + dh_next  # dh(t) = dh_above(t) + dz(t+1) U^T
             tanh_c = np.tanh(c[t + 1])
-            dc = dc_next + dh * o[t] * (1 - tanh_c**2)  # dc = dc(t+1) f(t+1) + dh o tanh'(c)
-            di = dc * g[t]  # c = f c(t-1) + i g
-            df = dc * c[t]
-            dg = dc * i[t]
-            do = dh * tanh_c  # h = o tanh(c)
-            dz = np.concatenate([di * i[t] * (1 - i[t]),  # sigma' = sigma (1 - sigma)
-                                 df * f[t] * (1 - f[t]),
-                                 dg * (1 - g[t] ** 2),  # tanh' = 1 - tanh^2
-                                 do * o[t] * (1 - o[t])], axis=1)  # [B, 4H]
-            dW += cache.x[t].T @ dz  # z = x W + h(t-1) U + b
-            dU += cache.h[t].T @ dz
-            db += dz.sum(axis=0)
+            dc = dc_next + dh * o[t] * (1 - tanh_c**2)  # dc(t) = dc(t+1) f(t+1) + dh o tanh'(c)
+            di = dc * g[t]  # di = dc g             (c = f c(t-1) + i g)
+            df = dc * c[t]  # df = dc c(t-1)
+            dg = dc * i[t]  # dg = dc i
+            do = dh * tanh_c  # do = dh tanh(c)     (h = o tanh(c))
+            # Through the activations: sigma' = sigma (1 - sigma), tanh' = 1 - tanh^2.
+            dz = np.concatenate([di * i[t] * (1 - i[t]),  # dz_i = di i (1 - i)
+                                 df * f[t] * (1 - f[t]),  # dz_f = df f (1 - f)
+                                 dg * (1 - g[t] ** 2),  # dz_g = dg (1 - g^2)
+                                 do * o[t] * (1 - o[t])], axis=1)  # dz_o = do o (1 - o)
+            dW += cache.x[t].T @ dz  # dW += x(t)^T dz     (z = x W + h(t-1) U + b)
+            dU += cache.h[t].T @ dz  # dU += h(t-1)^T dz
+            db += dz.sum(axis=0)  # db += sum over the batch of dz
             dx[t] = dz @ W.T  # dx(t) = dz W^T
-            dh_next = dz @ U.T  # dh(t-1) = dz U^T
-            dc_next = dc * f[t]  # dc(t-1) = dc f(t)
+            dh_next = dz @ U.T  # dh(t-1) = dz U^T, its share from step t
+            dc_next = dc * f[t]  # dc(t-1) = dc f(t), its share from step t
         grads[f"lstm_{layer}_kernel"], grads[f"lstm_{layer}_recurrent_kernel"] = dW, dU
         grads[f"lstm_{layer}_bias"] = db
         return dx, (dh_next, dc_next)
