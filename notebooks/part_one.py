@@ -444,7 +444,7 @@ Everything together: the training loop over one epoch's stream-folded batches, t
 at the start of the epoch and carried from batch to batch, and one `train_step` (forward, loss,
 BPTT, clipping, SGD) per batch. This is the loop the toolkit's trainer (`ptb_lstm.train.train`,
 behind `ptb-lstm train`) runs, with its logging, checkpoints and evaluations around it.
-The reference engine's matrix products (20 rows each) are too small for BLAS to split across cores
+Most of the reference engine's matrix products (20 rows each) are too small for BLAS to split across cores
 with profit, so the loop holds BLAS to one thread."""
 
 TRAINING_CODE = """\
