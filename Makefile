@@ -49,9 +49,11 @@ clean:
 notebooks: $(STAMP)
 	$(BIN)/python notebooks/build.py
 
-# Installs JupyterLab into .venv (the `lab` extra) and opens the series, Part I first.
+# Installs JupyterLab into .venv (the `lab` extra) and opens the series, Part I first. Options
+# for jupyter with LAB_ARGS, e.g. make lab LAB_ARGS="--no-browser --port 8889".
+LAB_ARGS ?=
 lab: $(VENV)/.ptb-lstm-lab
-	$(BIN)/jupyter lab notebooks/1_numpy.ipynb
+	$(BIN)/jupyter lab $(LAB_ARGS) notebooks/1_numpy.ipynb
 
 $(VENV)/.ptb-lstm-lab: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[tf,plot,dev,lab]'
