@@ -506,9 +506,12 @@ step (float32, one BLAS thread, best of several runs, on whatever machine runs t
    overflow or underflow is recomputed with its maximum subtracted.
 4. **A sparse embedding update.** Only the rows of the batch's words are summed and updated,
    not a dense [V, H] gradient.
-5. Buffers reused from step to step, the softmax bias folded into its kernel, the BPTT factors
-   that do not depend on the recurrence computed before the loop, and, with several cores,
-   the large products run as tasks on helper threads beside the recurrence."""
+5. Buffers reused from step to step, the softmax bias folded into its kernel (about 1 ms), the
+   BPTT factors that do not depend on the recurrence computed before the loop, and, with
+   several cores, the large products run as tasks on helper threads beside the recurrence,
+   with BLAS held to one thread per call: 45.4 ms a step against 49.6 ms without them, on an
+   idle 2-core machine (`python benchmarks/threads_ab.py`, median of 200 steps; these and the
+   changes that were tried and dropped are in `docs/performance.md`)."""
 
 FAST_CODE = """\
 from threadpoolctl import threadpool_limits

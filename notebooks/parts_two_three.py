@@ -95,7 +95,7 @@ $\lVert[6,8]\rVert^2$, so the norm used for clipping must be taken after the rep
 summed, or the TensorFlow engines would clip differently from the NumPy ones;
 `sum_duplicate_rows` does that with `tf.unique` and a segment sum. **The update**:
 `variable.scatter_sub` subtracts the clipped, scaled rows from only those rows of the
-variable, leaving the other 9,9xx rows untouched, as the `numpy` engine's sparse update does."""
+variable, leaving every other row untouched, as the `numpy` engine's sparse update does."""
 
 SLICES_UPDATE_CODE = """\
 merged = _tf_model.sum_duplicate_rows(grad)
