@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.ptb-lstm-installed
 ARGS    ?=
 PYTEST_ARGS ?=
 
-.PHONY: train test bench reproduce notebooks data gradcheck lint clean
+.PHONY: train test bench reproduce notebooks lab data gradcheck lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,17 @@ lint: $(STAMP)
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
 
-# Rewrites notebooks/*.ipynb from notebooks/build.py and executes them (outputs kept).
+# Rewrites notebooks/*.ipynb from notebooks/build.py, executes them (outputs kept) and writes
+# their figures to docs/figures/notebook*.png.
 notebooks: $(STAMP)
 	$(BIN)/python notebooks/build.py
+
+# Installs JupyterLab into .venv (the `lab` extra) and opens the series, Part I first. Options
+# for jupyter with LAB_ARGS, e.g. make lab LAB_ARGS="--no-browser --port 8889".
+LAB_ARGS ?=
+lab: $(VENV)/.ptb-lstm-lab
+	$(BIN)/jupyter lab $(LAB_ARGS) notebooks/1_numpy.ipynb
+
+$(VENV)/.ptb-lstm-lab: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[tf,plot,dev,lab]'
+	@touch $@

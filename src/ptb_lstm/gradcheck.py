@@ -1,4 +1,4 @@
-"""Check the NumPy engine's back-propagation against central differences, in float64.
+"""Check a NumPy engine's back-propagation against central differences, in float64.
 
 The error of one array is max |analytic - numeric| / max(max |analytic|, 1e-6): the worst
 entry's difference relative to the array's largest gradient. Every entry of every parameter and
@@ -13,7 +13,9 @@ import numpy as np
 
 from ptb_lstm.config import PRESETS, Config
 from ptb_lstm.dropout import step_masks
-from ptb_lstm.engines.numpy_engine import NumpyEngine, State
+from ptb_lstm.engines import create_engine
+from ptb_lstm.engines.numpy_engine import State
+from ptb_lstm.engines.numpy_reference import Gradients as ReferenceGradients
 from ptb_lstm.params import init_params
 
 TOLERANCE = 1e-6
@@ -35,14 +37,19 @@ class GradcheckRow:
 
 def gradcheck(seed: int = 0, dropout: float = 0.0, vocab_size: int = 11, hidden_size: int = 5,
               num_layers: int = 2, num_steps: int = 4, batch_size: int = 3,
-              epsilon: float = 1e-5, keep_values: bool = False) -> list[GradcheckRow]:
+              epsilon: float = 1e-5, keep_values: bool = False, engine: str = "numpy"
+              ) -> list[GradcheckRow]:
     """Rows of (array, entries, largest |gradient|, error) for a tiny random model; with
-    ``keep_values`` each row also carries the analytic and numeric gradients."""
+    ``keep_values`` each row also carries the analytic and numeric gradients. ``engine`` is
+    "numpy" or "numpy-reference" (the engines that compute their gradients by hand)."""
+    if engine not in ("numpy", "numpy-reference"):
+        raise ValueError(f"gradcheck needs a NumPy engine, got {engine!r}")
     config: Config = PRESETS["tiny"].replace(
         hidden_size=hidden_size, num_layers=num_layers, num_steps=num_steps,
         batch_size=batch_size, init_scale=0.5, dropout=dropout, seed=seed)
     rng = np.random.default_rng(seed)
-    engine = NumpyEngine(config, init_params(config, vocab_size, np.float64), dtype="float64")
+    model = create_engine(engine, config, init_params(config, vocab_size, np.float64),
+                          dtype="float64")
     inputs = rng.integers(0, vocab_size, size=(batch_size, num_steps))
     targets = rng.integers(0, vocab_size, size=(batch_size, num_steps))
     state: State = [(rng.uniform(-0.5, 0.5, (batch_size, hidden_size)),
@@ -51,13 +58,16 @@ def gradcheck(seed: int = 0, dropout: float = 0.0, vocab_size: int = 11, hidden_
     masks = step_masks(config, step=0, dtype=np.float64)
 
     def loss() -> float:
-        return engine.gradients(inputs, targets, state, masks).loss
+        return model.gradients(inputs, targets, state, masks).loss
 
-    grads = engine.gradients(inputs, targets, state, masks)
-    analytic = dict(grads.dense)
-    analytic["embedding"] = grads.dense_embedding(vocab_size)
+    grads = model.gradients(inputs, targets, state, masks)
+    if isinstance(grads, ReferenceGradients):
+        analytic = grads.params
+    else:
+        analytic = dict(grads.dense)
+        analytic["embedding"] = grads.dense_embedding(vocab_size)
     rows = []
-    for name, value in engine.params.items():
+    for name, value in model.params.items():
         rows.append(_compare(name, value, analytic[name], loss, epsilon))
     for layer, (h0, c0) in enumerate(state):
         dh0, dc0 = grads.state_grad[layer]

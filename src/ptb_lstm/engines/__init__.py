@@ -25,6 +25,7 @@ from ptb_lstm.params import DTYPES, Params
 # name -> (module, class). Add an engine by writing one module and one line here.
 REGISTRY: dict[str, tuple[str, str]] = {
     "numpy": ("ptb_lstm.engines.numpy_engine", "NumpyEngine"),
+    "numpy-reference": ("ptb_lstm.engines.numpy_reference", "ReferenceEngine"),
     "tf-eager": ("ptb_lstm.engines.tf_eager", "TFEagerEngine"),
     "tf-graph": ("ptb_lstm.engines.tf_graph", "TFGraphEngine"),
 }

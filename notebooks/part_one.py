@@ -1,0 +1,655 @@
+"""Part I of the series: the LSTM language model in plain NumPy, from first principles."""
+
+from __future__ import annotations
+
+from common import RESULTS, SETUP, code, md
+
+INTRO = r"""# Part I — an LSTM language model in plain NumPy, from first principles
+
+This notebook builds, piece by piece, the word-level language model of Zaremba, Sutskever &
+Vinyals, *Recurrent Neural Network Regularization* (2015), in its "small" form: two LSTM layers
+of 200 units trained on the Penn Treebank (PTB) to predict the next word. By the end you can
+write one training step by hand: the forward pass, the loss, back-propagation through time
+(BPTT), gradient clipping and the SGD update.
+
+The code shown is the toolkit's **reference engine**, `ptb_lstm/engines/numpy_reference.py`
+(`--engine numpy-reference` on the command line): the whole model in about 250 lines of plain
+NumPy, one time step at a time, each equation beside the line that computes it. The notebook
+imports it and prints its source; nothing is re-implemented here. Section (i) shows how the fast
+`numpy` engine differs from it, and checks that both compute the same numbers.
+
+Contents: (a) the data · (b) the model · (c) the forward pass · (d) the loss and perplexity ·
+(e) BPTT derived · (f) the gradient check · (g) clipping, SGD and the learning-rate schedule ·
+(h) a short training run · (i) making it fast · (j) the full results."""
+
+DATA = r"""## (a) The data: tokens, vocabulary, ids and stream folding
+
+PTB comes as three text files (train, valid, test) with one sentence per line, already
+lower-cased, numbers replaced by `N` and rare words by `<unk>`. The toolkit reads each line's
+whitespace-separated words and appends the end-of-sentence token `<eos>`, so the whole split
+becomes one long stream of tokens:"""
+
+DATA_CODE = """\
+from ptb_lstm.data import EOS, read_words
+train_file = corpus.data_dir / "ptb.train.txt"
+print("first two lines of ptb.train.txt:")
+for line in train_file.read_text().splitlines()[:2]:
+    print("   ", line.strip())
+words = read_words(train_file)
+print("as tokens:", words[:30], "...")
+print(f"{len(words):,} training tokens, {words.count(EOS):,} of them {EOS}")"""
+
+VOCAB = r"""The vocabulary is the sorted list of the distinct training tokens, and a word's **id** is its
+position in that list. `<unk>` is an ordinary word of the vocabulary; PTB's valid and test
+splits contain no word that train lacks. The model only ever sees ids:"""
+
+VOCAB_CODE = """\
+vocab = corpus.vocab
+print(f"{len(vocab):,} words; the first ten:", vocab[:10])
+print("ids of", ["<eos>", "<unk>", "the", "stock"], "=", [vocab.index(w) for w in ["<eos>", "<unk>", "the", "stock"]])
+print("the training stream as ids:", corpus.train[:12], "...")
+assert [vocab[i] for i in corpus.train[:12]] == words[:12]"""
+
+FOLDING = r"""### Stream folding, on a tiny example
+
+Training feeds the model a batch of `batch_size` sequences of `num_steps` tokens at a time,
+and the target of every token is the token that follows it. PTB's batches come from
+**stream folding** (as in the TensorFlow tutorial's `reader.py`): cut the stream of N ids into
+`batch_size` equal rows, each one contiguous piece of text, and walk along the rows
+`num_steps` columns at a time. With
+
+$$\text{steps} = \left\lfloor \frac{N - 1}{\text{batch\_size}\cdot\text{num\_steps}} \right\rfloor,
+\qquad \text{used} = \text{steps}\cdot\text{batch\_size}\cdot\text{num\_steps},$$
+
+the inputs are `ids[:used]` and the targets `ids[1:used+1]`, each reshaped to
+`[batch_size, steps * num_steps]`; step s takes columns `s*num_steps` to `(s+1)*num_steps - 1`.
+Here is a stream of N = 26 tokens, numbered 0 to 25 so that you can follow them, folded with
+`batch_size = 3` and `num_steps = 4`: steps = 25 // 12 = 2, so 24 tokens are used and the last two
+are dropped."""
+
+FOLDING_CODE = """\
+from ptb_lstm.data import batches
+stream = np.arange(26)
+for s, (x, y) in enumerate(batches(stream, batch_size=3, num_steps=4)):
+    print(f"step {s}: inputs\\n{x}\\n        targets\\n{y}\\n")"""
+
+FOLDING_PICTURE = """\
+def draw_folding(n=26, batch_size=3, num_steps=4):
+    steps = (n - 1) // (batch_size * num_steps)
+    width = steps * num_steps
+    colors = plt.cm.Pastel1(np.arange(batch_size))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 4.2), height_ratios=[1, 2.2])
+    for k in range(n):  # the stream, coloured by the row it goes to
+        row = k // width if k < batch_size * width else None
+        top.add_patch(plt.Rectangle((k, 0), 1, 1, fc=colors[row] if row is not None else "white", ec="grey"))
+        top.text(k + 0.5, 0.5, str(k), ha="center", va="center", fontsize=8)
+    top.set_xlim(0, n); top.set_ylim(-0.2, 1.6); top.axis("off")
+    top.set_title(f"the stream of {n} tokens, cut into {batch_size} rows (the last {n - batch_size * width} unused)", fontsize=10)
+    for b in range(batch_size):  # the folded inputs: row b is one contiguous piece
+        for c in range(width):
+            bottom.add_patch(plt.Rectangle((c, batch_size - 1 - b), 1, 1, fc=colors[b], ec="grey"))
+            bottom.text(c + 0.5, batch_size - 0.5 - b, str(b * width + c), ha="center", va="center", fontsize=9)
+    for s in range(1, steps):
+        bottom.axvline(s * num_steps, color="black", lw=2.5)
+    for s in range(steps):
+        bottom.text(s * num_steps + num_steps / 2, batch_size + 0.25, f"step {s}: a [{batch_size}, {num_steps}] batch", ha="center")
+    bottom.set_xlim(0, width); bottom.set_ylim(-0.1, batch_size + 0.7); bottom.axis("off")
+    bottom.set_title("the inputs [batch_size, steps * num_steps]; the targets are the same picture shifted by one token", fontsize=10, y=-0.12)
+    plt.tight_layout(); plt.show()
+
+draw_folding()"""
+
+CARRY = r"""Row b of step s + 1 continues row b of step s: token 4 follows token 3, token 12 follows 11.
+That is why the LSTM's state (its memory, h and c below) at the end of one batch is the right
+starting state for the next batch: it summarises exactly the text that precedes each row. The
+trainer carries it from batch to batch through an epoch and resets it to zeros at the start of
+every epoch and of every evaluation. (The gradient does not follow it across the boundary:
+section (e).) On PTB with the small config:"""
+
+CARRY_CODE = """\
+config = PRESETS["small"]
+(x0, _), (x1, _) = list(batches(stream, 3, 4))
+assert (x1[:, 0] == x0[:, -1] + 1).all()  # every row goes on where it stopped
+from ptb_lstm.data import num_batches
+n = len(corpus.train)
+print(f"N = {n:,} tokens, batch {config.batch_size} x {config.num_steps} steps: "
+      f"{num_batches(n, config.batch_size, config.num_steps):,} steps per epoch; "
+      f"each of the {config.batch_size} rows is {n // config.batch_size:,} tokens of contiguous text")"""
+
+MODEL = r"""## (b) The model
+
+Let $w_t$ be the id of the word at time t in one row of the batch. The model reads it and
+outputs a probability for every word of the vocabulary being $w_{t+1}$:
+
+1. **Embedding**: $x_t = E[w_t]$, row $w_t$ of a matrix $E$ [V, H] (V = 10,000 words,
+   H = 200): a learnt vector per word.
+2. **Two LSTM layers**. Layer $l$ keeps a hidden output $h_t$ and a cell $c_t$ (each [H]) and
+   at each time step computes, from its input $x_t$ (the embedding for layer 1, the output
+   $h_t$ of layer 1 for layer 2) and its own previous $h_{t-1}$:
+   $$z_t = x_t W + h_{t-1} U + b \qquad [4H]$$
+   $$i_t = \sigma(z_t^{(i)}),\quad f_t = \sigma(z_t^{(f)}),\quad g_t = \tanh(z_t^{(g)}),\quad o_t = \sigma(z_t^{(o)})$$
+   $$c_t = f_t \odot c_{t-1} + i_t \odot g_t, \qquad h_t = o_t \odot \tanh(c_t)$$
+   $z$ is cut into four blocks of H in the order i, f, g, o: the *input gate* i says how
+   much of the candidate $g$ enters the cell, the *forget gate* f how much of the old cell is
+   kept, the *output gate* o how much of the cell is shown as $h$. $\sigma(z) = 1/(1+e^{-z})$
+   lies in (0, 1); $\odot$ multiplies element by element. W = `kernel` [H, 4H],
+   U = `recurrent_kernel` [H, 4H], b = `bias` [4H].
+3. **Softmax**: $y_t = h_t W_s + b_s$ (V scores, *logits*), $p_t = \mathrm{softmax}(y_t)$, with
+   $\mathrm{softmax}(y)_v = e^{y_v} / \sum_u e^{y_u}$.
+
+All of it runs on a whole batch at once: $x_t$ is then [B, H], $z_t$ [B, 4H], $p_t$ [B, V].
+*Dropout* (the medium and large configs; the small one has none) multiplies the non-recurrent
+connections — the embedding output, the output of layer 1 going into layer 2, the top output
+going into the softmax — by a random mask of 0s and $1/(1-p)$s, never the recurrent
+$h_{t-1} \to h_t$. The parameters, all initialised uniform in ±0.1:"""
+
+PARAMS_CODE = """\
+from ptb_lstm.params import count_params, init_params, param_shapes
+shapes = param_shapes(PRESETS["small"], corpus.vocab_size)
+for name, shape in shapes.items():
+    print(f"{name:<26} {str(list(shape)):<14} {int(np.prod(shape)):>10,}")
+print(f"{'in all':<41} {count_params(init_params(PRESETS['small'], corpus.vocab_size)):>10,}")"""
+
+UNROLLED = r"""Unrolled over the `num_steps` time steps of one batch, the network is a feed-forward graph: each
+column is one time step, the state flows from left to right, and each layer's state enters
+from the previous batch at the left edge and leaves for the next batch at the right edge. Drawn
+for 4 steps:"""
+
+UNROLLED_CODE = """\
+def draw_unrolled(T=4):
+    fig, ax = plt.subplots(figsize=(10, 6.2))
+    rows = [(0, "$w_t$", "word id"), (1, "$x_t=E[w_t]$", "embedding"), (2.2, "layer 1", "LSTM"),
+            (3.4, "layer 2", "LSTM"), (4.6, "$p_t$", "softmax"), (5.6, "$-\\\\log p_t[w_{t+1}]$", "loss")]
+    boxes = {"word id": "white", "embedding": "#dde8f5", "LSTM": "#fde2c4", "softmax": "#d9f0d3", "loss": "#f5d5d5"}
+    for t in range(T):
+        X = 1.6 * t
+        for y, label, kind in rows:
+            text = label.replace("_t", f"_{t}").replace("{t+1}", f"{t + 1}")
+            if kind == "LSTM":
+                text = f"{label}\\n$h_{t}, c_{t}$"
+            ax.text(X, y, text, ha="center", va="center", fontsize=9,
+                    bbox=dict(boxstyle="round", fc=boxes[kind], ec="grey"))
+        for (y0, *_), (y1, *_), dropped in zip(rows[:-1], rows[1:], [False, True, True, True, False]):
+            ax.annotate("", (X, y1 - 0.33), (X, y0 + 0.3), arrowprops=dict(arrowstyle="->"))
+            if dropped and t == 0:
+                ax.text(X + 0.08, (y0 + y1) / 2, "dropout", fontsize=7, color="purple")
+        for y in (2.2, 3.4):  # the recurrence: h and c go on to the next time step
+            if t < T - 1:
+                ax.annotate("", (X + 1.6 - 0.5, y), (X + 0.5, y), arrowprops=dict(arrowstyle="->", color="tab:red", lw=1.5))
+    for y in (2.2, 3.4):
+        ax.annotate("", (-0.5, y), (-1.5, y), arrowprops=dict(arrowstyle="->", color="tab:red", ls="--"))
+        ax.annotate("", (1.6 * (T - 1) + 1.5, y), (1.6 * (T - 1) + 0.5, y), arrowprops=dict(arrowstyle="->", color="tab:red", ls="--"))
+    ax.text(-1.55, 2.8, "state from the\\nprevious batch\\n(no gradient back)", fontsize=8, color="tab:red", ha="left")
+    ax.text(1.6 * (T - 1) + 0.6, 2.8, "state to the\\nnext batch", fontsize=8, color="tab:red", ha="left")
+    ax.text(0.8, 5.95, "target $w_{t+1}$ is the input of the next step", fontsize=8, ha="left")
+    ax.set_xlim(-1.7, 1.6 * (T - 1) + 1.7); ax.set_ylim(-0.5, 6.3); ax.axis("off")
+    ax.set_title(f"the two-layer LSTM unrolled over {T} time steps (time goes right, layers go up)")
+    plt.show()
+
+draw_unrolled()"""
+
+FORWARD = r"""## (c) The forward pass
+
+`ReferenceEngine.forward` computes exactly the equations of (b), for a whole batch, layer by
+layer and one time step at a time. Every line that computes an equation carries it in its
+comment; here they are side by side, read from the engine's own source:"""
+
+FORWARD_CODE = """\
+import re
+from ptb_lstm.engines.numpy_reference import ReferenceEngine, sigmoid
+
+def beside(function):
+    \"\"\"The lines of ``function`` that compute an equation, beside the equation in their comment.\"\"\"
+    rows = ["| equation (the comment) | the line that computes it |", "|---|---|"]
+    for line in inspect.getsource(function).splitlines():
+        text, _, comment = line.partition("  # ")
+        equation = " ".join(re.sub(r"^\\[[^\\]]*\\]", "", comment.strip()).split())  # without a leading [shape]
+        if "=" in equation and text.strip():
+            rows.append(f"| `{equation}` | `{text.strip()}` |")
+    display(Markdown("\\n".join(rows)))
+
+beside(ReferenceEngine.forward)"""
+
+FORWARD_SOURCE = r"""And the whole method, with the shapes in its comments. Activations are *time-major*,
+[T, B, ...], so that `x[t]` is the batch's input at time t; `h` and `c` have T + 1 rows,
+row 0 holding the state carried in, so that `h[t]` is $h_{t-1}$ and `h[t + 1]` is $h_t$.
+What the backward pass will need (every layer's input, gates, cells and outputs) is kept in a
+`Forward` record:"""
+
+FORWARD_RUN = """\
+show_source(ReferenceEngine.forward)
+tiny = PRESETS["small"].replace(hidden_size=8, num_steps=5, batch_size=3)
+engine = ReferenceEngine(tiny, init_params(tiny, corpus.vocab_size, np.float64), dtype="float64")
+engine.reset_state(3)
+x, y = next(batches(corpus.train, batch_size=3, num_steps=5))
+fwd = engine.forward(x, engine.state)
+print("inputs", x.shape, "-> logits", fwd.logits.shape, "(time-major: [T, B, V])")
+print("layer 1 keeps h", fwd.layers[0].h.shape, "and gates i", fwd.layers[0].i.shape,
+      "; the final state per layer:", [tuple(h.shape) for h, c in fwd.final_state])"""
+
+LOSS = r"""## (d) The loss and perplexity
+
+The model is trained to give the true next word a high probability. The loss of one position
+is the **cross-entropy** $-\log p_t[w_{t+1}]$, and the loss of one training step (as in the
+paper's code) is its **sum over the T time steps, averaged over the B rows**:
+
+$$L = \frac{1}{B} \sum_{b=1}^{B} \sum_{t=1}^{T} -\log p_{t,b}[w_{t+1,b}]$$
+
+**Perplexity** is the exponential of the mean cross-entropy per word, over a whole split:
+
+$$\mathrm{PPL} = \exp\Big(\frac{1}{N}\sum_{n=1}^{N} -\log p_n[\text{target}_n]\Big)$$
+
+A model that knows nothing gives every word probability 1/V: its cross-entropy is $\log V$ per
+word and its perplexity exactly $V$ = **10,000**. A perplexity of 114 (the paper's small model
+on the test split) means the model is, on average, as uncertain as if it chose uniformly among
+114 words — it has narrowed 10,000 choices down to about a hundred. The reference engine takes
+the logarithm of the softmax directly, so that no probability is rounded to zero before the
+log:"""
+
+LOSS_CODE = """\
+show_source(ReferenceEngine.log_softmax)
+show_source(ReferenceEngine.nll)
+config = PRESETS["small"]
+engine = ReferenceEngine(config, init_params(config, corpus.vocab_size), dtype="float32")
+x, y = next(batches(corpus.train, config.batch_size, config.num_steps))
+nll = engine.eval_step(x, y)  # summed over the B * T positions
+print(f"untrained small model on the first batch: {nll / x.size:.3f} nats per word, "
+      f"perplexity {np.exp(nll / x.size):,.0f}; uniform: log V = {np.log(corpus.vocab_size):.3f}, "
+      f"perplexity {corpus.vocab_size:,}")"""
+
+BPTT = r"""## (e) Back-propagation through time, derived
+
+Training needs $\partial L / \partial \theta$ for every parameter $\theta$. The unrolled network of
+(b) is a feed-forward graph, so the chain rule applies to it as to any composition of
+functions: go through the graph backwards, and at every node multiply the gradient arriving
+at its output by the node's local derivative. When a value feeds several nodes, the gradients
+coming back from all of them add up. Write $\delta v$ for $\partial L/\partial v$, the
+gradient of the loss with respect to a value $v$ (of the same shape as $v$).
+
+**Step 1 — softmax and cross-entropy.** For one position with logits $y$ and target $k$:
+$-\log p_k = -y_k + \log \sum_u e^{y_u}$. Differentiating with respect to $y_j$:
+the first term gives $-1$ when $j = k$; the second gives $e^{y_j}/\sum_u e^{y_u} = p_j$. So
+
+$$\frac{\partial(-\log p_k)}{\partial y_j} = p_j - [j = k], \qquad \delta y = \frac{p - \mathrm{onehot}(k)}{B}$$
+
+where the $1/B$ comes from the average over the batch in $L$ (the sum over time contributes
+one term per position). Every position gets its own $\delta y_{t,b}$ [V].
+
+**Step 2 — the softmax layer.** $y = h W_s + b_s$ is linear: $\delta W_s = \sum_{t,b} h_{t,b}^\top \delta y_{t,b}$
+(an outer product per position, summed), $\delta b_s = \sum_{t,b} \delta y_{t,b}$, and the
+gradient reaching the top LSTM output is $\delta h_t = \delta y_t W_s^\top$. With dropout, a
+multiplication $x' = m \odot x$ passes the gradient back as $\delta x = m \odot \delta x'$.
+
+**Step 3 — where $h_t$ goes.** In one layer, $h_t$ feeds two places: the layer above (or the
+softmax) at time t, and this layer's own $z_{t+1} = x_{t+1}W + h_t U + b$. The gradients add:
+
+$$\delta h_t = \delta h_t^{\text{above}} + \delta z_{t+1} U^\top$$
+
+This is why BPTT runs backwards in time: $\delta h_t$ needs $\delta z_{t+1}$ first. At the last
+step of the batch, the second term is zero.
+
+**Step 4 — the output gate and tanh.** $h_t = o_t \odot \tanh(c_t)$, so
+$\delta o_t = \delta h_t \odot \tanh(c_t)$, and the part of $\delta c_t$ that comes through $h_t$ is
+$\delta h_t \odot o_t \odot \tanh'(c_t)$. The derivative of tanh: with
+$\tanh u = (e^u - e^{-u})/(e^u + e^{-u})$, the quotient rule gives
+$\tanh' u = \frac{(e^u + e^{-u})^2 - (e^u - e^{-u})^2}{(e^u + e^{-u})^2} = 1 - \tanh^2 u$,
+which is computed from the value $\tanh u$ the forward pass already has.
+
+**Step 5 — where $c_t$ goes, and why the cell gradient flows back through f.** $c_t$ feeds
+$h_t$ (step 4) and the next cell, $c_{t+1} = f_{t+1} \odot c_t + i_{t+1} \odot g_{t+1}$, whose
+derivative with respect to $c_t$ is just $f_{t+1}$. So
+
+$$\delta c_t = \delta h_t \odot o_t \odot (1 - \tanh^2 c_t) + \delta c_{t+1} \odot f_{t+1}$$
+
+From one time step to the one before, the cell's gradient is multiplied only by the forget
+gate — element by element, with no weight matrix and no squashing derivative in between.
+Where the network keeps $f \approx 1$ the gradient travels back through many steps without
+shrinking: that is what lets an LSTM learn longer dependencies than a plain RNN, whose
+gradient is multiplied by $U^\top$ and by $\tanh'$ at every step and tends to vanish.
+
+**Step 6 — the cell update.** $c_t = f_t \odot c_{t-1} + i_t \odot g_t$ gives
+$\delta i_t = \delta c_t \odot g_t$, $\delta f_t = \delta c_t \odot c_{t-1}$,
+$\delta g_t = \delta c_t \odot i_t$.
+
+**Step 7 — through the gate nonlinearities.** The derivative of the sigmoid: with
+$\sigma(z) = (1 + e^{-z})^{-1}$,
+$\sigma'(z) = \frac{e^{-z}}{(1+e^{-z})^2} = \frac{1}{1+e^{-z}}\cdot\frac{e^{-z}}{1+e^{-z}} = \sigma(z)\,(1 - \sigma(z))$,
+again from the forward value alone. So
+
+$$\delta z^{(i)} = \delta i \odot i(1-i),\quad \delta z^{(f)} = \delta f \odot f(1-f),\quad
+\delta z^{(g)} = \delta g \odot (1 - g^2),\quad \delta z^{(o)} = \delta o \odot o(1-o)$$
+
+and $\delta z_t$ [B, 4H] is the four blocks side by side, in the order i, f, g, o.
+
+**Step 8 — the linear part.** $z_t = x_t W + h_{t-1} U + b$ for every t with the same W, U, b,
+so their gradients are sums over time (and the batch):
+
+$$\delta W = \sum_t x_t^\top \delta z_t,\quad \delta U = \sum_t h_{t-1}^\top \delta z_t,\quad
+\delta b = \sum_{t,b} \delta z_t,\quad \delta x_t = \delta z_t W^\top,\quad
+\delta h_{t-1} \mathrel{+}= \delta z_t U^\top,\quad \delta c_{t-1} = \delta c_t \odot f_t$$
+
+$\delta x_t$ is the gradient arriving at the layer below (step 3 again, one layer down); for
+the bottom layer it is the gradient of the embedding output.
+
+**Step 9 — the embedding: a scatter-add.** $x_t = E[w_t]$ copies one row of $E$. Its gradient
+adds $\delta x_{t,b}$ into row $w_{t,b}$ of $\delta E$ for every position; a word that occurs
+several times in the batch collects several contributions, and the rows of words not in the
+batch stay zero: `np.add.at(dE, ids, dx)`.
+
+**Truncation at the batch boundary.** The state carried in from the previous batch,
+$(h_{-1}, c_{-1})$, is treated as a constant: steps 3 to 8 produce $\delta h_{-1}$ and
+$\delta c_{-1}$, and they are dropped instead of being sent into the previous batch, whose
+activations are gone. This is *truncated* BPTT: the forward state carries information across
+the whole epoch, but the gradient sees at most `num_steps` = 20 steps back, and the memory a
+step needs is that of T steps, not of the epoch."""
+
+BPTT_CHECK = r"""The two derivative identities of steps 4 and 7, checked numerically against central
+differences $(s(u+\epsilon) - s(u-\epsilon))/2\epsilon$:"""
+
+BPTT_CHECK_CODE = """\
+u, eps = np.linspace(-6, 6, 121), 1e-6
+numeric_sigmoid = (sigmoid(u + eps) - sigmoid(u - eps)) / (2 * eps)
+numeric_tanh = (np.tanh(u + eps) - np.tanh(u - eps)) / (2 * eps)
+print(f"max |sigma(1 - sigma) - numeric| = {np.abs(sigmoid(u) * (1 - sigmoid(u)) - numeric_sigmoid).max():.1e}")
+print(f"max |1 - tanh^2      - numeric| = {np.abs(1 - np.tanh(u) ** 2 - numeric_tanh).max():.1e}")"""
+
+BPTT_SOURCE = r"""Steps 1, 2 and 9 are `ReferenceEngine.gradients`; steps 3 to 8 are `_layer_backward`, which goes
+through one layer from the last time step to the first. Read them against the derivation: each
+line carries its equation: first as tables (steps 1, 2 and 9, then steps 3 to 8), then in the code."""
+
+BPTT_SOURCE_CODE = """\
+beside(ReferenceEngine.gradients)
+beside(ReferenceEngine._layer_backward)
+show_source(ReferenceEngine.gradients)
+show_source(ReferenceEngine._layer_backward)"""
+
+GRADCHECK = r"""## (f) The gradient check
+
+A derivation can be wrong and code can have typos; a **gradient check** catches both. For each
+parameter entry $w$, the central difference $(L(w+\epsilon) - L(w-\epsilon))/2\epsilon$
+approximates $\partial L/\partial w$ with an error of order $\epsilon^2$. On a tiny random model
+(vocabulary 11, hidden 5, 2 layers, 4 steps, batch 3) in float64 with $\epsilon = 10^{-5}$,
+`ptb_lstm.gradcheck` compares every entry of every parameter, and of the incoming state
+$(h_{-1}, c_{-1})$, with the analytic gradient. The error of an array is
+$\max|g - \hat g| / \max|g|$; the check passes below $10^{-6}$. It runs without and with
+dropout (rate 0.5, the same masks in every evaluation of L)."""
+
+GRADCHECK_CODE = """\
+from ptb_lstm.gradcheck import TOLERANCE, gradcheck
+
+rows = gradcheck(engine="numpy-reference", keep_values=True)
+with_dropout = gradcheck(engine="numpy-reference", dropout=0.5)
+for r, d in zip(rows, with_dropout):
+    print(f"{r.name:<26} {r.entries:>4} entries   error {r.error:.1e}   with dropout {d.error:.1e}")
+worst = max(r.error for r in rows + with_dropout)
+print(f"worst: {worst:.1e} (tolerance {TOLERANCE:.0e})")
+assert worst <= TOLERANCE"""
+
+GRADCHECK_PLOT = r"""Every entry: the size of its gradient against its own relative error. The entries with tiny
+gradients show larger relative errors only because the finite difference carries an absolute
+rounding error of about $10^{-10}$ (the loss is about 10 and is known to about $10^{-15}$ of
+itself, divided by $2\epsilon$)."""
+
+GRADCHECK_PLOT_CODE = """\
+g = np.concatenate([np.abs(r.analytic).ravel() for r in rows])
+d = np.concatenate([np.abs(r.analytic - r.numeric).ravel() for r in rows])
+keep = g > 0
+fig, ax = plt.subplots(figsize=(6, 3.5))
+ax.loglog(g[keep], d[keep] / g[keep], ".", ms=3, alpha=0.5)
+ax.set_xlabel("|gradient| of an entry"); ax.set_ylabel("|analytic - numeric| / |gradient|")
+ax.set_title("the reference engine's BPTT against central differences (float64)")
+ax.grid(True, which="both", alpha=0.3)
+plt.show()"""
+
+UPDATE = r"""## (g) Clipping, SGD and the learning-rate schedule
+
+**Global-norm clipping.** An occasional batch produces a very large gradient (a step of
+exploding gradients) that would throw the weights far away. Treat all the gradients as one
+long vector, and if its length exceeds `max_grad_norm` (5 for the small config) scale it down
+to that length, keeping its direction:
+
+$$n = \sqrt{\textstyle\sum_\theta \lVert \delta\theta \rVert^2}, \qquad
+\delta\theta \leftarrow \delta\theta \cdot \frac{\text{max\_grad\_norm}}{\max(n, \text{max\_grad\_norm})}$$
+
+**SGD.** Then every parameter takes a step against its gradient: $\theta \leftarrow \theta - \eta\,\delta\theta$,
+with learning rate $\eta$. The embedding's gradient is zero outside the rows of the batch's
+words, so only those rows move."""
+
+UPDATE_CODE = """\
+show_source(ReferenceEngine.clip_and_update)
+grads = {"a": np.array([6.0, 8.0]), "b": np.array([[3.0, 4.0]])}  # a toy gradient, norm sqrt(100 + 25)
+norm = np.sqrt(sum(np.sum(g * g) for g in grads.values()))
+clipped = {k: g * 5.0 / max(norm, 5.0) for k, g in grads.items()}
+print(f"norm {norm:.2f} -> {np.sqrt(sum(np.sum(g * g) for g in clipped.values())):.2f}:", clipped)"""
+
+SCHEDULE = r"""**The schedule.** The learning rate stays at 1 for the first `epochs_at_full_lr` = 4 epochs, then
+is multiplied by `lr_decay` = 0.5 at every new epoch: in epoch e (from 1),
+$\eta_e = 1 \cdot 0.5^{\max(0,\, e - 4)}$. By epoch 13 it is $0.5^9 \approx 0.002$: the
+large early steps find a good region, the small late ones settle in it."""
+
+SCHEDULE_CODE = """\
+config = PRESETS["small"]
+epochs = np.arange(1, config.epochs + 1)
+rates = [config.lr_at_epoch(int(e)) for e in epochs]
+fig, ax = plt.subplots(figsize=(6, 3))
+ax.step(epochs, rates, where="mid", marker="o")
+ax.set_yscale("log"); ax.set_xlabel("epoch"); ax.set_ylabel("learning rate")
+ax.set_title("small config: learning rate per epoch"); ax.grid(True, which="both", alpha=0.3)
+plt.show()
+print([f"{r:g}" for r in rates])"""
+
+TRAINING = r"""## (h) A short training run
+
+Everything together: the training loop over one epoch's stream-folded batches, the state reset
+at the start of the epoch and carried from batch to batch, and one `train_step` (forward, loss,
+BPTT, clipping, SGD) per batch. This is the loop the toolkit's trainer (`ptb_lstm.train.train`,
+behind `ptb-lstm train`) runs, with its logging, checkpoints and evaluations around it.
+Most of the reference engine's matrix products (20 rows each) are too small for BLAS to split across cores
+with profit, so the loop holds BLAS to one thread."""
+
+TRAINING_CODE = """\
+from threadpoolctl import threadpool_limits
+from ptb_lstm.dropout import step_masks
+from ptb_lstm.evaluate import evaluate
+
+config = PRESETS["small"]
+engine = ReferenceEngine(config, init_params(config, corpus.vocab_size), dtype="float32")
+engine.reset_state(config.batch_size)  # zeros at the start of every epoch
+learning_rate = config.lr_at_epoch(1)
+losses, norms = [], []
+started = time.perf_counter()
+with threadpool_limits(limits=1):
+    for step, (x, y) in enumerate(batches(corpus.train, config.batch_size, config.num_steps)):
+        if step == STEPS:
+            break
+        masks = step_masks(config, step)  # None: the small config has no dropout
+        losses.append(engine.train_step(x, y, learning_rate, masks))  # carries the state on
+        norms.append(engine.last_grad_norm)
+    seconds = time.perf_counter() - started
+    valid = evaluate(engine, corpus.valid[:8001], config.batch_size, config.num_steps)
+print(f"{STEPS} steps in {seconds:.0f} s ({1000 * seconds / STEPS:.0f} ms a step); "
+      f"perplexity of the last step {np.exp(losses[-1] / config.num_steps):.0f}; "
+      f"on the first 8,000 valid tokens {valid.perplexity:.0f} (untrained: about 10,000)")"""
+
+TRAINING_PLOT_CODE = """\
+per_word = np.array(losses) / config.num_steps  # the loss is summed over the T steps
+fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+left.plot(np.exp(per_word), lw=0.8, label="each step")
+left.plot(np.exp(np.cumsum(per_word) / np.arange(1, len(per_word) + 1)), label="running mean (as the trainer logs it)")
+left.set_yscale("log"); left.set_xlabel("training step"); left.set_ylabel("training perplexity")
+left.legend(); left.grid(True, which="both", alpha=0.3)
+right.plot(norms, lw=0.8); right.axhline(config.max_grad_norm, color="tab:red", ls="--", label="max_grad_norm: clipped above")
+right.set_xlabel("training step"); right.set_ylabel("global gradient norm"); right.legend(); right.grid(True, alpha=0.3)
+fig.suptitle("the reference engine, small config, the first steps of epoch 1")
+plt.tight_layout(); plt.show()"""
+
+TRAINING_AFTER = r"""In the first steps the gradient norm jumps far above `max_grad_norm` (the dashed line): these
+are the steps clipping is for. Unclipped, one step of learning rate 1 along such a gradient
+would throw away what the previous steps learnt; clipped, it is no longer than any other. The
+perplexity falls from 10,000 to around a thousand within a hundred steps; the full 13 epochs
+bring it near 40 on the training text and 120 on the valid split (section (j))."""
+
+FAST = r"""## (i) Making it fast
+
+The reference engine is written to be read, not to be fast, and 13 epochs of the small model are
+30,199 steps. The `numpy` engine (`ptb_lstm/engines/numpy_engine.py`) computes the same function
+faster. Its changes, each timed here as a small piece of the small model's
+step (float32, one BLAS thread, best of several runs, on whatever machine runs this notebook):
+
+1. **One product for the input projections of all T steps.** $x_t W + b$ does not depend on
+   the recurrence, so a layer's 20 products [20, 200] × [200, 800] become one [400, 200] ×
+   [200, 800]; only $h_{t-1}U$ stays in the loop. The same for the weight gradients
+   $\delta W = X^\top \delta Z$ over all steps at once instead of a sum of 20 products.
+2. **One tanh for the four gates.** $\sigma(z) = \tfrac12\tanh(\tfrac12 z) + \tfrac12$, so the
+   whole [B, 4H] block is activated by a scale, one tanh and a shift, in place.
+3. **No row-maximum pass in the softmax.** exp is taken directly; only a row whose sum could
+   overflow or underflow is recomputed with its maximum subtracted.
+4. **A sparse embedding update.** Only the rows of the batch's words are summed and updated,
+   not a dense [V, H] gradient.
+5. Buffers reused from step to step, the softmax bias folded into its kernel (about 1 ms), the
+   BPTT factors that do not depend on the recurrence computed before the loop, and, with
+   several cores, the large products run as tasks on helper threads beside the recurrence,
+   with BLAS held to one thread per call: 45.4 ms a step against 49.6 ms without them, on an
+   idle 2-core machine (`python benchmarks/threads_ab.py`, median of 200 steps; these and the
+   changes that were tried and dropped are in `docs/performance.md`)."""
+
+FAST_CODE = """\
+from threadpoolctl import threadpool_limits
+from ptb_lstm.engines.numpy_engine import _sum_rows
+
+def best_ms(fn, repeat=7):
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter(); fn(); times.append(time.perf_counter() - started)
+    return 1000 * min(times)
+
+rng = np.random.default_rng(0)
+T, B, H, V = 20, 20, 200, corpus.vocab_size
+X = rng.standard_normal((T, B, H), dtype=np.float32)
+W = rng.standard_normal((H, 4 * H), dtype=np.float32)
+Z = rng.standard_normal((B, 4 * H), dtype=np.float32)
+DZ = rng.standard_normal((T * B, 4 * H), dtype=np.float32)
+logits = rng.standard_normal((T * B, V), dtype=np.float32)
+E = rng.standard_normal((V, H), dtype=np.float32)
+ids = rng.integers(0, V, T * B)
+scale = np.where((np.arange(4 * H) // H) == 2, 1.0, 0.5).astype(np.float32)
+offset = np.where((np.arange(4 * H) // H) == 2, 0.0, 0.5).astype(np.float32)
+
+def gates_reference(z):
+    return sigmoid(z[:, :H]), sigmoid(z[:, H:2 * H]), np.tanh(z[:, 2 * H:3 * H]), sigmoid(z[:, 3 * H:])
+def gates_fast(z):
+    z = z * scale; np.tanh(z, out=z); z *= scale; z += offset; return z
+def softmax_reference(y):
+    s = y - y.max(axis=1, keepdims=True); return s - np.log(np.exp(s).sum(axis=1, keepdims=True))
+def softmax_fast(y):
+    e = np.exp(y); return np.log(e.sum(axis=1))
+def embedding_dense(E=E.copy()):
+    grad = np.zeros_like(E); np.add.at(grad, ids, X.reshape(-1, H)); E -= grad
+def embedding_sparse(E=E.copy()):
+    rows, sums = _sum_rows(ids, X.reshape(-1, H)); E[rows] -= sums
+
+assert np.allclose(np.concatenate(gates_reference(Z), axis=1), gates_fast(Z), atol=1e-6)
+cases = [
+    ("input projection, 20 steps", lambda: [X[t] @ W for t in range(T)], lambda: X.reshape(-1, H) @ W),
+    ("kernel gradient, 20 steps", lambda: sum(X[t].T @ DZ[t * B:(t + 1) * B] for t in range(T)), lambda: X.reshape(-1, H).T @ DZ),
+    ("gate activations, one step", lambda: gates_reference(Z), lambda: gates_fast(Z)),
+    ("log-softmax / sums [400, V]", lambda: softmax_reference(logits), lambda: softmax_fast(logits)),
+    ("embedding update", embedding_dense, embedding_sparse),
+]
+with threadpool_limits(limits=1):
+    print(f"{'change':<30} {'reference ms':>13} {'fast ms':>9} {'saved ms':>9}")
+    for name, slow, fast in cases:
+        a, b = best_ms(slow), best_ms(fast)
+        print(f"{name:<30} {a:>13.2f} {b:>9.2f} {a - b:>9.2f}")"""
+
+FAST_WHOLE = r"""The whole training step of the small model, both engines from the same weights on the same batch
+(the `numpy` engine as it runs by default, with its helper threads; the reference with one BLAS
+thread). On an idle 2-core machine `make bench` measured the `numpy` engine at 45.0 ms a step
+(`docs/performance.md`, 2026-11-29, float32; PyTorch's `nn.LSTM` took 62.9 ms there), where the
+matrix products alone need at least 31 ms. On a machine busy with other work both figures grow,
+the multi-threaded engine's more. Here, live:"""
+
+FAST_WHOLE_CODE = """\
+from ptb_lstm.engines import create_engine
+config = PRESETS["small"]
+params = init_params(config, corpus.vocab_size)
+x, y = next(batches(corpus.train, config.batch_size, config.num_steps))
+timings = {}
+for name in ("numpy-reference", "numpy"):
+    engine = create_engine(name, config, params, "float32")
+    engine.train_step(x, y, 1.0)  # the first step allocates
+    with threadpool_limits(limits=1 if name == "numpy-reference" else None):
+        timings[name] = min(best_ms(lambda: engine.train_step(x, y, 1.0), repeat=1) for _ in range(3))
+print(f"reference {timings['numpy-reference']:.0f} ms a step, numpy {timings['numpy']:.0f} ms: "
+      f"{timings['numpy-reference'] / timings['numpy']:.0f} times faster")"""
+
+EQUAL = r"""**Does the fast engine compute the same thing?** Every change above is an algebraic identity
+or a reordering, so in float64 the two engines must agree to rounding. Both engines train 6
+steps from the same weights on the same random batches (the state carried on), with
+`max_grad_norm` lowered to 0.5 so that clipping acts in every step, without and with dropout
+(the same masks from `ptb_lstm.dropout`), on tiny shapes and on the small model's shapes. The
+test suite asserts the same (`tests/test_reference_engine.py`): every relative difference at
+most $10^{-12}$."""
+
+EQUAL_CODE = """\
+def relative(a, b):
+    return float(np.abs(np.asarray(a) - b).max() / np.abs(a).max())
+
+def equality(config, vocab_size, steps=6):
+    params = init_params(config, vocab_size, np.float64)
+    ids = np.random.default_rng(7).integers(0, vocab_size, (config.batch_size, steps * config.num_steps + 1))
+    engines = [create_engine(n, config, params, "float64") for n in ("numpy-reference", "numpy")]
+    losses, norms = [[], []], []
+    for s in range(steps):
+        T = config.num_steps
+        x, y = ids[:, s * T:(s + 1) * T], ids[:, s * T + 1:(s + 1) * T + 1]
+        masks = step_masks(config, s, dtype=np.float64)
+        for k, engine in enumerate(engines):
+            losses[k].append(engine.train_step(x, y, 1.0, masks))
+        norms.append(engines[0].last_grad_norm)
+    assert min(norms) > config.max_grad_norm  # every step clipped
+    a, b = engines[0].get_params(), engines[1].get_params()
+    return relative(losses[0], losses[1]), max(relative(a[n], b[n]) for n in a), min(norms)
+
+print(f"{'shapes':<34} {'dropout':>7} {'losses':>9} {'params':>9} {'min norm':>9}")
+with threadpool_limits(limits=1):
+    for label, base, vocab_size in [("tiny (H 16, 4 x 5, V 50)", PRESETS["tiny"], 50),
+                                    ("small (H 200, 20 x 20, V 10,000)", PRESETS["small"], 10_000)]:
+        for rate in (0.0, 0.5):
+            loss, param, norm = equality(base.replace(dropout=rate, max_grad_norm=0.5), vocab_size)
+            print(f"{label:<34} {rate:>7} {loss:>9.1e} {param:>9.1e} {norm:>9.2f}")
+            assert max(loss, param) <= 1e-12"""
+
+RESULTS_MD = r"""## (j) The full results
+
+The `numpy` engine trained the small config for all 13 epochs (30,199 steps, `make train`, float32)
+on a 2-core CPU. Its perplexities, read from `docs/results/numpy/`, beside the paper's, the
+TensorFlow tutorial's and those of the original series (whose NumPy part took about 10 hours):"""
+
+RESULTS_CODE = RESULTS + """
+results_table(["numpy"])"""
+
+CLOSING = r"""The paper's 114.5 test perplexity is reproduced by a model written from scratch in NumPy.
+Part II trains the same model with TensorFlow's automatic differentiation (`GradientTape`)
+instead of the hand-written BPTT of (e); Part III builds it as a TensorFlow graph."""
+
+
+def part_one() -> list:
+    return [
+        md(INTRO), code(SETUP.format(steps=100)),
+        md(DATA), code(DATA_CODE), md(VOCAB), code(VOCAB_CODE),
+        md(FOLDING), code(FOLDING_CODE), code(FOLDING_PICTURE, figure="notebook1-folding"),
+        md(CARRY), code(CARRY_CODE),
+        md(MODEL), code(PARAMS_CODE), md(UNROLLED),
+        code(UNROLLED_CODE, figure="notebook1-unrolled"),
+        md(FORWARD), code(FORWARD_CODE), md(FORWARD_SOURCE), code(FORWARD_RUN),
+        md(LOSS), code(LOSS_CODE),
+        md(BPTT), md(BPTT_CHECK), code(BPTT_CHECK_CODE), md(BPTT_SOURCE), code(BPTT_SOURCE_CODE),
+        md(GRADCHECK), code(GRADCHECK_CODE), md(GRADCHECK_PLOT),
+        code(GRADCHECK_PLOT_CODE, figure="notebook1-gradcheck"),
+        md(UPDATE), code(UPDATE_CODE), md(SCHEDULE), code(SCHEDULE_CODE, figure="notebook1-schedule"),
+        md(TRAINING), code(TRAINING_CODE), code(TRAINING_PLOT_CODE, figure="notebook1-curve"), md(TRAINING_AFTER),
+        md(FAST), code(FAST_CODE), md(FAST_WHOLE), code(FAST_WHOLE_CODE),
+        md(EQUAL), code(EQUAL_CODE),
+        md(RESULTS_MD), code(RESULTS_CODE), md(CLOSING),
+    ]
