@@ -28,6 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from ptb_lstm.bench import StepTimer, bench, full_training_seconds
 from ptb_lstm.config import PRESETS, Config
+from ptb_lstm.engines import REGISTRY, install_hint, is_installed
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "performance.md"
@@ -273,11 +274,11 @@ def main() -> int:
     out()
 
     timers: dict = {}
-    for engine in ("numpy", "tf-graph", "tf-eager"):
-        try:
-            timers[engine] = StepTimer(engine, small)
-        except Exception as error:  # noqa: BLE001 (report and carry on: a missing extra)
-            out(f"({engine} skipped: {error})")
+    for engine in REGISTRY:
+        if not is_installed(engine):
+            out(f"({engine} skipped: not installed; {install_hint(engine)} adds its row)")
+            continue
+        timers[engine] = StepTimer(engine, small, device="cpu")
     if "tf-graph" in timers:
         timers["tf.function (same TF maths, reference)"] = TFFunctionTimer(small)
     try:

@@ -23,7 +23,7 @@ examples:
   ptb-lstm score --checkpoint runs/try/model.npz --text "prices rose sharply ."
   ptb-lstm inspect runs/try/model.npz
   ptb-lstm gradcheck                     # back-propagation against finite differences
-  ptb-lstm agree                         # the TensorFlow engines against the NumPy engine
+  ptb-lstm agree                         # every other engine against the NumPy engine
   ptb-lstm bench --engine numpy          # ms per step
   ptb-lstm plot runs/a runs/b --out curves.png   # learning curves of runs
 
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ptb-lstm", formatter_class=_formatter, epilog=EPILOG_MAIN,
         description="Train and evaluate the LSTM language model of Zaremba et al. (2015) on the "
-                    "Penn Treebank with a NumPy, TensorFlow eager or TensorFlow graph engine.")
+                    f"Penn Treebank with interchangeable engines: {', '.join(ENGINES)}.")
     parser.add_argument("--version", action="version", version=f"ptb-lstm {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     # agree --------------------------------------------------------------------------------
     p = commands.add_parser(
         "agree", formatter_class=_formatter,
-        help="show that the TensorFlow engines compute what the NumPy engine computes",
+        help="show that the other engines compute what the NumPy engine computes",
         description="From the same seeded weights and the same PTB batches, run a few "
                     "training steps with each engine, without dropout and with dropout 0.5 "
                     "(the same masks for every engine), and compare, against the NumPy "
@@ -223,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model to compare on (default: tiny, 16 units, on the real PTB)")
     p.add_argument("--data-dir", metavar="DIR", help=data_help)
     p.add_argument("--engine", action="append", choices=[e for e in ENGINES if e != "numpy"],
-                   help="engine to compare with numpy (repeatable; default: every other)")
+                   help="engine to compare with numpy (repeatable; default: every other "
+                        "one that is installed)")
     p.add_argument("--dtype", action="append", choices=("float32", "float64"),
                    help="floating-point type (repeatable; default: both)")
     p.add_argument("--dropout", action="append", type=float, metavar="RATE",
@@ -275,12 +276,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _engine_args(p: argparse.ArgumentParser, engines, dtype_default: str | None = "float32",
                  engine_default: str | None = "numpy"):
+    from ptb_lstm.engines import DEVICES, engines_help
+
     p.add_argument("--engine", default=engine_default, choices=engines,
-                   help="numpy (default), tf-eager or tf-graph (the last two need "
-                        "pip install 'ptb-lstm[tf]')")
+                   help=engines_help())
     default = dtype_default or "the checkpoint's"
     p.add_argument("--dtype", default=dtype_default, choices=("float32", "float64"),
                    help=f"floating-point type of the maths (default: {default})")
+    p.add_argument("--device", default="auto", choices=DEVICES,
+                   help="where the maths runs: auto (default: a GPU when the engine can use "
+                        "one and its framework sees one), cpu or cuda")
 
 
 def _positive(value: int | None, flag: str, allow_zero: bool = False) -> None:
@@ -412,7 +417,7 @@ def cmd_train(args) -> int:
     log_every = args.log_every or info.get("log_every", 100)
     checkpoint_every = args.checkpoint_every if args.checkpoint_every is not None else \
         info.get("checkpoint_every", 500)
-    engine = create_engine(engine_name, config, params, dtype=dtype)
+    engine = create_engine(engine_name, config, params, dtype=dtype, device=args.device)
     reporter = ConsoleReporter()
     if args.tensorboard:
         from ptb_lstm.tensorboard import TensorBoardReporter
@@ -520,7 +525,8 @@ def cmd_evaluate(args) -> int:
     batch_size = args.batch_size or ckpt.config.batch_size
     num_steps = args.num_steps or ckpt.config.num_steps
     dtype = args.dtype or ckpt.dtype
-    engine = create_engine(args.engine, ckpt.config, ckpt.params, dtype=dtype)
+    engine = create_engine(args.engine, ckpt.config, ckpt.params, dtype=dtype,
+                           device=args.device)
     started = time.perf_counter()
     reporter = ConsoleReporter()  # a bar on a terminal, silent in a log
     ids = corpus.split(args.split)
@@ -545,7 +551,8 @@ def _load_for_use(args):
     from ptb_lstm.engines import create_engine
 
     ckpt = checkpoint.load(args.checkpoint)
-    engine = create_engine(args.engine, ckpt.config, ckpt.params, dtype=args.dtype or ckpt.dtype)
+    engine = create_engine(args.engine, ckpt.config, ckpt.params, dtype=args.dtype or ckpt.dtype,
+                           device=args.device)
     return ckpt, engine
 
 
@@ -659,7 +666,7 @@ def cmd_agree(args) -> int:
     from ptb_lstm.agreement import compare
     from ptb_lstm.config import load_config
     from ptb_lstm.data import load_corpus
-    from ptb_lstm.engines import ENGINES
+    from ptb_lstm.engines import installed_engines
 
     _positive(args.steps, "--steps")
     limits = {"float64": 1e-9, "float32": 1e-4}
@@ -669,7 +676,7 @@ def cmd_agree(args) -> int:
             raise UserError(f"--dropout must be in [0, 1), got {rate}")
     config = load_config(args.config)
     corpus = load_corpus(_locate(args.data_dir))
-    engines = args.engine or [e for e in ENGINES if e != "numpy"]
+    engines = args.engine or [e for e in installed_engines() if e != "numpy"]
     rows = [row for rate in rates for dtype in (args.dtype or ["float64", "float32"])
             for row in compare(engines, config.replace(dropout=rate), corpus, dtype,
                                steps=args.steps)]
@@ -697,7 +704,8 @@ def cmd_bench(args) -> int:
     _positive(args.steps, "--steps")
     _positive(args.warmup, "--warmup", allow_zero=True)
     config = apply_overrides(load_config(args.config), parse_sets(args.set))
-    result = bench(args.engine, config, steps=args.steps, warmup=args.warmup, dtype=args.dtype)
+    result = bench(args.engine, config, steps=args.steps, warmup=args.warmup, dtype=args.dtype,
+                   device=args.device)
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0

@@ -14,12 +14,19 @@ import tensorflow as tf
 
 from ptb_lstm.config import Config
 from ptb_lstm.engines import quiet_native_stderr
+from ptb_lstm.errors import UserError
 
 
-def pick_device() -> str:
-    """The first GPU TensorFlow sees, else the CPU."""
+def pick_device(device: str = "auto") -> str:
+    """TensorFlow's name of the device asked for: "cpu"; "cuda", the first GPU TensorFlow
+    sees; "auto", that GPU when there is one, else the CPU."""
+    if device == "cpu":
+        return "/CPU:0"
     with quiet_native_stderr():
         gpus = tf.config.list_logical_devices("GPU")
+    if device == "cuda" and not gpus:
+        raise UserError("--device cuda: TensorFlow sees no GPU (it needs an NVIDIA GPU and "
+                        "pip install 'tensorflow[and-cuda]'); use --device cpu or auto")
     return gpus[0].name if gpus else "/CPU:0"
 
 
