@@ -45,6 +45,8 @@ REGISTRY: dict[str, EngineSpec] = {
                            "tf", "tensorflow", "TensorFlow"),
     "tf-graph": EngineSpec("ptb_lstm.engines.tf_graph", "TFGraphEngine",
                            "tf", "tensorflow", "TensorFlow"),
+    "torch": EngineSpec("ptb_lstm.engines.torch_engine", "TorchEngine",
+                        "torch", "torch", "PyTorch"),
 }
 
 ENGINES = tuple(REGISTRY)
