@@ -22,7 +22,7 @@ train: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Times every engine (and PyTorch when installed) and rewrites the table in docs/performance.md.
+# Times every installed engine on the CPU and rewrites the table in docs/performance.md.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
 
