@@ -215,8 +215,10 @@ def engine_class(name: str) -> type[Engine]:
     entry = spec(name)
     if entry.framework == "tensorflow":
         # TensorFlow's C++ start-up chatter (CUDA probing on CPU-only machines) is noise here;
-        # set TF_CPP_MIN_LOG_LEVEL yourself to see it.
+        # set TF_CPP_MIN_LOG_LEVEL yourself to see it. On a GPU, TensorFlow takes memory as
+        # it needs it rather than all at once, so that a torch engine can share the GPU.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     try:
         with quiet_native_stderr():
             module = importlib.import_module(entry.module)
