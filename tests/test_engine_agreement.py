@@ -13,7 +13,7 @@ from ptb_lstm import checkpoint
 from ptb_lstm.agreement import compare, relative
 from ptb_lstm.config import PRESETS
 from ptb_lstm.data import batches, load_corpus
-from ptb_lstm.engines import ENGINES, create_engine, installed_engines
+from ptb_lstm.engines import create_engine, installed_engines
 from ptb_lstm.evaluate import evaluate
 from ptb_lstm.params import init_params
 from ptb_lstm.train import train
@@ -24,6 +24,7 @@ pytest.importorskip("tensorflow")
 
 TOLERANCE = {"float64": 1e-9, "float32": 1e-4}
 TF_ENGINES = ["tf-eager", "tf-graph"]
+ENGINES = installed_engines()  # the registered engines whose framework is installed
 
 
 @pytest.fixture(scope="module")

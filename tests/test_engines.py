@@ -78,7 +78,7 @@ def test_engines_without_a_framework_need_no_install():
 
 
 def test_help_lists_every_registered_engine_and_its_extra():
-    result = run_cli("train", "--help")
+    result = run_cli("train", "--help", env={"COLUMNS": "400"})  # no line breaks in a name
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
     for name in REGISTRY:
