@@ -176,7 +176,7 @@ def test_resume_after_max_steps_matches_an_uninterrupted_run(dropout, tmp_path):
     assert run_cli("train", *args, "--out", str(whole)).returncode == 0
     first = run_cli("train", *args, "--out", str(parts), "--max-steps", "23")
     assert first.returncode == 0, first.stderr
-    resumed = run_cli("train", "--resume", str(parts))
+    resumed = run_cli("train", "--resume", str(parts), "--device", "cpu")
     assert resumed.returncode == 0, resumed.stderr
     assert "engine torch on cpu" in resumed.stdout and "resuming" in resumed.stdout
     assert_same_parameters(whole / "model.npz", parts / "model.npz")
