@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[tf,plot,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[tf,torch,plot,dev]'
 	@touch $(STAMP)
 
 train: $(STAMP)
@@ -22,7 +22,7 @@ train: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Times every engine (and PyTorch when installed) and rewrites the table in docs/performance.md.
+# Times every installed engine on the CPU and rewrites the table in docs/performance.md.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
 

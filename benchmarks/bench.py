@@ -1,8 +1,9 @@
 """Where every engine stands on this machine, measured in one run (``make bench``).
 
-Times, on identical PTB-shaped batches: the NumPy engine, both TensorFlow engines, PyTorch's
-``nn.LSTM`` with the same clipped-SGD step (when torch is installed), and the machine's own SGEMM
-rate, from which the floor of a training step follows (its matrix products at that rate). Also
+Times, on identical PTB-shaped batches and on the CPU: every registered engine that is installed
+(through the engine interface, as the trainer drives it), the TensorFlow maths compiled whole
+with ``tf.function`` as a reference, and the machine's own SGEMM rate, from which the floor of a
+training step follows (its matrix products at that rate). Also
 how the NumPy engine's cost grows with hidden size and batch size, and the peak memory of 20
 training steps of small, medium and large. Prints the tables and writes them, with the machine's
 description, between the markers in docs/performance.md, and the engines' speeds into the
@@ -29,6 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from ptb_lstm.bench import StepTimer, bench, full_training_seconds
 from ptb_lstm.config import PRESETS, Config
+from ptb_lstm.engines import REGISTRY, install_hint, is_installed
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "performance.md"
@@ -59,71 +61,6 @@ def _timed(fn) -> float:
     started = time.perf_counter()
     fn()
     return time.perf_counter() - started
-
-
-class TorchTimer:
-    """PyTorch nn.LSTM with the same model, loss and clipped-SGD step, timed like StepTimer."""
-
-    def __init__(self, config: Config, vocab_size: int = 10_000) -> None:
-        import torch
-
-        self.torch, self.config = torch, config
-        torch.manual_seed(0)
-        hidden = config.hidden_size
-        self.embedding = torch.nn.Embedding(vocab_size, hidden)
-        self.lstm = torch.nn.LSTM(hidden, hidden, num_layers=config.num_layers)
-        self.softmax = torch.nn.Linear(hidden, vocab_size)
-        self.parameters = [*self.embedding.parameters(), *self.lstm.parameters(),
-                           *self.softmax.parameters()]
-        for p in self.parameters:
-            torch.nn.init.uniform_(p, -config.init_scale, config.init_scale)
-        rng = np.random.default_rng(0)
-        shape = (config.num_steps, config.batch_size)  # time-major, as nn.LSTM takes it
-        self.batches = [(torch.from_numpy(rng.integers(0, vocab_size, shape)),
-                         torch.from_numpy(rng.integers(0, vocab_size, shape)))
-                        for _ in range(8)]
-        zeros = torch.zeros(config.num_layers, config.batch_size, hidden)
-        self.state = (zeros, zeros)
-        self.done = 0
-        self.version = torch.__version__
-
-    def _loss(self, x, y):
-        output, state = self.lstm(self.embedding(x), self.state)
-        logits = self.softmax(output.reshape(-1, self.config.hidden_size))
-        nll = self.torch.nn.functional.cross_entropy(logits, y.reshape(-1), reduction="sum")
-        return nll, state
-
-    def _train_step(self, x, y) -> None:
-        nll, (h, c) = self._loss(x, y)
-        loss = nll / self.config.batch_size
-        for p in self.parameters:
-            p.grad = None
-        loss.backward()
-        self.torch.nn.utils.clip_grad_norm_(self.parameters, self.config.max_grad_norm)
-        with self.torch.no_grad():
-            for p in self.parameters:
-                p -= 0.1 * p.grad
-        self.state = (h.detach(), c.detach())
-        loss.item()
-
-    def _eval_step(self, x, y) -> None:
-        with self.torch.no_grad():
-            nll, self.state = self._loss(x, y)
-            nll.item()
-
-    def _run(self, step, count):
-        times = []
-        for _ in range(count):
-            x, y = self.batches[self.done % len(self.batches)]
-            self.done += 1
-            times.append(_timed(lambda x=x, y=y: step(x, y)))
-        return times
-
-    def train(self, count: int) -> list[float]:
-        return self._run(self._train_step, count)
-
-    def eval(self, count: int) -> list[float]:
-        return self._run(self._eval_step, count)
 
 
 class TFFunctionTimer:
@@ -239,12 +176,13 @@ def machine() -> dict:
                             "threads)")
     except ImportError:
         pass
-    try:
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-        info["tensorflow"] = version("tensorflow")
-    except Exception:  # noqa: BLE001 (not installed)
-        pass
+    for package in ("tensorflow", "torch"):
+        try:
+            info[package] = version(package)
+        except PackageNotFoundError:
+            pass
     return info
 
 
@@ -268,31 +206,27 @@ def main() -> int:
     floor = 1000 * flops / (rate * 1e9)
     out(f"Machine: {host['cpu']}, {host['cores']} cores; Python {host['python']}, "
         f"NumPy {host['numpy']}" + (f", {host['blas']}" if "blas" in host else "")
-        + (f", TensorFlow {host['tensorflow']}" if "tensorflow" in host else ""))
+        + (f", TensorFlow {host['tensorflow']}" if "tensorflow" in host else "")
+        + (f", PyTorch {host['torch']}" if "torch" in host else ""))
     out(f"SGEMM rate (2048^3, float32, best of 7): {rate:.0f} GFLOP/s. One small-config training "
         f"step is {flops / 1e9:.2f} GFLOP of matrix products, so the floor is {floor:.1f} ms.")
     out()
 
     timers: dict = {}
-    for engine in ("numpy", "tf-graph", "tf-eager"):
-        try:
-            timers[engine] = StepTimer(engine, small)
-        except Exception as error:  # noqa: BLE001 (report and carry on: a missing extra)
-            out(f"({engine} skipped: {error})")
+    for engine in REGISTRY:
+        if not is_installed(engine):
+            out(f"({engine} skipped: not installed; {install_hint(engine)} adds its row)")
+            continue
+        timers[engine] = StepTimer(engine, small, device="cpu")
     if "tf-graph" in timers:
         timers["tf.function (same TF maths, reference)"] = TFFunctionTimer(small)
-    try:
-        torch_timer = TorchTimer(small)
-        timers[f"PyTorch {torch_timer.version} nn.LSTM"] = torch_timer
-    except ImportError:
-        torch_timer = None
     medians = interleaved(timers, args.steps)
     rows = [(name, m["train"], m["eval"]) for name, m in medians.items()]
-    torch_ms = rows[-1][1] if torch_timer else None
-    out(f"Small config (batch 20 x 20 steps, hidden 200, vocabulary 10,000), float32; median of "
-        f"{args.steps} steps per entry, taken in 5 interleaved rounds:")
+    torch_ms = medians["torch"]["train"] if "torch" in medians else None
+    out(f"Small config (batch 20 x 20 steps, hidden 200, vocabulary 10,000), float32, on the "
+        f"CPU; median of {args.steps} steps per entry, taken in 5 interleaved rounds:")
     out()
-    out("| engine | train ms/step | x floor | x PyTorch | eval ms/step | 13 epochs (est.) |")
+    out("| engine | train ms/step | x floor | x torch | eval ms/step | 13 epochs (est.) |")
     out("|---|---:|---:|---:|---:|---:|")
     for name, train_ms, eval_ms in rows:
         vs_torch = f"{train_ms / torch_ms:.2f}" if torch_ms else "–"
@@ -302,9 +236,6 @@ def main() -> int:
     out(f"| floor ({flops / 1e9:.2f} GFLOP at {rate:.0f} GFLOP/s) | {floor:.1f} | 1.00 | "
         f"{floor / torch_ms:.2f} | | |" if torch_ms else
         f"| floor ({flops / 1e9:.2f} GFLOP at {rate:.0f} GFLOP/s) | {floor:.1f} | 1.00 | – | | |")
-    if not torch_ms:
-        out()
-        out("PyTorch is not installed; `pip install torch==2.13.0` adds its row.")
 
     if not args.quick:
         out()

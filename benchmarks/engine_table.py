@@ -24,9 +24,13 @@ BENCH_START, BENCH_END = "<!-- bench:start -->", "<!-- bench:end -->"
 ENGINES = {
     "numpy": ("`numpy` (default)", "written from scratch in pure NumPy: forward pass, "
               "back-propagation through time, clipped SGD"),
+    "numpy-reference": ("`numpy-reference`", "the same model in plain NumPy written to be read "
+                        "top to bottom, equations beside the lines: the course's engine"),
     "tf-eager": ("`tf-eager`", "TensorFlow eager execution with `tf.GradientTape`"),
     "tf-graph": ("`tf-graph`", "a TensorFlow `tf.compat.v1` graph built once and run in a "
                  "`Session`"),
+    "torch": ("`torch`", "PyTorch `nn.LSTM` (cuDNN on a GPU) on the same parameters: "
+              "[`docs/torch-engine.md`](docs/torch-engine.md)"),
 }
 
 

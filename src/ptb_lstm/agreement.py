@@ -62,11 +62,11 @@ def relative(reference: np.ndarray, other: np.ndarray) -> float:
 
 
 def run_steps(name: str, config: Config, params: Params, corpus: Corpus, dtype: str,
-              steps: int) -> tuple[np.ndarray, Params]:
+              steps: int, device: str = "auto") -> tuple[np.ndarray, Params]:
     """Losses of ``steps`` training steps from ``params``, and the parameters afterwards.
     The learning rate halves after the third step, so the schedule is exercised too; with
     dropout, step ``s`` gets the masks ``ptb_lstm.dropout`` draws for it."""
-    engine = create_engine(name, config, params, dtype=dtype)
+    engine = create_engine(name, config, params, dtype=dtype, device=device)
     engine.reset_state(config.batch_size)
     losses = []
     for step, (x, y) in enumerate(batches(corpus.train, config.batch_size, config.num_steps)):
@@ -77,9 +77,10 @@ def run_steps(name: str, config: Config, params: Params, corpus: Corpus, dtype: 
     return np.array(losses), engine.get_params()
 
 
-def compare(engines: list[str], config: Config, corpus: Corpus, dtype: str, steps: int = 5
-            ) -> list[Agreement]:
-    """Each of ``engines`` against the NumPy engine, from the same seeded weights."""
+def compare(engines: list[str], config: Config, corpus: Corpus, dtype: str, steps: int = 5,
+            device: str = "auto") -> list[Agreement]:
+    """Each of ``engines`` (on ``device``) against the NumPy engine, from the same seeded
+    weights."""
     params = init_params(config, corpus.vocab_size, np.float64)
     ref_losses, ref_params = run_steps("numpy", config, params, corpus, dtype, steps)
     valid = corpus.valid[:EVAL_TOKENS]
@@ -87,10 +88,10 @@ def compare(engines: list[str], config: Config, corpus: Corpus, dtype: str, step
                        config.batch_size, config.num_steps).perplexity
     rows = []
     for name in engines:
-        losses, after = run_steps(name, config, params, corpus, dtype, steps)
+        losses, after = run_steps(name, config, params, corpus, dtype, steps, device)
         diffs = {key: relative(value, after[key]) for key, value in ref_params.items()}
         worst = max(diffs, key=diffs.get)
-        ppl = evaluate(create_engine(name, config, params, dtype), valid,
+        ppl = evaluate(create_engine(name, config, params, dtype, device), valid,
                        config.batch_size, config.num_steps).perplexity
         rows.append(Agreement(name, dtype, config.dropout, steps, relative(ref_losses, losses),
                               diffs[worst], worst, abs(ppl - ref_ppl) / ref_ppl))

@@ -41,11 +41,12 @@ class StepTimer:
     engines can be timed in interleaved rounds, sharing the machine's noise fairly)."""
 
     def __init__(self, engine_name: str, config: Config, dtype: str = "float32",
-                 vocab_size: int = PTB_VOCAB, seed: int = 0) -> None:
+                 vocab_size: int = PTB_VOCAB, seed: int = 0, device: str = "auto") -> None:
         rng = np.random.default_rng(seed)
         self.config = config
         self.engine = create_engine(engine_name, config,
-                                    init_params(config, vocab_size, np.float32), dtype=dtype)
+                                    init_params(config, vocab_size, np.float32), dtype=dtype,
+                                    device=device)
         shape = (config.batch_size, config.num_steps)
         self.batches = [(rng.integers(0, vocab_size, shape), rng.integers(0, vocab_size, shape))
                         for _ in range(8)]
@@ -85,9 +86,10 @@ def full_training_seconds(config: Config, train_seconds: float, eval_seconds: fl
 
 
 def bench(engine_name: str, config: Config, steps: int = 50, warmup: int = 5,
-          dtype: str = "float32", vocab_size: int = PTB_VOCAB, seed: int = 0) -> BenchResult:
+          dtype: str = "float32", vocab_size: int = PTB_VOCAB, seed: int = 0,
+          device: str = "auto") -> BenchResult:
     """Median time of ``steps`` training and ``steps`` evaluation steps after ``warmup``."""
-    timer = StepTimer(engine_name, config, dtype, vocab_size, seed)
+    timer = StepTimer(engine_name, config, dtype, vocab_size, seed, device)
     timer.train(warmup)
     train = statistics.median(timer.train(steps))
     timer.engine.reset_state(config.batch_size)

@@ -14,6 +14,7 @@ import importlib
 import sys
 
 from ptb_lstm import __version__
+from ptb_lstm.cli import options
 from ptb_lstm.cli.options import formatter
 from ptb_lstm.errors import UserError
 
@@ -31,7 +32,7 @@ examples:
   ptb-lstm score --checkpoint runs/try/model.npz --text "prices rose sharply ."
   ptb-lstm inspect runs/try/model.npz
   ptb-lstm gradcheck                     # back-propagation against finite differences
-  ptb-lstm agree                         # the TensorFlow engines against the NumPy engine
+  ptb-lstm agree                         # every other engine against the NumPy engine
   ptb-lstm bench --engine numpy          # ms per step
   ptb-lstm plot runs/a runs/b --out curves.png   # learning curves of runs
 
@@ -44,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ptb-lstm", formatter_class=formatter, epilog=EPILOG_MAIN,
         description="Train and evaluate the LSTM language model of Zaremba et al. (2015) on the "
-                    "Penn Treebank with a NumPy, TensorFlow eager or TensorFlow graph engine.")
+                    "Penn Treebank with interchangeable engines: "
+                    f"{', '.join(options.engine_names())}.")
     parser.add_argument("--version", action="version", version=f"ptb-lstm {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True

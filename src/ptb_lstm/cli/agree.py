@@ -7,7 +7,7 @@ import json
 from ptb_lstm.agreement import LIMITS, limits_text
 from ptb_lstm.cli import options
 
-HELP = "show that the TensorFlow engines compute what the NumPy engine computes"
+HELP = "show that the other engines compute what the NumPy engine computes"
 DESCRIPTION = ("From the same seeded weights and the same PTB batches, run a few "
                "training steps with each engine, without dropout and with dropout 0.5 "
                "(the same masks for every engine), and compare, against the NumPy "
@@ -25,7 +25,8 @@ def add_arguments(p):
     options.add_data_dir(p)
     p.add_argument("--engine", action="append",
                    choices=[e for e in options.engine_names() if e != "numpy"],
-                   help="engine to compare with numpy (repeatable; default: every other)")
+                   help="engine to compare with numpy (repeatable; default: every other "
+                        "one that is installed)")
     p.add_argument("--dtype", action="append", choices=sorted(LIMITS),
                    help="floating-point type (repeatable; default: both)")
     p.add_argument("--dropout", action="append", type=float, metavar="RATE",
@@ -45,7 +46,9 @@ def run(args) -> int:
         options.rate(rate)
     config = load_config(args.config)
     corpus = load_corpus(options.locate(args.data_dir))
-    engines = args.engine or [e for e in options.engine_names() if e != "numpy"]
+    from ptb_lstm.engines import installed_engines
+
+    engines = args.engine or [e for e in installed_engines() if e != "numpy"]
     rows = [row for rate in rates for dtype in (args.dtype or list(LIMITS))
             for row in compare(engines, config.replace(dropout=rate), corpus, dtype,
                                steps=args.steps)]

@@ -31,7 +31,8 @@ def run(args) -> int:
     options.positive(args.steps, "--steps")
     options.positive(args.warmup, "--warmup", allow_zero=True)
     config = apply_overrides(load_config(args.config), parse_sets(args.set))
-    result = bench(args.engine, config, steps=args.steps, warmup=args.warmup, dtype=args.dtype)
+    result = bench(args.engine, config, steps=args.steps, warmup=args.warmup, dtype=args.dtype,
+                   device=args.device)
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0

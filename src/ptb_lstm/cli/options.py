@@ -49,21 +49,25 @@ def engine_names() -> tuple[str, ...]:
 
 
 def _engine_help(default: str | None) -> str:
-    names = [f"{n} (default)" if n == default else n for n in engine_names()]
-    listed = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
-    tf = any(n.startswith("tf") for n in engine_names())
-    return listed + (" (the TensorFlow engines need pip install 'ptb-lstm[tf]')" if tf else "")
+    from ptb_lstm.engines import engines_help
+
+    return engines_help(default)
 
 
 def add_engine(p: argparse.ArgumentParser, default: str | None = "numpy",
                dtype_default: str | None = "float32") -> None:
     """``--engine`` (choices from the engine registry) and ``--dtype``; a None default means
     the checkpoint's or the run's."""
+    from ptb_lstm.engines import DEVICES
+
     p.add_argument("--engine", default=default, choices=engine_names(),
                    help=_engine_help(default or "numpy"))
     shown = dtype_default or "the checkpoint's"
     p.add_argument("--dtype", default=dtype_default, choices=("float32", "float64"),
                    help=f"floating-point type of the maths (default: {shown})")
+    p.add_argument("--device", default="auto", choices=DEVICES,
+                   help="where the maths runs: auto (default: a GPU when the engine can use "
+                        "one and its framework sees one), cpu or cuda")
 
 
 def add_checkpoint(p: argparse.ArgumentParser) -> None:
@@ -134,5 +138,6 @@ def load_model(args):
     from ptb_lstm.engines import create_engine
 
     ckpt = checkpoint.load(args.checkpoint)
-    engine = create_engine(args.engine, ckpt.config, ckpt.params, dtype=args.dtype or ckpt.dtype)
+    engine = create_engine(args.engine, ckpt.config, ckpt.params, dtype=args.dtype or ckpt.dtype,
+                           device=args.device)
     return ckpt, engine

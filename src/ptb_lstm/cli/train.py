@@ -78,7 +78,8 @@ def run(args) -> int:
         resume=args.resume, data_dir=args.data_dir, log_every=args.log_every,
         checkpoint_every=args.checkpoint_every), locate=options.locate)
     config, corpus, out_dir, resume = run_.config, run_.corpus, run_.out_dir, run_.resume
-    engine = create_engine(run_.engine, config, run_.params, dtype=run_.dtype)
+    engine = create_engine(run_.engine, config, run_.params, dtype=run_.dtype,
+                           device=args.device)
     reporter = ConsoleReporter()
     if args.tensorboard:
         from ptb_lstm.tensorboard import TensorBoardReporter

@@ -2,8 +2,12 @@
 
 An engine holds only the maths: the forward pass, the gradients (by hand or by autodiff), the
 clipped SGD update and the carried LSTM state. The trainer owns the loop, the schedule, logging
-and checkpoints. Engines are loaded by name, lazily, so that TensorFlow is imported only when a
-TensorFlow engine is asked for.
+and checkpoints. Engines are loaded by name, lazily, so that an optional framework (TensorFlow,
+PyTorch) is imported only when one of its engines is asked for.
+
+Adding an engine: one module with a subclass of ``Engine`` and one line in ``REGISTRY`` (with
+the optional extra of ``pyproject.toml`` that installs its framework, if it needs one). The
+command line, ``ptb-lstm agree``, ``make bench`` and the tests take the engine list from here.
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ from __future__ import annotations
 import abc
 import contextlib
 import importlib
+import importlib.util
 import os
 import sys
 import tempfile
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 
@@ -22,39 +27,119 @@ from ptb_lstm.config import Config
 from ptb_lstm.errors import UserError
 from ptb_lstm.params import DTYPES, Params
 
-# name -> (module, class). Add an engine by writing one module and one line here.
-REGISTRY: dict[str, tuple[str, str]] = {
-    "numpy": ("ptb_lstm.engines.numpy_engine", "NumpyEngine"),
-    "numpy-reference": ("ptb_lstm.engines.numpy_reference", "ReferenceEngine"),
-    "tf-eager": ("ptb_lstm.engines.tf_eager", "TFEagerEngine"),
-    "tf-graph": ("ptb_lstm.engines.tf_graph", "TFGraphEngine"),
+
+class EngineSpec(NamedTuple):
+    """Where an engine lives and what it needs beyond the core package."""
+
+    module: str  # the module holding the class, imported only when the engine is chosen
+    class_name: str
+    extra: str | None = None  # the optional extra of pyproject.toml that installs its framework
+    framework: str | None = None  # the top-level module that extra provides ("tensorflow")
+    framework_name: str | None = None  # its name for people ("TensorFlow")
+
+
+# name -> where it lives. Add an engine by writing one module and one line here.
+REGISTRY: dict[str, EngineSpec] = {
+    "numpy": EngineSpec("ptb_lstm.engines.numpy_engine", "NumpyEngine"),
+    "numpy-reference": EngineSpec("ptb_lstm.engines.numpy_reference", "ReferenceEngine"),
+    "tf-eager": EngineSpec("ptb_lstm.engines.tf_eager", "TFEagerEngine",
+                           "tf", "tensorflow", "TensorFlow"),
+    "tf-graph": EngineSpec("ptb_lstm.engines.tf_graph", "TFGraphEngine",
+                           "tf", "tensorflow", "TensorFlow"),
+    "torch": EngineSpec("ptb_lstm.engines.torch_engine", "TorchEngine",
+                        "torch", "torch", "PyTorch"),
 }
 
 ENGINES = tuple(REGISTRY)
 
+#: What ``--device`` accepts: ``auto`` takes a GPU when the engine's framework sees one.
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def spec(name: str) -> EngineSpec:
+    """The registry entry of ``name`` (a plain (module, class) pair is read as one too)."""
+    if name not in REGISTRY:
+        raise UserError(f"--engine: unknown engine {name!r}; choose one of {', '.join(REGISTRY)}")
+    return EngineSpec(*REGISTRY[name])
+
+
+def install_hint(name: str) -> str:
+    """The pip command that installs what engine ``name`` needs ("" when it needs nothing)."""
+    extra = spec(name).extra
+    return f"pip install 'ptb-lstm[{extra}]'" if extra else ""
+
+
+def is_installed(name: str) -> bool:
+    """Whether engine ``name``'s optional framework can be imported (without importing it)."""
+    framework = spec(name).framework
+    return framework is None or importlib.util.find_spec(framework) is not None
+
+
+def installed_engines() -> list[str]:
+    """The registered engines whose framework is installed, in registry order."""
+    return [name for name in REGISTRY if is_installed(name)]
+
+
+def engines_help(default: str | None = "numpy") -> str:
+    """The ``--engine`` help: every engine, and the extra each optional framework comes with."""
+    names = [f"{n} (default)" if n == default else n for n in REGISTRY]
+    needs: dict[str, list[str]] = {}
+    for name in REGISTRY:
+        if spec(name).extra:
+            needs.setdefault(install_hint(name), []).append(name)
+    notes = "; ".join(f"{' and '.join(engines)} need{'s' if len(engines) == 1 else ''} {hint}"
+                      for hint, engines in needs.items())
+    return ", ".join(names) + (f" ({notes})" if notes else "")
+
 
 class Engine(abc.ABC):
-    """One model's parameters and carried state, and the two steps the trainer needs.
+    """One model's parameters and carried state, and the steps the trainer and commands need.
 
     ``inputs`` and ``targets`` are word ids [batch_size, num_steps]. The training loss is the
-    cross-entropy summed over the time steps and averaged over the batch (docs/model.md §4).
+    cross-entropy summed over the time steps and averaged over the batch (REFERENCE.md §3).
+    Parameters go in and out as NumPy arrays under the canonical names and shapes of
+    ``ptb_lstm.params`` (REFERENCE.md §5), whatever the engine holds inside.
+
+    The carried state: each step starts from the state the previous step of the same batch
+    size left (no gradient flows back into it) and leaves its final state; a step whose batch
+    size differs from the carried state's starts from zeros.
     """
 
+    #: The registry name; written into checkpoints, config.json and logs.
     name: ClassVar[str]
+    #: The ``--device`` values it accepts besides "auto": ("cpu",) or ("cpu", "cuda").
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
 
-    def __init__(self, config: Config, params: Params, dtype: str = "float32") -> None:
+    #: The model's hyper-parameters (shapes, max_grad_norm, ...).
+    config: Config
+    #: "float32" or "float64": the type of the maths, of ``get_params`` and of ``get_state``.
+    dtype: str
+    #: Rows of the embedding (V).
+    vocab_size: int
+    #: The global norm of the last training step's gradient, before clipping (every
+    #: parameter, the embedding's gradient counted once per distinct row); NaN before any.
+    last_grad_norm: float
+
+    def __init__(self, config: Config, params: Params, dtype: str = "float32",
+                 device: str = "auto") -> None:
+        """``device``: "auto" (a GPU when the framework sees one and the engine can use it,
+        else the CPU), "cpu" or "cuda"; an engine that cannot run there raises UserError."""
         if dtype not in DTYPES:
             raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        if device not in DEVICES:
+            raise UserError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
+        if device != "auto" and device not in self.devices:
+            raise UserError(f"--device {device}: the {self.name} engine runs on "
+                            f"{' or '.join(self.devices)} only; choose an engine that runs on "
+                            f"{device} or drop --device")
         self.config = config
         self.dtype = dtype
         self.vocab_size = int(params["embedding"].shape[0])
-        #: The global norm of the last training step's gradient, before clipping (every
-        #: parameter, the embedding's gradient counted once per distinct row); NaN before any.
-        self.last_grad_norm: float = float("nan")
+        self.last_grad_norm = float("nan")
 
     @property
     def device(self) -> str:
-        """Where the maths runs, for logs ("cpu", "/GPU:0", ...)."""
+        """Where the maths runs, for logs ("cpu", "/GPU:0", "cuda:0", ...)."""
         return "cpu"
 
     @abc.abstractmethod
@@ -101,7 +186,6 @@ class Engine(abc.ABC):
         """Replace the carried state (as returned by ``get_state``)."""
 
 
-
 @contextlib.contextmanager
 def quiet_native_stderr():
     """Hold back what native code writes to file descriptor 2 (TensorFlow logs CUDA probing
@@ -127,25 +211,30 @@ def quiet_native_stderr():
 
 
 def engine_class(name: str) -> type[Engine]:
-    """The engine class registered as ``name``, importing its module now."""
-    if name not in REGISTRY:
-        raise UserError(f"--engine: unknown engine {name!r}; choose one of {', '.join(REGISTRY)}")
-    module_name, class_name = REGISTRY[name]
-    if name.startswith("tf"):
+    """The engine class registered as ``name``, importing its module now; a missing optional
+    framework is a UserError that says which extra installs it."""
+    entry = spec(name)
+    if entry.framework == "tensorflow":
         # TensorFlow's C++ start-up chatter (CUDA probing on CPU-only machines) is noise here;
-        # set TF_CPP_MIN_LOG_LEVEL yourself to see it.
+        # set TF_CPP_MIN_LOG_LEVEL yourself to see it. On a GPU, TensorFlow takes memory as
+        # it needs it rather than all at once, so that a torch engine can share the GPU.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     try:
         with quiet_native_stderr():
-            module = importlib.import_module(module_name)
+            module = importlib.import_module(entry.module)
     except ImportError as error:
-        if name.startswith("tf") and (error.name or "").split(".")[0] == "tensorflow":
-            raise UserError(f"--engine {name} needs TensorFlow, which is not installed; "
-                            "install it with: pip install 'ptb-lstm[tf]'") from None
+        missing = (error.name or "").split(".")[0]
+        if entry.framework is not None and missing == entry.framework:
+            raise UserError(f"--engine {name} needs {entry.framework_name or entry.framework}, "
+                            f"which is not installed; install it with: {install_hint(name)}"
+                            ) from None
         raise
-    return getattr(module, class_name)
+    return getattr(module, entry.class_name)
 
 
-def create_engine(name: str, config: Config, params: Params, dtype: str = "float32") -> Engine:
-    """An engine of kind ``name`` holding a copy of ``params`` in ``dtype``."""
-    return engine_class(name)(config, params, dtype=dtype)
+def create_engine(name: str, config: Config, params: Params, dtype: str = "float32",
+                  device: str = "auto") -> Engine:
+    """An engine of kind ``name`` holding a copy of ``params`` in ``dtype`` on ``device``
+    ("auto", "cpu" or "cuda")."""
+    return engine_class(name)(config, params, dtype=dtype, device=device)

@@ -14,13 +14,25 @@ import tensorflow as tf
 
 from ptb_lstm.config import Config
 from ptb_lstm.engines import quiet_native_stderr
+from ptb_lstm.errors import UserError
 
 
-def pick_device() -> str:
-    """The first GPU TensorFlow sees, else the CPU."""
+def pick_device(device: str = "auto") -> str:
+    """TensorFlow's name of the device asked for: "cpu"; "cuda", the first GPU TensorFlow
+    sees; "auto", that GPU when there is one, else the CPU. On a GPU, TensorFloat-32 is
+    switched off (process-wide): it rounds the inputs of float32 products to 10 mantissa bits,
+    and the engine would no longer compute what the other engines compute."""
+    if device == "cpu":
+        return "/CPU:0"
     with quiet_native_stderr():
         gpus = tf.config.list_logical_devices("GPU")
-    return gpus[0].name if gpus else "/CPU:0"
+    if device == "cuda" and not gpus:
+        raise UserError("--device cuda: TensorFlow sees no GPU (it needs an NVIDIA GPU and "
+                        "pip install 'tensorflow[and-cuda]'); use --device cpu or auto")
+    if not gpus:
+        return "/CPU:0"
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    return gpus[0].name
 
 
 def forward(params: dict, inputs, state: list, config: Config, masks=None):

@@ -80,8 +80,8 @@ class NumpyEngine(Engine):
 
     name = "numpy"
 
-    def __init__(self, config, params, dtype="float32"):
-        super().__init__(config, params, dtype)
+    def __init__(self, config, params, dtype="float32", device="auto"):
+        super().__init__(config, params, dtype, device)
         self.np_dtype = DTYPES[dtype]
         self.hidden_size = config.hidden_size
         self.num_layers = config.num_layers

@@ -76,8 +76,8 @@ class ReferenceEngine(Engine):
 
     name = "numpy-reference"
 
-    def __init__(self, config, params, dtype="float32"):
-        super().__init__(config, params, dtype)
+    def __init__(self, config, params, dtype="float32", device="auto"):
+        super().__init__(config, params, dtype, device)
         self.np_dtype = DTYPES[dtype]
         self.hidden_size, self.num_layers = config.hidden_size, config.num_layers
         self.set_params(params)

@@ -16,11 +16,12 @@ from ptb_lstm.params import param_shapes
 
 class TFEagerEngine(Engine):
     name = "tf-eager"
+    devices = ("cpu", "cuda")
 
-    def __init__(self, config, params, dtype="float32"):
-        super().__init__(config, params, dtype)
+    def __init__(self, config, params, dtype="float32", device="auto"):
+        super().__init__(config, params, dtype, device)
         self.tf_dtype = tf.as_dtype(dtype)
-        self._device = pick_device()
+        self._device = pick_device(device)
         self.names = list(param_shapes(config, self.vocab_size))
         with tf.device(self._device):
             self.variables = {name: tf.Variable(np.asarray(params[name], dtype), name=name)

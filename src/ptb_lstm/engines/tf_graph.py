@@ -83,11 +83,12 @@ def _store_state(state_vars: list, final: list, after: list):
 
 class TFGraphEngine(Engine):
     name = "tf-graph"
+    devices = ("cpu", "cuda")
 
-    def __init__(self, config, params, dtype="float32"):
-        super().__init__(config, params, dtype)
+    def __init__(self, config, params, dtype="float32", device="auto"):
+        super().__init__(config, params, dtype, device)
         self.tf_dtype = tf.as_dtype(dtype)
-        self._device = pick_device()
+        self._device = pick_device(device)
         shapes = param_shapes(config, self.vocab_size)
         self.names = list(shapes)
         self.graph = tf.Graph()

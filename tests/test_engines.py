@@ -1,0 +1,106 @@
+"""The engine registry and interface: what every engine declares, how it is found and loaded,
+and what a user is told when an engine's framework or device is missing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ptb_lstm.config import PRESETS
+from ptb_lstm.engines import (
+    DEVICES,
+    REGISTRY,
+    Engine,
+    create_engine,
+    engine_class,
+    install_hint,
+    installed_engines,
+    spec,
+)
+from ptb_lstm.errors import UserError
+from ptb_lstm.params import init_params
+
+from conftest import assert_user_error, run_cli
+
+OPTIONAL = [name for name in REGISTRY if spec(name).extra]
+
+
+def test_every_registered_engine_names_a_module_and_a_class():
+    for name in REGISTRY:
+        entry = spec(name)
+        assert entry.module.startswith("ptb_lstm.engines.") and entry.class_name, name
+        assert (entry.extra is None) == (entry.framework is None), name
+
+
+@pytest.mark.parametrize("name", installed_engines())
+def test_each_installed_engine_declares_the_interface(name):
+    cls = engine_class(name)
+    assert issubclass(cls, Engine) and cls.name == name
+    assert set(cls.devices) <= set(DEVICES) and "cpu" in cls.devices
+    config = PRESETS["tiny"]
+    engine = create_engine(name, config, init_params(config, 11), "float64", device="cpu")
+    assert engine.dtype == "float64" and engine.vocab_size == 11 and engine.config == config
+    assert np.isnan(engine.last_grad_norm)
+    assert isinstance(engine.device, str) and engine.device
+
+
+@pytest.mark.parametrize("name", OPTIONAL)
+def test_a_missing_framework_gives_the_install_hint_of_that_engine(name, tiny_dir, tmp_path):
+    framework = spec(name).framework
+    blocker = f"import sys; sys.modules[{framework!r}] = None; "
+    run = "from ptb_lstm.cli import main; sys.exit(main(sys.argv[1:]))"
+    result = subprocess.run([sys.executable, "-c", blocker + run, "train", "--config", "tiny",
+                             "--data-dir", str(tiny_dir), "--max-steps", "1", "--engine", name,
+                             "--out", str(tmp_path / "run")], capture_output=True, text=True)
+    assert_user_error(result, f"--engine {name} needs", f"ptb-lstm[{spec(name).extra}]")
+
+
+def test_any_registered_engine_gets_the_hint_not_only_the_known_ones(tmp_path, monkeypatch):
+    """A new engine whose framework is absent: the registry line alone yields the hint."""
+    (tmp_path / "ptb_lstm_probe_engine.py").write_text(
+        "import ptb_lstm_absent_framework  # noqa: F401\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(REGISTRY, "probe", ("ptb_lstm_probe_engine", "ProbeEngine", "probe",
+                                            "ptb_lstm_absent_framework", "Absent"))
+    with pytest.raises(UserError) as error:
+        engine_class("probe")
+    assert str(error.value) == ("--engine probe needs Absent, which is not installed; "
+                                "install it with: pip install 'ptb-lstm[probe]'")
+    assert "probe" not in installed_engines()
+
+
+def test_engines_without_a_framework_need_no_install():
+    assert install_hint("numpy") == ""
+    assert "numpy" in installed_engines()
+
+
+def test_help_lists_every_registered_engine_and_its_extra():
+    result = run_cli("train", "--help", env={"COLUMNS": "400"})  # no line breaks in a name
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for name in REGISTRY:
+        assert name in text
+    for name in OPTIONAL:
+        assert f"ptb-lstm[{spec(name).extra}]" in text
+    assert "--device {auto,cpu,cuda}" in text
+
+
+def test_agree_offers_every_other_registered_engine():
+    text = run_cli("agree", "--help").stdout
+    choices = text[text.index("--engine {") + len("--engine {"):].split("}")[0].split(",")
+    assert choices == [name for name in REGISTRY if name != "numpy"]
+
+
+def test_the_numpy_engine_refuses_a_gpu_with_a_one_line_error(tiny_dir, tmp_path):
+    result = run_cli("train", "--config", "tiny", "--data-dir", str(tiny_dir), "--max-steps",
+                     "1", "--device", "cuda", "--out", str(tmp_path / "run"))
+    assert_user_error(result, "--device cuda", "numpy engine runs on cpu only")
+
+
+def test_an_unknown_device_is_refused():
+    with pytest.raises(UserError, match="--device must be one of auto, cpu, cuda"):
+        create_engine("numpy", PRESETS["tiny"], init_params(PRESETS["tiny"], 11), "float32",
+                      device="tpu")
