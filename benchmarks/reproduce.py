@@ -337,8 +337,9 @@ def epoch_table(results: Path) -> str:
         total = run.config.get("epochs")
         state = (f"finished, test {run.test:.2f}" if finished_run(run)
                  else f"under way: {len(run.epochs)} of {total} epochs")
-        hours = run.epochs[-1]["wall_time"] / 3600 if run.epochs else 0.0
-        lines += [f"{engine} ({state}; {hours:.2f} h of training and validation so far; "
+        records = run.steps + run.epochs
+        last = max(records, key=lambda r: r.get("wall_time", 0.0)) if records else {}
+        lines += [f"{engine} ({state}; last logged step {last.get('step', 0):,}; "
                   f"`{run.info.get('command')}`, started {run.info.get('started', '')}):", "",
                   "| epoch | learning rate | train ppl | valid ppl | ms/step | epoch time |",
                   "|---:|---:|---:|---:|---:|---:|"]
