@@ -55,14 +55,14 @@ def _engine_help(default: str | None) -> str:
 
 
 def add_engine(p: argparse.ArgumentParser, default: str | None = "numpy",
-               dtype_default: str | None = "float32") -> None:
+               dtype_default: str | None = "float32", dtype_shown: str | None = None) -> None:
     """``--engine`` (choices from the engine registry) and ``--dtype``; a None default means
     the checkpoint's or the run's."""
     from ptb_lstm.engines import DEVICES
 
     p.add_argument("--engine", default=default, choices=engine_names(),
                    help=_engine_help(default or "numpy"))
-    shown = dtype_default or "the checkpoint's"
+    shown = dtype_shown or dtype_default or "the checkpoint's"
     p.add_argument("--dtype", default=dtype_default, choices=("float32", "float64"),
                    help=f"floating-point type of the maths (default: {shown})")
     p.add_argument("--device", default="auto", choices=DEVICES,
