@@ -58,25 +58,35 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    import numpy as np
-
     from ptb_lstm.config import parse_sets
-    from ptb_lstm.engines import create_engine
-    from ptb_lstm.metrics import Tee
-    from ptb_lstm.params import count_params
-    from ptb_lstm.progress import ConsoleReporter, summary_table
     from ptb_lstm.runs import RunRequest, prepare
-    from ptb_lstm.train import train
 
     options.positive(args.epochs, "--epochs")
     options.positive(args.max_steps, "--max-steps", allow_zero=True)
     options.positive(args.log_every, "--log-every")
     options.positive(args.checkpoint_every, "--checkpoint-every", allow_zero=True)
+    if args.tensorboard:
+        options.writable_folder(args.tensorboard, "--tensorboard")
     run_ = prepare(RunRequest(
         config=args.config, overrides=parse_sets(args.set), epochs=args.epochs, seed=args.seed,
         engine=args.engine, dtype=args.dtype, out=args.out, init_from=args.init_from,
         resume=args.resume, data_dir=args.data_dir, log_every=args.log_every,
         checkpoint_every=args.checkpoint_every), locate=options.locate)
+    try:
+        return _train(args, run_)
+    finally:
+        run_.release()
+
+
+def _train(args, run_) -> int:
+    import numpy as np
+
+    from ptb_lstm.engines import create_engine
+    from ptb_lstm.metrics import Tee
+    from ptb_lstm.params import count_params
+    from ptb_lstm.progress import ConsoleReporter, summary_table
+    from ptb_lstm.train import train
+
     config, corpus, out_dir, resume = run_.config, run_.corpus, run_.out_dir, run_.resume
     engine = create_engine(run_.engine, config, run_.params, dtype=run_.dtype)
     reporter = ConsoleReporter()
