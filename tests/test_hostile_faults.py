@@ -162,9 +162,11 @@ def test_a_folder_flag_pointing_at_or_under_a_file(corpus, tmp_path, flag, where
     assert not (tmp_path / "run").exists()
 
 
-def test_a_model_too_large_for_memory_is_refused_with_what_it_needs(corpus, tmp_path):
-    result = run_cli("train", "--config", "tiny", "--data-dir", str(corpus), "--out",
-                     str(tmp_path / "run"), "--set", "hidden_size=1000000")
+@pytest.mark.parametrize("command", ["train", "bench"])
+def test_a_model_too_large_for_memory_is_refused_with_what_it_needs(corpus, tmp_path, command):
+    args = ["--data-dir", str(corpus), "--out", str(tmp_path / "run")] \
+        if command == "train" else ["--steps", "1"]
+    result = run_cli(command, "--config", "tiny", *args, "--set", "hidden_size=1000000")
     # 2 layers x 2 kernels x (10^6 x 4 * 10^6) float32 = 1.6e13 x 4 bytes, three times over
     # (weights, gradients, the engine's copy): at least 1.6e13 * 4 * 3 / 2**30 GiB.
     assert_user_error(result, "needs about", "GiB", "hidden_size")
@@ -272,3 +274,40 @@ def test_a_full_disk_before_the_first_checkpoint_says_so(corpus, tmp_path):
                     "--max-steps", "3")
     assert retry.returncode == 0, retry.stderr
 
+
+
+# -- class 13: messages that name what a path is ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def run_folder(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("faults-run") / "run"
+    result = run_cli("train", "--config", "tiny", "--data-dir", str(corpus), "--out", str(out),
+                     "--max-steps", "4", "--log-every", "1")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_resume_given_the_checkpoint_file_names_its_folder(run_folder, corpus):
+    result = run_cli("train", "--resume", str(run_folder / "model.npz"), "--data-dir",
+                     str(corpus))
+    assert_user_error(result, f"--resume {run_folder / 'model.npz'} is a file",
+                      f"--resume {run_folder}")
+
+
+def test_resume_of_a_folder_that_does_not_exist(tmp_path, corpus):
+    result = run_cli("train", "--resume", str(tmp_path / "nope"), "--data-dir", str(corpus))
+    assert_user_error(result, f"--resume {tmp_path / 'nope'} does not exist")
+
+
+@pytest.mark.parametrize("command", [["score", "--text-file"], ["train", "--config"]])
+def test_a_folder_given_for_a_file_is_called_a_folder(run_folder, corpus, command):
+    checkpoint = ["--checkpoint", str(run_folder / "model.npz")] if command[0] == "score" \
+        else ["--data-dir", str(corpus)]
+    result = run_cli(command[0], *checkpoint, command[1], str(run_folder))
+    assert_user_error(result, f"{command[1]}", f"{run_folder} is a folder")
+
+
+def test_plot_out_under_a_file_names_the_file(run_folder, tmp_path):
+    (tmp_path / "f").write_text("a file\n")
+    result = run_cli("plot", str(run_folder), "--out", str(tmp_path / "f" / "curves.png"))
+    assert_user_error(result, "--out", f"{tmp_path / 'f'} is a file")

@@ -146,6 +146,8 @@ def load_config(name_or_path: str) -> Config:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(f"--config: {path} does not exist") from None
+    except IsADirectoryError:
+        raise UserError(f"--config: {path} is a folder, not a TOML file") from None
     except (OSError, UnicodeDecodeError) as error:
         raise UserError(f"--config: cannot read {path}: {error}") from None
     try:

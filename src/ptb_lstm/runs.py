@@ -9,13 +9,10 @@ folder with its own config, engine and dtype. The command line turns flags into 
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 try:
     import fcntl
@@ -26,7 +23,7 @@ from ptb_lstm import checkpoint, runfiles
 from ptb_lstm.config import PRESETS, Config, apply_overrides, load_config
 from ptb_lstm.data import Corpus, load_corpus
 from ptb_lstm.errors import UserError
-from ptb_lstm.params import DTYPES, Params, check_params, init_params, param_shapes
+from ptb_lstm.params import DTYPES, Params, check_params, init_params
 from ptb_lstm.train import NO_ROOM, Resume, no_room_message
 
 DEFAULT_CONFIG = "small"
@@ -107,7 +104,6 @@ def prepare(request: RunRequest, locate) -> Run:
                             ) from None
         params = start.params
     else:
-        check_memory(config, corpus.vocab_size, dtype)
         params = init_params(config, corpus.vocab_size, DTYPES[dtype])
     claim = claim_new_run_dir(request.out, request.config or DEFAULT_CONFIG, engine)
     return Run(claim.path, config, params, engine, dtype, corpus,
@@ -159,41 +155,14 @@ def _nothing_to_resume(out_dir: Path) -> str:
         return (f"--resume {out_dir}: the run stopped before its first checkpoint, so there is "
                 f"nothing to resume; start it again with the same --out (it is reused): "
                 f"{info.get('command', 'ptb-lstm train --out ' + str(out_dir))}")
+    if out_dir.is_file():
+        return (f"--resume {out_dir} is a file; pass the run's folder: --resume "
+                f"{out_dir.parent}")
+    if not out_dir.exists():
+        return (f"--resume {out_dir} does not exist; pass the folder of a run that "
+                "`ptb-lstm train` wrote")
     return (f"--resume {out_dir}: no model.npz there; pass the folder of a run that "
             "`ptb-lstm train` wrote")
-
-
-def check_memory(config: Config, vocab_size: int, dtype: str) -> None:
-    """Refuse, before anything is allocated, a model whose training needs more memory than
-    the machine has free: the parameters three times over (weights, gradients, the engine's
-    own copy) and one batch's activations (about ten [num_steps, batch, hidden] arrays per
-    layer and three [num_steps, batch, vocab] arrays for the softmax)."""
-    itemsize = np.dtype(DTYPES[dtype]).itemsize
-    parameters = sum(math.prod(shape) for shape in param_shapes(config, vocab_size).values())
-    tokens = config.num_steps * config.batch_size
-    activations = tokens * (10 * config.hidden_size * config.num_layers + 3 * vocab_size)
-    needed = itemsize * (3 * parameters + activations)
-    available = available_memory()
-    if available is not None and needed > available:
-        raise UserError(f"this model needs about {needed / 2**30:,.1f} GiB of memory to train "
-                        f"({parameters:,} parameters in {dtype}, their gradients and one "
-                        f"batch's activations), more than the {available / 2**30:,.1f} GiB "
-                        "free; use a smaller hidden_size, num_layers, batch_size or num_steps")
-
-
-def available_memory() -> int | None:
-    """Bytes of memory free for a new process (MemAvailable plus free swap), or None where
-    the system does not say."""
-    try:
-        fields = dict(line.split(":", 1) for line in
-                      Path("/proc/meminfo").read_text().splitlines() if ":" in line)
-        return sum(int(fields[name].split()[0]) * 1024 for name in ("MemAvailable", "SwapFree"))
-    except (OSError, KeyError, ValueError):
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, OSError, ValueError):
-        return None
 
 
 def _given(value, default):
