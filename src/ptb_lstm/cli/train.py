@@ -32,7 +32,9 @@ def add_arguments(p):
     options.add_engine(p, default=None, dtype_default=None)
     options.add_data_dir(p)
     p.add_argument("--out", metavar="DIR",
-                   help="new or empty folder for the run (default: runs/DATE-TIME-CONFIG-ENGINE)")
+                   help="new or empty folder for the run, or one where a start wrote no "
+                        "checkpoint (default: runs/DATE-TIME-CONFIG-ENGINE); one training "
+                        "at a time writes into a folder")
     p.add_argument("--epochs", type=int, metavar="N", help="override the config's epochs")
     p.add_argument("--max-steps", type=int, metavar="N",
                    help="stop after N training steps in all (0 writes the initial checkpoint)")
