@@ -89,6 +89,6 @@ def test_not_a_zip_at_all(tmp_path: Path):
     """Any bytes but a zip archive: said to be no .npz, not mistaken for a pickle."""
     path = tmp_path / "model.npz"
     path.write_text("hello")
-    with pytest.raises(UserError, match="truncated or not an .npz file") as raised:
+    with pytest.raises(UserError, match="is not an .npz archive") as raised:
         checkpoint.load(path)
     assert str(path) in str(raised.value) and "pickle" not in str(raised.value)

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import http.server
 import io
+import os
 import socket
+import subprocess
+import sys
 import tarfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -183,3 +187,122 @@ def test_without_ptb_data_url_the_original_archive_comes_first_then_a_mirror():
     assert urls_from(None) == urls_from("") == PTB_URLS
     assert PTB_URLS[0].endswith("/simple-examples.tgz") and len(PTB_URLS) >= 2
     assert urls_from(" http://a/x.tgz\nhttp://b/ ") == ("http://a/x.tgz", "http://b/")
+
+
+# -- hostile use (issue 16, classes 7 and 11) ---------------------------------------------------
+
+class SlowServer:
+    """Answers every connection on 127.0.0.1 with a 200 header promising ``length`` bytes, then
+    sends one byte every ``every`` seconds (never, when ``every`` is None) until the client
+    goes away or ``limit`` seconds pass."""
+
+    def __init__(self, every: float | None, length: int = 100_000, limit: float = 60):
+        self.every, self.length, self.limit = every, length, limit
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/simple-examples.tgz"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn):
+        with conn:
+            conn.recv(65536)
+            conn.sendall(f"HTTP/1.0 200 OK\r\nContent-Length: {self.length}\r\n\r\n".encode())
+            deadline = time.monotonic() + self.limit
+            while time.monotonic() < deadline:
+                time.sleep(self.every or 0.1)
+                if self.every is not None:
+                    try:
+                        conn.sendall(b"x")
+                    except OSError:
+                        return
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.sock.close()
+
+
+@pytest.mark.parametrize("every, message", [(0.05, "bytes in the last"),
+                                            (None, "no data for 0.5 s")])
+def test_a_stalled_download_is_given_up_with_a_message(tmp_path, every, message):
+    """A server trickling a byte every 0.05 s (under 1 KiB per PTB_DOWNLOAD_TIMEOUT), or
+    sending nothing after its header, is given up after about PTB_DOWNLOAD_TIMEOUT."""
+    with SlowServer(every) as server:
+        started = time.monotonic()
+        result = run_cli("data", timeout=60, env={**cache_env(tmp_path, server.url),
+                                                  "PTB_DOWNLOAD_TIMEOUT": "0.5"})
+        elapsed = time.monotonic() - started
+    assert_user_error(result, f"download from {server.url} stalled", message, "--data-dir")
+    assert elapsed < 30, elapsed  # not the trickle's 100,000 x 0.05 s
+    assert list((tmp_path / "cache" / "ptb-lstm").iterdir()) == []
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "inf", "nan"])
+def test_a_download_timeout_that_is_not_a_positive_number(tmp_path, value):
+    result = run_cli("data", env={**cache_env(tmp_path, "http://127.0.0.1:9/x.tgz"),
+                                  "PTB_DOWNLOAD_TIMEOUT": value})
+    assert_user_error(result, "PTB_DOWNLOAD_TIMEOUT", "> 0")
+
+
+def test_stale_temporary_folders_are_removed_and_live_ones_kept(ptb_dir, tmp_path):
+    parent = tmp_path / "cache" / "ptb-lstm"
+    parent.mkdir(parents=True)
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)
+    dead = parent / f".ptb-download-{finished.stdout.strip()}-abcd"  # its process is gone
+    old = parent / ".ptb-download-old"  # no owner to ask, two hours old
+    live = parent / f".ptb-download-{os.getpid()}-efgh"  # a download still running
+    for folder in (dead, old, live):
+        (folder / "ptb").mkdir(parents=True)
+        (folder / "simple-examples.tgz").write_bytes(b"partial")
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    with Server(ptb_archive(ptb_dir)) as server:
+        result = run_cli("data", "--json", env=cache_env(tmp_path, server.url))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in parent.iterdir()) == sorted(["ptb", live.name])
+
+
+def test_a_download_into_a_folder_with_other_files_replaces_only_the_three(ptb_dir, tmp_path):
+    target = tmp_path / "cache" / "ptb-lstm" / "ptb"
+    target.mkdir(parents=True)
+    (target / "notes.txt").write_text("my notes\n")
+    (target / "mine").mkdir()
+    (target / "mine" / "corpus.txt").write_text("my corpus\n")
+    (target / "ptb.train.txt").write_text("an old, damaged train split\n")
+    with Server(ptb_archive(ptb_dir)) as server:
+        result = run_cli("data", "--json", env=cache_env(tmp_path, server.url))
+    assert result.returncode == 0, result.stderr
+    assert '"official_ptb": true' in result.stdout
+    assert (target / "notes.txt").read_text() == "my notes\n"
+    assert (target / "mine" / "corpus.txt").read_text() == "my corpus\n"
+    for name in ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"):
+        assert (target / name).read_bytes() == (ptb_dir / name).read_bytes()
+    assert sorted(p.name for p in target.parent.iterdir()) == ["ptb"]
+
+
+@pytest.mark.parametrize("url", ["not-a-url", "htp://example.org/x.tgz", "http://[::1/x.tgz",
+                                 "http://127.0.0.1:99999/x.tgz", "http:///x.tgz"])
+def test_a_malformed_ptb_data_url(tmp_path, url):
+    result = run_cli("data", env=cache_env(tmp_path, f"http://127.0.0.1:9/ok.tgz {url}"))
+    assert_user_error(result, "PTB_DATA_URL", repr(url))
+
+
+@pytest.mark.parametrize("blocking", ["", "ptb-lstm", "ptb-lstm/ptb"])
+def test_a_file_where_the_cache_should_be(tmp_path, blocking):
+    cache = tmp_path / "cache"
+    (cache / blocking).parent.mkdir(parents=True, exist_ok=True)
+    (cache / blocking).write_text("a file\n")
+    result = run_cli("data", env=cache_env(tmp_path, "http://127.0.0.1:9/x.tgz"))
+    assert_user_error(result, f"{cache / blocking} is a file", "PTB_DATA_DIR")
+    assert (cache / blocking).read_text() == "a file\n"

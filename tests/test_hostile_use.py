@@ -350,7 +350,8 @@ def test_a_toml_preset_of_the_wrong_type(corpus, tmp_path):
 
 
 @pytest.mark.parametrize("setting", ["init_scale=inf", "learning_rate=nan",
-                                     "max_grad_norm=-inf", "hidden_size=1e400"])
+                                     "max_grad_norm=-inf", "hidden_size=1e400",
+                                     "init_scale=1e308"])
 def test_non_finite_or_overflowing_config_values(corpus, tmp_path, setting):
     result = run_cli("train", "--config", "tiny", "--data-dir", str(corpus), "--out",
                      str(tmp_path / "run"), "--set", setting)

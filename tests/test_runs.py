@@ -8,7 +8,7 @@ from ptb_lstm import checkpoint
 from ptb_lstm.config import PRESETS
 from ptb_lstm.errors import UserError
 from ptb_lstm.params import init_params
-from ptb_lstm.runs import RunRequest, new_run_dir, prepare
+from ptb_lstm.runs import RunClaim, RunRequest, claim_new_run_dir, prepare
 
 from conftest import write_corpus
 
@@ -62,15 +62,27 @@ def test_resume_refuses_every_flag_that_would_change_the_run(tmp_path):
 def test_run_folders_are_named_by_time_config_and_engine_and_never_reused(tmp_path,
                                                                           monkeypatch):
     monkeypatch.chdir(tmp_path)
-    first = new_run_dir(None, "configs/mine.toml", "tf-graph")
-    assert first.parent.name == "runs" and first.name.endswith("-mine-tf-graph")
-    first.mkdir(parents=True)
-    second = new_run_dir(None, "configs/mine.toml", "tf-graph")
-    if second.name.startswith(first.name):  # the same second: a suffix keeps them apart
-        assert second.name == first.name + "-2"
-    assert second != first
+    first = claim_new_run_dir(None, "configs/mine.toml", "tf-graph")
+    assert first.path.parent.name == "runs" and first.path.name.endswith("-mine-tf-graph")
+    assert first.path.is_dir() and first.created
+    second = claim_new_run_dir(None, "configs/mine.toml", "tf-graph")
+    if second.path.name.startswith(first.path.name):  # the same second: a suffix
+        assert second.path.name == first.path.name + "-2"
+    assert second.path != first.path and second.path.is_dir()
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "notes.txt").write_text("keep")
-    with pytest.raises(UserError, match="--out used already exists"):
-        new_run_dir("used", "small", "numpy")
-    assert new_run_dir("fresh", "small", "numpy").name == "fresh"
+    with pytest.raises(UserError, match="--out used already exists and holds other files"):
+        claim_new_run_dir("used", "small", "numpy")
+    assert (tmp_path / "used" / "notes.txt").read_text() == "keep"
+    assert claim_new_run_dir("fresh", "small", "numpy").path.name == "fresh"
+
+
+def test_a_claimed_folder_is_refused_to_a_second_claim_until_released(tmp_path):
+    first = claim_new_run_dir(str(tmp_path / "run"), "tiny", "numpy")
+    with pytest.raises(UserError, match="another ptb-lstm train is writing into this folder"):
+        claim_new_run_dir(str(tmp_path / "run"), "tiny", "numpy")
+    with pytest.raises(UserError, match="another ptb-lstm train is writing into this folder"):
+        RunClaim.existing(tmp_path / "run", "--resume")
+    first.release()
+    assert not (tmp_path / "run").exists()  # created, left empty: removed
+    claim_new_run_dir(str(tmp_path / "run"), "tiny", "numpy").release()

@@ -68,8 +68,10 @@ def save(path: str | Path, checkpoint: Checkpoint) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename is None:
+            error.filename = str(path)  # the file the user knows, not the temporary one
         raise
     return path
 

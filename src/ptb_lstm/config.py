@@ -50,6 +50,9 @@ _POSITIVE = ("num_layers", "hidden_size", "num_steps", "batch_size", "epochs",
              "init_scale", "learning_rate", "lr_decay", "max_grad_norm")
 
 
+FLOAT32_MAX = 3.4028234663852886e38  # the largest finite float32
+
+
 def _problems(config: Config) -> list[str]:
     problems = []
     for name, kind in FIELD_TYPES.items():
@@ -68,6 +71,9 @@ def _problems(config: Config) -> list[str]:
     for name in _POSITIVE:
         if not getattr(config, name) > 0:
             problems.append(f"{name} must be > 0, got {getattr(config, name)!r}")
+    if config.init_scale > FLOAT32_MAX:  # uniform(-s, s) in float32 would give infinities
+        problems.append(f"init_scale must be at most {FLOAT32_MAX:.3g} (the initial weights "
+                        f"must be finite in float32), got {config.init_scale!r}")
     if config.epochs_at_full_lr < 0:
         problems.append(f"epochs_at_full_lr must be >= 0, got {config.epochs_at_full_lr}")
     if not 0 <= config.dropout < 1:
@@ -146,6 +152,8 @@ def load_config(name_or_path: str) -> Config:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(f"--config: {path} does not exist") from None
+    except IsADirectoryError:
+        raise UserError(f"--config: {path} is a folder, not a TOML file") from None
     except (OSError, UnicodeDecodeError) as error:
         raise UserError(f"--config: cannot read {path}: {error}") from None
     try:

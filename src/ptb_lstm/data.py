@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ptb_lstm.download import SHA256, download_ptb, sha256_of, urls_from
+from ptb_lstm.download import SHA256, download_ptb, sha256_of, timeout_from, urls_from
 from ptb_lstm.errors import UserError
 
 SPLITS = ("train", "valid", "test")
@@ -215,6 +215,8 @@ def locate_data_dir(data_dir: str | Path | None = None, environ: dict | None = N
     if not download:
         raise UserError(f"PTB is not in {cache}; run `ptb-lstm data` to download it, or "
                         "set --data-dir / PTB_DATA_DIR to a folder holding it")
-    return download_ptb(cache, urls=urls_from(environ.get("PTB_DATA_URL")), progress=progress,
+    return download_ptb(cache, urls=urls_from(environ.get("PTB_DATA_URL")),
+                        timeout=timeout_from(environ.get("PTB_DOWNLOAD_TIMEOUT")),
+                        progress=progress,
                         announce=None if announce is None else
                         lambda url, failed: announce(url, cache, failed))

@@ -7,17 +7,27 @@ what arrived is PTB, so any mirror is as safe as the original; sources are tried
 until one gives the three files with the right digests.
 
 Nothing is half-written: everything happens in a temporary folder beside the target, and the
-target appears only once all three files have passed their SHA-256 check.
+three files appear in the target only once all three have passed their SHA-256 check; other
+files in the target folder are left alone. Temporary folders that a killed download left
+behind are removed by the next download.
+
+A transfer that stalls is given up: every read waits at most PTB_DOWNLOAD_TIMEOUT seconds
+(default 60), each such span must bring at least ``MIN_BYTES_PER_TIMEOUT`` bytes, and one
+source may take at most ``DEADLINE_TIMEOUTS`` spans in all.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
+import math
 import os
 import shutil
 import tarfile
 import tempfile
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
@@ -45,32 +55,75 @@ _HOW_TO_POINT = ("download simple-examples.tgz yourself, extract it and point --
 
 Progress = Callable[[int, int | None], None]
 
+DEFAULT_TIMEOUT = 60.0  # seconds; PTB_DOWNLOAD_TIMEOUT replaces it
+MIN_BYTES_PER_TIMEOUT = 1024  # fewer in one timeout span: the transfer has stalled
+DEADLINE_TIMEOUTS = 30  # one source gets at most this many timeout spans (30 min by default)
+TEMP_PREFIX = ".ptb-download-"
+STALE_AFTER = 3600.0  # seconds: an older temporary folder is left over, whoever made it
+SCHEMES = ("http", "https", "ftp", "file")
+
 
 class SourceFailed(Exception):
     """One source did not give PTB; the message says why (the next source is tried)."""
 
 
 def urls_from(value: str | None) -> tuple[str, ...]:
-    """The sources a PTB_DATA_URL value names (URLs separated by white space), or PTB_URLS."""
-    return tuple((value or "").split()) or PTB_URLS
+    """The sources a PTB_DATA_URL value names (URLs separated by white space), or PTB_URLS;
+    a UserError names any that is not an http(s), ftp or file URL."""
+    urls = tuple((value or "").split()) or PTB_URLS
+    for url in urls:
+        try:
+            parts = urllib.parse.urlsplit(url)
+            valid = parts.scheme in SCHEMES and (parts.netloc or parts.scheme == "file") \
+                and (parts.port is None or parts.port > 0)
+        except ValueError:
+            valid = False
+        if not valid:
+            raise UserError(f"PTB_DATA_URL: {url!r} is not an http://, https://, ftp:// or "
+                            "file:// URL; give URLs separated by spaces, each of "
+                            "simple-examples.tgz or of a folder (ending in /) holding the "
+                            "three PTB files, or unset it to use the built-in sources")
+    return urls
 
 
-def download_ptb(target: Path, urls: str | Sequence[str] | None = None, timeout: float = 60.0,
+def timeout_from(value: str | None) -> float:
+    """The seconds a PTB_DOWNLOAD_TIMEOUT value gives (default 60)."""
+    if not value:
+        return DEFAULT_TIMEOUT
+    try:
+        timeout = float(value)
+    except ValueError:
+        timeout = math.nan
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise UserError(f"PTB_DOWNLOAD_TIMEOUT must be a number of seconds > 0, got {value!r}")
+    return timeout
+
+
+def download_ptb(target: Path, urls: str | Sequence[str] | None = None,
+                 timeout: float = DEFAULT_TIMEOUT,
                  progress: Progress | None = None,
                  announce: Callable[[str, str | None], None] | None = None) -> Path:
     """Download PTB into ``target`` (created atomically) from the first of ``urls`` (default:
     PTB_URLS) that gives the three files with their digests; returns ``target``.
 
     ``announce(url, why_the_previous_failed_or_None)`` is called before each source is tried,
-    ``progress(bytes_done, bytes_total_or_None)`` as its bytes arrive."""
+    ``progress(bytes_done, bytes_total_or_None)`` as its bytes arrive. ``timeout`` bounds
+    each read, and a stalled transfer (see the module's docstring)."""
     urls = [urls] if isinstance(urls, str) else list(urls or PTB_URLS)
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _make_room_for(target)
+    remove_stale_temporary_folders(target.parent)
     failures: list[str] = []
     for url in urls:
         if announce is not None:
             announce(url, failures[-1] if failures else None)
-        work = Path(tempfile.mkdtemp(prefix=".ptb-download-", dir=target.parent))
+        try:
+            work = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-",
+                                         dir=target.parent))
+        except OSError as error:
+            raise UserError(f"cannot write into {target.parent} ({error.strerror}); set "
+                            "PTB_DATA_DIR or --data-dir, or XDG_CACHE_HOME to a folder "
+                            "you can write") from None
         try:
             staged = work / "ptb"
             staged.mkdir()
@@ -90,6 +143,52 @@ def download_ptb(target: Path, urls: str | Sequence[str] | None = None, timeout:
     raise UserError("; ".join(failures) + f"; try again later, or {_HOW_TO_POINT}")
 
 
+def _make_room_for(target: Path) -> None:
+    """Create ``target``'s parent folders; a UserError when a file stands in the way."""
+    blocking = next((path for path in (target, *target.parents)
+                     if path.exists() and not path.is_dir()), None)
+    if blocking is not None:
+        raise UserError(f"the PTB cache {target} cannot be created: {blocking} is a file, not "
+                        "a folder; move that file away, or point PTB_DATA_DIR or --data-dir "
+                        "at a folder holding PTB")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create the PTB cache folder {target.parent} "
+                        f"({error.strerror}); set PTB_DATA_DIR or --data-dir, or "
+                        "XDG_CACHE_HOME to a folder you can write") from None
+
+
+def remove_stale_temporary_folders(folder: Path, now: float | None = None) -> list[Path]:
+    """Remove the temporary folders of downloads that are over: their process is gone, or
+    they are older than STALE_AFTER; returns those removed."""
+    now = time.time() if now is None else now
+    removed = []
+    for path in Path(folder).glob(f"{TEMP_PREFIX}*"):
+        try:
+            if not path.is_dir() or path.is_symlink():
+                continue
+            owner = path.name[len(TEMP_PREFIX):].split("-")[0]
+            stale = now - path.stat().st_mtime > STALE_AFTER or \
+                (owner.isdigit() and not _alive(int(owner)))
+        except OSError:
+            continue
+        if stale:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid != 0
+    return True
+
+
 def sha256_of(path: Path) -> str:
     """The hex SHA-256 of a file, read in 1 MiB pieces."""
     digest = hashlib.sha256()
@@ -100,23 +199,47 @@ def sha256_of(path: Path) -> str:
 
 
 def _fetch(url: str, dest: Path, timeout: float, progress: Progress | None) -> int:
-    """Write what ``url`` serves into ``dest``; returns its length in bytes."""
+    """Write what ``url`` serves into ``dest``; returns its length in bytes. Each read waits
+    at most ``timeout`` seconds, each ``timeout`` seconds must bring MIN_BYTES_PER_TIMEOUT
+    bytes, and the whole at most DEADLINE_TIMEOUTS times ``timeout``."""
+    started = time.monotonic()
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as out:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             done = 0
-            while chunk := response.read(1 << 16):
+            span_start, span_done = started, 0
+            read = getattr(response, "read1", response.read)  # whatever has arrived
+            while chunk := read(1 << 16):
                 out.write(chunk)
                 done += len(chunk)
+                span_done += len(chunk)
                 if progress:
                     progress(done, total)
+                now = time.monotonic()
+                if now - started > DEADLINE_TIMEOUTS * timeout:
+                    raise SourceFailed(f"download from {url} stalled: {done} bytes in "
+                                       f"{now - started:.0f} s, not finished within "
+                                       f"{DEADLINE_TIMEOUTS * timeout:g} s "
+                                       f"({DEADLINE_TIMEOUTS} x PTB_DOWNLOAD_TIMEOUT)")
+                if now - span_start >= timeout:
+                    if span_done < MIN_BYTES_PER_TIMEOUT:
+                        raise SourceFailed(f"download from {url} stalled: {span_done} bytes "
+                                           f"in the last {now - span_start:.1f} s "
+                                           f"(PTB_DOWNLOAD_TIMEOUT is {timeout:g} s)")
+                    span_start, span_done = now, 0
     except urllib.error.HTTPError as error:
         raise SourceFailed(f"could not download PTB from {url}: HTTP {error.code} "
                            f"{error.reason}") from None
-    except (urllib.error.URLError, OSError) as error:
+    except (TimeoutError, urllib.error.URLError) as error:
         reason = getattr(error, "reason", None) or error
+        if isinstance(error, TimeoutError) or isinstance(reason, TimeoutError):
+            raise SourceFailed(f"download from {url} stalled: no data for {timeout:g} s "
+                               "(PTB_DOWNLOAD_TIMEOUT)") from None
         raise SourceFailed(f"could not download PTB from {url} ({reason})") from None
+    except (OSError, ValueError, http.client.HTTPException) as error:
+        raise SourceFailed(f"could not download PTB from {url} "
+                           f"({error or type(error).__name__})") from None
     if total is not None and done != total:
         raise SourceFailed(f"download from {url} was cut short ({done} of {total} bytes)")
     return done
@@ -170,10 +293,16 @@ def _verify(staged: Path, url: str) -> None:
 
 
 def _install(staged: Path, target: Path, work: Path) -> None:
-    """Swap the verified folder into place with renames on one file system."""
+    """Move the verified files into place with renames on one file system: the whole folder
+    when ``target`` is new, else the three files alone (whatever else it holds stays)."""
     for path in staged.iterdir():
         with open(path, "rb") as f:
             os.fsync(f.fileno())
-    if target.exists():
-        os.replace(target, work / "previous")
-    os.replace(staged, target)
+    try:
+        os.rename(staged, target)  # atomic; fails when target exists
+        return
+    except OSError:
+        if not target.is_dir():
+            raise
+    for name in SHA256:
+        os.replace(staged / name, target / name)

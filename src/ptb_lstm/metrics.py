@@ -69,13 +69,20 @@ class MetricsLog:
         self._file = open(path, "a", encoding="utf-8")
 
     def write(self, record: dict) -> None:
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        try:
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
+        except OSError as error:
+            error.filename = error.filename or str(self.path)
+            raise
         if self.reporter is not None:
             self.reporter.record(record)
 
     def close(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError:  # what a failed write left in the buffer; that error was raised
+            pass
 
 
 def read_metrics(path: Path) -> list[dict]:

@@ -3,9 +3,14 @@ initialisation every engine starts from."""
 
 from __future__ import annotations
 
+import math
+import os
+from pathlib import Path
+
 import numpy as np
 
 from ptb_lstm.config import Config
+from ptb_lstm.errors import UserError
 
 Params = dict[str, np.ndarray]
 
@@ -28,11 +33,47 @@ def param_shapes(config: Config, vocab_size: int) -> dict[str, tuple[int, ...]]:
 def init_params(config: Config, vocab_size: int, dtype=np.float32, seed: int | None = None
                 ) -> Params:
     """Every parameter uniform in ±init_scale from one seeded generator, drawn in float64 in
-    the canonical order so float32 and float64 runs start from the same values."""
+    the canonical order so float32 and float64 runs start from the same values. A model too
+    large to train in the memory that is free is refused first (``check_memory``)."""
+    check_memory(config, vocab_size, dtype)
     rng = np.random.default_rng(config.seed if seed is None else seed)
     scale = config.init_scale
     return {name: rng.uniform(-scale, scale, size=shape).astype(dtype)
             for name, shape in param_shapes(config, vocab_size).items()}
+
+
+def check_memory(config: Config, vocab_size: int, dtype=np.float32) -> None:
+    """Refuse, before anything is allocated, a model whose training needs more memory than
+    the machine has free: the parameters three times over (weights, gradients, the engine's
+    own copy) and one batch's activations (about ten [num_steps, batch, hidden] arrays per
+    layer and three [num_steps, batch, vocab] arrays for the softmax)."""
+    itemsize = np.dtype(dtype).itemsize
+    parameters = sum(math.prod(shape) for shape in param_shapes(config, vocab_size).values())
+    tokens = config.num_steps * config.batch_size
+    activations = tokens * (10 * config.hidden_size * config.num_layers + 3 * vocab_size)
+    needed = itemsize * (3 * parameters + activations)
+    available = available_memory()
+    if available is not None and needed > available:
+        raise UserError(f"this model needs about {needed / 2**30:,.1f} GiB of memory to train "
+                        f"({parameters:,} parameters in {np.dtype(dtype).name}, their "
+                        f"gradients and one batch's activations), more than the "
+                        f"{available / 2**30:,.1f} GiB free; use a smaller hidden_size, "
+                        "num_layers, batch_size or num_steps")
+
+
+def available_memory() -> int | None:
+    """Bytes of memory free for a new process (MemAvailable plus free swap), or None where
+    the system does not say."""
+    try:
+        fields = dict(line.split(":", 1) for line in
+                      Path("/proc/meminfo").read_text().splitlines() if ":" in line)
+        return sum(int(fields[name].split()[0]) * 1024 for name in ("MemAvailable", "SwapFree"))
+    except (OSError, KeyError, ValueError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def count_params(params: Params) -> int:

@@ -84,6 +84,10 @@ def plot_runs(runs: list[Run], out: str | Path, log: bool = False) -> Path:
     if out.suffix.lower() not in FORMATS:
         raise UserError(f"--out {out}: the figure's name must end in {', '.join(FORMATS)}")
     if not out.parent.is_dir():
+        blocking = next((parent for parent in out.parents if parent.exists()), None)
+        if blocking is not None and not blocking.is_dir():
+            raise UserError(f"--out {out}: {blocking} is a file, not a folder; choose a file "
+                            "name in a folder")
         raise UserError(f"--out {out}: folder {out.parent} does not exist; create it first")
     try:
         import matplotlib

@@ -14,12 +14,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # Windows: folders are still claimed by mkdir, but not locked
+    fcntl = None
+
 from ptb_lstm import checkpoint, runfiles
 from ptb_lstm.config import PRESETS, Config, apply_overrides, load_config
 from ptb_lstm.data import Corpus, load_corpus
 from ptb_lstm.errors import UserError
 from ptb_lstm.params import DTYPES, Params, check_params, init_params
-from ptb_lstm.train import Resume
+from ptb_lstm.train import NO_ROOM, Resume, no_room_message
 
 DEFAULT_CONFIG = "small"
 DEFAULT_ENGINE = "numpy"
@@ -60,6 +65,12 @@ class Run:
     log_every: int
     checkpoint_every: int
     resume: Resume | None = None
+    claim: RunClaim | None = None
+
+    def release(self) -> None:
+        """Give up the claim on the run folder (the command does at exit)."""
+        if self.claim is not None:
+            self.claim.release()
 
 
 def prepare(request: RunRequest, locate) -> Run:
@@ -83,7 +94,6 @@ def prepare(request: RunRequest, locate) -> Run:
         config = config.replace(epochs=request.epochs)
     if request.seed is not None:
         config = apply_overrides(config, {"seed": request.seed}, source="--seed")
-    out_dir = new_run_dir(request.out, request.config or DEFAULT_CONFIG, engine)
     corpus = load_corpus(locate(request.data_dir), vocab=start.vocab if start else None)
     if start:
         try:
@@ -95,9 +105,10 @@ def prepare(request: RunRequest, locate) -> Run:
         params = start.params
     else:
         params = init_params(config, corpus.vocab_size, DTYPES[dtype])
-    return Run(out_dir, config, params, engine, dtype, corpus,
+    claim = claim_new_run_dir(request.out, request.config or DEFAULT_CONFIG, engine)
+    return Run(claim.path, config, params, engine, dtype, corpus,
                request.log_every or DEFAULT_LOG_EVERY,
-               _given(request.checkpoint_every, DEFAULT_CHECKPOINT_EVERY))
+               _given(request.checkpoint_every, DEFAULT_CHECKPOINT_EVERY), claim=claim)
 
 
 def _prepare_resume(request: RunRequest, locate) -> Run:
@@ -111,52 +122,185 @@ def _prepare_resume(request: RunRequest, locate) -> Run:
                         f"{', '.join(given)}")
     out_dir = Path(request.resume)
     if not (out_dir / "model.npz").is_file():
-        raise UserError(f"--resume {out_dir}: no model.npz there; pass the folder of a run "
-                        "that `ptb-lstm train` wrote")
-    saved = checkpoint.load(out_dir / "model.npz")
-    info = read_run_info(out_dir)
-    recorded_data = info.get("data_dir")
-    data_dir = request.data_dir or (recorded_data if recorded_data and Path(recorded_data).is_dir()
-                                    else None)
-    corpus = load_corpus(locate(data_dir), vocab=saved.vocab)
-    return Run(out_dir, saved.config, saved.params,
-               request.engine or info.get("engine", saved.engine),
-               request.dtype or info.get("dtype", saved.dtype), corpus,
-               request.log_every or info.get("log_every", DEFAULT_LOG_EVERY),
-               _given(request.checkpoint_every,
-                      info.get("checkpoint_every", DEFAULT_CHECKPOINT_EVERY)),
-               resume=resume_point(saved, out_dir))
+        raise UserError(_nothing_to_resume(out_dir))
+    # Claimed before anything is read or rewritten (resume_point trims metrics.jsonl).
+    claim = RunClaim.existing(out_dir, "--resume")
+    try:
+        saved = checkpoint.load(out_dir / "model.npz")
+        info = runfiles.read_run_info(out_dir)
+        recorded_data = info.get("data_dir")
+        data_dir = request.data_dir or (recorded_data if recorded_data
+                                        and Path(recorded_data).is_dir() else None)
+        corpus = load_corpus(locate(data_dir), vocab=saved.vocab)
+        return Run(out_dir, saved.config, saved.params,
+                   request.engine or info.get("engine", saved.engine),
+                   request.dtype or info.get("dtype", saved.dtype), corpus,
+                   request.log_every or info.get("log_every", DEFAULT_LOG_EVERY),
+                   _given(request.checkpoint_every,
+                          info.get("checkpoint_every", DEFAULT_CHECKPOINT_EVERY)),
+                   resume=resume_point(saved, out_dir), claim=claim)
+    except OSError as error:
+        claim.release()
+        if error.errno not in NO_ROOM:
+            raise
+        raise UserError(no_room_message(error, out_dir, saved.progress.get("step"))) from None
+    except BaseException:
+        claim.release()
+        raise
+
+
+def _nothing_to_resume(out_dir: Path) -> str:
+    if out_dir.is_dir() and is_failed_start(out_dir):
+        info = runfiles.read_run_info(out_dir)
+        return (f"--resume {out_dir}: the run stopped before its first checkpoint, so there is "
+                f"nothing to resume; start it again with the same --out (it is reused): "
+                f"{info.get('command', 'ptb-lstm train --out ' + str(out_dir))}")
+    if out_dir.is_file():
+        return (f"--resume {out_dir} is a file; pass the run's folder: --resume "
+                f"{out_dir.parent}")
+    if not out_dir.exists():
+        return (f"--resume {out_dir} does not exist; pass the folder of a run that "
+                "`ptb-lstm train` wrote")
+    return (f"--resume {out_dir}: no model.npz there; pass the folder of a run that "
+            "`ptb-lstm train` wrote")
 
 
 def _given(value, default):
     return value if value is not None else default
 
 
-def new_run_dir(out: str | None, config_name: str, engine: str) -> Path:
-    """``out`` when it is new or an empty folder; without ``out``,
-    ``runs/DATE-TIME-CONFIG-ENGINE`` (with ``-2``, ``-3``, ... when that exists)."""
+# A run's own start files: what train writes before its first checkpoint.
+START_FILES = ("config.json", "metrics.jsonl")
+
+
+def is_failed_start(folder: Path) -> bool:
+    """True when ``folder`` holds only what a start that wrote no checkpoint leaves (a
+    ``config.json`` that ptb-lstm train wrote, maybe ``metrics.jsonl``, temporary files), so
+    it can be used again."""
+    names = {p.name for p in folder.iterdir()
+             if not (p.name.startswith(".") and p.name.endswith(".tmp"))}
+    if not names:  # only temporary files: config.json itself was never written
+        return True
+    if "config.json" not in names or not names <= set(START_FILES):
+        return False
+    try:
+        info = runfiles.read_run_info(folder)
+    except UserError:
+        return False
+    return "config" in info and str(info.get("command", "")).startswith("ptb-lstm train")
+
+
+class RunClaim:
+    """A run folder this process writes into: created by this process (``mkdir``, which fails
+    when the folder exists) or taken over, and locked (``flock``) until ``release`` or exit,
+    so a second training or ``--resume`` of the folder is refused while this one runs."""
+
+    def __init__(self, path: Path, fd: int | None, created: bool) -> None:
+        self.path, self._fd, self.created = path, fd, created
+
+    @classmethod
+    def existing(cls, path: Path, flag: str) -> RunClaim:
+        """Lock the existing folder ``path``; a UserError when another process holds it."""
+        return cls(path, _lock(path, flag), created=False)
+
+    def replaced(self) -> bool:
+        """True when ``path`` is no longer the folder this claim locked."""
+        if self._fd is None:
+            return False
+        try:
+            return not os.path.samestat(os.stat(self.path), os.fstat(self._fd))
+        except OSError:
+            return True
+
+    def release(self) -> None:
+        """Unlock; a folder this process created and left empty (a start that failed before
+        writing anything) is removed."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+            if self.created:
+                try:
+                    self.path.rmdir()
+                except OSError:  # not empty: it holds the run
+                    pass
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
+
+
+def _lock(path: Path, flag: str) -> int | None:
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as error:
+        raise UserError(f"{flag} {path}: cannot open the folder ({error.strerror})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise UserError(f"{flag} {path}: another ptb-lstm train is writing into this folder "
+                        "right now; wait for it to finish or choose another folder") from None
+    return fd
+
+
+def claim_new_run_dir(out: str | None, config_name: str, engine: str) -> RunClaim:
+    """Claim the folder of a new run: ``out`` when it is new, empty or a failed start (whose
+    start files are removed, nothing else); without ``out``, a new
+    ``runs/DATE-TIME-CONFIG-ENGINE`` (with ``-2``, ``-3``, ... when that is taken).
+
+    Creating the folder with ``mkdir`` and locking it is atomic, so of two trainings given one
+    folder (or the same default name) exactly one gets it."""
     if out is None:
         stem = Path(config_name).stem
         base = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}-{engine}"
-        path, n = base, 1
-        while path.exists():
-            n += 1
-            path = base.with_name(f"{base.name}-{n}")
-        return path
+        for n in range(1, 10_000):
+            path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+            if _make_dir(path, "the run folder"):
+                return RunClaim(path, _lock(path, "the run folder"), created=True)
+        raise UserError(f"every run folder name {base}-N is taken; pass --out")
     path = Path(out)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise UserError(f"--out {path} already exists and is not an empty folder; "
-                        "choose a new folder so no earlier run is overwritten")
-    return path
-
-
-def read_run_info(run_dir: Path) -> dict:
-    """A run folder's ``config.json``, or {} when it is missing or unreadable."""
+    created = _make_dir(path, "--out")
+    claim = RunClaim(path, _lock(path, "--out"), created)
+    if created:
+        return claim
     try:
-        info = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8"))
-        return info if isinstance(info, dict) else {}
-    except (OSError, ValueError):
-        return {}
+        if claim.replaced():
+            raise UserError(f"--out {path}: the folder was removed or replaced while it was "
+                            "claimed; run the command again")
+        if any(path.iterdir()):
+            if not is_failed_start(path):
+                held = "a run" if (path / "model.npz").exists() else "other files"
+                hint = f"; continue it with --resume {path}" if held == "a run" else ""
+                raise UserError(f"--out {path} already exists and holds {held}; choose a new "
+                                f"folder so nothing in it is overwritten{hint}")
+            for name in START_FILES:  # a start that failed: begin again
+                (path / name).unlink(missing_ok=True)
+    except BaseException:
+        claim.release()
+        raise
+    return claim
+
+
+def _make_dir(path: Path, flag: str) -> bool:
+    """Create ``path`` (and its parents); False when it exists as a folder already."""
+    try:
+        path.mkdir(parents=True)
+        return True
+    except FileExistsError:
+        if path.is_dir():
+            return False
+        what = "a file" if path.exists() or path.is_symlink() else "not a folder"
+        raise UserError(f"{flag} {path} is {what}; choose a new folder") from None
+    except NotADirectoryError:
+        pass
+    except OSError as error:
+        raise UserError(f"{flag} {path}: cannot create the folder ({error.strerror})") from None
+    blocking = next((parent for parent in reversed(path.parents)
+                     if parent.exists() and not parent.is_dir()), path.parent)
+    raise UserError(f"{flag} {path}: {blocking} is a file, not a folder; choose a folder "
+                    "that is not under a file")
 
 
 def resume_point(ckpt: checkpoint.Checkpoint, run_dir: Path) -> Resume:

@@ -6,6 +6,7 @@ handles arguments and files. Progress is reported through a ``Reporter``; nothin
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import math
@@ -43,8 +44,14 @@ class TrainResult:
 
 def write_json_atomic(path: Path, value: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException as error:
+        tmp.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename is None:
+            error.filename = str(path)  # the file the user knows, not the temporary one
+        raise
 
 
 @dataclass
@@ -73,7 +80,49 @@ def train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path, *,
     so that ``resume`` continues exactly where it was written. ``max_steps`` stops after that
     many training steps in all (0: write the initial checkpoint and stop); ``stop_requested``
     is asked after every step (Ctrl-C). Valid perplexity after each epoch, test at the end.
+
+    A write that fails for want of room (a full disk, a quota, a file-size limit, an I/O
+    error) is a UserError saying where the last good checkpoint is; a checkpoint is never
+    half-written, so it stays intact.
     """
+    saved_step = [resume.step if resume else None]  # the step of the last good checkpoint
+    try:
+        return _train(config, corpus, engine, Path(out_dir), max_steps, log_every, reporter,
+                      run_info, checkpoint_every, resume, stop_requested, saved_step)
+    except OSError as error:
+        if error.errno not in NO_ROOM:
+            raise
+        raise UserError(no_room_message(error, Path(out_dir), saved_step[0])) from None
+
+
+# Write errors that mean "no room to write this": a full disk, a quota, the file-size limit
+# (RLIMIT_FSIZE), and the I/O error some file systems give when they run out.
+NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
+
+
+def no_room_message(error: OSError, out_dir: Path, saved_step: int | None) -> str:
+    """What a write that failed for want of room tells the user: where, and what is safe."""
+    written = Path(error.filename).name if error.filename else "the run's files"
+    where = f"no space left on the device holding {out_dir} ({_mount_point(out_dir)}) while " \
+        f"writing {written} ({error.strerror or os.strerror(error.errno)})"
+    if saved_step is None:
+        return (f"{where}; no checkpoint was written yet; free some space and start again "
+                "with the same --out")
+    return (f"{where}; the last good checkpoint, {out_dir / 'model.npz'} (step {saved_step}), "
+            f"is intact; free some space and continue with: ptb-lstm train --resume {out_dir}")
+
+
+def _mount_point(path: Path) -> str:
+    path = path.resolve()
+    while not os.path.ismount(path) and path != path.parent:
+        path = path.parent
+    return f"mounted at {path}"
+
+
+def _train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path,
+           max_steps: int | None, log_every: int, reporter: Reporter | None,
+           run_info: dict | None, checkpoint_every: int | None, resume: Resume | None,
+           stop_requested: Callable[[], bool] | None, saved_step: list) -> TrainResult:
     reporter = reporter or Reporter()
     # Every split the run reads (valid after each epoch, test at the end) is checked before
     # the first step: a word the vocabulary lacks, or a split too short for one batch, must
@@ -103,6 +152,7 @@ def train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path, *,
                                    "try a smaller learning_rate or max_grad_norm")
         checkpoint.save(model_path, checkpoint.Checkpoint(
             params, corpus.vocab, config, progress, engine.name, engine.dtype, carried=carried))
+        saved_step[0] = progress["step"]
 
     result = TrainResult(out_dir=out_dir, steps=resume.step if resume else 0,
                          epochs=list(resume.epochs) if resume else [])

@@ -67,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"ptb-lstm: error: {error}", file=sys.stderr)
         return 2
+    except MemoryError as error:  # what the estimate before allocating (params.py) missed
+        print(f"ptb-lstm: error: out of memory ({error or 'MemoryError'}); use a smaller "
+              "model, batch size or number of steps", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("ptb-lstm: interrupted", file=sys.stderr)
         return 130

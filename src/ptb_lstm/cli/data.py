@@ -12,7 +12,10 @@ DESCRIPTION = ("Find the Penn Treebank (downloading simple-examples.tgz into the
                "fails, verifying their SHA-256), then print where it is, tokens per "
                "split, the vocabulary size and the steps per epoch. PTB_DATA_URL replaces "
                "the list of sources: URLs separated by spaces, each a .tgz or a folder "
-               "ending in / that holds the three files.")
+               "ending in / that holds the three files. A transfer that stalls is given "
+               "up: PTB_DOWNLOAD_TIMEOUT (seconds, default 60) bounds each read, each such "
+               "span must bring 1 KiB, and a source gets at most 30 spans. Other files in "
+               "the cache folder are left alone.")
 EPILOG = "example:\n  ptb-lstm data --data-dir ~/ptb --config medium --json"
 
 

@@ -80,6 +80,18 @@ def positive(value: int | None, flag: str, allow_zero: bool = False) -> None:
         raise UserError(f"{flag} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
 
 
+def writable_folder(value: str, flag: str) -> None:
+    """Raise a UserError naming ``flag`` when ``value`` is a file or lies under one (it may
+    not exist yet: it is created when written)."""
+    path = Path(value).expanduser()
+    for candidate in (path, *path.parents):
+        if candidate.exists() or candidate.is_symlink():
+            if not candidate.is_dir():
+                where = "is a file" if candidate == path else f"is under the file {candidate}"
+                raise UserError(f"{flag} {value} {where}, not a folder; choose a folder")
+            return
+
+
 def rate(value: float, flag: str = "--dropout") -> None:
     if not 0 <= value < 1:
         raise UserError(f"{flag} must be in [0, 1), got {value}")

@@ -39,6 +39,8 @@ def read_text(args) -> str:
         return Path(args.text_file).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(f"--text-file {args.text_file} does not exist") from None
+    except IsADirectoryError:
+        raise UserError(f"--text-file {args.text_file} is a folder, not a text file") from None
     except (OSError, UnicodeDecodeError) as error:
         raise UserError(f"--text-file {args.text_file}: cannot read it as UTF-8 text "
                         f"({error})") from None

@@ -33,7 +33,9 @@ def add_arguments(p):
                        dtype_shown="float32, or the resumed run's")
     options.add_data_dir(p)
     p.add_argument("--out", metavar="DIR",
-                   help="new or empty folder for the run (default: runs/DATE-TIME-CONFIG-ENGINE)")
+                   help="new or empty folder for the run, or one where a start wrote no "
+                        "checkpoint (default: runs/DATE-TIME-CONFIG-ENGINE); one training "
+                        "at a time writes into a folder")
     p.add_argument("--epochs", type=int, metavar="N", help="override the config's epochs")
     p.add_argument("--max-steps", type=int, metavar="N",
                    help="stop after N training steps in all (0 writes the initial checkpoint)")
@@ -59,25 +61,35 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    import numpy as np
-
     from ptb_lstm.config import parse_sets
-    from ptb_lstm.engines import create_engine
-    from ptb_lstm.metrics import Tee
-    from ptb_lstm.params import count_params
-    from ptb_lstm.progress import ConsoleReporter, summary_table
     from ptb_lstm.runs import RunRequest, prepare
-    from ptb_lstm.train import train
 
     options.positive(args.epochs, "--epochs")
     options.positive(args.max_steps, "--max-steps", allow_zero=True)
     options.positive(args.log_every, "--log-every")
     options.positive(args.checkpoint_every, "--checkpoint-every", allow_zero=True)
+    if args.tensorboard:
+        options.writable_folder(args.tensorboard, "--tensorboard")
     run_ = prepare(RunRequest(
         config=args.config, overrides=parse_sets(args.set), epochs=args.epochs, seed=args.seed,
         engine=args.engine, dtype=args.dtype, out=args.out, init_from=args.init_from,
         resume=args.resume, data_dir=args.data_dir, log_every=args.log_every,
         checkpoint_every=args.checkpoint_every), locate=options.locate)
+    try:
+        return _train(args, run_)
+    finally:
+        run_.release()
+
+
+def _train(args, run_) -> int:
+    import numpy as np
+
+    from ptb_lstm.engines import create_engine
+    from ptb_lstm.metrics import Tee
+    from ptb_lstm.params import count_params
+    from ptb_lstm.progress import ConsoleReporter, summary_table
+    from ptb_lstm.train import train
+
     config, corpus, out_dir, resume = run_.config, run_.corpus, run_.out_dir, run_.resume
     engine = create_engine(run_.engine, config, run_.params, dtype=run_.dtype,
                            device=args.device)
