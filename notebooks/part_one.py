@@ -15,12 +15,13 @@ write one training step by hand: the forward pass, the loss, back-propagation th
 The code shown is the toolkit's **reference engine**, `ptb_lstm/engines/numpy_reference.py`
 (`--engine numpy-reference` on the command line): the whole model in about 250 lines of plain
 NumPy, one time step at a time, each equation beside the line that computes it. The notebook
-imports it and prints its source; nothing is re-implemented here. Section (i) shows how the fast
+imports it and prints its source; nothing of the model is re-implemented here (a few cells write
+a piece out by hand only to check it against the engine). Section (i) shows how the fast
 `numpy` engine differs from it, and checks that both compute the same numbers.
 
 Contents: (a) the data · (b) the model · (c) the forward pass · (d) the loss and perplexity ·
-(e) BPTT derived · (f) the gradient check · (g) clipping, SGD and the learning-rate schedule ·
-(h) a short training run · (i) making it fast · (j) the full results."""
+(e) BPTT derived · (f) the gradient check · (g) clipping, SGD, the learning-rate schedule and
+the whole training step · (h) a short training run · (i) making it fast · (j) the full results."""
 
 DATA = r"""## (a) The data: tokens, vocabulary, ids and stream folding
 
@@ -118,14 +119,21 @@ print(f"N = {n:,} tokens, batch {config.batch_size} x {config.num_steps} steps: 
 
 MODEL = r"""## (b) The model
 
-Let $w_t$ be the id of the word at time t in one row of the batch. The model reads it and
-outputs a probability for every word of the vocabulary being $w_{t+1}$:
+Let $w_t$ be the id of the word at time t in one row of the batch. Time is counted from 0
+throughout: a batch covers $t = 0, \dots, T-1$ (T = `num_steps`), and the state carried in from
+the previous batch is $(h_{-1}, c_{-1})$, exactly as in the code, where `h[t]` holds $h_{t-1}$.
+The model reads $w_t$ and outputs a probability for every word of the vocabulary being $w_{t+1}$.
+There are L = 2 LSTM layers, numbered from 0 as in the parameter names: the paper's "layer 1"
+is `lstm_0` here and its "layer 2" is `lstm_1`. A superscript $(l)$ names the layer where it
+matters; inside one layer it is dropped.
 
-1. **Embedding**: $x_t = E[w_t]$, row $w_t$ of a matrix $E$ [V, H] (V = 10,000 words,
-   H = 200): a learnt vector per word.
+1. **Embedding**: $e_t = E[w_t]$, row $w_t$ of a matrix $E$ [V, H] (V = 10,000 words,
+   H = 200): a learnt vector per word. The embedding width is the hidden size H, so every
+   layer's input has H columns and `lstm_0_kernel` is [H, 4H], the same shape as
+   `lstm_1_kernel`. The input of layer 0 is the embedding after dropout (below):
+   $x^{(0)}_t = m^{(0)}_t \odot e_t$.
 2. **Two LSTM layers**. Layer $l$ keeps a hidden output $h_t$ and a cell $c_t$ (each [H]) and
-   at each time step computes, from its input $x_t$ (the embedding for layer 1, the output
-   $h_t$ of layer 1 for layer 2) and its own previous $h_{t-1}$:
+   at each time step computes, from its input $x_t = x^{(l)}_t$ and its own previous $h_{t-1}$:
    $$z_t = x_t W + h_{t-1} U + b \qquad [4H]$$
    $$i_t = \sigma(z_t^{(i)}),\quad f_t = \sigma(z_t^{(f)}),\quad g_t = \tanh(z_t^{(g)}),\quad o_t = \sigma(z_t^{(o)})$$
    $$c_t = f_t \odot c_{t-1} + i_t \odot g_t, \qquad h_t = o_t \odot \tanh(c_t)$$
@@ -133,15 +141,24 @@ outputs a probability for every word of the vocabulary being $w_{t+1}$:
    much of the candidate $g$ enters the cell, the *forget gate* f how much of the old cell is
    kept, the *output gate* o how much of the cell is shown as $h$. $\sigma(z) = 1/(1+e^{-z})$
    lies in (0, 1); $\odot$ multiplies element by element. W = `kernel` [H, 4H],
-   U = `recurrent_kernel` [H, 4H], b = `bias` [4H].
-3. **Softmax**: $y_t = h_t W_s + b_s$ (V scores, *logits*), $p_t = \mathrm{softmax}(y_t)$, with
-   $\mathrm{softmax}(y)_v = e^{y_v} / \sum_u e^{y_u}$.
+   U = `recurrent_kernel` [H, 4H], b = `bias` [4H]. The input of the next layer is this
+   layer's output after dropout: $x^{(l+1)}_t = m^{(l+1)}_t \odot h^{(l)}_t$.
+3. **Softmax**: the top layer's output after dropout, $x^{(L)}_t = m^{(L)}_t \odot h^{(L-1)}_t$
+   (the engine calls it `top`), gives V scores, the *logits*,
+   $$y_t = (m^{(L)}_t \odot h^{(L-1)}_t)\, W_s + b_s = x^{(L)}_t W_s + b_s,
+   \qquad p_t = \mathrm{softmax}(y_t),\quad \mathrm{softmax}(y)_v = e^{y_v} / \textstyle\sum_u e^{y_u}.$$
 
-All of it runs on a whole batch at once: $x_t$ is then [B, H], $z_t$ [B, 4H], $p_t$ [B, V].
-*Dropout* (the medium and large configs; the small one has none) multiplies the non-recurrent
-connections — the embedding output, the output of layer 1 going into layer 2, the top output
-going into the softmax — by a random mask of 0s and $1/(1-p)$s, never the recurrent
-$h_{t-1} \to h_t$. The parameters, all initialised uniform in ±0.1:"""
+All of it runs on a whole batch at once: $x_t$ is then [B, H], $z_t$ [B, 4H], $p_t$ [B, V];
+the batch row is indexed by r (r = 0..B-1) where it matters, since b is the bias.
+
+**Dropout.** The $m^{(0)}_t, \dots, m^{(L)}_t$ are the L + 1 = 3 *dropout masks*: they
+multiply the non-recurrent connections — the embedding output, the output of `lstm_0` going
+into `lstm_1`, the top output going into the softmax — and never the recurrent
+$h_{t-1} \to h_t$ or $c_{t-1} \to c_t$. Each entry is 0 (the unit is dropped) or $1/(1-\rho)$
+(kept), where $\rho$ is the dropout rate (`config.dropout`; 0.5 for the medium config, 0.65
+for the large one). Training only: evaluation uses no masks. The small config has
+$\rho = 0$, no masks at all, and every $m = 1$ in the equations. The parameters, all
+initialised uniform in ±`init_scale` (±0.1 for the small config):"""
 
 PARAMS_CODE = """\
 from ptb_lstm.params import count_params, init_params, param_shapes
@@ -152,14 +169,15 @@ print(f"{'in all':<41} {count_params(init_params(PRESETS['small'], corpus.vocab_
 
 UNROLLED = r"""Unrolled over the `num_steps` time steps of one batch, the network is a feed-forward graph: each
 column is one time step, the state flows from left to right, and each layer's state enters
-from the previous batch at the left edge and leaves for the next batch at the right edge. Drawn
-for 4 steps:"""
+from the previous batch at the left edge, as $(h_{-1}, c_{-1})$, and leaves for the next batch at
+the right edge. The three connections marked "dropout" are those the masks $m^{(0)}, m^{(1)},
+m^{(2)}$ multiply. Drawn for T = 4 steps, t = 0..3:"""
 
 UNROLLED_CODE = """\
 def draw_unrolled(T=4):
     fig, ax = plt.subplots(figsize=(10, 6.2))
-    rows = [(0, "$w_t$", "word id"), (1, "$x_t=E[w_t]$", "embedding"), (2.2, "layer 1", "LSTM"),
-            (3.4, "layer 2", "LSTM"), (4.6, "$p_t$", "softmax"), (5.6, "$-\\\\log p_t[w_{t+1}]$", "loss")]
+    rows = [(0, "$w_t$", "word id"), (1, "$e_t=E[w_t]$", "embedding"), (2.2, "lstm_0", "LSTM"),
+            (3.4, "lstm_1", "LSTM"), (4.6, "$p_t$", "softmax"), (5.6, "$-\\\\log p_t[w_{t+1}]$", "loss")]
     boxes = {"word id": "white", "embedding": "#dde8f5", "LSTM": "#fde2c4", "softmax": "#d9f0d3", "loss": "#f5d5d5"}
     for t in range(T):
         X = 1.6 * t
@@ -169,24 +187,52 @@ def draw_unrolled(T=4):
                 text = f"{label}\\n$h_{t}, c_{t}$"
             ax.text(X, y, text, ha="center", va="center", fontsize=9,
                     bbox=dict(boxstyle="round", fc=boxes[kind], ec="grey"))
-        for (y0, *_), (y1, *_), dropped in zip(rows[:-1], rows[1:], [False, True, True, True, False]):
+        masks = ["", "dropout $m^{(0)}$", "dropout $m^{(1)}$", "dropout $m^{(2)}$", ""]
+        for (y0, *_), (y1, *_), mask in zip(rows[:-1], rows[1:], masks):
             ax.annotate("", (X, y1 - 0.33), (X, y0 + 0.3), arrowprops=dict(arrowstyle="->"))
-            if dropped and t == 0:
-                ax.text(X + 0.08, (y0 + y1) / 2, "dropout", fontsize=7, color="purple")
+            if mask and t == 0:
+                ax.text(X + 0.08, (y0 + y1) / 2, mask, fontsize=7, color="purple")
         for y in (2.2, 3.4):  # the recurrence: h and c go on to the next time step
             if t < T - 1:
                 ax.annotate("", (X + 1.6 - 0.5, y), (X + 0.5, y), arrowprops=dict(arrowstyle="->", color="tab:red", lw=1.5))
     for y in (2.2, 3.4):
         ax.annotate("", (-0.5, y), (-1.5, y), arrowprops=dict(arrowstyle="->", color="tab:red", ls="--"))
         ax.annotate("", (1.6 * (T - 1) + 1.5, y), (1.6 * (T - 1) + 0.5, y), arrowprops=dict(arrowstyle="->", color="tab:red", ls="--"))
-    ax.text(-1.55, 2.8, "state from the\\nprevious batch\\n(no gradient back)", fontsize=8, color="tab:red", ha="left")
+    ax.text(-1.55, 2.6, "state from the\\nprevious batch\\n$h_{-1}, c_{-1}$\\n(no gradient back)", fontsize=8, color="tab:red", ha="left")
     ax.text(1.6 * (T - 1) + 0.6, 2.8, "state to the\\nnext batch", fontsize=8, color="tab:red", ha="left")
     ax.text(0.8, 5.95, "target $w_{t+1}$ is the input of the next step", fontsize=8, ha="left")
     ax.set_xlim(-1.7, 1.6 * (T - 1) + 1.7); ax.set_ylim(-0.5, 6.3); ax.axis("off")
-    ax.set_title(f"the two-layer LSTM unrolled over {T} time steps (time goes right, layers go up)")
+    ax.set_title(f"the two-layer LSTM unrolled over {T} time steps, t = 0..{T - 1} (time goes right, layers go up)")
     plt.show()
 
 draw_unrolled()"""
+
+MASKS = r"""### Where the dropout masks come from
+
+The engine draws no random numbers: the trainer asks `ptb_lstm.dropout.step_masks(config, step)`
+for the masks of each training step and passes them to `train_step`. For a config with
+dropout it returns L + 1 arrays, one per masked connection in the order $m^{(0)}$ (the
+embedding output), $m^{(1)}, \dots, m^{(L-1)}$ (between layers) and $m^{(L)}$ (the top output).
+Each has the shape of the activations it multiplies, [T, B, H] time-major: a fresh 0 or 1 for
+every time step, batch row and unit, so a unit dropped at time t may be kept at t + 1 and in
+the next row. The inverted-dropout scaling is inside the mask: the kept entries are
+$1/(1-\rho)$, not 1, so the expected value of $m \odot h$ is $h$ and evaluation, which uses no
+masks, needs no rescaling. The masks are a function of the config's seed and the 0-based global
+training step only (a counter-based Philox generator keyed by the seed, with the step as its
+counter): every engine gets the same masks, and a resumed run draws those an uninterrupted run
+would have drawn. For the small config ($\rho = 0$) it returns `None`."""
+
+MASKS_CODE = """\
+from ptb_lstm.dropout import masks as dropout_masks, step_masks
+show_source(step_masks)
+show_source(dropout_masks)
+medium = PRESETS["medium"]  # rho = 0.5, H = 650, T = 35, B = 20
+step_0 = step_masks(medium, 0)
+print(f"rho = {medium.dropout}: {len(step_0)} masks of shape {step_0[0].shape} [T, B, H]; values {np.unique(step_0[0])}; "
+      f"kept fraction {np.mean([np.mean(m > 0) for m in step_0]):.3f}")
+assert all((a == b).all() for a, b in zip(step_0, step_masks(medium, 0)))  # the same step: the same masks
+print("step 1 differs from step 0 in", f"{np.mean(step_masks(medium, 1)[0] != step_0[0]):.0%}", "of the entries")
+print("the small config:", step_masks(PRESETS["small"], 0))"""
 
 FORWARD = r"""## (c) The forward pass
 
@@ -224,16 +270,32 @@ engine.reset_state(3)
 x, y = next(batches(corpus.train, batch_size=3, num_steps=5))
 fwd = engine.forward(x, engine.state)
 print("inputs", x.shape, "-> logits", fwd.logits.shape, "(time-major: [T, B, V])")
-print("layer 1 keeps h", fwd.layers[0].h.shape, "and gates i", fwd.layers[0].i.shape,
+print("lstm_0 (fwd.layers[0]) keeps h", fwd.layers[0].h.shape, "and gates i", fwd.layers[0].i.shape,
       "; the final state per layer:", [tuple(h.shape) for h, c in fwd.final_state])"""
+
+SIGMOID = r"""The gates use the engine's `sigmoid`, $\sigma(z) = 1/(1+e^{-z})$ written out directly. For a
+very negative z, $e^{-z}$ overflows to `inf` (below about −88.7 in float32, −709.8 in float64)
+and NumPy warns "overflow encountered in exp"; the result is still right, since
+$1/(1+\infty) = 0$ is the limit of $\sigma$. For a very positive z, $e^{-z}$ becomes negligible and
+$\sigma$ rounds to exactly 1, with no warning. The pre-activations of a healthy model stay far from either; a
+diverging run can reach them, which is why `train_step` runs under
+`np.errstate(over="ignore")` and reports a non-finite loss instead of warnings."""
+
+SIGMOID_CODE = """\
+show_source(sigmoid)
+z = np.array([-1000.0, -100.0, -5.0, 0.0, 5.0, 100.0, 1000.0], np.float32)
+with np.errstate(over="ignore"):  # exp(1000) overflows to inf: a warning, not an error
+    print("z        ", z)
+    print("sigmoid(z)", sigmoid(z), "(float32; exact 0 and 1 at the ends)")"""
 
 LOSS = r"""## (d) The loss and perplexity
 
 The model is trained to give the true next word a high probability. The loss of one position
 is the **cross-entropy** $-\log p_t[w_{t+1}]$, and the loss of one training step (as in the
-paper's code) is its **sum over the T time steps, averaged over the B rows**:
+paper's code) is its **sum over the T time steps, averaged over the B rows** (r is the batch
+row, t = 0..T-1; the target of the last position, $w_T$, is the first input of the next batch):
 
-$$L = \frac{1}{B} \sum_{b=1}^{B} \sum_{t=1}^{T} -\log p_{t,b}[w_{t+1,b}]$$
+$$L = \frac{1}{B} \sum_{r=0}^{B-1} \sum_{t=0}^{T-1} -\log p_{t,r}[w_{t+1,r}]$$
 
 **Perplexity** is the exponential of the mean cross-entropy per word, over a whole split:
 
@@ -244,7 +306,24 @@ word and its perplexity exactly $V$ = **10,000**. A perplexity of 114 (the paper
 on the test split) means the model is, on average, as uncertain as if it chose uniformly among
 114 words — it has narrowed 10,000 choices down to about a hundred. The reference engine takes
 the logarithm of the softmax directly, so that no probability is rounded to zero before the
-log:"""
+log.
+
+**Two loss conventions.** `train_step` returns $L$ above, summed over time and averaged over
+the batch, because that is the quantity whose gradient the update uses (its scale fixes what a
+learning rate of 1 means). `eval_step` returns the cross-entropy **summed over all B × T
+positions**, because evaluation adds batches up over a whole split and only divides at the end.
+So the perplexities are computed differently from the two:
+
+* training (the trainer's running perplexity over the $S$ steps done so far):
+  $\exp\big(\sum_s L_s / (S \cdot T)\big)$ — the sum of the returned losses divided by $T$ per
+  step, since each is already a mean over the batch;
+* evaluation (`ptb_lstm.evaluate.evaluate`):
+  $\exp\big(\sum_s \mathrm{NLL}_s / (S \cdot B \cdot T)\big)$, every target token of the split
+  once, with the state carried through the split from zeros.
+
+Both are the mean cross-entropy per token; dividing a training loss by $B \cdot T$ or an
+evaluation sum by $T$ alone would be off by a factor B in the exponent. The cell below does
+both on one batch:"""
 
 LOSS_CODE = """\
 show_source(ReferenceEngine.log_softmax)
@@ -252,10 +331,16 @@ show_source(ReferenceEngine.nll)
 config = PRESETS["small"]
 engine = ReferenceEngine(config, init_params(config, corpus.vocab_size), dtype="float32")
 x, y = next(batches(corpus.train, config.batch_size, config.num_steps))
+B, T = x.shape
 nll = engine.eval_step(x, y)  # summed over the B * T positions
-print(f"untrained small model on the first batch: {nll / x.size:.3f} nats per word, "
-      f"perplexity {np.exp(nll / x.size):,.0f}; uniform: log V = {np.log(corpus.vocab_size):.3f}, "
-      f"perplexity {corpus.vocab_size:,}")"""
+engine.reset_state(B)  # the same batch again, from the same zero state
+loss = engine.train_step(x, y, learning_rate=0.0)  # summed over T, averaged over B (rate 0: no update)
+print(f"eval_step: {nll:,.1f} (sum over {B} x {T} positions); train_step: {loss:.2f} (sum over {T} steps, mean over {B} rows)")
+print(f"perplexity from eval_step exp(nll / (B T)) = {np.exp(nll / (B * T)):,.0f}; "
+      f"from train_step exp(loss / T) = {np.exp(loss / T):,.0f}")
+print(f"untrained small model on the first batch: {nll / x.size:.3f} nats per word; "
+      f"uniform: log V = {np.log(corpus.vocab_size):.3f}, perplexity {corpus.vocab_size:,}")
+assert np.isclose(nll / (B * T), loss / T, rtol=1e-5)"""
 
 BPTT = r"""## (e) Back-propagation through time, derived
 
@@ -273,20 +358,30 @@ the first term gives $-1$ when $j = k$; the second gives $e^{y_j}/\sum_u e^{y_u}
 $$\frac{\partial(-\log p_k)}{\partial y_j} = p_j - [j = k], \qquad \delta y = \frac{p - \mathrm{onehot}(k)}{B}$$
 
 where the $1/B$ comes from the average over the batch in $L$ (the sum over time contributes
-one term per position). Every position gets its own $\delta y_{t,b}$ [V].
+one term per position). Every position (t, r) gets its own $\delta y_{t,r}$ [V].
 
-**Step 2 — the softmax layer.** $y = h W_s + b_s$ is linear: $\delta W_s = \sum_{t,b} h_{t,b}^\top \delta y_{t,b}$
-(an outer product per position, summed), $\delta b_s = \sum_{t,b} \delta y_{t,b}$, and the
-gradient reaching the top LSTM output is $\delta h_t = \delta y_t W_s^\top$. With dropout, a
-multiplication $x' = m \odot x$ passes the gradient back as $\delta x = m \odot \delta x'$.
+**Step 2 — the softmax layer, and back through the top mask.** $y_t = x^{(L)}_t W_s + b_s$ with
+$x^{(L)}_t = m^{(L)}_t \odot h^{(L-1)}_t$ is linear in $x^{(L)}_t$:
+$\delta W_s = \sum_{t,r} (x^{(L)}_{t,r})^\top \delta y_{t,r}$ (an outer product per position,
+summed), $\delta b_s = \sum_{t,r} \delta y_{t,r}$, and $\delta x^{(L)}_t = \delta y_t W_s^\top$.
+The h in $\delta W_s$ is the **masked** top output $x^{(L)}$, the value that actually entered the
+product (the engine's `top`), not $h^{(L-1)}$. A multiplication by a mask, $x' = m \odot x$,
+passes the gradient back multiplied by the same mask, $\delta x = m \odot \delta x'$: a dropped
+unit gets no gradient, a kept one $1/(1-\rho)$ times the gradient. So the top LSTM output
+receives $\delta h^{(L-1),\text{above}}_t = m^{(L)}_t \odot \delta y_t W_s^\top$. The masks must
+be the very ones the forward pass used, so the backward pass takes them as arguments.
 
-**Step 3 — where $h_t$ goes.** In one layer, $h_t$ feeds two places: the layer above (or the
-softmax) at time t, and this layer's own $z_{t+1} = x_{t+1}W + h_t U + b$. The gradients add:
+**Step 3 — where $h_t$ goes.** In one layer $l$, $h_t$ feeds two places: the layer above (or the
+softmax) at time t, through the mask $m^{(l+1)}_t$, and this layer's own
+$z_{t+1} = x_{t+1}W + h_t U + b$. The gradients add:
 
-$$\delta h_t = \delta h_t^{\text{above}} + \delta z_{t+1} U^\top$$
+$$\delta h_t = \delta h_t^{\text{above}} + \delta z_{t+1} U^\top, \qquad
+\delta h_t^{\text{above}} = m^{(l+1)}_t \odot \delta x^{(l+1)}_t$$
 
-This is why BPTT runs backwards in time: $\delta h_t$ needs $\delta z_{t+1}$ first. At the last
-step of the batch, the second term is zero.
+where $\delta x^{(l+1)}_t$ is the gradient of the input of the layer above (step 8), or
+$\delta y_t W_s^\top$ for the top layer (step 2). This is why BPTT runs backwards in time:
+$\delta h_t$ needs $\delta z_{t+1}$ first. At the last step of the batch, t = T − 1, the second
+term is zero.
 
 **Step 4 — the output gate and tanh.** $h_t = o_t \odot \tanh(c_t)$, so
 $\delta o_t = \delta h_t \odot \tanh(c_t)$, and the part of $\delta c_t$ that comes through $h_t$ is
@@ -322,17 +417,22 @@ $$\delta z^{(i)} = \delta i \odot i(1-i),\quad \delta z^{(f)} = \delta f \odot f
 and $\delta z_t$ [B, 4H] is the four blocks side by side, in the order i, f, g, o.
 
 **Step 8 — the linear part.** $z_t = x_t W + h_{t-1} U + b$ for every t with the same W, U, b,
-so their gradients are sums over time (and the batch):
+so their gradients are sums over time (and the batch rows r):
 
 $$\delta W = \sum_t x_t^\top \delta z_t,\quad \delta U = \sum_t h_{t-1}^\top \delta z_t,\quad
-\delta b = \sum_{t,b} \delta z_t,\quad \delta x_t = \delta z_t W^\top,\quad
+\delta b = \sum_{t,r} \delta z_{t,r},\quad \delta x_t = \delta z_t W^\top,\quad
 \delta h_{t-1} \mathrel{+}= \delta z_t U^\top,\quad \delta c_{t-1} = \delta c_t \odot f_t$$
 
-$\delta x_t$ is the gradient arriving at the layer below (step 3 again, one layer down); for
-the bottom layer it is the gradient of the embedding output.
+The $x_t$ in $\delta W$ is the layer's input **after** its mask, $x^{(l)}_t = m^{(l)}_t \odot
+h^{(l-1)}_t$ (or $m^{(0)}_t \odot e_t$ for `lstm_0`): the value the product saw, which the
+forward pass keeps in `Layer.x`. The sums run over t = 0..T-1, so $\delta U$ uses $h_{-1}$, the
+carried-in state, at t = 0. $\delta x_t$ is the gradient arriving at the input; multiplied by
+the mask, $m^{(l)}_t \odot \delta x_t$, it is $\delta h_t^{\text{above}}$ of the layer below
+(step 3 again, one layer down), and for `lstm_0` the gradient of the embedding row,
+$\delta e_t = m^{(0)}_t \odot \delta x^{(0)}_t$.
 
-**Step 9 — the embedding: a scatter-add.** $x_t = E[w_t]$ copies one row of $E$. Its gradient
-adds $\delta x_{t,b}$ into row $w_{t,b}$ of $\delta E$ for every position; a word that occurs
+**Step 9 — the embedding: a scatter-add.** $e_t = E[w_t]$ copies one row of $E$. Its gradient
+adds $\delta e_{t,r}$ into row $w_{t,r}$ of $\delta E$ for every position; a word that occurs
 several times in the batch collects several contributions, and the rows of words not in the
 batch stay zero: `np.add.at(dE, ids, dx)`.
 
@@ -353,26 +453,73 @@ numeric_tanh = (np.tanh(u + eps) - np.tanh(u - eps)) / (2 * eps)
 print(f"max |sigma(1 - sigma) - numeric| = {np.abs(sigmoid(u) * (1 - sigmoid(u)) - numeric_sigmoid).max():.1e}")
 print(f"max |1 - tanh^2      - numeric| = {np.abs(1 - np.tanh(u) ** 2 - numeric_tanh).max():.1e}")"""
 
-BPTT_SOURCE = r"""Steps 1, 2 and 9 are `ReferenceEngine.gradients`; steps 3 to 8 are `_layer_backward`, which goes
+EXERCISE = r"""**Exercise: write the backward pass yourself before reading on.** Steps 1 to 9 are all
+you need. Write a function `my_gradients(engine, inputs, targets, state, masks)` that returns a
+dict from parameter name to gradient (the names of section (b), the embedding's as a dense
+[V, H] array). Start from `fwd = engine.forward(inputs, state, masks)`: its record holds
+`fwd.ids` [T, B], `fwd.top` (the masked top output $x^{(L)}$), `fwd.logits`, and per layer
+`fwd.layers[l]` with `x` (the masked input $x^{(l)}$), `h` and `c` ([T + 1, B, H], row 0 the
+carried-in state) and the activated gates `i, f, g, o`; the weights are `engine.params`. Go
+through the layers from the top one down, and inside each layer from t = T − 1 down to 0,
+carrying $\delta h$ and $\delta c$ from step t + 1 to step t; multiply by each mask on the way
+down (`masks` is None without dropout). The cell below defines `check_backward`, which runs your
+function on a tiny float64 model with dropout 0.5 and a random incoming state and compares every
+gradient with the reference engine's. Write yours, call `check_backward(my_gradients)`, and only
+then read the answer below."""
+
+EXERCISE_CODE = """\
+def check_backward(my_gradients, dropout=0.5):
+    \"\"\"Compare my_gradients(engine, inputs, targets, state, masks) -> {name: gradient} with the
+    reference engine's gradients on a tiny float64 model (V 11, H 5, T 4, B 3).\"\"\"
+    config = PRESETS["tiny"].replace(hidden_size=5, num_steps=4, batch_size=3, init_scale=0.5, dropout=dropout)
+    engine = ReferenceEngine(config, init_params(config, 11, np.float64), dtype="float64")
+    rng = np.random.default_rng(1)
+    inputs, targets = rng.integers(0, 11, (2, 3, 4))
+    state = [(rng.uniform(-0.5, 0.5, (3, 5)), rng.uniform(-0.5, 0.5, (3, 5))) for _ in range(2)]
+    masks = step_masks(config, 0, dtype=np.float64)
+    expected = engine.gradients(inputs, targets, state, masks).params
+    got = my_gradients(engine, inputs, targets, state, masks)
+    for name, g in expected.items():
+        error = float(np.abs(np.asarray(got[name]) - g).max() / np.abs(g).max())
+        print(f"{name:<26} relative error {error:.1e}  {'ok' if error < 1e-9 else 'WRONG'}")
+
+# def my_gradients(engine, inputs, targets, state, masks):
+#     fwd = engine.forward(inputs, state, masks)
+#     ...
+# check_backward(my_gradients)"""
+
+BPTT_SOURCE = r"""**The answer.** Steps 1, 2 and 9 are `ReferenceEngine.gradients`; steps 3 to 8 are `_layer_backward`, which goes
 through one layer from the last time step to the first. Read them against the derivation: each
-line carries its equation: first as tables (steps 1, 2 and 9, then steps 3 to 8), then in the code."""
+line carries its equation: first as tables (steps 1, 2 and 9, then steps 3 to 8), then in the code.
+The masks enter in three places: `dx * masks[layer + 1]` before each layer's backward pass (the
+mask above it) and `dx * masks[0]` before the scatter-add into the embedding. Last, the harness
+of the exercise run on the answer itself."""
 
 BPTT_SOURCE_CODE = """\
 beside(ReferenceEngine.gradients)
 beside(ReferenceEngine._layer_backward)
 show_source(ReferenceEngine.gradients)
-show_source(ReferenceEngine._layer_backward)"""
+show_source(ReferenceEngine._layer_backward)
+check_backward(lambda engine, *batch: engine.gradients(*batch).params)"""
 
 GRADCHECK = r"""## (f) The gradient check
 
 A derivation can be wrong and code can have typos; a **gradient check** catches both. For each
 parameter entry $w$, the central difference $(L(w+\epsilon) - L(w-\epsilon))/2\epsilon$
-approximates $\partial L/\partial w$ with an error of order $\epsilon^2$. On a tiny random model
-(vocabulary 11, hidden 5, 2 layers, 4 steps, batch 3) in float64 with $\epsilon = 10^{-5}$,
-`ptb_lstm.gradcheck` compares every entry of every parameter, and of the incoming state
-$(h_{-1}, c_{-1})$, with the analytic gradient. The error of an array is
-$\max|g - \hat g| / \max|g|$; the check passes below $10^{-6}$. It runs without and with
-dropout (rate 0.5, the same masks in every evaluation of L)."""
+approximates $\partial L/\partial w$ with an error of order $\epsilon^2$. `ptb_lstm.gradcheck`
+compares every entry of every parameter, and of the incoming state $(h_{-1}, c_{-1})$, with the
+analytic gradient. Its setup, all of it fixed in the function:
+
+* a tiny model: vocabulary 11, H = 5, 2 layers, T = 4 steps, batch 3, seed 0;
+* the parameters uniform in **±0.5** (`init_scale` 0.5, five times the small config's ±0.1);
+* an incoming state $(h_{-1}, c_{-1})$ drawn uniform in ±0.5 for every layer, not zeros, so
+  that $\delta f = \delta c \odot c_{t-1}$ at t = 0 and the state gradients are exercised;
+* random input ids and random targets (not text);
+* float64 throughout, $\epsilon = 10^{-5}$;
+* with dropout 0.5, the masks of `step_masks(config, step=0)`, the same in every evaluation of L.
+
+The error of an array is $\max|g - \hat g| / \max|g|$, its worst entry's difference relative
+to its largest gradient; the check passes below $10^{-6}$. It runs without and with dropout."""
 
 GRADCHECK_CODE = """\
 from ptb_lstm.gradcheck import TOLERANCE, gradcheck
@@ -385,10 +532,50 @@ worst = max(r.error for r in rows + with_dropout)
 print(f"worst: {worst:.1e} (tolerance {TOLERANCE:.0e})")
 assert worst <= TOLERANCE"""
 
-GRADCHECK_PLOT = r"""Every entry: the size of its gradient against its own relative error. The entries with tiny
-gradients show larger relative errors only because the finite difference carries an absolute
-rounding error of about $10^{-10}$ (the loss is about 10 and is known to about $10^{-15}$ of
-itself, divided by $2\epsilon$)."""
+GRADCHECK_SCALE = r"""**Why ±0.5 and not the small config's ±0.1.** The finite difference has an absolute error
+set by rounding, not by the model: the loss is about 10 and float64 knows it to about
+$10^{-15}$ of itself, and dividing the difference of two such values by $2\epsilon = 2\cdot10^{-5}$
+leaves an error of about $10^{-10}$ in every numeric slope, whatever the gradient's size. With
+weights in ±0.1 the gradients of the lower layers are small: $\delta z$ of `lstm_0` has come
+down through $W_s^\top$ and `lstm_1`'s $W^\top$, both ±0.1, and a kernel's gradient is that
+$\delta z$ times the layer's input (an embedding row in ±0.1) or its previous $h$ (small as
+well). The gradients of the embedding and of `lstm_0`'s two kernels are then about $10^{-4}$, and their relative error about
+$10^{-10} / 10^{-4} = 10^{-6}$: at or just above the tolerance, for code that is correct. With
+weights in ±0.5 the same gradients are about $10^{-2}$ and the same rounding is a relative error
+near $10^{-8}$, far below the tolerance, so that a real mistake (typically an error of order 1)
+stands out. The same central differences at the two scales, with the reference engine (the
+incoming state drawn in ± the same scale; the ±0.5 column is the check above):"""
+
+GRADCHECK_SCALE_CODE = """\
+def central_differences(engine, batch, name, eps=1e-5):
+    array, numeric = engine.params[name], np.zeros_like(engine.params[name])
+    for index in np.ndindex(array.shape):
+        original = array[index]
+        array[index] = original + eps; plus = engine.gradients(*batch).loss
+        array[index] = original - eps; minus = engine.gradients(*batch).loss
+        array[index] = original
+        numeric[index] = (plus - minus) / (2 * eps)
+    return numeric
+
+results = {}
+for scale in (0.5, 0.1):
+    config = PRESETS["tiny"].replace(hidden_size=5, num_steps=4, batch_size=3, init_scale=scale, seed=0)
+    engine = ReferenceEngine(config, init_params(config, 11, np.float64), dtype="float64")
+    rng = np.random.default_rng(0)
+    inputs, targets = rng.integers(0, 11, (3, 4)), rng.integers(0, 11, (3, 4))
+    state = [(rng.uniform(-scale, scale, (3, 5)), rng.uniform(-scale, scale, (3, 5))) for _ in range(2)]
+    for name, g in engine.gradients(inputs, targets, state).params.items():
+        difference = np.abs(g - central_differences(engine, (inputs, targets, state), name)).max()
+        results[name, scale] = (np.abs(g).max(), difference, difference / np.abs(g).max())
+print(f"{'':<26}{'init ±0.5':^33}{'init ±0.1':^33}")
+print(f"{'':<26}" + f"{'max |g|':>11}{'max |diff|':>11}{'error':>11}" * 2)
+for name in engine.params:
+    print(f"{name:<26}" + "".join(f"{v:>11.1e}" for scale in (0.5, 0.1) for v in results[name, scale]))"""
+
+GRADCHECK_PLOT = r"""Every entry of the ±0.5 check (without dropout): the size of its gradient against its own
+relative error. The entries with tiny gradients show larger relative errors for the reason just
+seen: the finite difference carries an absolute rounding error of about $10^{-10}$ whatever the
+gradient's size."""
 
 GRADCHECK_PLOT_CODE = """\
 g = np.concatenate([np.abs(r.analytic).ravel() for r in rows])
@@ -401,7 +588,7 @@ ax.set_title("the reference engine's BPTT against central differences (float64)"
 ax.grid(True, which="both", alpha=0.3)
 plt.show()"""
 
-UPDATE = r"""## (g) Clipping, SGD and the learning-rate schedule
+UPDATE = r"""## (g) Clipping, SGD, the learning-rate schedule and the whole step
 
 **Global-norm clipping.** An occasional batch produces a very large gradient (a step of
 exploding gradients) that would throw the weights far away. Treat all the gradients as one
@@ -437,6 +624,59 @@ ax.set_yscale("log"); ax.set_xlabel("epoch"); ax.set_ylabel("learning rate")
 ax.set_title("small config: learning rate per epoch"); ax.grid(True, which="both", alpha=0.3)
 plt.show()
 print([f"{r:g}" for r in rates])"""
+
+STEP = r"""### One training step, all together
+
+`ReferenceEngine.train_step` puts the pieces in order: `gradients` (the forward pass from the
+carried state, the loss, BPTT), then `clip_and_update` (the global norm, clipping and SGD), then
+the new carried state. Three details decide whether a hand-written step matches it:
+
+* **The returned loss is the one before the update**: the loss of this batch under the weights
+  the step started from, computed in the same forward pass as the gradients. (A loss computed
+  after the update would be a different, usually lower, number.)
+* **The state carried on is that forward pass's final state** $(h_{T-1}, c_{T-1})$ of every
+  layer, computed with the old weights (and, with dropout, with this step's masks on the
+  inputs of the layers); it is not recomputed with the updated weights. No gradient flows
+  through it into the next batch.
+* **The global norm covers the parameter gradients only**: the square root of the sum of
+  squares of every entry of every parameter gradient (9 arrays for two layers), the embedding's as the dense [V, H]
+  array (a row used several times in the batch counts once, with its summed gradient; rows of
+  words not in the batch are zero). The incoming-state gradients $\delta h_{-1}, \delta c_{-1}$,
+  which `gradients` also returns, are for checks only and enter neither the norm nor any update.
+  The norm is taken before clipping, and it is what `last_grad_norm` reports."""
+
+STEP_CODE = """\
+from ptb_lstm.engines.numpy_reference import Gradients
+show_source(ReferenceEngine.train_step)
+show_source(Gradients.global_norm)"""
+
+STEP_CHECK = r"""The same step written out by hand from the pieces, in float64 with dropout, against
+`train_step` on a second engine with the same weights:"""
+
+STEP_CHECK_CODE = """\
+config = PRESETS["tiny"].replace(dropout=0.5, max_grad_norm=0.5)  # so that clipping acts
+params = init_params(config, corpus.vocab_size, np.float64)
+engine, by_hand = (ReferenceEngine(config, params, dtype="float64") for _ in range(2))
+x, y = next(batches(corpus.train, config.batch_size, config.num_steps))
+masks, learning_rate = step_masks(config, 0, dtype=np.float64), 1.0
+
+state = by_hand.get_state()  # zeros: the start of an epoch
+grads = by_hand.gradients(x, y, state, masks)  # forward from the carried state, loss, BPTT
+norm = np.sqrt(sum(np.sum(g * g) for g in grads.params.values()))  # parameters only, dense dE
+scale = config.max_grad_norm / max(norm, config.max_grad_norm)
+new_params = {name: params[name] - learning_rate * scale * grads.params[name] for name in params}
+carried = grads.final_state  # from the forward pass, old weights
+
+loss = engine.train_step(x, y, learning_rate, masks)
+print(f"loss {loss:.6f} (train_step) vs {grads.loss:.6f} (by hand, before the update); "
+      f"norm {engine.last_grad_norm:.4f} vs {norm:.4f}, scaled by {scale:.3f}")
+state_norm = np.sqrt(sum(np.sum(dh * dh) + np.sum(dc * dc) for dh, dc in grads.state_grad))
+print(f"incoming-state gradient (not in the norm): {state_norm:.4f}")
+after = engine.get_params()
+assert loss == grads.loss and engine.last_grad_norm == norm
+assert all(np.allclose(after[n], new_params[n], rtol=0, atol=1e-15) for n in params)
+assert all((h1 == h2).all() and (c1 == c2).all() for (h1, c1), (h2, c2) in zip(engine.get_state(), carried))
+print("parameters after the update and the carried state: the same")"""
 
 TRAINING = r"""## (h) A short training run
 
@@ -641,13 +881,17 @@ def part_one() -> list:
         md(FOLDING), code(FOLDING_CODE), code(FOLDING_PICTURE, figure="notebook1-folding"),
         md(CARRY), code(CARRY_CODE),
         md(MODEL), code(PARAMS_CODE), md(UNROLLED),
-        code(UNROLLED_CODE, figure="notebook1-unrolled"),
+        code(UNROLLED_CODE, figure="notebook1-unrolled"), md(MASKS), code(MASKS_CODE),
         md(FORWARD), code(FORWARD_CODE), md(FORWARD_SOURCE), code(FORWARD_RUN),
+        md(SIGMOID), code(SIGMOID_CODE),
         md(LOSS), code(LOSS_CODE),
-        md(BPTT), md(BPTT_CHECK), code(BPTT_CHECK_CODE), md(BPTT_SOURCE), code(BPTT_SOURCE_CODE),
-        md(GRADCHECK), code(GRADCHECK_CODE), md(GRADCHECK_PLOT),
+        md(BPTT), md(BPTT_CHECK), code(BPTT_CHECK_CODE), md(EXERCISE), code(EXERCISE_CODE),
+        md(BPTT_SOURCE), code(BPTT_SOURCE_CODE),
+        md(GRADCHECK), code(GRADCHECK_CODE), md(GRADCHECK_SCALE), code(GRADCHECK_SCALE_CODE),
+        md(GRADCHECK_PLOT),
         code(GRADCHECK_PLOT_CODE, figure="notebook1-gradcheck"),
         md(UPDATE), code(UPDATE_CODE), md(SCHEDULE), code(SCHEDULE_CODE, figure="notebook1-schedule"),
+        md(STEP), code(STEP_CODE), md(STEP_CHECK), code(STEP_CHECK_CODE),
         md(TRAINING), code(TRAINING_CODE), code(TRAINING_PLOT_CODE, figure="notebook1-curve"), md(TRAINING_AFTER),
         md(FAST), code(FAST_CODE), md(FAST_WHOLE), code(FAST_WHOLE_CODE),
         md(EQUAL), code(EQUAL_CODE),
