@@ -88,6 +88,14 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None,
                           text=True, env=full_env, cwd=cwd, timeout=timeout)
 
 
+def train_tiny(data_dir: Path, out: Path, *args: str) -> Path:
+    """Train the tiny config on ``data_dir`` into ``out`` with ``args``; it must succeed."""
+    result = run_cli("train", "--config", "tiny", "--data-dir", str(data_dir), "--out",
+                     str(out), *args)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
 def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
     """Exit status 2, the error as one line starting 'ptb-lstm: error:' at the end of stderr
     (after any progress notes), and no traceback."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_user_error, run_cli, write_corpus
+from conftest import assert_user_error, run_cli, train_tiny, write_corpus
 
 
 @pytest.fixture(scope="module")
@@ -280,11 +280,8 @@ def test_a_full_disk_before_the_first_checkpoint_says_so(corpus, tmp_path):
 
 @pytest.fixture(scope="module")
 def run_folder(corpus, tmp_path_factory):
-    out = tmp_path_factory.mktemp("faults-run") / "run"
-    result = run_cli("train", "--config", "tiny", "--data-dir", str(corpus), "--out", str(out),
-                     "--max-steps", "4", "--log-every", "1")
-    assert result.returncode == 0, result.stderr
-    return out
+    return train_tiny(corpus, tmp_path_factory.mktemp("faults-run") / "run", "--max-steps",
+                      "4", "--log-every", "1")
 
 
 def test_resume_given_the_checkpoint_file_names_its_folder(run_folder, corpus):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_user_error, run_cli
+from conftest import assert_user_error, run_cli, train_tiny
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +21,7 @@ def corpus(tmp_path_factory):
 def model(corpus, tmp_path_factory):
     """A tiny run stopped mid-epoch: its model.npz holds progress and the carried state."""
     out = tmp_path_factory.mktemp("hostile-run") / "run"
-    result = run_cli("train", "--config", "tiny", "--data-dir", str(corpus), "--out", str(out),
-                     "--max-steps", "3", "--log-every", "1")
-    assert result.returncode == 0, result.stderr
-    return out / "model.npz"
+    return train_tiny(corpus, out, "--max-steps", "3", "--log-every", "1") / "model.npz"
 
 
 def arrays_of(path: Path) -> dict[str, np.ndarray]:
@@ -365,10 +362,7 @@ def test_non_finite_or_overflowing_config_values(corpus, tmp_path, setting):
 def ptb_model(ptb_dir, tmp_path_factory):
     """An untrained tiny model over the real PTB vocabulary (10,000 words, N and <unk>)."""
     out = tmp_path_factory.mktemp("ptb-model") / "run"
-    result = run_cli("train", "--config", "tiny", "--data-dir", str(ptb_dir), "--out", str(out),
-                     "--max-steps", "0", "--dtype", "float64")
-    assert result.returncode == 0, result.stderr
-    return out / "model.npz"
+    return train_tiny(ptb_dir, out, "--max-steps", "0", "--dtype", "float64") / "model.npz"
 
 
 def test_score_keeps_ptbs_own_tokens(ptb_model):

@@ -144,13 +144,18 @@ def read_run_info(run_dir: str | Path) -> dict:
     return check_fields(info, RUN_INFO, str(path))
 
 
-def _read_json(path: Path) -> object:
+def _read_text(path: Path) -> str:
+    """A file's UTF-8 text, or a UserError saying why it cannot be had."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        return path.read_bytes().decode("utf-8")
     except OSError as error:
         raise UserError(f"cannot read {path}: {error.strerror or error}") from None
     except UnicodeDecodeError as error:
         raise UserError(f"{path}: not UTF-8 text (byte {error.start})") from None
+
+
+def _read_json(path: Path) -> object:
+    text = _read_text(path)
     try:
         return json.loads(text)
     except (ValueError, RecursionError) as error:
@@ -168,13 +173,7 @@ def read_metrics(path: str | Path, resuming: bool = False) -> list[dict]:
     RESUME_EPOCH when ``resuming``); a partial last line (a crash in mid-write) is left out,
     any other line that is not a JSON object is a UserError naming its number."""
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as error:
-        raise UserError(f"cannot read {path}: {error.strerror or error}") from None
-    except UnicodeDecodeError as error:
-        raise UserError(f"{path}: not UTF-8 text (byte {error.start})") from None
-    lines = text.split("\n")
+    lines = _read_text(path).split("\n")
     records = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
