@@ -26,6 +26,8 @@ activations are time-major ([T, B, H]), as ``nn.LSTM`` takes them and as the mas
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -40,7 +42,12 @@ def pick_device(device: str = "auto") -> torch.device:
     CPU."""
     if device == "cpu":
         return torch.device("cpu")
-    if torch.cuda.is_available():
+    with warnings.catch_warnings():
+        # A CUDA build of torch on a machine without a usable GPU warns while it probes; the
+        # answer (no GPU) is all that matters here, and --device cuda says so below.
+        warnings.simplefilter("ignore", UserWarning)
+        has_gpu = torch.cuda.is_available()
+    if has_gpu:
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
         return torch.device("cuda", torch.cuda.current_device())
