@@ -2,7 +2,8 @@
 
 A training step of the medium model (2 layers of 650 units, batch 20 x 35 steps, vocabulary
 10,000) is matrix products plus elementwise work. This script times each kind of product at
-its real shape with BLAS's own threads, the same products' FLOP rate against a large square
+its real shape and memory layout (as the engine lays its operands out) with BLAS's own
+threads, the same products' FLOP rate against a large square
 SGEMM on the same machine (the floor's rate), and a whole NumPy-engine training step, so that
 the gap between the step and the floor can be assigned to the products that cause it:
 
@@ -47,6 +48,7 @@ def main() -> None:
     floor_rate = 2 * 2048**3 / median_ms(lambda: square @ square, 5) / 1e6  # GFLOP/s
     x, kernel, gates = array(n, h), array(h, 4 * h), array(n, 4 * h)
     state, recurrent = array(b, h), array(h, 4 * h)
+    recurrent_t = np.ascontiguousarray(recurrent.T)  # the engine's BPTT copies it so, once
     dgate_step = array(b, 4 * h)
     softmax, dlogits = array(h, v), array(n, v)
     layers = config.num_layers
@@ -59,7 +61,7 @@ def main() -> None:
         ("softmax input gradient dlogits @ softmax_kernel.T", lambda: dlogits @ softmax.T, 1,
          2 * n * h * v),
         ("softmax weight gradient top.T @ dlogits", lambda: x.T @ dlogits, 1, 2 * n * h * v),
-        ("BPTT dgates @ recurrent_kernel.T (per time step)", lambda: dgate_step @ recurrent.T,
+        ("BPTT dgates @ recurrent_kernel.T (per time step)", lambda: dgate_step @ recurrent_t,
          layers * t, 2 * b * 4 * h * h),
         ("input gradient dgates @ kernel.T", lambda: gates @ kernel.T, layers,
          2 * n * 4 * h * h),
