@@ -55,7 +55,7 @@ FOLDING = r"""### Stream folding, on a tiny example
 
 Training feeds the model a batch of `batch_size` sequences of `num_steps` tokens at a time,
 and the target of every token is the token that follows it. PTB's batches come from
-**stream folding** (as in the TensorFlow tutorial's `reader.py`): cut the stream of N ids into
+**stream folding**: cut the stream of N ids into
 `batch_size` equal rows, each one contiguous piece of text, and walk along the rows
 `num_steps` columns at a time. With
 
@@ -105,7 +105,8 @@ That is why the LSTM's state (its memory, h and c below) at the end of one batch
 starting state for the next batch: it summarises exactly the text that precedes each row. The
 trainer carries it from batch to batch through an epoch and resets it to zeros at the start of
 every epoch and of every evaluation. (The gradient does not follow it across the boundary:
-section (e).) On PTB with the small config:"""
+section (e).) The trainer evaluates only after an epoch's last batch, so an evaluation never
+interrupts a carried state that training still needs: the next epoch starts from zeros anyway. On PTB with the small config:"""
 
 CARRY_CODE = """\
 config = PRESETS["small"]
@@ -115,7 +116,9 @@ from ptb_lstm.data import num_batches
 n = len(corpus.train)
 print(f"N = {n:,} tokens, batch {config.batch_size} x {config.num_steps} steps: "
       f"{num_batches(n, config.batch_size, config.num_steps):,} steps per epoch; "
-      f"each of the {config.batch_size} rows is {n // config.batch_size:,} tokens of contiguous text")"""
+      f"each of the {config.batch_size} rows is "
+      f"{num_batches(n, config.batch_size, config.num_steps) * config.num_steps:,} "
+      "tokens of contiguous text")"""
 
 MODEL = r"""## (b) The model
 
@@ -213,7 +216,7 @@ The engine draws no random numbers: the trainer asks `ptb_lstm.dropout.step_mask
 for the masks of each training step and passes them to `train_step`. For a config with
 dropout it returns L + 1 arrays, one per masked connection in the order $m^{(0)}$ (the
 embedding output), $m^{(1)}, \dots, m^{(L-1)}$ (between layers) and $m^{(L)}$ (the top output).
-Each has the shape of the activations it multiplies, [T, B, H] time-major: a fresh 0 or 1 for
+Each has the shape of the activations it multiplies, [T, B, H] time-major: a fresh draw (dropped or kept) for
 every time step, batch row and unit, so a unit dropped at time t may be kept at t + 1 and in
 the next row. The inverted-dropout scaling is inside the mask: the kept entries are
 $1/(1-\rho)$, not 1, so the expected value of $m \odot h$ is $h$ and evaluation, which uses no
@@ -279,7 +282,8 @@ and NumPy warns "overflow encountered in exp"; the result is still right, since
 $1/(1+\infty) = 0$ is the limit of $\sigma$. For a very positive z, $e^{-z}$ becomes negligible and
 $\sigma$ rounds to exactly 1, with no warning. The pre-activations of a healthy model stay far from either; a
 diverging run can reach them, which is why `train_step` runs under
-`np.errstate(over="ignore")` and reports a non-finite loss instead of warnings."""
+`np.errstate(over="ignore", invalid="ignore")` and reports a non-finite loss instead of
+warnings."""
 
 SIGMOID_CODE = """\
 show_source(sigmoid)
@@ -421,7 +425,7 @@ so their gradients are sums over time (and the batch rows r):
 
 $$\delta W = \sum_t x_t^\top \delta z_t,\quad \delta U = \sum_t h_{t-1}^\top \delta z_t,\quad
 \delta b = \sum_{t,r} \delta z_{t,r},\quad \delta x_t = \delta z_t W^\top,\quad
-\delta h_{t-1} \mathrel{+}= \delta z_t U^\top,\quad \delta c_{t-1} = \delta c_t \odot f_t$$
+\delta h_{t-1} \mathrel{+}= \delta z_t U^\top,\quad \delta c_{t-1} \mathrel{+}= \delta c_t \odot f_t$$
 
 The $x_t$ in $\delta W$ is the layer's input **after** its mask, $x^{(l)}_t = m^{(l)}_t \odot
 h^{(l-1)}_t$ (or $m^{(0)}_t \odot e_t$ for `lstm_0`): the value the product saw, which the
@@ -600,7 +604,7 @@ $$n = \sqrt{\textstyle\sum_\theta \lVert \delta\theta \rVert^2}, \qquad
 
 **SGD.** Then every parameter takes a step against its gradient: $\theta \leftarrow \theta - \eta\,\delta\theta$,
 with learning rate $\eta$. The embedding's gradient is zero outside the rows of the batch's
-words, so only those rows move."""
+input words (a target that is never an input gets no row), so only those rows move."""
 
 UPDATE_CODE = """\
 show_source(ReferenceEngine.clip_and_update)
@@ -637,7 +641,9 @@ the new carried state. Three details decide whether a hand-written step matches 
 * **The state carried on is that forward pass's final state** $(h_{T-1}, c_{T-1})$ of every
   layer, computed with the old weights (and, with dropout, with this step's masks on the
   inputs of the layers); it is not recomputed with the updated weights. No gradient flows
-  through it into the next batch.
+  through it into the next batch. (`_state_for(batch_size)` hands back the carried state, or
+  zeros when the batch has another number of rows than the carried state: a new batch shape
+  starts from zeros.)
 * **The global norm covers the parameter gradients only**: the square root of the sum of
   squares of every entry of every parameter gradient (9 arrays for two layers), the embedding's as the dense [V, H]
   array (a row used several times in the batch counts once, with its summed gradient; rows of
@@ -750,7 +756,7 @@ step (float32, one BLAS thread, best of several runs, on whatever machine runs t
    BPTT factors that do not depend on the recurrence computed before the loop, and, with
    several cores, the large products run as tasks on helper threads beside the recurrence,
    with BLAS held to one thread per call: 45.4 ms a step against 49.6 ms without them, on an
-   idle 2-core machine (`python benchmarks/threads_ab.py`, median of 200 steps; these and the
+   idle 2-core AMD EPYC (`python benchmarks/threads_ab.py`, its own median of 200 steps; these and the
    changes that were tried and dropped are in `docs/performance.md`)."""
 
 FAST_CODE = """\
@@ -804,9 +810,10 @@ with threadpool_limits(limits=1):
 
 FAST_WHOLE = r"""The whole training step of the small model, both engines from the same weights on the same batch
 (the `numpy` engine as it runs by default, with its helper threads; the reference with one BLAS
-thread). On an idle 2-core machine `make bench` measured the `numpy` engine at 45.0 ms a step
-(`docs/performance.md`, 2026-11-29, float32; PyTorch's `nn.LSTM` took 62.9 ms there), where the
-matrix products alone need at least 31 ms. On a machine busy with other work both figures grow,
+thread). `make bench` measured the `numpy` engine at 45.0 ms a step on an idle 2-core AMD EPYC
+(float32, 2026-11-29, commit c1eba1a; PyTorch's `nn.LSTM` took 62.9 ms there), where the matrix
+products alone need at least 31 ms, and at 71.2 ms on a 2-core Intel Xeon (the torch engine
+85.6 ms; `docs/performance.md`). Timings depend on the machine and on what else it runs. On a machine busy with other work both figures grow,
 the multi-threaded engine's more. Here, live:"""
 
 FAST_WHOLE_CODE = """\
@@ -821,7 +828,7 @@ for name in ("numpy-reference", "numpy"):
     with threadpool_limits(limits=1 if name == "numpy-reference" else None):
         timings[name] = min(best_ms(lambda: engine.train_step(x, y, 1.0), repeat=1) for _ in range(3))
 print(f"reference {timings['numpy-reference']:.0f} ms a step, numpy {timings['numpy']:.0f} ms: "
-      f"{timings['numpy-reference'] / timings['numpy']:.0f} times faster")"""
+      f"{timings['numpy-reference'] / timings['numpy']:.1f} times faster")"""
 
 EQUAL = r"""**Does the fast engine compute the same thing?** Every change above is an algebraic identity
 or a reordering, so in float64 the two engines must agree to rounding. Both engines train 6

@@ -139,7 +139,7 @@ class ReferenceEngine(Engine):
             x = h[1:]  # [T, B, H] this layer's outputs are the next one's inputs
             if masks is not None:
                 x = x * masks[layer + 1]  # dropout between layers and on the top output
-        logits = x @ p["softmax_kernel"] + p["softmax_bias"]  # [T, B, V]   y = h W_s + b_s
+        logits = x @ p["softmax_kernel"] + p["softmax_bias"]  # [T, B, V]   y = x_top W_s + b_s
         return Forward(ids, layers, x, logits, final_state)
 
     # -- the loss ---------------------------------------------------------------------------
@@ -174,9 +174,9 @@ class ReferenceEngine(Engine):
         dlogits /= B  # dL/dy = (p - onehot(target)) / B
         grads: Params = {}
         top = fwd.top.reshape(T * B, H)
-        grads["softmax_kernel"] = top.T @ dlogits.reshape(T * B, -1)  # dW_s = sum h^T dy
+        grads["softmax_kernel"] = top.T @ dlogits.reshape(T * B, -1)  # dW_s = sum x_top^T dy
         grads["softmax_bias"] = dlogits.sum(axis=(0, 1))  # db_s = sum dy
-        dx = dlogits @ p["softmax_kernel"].T  # [T, B, H]     dh_top = dy W_s^T
+        dx = dlogits @ p["softmax_kernel"].T  # [T, B, H]     dx_top = dy W_s^T
         state_grad: State = [None] * self.num_layers  # type: ignore[list-item]
         for layer in reversed(range(self.num_layers)):
             if masks is not None:
