@@ -345,9 +345,10 @@ def epoch_table(results: Path) -> str:
                   "|---:|---:|---:|---:|---:|---:|"]
         for r in run.epochs:
             minutes, seconds = divmod(round(r["epoch_time"]), 60)
+            hours, minutes = divmod(minutes, 60)
+            took = f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
             lines.append(f"| {r['epoch']} | {r['lr']:.4g} | {r['train_perplexity']:.2f} | "
-                         f"{r['valid_perplexity']:.2f} | {r['ms_per_step']:.1f} | "
-                         f"{minutes}:{seconds:02d} |")
+                         f"{r['valid_perplexity']:.2f} | {r['ms_per_step']:.1f} | {took} |")
         lines.append("")
     return "\n".join(lines)
 
