@@ -88,6 +88,16 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None,
                           text=True, env=full_env, cwd=cwd, timeout=timeout)
 
 
+def other_engines() -> list:
+    """Every registered engine but numpy, as test parameters; one whose framework is not
+    installed is skipped with the reason."""
+    from ptb_lstm.engines import REGISTRY, install_hint, is_installed
+
+    return [pytest.param(name, marks=pytest.mark.skipif(
+        not is_installed(name), reason=f"the {name} engine needs {install_hint(name)}"))
+        for name in REGISTRY if name != "numpy"]
+
+
 def train_tiny(data_dir: Path, out: Path, *args: str) -> Path:
     """Train the tiny config on ``data_dir`` into ``out`` with ``args``; it must succeed."""
     result = run_cli("train", "--config", "tiny", "--data-dir", str(data_dir), "--out",

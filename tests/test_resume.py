@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import assert_user_error, run_cli, write_corpus
+from conftest import assert_user_error, other_engines, run_cli, write_corpus
 
 
 def params(path):
@@ -84,9 +84,8 @@ def test_resume_refuses_conflicting_settings(tmp_path):
                       "--config")
 
 
-@pytest.mark.parametrize("engine", ["tf-eager", "tf-graph"])
-def test_tensorflow_engines_resume_exactly_without_dropout(engine, corpus_dir, tmp_path):
-    pytest.importorskip("tensorflow")
+@pytest.mark.parametrize("engine", other_engines())
+def test_every_engine_resumes_exactly_without_dropout(engine, corpus_dir, tmp_path):
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     args = [*common(corpus_dir), "--engine", engine]
     assert run_cli("train", *args, "--out", str(whole)).returncode == 0

@@ -13,7 +13,7 @@ from ptb_lstm.params import init_params
 from ptb_lstm.score import score_text, token_log_probs
 from ptb_lstm.text import normalize, to_ids
 
-from conftest import assert_user_error, run_cli, write_corpus
+from conftest import assert_user_error, other_engines, run_cli, write_corpus
 
 
 @pytest.fixture(scope="module")
@@ -132,28 +132,26 @@ def test_tensorboard_scalars_are_written(tiny_dir, tmp_path):
             "train/words_per_second", "epoch/valid_perplexity", "test/perplexity"} <= tags
 
 
-def test_logits_agree_across_engines_and_carry_the_state(tiny_dir):
-    """What generate and score read: the same next-word scores from every engine, in float64,
-    over two calls of different lengths that carry the state from one to the next."""
-    pytest.importorskip("tensorflow")
+@pytest.mark.parametrize("engine", other_engines())
+def test_logits_agree_across_engines_and_carry_the_state(tiny_dir, engine):
+    """What generate and score read: the same next-word scores from every engine as from
+    numpy, in float64, over two calls of different lengths that carry the state on."""
     corpus = load_corpus(tiny_dir)
     config = PRESETS["tiny"]
     params = init_params(config, corpus.vocab_size, np.float64)
     inputs = np.array([corpus.valid[:7]])
     outputs = {}
-    for name in ("numpy", "tf-eager", "tf-graph"):
-        engine = create_engine(name, config, params, "float64")
-        engine.reset_state(1)
-        outputs[name] = np.concatenate([engine.logits(inputs[:, :4]),
-                                        engine.logits(inputs[:, 4:])], axis=1)
+    for name in ("numpy", engine):
+        model = create_engine(name, config, params, "float64")
+        model.reset_state(1)
+        outputs[name] = np.concatenate([model.logits(inputs[:, :4]),
+                                        model.logits(inputs[:, 4:])], axis=1)
     assert outputs["numpy"].shape == (1, 7, corpus.vocab_size)
-    for name in ("tf-eager", "tf-graph"):
-        np.testing.assert_allclose(outputs[name], outputs["numpy"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(outputs[engine], outputs["numpy"], rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("engine", ["tf-eager", "tf-graph"])
-def test_generate_and_score_with_tensorflow_engines_match_numpy(trained, engine):
-    pytest.importorskip("tensorflow")
+@pytest.mark.parametrize("engine", other_engines())
+def test_generate_and_score_with_every_engine_match_numpy(trained, engine):
     args = ["--checkpoint", str(trained), "--dtype", "float64"]
     sample = ["generate", *args, "--prompt", "w1 w2", "--words", "8", "--seed", "3"]
     score = ["score", *args, "--text", "w1 w2 w3. w4 w5", "--json"]
