@@ -185,3 +185,17 @@ def test_softmax_nll_and_gradient_survive_extreme_logits():
     np.testing.assert_allclose(logits, expected_grad, atol=1e-5)
     assert _softmax_nll_in_place(top @ weights, targets, None, top, weights) == pytest.approx(
         expected_nll, rel=1e-5)
+
+
+def test_the_global_norm_is_accurate_in_float32():
+    # 2^24 entries of float32(0.1) and a few embedding rows: the exact sum of squares, worked
+    # out in float64, against the engine's. A float32 dot product is 1e-4 off or worse here.
+    from ptb_lstm.engines.numpy_engine import Gradients
+
+    value = np.float32(0.1)
+    dense = {"kernel": np.full(1 << 24, value, np.float32)}
+    rows = np.full((3, 700), -value, np.float32)
+    grads = Gradients(loss=0.0, dense=dense, embedding_rows=np.arange(3), embedding_grad=rows,
+                      state_grad=[], final_state=[])
+    exact = np.sqrt(((1 << 24) + 3 * 700) * float(value) ** 2)
+    assert grads.global_norm() == pytest.approx(exact, rel=1e-6)
