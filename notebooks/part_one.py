@@ -71,8 +71,8 @@ are dropped."""
 FOLDING_CODE = """\
 from ptb_lstm.data import batches
 stream = np.arange(26)
-for s, (x, y) in enumerate(batches(stream, batch_size=3, num_steps=4)):
-    print(f"step {s}: inputs\\n{x}\\n        targets\\n{y}\\n")"""
+for s, (inputs, targets) in enumerate(batches(stream, batch_size=3, num_steps=4)):
+    print(f"step {s}: inputs\\n{inputs}\\n        targets\\n{targets}\\n")"""
 
 FOLDING_PICTURE = """\
 def draw_folding(n=26, batch_size=3, num_steps=4):
@@ -157,11 +157,13 @@ the batch row is indexed by r (r = 0..B-1) where it matters, since b is the bias
 **Dropout.** The $m^{(0)}_t, \dots, m^{(L)}_t$ are the L + 1 = 3 *dropout masks*: they
 multiply the non-recurrent connections — the embedding output, the output of `lstm_0` going
 into `lstm_1`, the top output going into the softmax — and never the recurrent
-$h_{t-1} \to h_t$ or $c_{t-1} \to c_t$. Each entry is 0 (the unit is dropped) or $1/(1-\rho)$
-(kept), where $\rho$ is the dropout rate (`config.dropout`; 0.5 for the medium config, 0.65
-for the large one). Training only: evaluation uses no masks. The small config has
-$\rho = 0$, no masks at all, and every $m = 1$ in the equations. The parameters, all
-initialised uniform in ±`init_scale` (±0.1 for the small config):"""
+$h_{t-1} \to h_t$ or $c_{t-1} \to c_t$. Each entry is drawn on its own: 0 (the unit is
+dropped) with probability $\rho$, or $1/(1-\rho)$ (kept) with probability $1-\rho$, where
+$\rho$ is the dropout rate (`config.dropout`; 0.5 for the medium config, 0.65 for the large
+one). Training only: evaluation uses no masks. The small config has
+$\rho = 0$, no masks at all, and every $m = 1$ in the equations. The parameters, every
+entry (the biases too: one bias [4H] per layer, with no forget-gate offset) initialised
+uniform in ±`init_scale` (±0.1 for the small config):"""
 
 PARAMS_CODE = """\
 from ptb_lstm.params import count_params, init_params, param_shapes
@@ -239,6 +241,25 @@ print("the small config:", step_masks(PRESETS["small"], 0))"""
 
 FORWARD = r"""## (c) The forward pass
 
+**The code's conventions, in one place.**
+
+* A batch arrives as the stream folding of (a) makes it: `inputs` and `targets`, both
+  [B, T] ints (B = `batch_size` rows, T = `num_steps` columns). The engine transposes both
+  to [T, B] (`ids = inputs.T`, `targets = targets.T`) and works *time-major* from there:
+  every activation is [T, B, ...], so that `x[t]` is the batch's input at time t.
+* `h` and `c` of a layer have T + 1 rows: row 0 is the state carried in, so `h[t]` is
+  $h_{t-1}$ and `h[t + 1]` is $h_t$.
+* A layer's weights: W = `lstm_l_kernel` [H, 4H], U = `lstm_l_recurrent_kernel` [H, 4H],
+  b = `lstm_l_bias` [4H]; rows are vectors ($z = xW + hU + b$), gate blocks in the order
+  i, f, g, o.
+* Dropout masks: a list of L + 1 arrays [T, B, H], index 0 on the embedding output, index
+  l + 1 on the output of layer l (the last one on the input of the softmax); `None` without
+  dropout.
+* The training loss: summed over the T time steps, averaged over the B rows (section (d)).
+* The carried state: the trainer keeps it in the engine (`engine.state`, one (h, c) pair
+  [B, H] per layer), starts it from zeros (`engine.reset_state(B)`) and every `train_step`
+  replaces it with that step's final state.
+
 `ReferenceEngine.forward` computes exactly the equations of (b), for a whole batch, layer by
 layer and one time step at a time. Every line that computes an equation carries it in its
 comment; here they are side by side, read from the engine's own source:"""
@@ -259,20 +280,21 @@ def beside(function):
 
 beside(ReferenceEngine.forward)"""
 
-FORWARD_SOURCE = r"""And the whole method, with the shapes in its comments. Activations are *time-major*,
-[T, B, ...], so that `x[t]` is the batch's input at time t; `h` and `c` have T + 1 rows,
-row 0 holding the state carried in, so that `h[t]` is $h_{t-1}$ and `h[t + 1]` is $h_t$.
-What the backward pass will need (every layer's input, gates, cells and outputs) is kept in a
-`Forward` record:"""
+FORWARD_SOURCE = r"""And the whole method, with the shapes in its comments. What the backward pass will need
+(every layer's masked input, gates, cells and outputs, and the masked top output) is kept in a
+`Forward` record, one `Layer` per layer:"""
 
 FORWARD_RUN = """\
+from ptb_lstm.engines.numpy_reference import Forward, Layer
 show_source(ReferenceEngine.forward)
+show_source(Forward)
+show_source(Layer)
 tiny = PRESETS["small"].replace(hidden_size=8, num_steps=5, batch_size=3)
 engine = ReferenceEngine(tiny, init_params(tiny, corpus.vocab_size, np.float64), dtype="float64")
 engine.reset_state(3)
-x, y = next(batches(corpus.train, batch_size=3, num_steps=5))
-fwd = engine.forward(x, engine.state)
-print("inputs", x.shape, "-> logits", fwd.logits.shape, "(time-major: [T, B, V])")
+inputs, targets = next(batches(corpus.train, batch_size=3, num_steps=5))
+fwd = engine.forward(inputs, engine.state)
+print("inputs", inputs.shape, "[B, T] -> ids", fwd.ids.shape, "[T, B] -> logits", fwd.logits.shape, "(time-major: [T, B, V])")
 print("lstm_0 (fwd.layers[0]) keeps h", fwd.layers[0].h.shape, "and gates i", fwd.layers[0].i.shape,
       "; the final state per layer:", [tuple(h.shape) for h, c in fwd.final_state])"""
 
@@ -308,9 +330,11 @@ $$\mathrm{PPL} = \exp\Big(\frac{1}{N}\sum_{n=1}^{N} -\log p_n[\text{target}_n]\B
 A model that knows nothing gives every word probability 1/V: its cross-entropy is $\log V$ per
 word and its perplexity exactly $V$ = **10,000**. A perplexity of 114 (the paper's small model
 on the test split) means the model is, on average, as uncertain as if it chose uniformly among
-114 words — it has narrowed 10,000 choices down to about a hundred. The reference engine takes
-the logarithm of the softmax directly, so that no probability is rounded to zero before the
-log.
+114 words — it has narrowed 10,000 choices down to about a hundred. The reference engine never forms
+$p$ to take its logarithm (a tiny probability would round to zero, and its log to $-\infty$):
+with $m$ the row's largest logit it computes
+$\log p_v = (y_v - m) - \log \sum_u e^{y_u - m}$, the same value, in which no exponential
+can overflow.
 
 **Two loss conventions.** `train_step` returns $L$ above, summed over time and averaged over
 the batch, because that is the quantity whose gradient the update uses (its scale fixes what a
@@ -334,15 +358,15 @@ show_source(ReferenceEngine.log_softmax)
 show_source(ReferenceEngine.nll)
 config = PRESETS["small"]
 engine = ReferenceEngine(config, init_params(config, corpus.vocab_size), dtype="float32")
-x, y = next(batches(corpus.train, config.batch_size, config.num_steps))
-B, T = x.shape
-nll = engine.eval_step(x, y)  # summed over the B * T positions
+inputs, targets = next(batches(corpus.train, config.batch_size, config.num_steps))
+B, T = inputs.shape
+nll = engine.eval_step(inputs, targets)  # summed over the B * T positions
 engine.reset_state(B)  # the same batch again, from the same zero state
-loss = engine.train_step(x, y, learning_rate=0.0)  # summed over T, averaged over B (rate 0: no update)
+loss = engine.train_step(inputs, targets, learning_rate=0.0)  # summed over T, averaged over B (rate 0: no update)
 print(f"eval_step: {nll:,.1f} (sum over {B} x {T} positions); train_step: {loss:.2f} (sum over {T} steps, mean over {B} rows)")
 print(f"perplexity from eval_step exp(nll / (B T)) = {np.exp(nll / (B * T)):,.0f}; "
       f"from train_step exp(loss / T) = {np.exp(loss / T):,.0f}")
-print(f"untrained small model on the first batch: {nll / x.size:.3f} nats per word; "
+print(f"untrained small model on the first batch: {nll / inputs.size:.3f} nats per word; "
       f"uniform: log V = {np.log(corpus.vocab_size):.3f}, perplexity {corpus.vocab_size:,}")
 assert np.isclose(nll / (B * T), loss / T, rtol=1e-5)"""
 
@@ -368,8 +392,8 @@ one term per position). Every position (t, r) gets its own $\delta y_{t,r}$ [V].
 $x^{(L)}_t = m^{(L)}_t \odot h^{(L-1)}_t$ is linear in $x^{(L)}_t$:
 $\delta W_s = \sum_{t,r} (x^{(L)}_{t,r})^\top \delta y_{t,r}$ (an outer product per position,
 summed), $\delta b_s = \sum_{t,r} \delta y_{t,r}$, and $\delta x^{(L)}_t = \delta y_t W_s^\top$.
-The h in $\delta W_s$ is the **masked** top output $x^{(L)}$, the value that actually entered the
-product (the engine's `top`), not $h^{(L-1)}$. A multiplication by a mask, $x' = m \odot x$,
+The input in $\delta W_s$ is the **masked** top output $x^{(L)}$, the value that actually entered the
+product (the engine's `top`), not the unmasked $h^{(L-1)}$. A multiplication by a mask, $x' = m \odot x$,
 passes the gradient back multiplied by the same mask, $\delta x = m \odot \delta x'$: a dropped
 unit gets no gradient, a kept one $1/(1-\rho)$ times the gradient. So the top LSTM output
 receives $\delta h^{(L-1),\text{above}}_t = m^{(L)}_t \odot \delta y_t W_s^\top$. The masks must
@@ -384,8 +408,11 @@ $$\delta h_t = \delta h_t^{\text{above}} + \delta z_{t+1} U^\top, \qquad
 
 where $\delta x^{(l+1)}_t$ is the gradient of the input of the layer above (step 8), or
 $\delta y_t W_s^\top$ for the top layer (step 2). This is why BPTT runs backwards in time:
-$\delta h_t$ needs $\delta z_{t+1}$ first. At the last step of the batch, t = T − 1, the second
-term is zero.
+$\delta h_t$ needs $\delta z_{t+1}$ first. At the last step of the batch, t = T − 1, nothing of
+this batch's loss comes later, so the second term is zero: BPTT starts each layer with
+$\delta z_T = 0$ and, in step 5, $\delta c_T = 0$. And the layers can be done one after the
+other, the top one first over all T steps, then the one below: a layer needs from the layer
+above only $\delta x^{(l+1)}_t$ at every t, and nothing ever flows from a lower layer back up.
 
 **Step 4 — the output gate and tanh.** $h_t = o_t \odot \tanh(c_t)$, so
 $\delta o_t = \delta h_t \odot \tanh(c_t)$, and the part of $\delta c_t$ that comes through $h_t$ is
@@ -425,7 +452,11 @@ so their gradients are sums over time (and the batch rows r):
 
 $$\delta W = \sum_t x_t^\top \delta z_t,\quad \delta U = \sum_t h_{t-1}^\top \delta z_t,\quad
 \delta b = \sum_{t,r} \delta z_{t,r},\quad \delta x_t = \delta z_t W^\top,\quad
-\delta h_{t-1} \mathrel{+}= \delta z_t U^\top,\quad \delta c_{t-1} \mathrel{+}= \delta c_t \odot f_t$$
+\delta h_{t-1} \mathrel{+}= \delta z_t U^\top$$
+
+(the last is the second term of step 3 seen from step t; the code also passes
+$\delta c_{t-1} \mathrel{+}= \delta c_t \odot f_t$, the second term of step 5, down the same
+way).
 
 The $x_t$ in $\delta W$ is the layer's input **after** its mask, $x^{(l)}_t = m^{(l)}_t \odot
 h^{(l-1)}_t$ (or $m^{(0)}_t \odot e_t$ for `lstm_0`): the value the product saw, which the
@@ -469,7 +500,9 @@ carrying $\delta h$ and $\delta c$ from step t + 1 to step t; multiply by each m
 down (`masks` is None without dropout). The cell below defines `check_backward`, which runs your
 function on a tiny float64 model with dropout 0.5 and a random incoming state and compares every
 gradient with the reference engine's. Write yours, call `check_backward(my_gradients)`, and only
-then read the answer below."""
+then read the answer below. (It compares two analytic gradients, which differ only by rounding,
+so its tolerance is $10^{-9}$; the finite differences of (f) need a looser one.) The rest of a
+training step, clipping and the update, comes in (g), with a second exercise: the whole step."""
 
 EXERCISE_CODE = """\
 def check_backward(my_gradients, dropout=0.5):
@@ -495,16 +528,21 @@ def check_backward(my_gradients, dropout=0.5):
 BPTT_SOURCE = r"""**The answer.** Steps 1, 2 and 9 are `ReferenceEngine.gradients`; steps 3 to 8 are `_layer_backward`, which goes
 through one layer from the last time step to the first. Read them against the derivation: each
 line carries its equation: first as tables (steps 1, 2 and 9, then steps 3 to 8), then in the code.
-The masks enter in three places: `dx * masks[layer + 1]` before each layer's backward pass (the
-mask above it) and `dx * masks[0]` before the scatter-add into the embedding. Last, the harness
-of the exercise run on the answer itself."""
+The masks enter through two lines: `dx * masks[layer + 1]` before each layer's backward pass (the
+mask above it: masks 2 and 1 for two layers) and `dx * masks[0]` before the scatter-add into
+the embedding. The table leaves out lines whose comment is not an equation (the transposes, the
+masks); the source below them has every line. Last, the harness of the exercise: on the answer
+it prints errors of 0 (the same code), and on an answer that forgets the masks it says
+`WRONG`."""
 
 BPTT_SOURCE_CODE = """\
 beside(ReferenceEngine.gradients)
 beside(ReferenceEngine._layer_backward)
 show_source(ReferenceEngine.gradients)
 show_source(ReferenceEngine._layer_backward)
-check_backward(lambda engine, *batch: engine.gradients(*batch).params)"""
+check_backward(lambda engine, *batch: engine.gradients(*batch).params)
+print("and an answer that forgets the dropout masks:")
+check_backward(lambda engine, inputs, targets, state, masks: engine.gradients(inputs, targets, state).params)"""
 
 GRADCHECK = r"""## (f) The gradient check
 
@@ -512,7 +550,7 @@ A derivation can be wrong and code can have typos; a **gradient check** catches 
 parameter entry $w$, the central difference $(L(w+\epsilon) - L(w-\epsilon))/2\epsilon$
 approximates $\partial L/\partial w$ with an error of order $\epsilon^2$. `ptb_lstm.gradcheck`
 compares every entry of every parameter, and of the incoming state $(h_{-1}, c_{-1})$, with the
-analytic gradient. Its setup, all of it fixed in the function:
+analytic gradient. Its setup, fixed in the function except for the dropout rate:
 
 * a tiny model: vocabulary 11, H = 5, 2 layers, T = 4 steps, batch 3, seed 0;
 * the parameters uniform in **±0.5** (`init_scale` 0.5, five times the small config's ±0.1);
@@ -537,9 +575,10 @@ print(f"worst: {worst:.1e} (tolerance {TOLERANCE:.0e})")
 assert worst <= TOLERANCE"""
 
 GRADCHECK_SCALE = r"""**Why ±0.5 and not the small config's ±0.1.** The finite difference has an absolute error
-set by rounding, not by the model: the loss is about 10 and float64 knows it to about
-$10^{-15}$ of itself, and dividing the difference of two such values by $2\epsilon = 2\cdot10^{-5}$
-leaves an error of about $10^{-10}$ in every numeric slope, whatever the gradient's size. With
+set by rounding, not by the model: the loss is about 10 and float64 holds it to about
+$10^{-16}$ of itself, an absolute $10^{-15}$, and dividing the difference of two such values by
+$2\epsilon = 2\cdot10^{-5}$ leaves an error of about $10^{-10}$ in every numeric slope, whatever
+the gradient's size. With
 weights in ±0.1 the gradients of the lower layers are small: $\delta z$ of `lstm_0` has come
 down through $W_s^\top$ and `lstm_1`'s $W^\top$, both ±0.1, and a kernel's gradient is that
 $\delta z$ times the layer's input (an embedding row in ±0.1) or its previous $h$ (small as
@@ -633,7 +672,8 @@ STEP = r"""### One training step, all together
 
 `ReferenceEngine.train_step` puts the pieces in order: `gradients` (the forward pass from the
 carried state, the loss, BPTT), then `clip_and_update` (the global norm, clipping and SGD), then
-the new carried state. Three details decide whether a hand-written step matches it:
+the new carried state. The learning rate of the step comes from the schedule above (1 in the
+first epochs). Three details decide whether a hand-written step matches it:
 
 * **The returned loss is the one before the update**: the loss of this batch under the weights
   the step started from, computed in the same forward pass as the gradients. (A loss computed
@@ -651,38 +691,71 @@ the new carried state. Three details decide whether a hand-written step matches 
   which `gradients` also returns, are for checks only and enter neither the norm nor any update.
   The norm is taken before clipping, and it is what `last_grad_norm` reports."""
 
+STEP_EXERCISE = r"""**Exercise: the whole step.** Write `my_train_step(engine, inputs, targets, learning_rate,
+masks)` that does what `train_step` does, from `engine.gradients(inputs, targets, state, masks)`
+(section (e); it returns `.loss`, `.params`, the gradients by name, and `.final_state`): take
+the carried state from `engine.state`, clip by the global norm of `engine.config.max_grad_norm`,
+update `engine.params` in place, carry the new state on in `engine.state`, and return the loss.
+`check_step` runs yours beside the engine's `train_step` for three steps of the tiny config
+(float64, dropout 0.5, `max_grad_norm` lowered to 0.5 so that clipping acts), from the same
+weights, on the first PTB batches, and compares the losses, the weights and the carried
+state."""
+
+STEP_EXERCISE_CODE = """\
+def check_step(my_train_step, steps=3):
+    config = PRESETS["tiny"].replace(dropout=0.5, max_grad_norm=0.5)
+    print(f"tiny config: B {config.batch_size}, T {config.num_steps}, H {config.hidden_size}, "
+          f"{config.num_layers} layers, V {corpus.vocab_size:,}")
+    params = init_params(config, corpus.vocab_size, np.float64)
+    mine, engine = (ReferenceEngine(config, params, dtype="float64") for _ in range(2))
+    for e in (mine, engine):
+        e.reset_state(config.batch_size)  # zeros: the start of an epoch
+    for step, (inputs, targets) in enumerate(batches(corpus.train, config.batch_size, config.num_steps)):
+        if step == steps:
+            break
+        masks = step_masks(config, step, dtype=np.float64)
+        got = my_train_step(mine, inputs, targets, 1.0, masks)
+        loss = engine.train_step(inputs, targets, 1.0, masks)
+        weights = max(float(np.abs(mine.params[n] - engine.params[n]).max()) for n in engine.params)
+        state = max(float(np.abs(a - b).max()) for pair in zip(mine.state, engine.state) for a, b in zip(*pair))
+        ok = abs(got - loss) <= 1e-12 * abs(loss) and weights <= 1e-12 and state <= 1e-12
+        print(f"step {step}: loss {got:.6f} vs {loss:.6f}; gradient norm {engine.last_grad_norm:.3f} (clipped to "
+              f"{config.max_grad_norm}); largest difference: weights {weights:.1e}, state {state:.1e}  "
+              f"{'ok' if ok else 'WRONG'}")
+
+# def my_train_step(engine, inputs, targets, learning_rate, masks):
+#     grads = engine.gradients(inputs, targets, engine.state, masks)
+#     ...
+# check_step(my_train_step)"""
+
+STEP_ANSWER = r"""**The answer**, written out from the pieces, checked by the harness against `train_step`:"""
+
+STEP_ANSWER_CODE = """\
+def by_hand(engine, inputs, targets, learning_rate, masks):
+    grads = engine.gradients(inputs, targets, engine.state, masks)  # forward from the carried state, loss, BPTT
+    norm = np.sqrt(sum(np.sum(g * g) for g in grads.params.values()))  # parameters only, dense dE
+    scale = engine.config.max_grad_norm / max(norm, engine.config.max_grad_norm)
+    for name, g in grads.params.items():
+        engine.params[name] -= learning_rate * scale * g  # SGD along the clipped gradient
+    engine.state = grads.final_state  # from this forward pass: the old weights, this step's masks
+    return grads.loss  # the loss before the update
+
+check_step(by_hand)
+print("and a step that returns the loss after the update:")
+def loss_after(engine, inputs, targets, learning_rate, masks):
+    state = engine.state
+    by_hand(engine, inputs, targets, learning_rate, masks)
+    return engine.gradients(inputs, targets, state, masks).loss
+check_step(loss_after)"""
+
+STEP_SOURCE = r"""The engine's own `train_step` and the norm it reports as `last_grad_norm`. (It also turns
+the masks into its dtype, and multiplies `learning_rate * scale` once, in that dtype, before
+the arrays: in float32 a hand-written step may differ from it in the last bits.)"""
+
 STEP_CODE = """\
 from ptb_lstm.engines.numpy_reference import Gradients
 show_source(ReferenceEngine.train_step)
 show_source(Gradients.global_norm)"""
-
-STEP_CHECK = r"""The same step written out by hand from the pieces, in float64 with dropout, against
-`train_step` on a second engine with the same weights:"""
-
-STEP_CHECK_CODE = """\
-config = PRESETS["tiny"].replace(dropout=0.5, max_grad_norm=0.5)  # so that clipping acts
-params = init_params(config, corpus.vocab_size, np.float64)
-engine, by_hand = (ReferenceEngine(config, params, dtype="float64") for _ in range(2))
-x, y = next(batches(corpus.train, config.batch_size, config.num_steps))
-masks, learning_rate = step_masks(config, 0, dtype=np.float64), 1.0
-
-state = by_hand.get_state()  # zeros: the start of an epoch
-grads = by_hand.gradients(x, y, state, masks)  # forward from the carried state, loss, BPTT
-norm = np.sqrt(sum(np.sum(g * g) for g in grads.params.values()))  # parameters only, dense dE
-scale = config.max_grad_norm / max(norm, config.max_grad_norm)
-new_params = {name: params[name] - learning_rate * scale * grads.params[name] for name in params}
-carried = grads.final_state  # from the forward pass, old weights
-
-loss = engine.train_step(x, y, learning_rate, masks)
-print(f"loss {loss:.6f} (train_step) vs {grads.loss:.6f} (by hand, before the update); "
-      f"norm {engine.last_grad_norm:.4f} vs {norm:.4f}, scaled by {scale:.3f}")
-state_norm = np.sqrt(sum(np.sum(dh * dh) + np.sum(dc * dc) for dh, dc in grads.state_grad))
-print(f"incoming-state gradient (not in the norm): {state_norm:.4f}")
-after = engine.get_params()
-assert loss == grads.loss and engine.last_grad_norm == norm
-assert all(np.allclose(after[n], new_params[n], rtol=0, atol=1e-15) for n in params)
-assert all((h1 == h2).all() and (c1 == c2).all() for (h1, c1), (h2, c2) in zip(engine.get_state(), carried))
-print("parameters after the update and the carried state: the same")"""
 
 TRAINING = r"""## (h) A short training run
 
@@ -691,7 +764,10 @@ at the start of the epoch and carried from batch to batch, and one `train_step` 
 BPTT, clipping, SGD) per batch. This is the loop the toolkit's trainer (`ptb_lstm.train.train`,
 behind `ptb-lstm train`) runs, with its logging, checkpoints and evaluations around it.
 Most of the reference engine's matrix products (20 rows each) are too small for BLAS to split across cores
-with profit, so the loop holds BLAS to one thread."""
+with profit, so the loop holds BLAS to one thread. The time it prints is measured live, on the
+machine that ran this notebook and with whatever else that machine was doing: it includes the
+loop around the steps, and it is not a benchmark (section (i) and `docs/performance.md` have
+those)."""
 
 TRAINING_CODE = """\
 from threadpoolctl import threadpool_limits
@@ -705,11 +781,11 @@ learning_rate = config.lr_at_epoch(1)
 losses, norms = [], []
 started = time.perf_counter()
 with threadpool_limits(limits=1):
-    for step, (x, y) in enumerate(batches(corpus.train, config.batch_size, config.num_steps)):
+    for step, (inputs, targets) in enumerate(batches(corpus.train, config.batch_size, config.num_steps)):
         if step == STEPS:
             break
         masks = step_masks(config, step)  # None: the small config has no dropout
-        losses.append(engine.train_step(x, y, learning_rate, masks))  # carries the state on
+        losses.append(engine.train_step(inputs, targets, learning_rate, masks))  # carries the state on
         norms.append(engine.last_grad_norm)
     seconds = time.perf_counter() - started
     valid = evaluate(engine, corpus.valid[:8001], config.batch_size, config.num_steps)
@@ -731,7 +807,8 @@ plt.tight_layout(); plt.show()"""
 
 TRAINING_AFTER = r"""In the first steps the gradient norm jumps far above `max_grad_norm` (the dashed line): these
 are the steps clipping is for. Unclipped, one step of learning rate 1 along such a gradient
-would throw away what the previous steps learnt; clipped, it is no longer than any other. The
+would throw away what the previous steps learnt; clipped, it moves the weights by at most
+learning rate × `max_grad_norm`. The
 perplexity falls from 10,000 to around a thousand within a hundred steps; the full 13 epochs
 bring it near 40 on the training text and 120 on the valid split (section (j))."""
 
@@ -755,9 +832,10 @@ step (float32, one BLAS thread, best of several runs, on whatever machine runs t
 5. Buffers reused from step to step, the softmax bias folded into its kernel (about 1 ms), the
    BPTT factors that do not depend on the recurrence computed before the loop, and, with
    several cores, the large products run as tasks on helper threads beside the recurrence,
-   with BLAS held to one thread per call: 45.4 ms a step against 49.6 ms without them, on an
-   idle 2-core AMD EPYC (`python benchmarks/threads_ab.py`, its own median of 200 steps; these and the
-   changes that were tried and dropped are in `docs/performance.md`)."""
+   with BLAS held to one thread per call: 8% less time a step than without them, both measured
+   in one run on an idle 2-core AMD EPYC (45.4 against 49.6 ms, `python
+   benchmarks/threads_ab.py`, medians of 200 steps; these and the changes that were tried and
+   dropped are in `docs/performance.md`)."""
 
 FAST_CODE = """\
 from threadpoolctl import threadpool_limits
@@ -785,21 +863,28 @@ def gates_reference(z):
     return sigmoid(z[:, :H]), sigmoid(z[:, H:2 * H]), np.tanh(z[:, 2 * H:3 * H]), sigmoid(z[:, 3 * H:])
 def gates_fast(z):
     z = z * scale; np.tanh(z, out=z); z *= scale; z += offset; return z
-def softmax_reference(y):
-    s = y - y.max(axis=1, keepdims=True); return s - np.log(np.exp(s).sum(axis=1, keepdims=True))
-def softmax_fast(y):
-    e = np.exp(y); return np.log(e.sum(axis=1))
+rows = np.arange(T * B)
+def softmax_reference(y):  # -log p(target) of every row, with the row-maximum pass
+    s = y - y.max(axis=1, keepdims=True); return np.log(np.exp(s).sum(axis=1)) - s[rows, ids]
+def softmax_fast(y):  # the same without it; rows whose sum overflowed or underflowed are redone
+    sums = np.exp(y).sum(axis=1)
+    nll = np.log(sums) - y[rows, ids]
+    bad = ~(np.isfinite(sums) & (sums > 0))
+    if bad.any():  # never with these logits
+        nll[bad] = softmax_reference(y)[bad]
+    return nll
 def embedding_dense(E=E.copy()):
     grad = np.zeros_like(E); np.add.at(grad, ids, X.reshape(-1, H)); E -= grad
 def embedding_sparse(E=E.copy()):
     rows, sums = _sum_rows(ids, X.reshape(-1, H)); E[rows] -= sums
 
 assert np.allclose(np.concatenate(gates_reference(Z), axis=1), gates_fast(Z), atol=1e-6)
+assert np.allclose(softmax_reference(logits), softmax_fast(logits), rtol=1e-5)
 cases = [
     ("input projection, 20 steps", lambda: [X[t] @ W for t in range(T)], lambda: X.reshape(-1, H) @ W),
     ("kernel gradient, 20 steps", lambda: sum(X[t].T @ DZ[t * B:(t + 1) * B] for t in range(T)), lambda: X.reshape(-1, H).T @ DZ),
     ("gate activations, one step", lambda: gates_reference(Z), lambda: gates_fast(Z)),
-    ("log-softmax / sums [400, V]", lambda: softmax_reference(logits), lambda: softmax_fast(logits)),
+    ("cross-entropy of [400, V]", lambda: softmax_reference(logits), lambda: softmax_fast(logits)),
     ("embedding update", embedding_dense, embedding_sparse),
 ]
 with threadpool_limits(limits=1):
@@ -810,23 +895,25 @@ with threadpool_limits(limits=1):
 
 FAST_WHOLE = r"""The whole training step of the small model, both engines from the same weights on the same batch
 (the `numpy` engine as it runs by default, with its helper threads; the reference with one BLAS
-thread). `make bench` measured the `numpy` engine at 45.0 ms a step on an idle 2-core AMD EPYC
-(float32, 2026-11-29, commit c1eba1a; PyTorch's `nn.LSTM` took 62.9 ms there), where the matrix
-products alone need at least 31 ms, and at 71.2 ms on a 2-core Intel Xeon (the torch engine
-85.6 ms; `docs/performance.md`). Timings depend on the machine and on what else it runs. On a machine busy with other work both figures grow,
-the multi-threaded engine's more. Here, live:"""
+thread). In its own run `make bench` measured the `numpy` engine at 45.0 ms a step on an idle
+2-core AMD EPYC (float32, 2026-11-29, commit c1eba1a; PyTorch's `nn.LSTM` took 62.9 ms there),
+where the matrix products alone need at least 31 ms, and at 71.2 ms on a 2-core Intel Xeon (the
+torch engine 85.6 ms; `docs/performance.md`). Timings depend on the machine and on what else it
+runs: on a machine busy with other work both figures grow, the multi-threaded engine's more.
+Here, live, the best of three single steps each (so the reference's figure is below the loop
+average of (h), which also counts the loop, the masks and slower steps):"""
 
 FAST_WHOLE_CODE = """\
 from ptb_lstm.engines import create_engine
 config = PRESETS["small"]
 params = init_params(config, corpus.vocab_size)
-x, y = next(batches(corpus.train, config.batch_size, config.num_steps))
+inputs, targets = next(batches(corpus.train, config.batch_size, config.num_steps))
 timings = {}
 for name in ("numpy-reference", "numpy"):
     engine = create_engine(name, config, params, "float32")
-    engine.train_step(x, y, 1.0)  # the first step allocates
+    engine.train_step(inputs, targets, 1.0)  # the first step allocates
     with threadpool_limits(limits=1 if name == "numpy-reference" else None):
-        timings[name] = min(best_ms(lambda: engine.train_step(x, y, 1.0), repeat=1) for _ in range(3))
+        timings[name] = min(best_ms(lambda: engine.train_step(inputs, targets, 1.0), repeat=1) for _ in range(3))
 print(f"reference {timings['numpy-reference']:.0f} ms a step, numpy {timings['numpy']:.0f} ms: "
       f"{timings['numpy-reference'] / timings['numpy']:.1f} times faster")"""
 
@@ -858,20 +945,23 @@ def equality(config, vocab_size, steps=6):
     a, b = engines[0].get_params(), engines[1].get_params()
     return relative(losses[0], losses[1]), max(relative(a[n], b[n]) for n in a), min(norms)
 
-print(f"{'shapes':<34} {'dropout':>7} {'losses':>9} {'params':>9} {'min norm':>9}")
+print(f"{'shapes':<37} {'dropout':>7} {'losses':>9} {'params':>9} {'min norm':>9}")
 with threadpool_limits(limits=1):
-    for label, base, vocab_size in [("tiny (H 16, 4 x 5, V 50)", PRESETS["tiny"], 50),
-                                    ("small (H 200, 20 x 20, V 10,000)", PRESETS["small"], 10_000)]:
+    for label, base, vocab_size in [("tiny (H 16, B 4, T 5, V 50)", PRESETS["tiny"], 50),
+                                    ("small (H 200, B 20, T 20, V 10,000)", PRESETS["small"], 10_000)]:
         for rate in (0.0, 0.5):
             loss, param, norm = equality(base.replace(dropout=rate, max_grad_norm=0.5), vocab_size)
-            print(f"{label:<34} {rate:>7} {loss:>9.1e} {param:>9.1e} {norm:>9.2f}")
+            print(f"{label:<37} {rate:>7} {loss:>9.1e} {param:>9.1e} {norm:>9.2f}")
             assert max(loss, param) <= 1e-12"""
 
 RESULTS_MD = r"""## (j) The full results
 
 The `numpy` engine trained the small config for all 13 epochs (30,199 steps, `make train`, float32)
 on a 2-core CPU. Its perplexities, read from `docs/results/numpy/`, beside the paper's, the
-TensorFlow tutorial's and those of the original series (whose NumPy part took about 10 hours):"""
+TensorFlow tutorial's and those of the original series (whose NumPy part took about 10 hours).
+The wall time is the whole run's: the 13 epochs, an evaluation of the valid split after each,
+and the final evaluations, on a machine that also ran other work, so it is more than 30,199
+times the step time of (i); `docs/results.md` gives the median time per step of its epochs:"""
 
 RESULTS_CODE = RESULTS + """
 results_table(["numpy"])"""
@@ -898,7 +988,8 @@ def part_one() -> list:
         md(GRADCHECK_PLOT),
         code(GRADCHECK_PLOT_CODE, figure="notebook1-gradcheck"),
         md(UPDATE), code(UPDATE_CODE), md(SCHEDULE), code(SCHEDULE_CODE, figure="notebook1-schedule"),
-        md(STEP), code(STEP_CODE), md(STEP_CHECK), code(STEP_CHECK_CODE),
+        md(STEP), md(STEP_EXERCISE), code(STEP_EXERCISE_CODE), md(STEP_ANSWER),
+        code(STEP_ANSWER_CODE), md(STEP_SOURCE), code(STEP_CODE),
         md(TRAINING), code(TRAINING_CODE), code(TRAINING_PLOT_CODE, figure="notebook1-curve"), md(TRAINING_AFTER),
         md(FAST), code(FAST_CODE), md(FAST_WHOLE), code(FAST_WHOLE_CODE),
         md(EQUAL), code(EQUAL_CODE),

@@ -44,9 +44,9 @@ def test_quick_mode_writes_timings_agreement_and_a_run_under_one_folder(tiny_dir
 
 
 def test_without_a_gpu_the_full_mode_refuses_and_says_how_to_dry_run(tmp_path):
-    import torch
+    from ptb_lstm.engines.torch_engine import cuda_available
 
-    if torch.cuda.is_available():
+    if cuda_available():
         pytest.skip("this machine has a CUDA GPU; the full check would run")
     env = {**os.environ, "PYTHON": sys.executable}
     result = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"),

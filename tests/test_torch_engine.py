@@ -21,6 +21,7 @@ from conftest import assert_user_error, run_cli, write_corpus
 
 torch = pytest.importorskip(
     "torch", reason="the torch engine needs PyTorch: pip install 'ptb-lstm[torch]'")
+from ptb_lstm.engines import torch_engine  # noqa: E402  (after the check that torch is there)
 
 OTHERS = [name for name in installed_engines() if name != "torch"]
 # A norm limit every step of these tests exceeds, so that clipping is always at work.
@@ -191,7 +192,7 @@ def test_agree_command_includes_torch(tiny_dir):
     assert all(max(r["loss"], r["params"], r["perplexity"]) <= 1e-9 for r in rows), rows
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+@pytest.mark.skipif(torch_engine.cuda_available(), reason="this machine has a CUDA GPU")
 def test_asking_for_a_gpu_pytorch_cannot_see_is_a_one_line_error(tiny_dir, tmp_path):
     result = run_cli("train", "--config", "tiny", "--data-dir", str(tiny_dir), "--max-steps",
                      "1", "--engine", "torch", "--device", "cuda", "--out", str(tmp_path / "r"))

@@ -140,14 +140,15 @@ class ReferenceEngine(Engine):
             if masks is not None:
                 x = x * masks[layer + 1]  # dropout between layers and on the top output
         logits = x @ p["softmax_kernel"] + p["softmax_bias"]  # [T, B, V]   y = x_top W_s + b_s
-        return Forward(ids, layers, x, logits, final_state)
+        return Forward(ids=ids, layers=layers, top=x, logits=logits, final_state=final_state)
 
     # -- the loss ---------------------------------------------------------------------------
 
     @staticmethod
     def log_softmax(logits: np.ndarray) -> np.ndarray:
-        """log p = y - log sum_v exp(y_v) over the last axis, computed as m + log sum exp(y - m)
-        with m the row's maximum: the same value, and exp never overflows."""
+        """log p = y - log sum_v exp(y_v) over the last axis, computed as
+        (y - m) - log sum_v exp(y_v - m) with m the row's maximum: the same value, exp never
+        overflows, and no probability is formed (and rounded to 0) before its logarithm."""
         shifted = logits - logits.max(axis=-1, keepdims=True)
         return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
@@ -168,9 +169,9 @@ class ReferenceEngine(Engine):
         fwd = self.forward(inputs, state, masks)
         targets = targets.T  # [T, B]
         log_probs = self.log_softmax(fwd.logits)  # [T, B, V]
-        loss = float(self.nll(log_probs, targets).sum()) / B  # L = (1/B) sum_t sum_b -log p
+        loss = float(self.nll(log_probs, targets).sum()) / B  # L = (1/B) sum_t sum_r -log p
         dlogits = np.exp(log_probs)  # [T, B, V]           p = softmax(y)
-        dlogits[np.arange(T)[:, None], np.arange(B)[None, :], targets] -= 1.0  # p - onehot
+        dlogits[np.arange(T)[:, None], np.arange(B)[None, :], targets] -= 1.0  # p_j - [j = target]
         dlogits /= B  # dL/dy = (p - onehot(target)) / B
         grads: Params = {}
         top = fwd.top.reshape(T * B, H)

@@ -37,17 +37,20 @@ from ptb_lstm.errors import UserError
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
+def cuda_available() -> bool:
+    """Whether PyTorch sees a usable CUDA GPU. A CUDA build of torch on a machine without one
+    warns while it probes; the answer (no GPU) is all that matters here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.cuda.is_available()
+
+
 def pick_device(device: str = "auto") -> torch.device:
     """"cpu"; "cuda", the current CUDA GPU; "auto", that GPU when PyTorch sees one, else the
     CPU."""
     if device == "cpu":
         return torch.device("cpu")
-    with warnings.catch_warnings():
-        # A CUDA build of torch on a machine without a usable GPU warns while it probes; the
-        # answer (no GPU) is all that matters here, and --device cuda says so below.
-        warnings.simplefilter("ignore", UserWarning)
-        has_gpu = torch.cuda.is_available()
-    if has_gpu:
+    if cuda_available():
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
         return torch.device("cuda", torch.cuda.current_device())
