@@ -10,7 +10,8 @@ This notebook builds, piece by piece, the word-level language model of Zaremba, 
 Vinyals, *Recurrent Neural Network Regularization* (2015), in its "small" form: two LSTM layers
 of 200 units trained on the Penn Treebank (PTB) to predict the next word. By the end you can
 write one training step by hand: the forward pass, the loss, back-propagation through time
-(BPTT), gradient clipping and the SGD update.
+(BPTT), gradient clipping and the SGD update. Two exercises check it against the engine:
+the backward pass in (e), the whole step in (g).
 
 The code shown is the toolkit's **reference engine**, `ptb_lstm/engines/numpy_reference.py`
 (`--engine numpy-reference` on the command line): the whole model in about 250 lines of plain
@@ -151,8 +152,8 @@ matters; inside one layer it is dropped.
    $$y_t = (m^{(L)}_t \odot h^{(L-1)}_t)\, W_s + b_s = x^{(L)}_t W_s + b_s,
    \qquad p_t = \mathrm{softmax}(y_t),\quad \mathrm{softmax}(y)_v = e^{y_v} / \textstyle\sum_u e^{y_u}.$$
 
-All of it runs on a whole batch at once: $x_t$ is then [B, H], $z_t$ [B, 4H], $p_t$ [B, V];
-the batch row is indexed by r (r = 0..B-1) where it matters, since b is the bias.
+All of it runs on a whole batch at once: $x_t$ is then [B, H], $z_t$ [B, 4H], $p_t$ [B, V].
+Where the batch row matters it is indexed by r (r = 0..B-1): the letter b is the bias.
 
 **Dropout.** The $m^{(0)}_t, \dots, m^{(L)}_t$ are the L + 1 = 3 *dropout masks*: they
 multiply the non-recurrent connections — the embedding output, the output of `lstm_0` going
@@ -161,9 +162,9 @@ $h_{t-1} \to h_t$ or $c_{t-1} \to c_t$. Each entry is drawn on its own: 0 (the u
 dropped) with probability $\rho$, or $1/(1-\rho)$ (kept) with probability $1-\rho$, where
 $\rho$ is the dropout rate (`config.dropout`; 0.5 for the medium config, 0.65 for the large
 one). Training only: evaluation uses no masks. The small config has
-$\rho = 0$, no masks at all, and every $m = 1$ in the equations. The parameters, every
-entry (the biases too: one bias [4H] per layer, with no forget-gate offset) initialised
-uniform in ±`init_scale` (±0.1 for the small config):"""
+$\rho = 0$, no masks at all, and every $m = 1$ in the equations. The parameters are
+initialised uniform in ±`init_scale` (±0.1 for the small config), every entry of them: the
+biases too (one bias [4H] per layer), with no forget-gate offset:"""
 
 PARAMS_CODE = """\
 from ptb_lstm.params import count_params, init_params, param_shapes
@@ -257,8 +258,11 @@ FORWARD = r"""## (c) The forward pass
   dropout.
 * The training loss: summed over the T time steps, averaged over the B rows (section (d)).
 * The carried state: the trainer keeps it in the engine (`engine.state`, one (h, c) pair
-  [B, H] per layer), starts it from zeros (`engine.reset_state(B)`) and every `train_step`
-  replaces it with that step's final state.
+  [B, H] per layer), starts it from zeros (`engine.reset_state(B)`; a new engine starts from
+  zeros for the config's batch size) and every `train_step` and `eval_step` replaces it with
+  that batch's final state.
+* The weights: `engine.params`, a dict from the names of (b) to arrays, the engine's own copy
+  (the constructor copies the dict it is given), in the engine's dtype (`engine.np_dtype`).
 
 `ReferenceEngine.forward` computes exactly the equations of (b), for a whole batch, layer by
 layer and one time step at a time. Every line that computes an equation carries it in its
@@ -304,8 +308,9 @@ and NumPy warns "overflow encountered in exp"; the result is still right, since
 $1/(1+\infty) = 0$ is the limit of $\sigma$. For a very positive z, $e^{-z}$ becomes negligible and
 $\sigma$ rounds to exactly 1, with no warning. The pre-activations of a healthy model stay far from either; a
 diverging run can reach them, which is why `train_step` runs under
-`np.errstate(over="ignore", invalid="ignore")` and reports a non-finite loss instead of
-warnings."""
+`np.errstate(over="ignore", invalid="ignore")`: it returns the non-finite loss (its update
+goes ahead, into non-finite weights) without warnings, and the trainer stops there, naming the
+step and the last good checkpoint."""
 
 SIGMOID_CODE = """\
 show_source(sigmoid)
@@ -409,8 +414,9 @@ $$\delta h_t = \delta h_t^{\text{above}} + \delta z_{t+1} U^\top, \qquad
 where $\delta x^{(l+1)}_t$ is the gradient of the input of the layer above (step 8), or
 $\delta y_t W_s^\top$ for the top layer (step 2). This is why BPTT runs backwards in time:
 $\delta h_t$ needs $\delta z_{t+1}$ first. At the last step of the batch, t = T − 1, nothing of
-this batch's loss comes later, so the second term is zero: BPTT starts each layer with
-$\delta z_T = 0$ and, in step 5, $\delta c_T = 0$. And the layers can be done one after the
+this batch's loss comes later, so the terms from step t + 1 are zero: this one, and
+$\delta c_{t+1} \odot f_{t+1}$ in step 5. The code starts each layer's loop with both as
+zeros (`dh_next`, `dc_next`). And the layers can be done one after the
 other, the top one first over all T steps, then the one below: a layer needs from the layer
 above only $\delta x^{(l+1)}_t$ at every t, and nothing ever flows from a lower layer back up.
 
@@ -696,7 +702,12 @@ masks)` that does what `train_step` does, from `engine.gradients(inputs, targets
 (section (e); it returns `.loss`, `.params`, the gradients by name, and `.final_state`): take
 the carried state from `engine.state`, clip by the global norm of `engine.config.max_grad_norm`,
 update `engine.params` in place, carry the new state on in `engine.state`, and return the loss.
-`check_step` runs yours beside the engine's `train_step` for three steps of the tiny config
+For a step written entirely by hand, use your `my_gradients` of (e) in place of
+`engine.gradients`. In float64 and with batches of one shape, as here, a step need not do three
+things the engine's `train_step` also does (its source follows the answer): turn the masks into
+the engine's dtype, start from zeros when the batch has another number of rows, and record the
+norm as `last_grad_norm`. `check_step` runs yours beside the engine's `train_step` for three
+steps of the tiny config
 (float64, dropout 0.5, `max_grad_norm` lowered to 0.5 so that clipping acts), from the same
 weights, on the first PTB batches, and compares the losses, the weights and the carried
 state."""
