@@ -338,7 +338,8 @@ def epoch_table(results: Path) -> str:
         state = (f"finished, test {run.test:.2f}" if finished_run(run)
                  else f"under way: {len(run.epochs)} of {total} epochs")
         records = run.steps + run.epochs
-        last = max(records, key=lambda r: r.get("wall_time", 0.0)) if records else {}
+        # The step count, not the wall time: a resumed run's clock starts again at 0.
+        last = max(records, key=lambda r: r.get("step", 0)) if records else {}
         lines += [f"{engine} ({state}; last logged step {last.get('step', 0):,}; "
                   f"`{run.info.get('command')}`, started {run.info.get('started', '')}):", "",
                   "| epoch | learning rate | train ppl | valid ppl | ms/step | epoch time |",
