@@ -43,14 +43,17 @@ print(f"{len(words):,} training tokens, {words.count(EOS):,} of them {EOS}")"""
 
 VOCAB = r"""The vocabulary is the sorted list of the distinct training tokens, and a word's **id** is its
 position in that list. `<unk>` is an ordinary word of the vocabulary; PTB's valid and test
-splits contain no word that train lacks. The model only ever sees ids:"""
+splits contain no word that train lacks (the cell checks it). The model only ever sees ids:"""
 
 VOCAB_CODE = """\
 vocab = corpus.vocab
 print(f"{len(vocab):,} words; the first ten:", vocab[:10])
 print("ids of", ["<eos>", "<unk>", "the", "stock"], "=", [vocab.index(w) for w in ["<eos>", "<unk>", "the", "stock"]])
 print("the training stream as ids:", corpus.train[:12], "...")
-assert [vocab[i] for i in corpus.train[:12]] == words[:12]"""
+assert [vocab[i] for i in corpus.train[:12]] == words[:12]
+for split in ("valid", "test"):
+    unseen = set(read_words(corpus.data_dir / f"ptb.{split}.txt")) - set(vocab)
+    print(f"words of ptb.{split}.txt that train lacks: {len(unseen)}")"""
 
 FOLDING = r"""### Stream folding, on a tiny example
 
@@ -171,7 +174,12 @@ from ptb_lstm.params import count_params, init_params, param_shapes
 shapes = param_shapes(PRESETS["small"], corpus.vocab_size)
 for name, shape in shapes.items():
     print(f"{name:<26} {str(list(shape)):<14} {int(np.prod(shape)):>10,}")
-print(f"{'in all':<41} {count_params(init_params(PRESETS['small'], corpus.vocab_size)):>10,}")"""
+print(f"{'in all':<41} {count_params(init_params(PRESETS['small'], corpus.vocab_size)):>10,}")
+print("\\nthe configs (tiny is for checks and tests):")
+fields = ["num_layers", "hidden_size", "num_steps", "batch_size", "init_scale", "dropout", "max_grad_norm", "epochs"]
+print(f"{'':<8}" + "".join(f"{f:>14}" for f in fields))
+for name, preset in PRESETS.items():
+    print(f"{name:<8}" + "".join(f"{getattr(preset, f):>14}" for f in fields))"""
 
 UNROLLED = r"""Unrolled over the `num_steps` time steps of one batch, the network is a feed-forward graph: each
 column is one time step, the state flows from left to right, and each layer's state enters
@@ -240,14 +248,48 @@ assert all((a == b).all() for a, b in zip(step_0, step_masks(medium, 0)))  # the
 print("step 1 differs from step 0 in", f"{np.mean(step_masks(medium, 1)[0] != step_0[0]):.0%}", "of the entries")
 print("the small config:", step_masks(PRESETS["small"], 0))"""
 
+MASKS_CHECK = r"""**Checking the claims.** If the draws are independent with keep probability $k = 1 - \rho$,
+each mask keeps a share $k$ of its entries, give or take a binomial standard deviation
+$\sqrt{k(1-k)/n}$ for n entries, and two different draws keep the same entry together with
+probability $k^2$ (0.25 here), not $k$ as a reused mask would. The pairs below compare the
+three places of one step with one another, each even time step with the next (disjoint pairs,
+so the pairs are independent of one another), each even batch row with the next, one training
+step with the next, and another seed; each line gives its share and how many standard
+deviations it lies from the expected value. Honest randomness puts about 19 in 20 such figures
+within 2 standard deviations and nearly all within 3; a reused or shifted mask lies hundreds away,
+as the last line shows: a mask against itself, the mistake of a graph that hands one mask to
+every place. The test suite asserts the same per engine (`tests/test_dropout.py`), and
+`python benchmarks/dropout_stats.py` repeats the figures over many training steps of the medium
+and large configs."""
+
+MASKS_CHECK_CODE = """\
+k, n = 1 - medium.dropout, step_0[0].size
+sd = np.sqrt(k * (1 - k) / n)
+print(f"keep rate of each place (expected {k}, sd {sd:.4f}): "
+      + ", ".join(f"{np.mean(m > 0):.4f} ({(np.mean(m > 0) - k) / sd:+.1f} sd)" for m in step_0))
+kept = [m > 0 for m in step_0]
+next_step, other_seed = (step_masks(c, s)[0] > 0 for c, s in ((medium, 1), (medium.replace(seed=2), 0)))
+pairs = [("embedding output / between layers", kept[0], kept[1]),
+         ("between layers / top output", kept[1], kept[2]),
+         ("time step t / t + 1 (t even)", kept[0][0:-1:2], kept[0][1::2]),
+         ("batch row r / r + 1 (r even)", kept[0][:, 0::2], kept[0][:, 1::2]),
+         ("training step 0 / step 1", kept[0], next_step),
+         ("seed 1 / seed 2", kept[0], other_seed),
+         ("a mask / itself (a reused mask)", kept[0], kept[0])]
+for name, a, b in pairs:
+    both, sd = np.mean(a & b), np.sqrt(k * k * (1 - k * k) / a.size)
+    print(f"{name:<36} both kept {both:.4f}  ({(both - k * k) / sd:+.1f} sd from {k * k})")"""
+
 FORWARD = r"""## (c) The forward pass
 
 **The code's conventions, in one place.**
 
 * A batch arrives as the stream folding of (a) makes it: `inputs` and `targets`, both
-  [B, T] ints (B = `batch_size` rows, T = `num_steps` columns). The engine transposes both
-  to [T, B] (`ids = inputs.T`, `targets = targets.T`) and works *time-major* from there:
-  every activation is [T, B, ...], so that `x[t]` is the batch's input at time t.
+  [B, T] ints (B = `batch_size` rows, T = `num_steps` columns). The engine works
+  *time-major*: `forward` transposes the inputs (`ids = inputs.T`, kept as `fwd.ids` [T, B]),
+  so that every activation is [T, B, ...] and `x[t]` is the batch's input at time t. `forward`
+  never sees the targets: the loss and the backward pass transpose them (`targets.T`), and
+  so must any code of yours that takes them.
 * `h` and `c` of a layer have T + 1 rows: row 0 is the state carried in, so `h[t]` is
   $h_{t-1}$ and `h[t + 1]` is $h_t$.
 * A layer's weights: W = `lstm_l_kernel` [H, 4H], U = `lstm_l_recurrent_kernel` [H, 4H],
@@ -262,7 +304,12 @@ FORWARD = r"""## (c) The forward pass
   zeros for the config's batch size) and every `train_step` and `eval_step` replaces it with
   that batch's final state.
 * The weights: `engine.params`, a dict from the names of (b) to arrays, the engine's own copy
-  (the constructor copies the dict it is given), in the engine's dtype (`engine.np_dtype`).
+  (the constructor copies the dict it is given; the cell after `forward`'s source checks it), in the engine's dtype (`engine.np_dtype`).
+* What else an engine offers code of yours: `engine.config` (its `Config`, with
+  `max_grad_norm`, `dropout` and the shapes), `engine.hidden_size` and `engine.num_layers` (H
+  and L), `engine.np_dtype` (the dtype to make new arrays in: `np.zeros(shape, engine.np_dtype)`),
+  `engine.forward(inputs, state, masks)`, and the static `engine.log_softmax(logits)` and
+  `engine.nll(log_probs, targets_tb)` of (d).
 
 `ReferenceEngine.forward` computes exactly the equations of (b), for a whole batch, layer by
 layer and one time step at a time. Every line that computes an equation carries it in its
@@ -293,8 +340,10 @@ from ptb_lstm.engines.numpy_reference import Forward, Layer
 show_source(ReferenceEngine.forward)
 show_source(Forward)
 show_source(Layer)
-tiny = PRESETS["small"].replace(hidden_size=8, num_steps=5, batch_size=3)
-engine = ReferenceEngine(tiny, init_params(tiny, corpus.vocab_size, np.float64), dtype="float64")
+little = PRESETS["small"].replace(hidden_size=8, num_steps=5, batch_size=3)  # the small config, shrunk
+given = init_params(little, corpus.vocab_size, np.float64)
+engine = ReferenceEngine(little, given, dtype="float64")
+assert engine.params["embedding"] is not given["embedding"]  # a copy: training it leaves `given` alone
 engine.reset_state(3)
 inputs, targets = next(batches(corpus.train, batch_size=3, num_steps=5))
 fwd = engine.forward(inputs, engine.state)
@@ -433,8 +482,10 @@ derivative with respect to $c_t$ is just $f_{t+1}$. So
 
 $$\delta c_t = \delta h_t \odot o_t \odot (1 - \tanh^2 c_t) + \delta c_{t+1} \odot f_{t+1}$$
 
-From one time step to the one before, the cell's gradient is multiplied only by the forget
-gate — element by element, with no weight matrix and no squashing derivative in between.
+Along the cell path $c_{t+1} \to c_t$, from one time step to the one before, the cell's
+gradient is multiplied only by the forget gate — element by element, with no weight matrix and
+no squashing derivative in between. (The other share of $\delta c_t$, through $\delta h_t$,
+comes from $\delta z_{t+1} U^\top$ and does pass through weights and derivatives.)
 Where the network keeps $f \approx 1$ the gradient travels back through many steps without
 shrinking: that is what lets an LSTM learn longer dependencies than a plain RNN, whose
 gradient is multiplied by $U^\top$ and by $\tanh'$ at every step and tends to vanish.
@@ -503,7 +554,11 @@ dict from parameter name to gradient (the names of section (b), the embedding's 
 carried-in state) and the activated gates `i, f, g, o`; the weights are `engine.params`. Go
 through the layers from the top one down, and inside each layer from t = T − 1 down to 0,
 carrying $\delta h$ and $\delta c$ from step t + 1 to step t; multiply by each mask on the way
-down (`masks` is None without dropout). The cell below defines `check_backward`, which runs your
+down (`masks` is None without dropout). `targets` arrives [B, T] like `inputs`: transpose it.
+Make new arrays in the engine's dtype (`np.zeros(shape, engine.np_dtype)`; the check runs in
+float64, where a plain `np.zeros` happens to match). The gradients of the incoming state,
+$\delta h_{-1}$ and $\delta c_{-1}$, are not part of the answer: they are dropped (the
+truncation above), and the check compares the parameters' gradients only. The cell below defines `check_backward`, which runs your
 function on a tiny float64 model with dropout 0.5 and a random incoming state and compares every
 gradient with the reference engine's. Write yours, call `check_backward(my_gradients)`, and only
 then read the answer below. (It compares two analytic gradients, which differ only by rounding,
@@ -703,7 +758,12 @@ masks)` that does what `train_step` does, from `engine.gradients(inputs, targets
 the carried state from `engine.state`, clip by the global norm of `engine.config.max_grad_norm`,
 update `engine.params` in place, carry the new state on in `engine.state`, and return the loss.
 For a step written entirely by hand, use your `my_gradients` of (e) in place of
-`engine.gradients`. In float64 and with batches of one shape, as here, a step need not do three
+`engine.gradients`. It returns the gradients only; the loss and the state to carry on come from
+a forward pass of your step, `fwd = engine.forward(inputs, engine.state, masks)`: the loss as
+`engine.nll(engine.log_softmax(fwd.logits), targets.T).sum() / B` and the state as
+`fwd.final_state` (or let your function return all three). Then call `check_step(my_train_step, by_hand_only=True)`: it switches off the
+engine's `gradients`, `train_step` and `clip_and_update`, so that only your own code can pass
+(its answer closes this section). In float64 and with batches of one shape, as here, a step need not do three
 things the engine's `train_step` also does (its source follows the answer): turn the masks into
 the engine's dtype, start from zeros when the batch has another number of rows, and record the
 norm as `last_grad_norm`. `check_step` runs yours beside the engine's `train_step` for three
@@ -713,19 +773,32 @@ weights, on the first PTB batches, and compares the losses, the weights and the 
 state."""
 
 STEP_EXERCISE_CODE = """\
-def check_step(my_train_step, steps=3):
+def check_step(my_train_step, steps=3, by_hand_only=False):
+    # Runs my_train_step(engine, inputs, targets, learning_rate, masks) -> loss beside the engine's
+    # train_step. by_hand_only=True switches off the engine's gradients, train_step and
+    # clip_and_update on the engine handed to my_train_step: forward and the static helpers remain.
     config = PRESETS["tiny"].replace(dropout=0.5, max_grad_norm=0.5)
     print(f"tiny config: B {config.batch_size}, T {config.num_steps}, H {config.hidden_size}, "
           f"{config.num_layers} layers, V {corpus.vocab_size:,}")
     params = init_params(config, corpus.vocab_size, np.float64)
     mine, engine = (ReferenceEngine(config, params, dtype="float64") for _ in range(2))
+    assert all(mine.params[n] is not engine.params[n] for n in params)  # each engine its own copy
     for e in (mine, engine):
         e.reset_state(config.batch_size)  # zeros: the start of an epoch
+    if by_hand_only:
+        def switched_off(*args, **kwargs):
+            raise RuntimeError("engine.gradients, train_step and clip_and_update are switched off "
+                               "in this check; start from engine.forward")
+        mine.gradients = mine.train_step = mine.clip_and_update = switched_off
     for step, (inputs, targets) in enumerate(batches(corpus.train, config.batch_size, config.num_steps)):
         if step == steps:
             break
         masks = step_masks(config, step, dtype=np.float64)
-        got = my_train_step(mine, inputs, targets, 1.0, masks)
+        try:
+            got = my_train_step(mine, inputs, targets, 1.0, masks)
+        except RuntimeError as error:
+            print(f"step {step}: WRONG, {error}")
+            return
         loss = engine.train_step(inputs, targets, 1.0, masks)
         weights = max(float(np.abs(mine.params[n] - engine.params[n]).max()) for n in engine.params)
         state = max(float(np.abs(a - b).max()) for pair in zip(mine.state, engine.state) for a, b in zip(*pair))
@@ -768,6 +841,68 @@ from ptb_lstm.engines.numpy_reference import Gradients
 show_source(ReferenceEngine.train_step)
 show_source(Gradients.global_norm)"""
 
+BY_HAND = r"""### A step written entirely by hand
+
+The answer to `by_hand_only=True`: both exercises in one cell, from `engine.forward` and the
+static `log_softmax` and `nll` alone. `gradients_by_hand` is the first exercise's answer, steps 1
+to 9 of (e) in a single function: it reads the forward record `fwd` and the weights, and keeps
+nothing from the engine's own backward pass. `step_by_hand` calls the forward pass once for the
+loss and the carried state, and `gradients_by_hand` calls it again (the same numbers: simpler
+code, not faster). The last run shows the check refusing the answer above, which leans on
+`engine.gradients`."""
+
+BY_HAND_CODE = """\
+def gradients_by_hand(engine, inputs, targets, state, masks):
+    p, fwd = engine.params, engine.forward(inputs, state, masks)
+    T, B = fwd.ids.shape
+    tt, bb = np.arange(T)[:, None], np.arange(B)[None, :]
+    dy = np.exp(engine.log_softmax(fwd.logits))  # step 1: p ...
+    dy[tt, bb, targets.T] -= 1  # ... minus onehot(target) ...
+    dy /= B  # ... over B
+    grads = {"softmax_kernel": np.einsum("tbh,tbv->hv", fwd.top, dy),  # step 2: sum over positions
+             "softmax_bias": dy.sum(axis=(0, 1))}
+    dx = dy @ p["softmax_kernel"].T  # the gradient of the top output x^(L)
+    for l in reversed(range(len(fwd.layers))):  # the top layer first
+        layer, W, U = fwd.layers[l], p[f"lstm_{l}_kernel"], p[f"lstm_{l}_recurrent_kernel"]
+        if masks is not None:
+            dx = dx * masks[l + 1]  # back through the mask above layer l
+        dW, dU, db, below = np.zeros_like(W), np.zeros_like(U), np.zeros_like(p[f"lstm_{l}_bias"]), np.zeros_like(dx)
+        dh_next = dc_next = np.zeros_like(layer.h[0])  # nothing from step T
+        for t in reversed(range(T)):
+            i, f, g, o = layer.i[t], layer.f[t], layer.g[t], layer.o[t]
+            dh = dx[t] + dh_next  # step 3
+            tanh_c = np.tanh(layer.c[t + 1])
+            dc = dh * o * (1 - tanh_c**2) + dc_next  # steps 4 and 5
+            dz = np.concatenate([dc * g * i * (1 - i),  # steps 6 and 7: di, df, dg, do through
+                                 dc * layer.c[t] * f * (1 - f),  # their nonlinearities
+                                 dc * i * (1 - g**2),
+                                 dh * tanh_c * o * (1 - o)], axis=1)
+            dW += layer.x[t].T @ dz; dU += layer.h[t].T @ dz; db += dz.sum(axis=0)  # step 8
+            below[t], dh_next, dc_next = dz @ W.T, dz @ U.T, dc * f
+        grads |= {f"lstm_{l}_kernel": dW, f"lstm_{l}_recurrent_kernel": dU, f"lstm_{l}_bias": db}
+        dx = below  # the gradient of this layer's input x^(l)
+    if masks is not None:
+        dx = dx * masks[0]
+    grads["embedding"] = np.zeros_like(p["embedding"])
+    np.add.at(grads["embedding"], fwd.ids, dx)  # step 9: a scatter-add into the rows
+    return grads
+
+def step_by_hand(engine, inputs, targets, learning_rate, masks):
+    fwd = engine.forward(inputs, engine.state, masks)
+    loss = float(engine.nll(engine.log_softmax(fwd.logits), targets.T).sum()) / inputs.shape[0]
+    grads = gradients_by_hand(engine, inputs, targets, engine.state, masks)
+    norm = np.sqrt(sum(np.sum(g * g) for g in grads.values()))
+    for name, g in grads.items():
+        engine.params[name] -= learning_rate * min(1.0, engine.config.max_grad_norm / norm) * g
+    engine.state = fwd.final_state
+    return loss
+
+check_backward(gradients_by_hand)
+check_step(step_by_hand, by_hand_only=True)
+print("and the answer above, which calls engine.gradients:")
+check_step(by_hand, by_hand_only=True)"""
+
+
 TRAINING = r"""## (h) A short training run
 
 Everything together: the training loop over one epoch's stream-folded batches, the state reset
@@ -802,7 +937,10 @@ with threadpool_limits(limits=1):
     valid = evaluate(engine, corpus.valid[:8001], config.batch_size, config.num_steps)
 print(f"{STEPS} steps in {seconds:.0f} s ({1000 * seconds / STEPS:.0f} ms a step); "
       f"perplexity of the last step {np.exp(losses[-1] / config.num_steps):.0f}; "
-      f"on the first 8,000 valid tokens {valid.perplexity:.0f} (untrained: about 10,000)")"""
+      f"on the first 8,000 valid tokens {valid.perplexity:.0f} (untrained: about 10,000)")
+clipped = np.array(norms) > config.max_grad_norm
+print(f"gradient norm: median {np.median(norms):.2f}, largest {max(norms):.2f} (step {int(np.argmax(norms))}); "
+      f"clipped in {clipped.sum()} of {STEPS} steps, {clipped[:STEPS // 2].sum()} of them in the first {STEPS // 2}")"""
 
 TRAINING_PLOT_CODE = """\
 per_word = np.array(losses) / config.num_steps  # the loss is summed over the T steps
@@ -816,8 +954,9 @@ right.set_xlabel("training step"); right.set_ylabel("global gradient norm"); rig
 fig.suptitle("the reference engine, small config, the first steps of epoch 1")
 plt.tight_layout(); plt.show()"""
 
-TRAINING_AFTER = r"""In the first steps the gradient norm jumps far above `max_grad_norm` (the dashed line): these
-are the steps clipping is for. Unclipped, one step of learning rate 1 along such a gradient
+TRAINING_AFTER = r"""In the first steps the gradient norm jumps far above `max_grad_norm` (the dashed line; the
+second printed line gives the largest norm and how many of the steps were clipped): these are
+the steps clipping is for. Unclipped, one step of learning rate 1 along such a gradient
 would throw away what the previous steps learnt; clipped, it moves the weights by at most
 learning rate × `max_grad_norm`. The
 perplexity falls from 10,000 to around a thousand within a hundred steps; the full 13 epochs
@@ -889,6 +1028,11 @@ def embedding_dense(E=E.copy()):
 def embedding_sparse(E=E.copy()):
     rows, sums = _sum_rows(ids, X.reshape(-1, H)); E[rows] -= sums
 
+dense, sparse = E.copy(), E.copy()
+embedding_dense(dense); embedding_sparse(sparse)
+print(f"{T * B} positions touch {len(np.unique(ids))} of the {V:,} embedding rows; the sparse update "
+      f"differs from the dense one by at most {np.abs(dense - sparse).max():.1e}")
+assert np.allclose(dense, sparse, atol=1e-5)
 assert np.allclose(np.concatenate(gates_reference(Z), axis=1), gates_fast(Z), atol=1e-6)
 assert np.allclose(softmax_reference(logits), softmax_fast(logits), rtol=1e-5)
 cases = [
@@ -990,6 +1134,7 @@ def part_one() -> list:
         md(CARRY), code(CARRY_CODE),
         md(MODEL), code(PARAMS_CODE), md(UNROLLED),
         code(UNROLLED_CODE, figure="notebook1-unrolled"), md(MASKS), code(MASKS_CODE),
+        md(MASKS_CHECK), code(MASKS_CHECK_CODE),
         md(FORWARD), code(FORWARD_CODE), md(FORWARD_SOURCE), code(FORWARD_RUN),
         md(SIGMOID), code(SIGMOID_CODE),
         md(LOSS), code(LOSS_CODE),
@@ -1001,6 +1146,7 @@ def part_one() -> list:
         md(UPDATE), code(UPDATE_CODE), md(SCHEDULE), code(SCHEDULE_CODE, figure="notebook1-schedule"),
         md(STEP), md(STEP_EXERCISE), code(STEP_EXERCISE_CODE), md(STEP_ANSWER),
         code(STEP_ANSWER_CODE), md(STEP_SOURCE), code(STEP_CODE),
+        md(BY_HAND), code(BY_HAND_CODE),
         md(TRAINING), code(TRAINING_CODE), code(TRAINING_PLOT_CODE, figure="notebook1-curve"), md(TRAINING_AFTER),
         md(FAST), code(FAST_CODE), md(FAST_WHOLE), code(FAST_WHOLE_CODE),
         md(EQUAL), code(EQUAL_CODE),

@@ -42,9 +42,10 @@ def masks(seed: int, step: int, rate: float, num_layers: int, batch_size: int,
     if not 0.0 < rate < 1.0:
         raise ValueError(f"a dropout rate must be in (0, 1), got {rate}")
     keep = 1.0 - rate
-    # A unit is kept when a uniform 16-bit integer falls below keep * 2**16 (so the keep
-    # probability is keep to within 2**-17): half the random bits of a float32 draw, and the
-    # same units whatever the engine's dtype.
+    # A unit is kept when a uniform 16-bit integer falls below keep * 2**16 rounded (so the
+    # keep probability is keep to within 2**-17; a keep above 1 - 2**-17, a rate below 2**-17,
+    # is capped at 65535 / 65536): half the random bits of a float32 draw, and the same units
+    # whatever the engine's dtype.
     threshold = np.uint16(min(round(keep * 65536), 65535))
     rng = generator(seed, step)
     shape = (num_steps, batch_size, hidden_size)
