@@ -258,7 +258,10 @@ step with the next, and another seed; each line gives its share and how many sta
 deviations it lies from the expected value. Honest randomness puts about 19 in 20 such figures
 within 2 standard deviations and nearly all within 3; a reused or shifted mask lies hundreds away,
 as the last line shows: a mask against itself, the mistake of a graph that hands one mask to
-every place. The test suite asserts the same per engine (`tests/test_dropout.py`), and
+every place. Such a mask drops the same units at the embedding output, between the layers and at
+the top together, so the noise of the three places is no longer independent and the regulariser
+is not the paper's; it is an easy mistake in a TensorFlow graph, where two dropout ops given the
+same seed draw the same numbers. The test suite asserts the same per engine (`tests/test_dropout.py`), and
 `python benchmarks/dropout_stats.py` repeats the figures over many training steps of the medium
 and large configs."""
 
@@ -530,10 +533,13 @@ batch stay zero: `np.add.at(dE, ids, dx)`.
 
 **Truncation at the batch boundary.** The state carried in from the previous batch,
 $(h_{-1}, c_{-1})$, is treated as a constant: steps 3 to 8 produce $\delta h_{-1}$ and
-$\delta c_{-1}$, and they are dropped instead of being sent into the previous batch, whose
-activations are gone. This is *truncated* BPTT: the forward state carries information across
-the whole epoch, but the gradient sees at most `num_steps` = 20 steps back, and the memory a
-step needs is that of T steps, not of the epoch."""
+$\delta c_{-1}$, and they are dropped instead of being sent into the previous batch. That is a
+choice, made for its cost: sending them on would need the previous batch's activations kept,
+and its backward pass run again, and the one before it, back to the start of the epoch. This
+is *truncated* BPTT: the forward state carries information across the whole epoch, but the
+gradient sees at most `num_steps` = 20 steps back, and a step keeps only its own batch's
+`Forward` record, the activations of T steps, not of the epoch. (The largest array in it is
+the logits, [T, B, V]: 4 million numbers for the small config.)"""
 
 BPTT_CHECK = r"""The two derivative identities of steps 4 and 7, checked numerically against central
 differences $(s(u+\epsilon) - s(u-\epsilon))/2\epsilon$:"""
@@ -559,8 +565,9 @@ Make new arrays in the engine's dtype (`np.zeros(shape, engine.np_dtype)`; the c
 float64, where a plain `np.zeros` happens to match). The gradients of the incoming state,
 $\delta h_{-1}$ and $\delta c_{-1}$, are not part of the answer: they are dropped (the
 truncation above), and the check compares the parameters' gradients only. The cell below defines `check_backward`, which runs your
-function on a tiny float64 model with dropout 0.5 and a random incoming state and compares every
-gradient with the reference engine's. Write yours, call `check_backward(my_gradients)`, and only
+function on a tiny float64 model (weights in ±0.5, the setup of the gradient check in (f): larger
+weights than the small config's make every gradient large enough to compare) with dropout 0.5
+and a random incoming state, and compares every gradient with the reference engine's. Write yours, call `check_backward(my_gradients)`, and only
 then read the answer below. (It compares two analytic gradients, which differ only by rounding,
 so its tolerance is $10^{-9}$; the finite differences of (f) need a looser one.) The rest of a
 training step, clipping and the update, comes in (g), with a second exercise: the whole step."""
@@ -644,7 +651,7 @@ weights in ±0.1 the gradients of the lower layers are small: $\delta z$ of `lst
 down through $W_s^\top$ and `lstm_1`'s $W^\top$, both ±0.1, and a kernel's gradient is that
 $\delta z$ times the layer's input (an embedding row in ±0.1) or its previous $h$ (small as
 well). The gradients of the embedding and of `lstm_0`'s two kernels are then about $10^{-4}$, and their relative error about
-$10^{-10} / 10^{-4} = 10^{-6}$: at or just above the tolerance, for code that is correct. With
+$10^{-10} / 10^{-4} = 10^{-6}$: just above the tolerance (the ±0.1 column below), and the check would fail code that is correct. With
 weights in ±0.5 the same gradients are about $10^{-2}$ and the same rounding is a relative error
 near $10^{-8}$, far below the tolerance, so that a real mistake (typically an error of order 1)
 stands out. The same central differences at the two scales, with the reference engine (the
@@ -760,14 +767,17 @@ update `engine.params` in place, carry the new state on in `engine.state`, and r
 For a step written entirely by hand, use your `my_gradients` of (e) in place of
 `engine.gradients`. It returns the gradients only; the loss and the state to carry on come from
 a forward pass of your step, `fwd = engine.forward(inputs, engine.state, masks)`: the loss as
-`engine.nll(engine.log_softmax(fwd.logits), targets.T).sum() / B` and the state as
+`engine.nll(engine.log_softmax(fwd.logits), targets.T).sum() / inputs.shape[0]` and the state as
 `fwd.final_state` (or let your function return all three). Then call `check_step(my_train_step, by_hand_only=True)`: it switches off the
-engine's `gradients`, `train_step` and `clip_and_update`, so that only your own code can pass
-(its answer closes this section). In float64 and with batches of one shape, as here, a step need not do three
+engine's `gradients`, `train_step` and `clip_and_update` on the engine your step receives, so
+that a step leaning on them fails (its answer closes this section). It guards against slips,
+not against intent: a step that calls them through the class, `ReferenceEngine.gradients(engine,
+...)`, would still pass. In float64 and with batches of one shape, as here, a step need not do three
 things the engine's `train_step` also does (its source follows the answer): turn the masks into
 the engine's dtype, start from zeros when the batch has another number of rows, and record the
-norm as `last_grad_norm`. `check_step` runs yours beside the engine's `train_step` for three
-steps of the tiny config
+norm as `last_grad_norm`. `check_step` (which uses `corpus`, `batches`, `init_params`, `step_masks`,
+`PRESETS` and `ReferenceEngine` from the cells above) runs yours beside the engine's
+`train_step` for three steps of the tiny config
 (float64, dropout 0.5, `max_grad_norm` lowered to 0.5 so that clipping acts), from the same
 weights, on the first PTB batches, and compares the losses, the weights and the carried
 state."""
@@ -909,7 +919,7 @@ Everything together: the training loop over one epoch's stream-folded batches, t
 at the start of the epoch and carried from batch to batch, and one `train_step` (forward, loss,
 BPTT, clipping, SGD) per batch. This is the loop the toolkit's trainer (`ptb_lstm.train.train`,
 behind `ptb-lstm train`) runs, with its logging, checkpoints and evaluations around it.
-Most of the reference engine's matrix products (20 rows each) are too small for BLAS to split across cores
+Most of the reference engine's matrix products (those inside the loop over time, 20 rows each; the softmax's have 400) are too small for BLAS to split across cores
 with profit, so the loop holds BLAS to one thread. The time it prints is measured live, on the
 machine that ran this notebook and with whatever else that machine was doing: it includes the
 loop around the steps, and it is not a benchmark (section (i) and `docs/performance.md` have
@@ -971,12 +981,18 @@ step (float32, one BLAS thread, best of several runs, on whatever machine runs t
 
 1. **One product for the input projections of all T steps.** $x_t W + b$ does not depend on
    the recurrence, so a layer's 20 products [20, 200] × [200, 800] become one [400, 200] ×
-   [200, 800]; only $h_{t-1}U$ stays in the loop. The same for the weight gradients
-   $\delta W = X^\top \delta Z$ over all steps at once instead of a sum of 20 products.
+   [200, 800]; only $h_{t-1}U$ stays in the loop. The same for the weight gradients, once the
+   backward loop has produced every $\delta z_t$: $\delta W = X^\top \delta Z$ and
+   $\delta U = H_{\text{prev}}^\top \delta Z$ over all steps at once instead of sums of 20
+   products.
 2. **One tanh for the four gates.** $\sigma(z) = \tfrac12\tanh(\tfrac12 z) + \tfrac12$, so the
    whole [B, 4H] block is activated by a scale, one tanh and a shift, in place.
 3. **No row-maximum pass in the softmax.** exp is taken directly; only a row whose sum could
-   overflow or underflow is recomputed with its maximum subtracted.
+   overflow or underflow is recomputed with its maximum subtracted. The logits [T·B, V] are the
+   largest array of the step (V = 10,000 against H = 200), so every pass over them counts: the
+   reference reads them for the maximum, writes a shifted copy and then its exp (two new 16 MB
+   arrays in float32), where the fast path writes the exp alone. Most of the time saved is the
+   shifted copy and its memory, more than the maximum itself.
 4. **A sparse embedding update.** Only the rows of the batch's words are summed and updated,
    not a dense [V, H] gradient.
 5. Buffers reused from step to step, the softmax bias folded into its kernel (about 1 ms), the
@@ -985,7 +1001,12 @@ step (float32, one BLAS thread, best of several runs, on whatever machine runs t
    with BLAS held to one thread per call: 8% less time a step than without them, both measured
    in one run on an idle 2-core AMD EPYC (45.4 against 49.6 ms, `python
    benchmarks/threads_ab.py`, medians of 200 steps; these and the changes that were tried and
-   dropped are in `docs/performance.md`)."""
+   dropped are in `docs/performance.md`).
+
+The table times one instance of each piece. A step holds several of most (two layers, the
+gates at each of 20 time steps in the forward and the backward pass), and item 5 and the
+helper threads are not in the table, so its savings do not add up to the difference between
+the whole steps below."""
 
 FAST_CODE = """\
 from threadpoolctl import threadpool_limits
@@ -1053,7 +1074,8 @@ FAST_WHOLE = r"""The whole training step of the small model, both engines from t
 thread). In its own run `make bench` measured the `numpy` engine at 45.0 ms a step on an idle
 2-core AMD EPYC (float32, 2026-11-29, commit c1eba1a; PyTorch's `nn.LSTM` took 62.9 ms there),
 where the matrix products alone need at least 31 ms, and at 71.2 ms on a 2-core Intel Xeon (the
-torch engine 85.6 ms; `docs/performance.md`). Timings depend on the machine and on what else it
+torch engine 85.6 ms; `docs/performance.md`). (The 45.4 ms of item 5 is another benchmark's
+median, `threads_ab.py`, of the same engine on the same machine.) Timings depend on the machine and on what else it
 runs: on a machine busy with other work both figures grow, the multi-threaded engine's more.
 Here, live, the best of three single steps each (so the reference's figure is below the loop
 average of (h), which also counts the loop, the masks and slower steps):"""
