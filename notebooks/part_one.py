@@ -256,7 +256,8 @@ three places of one step with one another, each even time step with the next (di
 so the pairs are independent of one another), each even batch row with the next, one training
 step with the next, and another seed; each line gives its share and how many standard
 deviations it lies from the expected value. Honest randomness puts about 19 in 20 such figures
-within 2 standard deviations and nearly all within 3; a reused or shifted mask lies hundreds away,
+within 2 standard deviations and nearly all within 3 (one keep rate below lies at 2.6); a reused
+mask lies hundreds away,
 as the last line shows: a mask against itself, the mistake of a graph that hands one mask to
 every place. Such a mask drops the same units at the embedding output, between the layers and at
 the top together, so the noise of the three places is no longer independent and the regulariser
@@ -508,7 +509,9 @@ $$\delta z^{(i)} = \delta i \odot i(1-i),\quad \delta z^{(f)} = \delta f \odot f
 and $\delta z_t$ [B, 4H] is the four blocks side by side, in the order i, f, g, o.
 
 **Step 8 — the linear part.** $z_t = x_t W + h_{t-1} U + b$ for every t with the same W, U, b,
-so their gradients are sums over time (and the batch rows r):
+so their gradients are sums over time and the batch rows r. With $x_t$ [B, H] and $\delta z_t$
+[B, 4H], the product $x_t^\top \delta z_t$ [H, 4H] already sums over the rows (entry (j, k) is
+$\sum_r x_{t,r,j}\, \delta z_{t,r,k}$), so only the sum over t is written:
 
 $$\delta W = \sum_t x_t^\top \delta z_t,\quad \delta U = \sum_t h_{t-1}^\top \delta z_t,\quad
 \delta b = \sum_{t,r} \delta z_{t,r},\quad \delta x_t = \delta z_t W^\top,\quad
@@ -565,7 +568,7 @@ Make new arrays in the engine's dtype (`np.zeros(shape, engine.np_dtype)`; the c
 float64, where a plain `np.zeros` happens to match). The gradients of the incoming state,
 $\delta h_{-1}$ and $\delta c_{-1}$, are not part of the answer: they are dropped (the
 truncation above), and the check compares the parameters' gradients only. The cell below defines `check_backward`, which runs your
-function on a tiny float64 model (weights in ±0.5, the setup of the gradient check in (f): larger
+function on a tiny float64 model (weights in ±0.5, as in the gradient check of (f): larger
 weights than the small config's make every gradient large enough to compare) with dropout 0.5
 and a random incoming state, and compares every gradient with the reference engine's. Write yours, call `check_backward(my_gradients)`, and only
 then read the answer below. (It compares two analytic gradients, which differ only by rounding,
@@ -584,9 +587,12 @@ def check_backward(my_gradients, dropout=0.5):
     masks = step_masks(config, 0, dtype=np.float64)
     expected = engine.gradients(inputs, targets, state, masks).params
     got = my_gradients(engine, inputs, targets, state, masks)
+    wrong = []
     for name, g in expected.items():
         error = float(np.abs(np.asarray(got[name]) - g).max() / np.abs(g).max())
         print(f"{name:<26} relative error {error:.1e}  {'ok' if error < 1e-9 else 'WRONG'}")
+        wrong += [name] if not error < 1e-9 else []
+    print("all gradients ok" if not wrong else f"WRONG: {', '.join(wrong)}")
 
 # def my_gradients(engine, inputs, targets, state, masks):
 #     fwd = engine.forward(inputs, state, masks)
@@ -777,17 +783,19 @@ things the engine's `train_step` also does (its source follows the answer): turn
 the engine's dtype, start from zeros when the batch has another number of rows, and record the
 norm as `last_grad_norm`. `check_step` (which uses `corpus`, `batches`, `init_params`, `step_masks`,
 `PRESETS` and `ReferenceEngine` from the cells above) runs yours beside the engine's
-`train_step` for three steps of the tiny config
-(float64, dropout 0.5, `max_grad_norm` lowered to 0.5 so that clipping acts), from the same
-weights, on the first PTB batches, and compares the losses, the weights and the carried
-state."""
+`train_step` for four steps of the tiny config (float64, dropout 0.5), from the same weights,
+on the first PTB batches, and compares the losses, the weights and the carried state. The
+steps take learning rates 1, 0.5, 0.5 and 0.25, and `max_grad_norm` is lowered to 0.5 for the
+first two, so that clipping acts, and left at 5 for the last two, where it does not: a step
+that ignores the learning rate, or always rescales to `max_grad_norm`, fails."""
 
 STEP_EXERCISE_CODE = """\
-def check_step(my_train_step, steps=3, by_hand_only=False):
+def check_step(my_train_step, by_hand_only=False):
     # Runs my_train_step(engine, inputs, targets, learning_rate, masks) -> loss beside the engine's
     # train_step. by_hand_only=True switches off the engine's gradients, train_step and
     # clip_and_update on the engine handed to my_train_step: forward and the static helpers remain.
-    config = PRESETS["tiny"].replace(dropout=0.5, max_grad_norm=0.5)
+    config = PRESETS["tiny"].replace(dropout=0.5)
+    schedule = [(1.0, 0.5), (0.5, 0.5), (0.5, 5.0), (0.25, 5.0)]  # (learning rate, max_grad_norm) per step
     print(f"tiny config: B {config.batch_size}, T {config.num_steps}, H {config.hidden_size}, "
           f"{config.num_layers} layers, V {corpus.vocab_size:,}")
     params = init_params(config, corpus.vocab_size, np.float64)
@@ -800,22 +808,27 @@ def check_step(my_train_step, steps=3, by_hand_only=False):
             raise RuntimeError("engine.gradients, train_step and clip_and_update are switched off "
                                "in this check; start from engine.forward")
         mine.gradients = mine.train_step = mine.clip_and_update = switched_off
-    for step, (inputs, targets) in enumerate(batches(corpus.train, config.batch_size, config.num_steps)):
-        if step == steps:
-            break
+    wrong = 0
+    stream = batches(corpus.train, config.batch_size, config.num_steps)
+    for step, ((inputs, targets), (learning_rate, clip)) in enumerate(zip(stream, schedule)):
+        for e in (mine, engine):
+            e.config = config.replace(max_grad_norm=clip)
         masks = step_masks(config, step, dtype=np.float64)
         try:
-            got = my_train_step(mine, inputs, targets, 1.0, masks)
+            got = my_train_step(mine, inputs, targets, learning_rate, masks)
         except RuntimeError as error:
             print(f"step {step}: WRONG, {error}")
             return
-        loss = engine.train_step(inputs, targets, 1.0, masks)
+        loss = engine.train_step(inputs, targets, learning_rate, masks)
         weights = max(float(np.abs(mine.params[n] - engine.params[n]).max()) for n in engine.params)
         state = max(float(np.abs(a - b).max()) for pair in zip(mine.state, engine.state) for a, b in zip(*pair))
         ok = abs(got - loss) <= 1e-12 * abs(loss) and weights <= 1e-12 and state <= 1e-12
-        print(f"step {step}: loss {got:.6f} vs {loss:.6f}; gradient norm {engine.last_grad_norm:.3f} (clipped to "
-              f"{config.max_grad_norm}); largest difference: weights {weights:.1e}, state {state:.1e}  "
-              f"{'ok' if ok else 'WRONG'}")
+        wrong += not ok
+        norm = engine.last_grad_norm
+        print(f"step {step}: learning rate {learning_rate}, gradient norm {norm:.3f} "
+              f"({'clipped to' if norm > clip else 'not clipped, max'} {clip}); loss {got:.6f} vs {loss:.6f}; "
+              f"largest difference: weights {weights:.1e}, state {state:.1e}  {'ok' if ok else 'WRONG'}")
+    print("all steps ok" if not wrong else f"{wrong} of {len(schedule)} steps WRONG")
 
 # def my_train_step(engine, inputs, targets, learning_rate, masks):
 #     grads = engine.gradients(inputs, targets, engine.state, masks)
@@ -858,7 +871,9 @@ static `log_softmax` and `nll` alone. `gradients_by_hand` is the first exercise'
 to 9 of (e) in a single function: it reads the forward record `fwd` and the weights, and keeps
 nothing from the engine's own backward pass. `step_by_hand` calls the forward pass once for the
 loss and the carried state, and `gradients_by_hand` calls it again (the same numbers: simpler
-code, not faster). The last run shows the check refusing the answer above, which leans on
+code, not faster). Its weights may differ from the engine's in the last bit (about $10^{-16}$):
+`np.einsum` sums $\delta W_s$ over the positions in another order than the engine's reshaped
+product. The last run shows the check refusing the answer above, which leans on
 `engine.gradients`."""
 
 BY_HAND_CODE = """\
@@ -902,8 +917,9 @@ def step_by_hand(engine, inputs, targets, learning_rate, masks):
     loss = float(engine.nll(engine.log_softmax(fwd.logits), targets.T).sum()) / inputs.shape[0]
     grads = gradients_by_hand(engine, inputs, targets, engine.state, masks)
     norm = np.sqrt(sum(np.sum(g * g) for g in grads.values()))
+    scale = engine.config.max_grad_norm / max(norm, engine.config.max_grad_norm)
     for name, g in grads.items():
-        engine.params[name] -= learning_rate * min(1.0, engine.config.max_grad_norm / norm) * g
+        engine.params[name] -= learning_rate * scale * g
     engine.state = fwd.final_state
     return loss
 
@@ -1077,7 +1093,7 @@ where the matrix products alone need at least 31 ms, and at 71.2 ms on a 2-core 
 torch engine 85.6 ms; `docs/performance.md`). (The 45.4 ms of item 5 is another benchmark's
 median, `threads_ab.py`, of the same engine on the same machine.) Timings depend on the machine and on what else it
 runs: on a machine busy with other work both figures grow, the multi-threaded engine's more.
-Here, live, the best of three single steps each (so the reference's figure is below the loop
+Here, live, the best of three single steps each (so the reference's figure is usually below the loop
 average of (h), which also counts the loop, the masks and slower steps):"""
 
 FAST_WHOLE_CODE = """\
