@@ -509,7 +509,10 @@ $$\delta z^{(i)} = \delta i \odot i(1-i),\quad \delta z^{(f)} = \delta f \odot f
 and $\delta z_t$ [B, 4H] is the four blocks side by side, in the order i, f, g, o.
 
 **Step 8 — the linear part.** $z_t = x_t W + h_{t-1} U + b$ for every t with the same W, U, b,
-so their gradients are sums over time and the batch rows r. With $x_t$ [B, H] and $\delta z_t$
+so their gradients are sums over time and the batch rows r. For one row, $z = xW$ has
+$z_k = \sum_j x_j W_{jk}$, so $\partial z_k/\partial W_{jk} = x_j$ and
+$\partial z_k/\partial x_j = W_{jk}$: $\delta W_{jk} = x_j\, \delta z_k$ (the outer product
+$x^\top \delta z$) and $\delta x_j = \sum_k W_{jk}\, \delta z_k$ (that is, $\delta z\, W^\top$). With $x_t$ [B, H] and $\delta z_t$
 [B, 4H], the product $x_t^\top \delta z_t$ [H, 4H] already sums over the rows (entry (j, k) is
 $\sum_r x_{t,r,j}\, \delta z_{t,r,k}$), so only the sum over t is written:
 
@@ -532,7 +535,9 @@ $\delta e_t = m^{(0)}_t \odot \delta x^{(0)}_t$.
 **Step 9 — the embedding: a scatter-add.** $e_t = E[w_t]$ copies one row of $E$. Its gradient
 adds $\delta e_{t,r}$ into row $w_{t,r}$ of $\delta E$ for every position; a word that occurs
 several times in the batch collects several contributions, and the rows of words not in the
-batch stay zero: `np.add.at(dE, ids, dx)`.
+batch stay zero: `np.add.at(dE, ids, dx)`. (Not `dE[ids] += dx`: with repeated indices NumPy's
+fancy-indexed `+=` reads every row once, adds, and writes back, so a word that occurs twice
+keeps only one contribution; `np.add.at` adds them all.)
 
 **Truncation at the batch boundary.** The state carried in from the previous batch,
 $(h_{-1}, c_{-1})$, is treated as a constant: steps 3 to 8 produce $\delta h_{-1}$ and
@@ -560,46 +565,67 @@ dict from parameter name to gradient (the names of section (b), the embedding's 
 [V, H] array). Start from `fwd = engine.forward(inputs, state, masks)`: its record holds
 `fwd.ids` [T, B], `fwd.top` (the masked top output $x^{(L)}$), `fwd.logits`, and per layer
 `fwd.layers[l]` with `x` (the masked input $x^{(l)}$), `h` and `c` ([T + 1, B, H], row 0 the
-carried-in state) and the activated gates `i, f, g, o`; the weights are `engine.params`. Go
+carried-in state) and the activated gates `i, f, g, o` ([T, B, H], no extra row). Mind the two
+indexings: `layer.h[t]` and `layer.c[t]` are $h_{t-1}$ and $c_{t-1}$, while `layer.f[t]` is
+$f_t$; so $\delta f_t = \delta c_t \odot c_{t-1}$ reads `c[t]`, and the share
+$\delta c_t \odot f_t$ that goes down to step t − 1 reads `f[t]`. The weights are `engine.params`. Go
 through the layers from the top one down, and inside each layer from t = T − 1 down to 0,
 carrying $\delta h$ and $\delta c$ from step t + 1 to step t; multiply by each mask on the way
 down (`masks` is None without dropout). `targets` arrives [B, T] like `inputs`: transpose it.
 Make new arrays in the engine's dtype (`np.zeros(shape, engine.np_dtype)`; the check runs in
-float64, where a plain `np.zeros` happens to match). The gradients of the incoming state,
+float64, where a plain `np.zeros` happens to match). Three NumPy idioms help:
+`np.exp(engine.log_softmax(fwd.logits))` is p; `a[np.arange(T)[:, None], np.arange(B)[None, :], tt]`
+with `tt = targets.T` picks entry `tt[t, r]` of the row of every position (t, r), the three index
+arrays broadcasting to [T, B], and `-=` on it changes just those entries; and a sum over all
+positions of per-position products is one product of the flattened arrays,
+`x.reshape(T * B, -1).T @ dy.reshape(T * B, -1)`. The gradients of the incoming state,
 $\delta h_{-1}$ and $\delta c_{-1}$, are not part of the answer: they are dropped (the
 truncation above), and the check compares the parameters' gradients only. The cell below defines `check_backward`, which runs your
 function on a tiny float64 model (weights in ±0.5, as in the gradient check of (f): larger
-weights than the small config's make every gradient large enough to compare) with dropout 0.5
-and a random incoming state, and compares every gradient with the reference engine's. Write yours, call `check_backward(my_gradients)`, and only
+weights than the small config's make every gradient large enough to compare) with a random
+incoming state, with dropout 0.5 and without it (masks `None`), and compares every gradient
+with the reference engine's. Write yours, call `check_backward(my_gradients)`, and only
 then read the answer below. (It compares two analytic gradients, which differ only by rounding,
 so its tolerance is $10^{-9}$; the finite differences of (f) need a looser one.) The rest of a
 training step, clipping and the update, comes in (g), with a second exercise: the whole step."""
 
 EXERCISE_CODE = """\
-def check_backward(my_gradients, dropout=0.5):
+def check_backward(my_gradients):
     \"\"\"Compare my_gradients(engine, inputs, targets, state, masks) -> {name: gradient} with the
-    reference engine's gradients on a tiny float64 model (V 11, H 5, T 4, B 3).\"\"\"
-    config = PRESETS["tiny"].replace(hidden_size=5, num_steps=4, batch_size=3, init_scale=0.5, dropout=dropout)
-    engine = ReferenceEngine(config, init_params(config, 11, np.float64), dtype="float64")
-    rng = np.random.default_rng(1)
-    inputs, targets = rng.integers(0, 11, (2, 3, 4))
-    state = [(rng.uniform(-0.5, 0.5, (3, 5)), rng.uniform(-0.5, 0.5, (3, 5))) for _ in range(2)]
-    masks = step_masks(config, 0, dtype=np.float64)
-    expected = engine.gradients(inputs, targets, state, masks).params
-    got = my_gradients(engine, inputs, targets, state, masks)
-    wrong = []
-    for name, g in expected.items():
-        error = float(np.abs(np.asarray(got[name]) - g).max() / np.abs(g).max())
-        print(f"{name:<26} relative error {error:.1e}  {'ok' if error < 1e-9 else 'WRONG'}")
-        wrong += [name] if not error < 1e-9 else []
-    print("all gradients ok" if not wrong else f"WRONG: {', '.join(wrong)}")
+    reference engine's gradients on a tiny float64 model (V 11, H 5, T 4, B 3), with dropout 0.5
+    and without (masks None).\"\"\"
+    errors = {}
+    for dropout in (0.5, 0.0):
+        config = PRESETS["tiny"].replace(hidden_size=5, num_steps=4, batch_size=3, init_scale=0.5, dropout=dropout)
+        engine = ReferenceEngine(config, init_params(config, 11, np.float64), dtype="float64")
+        rng = np.random.default_rng(1)
+        inputs, targets = rng.integers(0, 11, (2, 3, 4))
+        state = [(rng.uniform(-0.5, 0.5, (3, 5)), rng.uniform(-0.5, 0.5, (3, 5))) for _ in range(2)]
+        masks = step_masks(config, 0, dtype=np.float64)  # None without dropout
+        expected = engine.gradients(inputs, targets, state, masks).params
+        got = my_gradients(engine, inputs, targets, state, masks)
+        for name, g in expected.items():
+            errors[name, dropout] = float(np.abs(np.asarray(got[name]) - g).max() / np.abs(g).max())
+    print(f"{'relative error':<26} {'dropout 0.5':>12} {'no dropout':>12}")
+    for name in expected:
+        print(f"{name:<26}" + "".join(f"{errors[name, d]:>12.1e}" for d in (0.5, 0.0)))
+    verdicts = []
+    for d, label in ((0.5, "with dropout"), (0.0, "without dropout")):
+        bad = [name for name in expected if not errors[name, d] < 1e-9]
+        if bad:
+            verdicts.append(f"WRONG {label}: {'every gradient' if len(bad) == len(expected) else ', '.join(bad)}")
+    print("; ".join(verdicts) or "all gradients ok")
 
 # def my_gradients(engine, inputs, targets, state, masks):
 #     fwd = engine.forward(inputs, state, masks)
 #     ...
 # check_backward(my_gradients)"""
 
-BPTT_SOURCE = r"""**The answer.** Steps 1, 2 and 9 are `ReferenceEngine.gradients`; steps 3 to 8 are `_layer_backward`, which goes
+BPTT_SOURCE = r"""---
+
+*The answer follows: write yours first.*
+
+**The answer.** Steps 1, 2 and 9 are `ReferenceEngine.gradients`; steps 3 to 8 are `_layer_backward`, which goes
 through one layer from the last time step to the first. Read them against the derivation: each
 line carries its equation: first as tables (steps 1, 2 and 9, then steps 3 to 8), then in the code.
 The masks enter through two lines: `dx * masks[layer + 1]` before each layer's backward pass (the
@@ -774,7 +800,9 @@ For a step written entirely by hand, use your `my_gradients` of (e) in place of
 `engine.gradients`. It returns the gradients only; the loss and the state to carry on come from
 a forward pass of your step, `fwd = engine.forward(inputs, engine.state, masks)`: the loss as
 `engine.nll(engine.log_softmax(fwd.logits), targets.T).sum() / inputs.shape[0]` and the state as
-`fwd.final_state` (or let your function return all three). Then call `check_step(my_train_step, by_hand_only=True)`: it switches off the
+`fwd.final_state`. (Or write a helper that returns all three and call it from both: `check_backward`
+needs `my_gradients` to return the dict alone, and `check_step` needs the step to return the
+loss alone.) Then call `check_step(my_train_step, by_hand_only=True)`: it switches off the
 engine's `gradients`, `train_step` and `clip_and_update` on the engine your step receives, so
 that a step leaning on them fails (its answer closes this section). It guards against slips,
 not against intent: a step that calls them through the class, `ReferenceEngine.gradients(engine,
@@ -787,7 +815,8 @@ norm as `last_grad_norm`. `check_step` (which uses `corpus`, `batches`, `init_pa
 on the first PTB batches, and compares the losses, the weights and the carried state. The
 steps take learning rates 1, 0.5, 0.5 and 0.25, and `max_grad_norm` is lowered to 0.5 for the
 first two, so that clipping acts, and left at 5 for the last two, where it does not: a step
-that ignores the learning rate, or always rescales to `max_grad_norm`, fails."""
+that ignores the learning rate, or always rescales to `max_grad_norm`, fails. (Clipping hides a
+wrong scale of the whole gradient, such as a missing 1/B: only the unclipped steps catch that.)"""
 
 STEP_EXERCISE_CODE = """\
 def check_step(my_train_step, by_hand_only=False):
@@ -835,7 +864,11 @@ def check_step(my_train_step, by_hand_only=False):
 #     ...
 # check_step(my_train_step)"""
 
-STEP_ANSWER = r"""**The answer**, written out from the pieces, checked by the harness against `train_step`:"""
+STEP_ANSWER = r"""---
+
+*The answer follows: write yours first.*
+
+**The answer**, written out from the pieces, checked by the harness against `train_step`:"""
 
 STEP_ANSWER_CODE = """\
 def by_hand(engine, inputs, targets, learning_rate, masks):
