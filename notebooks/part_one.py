@@ -251,7 +251,10 @@ print("the small config:", step_masks(PRESETS["small"], 0))"""
 MASKS_CHECK = r"""**Checking the claims.** If the draws are independent with keep probability $k = 1 - \rho$,
 each mask keeps a share $k$ of its entries, give or take a binomial standard deviation
 $\sqrt{k(1-k)/n}$ for n entries, and two different draws keep the same entry together with
-probability $k^2$ (0.25 here), not $k$ as a reused mask would. The pairs below compare the
+probability $k^2$ (0.25 here), not $k$ as a reused mask would; a share of "both kept" among n
+pairs has the standard deviation $\sqrt{k^2(1-k^2)/n}$. (A share of n independent yes/no draws,
+each yes with probability q, has mean q and standard deviation $\sqrt{q(1-q)/n}$, and for
+n in the hundreds of thousands it is very nearly normally distributed.) The pairs below compare the
 three places of one step with one another, each even time step with the next (disjoint pairs,
 so the pairs are independent of one another), each even batch row with the next, one training
 step with the next, and another seed; each line gives its share and how many standard
@@ -386,9 +389,9 @@ $$L = \frac{1}{B} \sum_{r=0}^{B-1} \sum_{t=0}^{T-1} -\log p_{t,r}[w_{t+1,r}]$$
 $$\mathrm{PPL} = \exp\Big(\frac{1}{N}\sum_{n=1}^{N} -\log p_n[\text{target}_n]\Big)$$
 
 A model that knows nothing gives every word probability 1/V: its cross-entropy is $\log V$ per
-word and its perplexity exactly $V$ = **10,000**. A perplexity of 114 (the paper's small model
+word and its perplexity exactly $V$ = **10,000**. A perplexity of 114.5 (the paper's small model
 on the test split) means the model is, on average, as uncertain as if it chose uniformly among
-114 words — it has narrowed 10,000 choices down to about a hundred. The reference engine never forms
+about 114 words — it has narrowed 10,000 choices down to about a hundred. The reference engine never forms
 $p$ to take its logarithm (a tiny probability would round to zero, and its log to $-\infty$):
 with $m$ the row's largest logit it computes
 $\log p_v = (y_v - m) - \log \sum_u e^{y_u - m}$, the same value, in which no exponential
@@ -443,6 +446,8 @@ the first term gives $-1$ when $j = k$; the second gives $e^{y_j}/\sum_u e^{y_u}
 
 $$\frac{\partial(-\log p_k)}{\partial y_j} = p_j - [j = k], \qquad \delta y = \frac{p - \mathrm{onehot}(k)}{B}$$
 
+($[j = k]$ is 1 when $j = k$ and 0 otherwise; over all $j$ it is the vector $\mathrm{onehot}(k)$.)
+
 where the $1/B$ comes from the average over the batch in $L$ (the sum over time contributes
 one term per position). Every position (t, r) gets its own $\delta y_{t,r}$ [V].
 
@@ -488,8 +493,9 @@ $$\delta c_t = \delta h_t \odot o_t \odot (1 - \tanh^2 c_t) + \delta c_{t+1} \od
 
 Along the cell path $c_{t+1} \to c_t$, from one time step to the one before, the cell's
 gradient is multiplied only by the forget gate — element by element, with no weight matrix and
-no squashing derivative in between. (The other share of $\delta c_t$, through $\delta h_t$,
-comes from $\delta z_{t+1} U^\top$ and does pass through weights and derivatives.)
+no squashing derivative in between. (The other share of $\delta c_t$ comes through $\delta h_t$, and $\delta h_t$ includes the term
+$\delta z_{t+1} U^\top$ from the next time step, which passes through U and the gate
+derivatives.)
 Where the network keeps $f \approx 1$ the gradient travels back through many steps without
 shrinking: that is what lets an LSTM learn longer dependencies than a plain RNN, whose
 gradient is multiplied by $U^\top$ and by $\tanh'$ at every step and tends to vanish.
@@ -586,7 +592,9 @@ weights than the small config's make every gradient large enough to compare) wit
 incoming state, with dropout 0.5 and without it (masks `None`), and compares every gradient
 with the reference engine's. Write yours, call `check_backward(my_gradients)`, and only
 then read the answer below. (It compares two analytic gradients, which differ only by rounding,
-so its tolerance is $10^{-9}$; the finite differences of (f) need a looser one.) The rest of a
+so its tolerance is $10^{-9}$; the finite differences of (f) need a looser one. Code that does
+the same operations in the same order as the engine gets errors of exactly 0, and one that sums
+in another order about $10^{-16}$.) The rest of a
 training step, clipping and the update, comes in (g), with a second exercise: the whole step."""
 
 EXERCISE_CODE = """\
@@ -661,7 +669,7 @@ analytic gradient. Its setup, fixed in the function except for the dropout rate:
 * with dropout 0.5, the masks of `step_masks(config, step=0)`, the same in every evaluation of L.
 
 The error of an array is $\max|g - \hat g| / \max|g|$, its worst entry's difference relative
-to its largest gradient; the check passes below $10^{-6}$. It runs without and with dropout."""
+to its largest gradient; the check passes when the worst error is at most $10^{-6}$. It runs without and with dropout."""
 
 GRADCHECK_CODE = """\
 from ptb_lstm.gradcheck import TOLERANCE, gradcheck
@@ -793,9 +801,11 @@ first epochs). Three details decide whether a hand-written step matches it:
 
 STEP_EXERCISE = r"""**Exercise: the whole step.** Write `my_train_step(engine, inputs, targets, learning_rate,
 masks)` that does what `train_step` does, from `engine.gradients(inputs, targets, state, masks)`
-(section (e); it returns `.loss`, `.params`, the gradients by name, and `.final_state`): take
+(it returns a `Gradients` record with `.loss`, `.params`, the gradients by name, and
+`.final_state`, the forward pass's final state): take
 the carried state from `engine.state`, clip by the global norm of `engine.config.max_grad_norm`,
-update `engine.params` in place, carry the new state on in `engine.state`, and return the loss.
+update `engine.params` in place, carry the new state on by assigning it to `engine.state`,
+and return the loss.
 For a step written entirely by hand, use your `my_gradients` of (e) in place of
 `engine.gradients`. It returns the gradients only; the loss and the state to carry on come from
 a forward pass of your step, `fwd = engine.forward(inputs, engine.state, masks)`: the loss as
@@ -862,7 +872,13 @@ def check_step(my_train_step, by_hand_only=False):
 # def my_train_step(engine, inputs, targets, learning_rate, masks):
 #     grads = engine.gradients(inputs, targets, engine.state, masks)
 #     ...
-# check_step(my_train_step)"""
+# check_step(my_train_step)
+#
+# written entirely by hand, with your my_gradients of (e):
+# def my_train_step(engine, inputs, targets, learning_rate, masks):
+#     fwd = engine.forward(inputs, engine.state, masks)
+#     ...
+# check_step(my_train_step, by_hand_only=True)"""
 
 STEP_ANSWER = r"""---
 
@@ -968,7 +984,7 @@ Everything together: the training loop over one epoch's stream-folded batches, t
 at the start of the epoch and carried from batch to batch, and one `train_step` (forward, loss,
 BPTT, clipping, SGD) per batch. This is the loop the toolkit's trainer (`ptb_lstm.train.train`,
 behind `ptb-lstm train`) runs, with its logging, checkpoints and evaluations around it.
-Most of the reference engine's matrix products (those inside the loop over time, 20 rows each; the softmax's have 400) are too small for BLAS to split across cores
+Most of the reference engine's matrix products (those inside the loop over time, 20 rows each; the softmax's have 400) are too small for BLAS (the linear-algebra library behind NumPy's `@`) to split across cores
 with profit, so the loop holds BLAS to one thread. The time it prints is measured live, on the
 machine that ran this notebook and with whatever else that machine was doing: it includes the
 loop around the steps, and it is not a benchmark (section (i) and `docs/performance.md` have
