@@ -176,10 +176,14 @@ for name, shape in shapes.items():
     print(f"{name:<26} {str(list(shape)):<14} {int(np.prod(shape)):>10,}")
 print(f"{'in all':<41} {count_params(init_params(PRESETS['small'], corpus.vocab_size)):>10,}")
 print("\\nthe configs (tiny is for checks and tests):")
-fields = ["num_layers", "hidden_size", "num_steps", "batch_size", "init_scale", "dropout", "max_grad_norm", "epochs"]
-print(f"{'':<8}" + "".join(f"{f:>14}" for f in fields))
+fields = [("num_layers", "L"), ("hidden_size", "H"), ("num_steps", "T"), ("batch_size", "B"),
+          ("init_scale", "init"), ("dropout", "dropout"), ("max_grad_norm", "clip"), ("learning_rate", "lr"),
+          ("epochs_at_full_lr", "full lr"), ("lr_decay", "decay"), ("epochs", "epochs"), ("seed", "seed")]
+print(f"{'':<8}" + "".join(f"{label:>8}" for _, label in fields))
 for name, preset in PRESETS.items():
-    print(f"{name:<8}" + "".join(f"{getattr(preset, f):>14}" for f in fields))"""
+    print(f"{name:<8}" + "".join(f"{getattr(preset, f):>8.4g}" for f, _ in fields))
+print("L layers of H units, T steps, B rows; weights uniform in ±init; clip: max_grad_norm;")
+print("lr: the learning rate of the first `full lr` epochs, multiplied by `decay` at each epoch after")"""
 
 UNROLLED = r"""Unrolled over the `num_steps` time steps of one batch, the network is a feed-forward graph: each
 column is one time step, the state flows from left to right, and each layer's state enters
@@ -656,7 +660,9 @@ GRADCHECK = r"""## (f) The gradient check
 
 A derivation can be wrong and code can have typos; a **gradient check** catches both. For each
 parameter entry $w$, the central difference $(L(w+\epsilon) - L(w-\epsilon))/2\epsilon$
-approximates $\partial L/\partial w$ with an error of order $\epsilon^2$. `ptb_lstm.gradcheck`
+approximates $\partial L/\partial w$ with an error of order $\epsilon^2$ (by Taylor's theorem,
+$L(w \pm \epsilon) = L \pm \epsilon L' + \tfrac12 \epsilon^2 L'' \pm \tfrac16 \epsilon^3 L^{(3)} + \dots$:
+the difference cancels the even terms, and dividing by $2\epsilon$ leaves $L' + \tfrac16 \epsilon^2 L^{(3)} + \dots$). `ptb_lstm.gradcheck`
 compares every entry of every parameter, and of the incoming state $(h_{-1}, c_{-1})$, with the
 analytic gradient. Its setup, fixed in the function except for the dropout rate:
 
@@ -684,7 +690,7 @@ assert worst <= TOLERANCE"""
 
 GRADCHECK_SCALE = r"""**Why ±0.5 and not the small config's ±0.1.** The finite difference has an absolute error
 set by rounding, not by the model: the loss is about 10 and float64 holds it to about
-$10^{-16}$ of itself, an absolute $10^{-15}$, and dividing the difference of two such values by
+$10^{-16}$ of itself (its 53-bit significand: a relative spacing of $2^{-52} \approx 2.2\cdot10^{-16}$), an absolute $10^{-15}$, and dividing the difference of two such values by
 $2\epsilon = 2\cdot10^{-5}$ leaves an error of about $10^{-10}$ in every numeric slope, whatever
 the gradient's size. With
 weights in ±0.1 the gradients of the lower layers are small: $\delta z$ of `lstm_0` has come
@@ -819,8 +825,9 @@ not against intent: a step that calls them through the class, `ReferenceEngine.g
 ...)`, would still pass. In float64 and with batches of one shape, as here, a step need not do three
 things the engine's `train_step` also does (its source follows the answer): turn the masks into
 the engine's dtype, start from zeros when the batch has another number of rows, and record the
-norm as `last_grad_norm`. `check_step` (which uses `corpus`, `batches`, `init_params`, `step_masks`,
-`PRESETS` and `ReferenceEngine` from the cells above) runs yours beside the engine's
+norm as `last_grad_norm`. `check_step` (which uses `corpus` (loaded in the first cell), `batches`, `init_params`,
+`step_masks`, `PRESETS` and `ReferenceEngine` from the cells above, as `check_backward` uses all
+but the first two) runs yours beside the engine's
 `train_step` for four steps of the tiny config (float64, dropout 0.5), from the same weights,
 on the first PTB batches, and compares the losses, the weights and the carried state. The
 steps take learning rates 1, 0.5, 0.5 and 0.25, and `max_grad_norm` is lowered to 0.5 for the
@@ -864,7 +871,7 @@ def check_step(my_train_step, by_hand_only=False):
         ok = abs(got - loss) <= 1e-12 * abs(loss) and weights <= 1e-12 and state <= 1e-12
         wrong += not ok
         norm = engine.last_grad_norm
-        print(f"step {step}: learning rate {learning_rate}, gradient norm {norm:.3f} "
+        print(f"step {step}: learning rate {learning_rate}, the engine's gradient norm {norm:.3f} "
               f"({'clipped to' if norm > clip else 'not clipped, max'} {clip}); loss {got:.6f} vs {loss:.6f}; "
               f"largest difference: weights {weights:.1e}, state {state:.1e}  {'ok' if ok else 'WRONG'}")
     print("all steps ok" if not wrong else f"{wrong} of {len(schedule)} steps WRONG")
@@ -922,7 +929,8 @@ nothing from the engine's own backward pass. `step_by_hand` calls the forward pa
 loss and the carried state, and `gradients_by_hand` calls it again (the same numbers: simpler
 code, not faster). Its weights may differ from the engine's in the last bit (about $10^{-16}$):
 `np.einsum` sums $\delta W_s$ over the positions in another order than the engine's reshaped
-product. The last run shows the check refusing the answer above, which leans on
+product. (A step that sums an LSTM layer's gradients in another order differs in the carried
+state too, by as little: the changed weights feed the next forward pass.) The last run shows the check refusing the answer above, which leans on
 `engine.gradients`."""
 
 BY_HAND_CODE = """\
@@ -1203,10 +1211,20 @@ on a 2-core CPU. Its perplexities, read from `docs/results/numpy/`, beside the p
 TensorFlow tutorial's and those of the original series (whose NumPy part took about 10 hours).
 The wall time is the whole run's: the 13 epochs, an evaluation of the valid split after each,
 and the final evaluations, on a machine that also ran other work, so it is more than 30,199
-times the step time of (i); `docs/results.md` gives the median time per step of its epochs:"""
+times the step time of (i): epochs that ran beside other work took longer a step. The table,
+then the run's own record of its time:"""
 
 RESULTS_CODE = RESULTS + """
-results_table(["numpy"])"""
+results_table(["numpy"])
+records = [json.loads(line) for line in (REPO / "docs/results/numpy/metrics.jsonl").read_text().splitlines() if line.strip()]
+epochs = [r for r in records if r["event"] == "epoch"]
+training = sum(r["epoch_time"] for r in epochs)
+steps = sum(r["steps"] for r in epochs)
+print(f"ms a step, per epoch: median {np.median([r['ms_per_step'] for r in epochs]):.1f}, fastest "
+      f"{min(r['ms_per_step'] for r in epochs):.1f}, slowest {max(r['ms_per_step'] for r in epochs):.1f}; "
+      f"over all {steps:,} steps {1000 * training / steps:.1f}")
+print(f"training {training / 60:.0f} min of the {records[-1]['wall_time'] / 60:.0f}, "
+      f"the rest evaluations of the valid and test splits")"""
 
 CLOSING = r"""The paper's 114.5 test perplexity is reproduced by a model written from scratch in NumPy.
 Part II trains the same model with TensorFlow's automatic differentiation (`GradientTape`)
