@@ -158,7 +158,10 @@ matters; inside one layer it is dropped.
 All of it runs on a whole batch at once: $x_t$ is then [B, H], $z_t$ [B, 4H], $p_t$ [B, V].
 Where the batch row matters it is indexed by r (r = 0..B-1): the letter b is the bias.
 
-**Dropout.** The $m^{(0)}_t, \dots, m^{(L)}_t$ are the L + 1 = 3 *dropout masks*: they
+**Dropout.** Dropout is the paper's regulariser: a large network trained on a corpus this size
+learns the training text by heart (overfits) and predicts new text worse, and dropping random
+units in training, differently at every step, keeps it from relying on any one unit. The
+$m^{(0)}_t, \dots, m^{(L)}_t$ are the L + 1 = 3 *dropout masks*: they
 multiply the non-recurrent connections — the embedding output, the output of `lstm_0` going
 into `lstm_1`, the top output going into the softmax — and never the recurrent
 $h_{t-1} \to h_t$ or $c_{t-1} \to c_t$. Each entry is drawn on its own: 0 (the unit is
@@ -174,7 +177,11 @@ from ptb_lstm.params import count_params, init_params, param_shapes
 shapes = param_shapes(PRESETS["small"], corpus.vocab_size)
 for name, shape in shapes.items():
     print(f"{name:<26} {str(list(shape)):<14} {int(np.prod(shape)):>10,}")
-print(f"{'in all':<41} {count_params(init_params(PRESETS['small'], corpus.vocab_size)):>10,}")
+small_params = init_params(PRESETS["small"], corpus.vocab_size)
+print(f"{'in all':<41} {count_params(small_params):>10,}")
+forget_bias = small_params["lstm_0_bias"][200:400]  # the f block of [i, f, g, o]
+print(f"lstm_0's forget-gate biases: from {forget_bias.min():+.3f} to {forget_bias.max():+.3f}, "
+      f"mean {forget_bias.mean():+.4f} (no offset: uniform in ±0.1 like every entry)")
 print("\\nthe configs (tiny is for checks and tests):")
 fields = [("num_layers", "L"), ("hidden_size", "H"), ("num_steps", "T"), ("batch_size", "B"),
           ("init_scale", "init"), ("dropout", "dropout"), ("max_grad_norm", "clip"), ("learning_rate", "lr"),
@@ -431,7 +438,7 @@ loss = engine.train_step(inputs, targets, learning_rate=0.0)  # summed over T, a
 print(f"eval_step: {nll:,.1f} (sum over {B} x {T} positions); train_step: {loss:.2f} (sum over {T} steps, mean over {B} rows)")
 print(f"perplexity from eval_step exp(nll / (B T)) = {np.exp(nll / (B * T)):,.0f}; "
       f"from train_step exp(loss / T) = {np.exp(loss / T):,.0f}")
-print(f"untrained small model on the first batch: {nll / inputs.size:.3f} nats per word; "
+print(f"untrained small model on the first batch: {nll / inputs.size:.3f} nats per word (natural-log units); "
       f"uniform: log V = {np.log(corpus.vocab_size):.3f}, perplexity {corpus.vocab_size:,}")
 assert np.isclose(nll / (B * T), loss / T, rtol=1e-5)"""
 
@@ -450,10 +457,10 @@ the first term gives $-1$ when $j = k$; the second gives $e^{y_j}/\sum_u e^{y_u}
 
 $$\frac{\partial(-\log p_k)}{\partial y_j} = p_j - [j = k], \qquad \delta y = \frac{p - \mathrm{onehot}(k)}{B}$$
 
-($[j = k]$ is 1 when $j = k$ and 0 otherwise; over all $j$ it is the vector $\mathrm{onehot}(k)$.)
-
-where the $1/B$ comes from the average over the batch in $L$ (the sum over time contributes
-one term per position). Every position (t, r) gets its own $\delta y_{t,r}$ [V].
+where $[j = k]$ is 1 when $j = k$ and 0 otherwise (over all $j$, the vector
+$\mathrm{onehot}(k)$), and the $1/B$ comes from the average over the batch in $L$ (the sum over
+time contributes one term per position). Every position (t, r) gets its own
+$\delta y_{t,r}$ [V].
 
 **Step 2 — the softmax layer, and back through the top mask.** $y_t = x^{(L)}_t W_s + b_s$ with
 $x^{(L)}_t = m^{(L)}_t \odot h^{(L-1)}_t$ is linear in $x^{(L)}_t$:
@@ -800,8 +807,8 @@ first epochs). Three details decide whether a hand-written step matches it:
   starts from zeros.)
 * **The global norm covers the parameter gradients only**: the square root of the sum of
   squares of every entry of every parameter gradient (9 arrays for two layers), the embedding's as the dense [V, H]
-  array (a row used several times in the batch counts once, with its summed gradient; rows of
-  words not in the batch are zero). The incoming-state gradients $\delta h_{-1}, \delta c_{-1}$,
+  array after the scatter-add (the norm of that [V, H] array: a word used several times in
+  the batch has one row, holding its summed gradient; rows of words not in the batch are zero). The incoming-state gradients $\delta h_{-1}, \delta c_{-1}$,
   which `gradients` also returns, are for checks only and enter neither the norm nor any update.
   The norm is taken before clipping, and it is what `last_grad_norm` reports."""
 
