@@ -170,7 +170,9 @@ $\rho$ is the dropout rate (`config.dropout`; 0.5 for the medium config, 0.65 fo
 one). Training only: evaluation uses no masks. The small config has
 $\rho = 0$, no masks at all, and every $m = 1$ in the equations. The parameters are
 initialised uniform in ±`init_scale` (±0.1 for the small config), every entry of them: the
-biases too (one bias [4H] per layer), with no forget-gate offset:"""
+biases too (one bias [4H] per layer), with no forget-gate offset (some implementations start the
+f block of the bias at +1, so that $f \approx \sigma(1) \approx 0.73$ from the first step and
+the cell keeps more of its past; here f starts near $\sigma(0) = 0.5$, as in the paper's code):"""
 
 PARAMS_CODE = """\
 from ptb_lstm.params import count_params, init_params, param_shapes
@@ -509,7 +511,11 @@ $\delta z_{t+1} U^\top$ from the next time step, which passes through U and the 
 derivatives.)
 Where the network keeps $f \approx 1$ the gradient travels back through many steps without
 shrinking: that is what lets an LSTM learn longer dependencies than a plain RNN, whose
-gradient is multiplied by $U^\top$ and by $\tanh'$ at every step and tends to vanish.
+gradient is multiplied by $U^\top$ and by $\tanh'$ at every step and tends to vanish (the
+classic argument of Hochreiter and Schmidhuber, who introduced the LSTM; Part I does not
+demonstrate it). Near $f \approx 0.5$, where this model starts, the cell path halves the
+gradient at every step; training is free to raise f where a longer memory lowers the loss, and
+the short run of (h) prints how the forget gates move in its first steps.
 
 **Step 6 — the cell update.** $c_t = f_t \odot c_{t-1} + i_t \odot g_t$ gives
 $\delta i_t = \delta c_t \odot g_t$, $\delta f_t = \delta c_t \odot c_{t-1}$,
@@ -562,7 +568,8 @@ $\delta c_{-1}$, and they are dropped instead of being sent into the previous ba
 choice, made for its cost: sending them on would need the previous batch's activations kept,
 and its backward pass run again, and the one before it, back to the start of the epoch. This
 is *truncated* BPTT: the forward state carries information across the whole epoch, but the
-gradient sees at most `num_steps` = 20 steps back, and a step keeps only its own batch's
+gradient reaches at most `num_steps` − 1 = 19 steps back (the small config's T = 20: from the
+loss at t = T − 1 to the input at t = 0), and a step keeps only its own batch's
 `Forward` record, the activations of T steps, not of the epoch. (The largest array in it is
 the logits, [T, B, V]: 4 million numbers for the small config.)"""
 
@@ -696,7 +703,8 @@ print(f"worst: {worst:.1e} (tolerance {TOLERANCE:.0e})")
 assert worst <= TOLERANCE"""
 
 GRADCHECK_SCALE = r"""**Why ±0.5 and not the small config's ±0.1.** The finite difference has an absolute error
-set by rounding, not by the model: the loss is about 10 and float64 holds it to about
+set by rounding, not by the model: the loss is about 10 (four steps of about $\log 11 \approx 2.4$ each
+for a nearly untrained model over 11 words) and float64 holds it to about
 $10^{-16}$ of itself (its 53-bit significand: a relative spacing of $2^{-52} \approx 2.2\cdot10^{-16}$), an absolute $10^{-15}$, and dividing the difference of two such values by
 $2\epsilon = 2\cdot10^{-5}$ leaves an error of about $10^{-10}$ in every numeric slope, whatever
 the gradient's size. With
@@ -1015,6 +1023,11 @@ engine = ReferenceEngine(config, init_params(config, corpus.vocab_size), dtype="
 engine.reset_state(config.batch_size)  # zeros at the start of every epoch
 learning_rate = config.lr_at_epoch(1)
 losses, norms = [], []
+probe = next(batches(corpus.valid, config.batch_size, config.num_steps))[0]  # a fixed batch to look at
+def forget_gates(engine):  # every forget-gate value of both layers on the probe batch, from zero state
+    zeros = [(np.zeros((config.batch_size, config.hidden_size), np.float32),) * 2] * config.num_layers
+    return np.concatenate([layer.f.ravel() for layer in engine.forward(probe, zeros).layers])
+f_before = forget_gates(engine)
 started = time.perf_counter()
 with threadpool_limits(limits=1):
     for step, (inputs, targets) in enumerate(batches(corpus.train, config.batch_size, config.num_steps)):
@@ -1030,7 +1043,10 @@ print(f"{STEPS} steps in {seconds:.0f} s ({1000 * seconds / STEPS:.0f} ms a step
       f"on the first 8,000 valid tokens {valid.perplexity:.0f} (untrained: about 10,000)")
 clipped = np.array(norms) > config.max_grad_norm
 print(f"gradient norm: median {np.median(norms):.2f}, largest {max(norms):.2f} (step {int(np.argmax(norms))}); "
-      f"clipped in {clipped.sum()} of {STEPS} steps, {clipped[:STEPS // 2].sum()} of them in the first {STEPS // 2}")"""
+      f"clipped in {clipped.sum()} of {STEPS} steps, {clipped[:STEPS // 2].sum()} of them in the first {STEPS // 2}")
+for label, f in (("before", f_before), ("after", forget_gates(engine))):
+    print(f"forget gates {label} the {STEPS} steps: mean {f.mean():.3f}, 5th to 95th percentile "
+          f"{np.percentile(f, 5):.3f} to {np.percentile(f, 95):.3f}, above 0.9: {np.mean(f > 0.9):.2%}")"""
 
 TRAINING_PLOT_CODE = """\
 per_word = np.array(losses) / config.num_steps  # the loss is summed over the T steps
@@ -1050,7 +1066,10 @@ the steps clipping is for. Unclipped, one step of learning rate 1 along such a g
 would throw away what the previous steps learnt; clipped, it moves the weights by at most
 learning rate × `max_grad_norm`. The
 perplexity falls from 10,000 to around a thousand within a hundred steps; the full 13 epochs
-bring it near 40 on the training text and 120 on the valid split (section (j))."""
+bring it near 40 on the training text and 120 on the valid split (section (j)). The last two
+printed lines look at the forget gates of both layers on one fixed valid batch: in these first
+steps they do not move towards 1, and a hundred steps say nothing about where a trained
+model's gates end up."""
 
 FAST = r"""## (i) Making it fast
 
