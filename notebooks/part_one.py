@@ -246,7 +246,8 @@ the next row. The inverted-dropout scaling is inside the mask: the kept entries 
 $1/(1-\rho)$, not 1, so the expected value of $m \odot h$ is $h$ and evaluation, which uses no
 masks, needs no rescaling. The masks are a function of the config's seed and the 0-based global
 training step only (a counter-based Philox generator keyed by the seed, with the step as its
-counter): every engine gets the same masks, and a resumed run draws those an uninterrupted run
+counter; such a generator computes its numbers as a function of the key and a counter, so the
+numbers of any step can be drawn directly, without drawing those of the steps before): every engine gets the same masks, and a resumed run draws those an uninterrupted run
 would have drawn. For the small config ($\rho = 0$) it returns `None`."""
 
 MASKS_CODE = """\
@@ -486,7 +487,7 @@ where $\delta x^{(l+1)}_t$ is the gradient of the input of the layer above (step
 $\delta y_t W_s^\top$ for the top layer (step 2). This is why BPTT runs backwards in time:
 $\delta h_t$ needs $\delta z_{t+1}$ first. At the last step of the batch, t = T − 1, nothing of
 this batch's loss comes later, so the terms from step t + 1 are zero: this one, and
-$\delta c_{t+1} \odot f_{t+1}$ in step 5. The code starts each layer's loop with both as
+$\delta c_{t+1} \odot f_{t+1}$ in step 5. The engine's code (shown after the exercise) starts each layer's loop with both as
 zeros (`dh_next`, `dc_next`). And the layers can be done one after the
 other, the top one first over all T steps, then the one below: a layer needs from the layer
 above only $\delta x^{(l+1)}_t$ at every t, and nothing ever flows from a lower layer back up.
@@ -852,6 +853,10 @@ wrong scale of the whole gradient, such as a missing 1/B: only the unclipped ste
 
 STEP_EXERCISE_CODE = """\
 def check_step(my_train_step, by_hand_only=False):
+    # Outside this notebook it needs: import numpy as np; from ptb_lstm.config import PRESETS;
+    # from ptb_lstm.data import batches, load_corpus, locate_data_dir; from ptb_lstm.params import
+    # init_params; from ptb_lstm.dropout import step_masks; from ptb_lstm.engines.numpy_reference
+    # import ReferenceEngine; corpus = load_corpus(locate_data_dir()).
     # Runs my_train_step(engine, inputs, targets, learning_rate, masks) -> loss beside the engine's
     # train_step. by_hand_only=True switches off the engine's gradients, train_step and
     # clip_and_update on the engine handed to my_train_step: forward and the static helpers remain.
@@ -1086,8 +1091,8 @@ step (float32, one BLAS thread, best of several runs, on whatever machine runs t
    products.
 2. **One tanh for the four gates.** $\sigma(z) = \tfrac12\tanh(\tfrac12 z) + \tfrac12$, so the
    whole [B, 4H] block is activated by a scale, one tanh and a shift, in place.
-3. **No row-maximum pass in the softmax.** exp is taken directly; only a row whose sum could
-   overflow or underflow is recomputed with its maximum subtracted. The logits [T·B, V] are the
+3. **No row-maximum pass in the softmax.** exp is taken directly; only a row whose sum came out
+   infinite (an overflow) or zero (an underflow) is recomputed with its maximum subtracted. The logits [T·B, V] are the
    largest array of the step (V = 10,000 against H = 200), so every pass over them counts: the
    reference reads them for the maximum, writes a shifted copy and then its exp (two new 16 MB
    arrays in float32), where the fast path writes the exp alone. Most of the time saved is the
@@ -1176,8 +1181,9 @@ where the matrix products alone need at least 31 ms, and at 71.2 ms on a 2-core 
 torch engine 85.6 ms; `docs/performance.md`). (The 45.4 ms of item 5 is another benchmark's
 median, `threads_ab.py`, of the same engine on the same machine.) Timings depend on the machine and on what else it
 runs: on a machine busy with other work both figures grow, the multi-threaded engine's more.
-Here, live, the best of three single steps each (so the reference's figure is usually below the loop
-average of (h), which also counts the loop, the masks and slower steps):"""
+Here, live, the best of three single steps each. (The loop average of (h) measures something
+else, every step of a run with its loop and masks; on a virtual machine shared with other work
+the two can land either way round, by tens of percent from one execution to the next.)"""
 
 FAST_WHOLE_CODE = """\
 from ptb_lstm.engines import create_engine
