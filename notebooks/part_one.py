@@ -587,34 +587,39 @@ print(f"max |1 - tanh^2      - numeric| = {np.abs(1 - np.tanh(u) ** 2 - numeric_
 EXERCISE = r"""**Exercise: write the backward pass yourself before reading on.** Steps 1 to 9 are all
 you need. Write a function `my_gradients(engine, inputs, targets, state, masks)` that returns a
 dict from parameter name to gradient (the names of section (b), the embedding's as a dense
-[V, H] array). Start from `fwd = engine.forward(inputs, state, masks)`: its record holds
-`fwd.ids` [T, B], `fwd.top` (the masked top output $x^{(L)}$), `fwd.logits`, and per layer
-`fwd.layers[l]` with `x` (the masked input $x^{(l)}$), `h` and `c` ([T + 1, B, H], row 0 the
-carried-in state) and the activated gates `i, f, g, o` ([T, B, H], no extra row). Mind the two
-indexings: `layer.h[t]` and `layer.c[t]` are $h_{t-1}$ and $c_{t-1}$, while `layer.f[t]` is
-$f_t$; so $\delta f_t = \delta c_t \odot c_{t-1}$ reads `c[t]`, and the share
-$\delta c_t \odot f_t$ that goes down to step t − 1 reads `f[t]`. The weights are `engine.params`. Go
-through the layers from the top one down, and inside each layer from t = T − 1 down to 0,
-carrying $\delta h$ and $\delta c$ from step t + 1 to step t; multiply by each mask on the way
-down (`masks` is None without dropout). `targets` arrives [B, T] like `inputs`: transpose it.
-Make new arrays in the engine's dtype (`np.zeros(shape, engine.np_dtype)`; the check runs in
-float64, where a plain `np.zeros` happens to match). Three NumPy idioms help:
-`np.exp(engine.log_softmax(fwd.logits))` is p; `a[np.arange(T)[:, None], np.arange(B)[None, :], tt]`
-with `tt = targets.T` picks entry `tt[t, r]` of the row of every position (t, r), the three index
-arrays broadcasting to [T, B], and `-=` on it changes just those entries; and a sum over all
-positions of per-position products is one product of the flattened arrays,
-`x.reshape(T * B, -1).T @ dy.reshape(T * B, -1)`. The gradients of the incoming state,
-$\delta h_{-1}$ and $\delta c_{-1}$, are not part of the answer: they are dropped (the
-truncation above), and the check compares the parameters' gradients only. The cell below defines `check_backward`, which runs your
-function on a tiny float64 model (weights in ±0.5, as in the gradient check of (f): larger
-weights than the small config's make every gradient large enough to compare) with a random
-incoming state, with dropout 0.5 and without it (masks `None`), and compares every gradient
-with the reference engine's. Write yours, call `check_backward(my_gradients)`, and only
-then read the answer below. (It compares two analytic gradients, which differ only by rounding,
-so its tolerance is $10^{-9}$; the finite differences of (f) need a looser one. Code that does
-the same operations in the same order as the engine gets errors of exactly 0, and one that sums
-in another order about $10^{-16}$.) The rest of a
-training step, clipping and the update, comes in (g), with a second exercise: the whole step."""
+[V, H] array), then call `check_backward(my_gradients)`, and only then read the answer below.
+
+* **What you start from.** `fwd = engine.forward(inputs, state, masks)`. Its record holds
+  `fwd.ids` [T, B], `fwd.top` (the masked top output $x^{(L)}$), `fwd.logits`, and per layer
+  `fwd.layers[l]` with `x` (the masked input $x^{(l)}$), `h` and `c` ([T + 1, B, H], row 0 the
+  carried-in state) and the activated gates `i, f, g, o` ([T, B, H], no extra row). The
+  weights are `engine.params`.
+* **Mind the two indexings.** `layer.h[t]` and `layer.c[t]` are $h_{t-1}$ and $c_{t-1}$, while
+  `layer.f[t]` is $f_t$: so $\delta f_t = \delta c_t \odot c_{t-1}$ reads `c[t]`, and the share
+  $\delta c_t \odot f_t$ that goes down to step t − 1 reads `f[t]`.
+* **The order.** Through the layers from the top one down, and inside each layer from
+  t = T − 1 down to 0, carrying $\delta h$ and $\delta c$ from step t + 1 to step t; multiply by
+  each mask on the way down (`masks` is None without dropout).
+* **Details.** `targets` arrives [B, T] like `inputs`: transpose it. Make new arrays in the
+  engine's dtype (`np.zeros(shape, engine.np_dtype)`; the check runs in float64, where a plain
+  `np.zeros` happens to match). The gradients of the incoming state, $\delta h_{-1}$ and
+  $\delta c_{-1}$, are not part of the answer: they are dropped (the truncation above).
+* **Three NumPy idioms.** `np.exp(engine.log_softmax(fwd.logits))` is p.
+  `a[np.arange(T)[:, None], np.arange(B)[None, :], tt]` with `tt = targets.T` picks entry
+  `tt[t, r]` of the row of every position (t, r), the three index arrays broadcasting to
+  [T, B], and `-=` on it changes just those entries. A sum over all positions of per-position
+  products is one product of the flattened arrays, `x.reshape(T * B, -1).T @ dy.reshape(T * B, -1)`.
+* **The check.** The cell below defines `check_backward`. It runs your function on a tiny
+  float64 model (weights in ±0.5, as in the gradient check of (f): larger weights than the small
+  config's make every gradient large enough to compare) with a random incoming state, with
+  dropout 0.5 and without it (masks `None`), and compares every parameter's gradient with the
+  reference engine's. It compares two analytic gradients, which differ only by rounding, so its
+  tolerance is $10^{-9}$ (the finite differences of (f) need a looser one): code that does the
+  same operations in the same order as the engine gets errors of exactly 0, and one that sums
+  in another order about $10^{-16}$.
+
+The rest of a training step, clipping and the update, comes in (g), with a second exercise:
+the whole step."""
 
 EXERCISE_CODE = """\
 def check_backward(my_gradients):
@@ -822,34 +827,38 @@ first epochs). Three details decide whether a hand-written step matches it:
   The norm is taken before clipping, and it is what `last_grad_norm` reports."""
 
 STEP_EXERCISE = r"""**Exercise: the whole step.** Write `my_train_step(engine, inputs, targets, learning_rate,
-masks)` that does what `train_step` does, from `engine.gradients(inputs, targets, state, masks)`
-(it returns a `Gradients` record with `.loss`, `.params`, the gradients by name, and
-`.final_state`, the forward pass's final state): take
-the carried state from `engine.state`, clip by the global norm of `engine.config.max_grad_norm`,
-update `engine.params` in place, carry the new state on by assigning it to `engine.state`,
-and return the loss.
-For a step written entirely by hand, use your `my_gradients` of (e) in place of
-`engine.gradients`. It returns the gradients only; the loss and the state to carry on come from
-a forward pass of your step, `fwd = engine.forward(inputs, engine.state, masks)`: the loss as
-`engine.nll(engine.log_softmax(fwd.logits), targets.T).sum() / inputs.shape[0]` and the state as
-`fwd.final_state`. (Or write a helper that returns all three and call it from both: `check_backward`
-needs `my_gradients` to return the dict alone, and `check_step` needs the step to return the
-loss alone.) Then call `check_step(my_train_step, by_hand_only=True)`: it switches off the
-engine's `gradients`, `train_step` and `clip_and_update` on the engine your step receives, so
-that a step leaning on them fails (its answer closes this section). It guards against slips,
-not against intent: a step that calls them through the class, `ReferenceEngine.gradients(engine,
-...)`, would still pass. In float64 and with batches of one shape, as here, a step need not do three
-things the engine's `train_step` also does (its source follows the answer): turn the masks into
-the engine's dtype, start from zeros when the batch has another number of rows, and record the
-norm as `last_grad_norm`. `check_step` (which uses `corpus` (loaded in the first cell), `batches`, `init_params`,
-`step_masks`, `PRESETS` and `ReferenceEngine` from the cells above, as `check_backward` uses all
-but the first two) runs yours beside the engine's
-`train_step` for four steps of the tiny config (float64, dropout 0.5), from the same weights,
-on the first PTB batches, and compares the losses, the weights and the carried state. The
-steps take learning rates 1, 0.5, 0.5 and 0.25, and `max_grad_norm` is lowered to 0.5 for the
-first two, so that clipping acts, and left at 5 for the last two, where it does not: a step
-that ignores the learning rate, or always rescales to `max_grad_norm`, fails. (Clipping hides a
-wrong scale of the whole gradient, such as a missing 1/B: only the unclipped steps catch that.)"""
+masks)` that does what `train_step` does and returns the loss, then check it with `check_step`.
+
+* **What it does.** Take the carried state from `engine.state`; compute the loss and the
+  gradients; clip by the global norm of `engine.config.max_grad_norm`; update `engine.params`
+  in place; carry the new state on by assigning it to `engine.state`; return the loss.
+* **With the engine's gradients.** `engine.gradients(inputs, targets, state, masks)` returns a
+  `Gradients` record with `.loss`, `.params` (the gradients by name) and `.final_state` (the
+  forward pass's final state). Check with `check_step(my_train_step)`.
+* **Entirely by hand.** Use your `my_gradients` of (e) in place of `engine.gradients`. It
+  returns the gradients only; the loss and the state to carry on come from a forward pass of
+  your step, `fwd = engine.forward(inputs, engine.state, masks)`: the loss as
+  `engine.nll(engine.log_softmax(fwd.logits), targets.T).sum() / inputs.shape[0]`, the state
+  as `fwd.final_state`. (Or write a helper that returns all three and call it from both:
+  `check_backward` needs `my_gradients` to return the dict alone, and `check_step` needs the
+  step to return the loss alone.) Check with `check_step(my_train_step, by_hand_only=True)`:
+  it switches off `gradients`, `train_step` and `clip_and_update` on the engine your step
+  receives, so that a step leaning on them fails (the answer closes this section). It guards
+  against slips, not against intent: a step that calls them through the class,
+  `ReferenceEngine.gradients(engine, ...)`, would still pass.
+* **What a step here need not do.** In float64 and with batches of one shape, as here, three
+  things the engine's `train_step` also does (its source follows the answer): turn the masks
+  into the engine's dtype, start from zeros when the batch has another number of rows, and
+  record the norm as `last_grad_norm`.
+* **The check.** `check_step` runs yours beside the engine's `train_step` for four steps of
+  the tiny config (float64, dropout 0.5), from the same weights, on the first PTB batches, and
+  compares the losses, the weights and the carried state. The steps take learning rates 1, 0.5,
+  0.5 and 0.25, and `max_grad_norm` is lowered to 0.5 for the first two, so that clipping acts,
+  and left at 5 for the last two, where it does not: a step that ignores the learning rate, or
+  always rescales to `max_grad_norm`, fails. (Clipping hides a wrong scale of the whole
+  gradient, such as a missing 1/B: only the unclipped steps catch that.) It uses `corpus`
+  (loaded in the first cell), `batches`, `init_params`, `step_masks`, `PRESETS` and
+  `ReferenceEngine` from the cells above; `check_backward` uses all but the first two."""
 
 STEP_EXERCISE_CODE = """\
 def check_step(my_train_step, by_hand_only=False):
