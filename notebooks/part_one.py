@@ -110,7 +110,9 @@ starting state for the next batch: it summarises exactly the text that precedes 
 trainer carries it from batch to batch through an epoch and resets it to zeros at the start of
 every epoch and of every evaluation. (The gradient does not follow it across the boundary:
 section (e).) The trainer evaluates only after an epoch's last batch, so an evaluation never
-interrupts a carried state that training still needs: the next epoch starts from zeros anyway. On PTB with the small config:"""
+interrupts a carried state that training still needs: the next epoch starts from zeros anyway.
+(The trainer is `ptb_lstm.train.train`, behind `ptb-lstm train`; section (h) runs its loop by
+hand.) On PTB with the small config:"""
 
 CARRY_CODE = """\
 config = PRESETS["small"]
@@ -466,7 +468,8 @@ time contributes one term per position). Every position (t, r) gets its own
 $\delta y_{t,r}$ [V].
 
 **Step 2 — the softmax layer, and back through the top mask.** $y_t = x^{(L)}_t W_s + b_s$ with
-$x^{(L)}_t = m^{(L)}_t \odot h^{(L-1)}_t$ is linear in $x^{(L)}_t$:
+$x^{(L)}_t = m^{(L)}_t \odot h^{(L-1)}_t$ is linear in $x^{(L)}_t$, and the gradients of a linear map
+(derived in step 8 below) are:
 $\delta W_s = \sum_{t,r} (x^{(L)}_{t,r})^\top \delta y_{t,r}$ (an outer product per position,
 summed), $\delta b_s = \sum_{t,r} \delta y_{t,r}$, and $\delta x^{(L)}_t = \delta y_t W_s^\top$.
 The input in $\delta W_s$ is the **masked** top output $x^{(L)}$, the value that actually entered the
@@ -742,7 +745,9 @@ for scale in (0.5, 0.1):
     rng = np.random.default_rng(0)
     inputs, targets = rng.integers(0, 11, (3, 4)), rng.integers(0, 11, (3, 4))
     state = [(rng.uniform(-scale, scale, (3, 5)), rng.uniform(-scale, scale, (3, 5))) for _ in range(2)]
-    for name, g in engine.gradients(inputs, targets, state).params.items():
+    grads = engine.gradients(inputs, targets, state)
+    print(f"init ±{scale}: the loss L = {grads.loss:.2f}")
+    for name, g in grads.params.items():
         difference = np.abs(g - central_differences(engine, (inputs, targets, state), name)).max()
         results[name, scale] = (np.abs(g).max(), difference, difference / np.abs(g).max())
 print(f"{'':<26}{'init ±0.5':^33}{'init ±0.1':^33}")
@@ -838,7 +843,7 @@ masks)` that does what `train_step` does and returns the loss, then check it wit
 * **Entirely by hand.** Use your `my_gradients` of (e) in place of `engine.gradients`. It
   returns the gradients only; the loss and the state to carry on come from a forward pass of
   your step, `fwd = engine.forward(inputs, engine.state, masks)`: the loss as
-  `engine.nll(engine.log_softmax(fwd.logits), targets.T).sum() / inputs.shape[0]`, the state
+  `float(engine.nll(engine.log_softmax(fwd.logits), targets.T).sum()) / inputs.shape[0]`, the state
   as `fwd.final_state`. (Or write a helper that returns all three and call it from both:
   `check_backward` needs `my_gradients` to return the dict alone, and `check_step` needs the
   step to return the loss alone.) Check with `check_step(my_train_step, by_hand_only=True)`:
