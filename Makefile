@@ -20,6 +20,7 @@ train: $(STAMP)
 	$(BIN)/ptb-lstm train --config small $(ARGS)
 
 test: $(STAMP)
+	$(BIN)/ptb-lstm data >/dev/null  # PTB for the real-data tests: found, or downloaded once
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Times every installed engine on the CPU and rewrites the table in docs/performance.md.

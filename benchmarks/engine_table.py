@@ -25,11 +25,11 @@ ENGINES = {
     "numpy": ("`numpy` (default)", "written from scratch in pure NumPy: forward pass, "
               "back-propagation through time, clipped SGD"),
     "numpy-reference": ("`numpy-reference`", "the same model in plain NumPy written to be read "
-                        "top to bottom, equations beside the lines: the course's engine"),
+                        "top to bottom, equations beside the lines: Part I's engine"),
     "tf-eager": ("`tf-eager`", "TensorFlow eager execution with `tf.GradientTape`"),
     "tf-graph": ("`tf-graph`", "a TensorFlow `tf.compat.v1` graph built once and run in a "
                  "`Session`"),
-    "torch": ("`torch`", "PyTorch `nn.LSTM` (cuDNN on a GPU) on the same parameters: "
+    "torch": ("`torch`", "PyTorch `nn.LSTM` (cuDNN when on a GPU) on the same parameters: "
               "[`docs/torch-engine.md`](docs/torch-engine.md)"),
 }
 
