@@ -28,7 +28,8 @@ $\partial y/\partial w = \sigma(wx)\,(1 - \sigma(wx))\,x$."""
 
 TAPE_CODE = """\
 w, x = tf.Variable(0.7, dtype=tf.float64), tf.constant(2.0, tf.float64)
-with tf.GradientTape() as tape:         # records every operation on watched variables
+with tf.GradientTape() as tape:         # records the operations on watched values: trainable
+                                        # variables are watched by themselves, a constant needs tape.watch
     y = tf.sigmoid(w * x)               # runs now: y is a value
 by_tape = tape.gradient(y, w)            # the record played backwards
 by_hand = tf.sigmoid(w * x) * (1 - tf.sigmoid(w * x)) * x
@@ -63,8 +64,11 @@ STEP = r"""## One training step
 
 The engine's `train_step`: the forward pass and the loss (summed over time, averaged over the
 batch, as in Part I (d)) run inside the tape; `tape.gradient` returns the gradient of every
-variable; clipping and SGD follow (below). No `tf.function` wraps it: every operation runs
-eagerly, one Python call at a time."""
+variable; clipping and SGD follow (below). No `tf.function` wraps it (`tf.function` would trace
+the Python code into a graph once, the way Part III builds one): every operation runs eagerly,
+one Python call at a time. The carried state enters the tape as a plain value, computed by the
+previous step outside this tape, so the gradient stops at the batch boundary: truncated BPTT
+(Part I (e)) comes for free."""
 
 STEP_CODE = """\
 from ptb_lstm.engines.tf_eager import TFEagerEngine
@@ -92,8 +96,11 @@ print("as a dense gradient (row 1 = [1, 2] + [5, 6]):\\n", dense)"""
 
 SLICES_UPDATE = r"""Two things follow. **The norm**: $\lVert[1,2]\rVert^2 + \lVert[5,6]\rVert^2$ is not
 $\lVert[6,8]\rVert^2$, so the norm used for clipping must be taken after the repeated rows are
-summed, or the TensorFlow engines would clip differently from the NumPy ones;
-`sum_duplicate_rows` does that with `tf.unique` and a segment sum. **The update**:
+summed, or the TensorFlow engines would clip differently from the NumPy ones (a norm such as
+`tf.linalg.global_norm` squares an `IndexedSlices`' values as they are, repeated rows
+unmerged); `sum_duplicate_rows` does that: `tf.unique` gives the distinct rows and, for each
+position, the index of its row among them, and `tf.math.unsorted_segment_sum` adds up the
+values that share an index. **The update**:
 `variable.scatter_sub` subtracts the clipped, scaled rows from only those rows of the
 variable, leaving every other row untouched, as the `numpy` engine's sparse update does."""
 
@@ -116,13 +123,17 @@ function, to rounding."""
 TWO_RUN = r"""## A short run on PTB
 
 The toolkit's trainer with the `tf-eager` engine: `STEPS` steps of the small config, then a
-pass over the valid split."""
+pass over the valid split. The seconds printed count both, and the engine's set-up. The time per
+step is measured live, on whatever machine runs the notebook and beside whatever else runs
+there, and the first steps also pay TensorFlow's warm-up: it is no benchmark (`make bench` is;
+the full run below is another measure)."""
 
 TWO_RESULTS = r"""## The full run
 
-Eager execution pays Python's and TensorFlow's dispatch cost for every one of the hundreds of
-small operations of a step; on 2 CPU cores the 13 epochs took about twice as long as the
-`numpy` engine's. Its results, from `docs/results/tf-eager/`:"""
+Eager execution pays Python's and TensorFlow's dispatch cost for every one of the many small
+operations of a step (Part III counts 719 in the graph of the tiny model, 5 time steps; the
+small config unrolls 20); on 2 CPU cores the 13 epochs took about twice as long as the
+`numpy` engine's. Its results, from `docs/results/tf-eager/`, beside the `numpy` engine's:"""
 
 
 def part_two() -> list:
@@ -136,7 +147,7 @@ def part_two() -> list:
         md(TWO_RUN), code(SHORT_RUN.format(engine="tf-eager")),
         code(CURVE.format(title="small config, TensorFlow eager engine, first steps"),
              figure="notebook2-curve"),
-        md(TWO_RESULTS), code(RESULTS + '\nresults_table(["tf-eager"])'),
+        md(TWO_RESULTS), code(RESULTS + '\nresults_table(["tf-eager", "numpy"])'),
         md("Part III describes the same computation once, as a graph, and runs it in a "
            "session."),
     ]
@@ -151,13 +162,18 @@ TensorFlow call adds an operation (a node) to a dataflow graph, whose edges are 
 flowing between operations; nothing is computed while the graph is built. A `Session` then runs
 the part of the graph needed for what it is asked to *fetch*, with values *fed* into
 placeholders. The toolkit's `tf-graph` engine (`ptb_lstm/engines/tf_graph.py`) builds its graph
-with `tf.compat.v1` once and runs it step by step; eager execution stays on for the rest of the
-process."""
+with `tf.compat.v1` once and runs it step by step. Graph building is local: only code inside
+a `with graph.as_default():` block adds to that graph, and eager execution stays on for the
+rest of the process."""
 
 TOY = r"""## A toy graph first
 
 $y = w x + 1$, its derivative, and an update, as a graph. Building it prints no numbers — `y` is
-a symbolic tensor with a shape and a type; the session computes."""
+a symbolic tensor with a shape and a type (`y:0`, output 0 of the operation `y`); the session
+computes. In the list of operations, a variable is a handle (`w`) with its initializer and
+assignment (`w/Initializer/...`, `w/Assign`); every use of it adds a `ReadVariableOp`; the
+constants 1.0 and 0.1 are nodes too (`y/y`, `mul_1/x`); `mul_1` and `AssignSubVariableOp` are
+the update."""
 
 TOY_CODE = """\
 v1 = tf.compat.v1
@@ -180,9 +196,11 @@ with v1.Session(graph=toy) as session:
     print("w after one step:", session.run(w))"""
 
 CONTROL = r"""**Control dependencies.** A session runs only what a fetch needs, in any order the
-dependencies allow. When one operation must run after another that it does not read — store the
-new LSTM state only after the loss and the gradients have read the old one —
-`tf.control_dependencies` adds that edge:"""
+dependencies allow. An operation that nothing fetched reads never runs: the SGD updates of a
+training step, for example, which no output needs. `tf.control_dependencies` makes one
+operation wait for others it does not read, so that fetching it runs them too. (An order that a
+data edge already fixes needs no such edge: a value computed from a read comes after the
+read.)"""
 
 CONTROL_CODE = """\
 with toy.as_default():
@@ -203,7 +221,16 @@ state *variables*, so that it is carried from one `session.run` to the next insi
 the same `_tf_model.forward` as Part II; `tf.gradients` (`v1.gradients`) in place of the tape,
 which adds the backward pass to the graph as more operations; the same `clipped_sgd`; and
 `_store_state`, which writes the final state into the state variables under a control
-dependency on the loss and the updates:"""
+dependency on the loss and the updates: `train_step` fetches it, and through that dependency
+the SGD updates run, which nothing else it fetches reads. (`tf.group` makes one operation of
+several.)
+
+The graph is **unrolled**: the Python loop over time steps in `_tf_model.forward` runs once,
+while the graph is built, and leaves T copies of the step's operations in the graph. So each
+batch shape (rows × steps) needs a graph of its own, one `_Unrolled` per shape: training at
+20 × 20 and evaluating at 1 × 1 are two. The learning rate is a variable, set by a small assign
+operation (`_set_lr`) when it changes: a Python float would be frozen into the graph as a
+constant."""
 
 ENGINE_GRAPH_CODE = """\
 from ptb_lstm.engines import tf_graph
@@ -218,7 +245,12 @@ and fetches the loss, the gradient norm and the state update — which pull in e
 RUN_STEP_CODE = """\
 show_source(tf_graph.TFGraphEngine.train_step)"""
 
-OPS = r"""The real graph of the tiny model (2 layers of 16 units, 5 steps), by operation type:"""
+OPS = r"""The real graph of the tiny model (2 layers of 16 units, 5 steps), by operation type. The
+forward pass has 13 products (the recurrent one at each of 5 steps in each of 2 layers, one input
+projection per layer, the softmax), and the backward pass two per product (one for each input),
+39 `MatMul` in all; `Sigmoid` and `Tanh` count 3 and 2 per step and layer, and `SigmoidGrad` and
+`TanhGrad` are their derivatives in the backward pass; `AddN` sums the gradients of a tensor
+used more than once:"""
 
 OPS_CODE = """\
 import collections
@@ -287,9 +319,16 @@ ax.set_ylim(min(y for _, y in where.values()) - 0.8, max(y for _, y in where.val
 ax.axis("off"); ax.set_title(f"one LSTM step as a dataflow graph: {len(nodes)} operations")
 plt.show()"""
 
-THREE_AGREE = r"""## The same agreement check"""
+THREE_AGREE = r"""## The same agreement check
 
-THREE_RUN = r"""## A short run on PTB"""
+As in Part II: five training steps of the tiny model from the same weights on the same batches,
+the largest relative differences against the `numpy` engine, within 1e-9 in float64 and 1e-4 in
+float32."""
+
+THREE_RUN = r"""## A short run on PTB
+
+As in Part II, the seconds count the steps, the valid pass and the set-up, measured live: no
+benchmark."""
 
 THREE_RESULTS = r"""## The three engines' full runs
 
@@ -299,7 +338,9 @@ the last epoch's mean training perplexity; valid and test are at the training ba
 (20 × 20), test 1x1 evaluates one word at a time. The engines agree step by step to float
 tolerance; over 30,199 steps of SGD their float32 rounding differences grow until the runs are
 different samples of the same training, so their final figures differ by run-to-run
-variation, not by what they compute. The paper's small model: valid 120.7, test 114.5."""
+variation, not by what they compute. That holds for the two TensorFlow engines as well: they
+run the same operations, but not the same kernels in the same order (the graph runtime
+rewrites and schedules a graph as a whole), so they too round differently in float32. The paper's small model: valid 120.7, test 114.5."""
 
 THREE_FIGURE = r"""Their learning curves, as `make reproduce` draws them with `ptb-lstm plot`:"""
 
