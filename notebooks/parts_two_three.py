@@ -21,7 +21,7 @@ and a `tf.GradientTape` records the operations run inside it so that it can play
 (`ptb_lstm/engines/tf_eager.py`) holds the same parameters as the NumPy engines, under the same
 names and layout, and computes the same function."""
 
-TAPE = r"""## GradientTape in five lines
+TAPE = r"""## GradientTape in a few lines
 
 $y = \sigma(w x)$ at $w = 0.7$, $x = 2$. By hand (Part I, step 7 and the chain rule):
 $\partial y/\partial w = \sigma(wx)\,(1 - \sigma(wx))\,x$."""
@@ -66,7 +66,7 @@ The engine's `train_step`: the forward pass and the loss (summed over time, aver
 batch, as in Part I (d)) run inside the tape; `tape.gradient` returns the gradient of every
 variable; clipping and SGD follow (below). No `tf.function` wraps it (`tf.function` would trace
 the Python code into a graph once, the way Part III builds one): every operation runs eagerly,
-one Python call at a time. The carried state enters the tape as a plain value, computed by the
+one Python call at a time (`tf.device` places them on the CPU or a GPU). The carried state enters the tape as a plain value, computed by the
 previous step outside this tape, so the gradient stops at the batch boundary: truncated BPTT
 (Part I (e)) comes for free."""
 
@@ -131,9 +131,13 @@ the full run below is another measure)."""
 TWO_RESULTS = r"""## The full run
 
 Eager execution pays Python's and TensorFlow's dispatch cost for every one of the many small
-operations of a step (Part III counts 719 in the graph of the tiny model, 5 time steps; the
-small config unrolls 20); on 2 CPU cores the 13 epochs took about twice as long as the
-`numpy` engine's. Its results, from `docs/results/tf-eager/`, beside the `numpy` engine's:"""
+operations of a step (Part III counts 719 operations in the graph of the tiny model, 5 time
+steps, constants and set-up included; the small config unrolls 20); on 2 CPU cores the 13
+epochs took about twice as long as the `numpy` engine's. Its results, from
+`docs/results/tf-eager/`, beside the `numpy` engine's. The full runs are float32: over 30,199
+steps of SGD at learning rate 1 the engines' rounding differences grow until the runs are
+different samples of the same training (Part III; `docs/agreement.md`), so their figures differ
+by that run-to-run variation, not by what they compute:"""
 
 
 def part_two() -> list:
@@ -162,7 +166,8 @@ TensorFlow call adds an operation (a node) to a dataflow graph, whose edges are 
 flowing between operations; nothing is computed while the graph is built. A `Session` then runs
 the part of the graph needed for what it is asked to *fetch*, with values *fed* into
 placeholders. The toolkit's `tf-graph` engine (`ptb_lstm/engines/tf_graph.py`) builds its graph
-with `tf.compat.v1` once and runs it step by step. Graph building is local: only code inside
+with `tf.compat.v1` (TensorFlow 1's API, where `Session` and `placeholder` still live) once
+and runs it step by step. Graph building is local: only code inside
 a `with graph.as_default():` block adds to that graph, and eager execution stays on for the
 rest of the process."""
 
@@ -196,8 +201,8 @@ with v1.Session(graph=toy) as session:
     print("w after one step:", session.run(w))"""
 
 CONTROL = r"""**Control dependencies.** A session runs only what a fetch needs, in any order the
-dependencies allow. An operation that nothing fetched reads never runs: the SGD updates of a
-training step, for example, which no output needs. `tf.control_dependencies` makes one
+dependencies allow. An operation whose output no fetched operation needs never runs: the SGD
+updates of a training step, for example. `tf.control_dependencies` makes one
 operation wait for others it does not read, so that fetching it runs them too. (An order that a
 data edge already fixes needs no such edge: a value computed from a read comes after the
 read.)"""
@@ -211,7 +216,10 @@ with v1.Session(graph=toy) as session:
     session.run(v1.global_variables_initializer())
     for _ in range(3):
         session.run(count, {x: [1.0]})                    # needs a feed for x: it runs y first
-    print("counter:", session.run(counter))"""
+    print("counter after fetching count 3 times:", session.run(counter))
+    for _ in range(2):
+        session.run(y, {x: [1.0]})                        # y alone does not need count
+    print("and after fetching y twice more:", session.run(counter))"""
 
 ENGINE_GRAPH = r"""## How the engine builds its graph
 
@@ -227,8 +235,9 @@ several.)
 
 The graph is **unrolled**: the Python loop over time steps in `_tf_model.forward` runs once,
 while the graph is built, and leaves T copies of the step's operations in the graph. So each
-batch shape (rows × steps) needs a graph of its own, one `_Unrolled` per shape: training at
-20 × 20 and evaluating at 1 × 1 are two. The learning rate is a variable, set by a small assign
+batch shape (rows × steps) needs its own set of operations in the engine's graph, one
+`_Unrolled` per shape, built when first needed: training at 20 × 20 and evaluating at 1 × 1
+are two. The learning rate is a variable, set by a small assign
 operation (`_set_lr`) when it changes: a Python float would be frozen into the graph as a
 constant."""
 
@@ -239,7 +248,8 @@ show_source(tf_graph._Unrolled)
 show_source(tf_graph._store_state)"""
 
 RUN_STEP = r"""The weights are variables too, created in `TFGraphEngine.__init__` with a placeholder and an
-assign operation to load them. A training step is then one `session.run` that feeds the batch
+assign operation to load them (given as initial values, they would be stored in the graph as
+constants: 4.65 million numbers for the small model). A training step is then one `session.run` that feeds the batch
 and fetches the loss, the gradient norm and the state update — which pull in everything else:"""
 
 RUN_STEP_CODE = """\
@@ -247,8 +257,9 @@ show_source(tf_graph.TFGraphEngine.train_step)"""
 
 OPS = r"""The real graph of the tiny model (2 layers of 16 units, 5 steps), by operation type. The
 forward pass has 13 products (the recurrent one at each of 5 steps in each of 2 layers, one input
-projection per layer, the softmax), and the backward pass two per product (one for each input),
-39 `MatMul` in all; `Sigmoid` and `Tanh` count 3 and 2 per step and layer, and `SigmoidGrad` and
+projection per layer, the softmax), and the backward pass two per product (one for each input:
+`tf.gradients` adds both, and the one towards the carried-in state, which nothing needs, never
+runs), 39 `MatMul` in all; `Sigmoid` and `Tanh` count 3 and 2 per step and layer, and `SigmoidGrad` and
 `TanhGrad` are their derivatives in the backward pass; `AddN` sums the gradients of a tensor
 used more than once:"""
 
@@ -338,9 +349,13 @@ the last epoch's mean training perplexity; valid and test are at the training ba
 (20 × 20), test 1x1 evaluates one word at a time. The engines agree step by step to float
 tolerance; over 30,199 steps of SGD their float32 rounding differences grow until the runs are
 different samples of the same training, so their final figures differ by run-to-run
-variation, not by what they compute. That holds for the two TensorFlow engines as well: they
-run the same operations, but not the same kernels in the same order (the graph runtime
-rewrites and schedules a graph as a whole), so they too round differently in float32. The paper's small model: valid 120.7, test 114.5."""
+variation, not by what they compute. That holds for the two TensorFlow engines as well. Over
+the five tiny steps above they print the same differences from `numpy`, but they run the same
+operations through different runtimes (the graph's is rewritten and scheduled as a whole), and
+on the small model their five-step float32 parameters already lie 1.54e-5 and 1.53e-5 from
+`numpy`'s, not at one distance (`docs/agreement.md`); their full runs, from the same weights,
+ended 2.2 apart in valid perplexity. The short runs of Parts II and III, from the same weights
+too, already end at slightly different valid perplexities after 100 steps. The paper's small model: valid 120.7, test 114.5."""
 
 THREE_FIGURE = r"""Their learning curves, as `make reproduce` draws them with `ptb-lstm plot`:"""
 

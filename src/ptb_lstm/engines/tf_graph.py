@@ -67,7 +67,8 @@ class _Unrolled:
                                              config.max_grad_norm)
         else:
             self.output = nll
-        # The new state is stored only after everything that read the old one has run.
+        # Storing the new state waits for the loss and the SGD updates, so that fetching it
+        # runs the updates, which nothing else fetched reads.
         self.step = _store_state(state_vars, final, [self.output, *updates])
         # Sampling and scoring fetch the logits alone, with no targets to feed.
         self.logits_step = _store_state(state_vars, final, [logits])
