@@ -133,6 +133,25 @@ def test_agree_command_on_real_ptb(ptb_dir):
         assert row["loss"] <= limit and row["params"] <= limit and row["perplexity"] <= limit
 
 
+def test_agree_table_lines_up_under_its_header(tmp_path):
+    """The text table keeps its columns under the header for the longest engine name."""
+    from conftest import run_cli, write_corpus
+
+    result = run_cli("agree", "--data-dir", str(write_corpus(tmp_path / "ptb")), "--engine",
+                     "numpy-reference", "--dtype", "float64", "--dropout", "0.5", "--steps", "2")
+    assert result.returncode == 0, result.stderr
+    header, row = result.stdout.splitlines()[1:3]
+    assert row.split()[:3] == ["numpy-reference", "float64", "0.5"]
+    for column in ("dtype", "params", "valid ppl"):
+        # the row's field ends where the header's name does (dtype starts there)
+        at = header.index(column)
+        end = at + len(column)
+        if column == "dtype":
+            assert row[at:].startswith("float64"), (header, row)
+        else:
+            assert row[end - 1] != " " and row[end] == " ", (header, row)
+
+
 @pytest.mark.parametrize("name", each_engine([e for e in ENGINES if e != "numpy"]))
 def test_whole_training_runs_agree_in_float64(name, tmp_path):
     """The training loop with each engine, over three epochs (learning-rate decay, the state

@@ -59,10 +59,11 @@ def run(args) -> int:
     else:
         print(f"against numpy, {args.steps} training steps of {args.config} on "
               f"{corpus.data_dir}; relative differences:")
-        print(f"{'engine':<9} {'dtype':<8} {'dropout':>7} {'losses':>9} {'params':>9} "
+        width = max([len("engine")] + [len(r.engine) for r in rows])
+        print(f"{'engine':<{width}}  {'dtype':<8} {'dropout':>7} {'losses':>9} {'params':>9} "
               f"{'valid ppl':>10}  worst parameter")
         for r in rows:
-            print(f"{r.engine:<9} {r.dtype:<8} {r.dropout:>7g} {r.loss:>9.2e} {r.params:>9.2e} "
-                  f"{r.perplexity:>10.2e}  {r.worst_param}")
+            print(f"{r.engine:<{width}}  {r.dtype:<8} {r.dropout:>7g} {r.loss:>9.2e} "
+                  f"{r.params:>9.2e} {r.perplexity:>10.2e}  {r.worst_param}")
         print(f"limits: {limits_text()}: {'PASSED' if ok else 'FAILED'}")
     return 0 if ok else 1
