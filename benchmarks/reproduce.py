@@ -324,8 +324,9 @@ def table(rows: list[dict], setup: Setup) -> str:
     return "\n".join(lines)
 
 
-def epoch_table(results: Path) -> str:
-    """Every run's per-epoch record under ``results``, finished or still under way."""
+def epoch_table(results: Path, max_valid: float) -> str:
+    """Every run's per-epoch record under ``results``, finished or still under way, with the
+    best valid perplexity so far against the target ``max_valid``."""
     from ptb_lstm.plot import load_run
 
     lines = []
@@ -350,6 +351,12 @@ def epoch_table(results: Path) -> str:
             took = f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
             lines.append(f"| {r['epoch']} | {r['lr']:.4g} | {r['train_perplexity']:.2f} | "
                          f"{r['valid_perplexity']:.2f} | {r['ms_per_step']:.1f} | {took} |")
+        if run.epochs and not finished_run(run):
+            best = min(run.epochs, key=lambda r: r["valid_perplexity"])
+            reached = "reached" if best["valid_perplexity"] <= max_valid else "not reached yet"
+            lines += ["", f"Best valid perplexity so far: {best['valid_perplexity']:.2f} "
+                          f"(epoch {best['epoch']}), against the target of <= {max_valid:g} "
+                          f"at the training batch shape: {reached}."]
         lines.append("")
     return "\n".join(lines)
 
@@ -410,7 +417,7 @@ def collect(results: Path, doc: Path, figure: Path, setup: Setup, config: str) -
         cli("plot", *(str(results / r["engine"]) for r in rows), "--log", "--out", str(figure))
         print(table(rows, setup))
         return
-    epochs = epoch_table(results)
+    epochs = epoch_table(results, setup.max_valid)
     if not epochs:
         sys.exit(f"reproduce: no runs under {results}")
     final = table(rows, setup) + "\n\n" if rows else ""
@@ -434,7 +441,10 @@ def main() -> None:
     parser.add_argument("--data-dir", help="PTB folder (default: ptb-lstm's own search)")
     parser.add_argument("--results", help="where runs are published (default: docs/results "
                                           "for small, docs/results/medium for medium)")
-    parser.add_argument("--doc", default=str(REPO / "docs" / "results.md"))
+    parser.add_argument("--doc", default=str(REPO / "docs" / "results.md"),
+                        help="the page whose table is rebuilt (default: docs/results.md); "
+                             "with --results and --figure elsewhere, a rerun leaves the "
+                             "published files as they are")
     parser.add_argument("--figure", help="the learning-curve figure (default: "
                                          "docs/figures/results-curves.png or "
                                          "results-medium-curves.png)")

@@ -87,5 +87,10 @@ def test_medium_section_tables_a_run_under_way_epoch_by_epoch(tiny_dir, tmp_path
     for record in epochs:
         assert f"| {record['epoch']} | " in text
         assert f"{record['valid_perplexity']:.2f}" in text
+    best = min(epochs, key=lambda r: r["valid_perplexity"])
+    verdict = "reached" if best["valid_perplexity"] <= 88.0 else "not reached yet"
+    assert (f"Best valid perplexity so far: {best['valid_perplexity']:.2f} "
+            f"(epoch {best['epoch']}), against the target of <= 88") in text
+    assert text.split("at the training batch shape: ")[1].startswith(verdict + ".")
     assert not (results / "numpy" / "evaluations.json").exists()
     assert figure.read_bytes()[:4] == b"\x89PNG"
