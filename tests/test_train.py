@@ -8,6 +8,7 @@ from ptb_lstm import checkpoint
 from ptb_lstm.config import PRESETS
 from ptb_lstm.data import load_corpus
 from ptb_lstm.engines import create_engine
+from ptb_lstm.errors import UserError
 from ptb_lstm.metrics import read_metrics
 from ptb_lstm.params import init_params
 from ptb_lstm.train import train
@@ -66,8 +67,14 @@ def test_max_steps_stops_mid_epoch(tiny_dir, tmp_path):
 
 def test_metrics_reader_ignores_a_partial_last_line(tmp_path: Path):
     path = tmp_path / "metrics.jsonl"
-    path.write_text('{"event": "step", "step": 1}\n{"event": "st')
-    assert read_metrics(path) == [{"event": "step", "step": 1}]
+    record = {"event": "step", "step": 1, "epoch": 1, "lr": 1.0, "loss": 5.0,
+              "perplexity": 150.0, "wall_time": 0.5}
+    path.write_text(json.dumps(record) + '\n{"event": "st')
+    assert read_metrics(path) == [record]
+    # a line cut short is only the last one: garbage before a good line is refused
+    path.write_text('{"event": "st\n' + json.dumps(record) + "\n")
+    with pytest.raises(UserError, match="line 1: not JSON"):
+        read_metrics(path)
 
 
 def test_small_config_learns_real_ptb(ptb_corpus, tmp_path):

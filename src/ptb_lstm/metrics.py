@@ -85,12 +85,10 @@ class MetricsLog:
             pass
 
 
-def read_metrics(path: Path) -> list[dict]:
-    """The records of a ``metrics.jsonl``; a partial last line (a crash mid-write) is ignored."""
-    records = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
+def read_metrics(path: str | Path) -> list[dict]:
+    """The records of a ``metrics.jsonl``, read by the one checked reader
+    (``ptb_lstm.runfiles.read_metrics``): a partial last line (a crash mid-write) is left out,
+    any other line that is not a JSON object is refused with its number."""
+    from ptb_lstm.runfiles import read_metrics as checked
+
+    return checked(path)
