@@ -61,6 +61,19 @@ def test_gradcheck_command_passes():
     assert json.loads(result.stdout)["worst_error"] <= 1e-6
 
 
+def test_gradcheck_command_checks_the_reference_engine_with_dropout():
+    result = run_cli("gradcheck", "--engine", "numpy-reference", "--dropout", "0.5", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["engine"] == "numpy-reference" and report["worst_error"] <= 1e-6
+    # every parameter and the incoming state of both layers were checked
+    expected = {"embedding", "softmax_kernel", "softmax_bias"}
+    for layer in (0, 1):
+        expected |= {f"lstm_{layer}_{k}" for k in ("kernel", "recurrent_kernel", "bias")}
+        expected |= {f"state_{layer}_{k}" for k in ("h", "c")}
+    assert {row["name"] for row in report["rows"]} == expected
+
+
 def test_missing_data_folder(tmp_path):
     result = run_cli("data", "--data-dir", str(tmp_path / "nope"))
     assert_user_error(result, "does not exist", "PTB_DATA_DIR")
