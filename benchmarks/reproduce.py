@@ -229,6 +229,31 @@ def finished_run(run) -> bool:
     return run.test_record is not None and len(run.epochs) == run.config.get("epochs")
 
 
+def wall_seconds(folder: Path) -> float:
+    """A run's training time in seconds, across its resumes. A run whose records carry
+    ``run_time`` (the run's own clock, carried across resumes) ends at its last one. In a run
+    written before ``run_time`` existed, each ``wall_time`` counts from its own process's start,
+    so the time is summed over the processes, each up to its last record, a new process being
+    seen where the clock goes back (``--resume`` drops the records a killed process wrote after
+    its last checkpoint, so steps trained twice count once)."""
+    from ptb_lstm import runfiles
+
+    records = [r for r in runfiles.read_metrics(folder / "metrics.jsonl")
+               if isinstance(r.get("wall_time"), (int, float))]
+    if records and all(isinstance(r.get("run_time"), (int, float)) for r in records):
+        return float(records[-1]["run_time"])
+    total, last = 0.0, None
+    for record in records:
+        if last is not None and record["wall_time"] < last:  # a new process
+            total += last
+        last = record["wall_time"]
+    return total + (last or 0.0)
+
+
+def shown_wall_time(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"
+
+
 def summarize(results: Path) -> list[dict]:
     """One row per engine whose run under ``results`` has finished."""
     from ptb_lstm.plot import load_run
@@ -251,6 +276,7 @@ def summarize(results: Path) -> list[dict]:
             if all(isinstance(e.get("seconds"), (int, float)) for e in published):
                 eval_seconds = sum(e["seconds"] for e in published)
         ms = sorted(r["ms_per_step"] for r in run.epochs)
+
         rows.append({
             "engine": engine, "dtype": run.dtype, "command": run.info.get("command"),
             "config": run.config,
@@ -259,7 +285,7 @@ def summarize(results: Path) -> list[dict]:
             "valid_1x1": evals.get(("valid", "1x1")), "test_1x1": evals.get(("test", "1x1")),
             "valid_again": evals.get(("valid", "config")),
             "test_again": evals.get(("test", "config")),
-            "minutes": run.test_record["wall_time"] / 60, "median_ms": ms[len(ms) // 2],
+            "wall": shown_wall_time(wall_seconds(folder)), "median_ms": ms[len(ms) // 2],
             "fastest_ms": ms[0], "started": run.info.get("started", ""),
             "eval_seconds": eval_seconds, "machine": run.info.get("machine") or {}})
     return rows
@@ -288,7 +314,7 @@ def table(rows: list[dict], setup: Setup) -> str:
     for r in rows:
         lines.append(f"| **ptb-lstm {r['engine']}** | "
                      f"{hardware(r['machine']) if r['machine'] else ''} | "
-                     f"{r['minutes']:.1f} min | {f(r['train'])} | **{f(r['valid'])}** | "
+                     f"{r['wall']} | {f(r['train'])} | **{f(r['valid'])}** | "
                      f"**{f(r['test'])}** | {f(r['valid_1x1'])} | {f(r['test_1x1'])} |")
     for name, where, wall, *numbers in setup.published:
         lines.append(f"| {name} | {where} | {wall} | " + " | ".join(numbers) + " |")

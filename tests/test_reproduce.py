@@ -47,6 +47,11 @@ def test_reproduce_resumes_evaluates_publishes_and_writes_the_table(tiny_dir, tm
     assert "| Zaremba et al. 2015, Table 1 |" in text and "120.7" in text
     assert "ptb-lstm train --config tiny" in text  # the command that made the run
     assert figure.read_bytes()[:4] == b"\x89PNG"
+    # two processes trained it: the run's clock (run_time) goes on from the first one's
+    first = max(r["run_time"] for r in metrics if r["step"] <= 3)
+    carried = test["run_time"] - test["wall_time"]  # the run's time before this process
+    assert 0 < carried <= first
+    assert f"| {test['run_time'] / 60:.1f} min |" in row
 
     again = reproduce("--collect-only", "--results", str(results), "--doc", str(doc),
                       "--figure", str(figure))
@@ -94,3 +99,18 @@ def test_medium_section_tables_a_run_under_way_epoch_by_epoch(tiny_dir, tmp_path
     assert text.split("at the training batch shape: ")[1].startswith(verdict + ".")
     assert not (results / "numpy" / "evaluations.json").exists()
     assert figure.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_wall_time_of_a_run_without_run_time_sums_its_processes(tmp_path):
+    """Runs written before run_time existed restart wall_time in each process: the table's
+    wall time is the sum of each process's last record."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import reproduce as script
+
+    folder = tmp_path / "numpy"
+    folder.mkdir()
+    clocks = [10.0, 20.0, 30.0, 5.0, 15.0, 2.0]  # three processes: 30 + 15 + 2 seconds
+    (folder / "metrics.jsonl").write_text("".join(
+        json.dumps({"event": "step", "step": 100 * (i + 1), "epoch": 1, "perplexity": 100.0,
+                    "wall_time": clock}) + "\n" for i, clock in enumerate(clocks)))
+    assert script.wall_seconds(folder) == 47.0

@@ -40,7 +40,7 @@ KINDS: dict[str, tuple[Callable[[object], bool], str]] = {
 # meta.progress of a checkpoint, as train.train writes it.
 PROGRESS = {"epoch": "count", "step": "count", "step_in_epoch": "count",
             "learning_rate": "number", "epoch_finished": "flag", "finished": "flag",
-            "loss_sum": "number", "epoch_time": "number"}
+            "loss_sum": "number", "epoch_time": "number", "run_time": "number"}
 
 # The meta fields besides format, version, vocab and config (which checkpoint.load checks).
 META = {"ptb_lstm_version": "text", "engine": "text", "dtype": "text",
@@ -56,22 +56,22 @@ RUN_INFO = {"config": "object", "engine": "text", "dtype": "dtype", "device": "t
 _EPOCH = {"step": "count", "epoch": "count", "lr": "number", "steps": "count",
           "train_perplexity": "number", "valid_perplexity": "number",
           "words_per_second": "number", "ms_per_step": "number", "epoch_time": "number",
-          "wall_time": "number"}
+          "wall_time": "number", "run_time": "number"}
 
 # metrics.jsonl, by event: (field kinds, the fields every record of it must have: what plot
 # and the results tables read).
 RECORDS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "step": ({"step": "count", "epoch": "count", "lr": "number", "loss": "number",
               "perplexity": "number", "grad_norm": "number", "words_per_second": "number",
-              "wall_time": "number"}, ("step", "epoch", "perplexity")),
+              "wall_time": "number", "run_time": "number"}, ("step", "epoch", "perplexity")),
     "epoch": (_EPOCH, ("step", "epoch", "valid_perplexity")),
     "partial_epoch": (_EPOCH, ("step", "epoch", "valid_perplexity")),
     "test": ({"step": "count", "test_perplexity": "number", "valid_perplexity": "number or null",
-              "wall_time": "number"}, ("step", "test_perplexity")),
+              "wall_time": "number", "run_time": "number"}, ("step", "test_perplexity")),
 }
 
 # What --resume also needs of an epoch record: the finished run's summary table prints it.
-RESUME_EPOCH = tuple(name for name in _EPOCH if name != "wall_time")
+RESUME_EPOCH = tuple(name for name in _EPOCH if name not in ("wall_time", "run_time"))
 
 
 def _shown(value: object) -> str:

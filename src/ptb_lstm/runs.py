@@ -321,8 +321,9 @@ def resume_point(ckpt: checkpoint.Checkpoint, run_dir: Path) -> Resume:
     tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     os.replace(tmp, metrics_path)
     epochs = [r for r in records if r.get("event") == "epoch"]
+    run_time = float(progress.get("run_time", 0.0))  # absent in checkpoints of older versions
     if progress.get("epoch_finished", False) or int(progress["epoch"]) == 0:
-        return Resume(int(progress["epoch"]) + 1, step, 0, 0.0, 0.0, None, epochs)
+        return Resume(int(progress["epoch"]) + 1, step, 0, 0.0, 0.0, None, epochs, run_time)
     return Resume(int(progress["epoch"]), step, int(progress["step_in_epoch"]),
                   float(progress["loss_sum"]), float(progress.get("epoch_time", 0.0)),
-                  ckpt.carried, epochs)
+                  ckpt.carried, epochs, run_time)

@@ -38,7 +38,8 @@ class TrainResult:
     epochs: list[dict] = field(default_factory=list)  # one record per finished epoch
     valid: Evaluation | None = None
     test: Evaluation | None = None
-    wall_time: float = 0.0
+    wall_time: float = 0.0  # seconds of this process
+    run_time: float = 0.0  # seconds of the run, carried across resumes
     stopped: str | None = None  # "max_steps" or "interrupted" when it ended early
 
 
@@ -65,6 +66,7 @@ class Resume:
     epoch_time: float  # seconds already spent in ``epoch``
     carried: list | None  # the carried state after those batches
     epochs: list[dict] = field(default_factory=list)  # records of the finished epochs
+    run_time: float = 0.0  # seconds the run had trained by the checkpoint (0: not recorded)
 
 
 def train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path, *,
@@ -150,6 +152,7 @@ def _train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path,
             raise TrainingDiverged(f"training diverged: the parameters stopped being finite by "
                                    f"step {progress['step']} (epoch {progress['epoch']}){last}; "
                                    "try a smaller learning_rate or max_grad_norm")
+        progress = {**progress, "run_time": run_time()}
         checkpoint.save(model_path, checkpoint.Checkpoint(
             params, corpus.vocab, config, progress, engine.name, engine.dtype, carried=carried))
         saved_step[0] = progress["step"]
@@ -158,6 +161,13 @@ def _train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path,
                          epochs=list(resume.epochs) if resume else [])
     metrics = MetricsLog(out_dir / "metrics.jsonl", reporter)
     started = time.perf_counter()
+    run_before = resume.run_time if resume else 0.0
+
+    def run_time() -> float:
+        """Seconds of the run: this process's, plus the run's at the checkpoint it resumed
+        from (the time between a stop and its resume, and steps trained again, not counted)."""
+        return run_before + time.perf_counter() - started
+
     words_per_step = config.batch_size * config.num_steps
     engine_dtype = np.dtype(engine.dtype)
     try:
@@ -203,7 +213,8 @@ def _train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path,
                                    "loss": loss, "perplexity": train_ppl,
                                    "grad_norm": engine.last_grad_norm,
                                    "words_per_second": wps,
-                                   "wall_time": time.perf_counter() - started})
+                                   "wall_time": time.perf_counter() - started,
+                                   "run_time": run_time()})
                 if max_steps is not None and step >= max_steps:
                     stopped = "max_steps"
                 elif stop_requested is not None and stop_requested():
@@ -230,6 +241,7 @@ def _train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path,
             result.valid = _evaluate(engine, corpus, "valid", config, reporter)
             record["valid_perplexity"] = result.valid.perplexity
             record["wall_time"] = time.perf_counter() - started
+            record["run_time"] = run_time()
             metrics.write(record)
             result.epochs.append(record)
             reporter.epoch_end(record)
@@ -242,10 +254,10 @@ def _train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path,
                     return result
                 break
         result.test = _evaluate(engine, corpus, "test", config, reporter)
-        result.wall_time = time.perf_counter() - started
+        result.wall_time, result.run_time = time.perf_counter() - started, run_time()
         metrics.write({"event": "test", "step": step, "test_perplexity": result.test.perplexity,
                        "valid_perplexity": result.valid.perplexity if result.valid else None,
-                       "wall_time": result.wall_time})
+                       "wall_time": result.wall_time, "run_time": result.run_time})
         return result
     finally:
         metrics.close()

@@ -149,7 +149,9 @@ def _train(args, run_) -> int:
     test_ppl = f"{result.test.perplexity:.2f}" if result.test else "-"
     print(f"\ntrain perplexity {train_ppl}   valid perplexity {valid_ppl}   "
           f"test perplexity {test_ppl}")
-    print(f"{result.steps:,} steps in {result.wall_time / 60:.1f} min; model: "
+    this_process = (f" ({result.wall_time / 60:.1f} of them in this process)"
+                    if resume is not None else "")
+    print(f"{result.steps:,} steps in {result.run_time / 60:.1f} min{this_process}; model: "
           f"{out_dir / 'model.npz'}")
     if result.stopped == "max_steps":
         print(f"stopped by --max-steps; continue with: ptb-lstm train --resume "
