@@ -86,8 +86,9 @@ def table(performance: Path = PERFORMANCE, results: Path = RESULTS) -> str:
     if quality:
         notes.append("Perplexity: the small config trained for 13 epochs from seed 1 in "
                      f"float32, valid and test at the training batch shape (`make reproduce`, "
-                     f"runs started {', '.join(run_dates)}, [docs/results.md](docs/results.md));"
-                     " the paper: 120.7 / 114.5.")
+                     f"runs started {', '.join(run_dates)}, each with the code of the commit "
+                     "[docs/results.md](docs/results.md) names, not always today's); the paper: "
+                     "120.7 / 114.5.")
     return "\n".join(lines) + ("\n\n" + "\n".join(notes) if notes else "")
 
 
