@@ -11,6 +11,10 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+# Readers of metrics.jsonl use the one checked reader: a partial last line (a crash mid-write)
+# is left out, any other line that is not a JSON object is refused with its number.
+from ptb_lstm.runfiles import read_metrics  # noqa: F401
+
 if TYPE_CHECKING:
     from ptb_lstm.evaluate import Evaluation
 
@@ -83,12 +87,3 @@ class MetricsLog:
             self._file.close()
         except OSError:  # what a failed write left in the buffer; that error was raised
             pass
-
-
-def read_metrics(path: str | Path) -> list[dict]:
-    """The records of a ``metrics.jsonl``, read by the one checked reader
-    (``ptb_lstm.runfiles.read_metrics``): a partial last line (a crash mid-write) is left out,
-    any other line that is not a JSON object is refused with its number."""
-    from ptb_lstm.runfiles import read_metrics as checked
-
-    return checked(path)
