@@ -250,7 +250,10 @@ masks, needs no rescaling. The masks are a function of the config's seed and the
 training step only (a counter-based Philox generator keyed by the seed, with the step as its
 counter; such a generator computes its numbers as a function of the key and a counter, so the
 numbers of any step can be drawn directly, without drawing those of the steps before): every engine gets the same masks, and a resumed run draws those an uninterrupted run
-would have drawn. For the small config ($\rho = 0$) it returns `None`."""
+would have drawn. For the small config ($\rho = 0$) it returns `None`. For an exercise of your
+own, any uniform generator gives masks of the same statistics,
+`(rng.random((T, B, H)) < 1 - rho) / (1 - rho)` with `rng = np.random.default_rng()`; only the
+engines' agreement needs these exact ones."""
 
 MASKS_CODE = """\
 from ptb_lstm.dropout import masks as dropout_masks, step_masks
@@ -547,7 +550,9 @@ $$\delta W = \sum_t x_t^\top \delta z_t,\quad \delta U = \sum_t h_{t-1}^\top \de
 \delta b = \sum_{t,r} \delta z_{t,r},\quad \delta x_t = \delta z_t W^\top,\quad
 \delta h_{t-1} \mathrel{+}= \delta z_t U^\top$$
 
-(the last is the second term of step 3 seen from step t; the code also passes
+(the last is the second term of step 3 seen from step t: the code keeps it as
+`dh_next = dz @ U.T` and adds it at the next iteration, t − 1, to what arrives from above,
+`dh = dx[t] + dh_next`; it also passes
 $\delta c_{t-1} \mathrel{+}= \delta c_t \odot f_t$, the second term of step 5, down the same
 way).
 
@@ -658,7 +663,7 @@ def check_backward(my_gradients):
 
 BPTT_SOURCE = r"""---
 
-*The answer follows: write yours first.*
+**Stop here and write yours first: the answer follows.**
 
 **The answer.** Steps 1, 2 and 9 are `ReferenceEngine.gradients`; steps 3 to 8 are `_layer_backward`, which goes
 through one layer from the last time step to the first. Read them against the derivation: each
@@ -923,7 +928,7 @@ def check_step(my_train_step, by_hand_only=False):
 
 STEP_ANSWER = r"""---
 
-*The answer follows: write yours first.*
+**Stop here and write yours first: the answer follows.**
 
 **The answer**, written out from the pieces, checked by the harness against `train_step`:"""
 
