@@ -9,8 +9,8 @@ INTRO = r"""# Part I — an LSTM language model in plain NumPy, from first princ
 This notebook builds, piece by piece, the word-level language model of Zaremba, Sutskever &
 Vinyals, *Recurrent Neural Network Regularization* (2015), in its "small" form: two LSTM layers
 of 200 units trained on the Penn Treebank (PTB) to predict the next word. By the end you can
-write one training step by hand: the forward pass, the loss, back-propagation through time
-(BPTT), gradient clipping and the SGD update. Two exercises check it against the engine:
+write one training step by hand: the forward pass with dropout, the loss, back-propagation
+through time (BPTT), gradient clipping and the SGD update. Two exercises check it against the engine:
 the backward pass in (e), the whole step in (g).
 
 The code shown is the toolkit's **reference engine**, `ptb_lstm/engines/numpy_reference.py`
@@ -401,7 +401,7 @@ is the **cross-entropy** $-\log p_t[w_{t+1}]$, and the loss of one training step
 paper's code) is its **sum over the T time steps, averaged over the B rows** (r is the batch
 row, t = 0..T-1; the target of the last position, $w_T$, is the first input of the next batch):
 
-$$L = \frac{1}{B} \sum_{r=0}^{B-1} \sum_{t=0}^{T-1} -\log p_{t,r}[w_{t+1,r}]$$
+$$\mathcal{L} = \frac{1}{B} \sum_{r=0}^{B-1} \sum_{t=0}^{T-1} -\log p_{t,r}[w_{t+1,r}]$$
 
 **Perplexity** is the exponential of the mean cross-entropy per word, over a whole split:
 
@@ -412,11 +412,11 @@ word and its perplexity exactly $V$ = **10,000**. A perplexity of 114.5 (the pap
 on the test split) means the model is, on average, as uncertain as if it chose uniformly among
 about 114 words — it has narrowed 10,000 choices down to about a hundred. The reference engine never forms
 $p$ to take its logarithm (a tiny probability would round to zero, and its log to $-\infty$):
-with $m$ the row's largest logit it computes
-$\log p_v = (y_v - m) - \log \sum_u e^{y_u - m}$, the same value, in which no exponential
+with $\mu$ the row's largest logit it computes
+$\log p_v = (y_v - \mu) - \log \sum_u e^{y_u - \mu}$, the same value, in which no exponential
 can overflow.
 
-**Two loss conventions.** `train_step` returns $L$ above, summed over time and averaged over
+**Two loss conventions.** `train_step` returns $\mathcal{L}$ above, summed over time and averaged over
 the batch, because that is the quantity whose gradient the update uses (its scale fixes what a
 learning rate of 1 means). `eval_step` returns the cross-entropy **summed over all B × T
 positions**, because evaluation adds batches up over a whole split and only divides at the end.
@@ -452,11 +452,11 @@ assert np.isclose(nll / (B * T), loss / T, rtol=1e-5)"""
 
 BPTT = r"""## (e) Back-propagation through time, derived
 
-Training needs $\partial L / \partial \theta$ for every parameter $\theta$. The unrolled network of
+Training needs $\partial \mathcal{L} / \partial \theta$ for every parameter $\theta$. The unrolled network of
 (b) is a feed-forward graph, so the chain rule applies to it as to any composition of
 functions: go through the graph backwards, and at every node multiply the gradient arriving
 at its output by the node's local derivative. When a value feeds several nodes, the gradients
-coming back from all of them add up. Write $\delta v$ for $\partial L/\partial v$, the
+coming back from all of them add up. Write $\delta v$ for $\partial \mathcal{L}/\partial v$, the
 gradient of the loss with respect to a value $v$ (of the same shape as $v$).
 
 **Step 1 — softmax and cross-entropy.** For one position with logits $y$ and target $k$:
@@ -466,8 +466,8 @@ the first term gives $-1$ when $j = k$; the second gives $e^{y_j}/\sum_u e^{y_u}
 $$\frac{\partial(-\log p_k)}{\partial y_j} = p_j - [j = k], \qquad \delta y = \frac{p - \mathrm{onehot}(k)}{B}$$
 
 where $[j = k]$ is 1 when $j = k$ and 0 otherwise (over all $j$, the vector
-$\mathrm{onehot}(k)$), and the $1/B$ comes from the average over the batch in $L$ (the sum over
-time contributes one term per position). Every position (t, r) gets its own
+$\mathrm{onehot}(k)$), and the $1/B$ comes from the average over the batch in $\mathcal{L}$ (summing over
+time adds one such term for each position). Every position (t, r) gets its own
 $\delta y_{t,r}$ [V].
 
 **Step 2 — the softmax layer, and back through the top mask.** $y_t = x^{(L)}_t W_s + b_s$ with
@@ -550,11 +550,10 @@ $$\delta W = \sum_t x_t^\top \delta z_t,\quad \delta U = \sum_t h_{t-1}^\top \de
 \delta b = \sum_{t,r} \delta z_{t,r},\quad \delta x_t = \delta z_t W^\top,\quad
 \delta h_{t-1} \mathrel{+}= \delta z_t U^\top$$
 
-(the last is the second term of step 3 seen from step t: the code keeps it as
-`dh_next = dz @ U.T` and adds it at the next iteration, t − 1, to what arrives from above,
-`dh = dx[t] + dh_next`; it also passes
-$\delta c_{t-1} \mathrel{+}= \delta c_t \odot f_t$, the second term of step 5, down the same
-way).
+The last of these is the second term of step 3, seen from step t. The code keeps it as
+`dh_next = dz @ U.T` and, at the next iteration (t − 1), adds it to what arrives from above:
+`dh = dx[t] + dh_next`. The cell's gradient goes down the same way: `dc_next` carries
+$\delta c_{t-1} \mathrel{+}= \delta c_t \odot f_t$, the second term of step 5.
 
 The $x_t$ in $\delta W$ is the layer's input **after** its mask, $x^{(l)}_t = m^{(l)}_t \odot
 h^{(l-1)}_t$ (or $m^{(0)}_t \odot e_t$ for `lstm_0`): the value the product saw, which the
@@ -687,10 +686,10 @@ check_backward(lambda engine, inputs, targets, state, masks: engine.gradients(in
 GRADCHECK = r"""## (f) The gradient check
 
 A derivation can be wrong and code can have typos; a **gradient check** catches both. For each
-parameter entry $w$, the central difference $(L(w+\epsilon) - L(w-\epsilon))/2\epsilon$
-approximates $\partial L/\partial w$ with an error of order $\epsilon^2$ (by Taylor's theorem,
-$L(w \pm \epsilon) = L \pm \epsilon L' + \tfrac12 \epsilon^2 L'' \pm \tfrac16 \epsilon^3 L^{(3)} + \dots$:
-the difference cancels the even terms, and dividing by $2\epsilon$ leaves $L' + \tfrac16 \epsilon^2 L^{(3)} + \dots$). `ptb_lstm.gradcheck`
+parameter entry $w$, the central difference $(\mathcal{L}(w+\epsilon) - \mathcal{L}(w-\epsilon))/2\epsilon$
+approximates $\partial \mathcal{L}/\partial w$ with an error of order $\epsilon^2$ (by Taylor's theorem,
+$\mathcal{L}(w \pm \epsilon) = \mathcal{L} \pm \epsilon \mathcal{L}' + \tfrac12 \epsilon^2 \mathcal{L}'' \pm \tfrac16 \epsilon^3 \mathcal{L}^{(3)} + \dots$:
+the difference cancels the even terms, and dividing by $2\epsilon$ leaves $\mathcal{L}' + \tfrac16 \epsilon^2 \mathcal{L}^{(3)} + \dots$). `ptb_lstm.gradcheck`
 compares every entry of every parameter, and of the incoming state $(h_{-1}, c_{-1})$, with the
 analytic gradient. Its setup, fixed in the function except for the dropout rate:
 
@@ -751,7 +750,7 @@ for scale in (0.5, 0.1):
     inputs, targets = rng.integers(0, 11, (3, 4)), rng.integers(0, 11, (3, 4))
     state = [(rng.uniform(-scale, scale, (3, 5)), rng.uniform(-scale, scale, (3, 5))) for _ in range(2)]
     grads = engine.gradients(inputs, targets, state)
-    print(f"init ±{scale}: the loss L = {grads.loss:.2f}")
+    print(f"init ±{scale}: the loss = {grads.loss:.2f}")
     for name, g in grads.params.items():
         difference = np.abs(g - central_differences(engine, (inputs, targets, state), name)).max()
         results[name, scale] = (np.abs(g).max(), difference, difference / np.abs(g).max())

@@ -40,7 +40,7 @@ class Layer:
     x: np.ndarray  # [T, B, H] the layer's input, after dropout
     h: np.ndarray  # [T + 1, B, H] h(-1), h(0) .. h(T-1): h[t] is h(t-1), h[t + 1] is h(t)
     c: np.ndarray  # [T + 1, B, H] c(-1), c(0) .. c(T-1), the same way
-    i: np.ndarray  # [T, B, H] the four gates, activated
+    i: np.ndarray  # [T, B, H] the four gates, activated; not shifted: i[t] is i(t)
     f: np.ndarray
     g: np.ndarray
     o: np.ndarray
@@ -115,7 +115,7 @@ class ReferenceEngine(Engine):
         p, H = self.params, self.hidden_size
         ids = inputs.T  # [T, B] time-major
         T = ids.shape[0]
-        x = p["embedding"][ids]  # [T, B, H]            x(t) = E[w(t)]
+        x = p["embedding"][ids]  # [T, B, H]            e(t) = E[w(t)]
         if masks is not None:
             x = x * masks[0]  # dropout on the embedding output
         layers, final_state = [], []
@@ -170,7 +170,7 @@ class ReferenceEngine(Engine):
         targets = targets.T  # [T, B]
         log_probs = self.log_softmax(fwd.logits)  # [T, B, V]
         loss = float(self.nll(log_probs, targets).sum()) / B  # L = (1/B) sum_t sum_r -log p
-        dlogits = np.exp(log_probs)  # [T, B, V]           p = softmax(y)
+        dlogits = np.exp(log_probs)  # [T, B, V]           the probabilities softmax(y)
         dlogits[np.arange(T)[:, None], np.arange(B)[None, :], targets] -= 1.0  # p_j - [j = target]
         dlogits /= B  # dL/dy = (p - onehot(target)) / B
         grads: Params = {}
