@@ -382,7 +382,8 @@ def epoch_table(results: Path, max_valid: float) -> str:
             reached = "reached" if best["valid_perplexity"] <= max_valid else "not reached yet"
             lines += ["", f"Best valid perplexity so far: {best['valid_perplexity']:.2f} "
                           f"(epoch {best['epoch']}), against the target of <= {max_valid:g} "
-                          f"at the training batch shape: {reached}."]
+                          f"at the training batch shape: {reached}. Test, and valid and "
+                          f"test at 1 x 1, are evaluated when the run has finished."]
         lines.append("")
     return "\n".join(lines)
 
@@ -448,7 +449,7 @@ def collect(results: Path, doc: Path, figure: Path, setup: Setup, config: str) -
         sys.exit(f"reproduce: no runs under {results}")
     final = table(rows, setup) + "\n\n" if rows else ""
     body = (f"{final}{epochs}\n(`make reproduce ARGS=\"--config {config} --collect-only\"`, "
-            f"rebuilt {made})")
+            f"rebuilt {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})")
     replace_section(doc, setup.marker, body)
     epoch_curves(results, REPO / "docs" / "results" / "numpy", figure)
     print(body)

@@ -1,6 +1,7 @@
 """make reproduce (benchmarks/reproduce.py) end to end on a tiny config and generated data."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -97,6 +98,8 @@ def test_medium_section_tables_a_run_under_way_epoch_by_epoch(tiny_dir, tmp_path
     assert (f"Best valid perplexity so far: {best['valid_perplexity']:.2f} "
             f"(epoch {best['epoch']}), against the target of <= 88") in text
     assert text.split("at the training batch shape: ")[1].startswith(verdict + ".")
+    assert "Test, and valid and test at 1 x 1, are evaluated when the run has finished." in text
+    assert re.search(r"rebuilt \d{4}-\d\d-\d\d \d\d:\d\d UTC\)", text)
     assert not (results / "numpy" / "evaluations.json").exists()
     assert figure.read_bytes()[:4] == b"\x89PNG"
 
