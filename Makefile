@@ -23,7 +23,8 @@ test: $(STAMP)
 	$(BIN)/ptb-lstm data >/dev/null  # PTB for the real-data tests: found, or downloaded once
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Times every installed engine on the CPU and rewrites the table in docs/performance.md.
+# Times every installed engine on the CPU and rewrites the speeds in the README's engine table
+# and the table in docs/performance.md.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
 
