@@ -405,7 +405,10 @@ $$\mathcal{L} = \frac{1}{B} \sum_{r=0}^{B-1} \sum_{t=0}^{T-1} -\log p_{t,r}[w_{t
 
 **Perplexity** is the exponential of the mean cross-entropy per word, over a whole split:
 
-$$\mathrm{PPL} = \exp\Big(\frac{1}{N}\sum_{n=1}^{N} -\log p_n[\text{target}_n]\Big)$$
+$$\mathrm{PPL} = \exp\Big(\frac{1}{P}\sum_{n=1}^{P} -\log p_n[\text{target}_n]\Big)$$
+
+with $P$ the number of predicted words: a split read in $S$ batches of B × T targets has
+$P = S \cdot B \cdot T$ of them, a few fewer than the N ids of its stream.
 
 A model that knows nothing gives every word probability 1/V: its cross-entropy is $\log V$ per
 word and its perplexity exactly $V$ = **10,000**. A perplexity of 114.5 (the paper's small model
@@ -423,7 +426,7 @@ positions**, because evaluation adds batches up over a whole split and only divi
 So the perplexities are computed differently from the two:
 
 * training (the trainer's running perplexity over the $S$ steps done so far):
-  $\exp\big(\sum_s L_s / (S \cdot T)\big)$ — the sum of the returned losses divided by $T$ per
+  $\exp\big(\sum_s \mathcal{L}_s / (S \cdot T)\big)$ — the sum of the returned losses divided by $T$ per
   step, since each is already a mean over the batch;
 * evaluation (`ptb_lstm.evaluate.evaluate`):
   $\exp\big(\sum_s \mathrm{NLL}_s / (S \cdot B \cdot T)\big)$, every target token of the split
