@@ -1,31 +1,39 @@
 # The two commands of the README. Both create .venv when it is missing and are safe to rerun.
+# `make train` installs only what the NumPy engines need (NumPy, tqdm, matplotlib); `make test`
+# adds TensorFlow, PyTorch and the test tools, so that every engine is tested.
 VENV    ?= .venv
 PYTHON  ?= python3
 BIN     := $(VENV)/bin
-STAMP   := $(VENV)/.ptb-lstm-installed
-# Extra arguments for `make train`, e.g. make train ARGS="--engine tf-graph --epochs 1"
+CORE    := $(VENV)/.ptb-lstm-core
+FULL    := $(VENV)/.ptb-lstm-full
+# Extra arguments for `make train`, e.g. make train ARGS="--epochs 1"
 ARGS    ?=
 PYTEST_ARGS ?=
 
 .PHONY: train test bench reproduce notebooks lab data gradcheck lint clean
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[tf,torch,plot,dev]'
-	@touch $(STAMP)
 
-train: $(STAMP)
-	$(BIN)/ptb-lstm data
+$(CORE): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(FULL): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[tf,torch,dev]'
+	@touch $@ $(CORE)
+
+# Finds PTB (or downloads it, honouring --data-dir in ARGS), trains, and ends with the run's
+# figure and the commands to use the model.
+train: $(CORE)
 	$(BIN)/ptb-lstm train --config small $(ARGS)
 
-test: $(STAMP)
+test: $(FULL)
 	$(BIN)/ptb-lstm data >/dev/null  # PTB for the real-data tests: found, or downloaded once
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Times every installed engine on the CPU and rewrites the speeds in the README's engine table
-# and the table in docs/performance.md.
-bench: $(STAMP)
+bench: $(FULL)
 	$(BIN)/python benchmarks/bench.py
 
 # Trains the small config with all three engines (runs/reproduce/ENGINE; finished runs are kept,
@@ -33,16 +41,16 @@ bench: $(STAMP)
 # takes about the sum of the engines' "13 epochs (est.)" in docs/performance.md plus their
 # evaluations. ARGS="--config medium" does the same for the medium model (NumPy engine).
 # Pass options with ARGS, e.g. make reproduce ARGS="--engine numpy".
-reproduce: $(STAMP)
+reproduce: $(FULL)
 	$(BIN)/python benchmarks/reproduce.py $(ARGS)
 
-data: $(STAMP)
+data: $(CORE)
 	$(BIN)/ptb-lstm data
 
-gradcheck: $(STAMP)
+gradcheck: $(CORE)
 	$(BIN)/ptb-lstm gradcheck
 
-lint: $(STAMP)
+lint: $(FULL)
 	$(BIN)/ruff check src tests benchmarks notebooks
 
 clean:
@@ -50,7 +58,7 @@ clean:
 
 # Rewrites notebooks/*.ipynb from notebooks/build.py, executes them (outputs kept) and writes
 # their figures to docs/figures/notebook*.png.
-notebooks: $(STAMP)
+notebooks: $(FULL)
 	$(BIN)/python notebooks/build.py
 
 # Installs JupyterLab into .venv (the `lab` extra) and opens the series, Part I first. Options
@@ -59,6 +67,6 @@ LAB_ARGS ?=
 lab: $(VENV)/.ptb-lstm-lab
 	$(BIN)/jupyter lab $(LAB_ARGS) notebooks/1_numpy.ipynb
 
-$(VENV)/.ptb-lstm-lab: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[tf,plot,dev,lab]'
+$(VENV)/.ptb-lstm-lab: $(FULL)
+	$(BIN)/python -m pip install --quiet -e '.[tf,dev,lab]'
 	@touch $@

@@ -1,30 +1,32 @@
-"""Reproduce the paper's tables with every engine (``make reproduce``).
+"""Reproduce the paper's tables (``make reproduce``).
 
-For each engine: train the small config for its 13 epochs (default seed) into
-``runs/reproduce/ENGINE`` -- a finished run there is kept, an interrupted one is resumed --
-then evaluate the final model with the same engine on valid and test at the config's batch
-shape (20 x 20 for small) and at batch 1 x 1, and copy ``config.json``, ``metrics.jsonl`` and
-``evaluations.json`` (never the checkpoint) to ``docs/results/ENGINE/``. Last, rebuild the table
-in ``docs/results.md``, the figure ``docs/figures/results-curves.png`` and the README's engine
-table (``benchmarks/engine_table.py``) from everything under ``docs/results/``.
+For each engine: train the config (small by default) into ``runs/reproduce/ENGINE`` (medium and
+large: ``runs/reproduce/CONFIG/ENGINE``) -- a finished run there is kept, an interrupted one is
+resumed -- then evaluate the final model with the same engine on valid and test at the config's
+batch shape and at batch 1 x 1, and copy ``config.json``, ``metrics.jsonl`` and
+``evaluations.json`` (never the checkpoint) to ``docs/results/ENGINE/`` (small) or
+``docs/results/CONFIG/ENGINE/``. Last, write from everything published there:
+
+- ``docs/results/CONFIG.md``, a generated page (the table against the paper, the checks, and for
+  medium and large the runs epoch by epoch), and ``docs/results/CONFIG.json``, the same rows;
+- the config's learning-curve figure (``docs/figures/results-curves.png``,
+  ``results-medium-curves.png``, ``results-large-curves.png``);
+- ``docs/figures/valid-by-config.png``: valid perplexity by epoch of every config published,
+  against the paper's final figures (the README's figure).
+
+No hand-written page is touched: docs/results.md and the README link to these files.
 
 The published ``config.json`` shows the data folder as ``$PTB_DATA_DIR`` (or
 ``~/.cache/ptb-lstm/ptb`` when the run read the default cache), never a path of the machine that
-trained. A full run takes about the sum of the "13 epochs (est.)" column of ``make bench``
-(docs/performance.md) plus the evaluations, whose time the checks in docs/results.md list.
+trained.
 
-    python benchmarks/reproduce.py                         # all three engines
+    python benchmarks/reproduce.py                         # small: numpy, tf-eager, tf-graph
     python benchmarks/reproduce.py --engine numpy          # one engine
     python benchmarks/reproduce.py --run numpy=runs/x      # use an existing finished run
-    python benchmarks/reproduce.py --collect-only          # only rebuild the table and figure
+    python benchmarks/reproduce.py --collect-only          # only rewrite the page and figures
     python benchmarks/reproduce.py --config medium         # the medium model (NumPy engine)
-    python benchmarks/reproduce.py --config medium --progress --run numpy=DIR  # a run under way
-
-``--config medium`` trains the regularized medium model (39 epochs, dropout 0.5; NumPy engine
-unless ``--engine`` says otherwise) into ``runs/reproduce/medium/ENGINE``, publishes to
-``docs/results/medium/ENGINE`` and rebuilds the medium section of ``docs/results.md``: its
-per-epoch table while the run is under way, the final table once it has finished, and the
-learning curves beside the small model's (``docs/figures/results-medium-curves.png``).
+    python benchmarks/reproduce.py --config large          # the large model (torch engine)
+    python benchmarks/reproduce.py --config large --progress --run torch=DIR  # a run under way
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ENGINES = ("numpy", "tf-eager", "tf-graph")
+ENGINES = ("numpy", "numpy-reference", "tf-eager", "tf-graph", "torch")
+SMALL_ENGINES = ("numpy", "tf-eager", "tf-graph")
 # Split and batch shape (None: the config's own, 20 x 20 for small).
 EVALUATIONS = (("valid", None), ("test", None), ("valid", 1), ("test", 1))
 MAX_SPREAD = 0.02
@@ -64,6 +67,12 @@ PUBLISHED_MEDIUM = [
     ("TensorFlow PTB tutorial (ptb_word_lm)", "", "", "48.45", "86.16", "", "", "82.07"),
 ]
 
+# The large model: the paper's and the TensorFlow tutorial's published results.
+PUBLISHED_LARGE = [
+    ("Zaremba et al. 2015, Table 1", "", "", "", "82.2", "78.4", "", ""),
+    ("TensorFlow PTB tutorial (ptb_word_lm)", "", "", "37.87", "82.62", "", "", "78.29"),
+]
+
 
 @dataclass(frozen=True)
 class Setup:
@@ -71,24 +80,28 @@ class Setup:
 
     engines: tuple[str, ...]  # trained by default
     results: str  # under the repository
-    marker: str  # the section of docs/results.md between <!-- MARKER:start/end -->
     figure: str  # under docs/figures/
     max_valid: float
     max_test: float
     published: list
     target_note: str
-    per_epoch: bool = False  # the section shows each run's epochs, finished or not
+    paper: tuple[float, float]  # the paper's valid and test perplexity
+    per_epoch: bool = False  # the page shows each run's epochs, finished or not
 
 
 SETUPS = {
     # Targets: the original series' worst small runs.
-    "small": Setup(ENGINES, "docs/results", "results", "results-curves.png", 122.5, 116.5,
-                   PUBLISHED, "the original series' worst runs"),
-    # Targets: the paper's medium result plus 2%, at both batch shapes.
-    "medium": Setup(("numpy",), "docs/results/medium", "results-medium",
-                    "results-medium-curves.png", 88.0, 84.4, PUBLISHED_MEDIUM,
-                    "the paper's 86.2 / 82.7 plus 2%, at both batch shapes", per_epoch=True),
+    "small": Setup(SMALL_ENGINES, "docs/results", "results-curves.png", 122.5, 116.5,
+                   PUBLISHED, "the original series' worst runs", (120.7, 114.5)),
+    # Targets: the paper's result plus 2%, at both batch shapes.
+    "medium": Setup(("numpy",), "docs/results/medium", "results-medium-curves.png", 88.0, 84.4,
+                    PUBLISHED_MEDIUM, "the paper's 86.2 / 82.7 plus 2%, at both batch shapes",
+                    (86.2, 82.7), per_epoch=True),
+    "large": Setup(("torch",), "docs/results/large", "results-large-curves.png", 83.8, 80.0,
+                   PUBLISHED_LARGE, "the paper's 82.2 / 78.4 plus 2%, at both batch shapes",
+                   (82.2, 78.4), per_epoch=True),
 }
+OVERVIEW = REPO / "docs" / "figures" / "valid-by-config.png"
 
 
 def cli(*args: str, log: Path | None = None) -> str:
@@ -388,18 +401,14 @@ def epoch_table(results: Path, max_valid: float) -> str:
     return "\n".join(lines)
 
 
-def epoch_curves(results: Path, contrast: Path, figure: Path) -> None:
+def epoch_curves(results: Path, config: str, contrast: Path, figure: Path) -> None:
     """Train and valid perplexity per epoch of the runs under ``results``, with the small
     model's (``contrast``) for comparison: the regularized model keeps improving on valid
     where the small one overfits."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     from ptb_lstm.plot import load_run
 
-    runs = [(f"medium {e}", load_run(results / e)) for e in ENGINES
+    runs = [(f"{config} {e}", load_run(results / e)) for e in ENGINES
             if (results / e / "metrics.jsonl").is_file()]
     if (contrast / "metrics.jsonl").is_file():
         runs.append(("small numpy (no dropout)", load_run(contrast)))
@@ -414,69 +423,137 @@ def epoch_curves(results: Path, contrast: Path, figure: Path) -> None:
            title="train and valid perplexity per epoch")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    fig.tight_layout()
+    _save(fig, figure)
+
+
+def overview(folders: dict[str, Path], figure: Path) -> bool:
+    """Valid perplexity by epoch of one run per config (``{config: run folder}``, those with
+    metrics), each against the paper's final valid perplexity, dashed. False when none has
+    a finished epoch."""
+    from ptb_lstm.plot import load_run
+
+    runs = {name: load_run(folder) for name, folder in folders.items()
+            if (folder / "metrics.jsonl").is_file()}
+    runs = {name: run for name, run in runs.items() if run.epochs}
+    if not runs:
+        return False
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for (name, run), color in zip(runs.items(), ("C0", "C1", "C2"), strict=False):
+        valid = [r["valid_perplexity"] for r in run.epochs]
+        ax.plot([r["epoch"] for r in run.epochs], valid, "-o", ms=2.5, color=color,
+                label=f"{name} ({run.engine}): {min(valid):.1f}")
+        paper = SETUPS[name].paper[0] if name in SETUPS else None
+        if paper:
+            ax.axhline(paper, color=color, ls="--", lw=1, label=f"{name}, paper: {paper}")
+    ax.set(xlabel="epoch", ylabel="valid perplexity (log scale)", yscale="log",
+           title="valid perplexity by epoch, against the paper's final figures")
+    from matplotlib.ticker import FormatStrFormatter
+
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, ncol=2)
+    _save(fig, figure)
+    return True
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, figure: Path) -> None:
+    import matplotlib.pyplot as plt
+
     figure.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(figure, dpi=110)
+    tmp = figure.with_name(f".{figure.stem}.tmp{figure.suffix}")
+    fig.tight_layout()
+    fig.savefig(tmp, dpi=110)
     plt.close(fig)
+    os.replace(tmp, figure)
 
 
-def replace_section(doc: Path, marker: str, body: str) -> None:
-    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-    text = doc.read_text(encoding="utf-8")
-    if start not in text or end not in text:
-        sys.exit(f"reproduce: {doc} lacks the {start} ... {end} markers")
-    head, rest = text.split(start, 1)
-    tail = rest.split(end, 1)[1]
-    tmp = doc.with_name(f".{doc.name}.tmp")
-    tmp.write_text(f"{head}{start}\n{body}\n{end}{tail}", encoding="utf-8")
-    os.replace(tmp, doc)
+def write_generated(path: Path, text: str) -> None:
+    """Write a generated file whole and atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def shown(path: Path) -> str:
+    """A path as the docs show it: relative to the repository when inside it."""
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return path.name
 
 
 def collect(results: Path, doc: Path, figure: Path, setup: Setup, config: str) -> None:
+    """Write the config's generated page and JSON and its figure from ``results``."""
     rows = summarize(results)
-    made = time.strftime("%Y-%m-%d")
-    if not setup.per_epoch:
-        if not rows:
-            sys.exit(f"reproduce: no finished runs under {results}")
-        body = f"{table(rows, setup)}\n\n(`make reproduce`, table rebuilt {made})"
-        replace_section(doc, setup.marker, body)
+    made = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    command = "make reproduce" + (f' ARGS="--config {config}"' if config != "small" else "")
+    parts = [f"<!-- Generated by `{command}` from {shown(results)}/: do not edit by hand, "
+             "rerun the command. -->",
+             f"# The {config} model: results", "",
+             f"Written by `{command}` on {made} from the runs published under "
+             f"`{shown(results)}/`.", ""]
+    if rows:
+        parts += [table(rows, setup), ""]
+    elif not setup.per_epoch:
+        sys.exit(f"reproduce: no finished runs under {results}")
+    if setup.per_epoch:
+        epochs = epoch_table(results, setup.max_valid)
+        if not epochs:
+            sys.exit(f"reproduce: no runs under {results}")
+        parts += ["## Epoch by epoch", "", epochs]
+    write_generated(doc, "\n".join(parts).rstrip() + "\n")
+    summary = {"config": config, "written": made, "command": command,
+               "targets": {"valid": setup.max_valid, "test": setup.max_test},
+               "paper": {"valid": setup.paper[0], "test": setup.paper[1]}, "runs": rows}
+    write_generated(doc.with_suffix(".json"), json.dumps(summary, indent=1) + "\n")
+    if setup.per_epoch:
+        epoch_curves(results, config, REPO / "docs" / "results" / "numpy", figure)
+    else:
         figure.parent.mkdir(parents=True, exist_ok=True)
         cli("plot", *(str(results / r["engine"]) for r in rows), "--log", "--out", str(figure))
-        print(table(rows, setup))
-        return
-    epochs = epoch_table(results, setup.max_valid)
-    if not epochs:
-        sys.exit(f"reproduce: no runs under {results}")
-    final = table(rows, setup) + "\n\n" if rows else ""
-    body = (f"{final}{epochs}\n(`make reproduce ARGS=\"--config {config} --collect-only\"`, "
-            f"rebuilt {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})")
-    replace_section(doc, setup.marker, body)
-    epoch_curves(results, REPO / "docs" / "results" / "numpy", figure)
-    print(body)
+    print("\n".join(parts[4:]))
+    print(f"wrote {shown(doc)}, {shown(doc.with_suffix('.json'))} and {shown(figure)}")
+
+
+def published_runs() -> dict[str, Path]:
+    """One published run per config for the overview figure: its first default engine's."""
+    return {name: REPO / setup.results / setup.engines[0] for name, setup in SETUPS.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engine", action="append", choices=ENGINES,
-                        help="engine to run (repeatable; default: all three for small, numpy "
-                             "for medium)")
+                        help="engine to run (repeatable; default: numpy, tf-eager and "
+                             "tf-graph for small, numpy for medium, torch for large)")
     parser.add_argument("--run", action="append", default=[], metavar="ENGINE=DIR",
                         help="use this run folder for ENGINE instead of runs/reproduce/ENGINE")
     parser.add_argument("--config", default="small",
-                        help="config to train (default: small; medium has a section of its "
-                             "own; any other config is tabled as small is)")
+                        help="config to train (default: small; medium and large are tabled "
+                             "epoch by epoch; any other config is tabled as small is)")
     parser.add_argument("--data-dir", help="PTB folder (default: ptb-lstm's own search)")
     parser.add_argument("--results", help="where runs are published (default: docs/results "
-                                          "for small, docs/results/medium for medium)")
-    parser.add_argument("--doc", default=str(REPO / "docs" / "results.md"),
-                        help="the page whose table is rebuilt (default: docs/results.md); "
-                             "with --results and --figure elsewhere, a rerun leaves the "
-                             "published files as they are")
+                                          "for small, docs/results/CONFIG otherwise)")
+    parser.add_argument("--doc", help="the generated page to write, with its .json beside it "
+                                      "(default: docs/results/CONFIG.md); with --results and "
+                                      "--figure elsewhere, a rerun leaves the published files "
+                                      "as they are")
     parser.add_argument("--figure", help="the learning-curve figure (default: "
-                                         "docs/figures/results-curves.png or "
-                                         "results-medium-curves.png)")
+                                         "docs/figures/results-curves.png, "
+                                         "results-medium-curves.png, results-large-curves.png)")
     parser.add_argument("--collect-only", action="store_true",
-                        help="only rebuild the table and figure from --results")
+                        help="only rewrite the page, its JSON and the figures from --results")
     parser.add_argument("--progress", action="store_true",
                         help="publish the runs as they stand (config and metrics, training "
                              "neither started nor continued, no evaluations), then rebuild: "
@@ -503,13 +580,11 @@ def main() -> None:
             train(engine, runs[engine], data, args.config)
             publish(engine, runs[engine], evaluate(engine, runs[engine], data), results)
             print(f"{engine}: done in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
-    collect(results, Path(args.doc), figure, setup, args.config)
-    if results.resolve() == (REPO / "docs" / "results").resolve():
-        from engine_table import update  # benchmarks/engine_table.py: the README's results
-
-        if update():
-            print("wrote README.md (the engine table)", flush=True)
-
+    doc = Path(args.doc) if args.doc else REPO / "docs" / "results" / f"{args.config}.md"
+    collect(results, doc, figure, setup, args.config)
+    if results.resolve() == (REPO / setup.results).resolve() and overview(published_runs(),
+                                                                          OVERVIEW):
+        print(f"wrote {shown(OVERVIEW)}", flush=True)
 
 if __name__ == "__main__":
     main()

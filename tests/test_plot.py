@@ -88,5 +88,5 @@ def test_plot_errors_are_one_line(two_runs, tmp_path):
 
 def test_plot_without_matplotlib_says_what_to_install(two_runs, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(UserError, match=r"pip install 'ptb-lstm\[plot\]'"):
+    with pytest.raises(UserError, match=r"pip install 'matplotlib>=3.7'"):
         plot_runs([load_run(two_runs[0])], tmp_path / "c.png")

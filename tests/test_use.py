@@ -76,6 +76,16 @@ def test_score_command_json(trained):
     assert len(record["sentences"]) == 2
 
 
+def test_score_per_sentence_names_its_columns(trained):
+    result = run_cli("score", "--checkpoint", str(trained), "--text", "w1 w2 w3. w9 qqq",
+                     "--per-sentence")
+    assert result.returncode == 0, result.stderr
+    heading, first, second = result.stdout.splitlines()[:3]
+    assert heading.split() == ["perplexity", "log-lik.", "sentence"]
+    assert first.split()[2:] == ["w1", "w2", "w3", "."]
+    assert second.split()[2:] == ["w9", "qqq"]
+
+
 def test_score_missing_text_file(trained, tmp_path):
     result = run_cli("score", "--checkpoint", str(trained), "--text-file",
                      str(tmp_path / "none.txt"))

@@ -95,7 +95,8 @@ def plot_runs(runs: list[Run], out: str | Path, log: bool = False) -> Path:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UserError("plotting needs matplotlib: pip install 'ptb-lstm[plot]'") from None
+        raise UserError("plotting needs matplotlib, which ptb-lstm installs: pip install "
+                        "'matplotlib>=3.7'") from None
 
     fig, (ax_train, ax_valid) = plt.subplots(1, 2, figsize=(11, 4.2))
     for run, label in zip(runs, labels(runs), strict=True):

@@ -4,6 +4,9 @@ and finding PTB with a download bar."""
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -153,3 +156,24 @@ def load_model(args):
     engine = create_engine(args.engine, ckpt.config, ckpt.params, dtype=args.dtype or ckpt.dtype,
                            device=args.device)
     return ckpt, engine
+
+
+def shown_path(path) -> str:
+    """``path`` as a person at this prompt would type it: relative when it lies below the
+    current folder, absolute otherwise."""
+    absolute = os.path.abspath(path)
+    relative = os.path.relpath(absolute)
+    return absolute if relative.startswith("..") else relative
+
+
+def program() -> str:
+    """How to spell this command so that it runs as printed: ``ptb-lstm`` when that is the one
+    on the PATH, else the script's path, or ``python -m ptb_lstm`` when run that way."""
+    script = sys.argv[0]
+    if os.path.basename(script) == "__main__.py":
+        return f"{shlex.quote(shown_path(sys.executable))} -m ptb_lstm"
+    found = shutil.which("ptb-lstm")
+    if found and os.path.abspath(found) == os.path.abspath(script):
+        return "ptb-lstm"
+    shown = shown_path(script)
+    return shlex.quote(shown if os.sep in shown else os.path.join(".", shown))

@@ -9,7 +9,7 @@ DESCRIPTION = ("Draw, from each run folder's metrics.jsonl, the training perplex
                "against the step (the mean so far in the epoch, as the training log "
                "prints it, every --log-every steps) and the valid perplexity after each "
                "epoch, every run on the same two panels, labelled by engine. Needs "
-               "matplotlib (pip install 'ptb-lstm[plot]').")
+               "matplotlib (installed with ptb-lstm).")
 EPILOG = ("examples:\n  ptb-lstm plot runs/x\n"
           "  ptb-lstm plot docs/results/numpy docs/results/tf-eager docs/results/tf-graph "
           "--log --out curves.png")

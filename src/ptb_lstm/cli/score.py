@@ -61,6 +61,7 @@ def run(args) -> int:
         print(json.dumps(record))
         return 0
     if args.per_sentence:
+        print(f"{'perplexity':>10}  {'log-lik.':>9}  sentence")
         for sentence in result.sentences:
             print(f"{sentence.perplexity:10.2f}  {sentence.log_likelihood:9.2f}  {sentence.text}")
         print()

@@ -134,8 +134,8 @@ def _train(args, run_) -> int:
         signal.signal(signal.SIGINT, previous)
     if result.stopped == "interrupted":
         print(f"ptb-lstm: interrupted after step {result.steps:,}; the checkpoint "
-              f"{out_dir / 'model.npz'} is saved. Resume with: ptb-lstm train --resume "
-              f"{shlex.quote(str(out_dir))}", file=sys.stderr)
+              f"{out_dir / 'model.npz'} is saved. Resume with: {options.program()} train --resume "
+              f"{shlex.quote(options.shown_path(out_dir))}", file=sys.stderr)
         return 130
     if args.max_steps == 0 and resume is None:
         print(f"wrote the initial checkpoint {out_dir / 'model.npz'}")
@@ -153,7 +153,30 @@ def _train(args, run_) -> int:
                     if resume is not None else "")
     print(f"{result.steps:,} steps in {result.run_time / 60:.1f} min{this_process}; model: "
           f"{out_dir / 'model.npz'}")
-    if result.stopped == "max_steps":
-        print(f"stopped by --max-steps; continue with: ptb-lstm train --resume "
-              f"{shlex.quote(str(out_dir))}")
+    data_dir = corpus.data_dir if args.data_dir else None
+    _next_steps(out_dir, data_dir, stopped_early=result.stopped == "max_steps")
     return 0
+
+
+def _next_steps(out_dir, data_dir, stopped_early: bool) -> None:
+    """The run's figure, then the commands that use the model, spelled to run as printed
+    (with the run's --data-dir when one was given)."""
+    from ptb_lstm.errors import UserError
+    from ptb_lstm.plot import load_run, plot_runs
+
+    me = options.program()
+    run_dir = shlex.quote(options.shown_path(out_dir))
+    model = shlex.quote(options.shown_path(out_dir / "model.npz"))
+    try:
+        figure = plot_runs([load_run(out_dir)], out_dir / "curves.png")
+        print(f"\nfigure: {options.shown_path(figure)} (training and valid perplexity)")
+    except UserError as error:  # too short a run to plot, or no matplotlib: the model stands
+        print(f"\nno figure: {error}")
+    data = f" --data-dir {shlex.quote(options.shown_path(data_dir))}" if data_dir else ""
+    print("next:")
+    if stopped_early:
+        print(f"  {me} train --resume {run_dir}   # continue this run")
+    print(f"  {me} generate --checkpoint {model} --prompt 'the stock market' --words 30\n"
+          f"  {me} score --checkpoint {model} --text 'profits rose sharply .' --per-sentence\n"
+          f"  {me} evaluate --checkpoint {model} --split test{data}\n"
+          f"  {me} plot {run_dir} --log --out curves.png")
