@@ -159,4 +159,4 @@ def test_without_tensorflow_the_core_runs_and_tf_engines_say_how_to_install(tiny
         result = subprocess.run([sys.executable, "-c", blocker + run, "train", *common,
                                  "--engine", name, "--out", str(tmp_path / name)],
                                 capture_output=True, text=True)
-        assert_user_error(result, f"--engine {name} needs TensorFlow", "ptb-lstm[tf]")
+        assert_user_error(result, f"--engine {name} needs TensorFlow", "[tf]'")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ from ptb_lstm.engines import (
 from ptb_lstm.errors import UserError
 from ptb_lstm.params import init_params
 
-from conftest import assert_user_error, run_cli
+from conftest import REPO, assert_user_error, run_cli
 
 OPTIONAL = [name for name in REGISTRY if spec(name).extra]
 
@@ -55,7 +56,8 @@ def test_a_missing_framework_gives_the_install_hint_of_that_engine(name, tiny_di
     result = subprocess.run([sys.executable, "-c", blocker + run, "train", "--config", "tiny",
                              "--data-dir", str(tiny_dir), "--max-steps", "1", "--engine", name,
                              "--out", str(tmp_path / "run")], capture_output=True, text=True)
-    assert_user_error(result, f"--engine {name} needs", f"ptb-lstm[{spec(name).extra}]")
+    assert_user_error(result, f"--engine {name} needs", " -m pip install -e ",
+                      f"[{spec(name).extra}]'")
 
 
 def test_any_registered_engine_gets_the_hint_not_only_the_known_ones(tmp_path, monkeypatch):
@@ -67,9 +69,22 @@ def test_any_registered_engine_gets_the_hint_not_only_the_known_ones(tmp_path, m
                                             "ptb_lstm_absent_framework", "Absent"))
     with pytest.raises(UserError) as error:
         engine_class("probe")
-    assert str(error.value) == ("--engine probe needs Absent, which is not installed; "
-                                "install it with: pip install 'ptb-lstm[probe]'")
+    message = str(error.value)
+    assert message.startswith("--engine probe needs Absent, which is not installed; "
+                              "install it with: ")
+    assert " -m pip install " in message and message.endswith("[probe]'")
     assert "probe" not in installed_engines()
+
+
+def test_the_install_hint_runs_as_printed_from_the_checkout():
+    """From the source folder (as make installs it) the hint installs this checkout's extra
+    with this interpreter's pip, so a copied line installs into the right environment."""
+    code = "from ptb_lstm.engines import install_hint; print(install_hint('torch'))"
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           cwd=REPO).stdout.strip()
+    python, rest = shown.split(" -m pip install -e ")
+    assert rest == "'.[torch]'"
+    assert Path(REPO, python).resolve() == Path(sys.executable).resolve()
 
 
 def test_engines_without_a_framework_need_no_install():
@@ -84,7 +99,7 @@ def test_help_lists_every_registered_engine_and_its_extra():
     for name in REGISTRY:
         assert name in text
     for name in OPTIONAL:
-        assert f"ptb-lstm[{spec(name).extra}]" in text
+        assert f"the [{spec(name).extra}] extra" in text
     assert "--device {auto,cpu,cuda}" in text
 
 

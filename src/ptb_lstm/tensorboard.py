@@ -34,8 +34,10 @@ class TensorBoardReporter(Reporter):
                 self.writer = tf.summary.create_file_writer(str(log_dir))
                 tf.config.list_logical_devices()
         except ImportError:
+            from ptb_lstm.engines import install_command
+
             raise UserError("--tensorboard needs TensorFlow and TensorBoard, which are not "
-                            "installed; install them with: pip install 'ptb-lstm[tf]'") from None
+                            f"installed; install them with: {install_command('tf')}") from None
         self.tf = tf
 
     def record(self, record: dict) -> None:

@@ -17,8 +17,10 @@ import contextlib
 import importlib
 import importlib.util
 import os
+import shlex
 import sys
 import tempfile
+from pathlib import Path
 from typing import ClassVar, NamedTuple
 
 import numpy as np
@@ -64,9 +66,24 @@ def spec(name: str) -> EngineSpec:
 
 
 def install_hint(name: str) -> str:
-    """The pip command that installs what engine ``name`` needs ("" when it needs nothing)."""
+    """The pip command that installs what engine ``name`` needs ("" when it needs nothing),
+    spelled to run as printed: this interpreter's pip, and the source folder's extra when the
+    package runs from a checkout (as `make` installs it)."""
     extra = spec(name).extra
-    return f"pip install 'ptb-lstm[{extra}]'" if extra else ""
+    return install_command(extra) if extra else ""
+
+
+def install_command(extra: str) -> str:
+    """``python -m pip install`` of the package's optional ``extra`` into this interpreter."""
+    def shown(path: str) -> str:
+        relative = os.path.relpath(path)
+        return path if relative.startswith("..") else relative
+
+    python = shlex.quote(shown(os.path.abspath(sys.executable)))
+    checkout = Path(__file__).resolve().parents[3]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "src" / "ptb_lstm").is_dir():
+        return f"{python} -m pip install -e '{shown(str(checkout))}[{extra}]'"
+    return f"{python} -m pip install 'ptb-lstm[{extra}]'"
 
 
 def is_installed(name: str) -> bool:
@@ -86,9 +103,9 @@ def engines_help(default: str | None = "numpy") -> str:
     needs: dict[str, list[str]] = {}
     for name in REGISTRY:
         if spec(name).extra:
-            needs.setdefault(install_hint(name), []).append(name)
-    notes = "; ".join(f"{' and '.join(engines)} need{'s' if len(engines) == 1 else ''} {hint}"
-                      for hint, engines in needs.items())
+            needs.setdefault(spec(name).extra, []).append(name)
+    notes = "; ".join(f"{' and '.join(engines)} need{'s' if len(engines) == 1 else ''} the "
+                      f"[{extra}] extra" for extra, engines in needs.items())
     return ", ".join(names) + (f" ({notes})" if notes else "")
 
 
