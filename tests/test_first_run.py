@@ -61,7 +61,7 @@ def test_training_ends_with_its_figure_and_commands_that_run_as_printed(tmp_path
         ran = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True)
         assert ran.returncode == 0, (command, ran.stderr)
         assert ran.stdout.strip(), command
-    assert (tmp_path / "curves.png").is_file()  # the printed plot command wrote it
+    assert (tmp_path / "run" / "curves-log.png").is_file()  # the printed plot command wrote it
 
 
 def test_a_run_stopped_by_max_steps_prints_its_resume_command_first(tmp_path):

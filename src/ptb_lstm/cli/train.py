@@ -177,6 +177,8 @@ def _next_steps(out_dir, data_dir, stopped_early: bool) -> None:
     if stopped_early:
         print(f"  {me} train --resume {run_dir}   # continue this run")
     print(f"  {me} generate --checkpoint {model} --prompt 'the stock market' --words 30\n"
-          f"  {me} score --checkpoint {model} --text 'profits rose sharply .' --per-sentence\n"
+          f"  {me} score --checkpoint {model} --text 'the company said profits rose' "
+          f"--per-sentence\n"
           f"  {me} evaluate --checkpoint {model} --split test{data}\n"
-          f"  {me} plot {run_dir} --log --out curves.png")
+          f"  {me} plot {run_dir} --log --out "
+          f"{shlex.quote(options.shown_path(out_dir / 'curves-log.png'))}")
