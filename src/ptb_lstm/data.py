@@ -5,12 +5,14 @@ Small pure functions with no model in them (docs/model.md §5).
 
 from __future__ import annotations
 
+import codecs
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
+from ptb_lstm import bounds
 from ptb_lstm.download import SHA256, download_ptb, sha256_of, timeout_from, urls_from
 from ptb_lstm.errors import UserError
 
@@ -31,14 +33,12 @@ def read_words(path: Path) -> list[str]:
         raise UserError(f"{path}: file not found") from None
     except OSError as error:
         raise UserError(f"{path}: cannot read: {error.strerror}") from None
-    if b"\0" in raw:
+    if b"\0" in raw and not raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise UserError(f"{path}: looks like a binary file, not PTB text "
                         "(expected one sentence of space-separated words per line)")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise UserError(f"{path}: not UTF-8 text (byte {error.start}); "
-                        "expected one sentence of space-separated words per line") from None
+    # A leading UTF-8 byte-order mark is no part of the first word; other encodings are
+    # refused by name.
+    text = bounds.decode_text(raw, str(path))
     words: list[str] = []
     lines = text.splitlines()
     for line in lines:

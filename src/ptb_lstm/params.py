@@ -3,12 +3,12 @@ initialisation every engine starts from."""
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
 import numpy as np
 
+from ptb_lstm.bounds import listed
 from ptb_lstm.config import Config
 from ptb_lstm.errors import UserError
 
@@ -48,17 +48,25 @@ def check_memory(config: Config, vocab_size: int, dtype=np.float32) -> None:
     own copy) and one batch's activations (about ten [num_steps, batch, hidden] arrays per
     layer and three [num_steps, batch, vocab] arrays for the softmax)."""
     itemsize = np.dtype(dtype).itemsize
-    parameters = sum(math.prod(shape) for shape in param_shapes(config, vocab_size).values())
+    # Counted from the sizes (param_shapes' layout), not by building every layer's shapes:
+    # num_layers may be any 64-bit number here, and only the estimate refuses it.
+    hidden, layers = config.hidden_size, config.num_layers
+    parameters = 2 * vocab_size * hidden + vocab_size + layers * (8 * hidden * hidden + 4 * hidden)
     tokens = config.num_steps * config.batch_size
     activations = tokens * (10 * config.hidden_size * config.num_layers + 3 * vocab_size)
     needed = itemsize * (3 * parameters + activations)
     available = available_memory()
     if available is not None and needed > available:
-        raise UserError(f"this model needs about {needed / 2**30:,.1f} GiB of memory to train "
+        raise UserError(f"this model needs about {_gib(needed)} GiB of memory to train "
                         f"({parameters:,} parameters in {np.dtype(dtype).name}, their "
                         f"gradients and one batch's activations), more than the "
-                        f"{available / 2**30:,.1f} GiB free; use a smaller hidden_size, "
+                        f"{_gib(available)} GiB free; use a smaller hidden_size, "
                         "num_layers, batch_size or num_steps")
+
+
+def _gib(size: int) -> str:
+    gib = size / 2**30
+    return f"{gib:,.1f}" if gib < 1e9 else f"{gib:.3g}"  # a short line for absurd sizes
 
 
 def available_memory() -> int | None:
@@ -88,9 +96,9 @@ def check_params(params: Params, config: Config, vocab_size: int, source: str) -
     if missing or extra:
         parts = []
         if missing:
-            parts.append("missing " + ", ".join(missing))
+            parts.append("missing " + listed(missing))
         if extra:
-            parts.append("unexpected " + ", ".join(extra))
+            parts.append("unexpected " + listed(extra))
         raise ValueError(f"{source}: parameters do not match the config ({'; '.join(parts)})")
     for name, shape in expected.items():
         array = params[name]
