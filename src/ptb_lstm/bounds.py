@@ -187,10 +187,11 @@ def os_error(error: OSError, source: str) -> UserError:
     return UserError(f"{source}: {reason}")
 
 
-def check_path(value: str | os.PathLike, flag: str) -> None:
+def check_path(value: str | os.PathLike, flag: str, room: int = 0) -> None:
     """Refuse a path the operating system cannot use, before anything uses it: a NUL
-    character, a name or a whole path longer than its file system allows, a folder on the
-    way that cannot be entered. A path that does not exist (yet) passes."""
+    character, a name or a whole path longer than its file system allows (less ``room``
+    bytes for the names of files written inside a folder), a folder on the way that cannot
+    be entered. A path that does not exist (yet) passes."""
     text = os.fspath(value)
     source = f"{flag} {shown_path(text)}"
     if "\0" in text:
@@ -207,8 +208,9 @@ def check_path(value: str | os.PathLike, flag: str) -> None:
     if longest > name_max:
         raise UserError(f"{source}: a name in it has {longest:,} bytes, more than the "
                         f"{name_max} the file system allows; choose a shorter name")
-    if len(encoded) >= path_max:
-        raise UserError(f"{source}: the path has {len(encoded):,} bytes, more than the "
+    if len(encoded) + room >= path_max:
+        inside = f" (with {room} bytes for the files written inside it)" if room else ""
+        raise UserError(f"{source}: the path has {len(encoded):,} bytes{inside}, more than the "
                         f"{path_max - 1} the operating system allows; choose a shorter one")
     try:
         os.stat(path)

@@ -199,10 +199,12 @@ def locate_data_dir(data_dir: str | Path | None = None, environ: dict | None = N
     with them)."""
     environ = os.environ if environ is None else environ
     if data_dir is not None:
+        bounds.check_path(data_dir, "--data-dir")
         path = Path(data_dir).expanduser()
         check_data_dir(path)
         return path
     if environ.get("PTB_DATA_DIR"):
+        bounds.check_path(environ["PTB_DATA_DIR"], "PTB_DATA_DIR")
         path = Path(environ["PTB_DATA_DIR"]).expanduser()
         try:
             check_data_dir(path)
@@ -210,6 +212,7 @@ def locate_data_dir(data_dir: str | Path | None = None, environ: dict | None = N
             raise UserError(f"PTB_DATA_DIR: {error}") from None
         return path
     cache = default_cache_dir(environ)
+    bounds.check_path(cache, "the PTB cache folder ($XDG_CACHE_HOME/ptb-lstm/ptb)")
     if all((cache / split_file(s)).is_file() for s in SPLITS):
         return cache
     if not download:

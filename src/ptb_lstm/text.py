@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from ptb_lstm.bounds import listed, shown
 from ptb_lstm.data import EOS, UNK
 from ptb_lstm.errors import UserError
 
@@ -98,10 +99,11 @@ def _split(raw: str, vocab: set[str], longest: int) -> list[str]:
         if number_head is not None and _is_number(number_head, lo, hi, raw):
             tokens.append("N")
             break
-        clitic = next((c for c in _CLITICS
-                       if hi - lo > len(c) and raw[hi - len(c):hi].lower() == c), None)
-        if clitic is not None and raw[lo:hi - len(clitic)] != "'":
-            if clitic == "n't" and raw[lo:hi - 3].lower() == "ca":  # can't -> ca n't (PTB)
+        clitic = next((c for c in _CLITICS if raw[max(lo, hi - len(c)):hi].lower() == c), None)
+        stem_length = hi - lo - len(clitic) if clitic is not None else 0
+        if stem_length > 0 and not (stem_length == 1 and raw[lo] == "'"):
+            if clitic == "n't" and stem_length == 2 and raw[lo:lo + 2].lower() == "ca":
+                # can't -> ca n't, as PTB writes it
                 tokens += ["ca", "n't"]
                 break
             clitics.append(clitic)
@@ -132,10 +134,9 @@ def to_ids(sentences: list[list[str]], word_to_id: dict[str, int]
         if EOS in missing:
             raise UserError(NO_EOS)
         if missing:
-            shown = ", ".join(repr(w) for w in missing[:10])
-            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-            raise UserError(f"{len(missing)} word(s) not in the model's vocabulary ({shown}"
-                            f"{more}), which has no <unk> to read them as; leave them out of "
+            raise UserError(f"{len(missing)} word(s) not in the model's vocabulary "
+                            f"({listed(map(shown, missing), 10)}), which has no <unk> to read "
+                            "them as; leave them out of "
                             "the text, or use a model trained with <unk>")
     ids, used, unknown = [], [], 0
     unk_id = word_to_id.get(UNK)
