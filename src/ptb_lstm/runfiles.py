@@ -28,8 +28,8 @@ def _number(value: object) -> bool:
 # kind -> (test, what the field must be, said in the message)
 KINDS: dict[str, tuple[Callable[[object], bool], str]] = {
     # Counts are steps, epochs and sizes, used as 64-bit integers.
-    "count": (lambda v: _whole(v) and 0 <= v < 2**63, "a whole number >= 0 (below 2**63)"),
-    "positive": (lambda v: _whole(v) and 0 < v < 2**63, "a whole number > 0 (below 2**63)"),
+    "count": (lambda v: _whole(v) and 0 <= v < 2**63, "a whole number >= 0"),
+    "positive": (lambda v: _whole(v) and 0 < v < 2**63, "a whole number > 0"),
     "number": (_number, "a number"),
     "number or null": (lambda v: v is None or _number(v), "a number or null"),
     "flag": (lambda v: isinstance(v, bool), "true or false"),
@@ -92,6 +92,8 @@ def check_fields(values: dict, kinds: dict[str, str], where: str,
         if name in values:
             test, description = KINDS[kind]
             if not test(values[name]):
+                if _whole(values[name]) and values[name] >= 2**63:
+                    description += " below 2**63"
                 raise UserError(f"{where}: {name} must be {description}, got "
                                 f"{_shown(values[name])}")
     return values
