@@ -64,9 +64,11 @@ def short_user_error(result, *fragments: str) -> None:
 # -- 1. no recursion without a bound -----------------------------------------------------------
 
 def test_a_config_value_nested_thousands_deep_is_one_line_naming_the_field(corpus, tmp_path):
-    for name, value in (("arrays", nested(5000)), ("tables", nested(5000, "{a=", "}"))):
+    for name, line in (("arrays", "hidden_size = " + nested(5000)),
+                       ("tables", "hidden_size = " + nested(5000, "{a=", "}")),
+                       ("dotted", "hidden_size" + ".a" * 5000 + " = 1")):
         config = tmp_path / f"{name}.toml"
-        config.write_text(f'preset = "tiny"\nhidden_size = {value}\n')
+        config.write_text(f'preset = "tiny"\n{line}\n')
         short_user_error(run_cli("train", "--config", str(config), "--data-dir", str(corpus),
                                  "--out", str(tmp_path / name)),
                          f"{name}.toml", "hidden_size", "nest more than 32 levels")
@@ -228,14 +230,17 @@ sizes = st.integers(0, 2**70)
 
 
 @PROPERTY
-@example(depth=100_000, opening="[")
-@given(depth=depths, opening=st.sampled_from(["[", "{a = "]))
-def test_the_config_reader_at_any_nesting_depth(corpus, depth, opening):
-    closing = "]" if opening == "[" else "}"
+@example(depth=100_000, shape="[")
+@example(depth=100_000, shape="dotted")
+@given(depth=depths, shape=st.sampled_from(["[", "{a = ", "dotted"]))
+def test_the_config_reader_at_any_nesting_depth(corpus, depth, shape):
+    if shape == "dotted":  # hidden_size.a.a... = 32: a table per part
+        line = "hidden_size" + ".a" * depth + " = 32"
+    else:
+        line = "hidden_size = " + nested(depth, shape, "]" if shape == "[" else "}", "32")
     with TemporaryDirectory() as folder:
         config = Path(folder) / "c.toml"
-        value = "32" if depth == 0 else nested(depth, opening, closing, "32")
-        config.write_text(f'preset = "tiny"\nhidden_size = {value}\n')
+        config.write_text(f'preset = "tiny"\n{line}\n')
         status, stderr = in_process("train", "--config", str(config), "--data-dir",
                                     str(corpus), "--out", str(Path(folder) / "o"),
                                     "--max-steps", "0")

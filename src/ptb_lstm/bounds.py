@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ptb_lstm.errors import UserError
 
-# The files ptb-lstm writes nest three levels (meta -> config -> field); a TOML config two.
+# The files ptb-lstm writes nest two levels (meta -> config -> field); a TOML config one.
 # The parsers recurse once per level (tomllib in Python, json in C against the interpreter's
 # recursion limit), so deeper input is refused before it reaches them.
 MAX_DEPTH = 32
@@ -62,7 +62,7 @@ def shown_path(path: str | os.PathLike) -> str:
 _JSON_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}:]', re.S)
 # TOML: comments, the four kinds of strings (multi-line first), brackets, '=' and line ends.
 _TOML_TOKENS = re.compile(r'#[^\n]*|"""[\s\S]*?(?:"""|$)|\'\'\'[\s\S]*?(?:\'\'\'|$)'
-                          r'|"[^"\\\n]*(?:\\.[^"\\\n]*)*"?|\'[^\'\n]*\'?|[\[\]{}=\n]')
+                          r'|"[^"\\\n]*(?:\\.[^"\\\n]*)*"?|\'[^\'\n]*\'?|[\[\]{}=,\n]')
 
 
 def check_json_depth(text: str, source: str) -> None:
@@ -94,36 +94,50 @@ def _json_key(token: str) -> str:
         key = json.loads(token)
     except ValueError:
         key = token.strip('"')
-    return key if len(key) <= 40 else key[:37] + "..."
+    return _cut(key)
 
 
 def check_toml_depth(text: str, source: str) -> None:
-    """Refuse TOML ``text`` whose arrays or inline tables nest deeper than MAX_DEPTH,
-    naming the key they belong to; read iteratively, without parsing."""
-    depth = 0
-    line_start = 0
-    table = ""
-    key = ""
+    """Refuse TOML ``text`` whose tables nest deeper than MAX_DEPTH, naming the key they
+    belong to; read iteratively, without parsing. Every part of a dotted key or a table
+    header is a level (``a.b.c = 1`` is three tables deep: tomllib's memory grows with the
+    square of the parts), as is every array and inline table."""
+    depth = 0  # open arrays and inline tables
+    line_start = key_start = 0  # where the line, and the key being read, began
+    table, table_parts, key = "", 0, ""
     header_start = None
     for token in _TOML_TOKENS.finditer(text):
         kind = token.group()
         if kind == "\n":
             if depth == 0:
-                line_start = token.end()
-        elif kind == "=" and depth == 0:
-            key = text[line_start:token.start()].strip()
-            key = key if len(key) <= 40 else key[:37] + "..."
+                line_start = key_start = token.end()
+        elif kind == ",":
+            key_start = token.end()
+        elif kind == "=":
+            name = text[key_start:token.start()].strip()
+            if depth == 0:
+                key = _cut(name)
+            if table_parts + depth + name.count(".") + 1 > MAX_DEPTH:
+                _too_deep(source, ".".join(part for part in (table, key) if part))
         elif kind in ("[", "{"):
             if depth == 0 and kind == "[" and not text[line_start:token.start()].strip():
-                header_start = token.start()
+                header_start, table_parts = token.start(), 0
             depth += 1
-            if depth > MAX_DEPTH:
+            key_start = token.end()
+            if table_parts + depth > MAX_DEPTH:
                 _too_deep(source, ".".join(part for part in (table, key) if part))
         elif kind in ("]", "}"):
             depth = max(depth - 1, 0)
             if depth == 0 and header_start is not None:
-                table = text[header_start:token.end()].strip("[] \t")[:40]
-                header_start, key = None, ""
+                header = text[header_start:token.end()].strip("[] \t")
+                table, table_parts, key = _cut(header), header.count(".") + 1, ""
+                header_start = None
+                if table_parts > MAX_DEPTH:
+                    _too_deep(source, table)
+
+
+def _cut(name: str) -> str:
+    return name if len(name) <= 40 else name[:37] + "..."
 
 
 def _too_deep(source: str, field: str) -> None:
