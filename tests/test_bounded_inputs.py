@@ -98,6 +98,12 @@ def test_a_checkpoint_declaring_a_billion_layers_is_one_short_line(model, tmp_pa
     short_user_error(result, "layers.npz", "num_layers is 1000000000", "2 layer(s)")
 
 
+def test_init_from_with_a_billion_layers_is_one_short_line(model, corpus, tmp_path):
+    result = run_cli("train", "--init-from", str(model), "--set", "num_layers=1000000000",
+                     "--data-dir", str(corpus), "--out", str(tmp_path / "o"), timeout=60)
+    short_user_error(result, "--init-from", "num_layers 1000000000", "2 layer(s)")
+
+
 def test_a_size_beyond_64_bits_is_refused_before_anything_is_sized_by_it(corpus, tmp_path):
     result = run_cli("train", "--config", "tiny", "--data-dir", str(corpus), "--out",
                      str(tmp_path / "o"), "--set", "num_layers=" + "9" * 30, timeout=60)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 from ptb_lstm import __version__, bounds, runfiles
 from ptb_lstm.config import Config, from_dict
 from ptb_lstm.errors import UserError
-from ptb_lstm.params import Params, check_params
+from ptb_lstm.params import Params, check_params, count_layers
 
 FORMAT = "ptb-lstm-checkpoint"
 VERSION = 1
@@ -138,7 +137,7 @@ def load(path: str | Path) -> Checkpoint:
         raise UserError(f"checkpoint {path}: meta.config is missing")
     meta = runfiles.check_meta(meta, f"checkpoint {path}")
     config = from_dict(meta["config"], source=f"checkpoint {path}")
-    _check_declared_sizes(arrays, config, len(vocab), path)
+    _check_declared_sizes(arrays, config, path)
     carried = _pop_carried(arrays, config, path)
     try:
         check_params(arrays, config, len(vocab), f"checkpoint {path}")
@@ -192,14 +191,11 @@ def _check_container(path: Path) -> None:
                         "model.npz written by ptb-lstm train")
 
 
-_LAYER_KERNEL = re.compile(r"lstm_(\d+)_kernel")
-
-
-def _check_declared_sizes(arrays: dict, config: Config, vocab_size: int, path: Path) -> None:
+def _check_declared_sizes(arrays: dict, config: Config, path: Path) -> None:
     """The sizes meta.config declares against the arrays present, before any loop over the
     layers or any shape is built from them: a meta claiming a billion layers beside a small
     model's arrays is one short line, not a long wait and a megabyte-long list of names."""
-    layers = sum(1 for name in arrays if _LAYER_KERNEL.fullmatch(name))
+    layers = count_layers(arrays)
     if config.num_layers != layers:
         raise UserError(f"checkpoint {path}: meta.config.num_layers is {config.num_layers}, "
                         f"but it holds the weights of {layers} layer(s) (lstm_{{l}}_kernel)")

@@ -4,6 +4,7 @@ initialisation every engine starts from."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from ptb_lstm.errors import UserError
 Params = dict[str, np.ndarray]
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
+
+_LAYER_KERNEL = re.compile(r"lstm_(\d+)_kernel")
 
 
 def param_shapes(config: Config, vocab_size: int) -> dict[str, tuple[int, ...]]:
@@ -88,8 +91,20 @@ def count_params(params: Params) -> int:
     return int(sum(p.size for p in params.values()))
 
 
+def count_layers(arrays: dict) -> int:
+    """How many layers' kernels (``lstm_{l}_kernel``) ``arrays`` holds, whatever the config
+    declares."""
+    return sum(1 for name in arrays if _LAYER_KERNEL.fullmatch(name))
+
+
 def check_params(params: Params, config: Config, vocab_size: int, source: str) -> None:
     """Raise ValueError naming the first missing, extra or mis-shaped parameter."""
+    # The layers are counted before param_shapes lists them: a config of a billion layers
+    # (from --set, or a file) beside a small model's parameters is one short line at once.
+    layers = count_layers(params)
+    if config.num_layers != layers:
+        raise ValueError(f"{source}: the config has num_layers {config.num_layers}, the "
+                         f"parameters {layers} layer(s) (lstm_{{l}}_kernel)")
     expected = param_shapes(config, vocab_size)
     missing = [n for n in expected if n not in params]
     extra = [n for n in params if n not in expected]
