@@ -433,15 +433,6 @@ def test_score_without_unk_names_the_unknown_words(model_without_unk):
     assert json.loads(known.stdout)["unknown"] == 0
 
 
-def test_generate_without_unk_leaves_unknown_prompt_words_out(model_without_unk):
-    result = run_cli("generate", "--checkpoint", str(model_without_unk), "--prompt",
-                     "w1 zebra w2", "--words", "5")
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    assert "which has no <unk>; left out of the prompt: zebra" in result.stderr
-    assert result.stdout.split()[:2] == ["w1", "w2"] and "zebra" not in result.stdout
-
-
 def test_a_model_without_eos(model_without_unk, tmp_path):
     arrays = arrays_of(model_without_unk)
     meta = meta_of(arrays)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ptb_lstm import __version__, runfiles
+from ptb_lstm import __version__, bounds, runfiles
 from ptb_lstm.config import Config, from_dict
 from ptb_lstm.errors import UserError
-from ptb_lstm.params import Params, check_params
+from ptb_lstm.params import Params, check_params, count_layers
 
 FORMAT = "ptb-lstm-checkpoint"
 VERSION = 1
@@ -108,7 +108,7 @@ def load(path: str | Path) -> Checkpoint:
                         "use an intact model.npz written by ptb-lstm") from None
     raw = [name for name, value in arrays.items() if not isinstance(value, np.ndarray)]
     if raw:  # a member not written by numpy.save: np.load hands back its bytes
-        raise UserError(f"checkpoint {path}: {', '.join(map(repr, raw))} inside it is not a "
+        raise UserError(f"checkpoint {path}: {bounds.listed(map(repr, raw))} inside it is not a "
                         "NumPy array; use an intact model.npz written by ptb-lstm")
     if "meta" not in arrays:
         raise UserError(f"checkpoint {path} has no 'meta' entry; was it written by ptb-lstm?")
@@ -116,7 +116,9 @@ def load(path: str | Path) -> Checkpoint:
     try:
         if meta_array.dtype != np.uint8:
             raise ValueError("meta is not uint8 bytes")
-        meta = json.loads(meta_array.tobytes().decode("utf-8"))
+        text = meta_array.tobytes().decode("utf-8")
+        bounds.check_json_depth(text, f"checkpoint {path}: meta")
+        meta = json.loads(text)
         if not isinstance(meta, dict):
             raise ValueError("meta is not a JSON object")
     except (ValueError, UnicodeDecodeError, RecursionError) as error:
@@ -135,6 +137,7 @@ def load(path: str | Path) -> Checkpoint:
         raise UserError(f"checkpoint {path}: meta.config is missing")
     meta = runfiles.check_meta(meta, f"checkpoint {path}")
     config = from_dict(meta["config"], source=f"checkpoint {path}")
+    _check_declared_sizes(arrays, config, path)
     carried = _pop_carried(arrays, config, path)
     try:
         check_params(arrays, config, len(vocab), f"checkpoint {path}")
@@ -188,6 +191,16 @@ def _check_container(path: Path) -> None:
                         "model.npz written by ptb-lstm train")
 
 
+def _check_declared_sizes(arrays: dict, config: Config, path: Path) -> None:
+    """The sizes meta.config declares against the arrays present, before any loop over the
+    layers or any shape is built from them: a meta claiming a billion layers beside a small
+    model's arrays is one short line, not a long wait and a megabyte-long list of names."""
+    layers = count_layers(arrays)
+    if config.num_layers != layers:
+        raise UserError(f"checkpoint {path}: meta.config.num_layers is {config.num_layers}, "
+                        f"but it holds the weights of {layers} layer(s) (lstm_{{l}}_kernel)")
+
+
 def _pop_carried(arrays: dict, config: Config, path: Path) -> list | None:
     """Take the carried_{l}_h / carried_{l}_c arrays out of ``arrays``, checking them."""
     names = [n for n in arrays if n.startswith("carried_")]
@@ -210,7 +223,7 @@ def _pop_carried(arrays: dict, config: Config, path: Path) -> list | None:
         carried.append((pair[0], pair[1]))
     extra = [n for n in arrays if n.startswith("carried_")]
     if extra:
-        raise UserError(f"checkpoint {path}: unexpected arrays {', '.join(extra)}")
+        raise UserError(f"checkpoint {path}: unexpected arrays {bounds.listed(extra)}")
     return carried
 
 

@@ -8,6 +8,7 @@ import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from ptb_lstm import bounds
 from ptb_lstm.errors import UserError
 
 
@@ -110,22 +111,30 @@ PRESETS: dict[str, Config] = {
 
 def _coerce(name: str, value: object, source: str) -> int | float:
     if name not in FIELD_TYPES:
-        raise UserError(f"{source}: unknown config key {name!r}; valid keys: "
+        raise UserError(f"{source}: unknown config key {bounds.shown(name)}; valid keys: "
                         + ", ".join(FIELD_TYPES))
     kind = FIELD_TYPES[name]
+    what = "an integer" if kind is int else "a number"
     try:
         if isinstance(value, str):
-            return kind(value) if kind is float else int(value, 10)
-        if isinstance(value, bool):
+            coerced = kind(value) if kind is float else int(value, 10)
+        elif isinstance(value, bool):
             raise ValueError
-        if kind is int and isinstance(value, float):
+        elif kind is int and isinstance(value, float):
             if not value.is_integer():
                 raise ValueError
-            return int(value)
-        return kind(value)
+            coerced = int(value)
+        else:
+            coerced = kind(value)
     except (TypeError, ValueError, OverflowError):
-        what = "an integer" if kind is int else "a number"
-        raise UserError(f"{source}: {name} must be {what}, got {value!r}") from None
+        raise UserError(f"{source}: {name} must be {what}, got {bounds.shown(value)}"
+                        ) from None
+    # Every size, count and seed is used as a 64-bit integer (and a size drives loops and
+    # allocations): a larger one is refused here, before anything is sized by it.
+    if kind is int and not -2**63 <= coerced < 2**63:
+        raise UserError(f"{source}: {name} must be {what} of at most 19 digits (below 2**63), "
+                        f"got {bounds.shown(value)}")
+    return coerced
 
 
 def from_dict(values: dict, source: str) -> Config:
@@ -146,24 +155,30 @@ def load_config(name_or_path: str) -> Config:
         return PRESETS[name_or_path]
     path = Path(name_or_path)
     if not path.suffix == ".toml" and not path.exists():
-        raise UserError(f"--config: unknown preset {name_or_path!r}; use one of "
+        raise UserError(f"--config: unknown preset {bounds.shown(name_or_path)}; use one of "
                         f"{', '.join(PRESETS)} or a .toml file")
+    source = f"--config {bounds.shown_path(path)}"
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
-        raise UserError(f"--config: {path} does not exist") from None
+        raise UserError(f"{source} does not exist") from None
     except IsADirectoryError:
-        raise UserError(f"--config: {path} is a folder, not a TOML file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"--config: cannot read {path}: {error}") from None
+        raise UserError(f"{source} is a folder, not a TOML file") from None
+    except OSError as error:
+        raise bounds.os_error(error, source) from None
+    text = bounds.decode_text(raw, source)
+    bounds.check_toml_depth(text, source)
     try:
         values = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise UserError(f"--config: {path} is not valid TOML: {error}") from None
+    except (ValueError, RecursionError) as error:  # TOMLDecodeError, or an integer too long
+        # for int() (over 4,300 digits); RecursionError only if the depth check missed a form
+        reason = (str(error).splitlines() or [type(error).__name__])[0][:200]
+        raise UserError(f"{source} is not valid TOML: {reason}") from None
     base = values.pop("preset", None)
     if base is not None:
         if not isinstance(base, str) or base not in PRESETS:
-            raise UserError(f"{path}: preset must be one of {', '.join(PRESETS)}, got {base!r}")
+            raise UserError(f"{path}: preset must be one of {', '.join(PRESETS)}, got "
+                            f"{bounds.shown(base)}")
         return apply_overrides(PRESETS[base], values, source=str(path))
     return from_dict(values, source=str(path))
 
@@ -183,7 +198,7 @@ def parse_sets(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise UserError(f"--set: expected key=value, got {pair!r}; valid keys: "
+            raise UserError(f"--set: expected key=value, got {bounds.shown(pair)}; valid keys: "
                             + ", ".join(FIELD_TYPES))
         values[key.strip()] = value.strip()
     return values

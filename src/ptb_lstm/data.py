@@ -5,12 +5,14 @@ Small pure functions with no model in them (docs/model.md §5).
 
 from __future__ import annotations
 
+import codecs
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
+from ptb_lstm import bounds
 from ptb_lstm.download import SHA256, download_ptb, sha256_of, timeout_from, urls_from
 from ptb_lstm.errors import UserError
 
@@ -31,14 +33,12 @@ def read_words(path: Path) -> list[str]:
         raise UserError(f"{path}: file not found") from None
     except OSError as error:
         raise UserError(f"{path}: cannot read: {error.strerror}") from None
-    if b"\0" in raw:
+    if b"\0" in raw and not raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise UserError(f"{path}: looks like a binary file, not PTB text "
                         "(expected one sentence of space-separated words per line)")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise UserError(f"{path}: not UTF-8 text (byte {error.start}); "
-                        "expected one sentence of space-separated words per line") from None
+    # A leading UTF-8 byte-order mark is no part of the first word; other encodings are
+    # refused by name.
+    text = bounds.decode_text(raw, str(path))
     words: list[str] = []
     lines = text.splitlines()
     for line in lines:
@@ -199,10 +199,12 @@ def locate_data_dir(data_dir: str | Path | None = None, environ: dict | None = N
     with them)."""
     environ = os.environ if environ is None else environ
     if data_dir is not None:
+        bounds.check_path(data_dir, "--data-dir")
         path = Path(data_dir).expanduser()
         check_data_dir(path)
         return path
     if environ.get("PTB_DATA_DIR"):
+        bounds.check_path(environ["PTB_DATA_DIR"], "PTB_DATA_DIR")
         path = Path(environ["PTB_DATA_DIR"]).expanduser()
         try:
             check_data_dir(path)
@@ -210,6 +212,7 @@ def locate_data_dir(data_dir: str | Path | None = None, environ: dict | None = N
             raise UserError(f"PTB_DATA_DIR: {error}") from None
         return path
     cache = default_cache_dir(environ)
+    bounds.check_path(cache, "the PTB cache folder ($XDG_CACHE_HOME/ptb-lstm/ptb)")
     if all((cache / split_file(s)).is_file() for s in SPLITS):
         return cache
     if not download:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ptb_lstm.bounds import listed, shown
 from ptb_lstm.data import EOS, UNK
 from ptb_lstm.engines import Engine
 from ptb_lstm.errors import UserError
@@ -26,32 +27,32 @@ class Prompt:
     """A prompt as the model reads it."""
 
     ids: list[int]  # word ids, without the <eos> it is read after
-    tokens: list[str]  # the words as read: unknown ones as <unk>, or left out without <unk>
+    tokens: list[str]  # the words as read: unknown ones as <unk>
     unknown: list[str]  # distinct words not in the vocabulary
-    has_unk: bool  # whether the vocabulary has <unk> to stand for them
 
     @property
     def warning(self) -> str | None:
         """What to tell the user about unknown words, or None."""
         if not self.unknown:
             return None
-        if self.has_unk:
-            return f"not in the vocabulary, read as <unk>: {', '.join(self.unknown)}"
-        return ("not in the vocabulary, which has no <unk>; left out of the prompt: "
-                + ", ".join(self.unknown))
+        return f"not in the vocabulary, read as <unk>: {listed(self.unknown, 10)}"
 
 
 def read_prompt(text: str, vocab: list[str]) -> Prompt:
     """``text`` normalised the PTB way (``text.normalize``) into the vocabulary's words; its
-    sentences are read as one stream."""
+    sentences are read as one stream. Words the vocabulary lacks are read as <unk>; without
+    <unk> they are a UserError naming them, as ``score`` refuses them."""
     known = set(vocab)
     words = [token for sentence in normalize(text, known) for token in sentence]
     unknown = sorted({w for w in words if w not in known})
-    has_unk = UNK in known
-    tokens = [w if w in known else UNK for w in words] if has_unk else \
-        [w for w in words if w in known]
+    if unknown and UNK not in known:
+        raise UserError(f"--prompt: {len(unknown)} word(s) not in the model's vocabulary "
+                        f"({listed(map(shown, unknown), 10)}), which has no <unk> to read "
+                        "them as; leave them out of the prompt, or use a model trained with "
+                        "<unk>")
+    tokens = [w if w in known else UNK for w in words]
     index = {w: i for i, w in enumerate(vocab)}
-    return Prompt([index[t] for t in tokens], tokens, unknown, has_unk)
+    return Prompt([index[t] for t in tokens], tokens, unknown)
 
 
 def generate(engine: Engine, vocab: list[str], prompt_ids: list[int], words: int,

@@ -3,18 +3,21 @@ initialisation every engine starts from."""
 
 from __future__ import annotations
 
-import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 
+from ptb_lstm.bounds import listed
 from ptb_lstm.config import Config
 from ptb_lstm.errors import UserError
 
 Params = dict[str, np.ndarray]
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
+
+_LAYER_KERNEL = re.compile(r"lstm_(\d+)_kernel")
 
 
 def param_shapes(config: Config, vocab_size: int) -> dict[str, tuple[int, ...]]:
@@ -48,17 +51,25 @@ def check_memory(config: Config, vocab_size: int, dtype=np.float32) -> None:
     own copy) and one batch's activations (about ten [num_steps, batch, hidden] arrays per
     layer and three [num_steps, batch, vocab] arrays for the softmax)."""
     itemsize = np.dtype(dtype).itemsize
-    parameters = sum(math.prod(shape) for shape in param_shapes(config, vocab_size).values())
+    # Counted from the sizes (param_shapes' layout), not by building every layer's shapes:
+    # num_layers may be any 64-bit number here, and only the estimate refuses it.
+    hidden, layers = config.hidden_size, config.num_layers
+    parameters = 2 * vocab_size * hidden + vocab_size + layers * (8 * hidden * hidden + 4 * hidden)
     tokens = config.num_steps * config.batch_size
     activations = tokens * (10 * config.hidden_size * config.num_layers + 3 * vocab_size)
     needed = itemsize * (3 * parameters + activations)
     available = available_memory()
     if available is not None and needed > available:
-        raise UserError(f"this model needs about {needed / 2**30:,.1f} GiB of memory to train "
+        raise UserError(f"this model needs about {_gib(needed)} GiB of memory to train "
                         f"({parameters:,} parameters in {np.dtype(dtype).name}, their "
                         f"gradients and one batch's activations), more than the "
-                        f"{available / 2**30:,.1f} GiB free; use a smaller hidden_size, "
+                        f"{_gib(available)} GiB free; use a smaller hidden_size, "
                         "num_layers, batch_size or num_steps")
+
+
+def _gib(size: int) -> str:
+    gib = size / 2**30
+    return f"{gib:,.1f}" if gib < 1e9 else f"{gib:.3g}"  # a short line for absurd sizes
 
 
 def available_memory() -> int | None:
@@ -80,17 +91,29 @@ def count_params(params: Params) -> int:
     return int(sum(p.size for p in params.values()))
 
 
+def count_layers(arrays: dict) -> int:
+    """How many layers' kernels (``lstm_{l}_kernel``) ``arrays`` holds, whatever the config
+    declares."""
+    return sum(1 for name in arrays if _LAYER_KERNEL.fullmatch(name))
+
+
 def check_params(params: Params, config: Config, vocab_size: int, source: str) -> None:
     """Raise ValueError naming the first missing, extra or mis-shaped parameter."""
+    # The layers are counted before param_shapes lists them: a config of a billion layers
+    # (from --set, or a file) beside a small model's parameters is one short line at once.
+    layers = count_layers(params)
+    if config.num_layers != layers:
+        raise ValueError(f"{source}: the config has num_layers {config.num_layers}, the "
+                         f"parameters {layers} layer(s) (lstm_{{l}}_kernel)")
     expected = param_shapes(config, vocab_size)
     missing = [n for n in expected if n not in params]
     extra = [n for n in params if n not in expected]
     if missing or extra:
         parts = []
         if missing:
-            parts.append("missing " + ", ".join(missing))
+            parts.append("missing " + listed(missing))
         if extra:
-            parts.append("unexpected " + ", ".join(extra))
+            parts.append("unexpected " + listed(extra))
         raise ValueError(f"{source}: parameters do not match the config ({'; '.join(parts)})")
     for name, shape in expected.items():
         array = params[name]

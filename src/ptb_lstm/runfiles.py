@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from ptb_lstm import bounds
 from ptb_lstm.errors import UserError
 
 
@@ -26,8 +27,9 @@ def _number(value: object) -> bool:
 
 # kind -> (test, what the field must be, said in the message)
 KINDS: dict[str, tuple[Callable[[object], bool], str]] = {
-    "count": (lambda v: _whole(v) and v >= 0, "a whole number >= 0"),
-    "positive": (lambda v: _whole(v) and v > 0, "a whole number > 0"),
+    # Counts are steps, epochs and sizes, used as 64-bit integers.
+    "count": (lambda v: _whole(v) and 0 <= v < 2**63, "a whole number >= 0"),
+    "positive": (lambda v: _whole(v) and 0 < v < 2**63, "a whole number > 0"),
     "number": (_number, "a number"),
     "number or null": (lambda v: v is None or _number(v), "a number or null"),
     "flag": (lambda v: isinstance(v, bool), "true or false"),
@@ -75,8 +77,7 @@ RESUME_EPOCH = tuple(name for name in _EPOCH if name not in ("wall_time", "run_t
 
 
 def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return bounds.shown(value)
 
 
 def check_fields(values: dict, kinds: dict[str, str], where: str,
@@ -91,6 +92,8 @@ def check_fields(values: dict, kinds: dict[str, str], where: str,
         if name in values:
             test, description = KINDS[kind]
             if not test(values[name]):
+                if _whole(values[name]) and values[name] >= 2**63:
+                    description += " below 2**63"
                 raise UserError(f"{where}: {name} must be {description}, got "
                                 f"{_shown(values[name])}")
     return values
@@ -145,17 +148,16 @@ def read_run_info(run_dir: str | Path) -> dict:
 
 
 def _read_text(path: Path) -> str:
-    """A file's UTF-8 text, or a UserError saying why it cannot be had."""
-    try:
-        return path.read_bytes().decode("utf-8")
-    except OSError as error:
-        raise UserError(f"cannot read {path}: {error.strerror or error}") from None
-    except UnicodeDecodeError as error:
-        raise UserError(f"{path}: not UTF-8 text (byte {error.start})") from None
+    """A file's UTF-8 text (a leading byte-order mark read as nothing), or a UserError saying
+    why it cannot be had."""
+    # NUL bytes are not refused as binary: a crash can leave a run file's tail zero-filled,
+    # and read_metrics drops a damaged last line.
+    return bounds.read_text(path, binary_hint=False)
 
 
 def _read_json(path: Path) -> object:
     text = _read_text(path)
+    bounds.check_json_depth(text, str(path))
     try:
         return json.loads(text)
     except (ValueError, RecursionError) as error:
@@ -178,6 +180,7 @@ def read_metrics(path: str | Path, resuming: bool = False) -> list[dict]:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        bounds.check_json_depth(line, f"{path} line {number}")
         try:
             record = json.loads(line)
         except (ValueError, RecursionError) as error:

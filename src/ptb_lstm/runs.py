@@ -130,7 +130,7 @@ def _prepare_resume(request: RunRequest, locate) -> Run:
         info = runfiles.read_run_info(out_dir)
         recorded_data = info.get("data_dir")
         data_dir = request.data_dir or (recorded_data if recorded_data
-                                        and Path(recorded_data).is_dir() else None)
+                                        and _is_folder(recorded_data) else None)
         corpus = load_corpus(locate(data_dir), vocab=saved.vocab)
         return Run(out_dir, saved.config, saved.params,
                    request.engine or info.get("engine", saved.engine),
@@ -147,6 +147,15 @@ def _prepare_resume(request: RunRequest, locate) -> Run:
     except BaseException:
         claim.release()
         raise
+
+
+def _is_folder(path: str) -> bool:
+    """Whether ``path`` is a folder; False for one the system cannot even look up (too
+    long, a NUL in it), as for one that is gone: the data is then found as without it."""
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def _nothing_to_resume(out_dir: Path) -> str:

@@ -63,9 +63,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        options.check_paths(args)
         return args.func(args)
     except UserError as error:
         print(f"ptb-lstm: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if error.filename is None:
+            raise
+        # A path a command derived from the user's (a file inside --out, say) that the
+        # system refused: the paths given are checked first (options.check_paths).
+        from ptb_lstm.bounds import os_error, shown_path
+
+        print(f"ptb-lstm: error: {os_error(error, shown_path(error.filename))}",
+              file=sys.stderr)
         return 2
     except MemoryError as error:  # what the estimate before allocating (params.py) missed
         print(f"ptb-lstm: error: out of memory ({error or 'MemoryError'}); use a smaller "

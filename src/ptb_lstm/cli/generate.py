@@ -11,7 +11,8 @@ from ptb_lstm.errors import UserError
 HELP = "sample text from a trained model"
 DESCRIPTION = ("Sample N words after a prompt, word by word, carrying the LSTM state. "
                "The prompt is read as the start of a sentence and normalised the PTB way; "
-               "words outside the vocabulary become <unk> (with a warning). <eos> is "
+               "words outside the vocabulary become <unk> (with a warning); a model "
+               "without <unk> refuses them, naming them. <eos> is "
                "printed as a line break. The same --seed gives the same text.")
 EPILOG = ("examples:\n  ptb-lstm generate --checkpoint runs/x/model.npz --prompt "
           "\"the stock market\" --words 40\n"

@@ -95,6 +95,36 @@ def writable_folder(value: str, flag: str) -> None:
             return
 
 
+# The flags (and positional arguments) that name a path, by their argparse dest.
+PATH_ARGUMENTS = {"data_dir": "--data-dir", "out": "--out", "init_from": "--init-from",
+                  "resume": "--resume", "tensorboard": "--tensorboard",
+                  "checkpoint": "--checkpoint", "text_file": "--text-file", "runs": "RUN_DIR",
+                  "config": "--config"}
+
+# Folders a command writes files into, and the longest name it gives one, with its separator
+# (".metrics.jsonl.tmp", "events.out.tfevents.<time>.<host>.<pid>.<n>.v2"): room they need.
+WRITTEN_INTO = ("out", "resume", "tensorboard")
+FOLDER_ROOM = 128
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """Refuse, naming the flag, every path argument the operating system cannot use (too
+    long, a NUL, a folder that cannot be entered: ``bounds.check_path``) before a command
+    touches any of them."""
+    from ptb_lstm.bounds import check_path
+    from ptb_lstm.config import PRESETS
+
+    for dest, flag in PATH_ARGUMENTS.items():
+        value = getattr(args, dest, None)
+        if dest == "checkpoint" and args.command == "inspect":
+            flag = "CKPT"
+        if dest == "config" and value in PRESETS:
+            continue
+        for path in value if isinstance(value, list) else [value]:
+            if isinstance(path, str):
+                check_path(path, flag, room=FOLDER_ROOM if dest in WRITTEN_INTO else 0)
+
+
 def rate(value: float, flag: str = "--dropout") -> None:
     if not 0 <= value < 1:
         raise UserError(f"{flag} must be in [0, 1), got {value}")

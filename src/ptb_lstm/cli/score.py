@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ptb_lstm import bounds
 from ptb_lstm.cli import options
 from ptb_lstm.errors import UserError
 from ptb_lstm.text import NORMALIZATION_HELP
@@ -35,15 +36,16 @@ def read_text(args) -> str:
     """The text of ``--text`` or of ``--text-file``."""
     if args.text_file is None:
         return args.text
+    source = f"--text-file {bounds.shown_path(args.text_file)}"
     try:
-        return Path(args.text_file).read_text(encoding="utf-8")
+        raw = Path(args.text_file).read_bytes()
     except FileNotFoundError:
-        raise UserError(f"--text-file {args.text_file} does not exist") from None
+        raise UserError(f"{source} does not exist") from None
     except IsADirectoryError:
-        raise UserError(f"--text-file {args.text_file} is a folder, not a text file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"--text-file {args.text_file}: cannot read it as UTF-8 text "
-                        f"({error})") from None
+        raise UserError(f"{source} is a folder, not a text file") from None
+    except OSError as error:
+        raise bounds.os_error(error, source) from None
+    return bounds.decode_text(raw, source)
 
 
 def run(args) -> int:
