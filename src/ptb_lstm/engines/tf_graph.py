@@ -17,8 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from ptb_lstm.engines import Engine
-from ptb_lstm.engines._tf_model import (clipped_adam, clipped_sgd, forward, pick_device,
-                                        summed_nll)
+from ptb_lstm.engines._tf_model import clipped_adam, clipped_sgd, forward, pick_device, summed_nll
 from ptb_lstm.optim import bias_corrections, state_shapes
 from ptb_lstm.params import param_shapes
 
