@@ -174,3 +174,12 @@ def test_a_config_written_before_the_optimizer_fields_loads_as_sgd():
     old = {k: v for k, v in PRESETS["tiny"].to_dict().items()
            if k not in ("optimizer", "beta1", "beta2", "epsilon")}
     assert from_dict(old, source="config.json").optimizer == "sgd"
+
+
+def test_inspect_reports_the_optimizer_state(tmp_path, tiny_dir):
+    from conftest import run_cli, train_tiny
+
+    out = train_tiny(tiny_dir, tmp_path / "run", "--set", "optimizer=amsgrad", "--max-steps", "4")
+    shown = run_cli("inspect", str(out / "model.npz"))
+    assert shown.returncode == 0, shown.stderr
+    assert "optimizer:   amsgrad state after 4 updates (t, m, v, vmax)" in shown.stdout
