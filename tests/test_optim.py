@@ -91,34 +91,65 @@ def test_unused_rows_still_move_by_their_momentum():
     assert (params["embedding"] < after_first).all()
 
 
+# torch.optim.Adam on the gradients of grads.npz, in a process of its own: its first use imports
+# torch._dynamo and triton, which crash a process that has TensorFlow loaded (as the suite's does).
+TORCH_ADAM = """\
+import sys
+import numpy as np
+import torch
+data = dict(np.load(sys.argv[1]))
+names = [n[len("p_"):] for n in data if n.startswith("p_")]
+tensors = {n: torch.tensor(data["p_" + n], requires_grad=True) for n in names}
+b1, b2, eps, lr, amsgrad = data["hyper"]
+adam = torch.optim.Adam(tensors.values(), lr=lr, betas=(b1, b2), eps=eps, amsgrad=bool(amsgrad),
+                        foreach=False)
+for step in range(int(data["steps"])):
+    for n, t in tensors.items():
+        t.grad = torch.tensor(data[f"g{step}_{n}"])
+    adam.step()
+out = {}
+for n, t in tensors.items():
+    state = adam.state[t]
+    out["p_" + n] = t.detach().numpy()
+    for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+        if key in state:
+            out[f"{key}_{n}"] = state[key].numpy()
+np.savez(sys.argv[2], **out)
+"""
+
+
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs PyTorch")
 @pytest.mark.parametrize("amsgrad", [False, True])
-def test_the_rule_is_torch_optim_adam(amsgrad):
-    import torch
+def test_the_rule_is_torch_optim_adam(amsgrad, tmp_path):
+    import subprocess
+    import sys
 
     rng = np.random.default_rng(4)
-    b1, b2, eps, lr = 0.8, 0.95, 1e-6, 0.03
+    b1, b2, eps, lr, steps = 0.8, 0.95, 1e-6, 0.03, 6
     adam, params = one_parameter("amsgrad" if amsgrad else "adam", beta1=b1, beta2=b2,
                                  epsilon=eps)
     for name in params:
         params[name] = rng.normal(size=params[name].shape)
-    tensors = {n: torch.tensor(p, requires_grad=True) for n, p in params.items()}
-    torch_adam = torch.optim.Adam(tensors.values(), lr=lr, betas=(b1, b2), eps=eps,
-                                  amsgrad=amsgrad, foreach=False)
-    for _ in range(6):
+    data = {f"p_{n}": p.copy() for n, p in params.items()}
+    data.update(hyper=np.array([b1, b2, eps, lr, float(amsgrad)]), steps=np.array(steps))
+    for step in range(steps):
         # Large and tiny gradients, so that the moments rise and fall.
         grads = {n: rng.normal(size=p.shape) * rng.choice([0.01, 3.0]) for n, p in params.items()}
-        for name, tensor in tensors.items():
-            tensor.grad = torch.tensor(grads[name])
-        torch_adam.step()
+        data.update({f"g{step}_{n}": g for n, g in grads.items()})
         adam.update(params, {n: g.copy() for n, g in grads.items()}, lr, 1.0)
+    np.savez(tmp_path / "grads.npz", **data)
+    done = subprocess.run([sys.executable, "-c", TORCH_ADAM, str(tmp_path / "grads.npz"),
+                           str(tmp_path / "torch.npz")], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    theirs = dict(np.load(tmp_path / "torch.npz"))
+    ours = adam.get_state()
     # torch writes m = m + (1 - beta1) (g - m) (a lerp): the same value, rounded otherwise.
-    for name, tensor in tensors.items():
-        np.testing.assert_allclose(params[name], tensor.detach().numpy(), rtol=0, atol=1e-13)
-        ours, theirs = adam.get_state(), torch_adam.state[tensor]
-        pairs = [("m", "exp_avg"), ("v", "exp_avg_sq")] + [("vmax", "max_exp_avg_sq")] * amsgrad
+    pairs = [("m", "exp_avg"), ("v", "exp_avg_sq")] + [("vmax", "max_exp_avg_sq")] * amsgrad
+    for name in params:
+        np.testing.assert_allclose(params[name], theirs[f"p_{name}"], rtol=0, atol=1e-13)
         for part, key in pairs:
-            np.testing.assert_allclose(ours[f"{part}_{name}"], theirs[key].numpy(),
+            np.testing.assert_allclose(ours[f"{part}_{name}"], theirs[f"{key}_{name}"],
                                        rtol=1e-12, atol=1e-16)
 
 
@@ -183,3 +214,25 @@ def test_inspect_reports_the_optimizer_state(tmp_path, tiny_dir):
     shown = run_cli("inspect", str(out / "model.npz"))
     assert shown.returncode == 0, shown.stderr
     assert "optimizer:   amsgrad state after 4 updates (t, m, v, vmax)" in shown.stdout
+
+
+def test_the_memory_estimate_counts_adams_moments(monkeypatch):
+    from ptb_lstm import params
+
+    cfg = PRESETS["small"]
+    weights = 4 * sum(int(np.prod(s)) for s in params.param_shapes(cfg, 10_000).values())
+    activations = 4 * 400 * (10 * 200 * 2 + 3 * 10_000)
+    # Room for SGD's three copies of the weights and one batch, not for Adam's two more.
+    monkeypatch.setattr(params, "available_memory", lambda: 3 * weights + activations + 1)
+    params.check_memory(cfg, 10_000, np.float32)
+    with pytest.raises(UserError, match="needs about"):
+        params.check_memory(cfg.replace(optimizer="adam"), 10_000, np.float32)
+
+
+def test_a_bad_optimizer_setting_is_a_one_line_error_with_status_2(tmp_path, tiny_dir):
+    from conftest import assert_user_error, run_cli
+
+    result = run_cli("train", "--config", "tiny", "--data-dir", str(tiny_dir), "--set",
+                     "optimizer=amsgrad", "--set", "beta2=1", "--out", str(tmp_path / "r"))
+    assert_user_error(result, "--set", "beta2 must be in [0, 1), got 1.0")
+    assert not (tmp_path / "r").exists()

@@ -45,13 +45,15 @@ def init_params(config: Config, vocab_size: int, dtype=np.float32, seed: int | N
 def check_memory(config: Config, vocab_size: int, dtype=np.float32) -> None:
     """Refuse, before anything is allocated, a model whose training needs more memory than
     the machine has free: the parameters three times over (weights, gradients, the engine's
-    own copy) and one batch's activations (about ten [num_steps, batch, hidden] arrays per
-    layer and three [num_steps, batch, vocab] arrays for the softmax)."""
+    own copy), twice or three times more for Adam's or AMSGrad's moments, and one batch's
+    activations (about ten [num_steps, batch, hidden] arrays per layer and three
+    [num_steps, batch, vocab] arrays for the softmax)."""
     itemsize = np.dtype(dtype).itemsize
     parameters = sum(math.prod(shape) for shape in param_shapes(config, vocab_size).values())
     tokens = config.num_steps * config.batch_size
     activations = tokens * (10 * config.hidden_size * config.num_layers + 3 * vocab_size)
-    needed = itemsize * (3 * parameters + activations)
+    copies = 3 + {"adam": 2, "amsgrad": 3}.get(config.optimizer, 0)
+    needed = itemsize * (copies * parameters + activations)
     available = available_memory()
     if available is not None and needed > available:
         raise UserError(f"this model needs about {needed / 2**30:,.1f} GiB of memory to train "
