@@ -22,7 +22,8 @@ a piece out by hand only to check it against the engine). Section (i) shows how 
 
 Contents: (a) the data · (b) the model · (c) the forward pass · (d) the loss and perplexity ·
 (e) BPTT derived · (f) the gradient check · (g) clipping, SGD, the learning-rate schedule and
-the whole training step · (h) a short training run · (i) making it fast · (j) the full results."""
+the whole training step · (h) a short training run · (i) making it fast · (j) the full results
+· (k) beyond SGD: Adam and AMSGrad, and the counterexample where Adam fails."""
 
 DATA = r"""## (a) The data: tokens, vocabulary, ids and stream folding
 
@@ -1279,6 +1280,143 @@ print(f"ms a step, per epoch: median {np.median([r['ms_per_step'] for r in epoch
 print(f"training {training / 60:.0f} min of the {records[-1]['wall_time'] / 60:.0f}, "
       f"the rest evaluations of the valid and test splits")"""
 
+ADAM = r"""## (k) Beyond SGD: Adam and AMSGrad, from the series' reference
+
+The paper, and this toolkit by default, train with plain SGD. The series cites a paper about the
+optimizers that replaced it: Reddi, Kale & Kumar, *On the convergence of Adam and beyond*
+(ICLR 2018), with an erratum to the slides of its talk: "the exponent of beta inside the square
+root should be t−j instead of t−i", and k−j in AMSGrad's update, with 1 ≤ k ≤ t. This section
+derives both methods from that reference, shows what the erratum is about, and reproduces the
+paper's counterexample, in which Adam converges to the worst point.
+
+**One frame for all three.** With $g_t$ the gradient at step $t$ and $\alpha_t$ a step size, the
+paper writes an adaptive method as
+$$x_{t+1} = x_t - \alpha_t\, m_t / \sqrt{V_t},$$
+with $m_t$ a weighted average of $g_1 \dots g_t$ and $V_t$ one of their squares (per coordinate;
+every operation here is elementwise). SGD is $m_t = g_t$, $V_t = 1$. **Adam** takes exponential
+moving averages, $m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t$ and
+$v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2$ from $m_0 = v_0 = 0$. Unrolling the second:
+$$v_t = (1-\beta_2) \sum_{j=1}^{t} \beta_2^{\,t-j}\, g_j^2 .$$
+This is where the erratum sits: the gradient of step $j$ has been decayed once by every step
+after it, $t - j$ times. The slides' $t - i$, with $i$ the coordinate, does not depend on the
+summation index $j$: it would weigh every past gradient alike, and $v_t$ would be no moving
+average at all.
+
+**The effective step size.** Coordinate $i$ moves by $\alpha_t\, m_{t,i} / \sqrt{v_{t,i}}$: the
+effective per-coordinate step size is
+$$\frac{\alpha_t}{\sqrt{v_{t,i}}} = \frac{\alpha_t}{\sqrt{(1-\beta_2) \sum_{j=1}^{t} \beta_2^{\,t-j}\, g_{j,i}^2}} ,$$
+large for a coordinate whose recent gradients were small, small after large ones. With the
+right exponent, a large gradient's weight fades by $\beta_2$ a step, so after a spike the
+effective step size **grows back**. The paper's "primary cause for non-convergence" is exactly
+that: SGD (with a decreasing $\alpha_t$) and Adagrad never let the step size grow,
+$\Gamma_{t+1} = \sqrt{V_{t+1}}/\alpha_{t+1} - \sqrt{V_t}/\alpha_t \succeq 0$, while Adam's $\Gamma$
+can be negative. A rare large and informative gradient is then forgotten within a few steps,
+and the frequent small ones, taken with a large step, win.
+
+**AMSGrad** keeps the largest second moment seen so far, $\hat v_t = \max(\hat v_{t-1}, v_t)$,
+and divides by it instead:
+$$\hat v_t = \max_{1 \le k \le t}\, (1-\beta_2) \sum_{j=1}^{k} \beta_2^{\,k-j}\, g_j^2 ,
+\qquad x_{t+1} = x_t - \alpha_t\, m_t / \sqrt{\hat v_t},$$
+the erratum's $k - j$, with $1 \le k \le t$. The effective step size $\alpha_t / \sqrt{\hat v_t}$
+can no longer grow when $\alpha_t$ does not. The first cell checks the unrolled sums against the
+recursions, and what the slides' exponent would compute instead."""
+
+ADAM_SUM_CODE = """\
+beta2, T = 0.7, 12
+g = np.where(np.arange(1, T + 1) == 4, 10.0, 1.0)  # gradients of 1, and one of 10 at step 4
+v, v_hat, recursion, running_max = 0.0, 0.0, [], []
+for t in range(T):
+    v = beta2 * v + (1 - beta2) * g[t] ** 2  # the recursion
+    v_hat = max(v_hat, v)  # AMSGrad
+    recursion.append(v); running_max.append(v_hat)
+unrolled = [(1 - beta2) * sum(beta2 ** (t - j) * g[j - 1] ** 2 for j in range(1, t + 1)) for t in range(1, T + 1)]
+amsgrad = [max(unrolled[k - 1] for k in range(1, t + 1)) for t in range(1, T + 1)]  # max over 1 <= k <= t of the k - j sums
+slides = [(1 - beta2) * sum(beta2 ** (t - 1) * g[j - 1] ** 2 for j in range(1, t + 1)) for t in range(1, T + 1)]  # exponent t - i, coordinate i = 1
+print("exponent t - j, unrolled vs recursion, largest difference:", f"{np.max(np.abs(np.array(unrolled) - recursion)):.1e}")
+print("exponent k - j, max over k vs AMSGrad's running max:     ", f"{np.max(np.abs(np.array(amsgrad) - running_max)):.1e}")
+print("exponent t - i instead (every past gradient weighed alike): v_t off by up to a factor", f"{np.max(np.array(recursion) / np.array(slides)):.0f}")
+print("effective step 1/sqrt(v_t), Adam:   ", np.round(1 / np.sqrt(recursion), 2))
+print("effective step 1/sqrt(v_t), AMSGrad:", np.round(1 / np.sqrt(running_max), 2))"""
+
+COUNTER = r"""**The counterexample.** Reddi et al. take the one-dimensional feasible set $\mathcal F = [-1, 1]$
+and the sequence of linear losses
+$$f_t(x) = \begin{cases} C x & t \bmod 3 = 1 \\ -x & \text{otherwise} \end{cases}, \qquad C = 3 .$$
+Over every three steps the losses add up to $(C - 2)\,x = x$, so the best fixed point is
+$x = -1$ and $x = +1$ is the worst. The gradient is $C$ once every three steps and $-1$ twice:
+the rare large gradient points the right way. With $\beta_1 = 0$, $\beta_2 = 1/(1 + C^2)$ and
+$\alpha_t = \alpha/\sqrt{t}$, each step is projected back onto $[-1, 1]$, with no bias correction,
+as in the paper. Adam's $v$ forgets the $C^2$ within a step or two, so its two steps of $+1$
+are taken with a far larger effective step size than the one step of $-C$; AMSGrad divides all
+three by the same $\hat v$, about $C^2$ of the spike, and the $-C$ wins."""
+
+COUNTER_CODE = """\
+def online(amsgrad, C=3.0, alpha=0.5, steps=3000, x=0.0):
+    \"\"\"Reddi et al.'s counterexample: x_t and the effective step size alpha_t / sqrt(v) of every step.\"\"\"
+    beta2 = 1 / (1 + C ** 2)  # beta1 = 0: m_t = g_t
+    v = v_hat = 0.0
+    xs, step_sizes = [x], []
+    for t in range(1, steps + 1):
+        g = C if t % 3 == 1 else -1.0  # the gradient of f_t at any x
+        v = beta2 * v + (1 - beta2) * g * g
+        v_hat = max(v_hat, v)
+        step_size = alpha / np.sqrt(t) / np.sqrt(v_hat if amsgrad else v)
+        x = float(np.clip(x - step_size * g, -1.0, 1.0))  # the projection onto [-1, 1]
+        xs.append(x); step_sizes.append(step_size)
+    return np.array(xs), np.array(step_sizes)
+
+adam_x, adam_step = online(amsgrad=False)
+ams_x, ams_step = online(amsgrad=True)
+fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+t = np.arange(1, len(adam_x) + 1)  # x_1 = 0 is where both start
+left.plot(t, adam_x, label="Adam", lw=0.9); left.plot(t, ams_x, label="AMSGrad", lw=0.9)
+left.axhline(-1, color="k", ls=":", lw=0.8); left.set_xscale("log")
+left.set_xlabel("step t"); left.set_ylabel("x_t"); left.set_ylim(-1.1, 1.1); left.legend()
+left.set_title("x_t on [-1, 1]: the optimum is -1, the worst point +1")
+right.plot(range(1, 31), adam_step[:30] * np.sqrt(np.arange(1, 31)), "o-", ms=3, label="Adam")
+right.plot(range(1, 31), ams_step[:30] * np.sqrt(np.arange(1, 31)), "s-", ms=3, label="AMSGrad")
+right.set_xlabel("step t (the gradient is C at t = 1, 4, 7, ...)"); right.set_ylabel("effective step size x sqrt(t)")
+right.set_yscale("log"); right.legend(); right.set_title("alpha / sqrt(v), the first 30 steps")
+plt.tight_layout(); plt.show()
+for name, xs in (("Adam", adam_x), ("AMSGrad", ams_x)):
+    print(f"{name:8}: x after 10, 100, 1,000 and 3,000 steps: " + ", ".join(f"{xs[t]:+.3f}" for t in (10, 100, 1000, 3000))
+          + f"; average loss per step over the last 300: {np.mean([(3.0 if t % 3 == 1 else -1.0) * xs[t - 1] for t in range(2701, 3001)]):+.3f}")"""
+
+COUNTER_AFTER = r"""Adam climbs to the boundary $+1$, the point with the largest total loss, and stays there; AMSGrad
+goes to the optimum $-1$. The right panel is the erratum made visible: Adam's effective step
+size falls at each step with gradient $C$ and grows back over the next two, by a factor of
+about $C$ (its $v$ forgets $C^2$ at a rate $\beta_2 = 0.1$ a step); AMSGrad's stays at the level
+the first spike set. (The last figures printed are the average loss per step near the end:
+$+1/3$ per step at $x = +1$, $-1/3$ at $x = -1$.)
+
+**In the toolkit.** `--set optimizer=adam` or `optimizer=amsgrad` (with `beta1`, `beta2`,
+`epsilon`; defaults 0.9, 0.999 and 1e-8) trains with these updates in every engine, after the
+same global-norm clipping as SGD, and with the learning-rate schedule of (g) as $\alpha$. The
+update adds what the analysis leaves out and practice keeps: the bias corrections
+$1 - \beta_1^t$ and $1 - \beta_2^t$ of Kingma & Ba's Adam (the averages start at zero) and an
+$\epsilon$ beside the square root. It is `torch.optim.Adam` with `amsgrad` off or on, and it
+is written once, in `ptb_lstm/optim.py`, for the NumPy engines; the TensorFlow and PyTorch
+engines write the same operations in the same order (Keras' own `Adam` places $\epsilon$
+elsewhere, so they do not use it), and the tests hold every engine to the reference engine
+within 1e-9 of the update after six float64 steps. AMSGrad's maximum is taken over the raw $v$,
+before its bias correction; the optimizer's state ($t$, $m$, $v$, $\hat v$) is saved in
+`model.npz`, so an interrupted run resumes exactly. The cell shows the update and checks three
+steps of it against the formulas above, with the corrections written out."""
+
+ADAM_TOOLKIT_CODE = """\
+from ptb_lstm.optim import NumpyAdam
+show_source(NumpyAdam.update)
+config = PRESETS["tiny"].replace(optimizer="amsgrad", beta1=0.8, beta2=0.95, epsilon=1e-6)
+optimizer = NumpyAdam(config, vocab_size=3, dtype=np.float64)
+params = {n[2:]: np.zeros(a.shape) for n, a in optimizer.get_state().items() if n.startswith("m_")}  # every parameter, zero
+m = v = v_hat = x = 0.0
+for t, g in enumerate((2.0, -0.5, 0.1), start=1):
+    optimizer.update(params, {name: np.full_like(p, g) for name, p in params.items()}, learning_rate=0.01, scale=1.0)
+    m = config.beta1 * m + (1 - config.beta1) * g
+    v = config.beta2 * v + (1 - config.beta2) * g * g
+    v_hat = max(v_hat, v)
+    x -= 0.01 * (m / (1 - config.beta1 ** t)) / (np.sqrt(v_hat / (1 - config.beta2 ** t)) + config.epsilon)
+    print(f"t = {t}: by the formulas {x:+.12f}, by the toolkit {params['softmax_bias'][0]:+.12f}")"""
+
 CLOSING = r"""The paper's 114.5 test perplexity is reproduced by a model written from scratch in NumPy.
 Part II trains the same model with TensorFlow's automatic differentiation (`GradientTape`)
 instead of the hand-written BPTT of (e); Part III builds it as a TensorFlow graph."""
@@ -1308,5 +1446,9 @@ def part_one() -> list:
         md(TRAINING), code(TRAINING_CODE), code(TRAINING_PLOT_CODE, figure="notebook1-curve"), md(TRAINING_AFTER),
         md(FAST), code(FAST_CODE), md(FAST_WHOLE), code(FAST_WHOLE_CODE),
         md(EQUAL), code(EQUAL_CODE),
-        md(RESULTS_MD), code(RESULTS_CODE), md(CLOSING),
+        md(RESULTS_MD), code(RESULTS_CODE),
+        md(ADAM), code(ADAM_SUM_CODE), md(COUNTER),
+        code(COUNTER_CODE, figure="notebook1-adam-amsgrad"), md(COUNTER_AFTER),
+        code(ADAM_TOOLKIT_CODE),
+        md(CLOSING),
     ]

@@ -92,3 +92,74 @@ def test_not_a_zip_at_all(tmp_path: Path):
     with pytest.raises(UserError, match="is not an .npz archive") as raised:
         checkpoint.load(path)
     assert str(path) in str(raised.value) and "pickle" not in str(raised.value)
+
+
+def with_adam(optimizer="amsgrad", dtype=np.float64) -> checkpoint.Checkpoint:
+    from ptb_lstm.optim import initial_state
+
+    saved = make(dtype)
+    saved.config = saved.config.replace(optimizer=optimizer, beta1=0.8)
+    saved.optimizer = initial_state(saved.config, len(VOCAB), dtype)
+    saved.optimizer["t"] = np.array(12, np.int64)
+    saved.optimizer["v_embedding"] += 0.25
+    return saved
+
+
+def test_optimizer_state_round_trips_as_plain_arrays(tmp_path: Path):
+    path = checkpoint.save(tmp_path / "model.npz", with_adam())
+    with np.load(path, allow_pickle=False) as npz:
+        assert npz["optimizer_t"].shape == () and int(npz["optimizer_t"]) == 12
+        assert {"optimizer_m_embedding", "optimizer_vmax_softmax_bias"} <= set(npz.files)
+    loaded = checkpoint.load(path)
+    assert loaded.config.optimizer == "amsgrad" and loaded.config.beta1 == 0.8
+    assert int(loaded.optimizer["t"]) == 12
+    np.testing.assert_array_equal(loaded.optimizer["v_embedding"], 0.25)
+
+
+def test_a_checkpoint_without_optimizer_fields_or_arrays_loads_as_sgd(tmp_path: Path):
+    """What older versions wrote: no optimizer arrays, a config without the new fields."""
+    saved = make()
+    path = checkpoint.save(tmp_path / "model.npz", saved)
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
+    for name in ("optimizer", "beta1", "beta2", "epsilon"):
+        del meta["config"][name]
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    np.savez(path, **arrays)
+    loaded = checkpoint.load(path)
+    assert loaded.config.optimizer == "sgd" and loaded.optimizer is None
+
+
+def corrupt(tmp_path: Path, saved: checkpoint.Checkpoint, change) -> Path:
+    path = checkpoint.save(tmp_path / "model.npz", saved)
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    change(arrays)
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda a: a.pop("optimizer_vmax_embedding"), "missing optimizer_vmax_embedding"),
+    (lambda a: a.update(optimizer_w_embedding=a["optimizer_m_embedding"]),
+     "unexpected optimizer_w_embedding"),
+    (lambda a: a.update(optimizer_t=np.array([3])), "optimizer_t must be a whole number"),
+    (lambda a: a.update(optimizer_t=np.array(2.5)), "optimizer_t must be a whole number"),
+    (lambda a: a.update(optimizer_m_softmax_bias=np.zeros(3)), "optimizer_m_softmax_bias is"),
+    (lambda a: a.update(optimizer_v_lstm_0_bias=-a["optimizer_v_embedding"][0, :1].repeat(64)),
+     "negative"),
+    (lambda a: a.update(optimizer_m_lstm_0_bias=np.full(64, np.nan)), "NaN"),
+    (lambda a: a.update(optimizer_m_lstm_0_bias=np.zeros(64, np.float32)), "dtype"),
+])
+def test_damaged_optimizer_state_is_refused_naming_the_array(tmp_path, change, fragment):
+    path = corrupt(tmp_path, with_adam(), change)
+    with pytest.raises(UserError, match="model.npz") as error:
+        checkpoint.load(path)
+    assert fragment in str(error.value), error.value
+
+
+def test_optimizer_arrays_in_an_sgd_checkpoint_are_refused(tmp_path):
+    path = corrupt(tmp_path, make(), lambda a: a.update(optimizer_t=np.array(1)))
+    with pytest.raises(UserError, match="trains with sgd, which keeps none"):
+        checkpoint.load(path)

@@ -178,3 +178,25 @@ def test_whole_training_runs_agree_in_float64(name, tmp_path):
     assert other.test.perplexity == pytest.approx(ref.test.perplexity, rel=1e-9)
     for key, value in ref_params.items():
         assert relative(other_params[key], value) < 1e-9, key
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "amsgrad"])
+@pytest.mark.parametrize("name", each_engine([e for e in ENGINES if e != "numpy-reference"]))
+def test_adam_and_amsgrad_updates_match_the_reference_engine(name, optimizer, tiny_corpus):
+    """Six float64 steps of Adam or AMSGrad with betas and epsilon away from their defaults
+    (and dropout): every parameter within 1e-9 of the reference engine's, relative to how far
+    it moved, and the same optimizer state."""
+    from ptb_lstm.agreement import compare_updates
+
+    config = PRESETS["tiny"].replace(optimizer=optimizer, beta1=0.8, beta2=0.95,
+                                     epsilon=1e-6, learning_rate=0.01, dropout=0.3)
+    (row,) = compare_updates([name], config, tiny_corpus, "float64", steps=6)
+    assert row.params <= 1e-9, row
+    assert row.state <= 1e-9, row
+
+
+def test_update_agreement_is_relative_to_the_step_taken():
+    from ptb_lstm.agreement import relative_to_update
+
+    assert relative_to_update(np.array([10.0, 5.0]), np.array([10.5, 5.0]),
+                              np.array([10.5, 5.001])) == pytest.approx(2e-3)

@@ -96,3 +96,77 @@ def test_every_engine_resumes_exactly_without_dropout(engine, corpus_dir, tmp_pa
     assert resumed.returncode == 0, resumed.stderr
     assert f"engine {engine}" in resumed.stdout
     assert_same(whole / "model.npz", parts / "model.npz")
+
+
+ADAM = ["--set", "beta1=0.8", "--set", "beta2=0.95", "--set", "epsilon=1e-6",
+        "--set", "learning_rate=0.01"]
+
+
+def optimizer_arrays(path):
+    return {k: v for k, v in params(path).items() if k.startswith("optimizer_")}
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "amsgrad"])
+def test_adam_and_amsgrad_runs_resume_to_the_same_parameters_and_state(optimizer, corpus_dir,
+                                                                       tmp_path):
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    args = [*common(corpus_dir, "0.3"), "--set", f"optimizer={optimizer}", *ADAM]
+    assert run_cli("train", *args, "--out", str(whole)).returncode == 0
+    assert run_cli("train", *args, "--out", str(parts), "--max-steps", "23").returncode == 0
+    assert int(optimizer_arrays(parts / "model.npz")["optimizer_t"]) == 23
+    resumed = run_cli("train", "--resume", str(parts))
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same(whole / "model.npz", parts / "model.npz")
+    state = optimizer_arrays(parts / "model.npz")
+    assert int(state["optimizer_t"]) > 23
+    assert ("optimizer_vmax_embedding" in state) == (optimizer == "amsgrad")
+
+
+@pytest.mark.parametrize("engine", other_engines())
+def test_every_engine_resumes_amsgrad_exactly(engine, tmp_path):
+    """In one process (the trainer and run folders of the command line, without a process
+    start per engine): stopped at step 11 mid-epoch, resumed in a new engine from model.npz."""
+    from ptb_lstm import checkpoint
+    from ptb_lstm.config import PRESETS
+    from ptb_lstm.data import load_corpus
+    from ptb_lstm.engines import create_engine
+    from ptb_lstm.params import init_params
+    from ptb_lstm.runs import resume_point
+    from ptb_lstm.train import train
+
+    corpus = load_corpus(write_corpus(tmp_path / "c", lines=(120, 20, 20)))
+    config = PRESETS["tiny"].replace(optimizer="amsgrad", beta1=0.8, beta2=0.95, epsilon=1e-6,
+                                     learning_rate=0.01, epochs=2)
+    start = init_params(config, corpus.vocab_size, np.float64)
+    train(config, corpus, create_engine(engine, config, start, "float64"), tmp_path / "whole")
+    train(config, corpus, create_engine(engine, config, start, "float64"), tmp_path / "parts",
+          max_steps=11, checkpoint_every=5)
+    saved = checkpoint.load(tmp_path / "parts" / "model.npz")
+    assert int(saved.optimizer["t"]) == 11
+    train(config, corpus, create_engine(engine, config, saved.params, "float64"),
+          tmp_path / "parts", resume=resume_point(saved, tmp_path / "parts"))
+    assert_same(tmp_path / "whole" / "model.npz", tmp_path / "parts" / "model.npz")
+
+
+def test_resume_refuses_an_adam_checkpoint_without_its_state(corpus_dir, tmp_path):
+    from ptb_lstm import checkpoint
+
+    out = tmp_path / "run"
+    args = [*common(corpus_dir), "--set", "optimizer=adam", *ADAM]
+    assert run_cli("train", *args, "--out", str(out), "--max-steps", "9").returncode == 0
+    saved = checkpoint.load(out / "model.npz")
+    saved.optimizer = None
+    checkpoint.save(out / "model.npz", saved)
+    assert_user_error(run_cli("train", "--resume", str(out)), "no adam state", "--init-from")
+
+
+def test_init_from_starts_a_fresh_optimizer_and_says_so(corpus_dir, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    args = [*common(corpus_dir), "--set", "optimizer=amsgrad", *ADAM]
+    assert run_cli("train", *args, "--out", str(first), "--max-steps", "9").returncode == 0
+    again = run_cli("train", "--init-from", str(first / "model.npz"), "--data-dir",
+                    str(corpus_dir), "--dtype", "float64", "--out", str(second),
+                    "--max-steps", "2")
+    assert again.returncode == 0, again.stderr
+    assert "the amsgrad optimizer starts afresh (t = 0, m, v, vmax zero)" in again.stdout
+    assert int(optimizer_arrays(second / "model.npz")["optimizer_t"]) == 2

@@ -96,3 +96,63 @@ def compare(engines: list[str], config: Config, corpus: Corpus, dtype: str, step
         rows.append(Agreement(name, dtype, config.dropout, steps, relative(ref_losses, losses),
                               diffs[worst], worst, abs(ppl - ref_ppl) / ref_ppl))
     return rows
+
+
+@dataclass
+class UpdateAgreement:
+    engine: str
+    optimizer: str
+    dtype: str
+    steps: int
+    params: float  # largest difference of a parameter, relative to how far it moved
+    worst_param: str
+    state: float  # largest relative difference of the optimizer's state (0 for SGD)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def relative_to_update(initial: np.ndarray, reference: np.ndarray, other: np.ndarray
+                       ) -> float:
+    """max |other - reference| / max |reference - initial|: a difference on the scale of
+    the steps taken, not of the weights (Adam's first steps move every weight by about the
+    learning rate, far less than the weights' size)."""
+    moved = np.abs(np.asarray(reference, np.float64) - np.asarray(initial, np.float64)).max()
+    gap = np.abs(np.asarray(reference, np.float64) - np.asarray(other, np.float64)).max()
+    return float(gap / max(float(moved), 1e-300))
+
+
+def compare_updates(engines: list[str], config: Config, corpus: Corpus, dtype: str,
+                    steps: int = 6, reference: str = "numpy-reference", device: str = "auto"
+                    ) -> list[UpdateAgreement]:
+    """Each of ``engines`` against ``reference`` after ``steps`` training steps of
+    ``config`` (its optimizer, betas and epsilon; the learning rate halved after the third
+    step) from the same seeded weights: parameters relative to the update, and the
+    optimizer's state (t exactly, the moments relative to their largest value)."""
+    params = init_params(config, corpus.vocab_size, np.float64)
+
+    def run(name: str) -> tuple[Params, dict]:
+        engine = create_engine(name, config, params, dtype=dtype, device=device)
+        for step, (x, y) in enumerate(batches(corpus.train, config.batch_size,
+                                              config.num_steps)):
+            if step == steps:
+                break
+            lr = config.learning_rate * (1.0 if step < 3 else 0.5)
+            engine.train_step(x, y, lr, step_masks(config, step, dtype=np.dtype(dtype)))
+        return engine.get_params(), engine.get_optimizer_state()
+
+    ref_params, ref_state = run(reference)
+    rows = []
+    for name in engines:
+        after, state = run(name)
+        diffs = {key: relative_to_update(params[key], value, after[key])
+                 for key, value in ref_params.items()}
+        worst = max(diffs, key=diffs.get)
+        if state.keys() != ref_state.keys() or (state and int(state["t"]) != int(ref_state["t"])):
+            state_diff = float("inf")
+        else:
+            state_diff = max([relative(value, state[key]) for key, value in ref_state.items()
+                              if key != "t"], default=0.0)
+        rows.append(UpdateAgreement(name, config.optimizer, dtype, steps, diffs[worst], worst,
+                                    state_diff))
+    return rows

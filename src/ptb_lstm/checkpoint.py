@@ -36,6 +36,9 @@ class Checkpoint:
     extra: dict = field(default_factory=dict)
     # The carried LSTM state, (h, c) per layer, when written mid-epoch for an exact resume.
     carried: list[tuple[np.ndarray, np.ndarray]] | None = None
+    # Adam's or AMSGrad's state (ptb_lstm.optim), so that --resume continues the same updates;
+    # None for SGD, which keeps none.
+    optimizer: dict[str, np.ndarray] | None = None
 
     def meta(self) -> dict:
         return {
@@ -60,6 +63,9 @@ def save(path: str | Path, checkpoint: Checkpoint) -> Path:
     for layer, (h, c) in enumerate(checkpoint.carried or []):
         arrays[f"carried_{layer}_h"] = np.ascontiguousarray(h)
         arrays[f"carried_{layer}_c"] = np.ascontiguousarray(c)
+    for name, value in (checkpoint.optimizer or {}).items():
+        # np.array, not ascontiguousarray, which would make the 0-d t a [1] array
+        arrays[f"{OPTIMIZER_PREFIX}{name}"] = np.array(value, order="C")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _create_temporary(path)
     try:
@@ -139,6 +145,7 @@ def load(path: str | Path) -> Checkpoint:
     config = from_dict(meta["config"], source=f"checkpoint {path}")
     _check_declared_sizes(arrays, config, path)
     carried = _pop_carried(arrays, config, path)
+    optimizer = _pop_optimizer(arrays, config, len(vocab), path)
     try:
         check_params(arrays, config, len(vocab), f"checkpoint {path}")
     except ValueError as error:
@@ -147,6 +154,9 @@ def load(path: str | Path) -> Checkpoint:
     if len(dtypes) != 1:
         raise UserError(f"checkpoint {path}: parameters mix dtypes {sorted(map(str, dtypes))}")
     dtype = next(iter(dtypes))
+    if optimizer and any(v.dtype != dtype for n, v in optimizer.items() if n != "t"):
+        raise UserError(f"checkpoint {path}: the optimizer state's dtype is not the "
+                        f"parameters' ({dtype})")
     if carried and any(part.dtype != dtype for pair in carried for part in pair):
         raise UserError(f"checkpoint {path}: the carried state's dtype is not the parameters' "
                         f"({dtype})")
@@ -162,6 +172,7 @@ def load(path: str | Path) -> Checkpoint:
         dtype=str(dtype),
         extra={k: v for k, v in meta.items() if k not in known},
         carried=carried,
+        optimizer=optimizer,
     )
 
 
@@ -225,6 +236,50 @@ def _pop_carried(arrays: dict, config: Config, path: Path) -> list | None:
     if extra:
         raise UserError(f"checkpoint {path}: unexpected arrays {bounds.listed(extra)}")
     return carried
+
+
+OPTIMIZER_PREFIX = "optimizer_"
+
+
+def _pop_optimizer(arrays: dict, config: Config, vocab_size: int, path: Path) -> dict | None:
+    """Take the optimizer_* arrays out of ``arrays``, checked against the config's optimizer:
+    every one of ``optim.state_shapes`` or none (a checkpoint without them loads, but cannot
+    be resumed exactly)."""
+    from ptb_lstm.optim import state_shapes
+
+    found = {n[len(OPTIMIZER_PREFIX):]: arrays.pop(n) for n in list(arrays)
+             if n.startswith(OPTIMIZER_PREFIX)}
+    if not found:
+        return None
+    expected = state_shapes(config, vocab_size)
+    if not expected:
+        raise UserError(f"checkpoint {path}: holds optimizer arrays but its config trains "
+                        f"with {config.optimizer}, which keeps none")
+    missing = [n for n in expected if n not in found]
+    extra = [n for n in found if n not in expected]
+    if missing or extra:
+        what = "; ".join(part for part in (
+            "missing " + ", ".join(OPTIMIZER_PREFIX + n for n in missing) if missing else "",
+            "unexpected " + ", ".join(OPTIMIZER_PREFIX + n for n in extra) if extra else "")
+            if part)
+        raise UserError(f"checkpoint {path}: the {config.optimizer} state does not match the "
+                        f"config ({what})")
+    t = found["t"]
+    if t.shape != () or t.dtype.kind not in "iu" or int(t) < 0:
+        raise UserError(f"checkpoint {path}: {OPTIMIZER_PREFIX}t must be a whole number >= 0 "
+                        f"(a 0-d integer array), got {t.dtype} {tuple(t.shape)}")
+    for name, shape in expected.items():
+        value = found[name]
+        if name == "t":
+            continue
+        if tuple(value.shape) != shape or value.dtype not in (np.float32, np.float64):
+            raise UserError(f"checkpoint {path}: {OPTIMIZER_PREFIX}{name} is {value.dtype} "
+                            f"{tuple(value.shape)}; the config needs a float {shape}")
+        if not np.isfinite(value).all() or (name[0] == "v" and (value < 0).any()):
+            raise UserError(f"checkpoint {path}: {OPTIMIZER_PREFIX}{name} holds NaN, infinite "
+                            "or (for a second moment) negative values; use an earlier "
+                            "checkpoint of the run")
+    return {name: found[name] for name in expected}
 
 
 def _refuse_non_finite(params: Params, carried: list | None, path: Path) -> None:

@@ -28,6 +28,12 @@ class Config:
     max_grad_norm: float
     dropout: float
     seed: int = 1
+    # The optimizer (docs/model.md §5): the paper's plain SGD, or Adam / AMSGrad as Reddi,
+    # Kale & Kumar (2018) state them; the betas and epsilon are read by adam and amsgrad only.
+    optimizer: str = "sgd"
+    beta1: float = 0.9
+    beta2: float = 0.999
+    epsilon: float = 1e-8
 
     def __post_init__(self) -> None:
         problems = _problems(self)
@@ -45,7 +51,14 @@ class Config:
         return dataclasses.replace(self, **changes)
 
 
-FIELD_TYPES: dict[str, type] = {f.name: (int if f.type == "int" else float) for f in fields(Config)}
+FIELD_TYPES: dict[str, type] = {f.name: {"int": int, "str": str}.get(f.type, float)
+                                for f in fields(Config)}
+
+#: What ``optimizer`` accepts: the paper's SGD, Adam, and Adam with AMSGrad's running maximum.
+OPTIMIZERS = ("sgd", "adam", "amsgrad")
+
+# Fields a config written before they existed lacks; they take their defaults.
+_OPTIONAL = ("seed", "optimizer", "beta1", "beta2", "epsilon")
 
 _POSITIVE = ("num_layers", "hidden_size", "num_steps", "batch_size", "epochs",
              "init_scale", "learning_rate", "lr_decay", "max_grad_norm")
@@ -58,6 +71,10 @@ def _problems(config: Config) -> list[str]:
     problems = []
     for name, kind in FIELD_TYPES.items():
         value = getattr(config, name)
+        if kind is str:
+            if not isinstance(value, str):
+                problems.append(f"{name} must be a string, got {value!r}")
+            continue
         ok = isinstance(value, int) if kind is int else isinstance(value, (int, float))
         if not ok or isinstance(value, bool):
             problems.append(f"{name} must be {'an integer' if kind is int else 'a number'}, "
@@ -81,6 +98,14 @@ def _problems(config: Config) -> list[str]:
         problems.append(f"dropout must be in [0, 1), got {config.dropout}")
     if config.seed < 0:
         problems.append(f"seed must be >= 0, got {config.seed}")
+    if config.optimizer not in OPTIMIZERS:
+        problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got "
+                        f"{config.optimizer!r}")
+    for name in ("beta1", "beta2"):
+        if not 0 <= getattr(config, name) < 1:
+            problems.append(f"{name} must be in [0, 1), got {getattr(config, name)}")
+    if not config.epsilon > 0:
+        problems.append(f"epsilon must be > 0, got {config.epsilon}")
     return problems
 
 
@@ -109,11 +134,15 @@ PRESETS: dict[str, Config] = {
     ),
 }
 
-def _coerce(name: str, value: object, source: str) -> int | float:
+def _coerce(name: str, value: object, source: str) -> int | float | str:
     if name not in FIELD_TYPES:
         raise UserError(f"{source}: unknown config key {bounds.shown(name)}; valid keys: "
                         + ", ".join(FIELD_TYPES))
     kind = FIELD_TYPES[name]
+    if kind is str:
+        if not isinstance(value, str):
+            raise UserError(f"{source}: {name} must be a string, got {bounds.shown(value)}")
+        return value
     what = "an integer" if kind is int else "a number"
     try:
         if isinstance(value, str):
@@ -140,7 +169,7 @@ def _coerce(name: str, value: object, source: str) -> int | float:
 def from_dict(values: dict, source: str) -> Config:
     """Build a Config from a complete mapping of field name to value."""
     coerced = {name: _coerce(name, value, source) for name, value in values.items()}
-    missing = [name for name in FIELD_TYPES if name not in coerced and name != "seed"]
+    missing = [name for name in FIELD_TYPES if name not in coerced and name not in _OPTIONAL]
     if missing:
         raise UserError(f"{source}: missing config keys: {', '.join(missing)}")
     try:

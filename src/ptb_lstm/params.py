@@ -48,8 +48,9 @@ def init_params(config: Config, vocab_size: int, dtype=np.float32, seed: int | N
 def check_memory(config: Config, vocab_size: int, dtype=np.float32) -> None:
     """Refuse, before anything is allocated, a model whose training needs more memory than
     the machine has free: the parameters three times over (weights, gradients, the engine's
-    own copy) and one batch's activations (about ten [num_steps, batch, hidden] arrays per
-    layer and three [num_steps, batch, vocab] arrays for the softmax)."""
+    own copy), twice or three times more for Adam's or AMSGrad's moments, and one batch's
+    activations (about ten [num_steps, batch, hidden] arrays per layer and three
+    [num_steps, batch, vocab] arrays for the softmax)."""
     itemsize = np.dtype(dtype).itemsize
     # Counted from the sizes (param_shapes' layout), not by building every layer's shapes:
     # num_layers may be any 64-bit number here, and only the estimate refuses it.
@@ -57,7 +58,8 @@ def check_memory(config: Config, vocab_size: int, dtype=np.float32) -> None:
     parameters = 2 * vocab_size * hidden + vocab_size + layers * (8 * hidden * hidden + 4 * hidden)
     tokens = config.num_steps * config.batch_size
     activations = tokens * (10 * config.hidden_size * config.num_layers + 3 * vocab_size)
-    needed = itemsize * (3 * parameters + activations)
+    copies = 3 + {"adam": 2, "amsgrad": 3}.get(config.optimizer, 0)
+    needed = itemsize * (copies * parameters + activations)
     available = available_memory()
     if available is not None and needed > available:
         raise UserError(f"this model needs about {_gib(needed)} GiB of memory to train "

@@ -66,6 +66,8 @@ class Run:
     checkpoint_every: int
     resume: Resume | None = None
     claim: RunClaim | None = None
+    # What --init-from leaves behind, said at the start: the optimizer's state is not carried.
+    init_note: str | None = None
 
     def release(self) -> None:
         """Give up the claim on the run folder (the command does at exit)."""
@@ -105,10 +107,24 @@ def prepare(request: RunRequest, locate) -> Run:
         params = start.params
     else:
         params = init_params(config, corpus.vocab_size, DTYPES[dtype])
+    note = None
+    if start and (config.optimizer != "sgd" or start.optimizer is not None):
+        note = (f"--init-from: the weights of {request.init_from}; the {config.optimizer} "
+                f"optimizer starts afresh ({_fresh_state(config)}), not from the "
+                "checkpoint's state")
     claim = claim_new_run_dir(request.out, request.config or DEFAULT_CONFIG, engine)
     return Run(claim.path, config, params, engine, dtype, corpus,
                request.log_every or DEFAULT_LOG_EVERY,
-               _given(request.checkpoint_every, DEFAULT_CHECKPOINT_EVERY), claim=claim)
+               _given(request.checkpoint_every, DEFAULT_CHECKPOINT_EVERY), claim=claim,
+               init_note=note)
+
+
+def _fresh_state(config: Config) -> str:
+    from ptb_lstm.optim import moments
+
+    if config.optimizer == "sgd":
+        return "SGD keeps no state"
+    return f"t = 0, {', '.join(moments(config))} zero"
 
 
 def _prepare_resume(request: RunRequest, locate) -> Run:
@@ -321,6 +337,11 @@ def resume_point(ckpt: checkpoint.Checkpoint, run_dir: Path) -> Resume:
                         f"{progress.get('step', '?')}); start a new one with --init-from to "
                         "train further")
     runfiles.resume_progress(progress, ckpt.carried is not None, str(run_dir / "model.npz"))
+    if ckpt.config.optimizer != "sgd" and ckpt.optimizer is None:
+        raise UserError(f"{run_dir / 'model.npz'} holds no {ckpt.config.optimizer} state "
+                        f"(optimizer_t, optimizer_m_*, ...), so --resume cannot continue its "
+                        "updates exactly; start a new run from it with --init-from, whose "
+                        "optimizer starts afresh")
     runfiles.read_run_info(run_dir)  # its engine, dtype and intervals are used on resuming
     step = int(progress["step"])
     metrics_path = run_dir / "metrics.jsonl"
@@ -332,7 +353,8 @@ def resume_point(ckpt: checkpoint.Checkpoint, run_dir: Path) -> Resume:
     epochs = [r for r in records if r.get("event") == "epoch"]
     run_time = float(progress.get("run_time", 0.0))  # absent in checkpoints of older versions
     if progress.get("epoch_finished", False) or int(progress["epoch"]) == 0:
-        return Resume(int(progress["epoch"]) + 1, step, 0, 0.0, 0.0, None, epochs, run_time)
+        return Resume(int(progress["epoch"]) + 1, step, 0, 0.0, 0.0, None, epochs, run_time,
+                      ckpt.optimizer)
     return Resume(int(progress["epoch"]), step, int(progress["step_in_epoch"]),
                   float(progress["loss_sum"]), float(progress.get("epoch_time", 0.0)),
-                  ckpt.carried, epochs, run_time)
+                  ckpt.carried, epochs, run_time, ckpt.optimizer)

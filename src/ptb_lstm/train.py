@@ -67,6 +67,7 @@ class Resume:
     carried: list | None  # the carried state after those batches
     epochs: list[dict] = field(default_factory=list)  # records of the finished epochs
     run_time: float = 0.0  # seconds the run had trained by the checkpoint (0: not recorded)
+    optimizer: dict | None = None  # the optimizer's state at the checkpoint (None for SGD)
 
 
 def train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path, *,
@@ -154,7 +155,8 @@ def _train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path,
                                    "try a smaller learning_rate or max_grad_norm")
         progress = {**progress, "run_time": run_time()}
         checkpoint.save(model_path, checkpoint.Checkpoint(
-            params, corpus.vocab, config, progress, engine.name, engine.dtype, carried=carried))
+            params, corpus.vocab, config, progress, engine.name, engine.dtype, carried=carried,
+            optimizer=engine.get_optimizer_state() or None))
         saved_step[0] = progress["step"]
 
     result = TrainResult(out_dir=out_dir, steps=resume.step if resume else 0,
@@ -168,6 +170,8 @@ def _train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path,
         from (the time between a stop and its resume, and steps trained again, not counted)."""
         return run_before + time.perf_counter() - started
 
+    if resume is not None and resume.optimizer:
+        engine.set_optimizer_state(resume.optimizer)
     words_per_step = config.batch_size * config.num_steps
     engine_dtype = np.dtype(engine.dtype)
     try:

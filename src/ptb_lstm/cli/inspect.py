@@ -8,7 +8,8 @@ from ptb_lstm.cli import options
 
 HELP = "what a checkpoint holds"
 DESCRIPTION = ("Config, vocabulary size, parameter names, shapes and count, training "
-               "progress, and the engine and dtype that wrote a checkpoint.")
+               "progress, the optimizer's state (Adam, AMSGrad), and the engine and dtype "
+               "that wrote a checkpoint.")
 EPILOG = "example:\n  ptb-lstm inspect runs/x/model.npz --json"
 
 
@@ -28,7 +29,8 @@ def run(args) -> int:
               "parameters": count_params(ckpt.params), "shapes": shapes,
               "config": ckpt.config.to_dict(),
               "progress": {k: v for k, v in ckpt.progress.items() if k != "rng_state"},
-              "carried_state": ckpt.carried is not None}
+              "carried_state": ckpt.carried is not None,
+              "optimizer_updates": int(ckpt.optimizer["t"]) if ckpt.optimizer else None}
     if args.json:
         print(json.dumps(record))
         return 0
@@ -42,6 +44,10 @@ def run(args) -> int:
                                           for k, v in progress.items()))
     if ckpt.carried is not None:
         print("             (holds the carried state, for an exact --resume mid-epoch)")
+    if ckpt.optimizer:
+        print(f"optimizer:   {ckpt.config.optimizer} state after {int(ckpt.optimizer['t']):,} "
+              "updates (t, m, v" + (", vmax" if "vmax_embedding" in ckpt.optimizer else "")
+              + "), for an exact --resume")
     print(f"parameters:  {record['parameters']:,}")
     for name, shape in shapes.items():
         print(f"  {name:<26} {' x '.join(map(str, shape)):>14}")

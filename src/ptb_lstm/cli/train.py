@@ -12,7 +12,8 @@ from ptb_lstm import __version__
 from ptb_lstm.cli import options
 
 HELP = "train a model, printing perplexities"
-DESCRIPTION = ("Train with the paper's schedule: SGD at learning_rate for "
+DESCRIPTION = ("Train with the paper's schedule: SGD (or, with --set optimizer=adam|amsgrad, "
+               "Adam or AMSGrad with beta1, beta2 and epsilon) at learning_rate for "
                "epochs_at_full_lr epochs, then multiplied by lr_decay every epoch; valid "
                "perplexity after each epoch, test perplexity at the end. Writes "
                "model.npz (after every epoch and at the end), config.json and "
@@ -22,6 +23,7 @@ EPILOG = ("examples:\n"
           "  ptb-lstm train --config small --engine tf-graph --epochs 1\n"
           "  ptb-lstm train --resume runs/20261129-101500-small-numpy\n"
           "  ptb-lstm train --config tiny --set hidden_size=32 --max-steps 100 --out runs/t\n"
+          "  ptb-lstm train --config small --set optimizer=adam --set learning_rate=0.002\n"
           "  ptb-lstm train --init-from runs/t/model.npz --set learning_rate=0.5")
 
 
@@ -40,7 +42,8 @@ def add_arguments(p):
     p.add_argument("--max-steps", type=int, metavar="N",
                    help="stop after N training steps in all (0 writes the initial checkpoint)")
     p.add_argument("--init-from", metavar="CKPT",
-                   help="start from this checkpoint's weights and vocabulary")
+                   help="start from this checkpoint's weights and vocabulary (Adam's and "
+                        "AMSGrad's state starts afresh, at t = 0)")
     p.add_argument("--seed", type=int, metavar="S",
                    help="seed of the initial weights and dropout (default: the config's)")
     options.add_set(p, help="override a config field, e.g. --set hidden_size=100 (repeatable)")
@@ -109,6 +112,8 @@ def _train(args, run_) -> int:
               flush=True)
     else:
         print(f"writing to {out_dir}/", flush=True)
+    if run_.init_note:
+        print(run_.init_note, flush=True)
     run_info = {"command": "ptb-lstm " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
                 "data_dir": str(corpus.data_dir), "init_from": args.init_from,
                 "numpy_version": np.__version__, "ptb_lstm_version": __version__,

@@ -1,7 +1,8 @@
 """Engines: interchangeable implementations of one model behind one narrow interface.
 
 An engine holds only the maths: the forward pass, the gradients (by hand or by autodiff), the
-clipped SGD update and the carried LSTM state. The trainer owns the loop, the schedule, logging
+clipped update (the paper's SGD, or Adam / AMSGrad as ``ptb_lstm.optim`` states them) with the
+optimizer's state, and the carried LSTM state. The trainer owns the loop, the schedule, logging
 and checkpoints. Engines are loaded by name, lazily, so that an optional framework (TensorFlow,
 PyTorch) is imported only when one of its engines is asked for.
 
@@ -174,9 +175,10 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def train_step(self, inputs: np.ndarray, targets: np.ndarray, learning_rate: float,
                    masks: list[np.ndarray] | None = None) -> float:
-        """Forward, backward, global-norm clipping and SGD at ``learning_rate``; carries the
-        state on; returns the step's loss (summed over time, mean over the batch) and sets
-        ``last_grad_norm``.
+        """Forward, backward, global-norm clipping and the update of ``config.optimizer`` at
+        ``learning_rate`` (SGD; or Adam / AMSGrad exactly as ``ptb_lstm.optim`` writes them,
+        counting this update in the optimizer's state); carries the state on; returns the
+        step's loss (summed over time, mean over the batch) and sets ``last_grad_norm``.
 
         ``masks`` are the step's dropout masks (``ptb_lstm.dropout``): num_layers + 1 arrays
         [num_steps, batch_size, hidden_size] of 0 or 1 / (1 - rate), multiplied into the
@@ -193,6 +195,15 @@ class Engine(abc.ABC):
     def logits(self, inputs: np.ndarray) -> np.ndarray:
         """Forward without dropout; carries the state on; returns the unnormalised
         next-word scores [batch_size, num_steps, vocab_size] (for sampling and scoring)."""
+
+    @abc.abstractmethod
+    def get_optimizer_state(self) -> dict[str, np.ndarray]:
+        """A copy of the optimizer's state as plain arrays under the names and shapes of
+        ``ptb_lstm.optim.state_shapes`` ({} for SGD, which keeps none)."""
+
+    @abc.abstractmethod
+    def set_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
+        """Replace the optimizer's state (as returned by ``get_optimizer_state``)."""
 
     @abc.abstractmethod
     def get_state(self) -> list[tuple[np.ndarray, np.ndarray]]:

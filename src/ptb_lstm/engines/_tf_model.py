@@ -87,13 +87,22 @@ def sum_duplicate_rows(gradient):
     return tf.IndexedSlices(values, rows, gradient.dense_shape)
 
 
+def _scalar(value, dtype):
+    """A Python number or a tensor as a scalar of ``dtype``. A Python float goes straight to
+    ``dtype``: ``tf.cast`` would make it a float32 tensor first and round it there (0.01 is
+    then off by 2e-10 in a float64 engine)."""
+    if isinstance(value, (int, float)):
+        return tf.constant(value, dtype)
+    return tf.cast(value, dtype)
+
+
 def clipped_sgd(variables: list, gradients: list, learning_rate, max_grad_norm: float):
     """Global-norm clipping (as tf.clip_by_global_norm) and plain SGD; sparse rows get a
     scatter update. Returns the update ops (already applied when eager) and the norm."""
     gradients = [sum_duplicate_rows(g) for g in gradients]
     norm = tf.linalg.global_norm(gradients)
     max_norm = tf.constant(max_grad_norm, norm.dtype)
-    step = tf.cast(learning_rate, norm.dtype) * max_norm / tf.maximum(norm, max_norm)
+    step = _scalar(learning_rate, norm.dtype) * max_norm / tf.maximum(norm, max_norm)
     updates = []
     for variable, gradient in zip(variables, gradients, strict=True):
         if isinstance(gradient, tf.IndexedSlices):
@@ -101,4 +110,40 @@ def clipped_sgd(variables: list, gradients: list, learning_rate, max_grad_norm: 
                 tf.IndexedSlices(step * gradient.values, gradient.indices)))
         else:
             updates.append(variable.assign_sub(step * gradient))
+    return updates, norm
+
+
+def clipped_adam(variables: dict, gradients: list, slots: dict, learning_rate, corrections,
+                 config: Config):
+    """Global-norm clipping, then Adam or AMSGrad as ``ptb_lstm.optim`` writes them (not
+    Keras' Adam, which adds epsilon to the square root of the uncorrected v), in the same order
+    of operations. ``variables``: canonical name -> variable; ``slots``: the optimizer's
+    variables under the names of ``optim.state_shapes`` but ``t``; ``corrections``:
+    (1 - beta1^t, 1 - beta2^t) of this update. The embedding's sparse gradient is made dense
+    first: Adam moves every row by its momentum. Returns the update ops and the norm."""
+    gradients = [sum_duplicate_rows(g) for g in gradients]
+    norm = tf.linalg.global_norm(gradients)
+    dtype = norm.dtype
+    max_norm = tf.constant(config.max_grad_norm, dtype)
+    scale = max_norm / tf.maximum(norm, max_norm)
+    beta1, beta2 = tf.constant(config.beta1, dtype), tf.constant(config.beta2, dtype)
+    one_minus_beta1 = tf.constant(1.0 - config.beta1, dtype)
+    one_minus_beta2 = tf.constant(1.0 - config.beta2, dtype)
+    epsilon = tf.constant(config.epsilon, dtype)
+    correction1, correction2 = (_scalar(c, dtype) for c in corrections)
+    learning_rate = _scalar(learning_rate, dtype)
+    updates = []
+    for (name, variable), gradient in zip(variables.items(), gradients, strict=True):
+        if isinstance(gradient, tf.IndexedSlices):  # rows distinct: an exact scatter
+            gradient = tf.math.unsorted_segment_sum(gradient.values, gradient.indices,
+                                                    variable.shape[0])
+        g = gradient * scale
+        m = beta1 * slots[f"m_{name}"] + one_minus_beta1 * g
+        v = beta2 * slots[f"v_{name}"] + one_minus_beta2 * (g * g)
+        updates += [slots[f"m_{name}"].assign(m), slots[f"v_{name}"].assign(v)]
+        if config.optimizer == "amsgrad":
+            v = tf.maximum(slots[f"vmax_{name}"], v)
+            updates.append(slots[f"vmax_{name}"].assign(v))
+        denominator = tf.sqrt(v / correction2) + epsilon
+        updates.append(variable.assign_sub(learning_rate * (m / correction1) / denominator))
     return updates, norm

@@ -33,6 +33,7 @@ import numpy as np
 
 from ptb_lstm.engines import Engine
 from ptb_lstm.engines._blas_threads import BlasThreads, Work
+from ptb_lstm.optim import NumpyAdam
 from ptb_lstm.params import DTYPES, Params
 
 State = list[tuple[np.ndarray, np.ndarray]]  # per layer: (h [B, H], c [B, H])
@@ -99,6 +100,9 @@ class NumpyEngine(Engine):
         self._buffers: dict[str, np.ndarray] = {}
         self._threads = BlasThreads()
         self.reset_state(config.batch_size)
+        # Adam and AMSGrad keep moments per parameter; the paper's SGD keeps nothing.
+        self.adam = None if config.optimizer == "sgd" else \
+            NumpyAdam(config, self.vocab_size, self.np_dtype)
 
     # -- parameters and state -------------------------------------------------------------
 
@@ -129,6 +133,13 @@ class NumpyEngine(Engine):
         self.state = [(np.array(h, self.np_dtype), np.array(c, self.np_dtype))
                       for h, c in state]
 
+    def get_optimizer_state(self) -> dict[str, np.ndarray]:
+        return self.adam.get_state() if self.adam else {}
+
+    def set_optimizer_state(self, state) -> None:
+        if self.adam:
+            self.adam.set_state(state)
+
     def _state_for(self, batch_size: int) -> State:
         if self.state[0][0].shape[0] != batch_size:
             self.reset_state(batch_size)
@@ -144,7 +155,10 @@ class NumpyEngine(Engine):
         with np.errstate(over="ignore", invalid="ignore"):
             grads = self.gradients(inputs, targets, state, masks)
             self.last_grad_norm = grads.global_norm()
-            self._sgd(grads, learning_rate, self.last_grad_norm)
+            if self.adam:
+                self._adam(grads, learning_rate, self.last_grad_norm)
+            else:
+                self._sgd(grads, learning_rate, self.last_grad_norm)
         self.state = grads.final_state
         return grads.loss
 
@@ -417,6 +431,13 @@ class NumpyEngine(Engine):
             self.params[name] -= grad
         grads.embedding_grad *= step
         self.params["embedding"][grads.embedding_rows] -= grads.embedding_grad
+
+    def _adam(self, grads: Gradients, learning_rate: float, norm: float) -> None:
+        """Clip by global norm, then Adam or AMSGrad (``ptb_lstm.optim``). Its update is
+        dense: rows of the embedding the batch did not use still move by their momentum."""
+        max_norm = self.config.max_grad_norm
+        dense = {**grads.dense, "embedding": grads.dense_embedding(self.vocab_size)}
+        self.adam.update(self.params, dense, learning_rate, max_norm / max(norm, max_norm))
 
 class _SoftmaxRows:
     """The softmax and cross-entropy of the top layer's rows, queued on ``work`` block by

@@ -2,7 +2,8 @@
 
 One training step, in the order a derivation goes: embedding, dropout, the LSTM forward pass
 one time step at a time, the softmax and the cross-entropy, then back-propagation through time
-(BPTT) from the softmax down to the embedding, global-norm clipping and SGD. Each line that
+(BPTT) from the softmax down to the embedding, global-norm clipping and SGD (or Adam / AMSGrad,
+``ptb_lstm.optim``). Each line that
 computes an equation has the equation beside it. There are no threads, no reused buffers and no
 fused tricks: the `numpy` engine computes the same function faster, and the tests hold it to
 this one within 1e-12 (float64).
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ptb_lstm.engines import Engine
+from ptb_lstm.optim import NumpyAdam
 from ptb_lstm.params import DTYPES, Params
 
 State = list[tuple[np.ndarray, np.ndarray]]  # per layer: (h [B, H], c [B, H])
@@ -82,6 +84,9 @@ class ReferenceEngine(Engine):
         self.hidden_size, self.num_layers = config.hidden_size, config.num_layers
         self.set_params(params)
         self.reset_state(config.batch_size)
+        # Adam and AMSGrad keep moments per parameter; the paper's SGD keeps nothing.
+        self.adam = None if config.optimizer == "sgd" else \
+            NumpyAdam(config, self.vocab_size, self.np_dtype)
 
     # -- parameters and the carried state ---------------------------------------------------
 
@@ -97,6 +102,13 @@ class ReferenceEngine(Engine):
 
     def get_state(self) -> State:
         return [(h.copy(), c.copy()) for h, c in self.state]
+
+    def get_optimizer_state(self) -> dict[str, np.ndarray]:
+        return self.adam.get_state() if self.adam else {}
+
+    def set_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
+        if self.adam:
+            self.adam.set_state(state)
 
     def set_state(self, state: State) -> None:
         self.state = [(np.array(h, self.np_dtype), np.array(c, self.np_dtype)) for h, c in state]
@@ -231,12 +243,16 @@ class ReferenceEngine(Engine):
     # -- the update -------------------------------------------------------------------------
 
     def clip_and_update(self, grads: Gradients, learning_rate: float) -> float:
-        """Global-norm clipping (as tf.clip_by_global_norm), then plain SGD; returns the norm.
+        """Global-norm clipping (as tf.clip_by_global_norm), then plain SGD, or Adam /
+        AMSGrad (``ptb_lstm.optim``) on the clipped gradient; returns the norm.
 
         n = sqrt(sum ||grad||^2);  grad <- grad * max_grad_norm / max(n, max_grad_norm);
         param <- param - learning_rate * grad"""
         norm = grads.global_norm()
         scale = self.config.max_grad_norm / max(norm, self.config.max_grad_norm)
+        if self.adam:
+            self.adam.update(self.params, grads.params, learning_rate, scale)
+            return norm
         for name, grad in grads.params.items():
             self.params[name] -= self.np_dtype(learning_rate * scale) * grad
         return norm

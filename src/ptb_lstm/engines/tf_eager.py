@@ -10,7 +10,8 @@ import numpy as np
 import tensorflow as tf
 
 from ptb_lstm.engines import Engine
-from ptb_lstm.engines._tf_model import clipped_sgd, forward, pick_device, summed_nll
+from ptb_lstm.engines._tf_model import clipped_adam, clipped_sgd, forward, pick_device, summed_nll
+from ptb_lstm.optim import bias_corrections, initial_state
 from ptb_lstm.params import param_shapes
 
 
@@ -26,6 +27,12 @@ class TFEagerEngine(Engine):
         with tf.device(self._device):
             self.variables = {name: tf.Variable(np.asarray(params[name], dtype), name=name)
                               for name in self.names}
+            # Adam's and AMSGrad's moments; the update count t is a Python int, so that the
+            # bias corrections are the very floats the NumPy engines compute.
+            self.slots = {name: tf.Variable(value, trainable=False, name=name)
+                          for name, value in initial_state(config, self.vocab_size,
+                                                           dtype).items() if name != "t"}
+        self.t = 0
         self.state: list = []
         self.reset_state(config.batch_size)
 
@@ -39,6 +46,19 @@ class TFEagerEngine(Engine):
     def set_params(self, params):
         for name, variable in self.variables.items():
             variable.assign(np.asarray(params[name], self.dtype))
+
+    def get_optimizer_state(self):
+        if self.config.optimizer == "sgd":
+            return {}
+        return {"t": np.array(self.t, np.int64),
+                **{name: v.numpy().copy() for name, v in self.slots.items()}}
+
+    def set_optimizer_state(self, state):
+        if self.config.optimizer == "sgd":
+            return
+        self.t = int(state["t"])
+        for name, variable in self.slots.items():
+            variable.assign(np.asarray(state[name], self.dtype))
 
     def reset_state(self, batch_size):
         zeros = tf.zeros([batch_size, self.config.hidden_size], self.tf_dtype)
@@ -68,8 +88,13 @@ class TFEagerEngine(Engine):
                                               masks)
                 loss = summed_nll(logits, targets) / tf.cast(inputs.shape[0], self.tf_dtype)
             gradients = tape.gradient(loss, variables)
-            _, norm = clipped_sgd(variables, gradients, learning_rate,
-                                  self.config.max_grad_norm)
+            if self.config.optimizer == "sgd":
+                _, norm = clipped_sgd(variables, gradients, learning_rate,
+                                      self.config.max_grad_norm)
+            else:
+                self.t += 1
+                _, norm = clipped_adam(self.variables, gradients, self.slots, learning_rate,
+                                       bias_corrections(self.config, self.t), self.config)
         self.state = final_state
         self.last_grad_norm = float(norm)
         return float(loss)

@@ -17,7 +17,8 @@ import numpy as np
 import tensorflow as tf
 
 from ptb_lstm.engines import Engine
-from ptb_lstm.engines._tf_model import clipped_sgd, forward, pick_device, summed_nll
+from ptb_lstm.engines._tf_model import clipped_adam, clipped_sgd, forward, pick_device, summed_nll
+from ptb_lstm.optim import bias_corrections, state_shapes
 from ptb_lstm.params import param_shapes
 
 v1 = tf.compat.v1
@@ -63,8 +64,13 @@ class _Unrolled:
             self.output = nll / tf.cast(batch_size, dtype)  # the loss
             variables = [engine.variables[n] for n in engine.names]
             gradients = v1.gradients(self.output, variables)
-            updates, self.norm = clipped_sgd(variables, gradients, engine.learning_rate,
-                                             config.max_grad_norm)
+            if config.optimizer == "sgd":
+                updates, self.norm = clipped_sgd(variables, gradients, engine.learning_rate,
+                                                 config.max_grad_norm)
+            else:
+                updates, self.norm = clipped_adam(engine.variables, gradients, engine.slots,
+                                                  engine.learning_rate, engine.corrections,
+                                                  config)
         else:
             self.output = nll
         # Storing the new state waits for the loss and the SGD updates, so that fetching it
@@ -107,6 +113,20 @@ class TFGraphEngine(Engine):
                                              name="learning_rate")
             self._lr_feed = v1.placeholder(self.tf_dtype, [])
             self._set_lr = self.learning_rate.assign(self._lr_feed)
+            # Adam's and AMSGrad's moments live in the graph; the update count t is kept here
+            # in Python and each step feeds its bias corrections, the very floats the NumPy
+            # engines compute.
+            slot_shapes = {n: shape for n, shape in state_shapes(config, self.vocab_size).items()
+                           if n != "t"}
+            self.slots = {n: tf.Variable(tf.zeros(shape, self.tf_dtype), trainable=False,
+                                         name=n) for n, shape in slot_shapes.items()}
+            self._slot_feeds = {n: v1.placeholder(self.tf_dtype, shape)
+                                for n, shape in slot_shapes.items()}
+            self._assign_slots = tf.group(*[self.slots[n].assign(self._slot_feeds[n])
+                                            for n in self.slots])
+            self.corrections = (v1.placeholder(self.tf_dtype, [], "correction1"),
+                                v1.placeholder(self.tf_dtype, [], "correction2"))
+        self.t = 0
         self.session = v1.Session(graph=self.graph)
         with self.graph.as_default():
             self.session.run(v1.global_variables_initializer())
@@ -148,6 +168,19 @@ class TFGraphEngine(Engine):
         self.session.run(self._assign, {self._feeds[n]: np.asarray(params[n], self.dtype)
                                         for n in self.names})
 
+    def get_optimizer_state(self):
+        if self.config.optimizer == "sgd":
+            return {}
+        values = self.session.run(self.slots)
+        return {"t": np.array(self.t, np.int64), **{n: np.array(values[n]) for n in self.slots}}
+
+    def set_optimizer_state(self, state):
+        if self.config.optimizer == "sgd":
+            return
+        self.t = int(state["t"])
+        self.session.run(self._assign_slots, {self._slot_feeds[n]: np.asarray(state[n], self.dtype)
+                                              for n in self.slots})
+
     def reset_state(self, batch_size):
         self.session.run(self._state(batch_size).reset)
         self._batch_size = batch_size
@@ -184,6 +217,9 @@ class TFGraphEngine(Engine):
             self.session.run(self._set_lr, {self._lr_feed: learning_rate})
             self._lr_value = learning_rate
         feed = {ops.inputs: inputs, ops.targets: targets}
+        if self.config.optimizer != "sgd":
+            feed.update(zip(self.corrections, bias_corrections(self.config, self.t + 1),
+                            strict=True))
         if ops.masks is not None:
             if masks is None:  # no dropout asked for this step: masks that keep every unit
                 masks = [np.ones(m.shape, self.dtype) for m in ops.masks]
@@ -192,6 +228,8 @@ class TFGraphEngine(Engine):
             raise ValueError("the tf-graph engine builds its dropout inputs only for a config "
                              "with dropout > 0; this config has none")
         loss, norm, _ = self.session.run([ops.output, ops.norm, ops.step], feed)
+        if self.config.optimizer != "sgd":
+            self.t += 1
         self.last_grad_norm = float(norm)
         return float(loss)
 

@@ -14,7 +14,8 @@ contiguous weight buffer.
 The embedding's gradient is sparse (the rows the batch used) and is coalesced before the global
 norm, so each row counts once, as in the other engines. Clipping and SGD are written out (not
 ``clip_grad_norm_`` and ``torch.optim.SGD``) so that the update is, operation for operation, the
-NumPy engine's.
+NumPy engine's; so are Adam and AMSGrad (``ptb_lstm.optim``: the update of ``torch.optim.Adam``,
+with the embedding's gradient made dense first, as that optimizer would need it).
 
 On a GPU, TensorFloat-32 is switched off for cuDNN and for matrix products: TF32 rounds the
 products' inputs to 10 bits of mantissa, and the engine would no longer compute the function
@@ -33,6 +34,8 @@ import torch
 
 from ptb_lstm.engines import Engine
 from ptb_lstm.errors import UserError
+from ptb_lstm.optim import bias_corrections, moments
+from ptb_lstm.params import param_shapes
 
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -81,6 +84,13 @@ class TorchEngine(Engine):
         for lstm in self.layers:
             self.trained += [lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0]
         self.trained += [self.softmax_kernel, self.softmax_bias]
+        # Their canonical names; the LSTM's weights are held transposed (weight_ih = kernel.T).
+        self.names = list(param_shapes(config, vocab))
+        # Adam's and AMSGrad's moments, one tensor per trained tensor and in its layout; the
+        # update count t is a Python int, so that the bias corrections are the NumPy engines'.
+        self.t = 0
+        self.slots = {part: [torch.zeros_like(p, requires_grad=False) for p in self.trained]
+                      for part in moments(config)}
         self.set_params(params)
         self.state: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.reset_state(config.batch_size)
@@ -122,6 +132,31 @@ class TorchEngine(Engine):
                 lstm.bias_hh_l0.zero_()
             self.softmax_kernel.copy_(self._tensor(params["softmax_kernel"]))
             self.softmax_bias.copy_(self._tensor(params["softmax_bias"]))
+
+    def _canonical(self, name: str, tensor: torch.Tensor) -> np.ndarray:
+        """A tensor laid out like the trained tensor of ``name``, in the canonical layout."""
+        transposed = name.endswith("kernel") and name.startswith("lstm_")
+        return self._array(tensor.T if transposed else tensor)
+
+    def get_optimizer_state(self):
+        if not self.slots:
+            return {}
+        state = {"t": np.array(self.t, np.int64)}
+        for part, tensors in self.slots.items():
+            for name, tensor in zip(self.names, tensors, strict=True):
+                state[f"{part}_{name}"] = self._canonical(name, tensor)
+        return state
+
+    def set_optimizer_state(self, state):
+        if not self.slots:
+            return
+        self.t = int(state["t"])
+        with torch.no_grad():
+            for part, tensors in self.slots.items():
+                for name, tensor in zip(self.names, tensors, strict=True):
+                    value = self._tensor(state[f"{part}_{name}"])
+                    transposed = name.endswith("kernel") and name.startswith("lstm_")
+                    tensor.copy_(value.T if transposed else value)
 
     def reset_state(self, batch_size):
         zeros = torch.zeros(batch_size, self.config.hidden_size, dtype=TORCH_DTYPES[self.dtype],
@@ -179,9 +214,14 @@ class TorchEngine(Engine):
         rows, values = embedding_grad.indices()[0], embedding_grad.values()
         squares = torch.stack([values.pow(2).sum(), *(g.pow(2).sum() for g in gradients[1:])])
         loss_value, norm = torch.stack([loss.detach(), squares.sum().sqrt()]).tolist()
+        max_norm = self.config.max_grad_norm
+        if self.slots:
+            gradients[0] = embedding_grad.to_dense()
+            self._adam(gradients, learning_rate, max_norm / max(norm, max_norm))
+            self.last_grad_norm = norm
+            return loss_value
         # Global-norm clipping (as tf.clip_by_global_norm), then plain SGD; the embedding gets
         # a sparse update of the rows the batch used.
-        max_norm = self.config.max_grad_norm
         step = learning_rate * max_norm / max(norm, max_norm)
         with torch.no_grad():
             self.embedding.index_add_(0, rows, values.mul_(-step))
@@ -189,6 +229,25 @@ class TorchEngine(Engine):
                 parameter.sub_(gradient.mul_(step))
         self.last_grad_norm = norm
         return loss_value
+
+    def _adam(self, gradients: list[torch.Tensor], learning_rate: float, scale: float) -> None:
+        """Adam or AMSGrad on the gradients (dense, in ``trained`` order) times the clipping
+        ``scale``, in the order of operations of ``ptb_lstm.optim``."""
+        config = self.config
+        self.t += 1
+        correction1, correction2 = bias_corrections(config, self.t)
+        with torch.no_grad():
+            for index, (parameter, gradient) in enumerate(zip(self.trained, gradients,
+                                                              strict=True)):
+                g = gradient.mul_(scale)  # clipped by global norm
+                m, v = self.slots["m"][index], self.slots["v"][index]
+                m.mul_(config.beta1).add_(g * (1.0 - config.beta1))
+                v.mul_(config.beta2).add_((g * g) * (1.0 - config.beta2))
+                if config.optimizer == "amsgrad":
+                    v = torch.maximum(self.slots["vmax"][index], v,
+                                      out=self.slots["vmax"][index])
+                denominator = (v / correction2).sqrt_().add_(config.epsilon)
+                parameter.sub_((m / correction1).mul_(learning_rate).div_(denominator))
 
     def eval_step(self, inputs, targets):
         with torch.no_grad():
