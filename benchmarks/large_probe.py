@@ -3,11 +3,14 @@
 For each engine, ``ptb-lstm train --config large --max-steps STEPS`` runs on the real PTB in a
 child process of its own (float32, dropout 0.65 with the shared masks), then this script reads
 the run's metrics and the child's peak resident memory (``os.wait4``) and projects a full
-55-epoch run from the measured training step time and the evaluation time the run took
+55-epoch run on PTB from the measured training step time and the evaluation time the run took
 (valid after the partial epoch and test at the end, both at the training batch shape):
 
     python benchmarks/large_probe.py                       # every installed engine, 200 steps
     python benchmarks/large_probe.py --engine numpy --steps 50
+    python benchmarks/large_probe.py --config tiny --steps 30 --data-dir DIR   # a quick try
+
+``--config`` probes another preset the same way (its own epochs in the projection).
 
 Prints one table; the docs quote it with its log (docs/logs/large-probe.txt).
 """
@@ -40,9 +43,10 @@ def installed(name: str) -> bool:
     return True
 
 
-def probe(engine: str, steps: int, folder: Path, data_dir: str | None) -> dict:
+def probe(engine: str, steps: int, folder: Path, data_dir: str | None,
+          config_name: str = "large") -> dict:
     out = folder / engine
-    command = [sys.executable, "-m", "ptb_lstm", "train", "--config", "large", "--engine",
+    command = [sys.executable, "-m", "ptb_lstm", "train", "--config", config_name, "--engine",
                engine, "--max-steps", str(steps), "--log-every", "10", "--out", str(out)]
     if data_dir:
         command += ["--data-dir", data_dir]
@@ -62,7 +66,7 @@ def probe(engine: str, steps: int, folder: Path, data_dir: str | None) -> dict:
     first, last = step_records[0], step_records[-1]
     ms_per_step = 1000 * (last["wall_time"] - first["wall_time"]) / (last["step"] - first["step"])
     eval_seconds = test["wall_time"] - partial["epoch_time"]  # valid + test + checkpoint
-    config = PRESETS["large"]
+    config = PRESETS[config_name]
     size = (config.batch_size, config.num_steps)
     train_steps = num_batches(PTB_TOKENS["train"], *size)
     eval_steps = num_batches(PTB_TOKENS["valid"], *size) + num_batches(PTB_TOKENS["test"], *size)
@@ -82,19 +86,24 @@ def main() -> None:
                         help="engine to probe (repeatable; default: every installed engine)")
     parser.add_argument("--steps", type=int, default=200, help="training steps (default: 200)")
     parser.add_argument("--data-dir", help="PTB folder (default: ptb-lstm's own search)")
+    parser.add_argument("--config", default="large", choices=sorted(PRESETS),
+                        help="the preset to probe (default: large)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args()
     engines = args.engine or [e for e in ENGINES if installed(e)]
     rows = []
     with tempfile.TemporaryDirectory(prefix="large-probe-") as folder:
         for engine in engines:
-            rows.append(probe(engine, args.steps, Path(folder), args.data_dir))
+            rows.append(probe(engine, args.steps, Path(folder), args.data_dir, args.config))
             print(f"{engine}: done", file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps(rows))
         return
-    print(f"large config (2 x 1500 units, batch 20 x 35, dropout 0.65, 55 epochs), float32, "
-          f"{args.steps} training steps per engine on PTB, measured {time.strftime('%Y-%m-%d')}")
+    config = PRESETS[args.config]
+    print(f"{args.config} config ({config.num_layers} x {config.hidden_size} units, batch "
+          f"{config.batch_size} x {config.num_steps}, dropout {config.dropout:g}, "
+          f"{config.epochs} epochs), float32, {args.steps} training steps per engine on PTB, "
+          f"measured {time.strftime('%Y-%m-%d')}")
     print(f"{'engine':<16} {'train ms/step':>13} {'eval ms/step':>12} {'peak RSS GiB':>12} "
           f"{'full run (h)':>12} {'train ppl':>9}")
     for r in rows:

@@ -11,7 +11,7 @@ Each is timed twice: after restoring the logits with a copy (the copy's own time
 and right after the logits product itself, as inside a training step, where OpenBLAS's worker
 threads are still spinning on the second core when the elementwise work starts.
 
-    python benchmarks/softmax_elementwise.py [--repeats 200]
+    python benchmarks/studies/softmax_elementwise.py [--repeats 200]
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ engine and optimizer, the largest difference of any parameter from the reference
 relative to how far that parameter moved (``ptb_lstm.agreement.compare_updates``), the
 parameter where it is largest, and the largest relative difference of the optimizer's state.
 
-    python benchmarks/optimizer_agreement.py [--config small] [--steps 6] [--data-dir DIR]
+    python benchmarks/studies/optimizer_agreement.py [--config small] [--steps 6] [--data-dir DIR]
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Reads each run folder's metrics.jsonl (a run folder under runs/ or a published o
 docs/results/) and prints a Markdown table, one row per epoch and one column per run; with
 --plot, also draws the same curves, each labelled as given, with its last epoch's value.
 
-    python benchmarks/valid_by_epoch.py LABEL=RUN_DIR [LABEL=RUN_DIR ...] [--plot FILE.png]
+    python benchmarks/studies/valid_by_epoch.py LABEL=RUN_DIR [LABEL=RUN_DIR ...] [--plot FILE.png]
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ threads, the same products' FLOP rate against a large square
 SGEMM on the same machine (the floor's rate), and a whole NumPy-engine training step, so that
 the gap between the step and the floor can be assigned to the products that cause it:
 
-    python benchmarks/medium_products.py            # log: docs/logs/medium-products.txt
+    python benchmarks/studies/medium_products.py            # log: docs/logs/medium-products.txt
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ clipping included) on each, resetting the weights before the next but carrying t
 NumPy engine in float64 is the reference; for each engine in float32 print the relative error
 of the loss, the gradient norm, and the largest relative error of the parameter update.
 
-    python benchmarks/update_precision.py CHECKPOINT [--data-dir DIR]
+    python benchmarks/studies/update_precision.py CHECKPOINT [--data-dir DIR]
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Prints the median ms per training and evaluation step of each, and the ratios. W
 ``--set`` the config changes (e.g. hidden_size=650); "threads" then means helper threads
 even where the engine would not use them (hidden sizes above _THREADED_HIDDEN_MAX).
 
-    python benchmarks/threads_ab.py [--rounds 20] [--set hidden_size=650 ...]
+    python benchmarks/studies/threads_ab.py [--rounds 20] [--set hidden_size=650 ...]
 """
 
 from __future__ import annotations

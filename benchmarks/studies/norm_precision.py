@@ -6,7 +6,7 @@ rows) computed: exactly (every square in float64), with a float32 dot product pe
 (``np.vdot``, which accumulates in float32), with NumPy's pairwise ``sum`` of ``g * g`` per
 array, and by the engine's ``global_norm``. Prints each one's relative error and time:
 
-    python benchmarks/norm_precision.py
+    python benchmarks/studies/norm_precision.py
 
 Output kept in docs/logs/norm-precision.txt.
 """

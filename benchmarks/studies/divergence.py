@@ -5,8 +5,8 @@ batches, with the same dropout masks (``ptb_lstm.dropout``) where the config has
 prints, after chosen steps, both losses, the largest relative parameter difference and both
 gradient norms:
 
-    python benchmarks/divergence.py                              # small, float64, tf-graph
-    python benchmarks/divergence.py --config large --dtype float32 --other torch --steps 10
+    python benchmarks/studies/divergence.py                              # small, float64, tf-graph
+    python benchmarks/studies/divergence.py --config large --dtype float32 --other torch --steps 10
 
 (PTB from $PTB_DATA_DIR or ptb-lstm's own search). Output kept in docs/logs/divergence.txt and
 docs/logs/divergence-large-float32.txt.

@@ -5,7 +5,7 @@ calling thread's recurrences and back-propagation through time, for a few traini
 the small config after a warm-up, and prints each step as a timeline: thread, piece of
 work, start and end in ms from the step's start. "main" is the calling thread.
 
-    python benchmarks/step_timeline.py [--steps 2]
+    python benchmarks/studies/step_timeline.py [--steps 2]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ against the keep rate with its binomial standard deviation, the kept value, and 
 of units kept in both of two places, two neighbouring time steps, two neighbouring batch rows
 and two consecutive training steps, against keep**2 (what independent draws give):
 
-    python benchmarks/dropout_stats.py          # log: docs/logs/dropout-stats.txt
+    python benchmarks/studies/dropout_stats.py          # log: docs/logs/dropout-stats.txt
 """
 
 from __future__ import annotations

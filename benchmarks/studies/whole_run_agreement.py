@@ -5,12 +5,11 @@ epoch, valid after each, test at the end) on a generated corpus, from the same w
 each engine's largest relative difference from the NumPy engine in the epoch perplexities and
 the final parameters (docs/agreement.md).
 
-    python benchmarks/whole_run_agreement.py
+    python benchmarks/studies/whole_run_agreement.py
 """
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 
@@ -23,8 +22,25 @@ from ptb_lstm.engines import create_engine
 from ptb_lstm.params import init_params
 from ptb_lstm.train import train
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import write_corpus  # noqa: E402 (the tests' generated corpus)
+
+def write_corpus(folder: Path, seed: int, lines: tuple[int, int, int]) -> Path:
+    """A tiny PTB-shaped corpus of 12 words and <unk> (each sentence counts up through the words
+    from a random start); train starts with every word once, so valid and test meet no unknown
+    word. The same corpus as the tests' generated one for the same seed."""
+    rng = np.random.default_rng(seed)
+    vocab = [f"w{i}" for i in range(12)] + ["<unk>"]
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, count in zip(("train", "valid", "test"), lines, strict=True):
+        rows = []
+        for n in range(count):
+            length = int(rng.integers(3, 9))
+            if split == "train" and n == 0:
+                rows.append(" ".join(vocab))
+                continue
+            start = int(rng.integers(0, len(vocab)))
+            rows.append(" ".join(vocab[(start + k) % len(vocab)] for k in range(length)))
+        (folder / f"ptb.{split}.txt").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder
 
 
 def main() -> None:
