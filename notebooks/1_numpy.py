@@ -5,7 +5,8 @@
 # Vinyals, *Recurrent Neural Network Regularization* (2015), in its "small" form: two LSTM layers
 # of 200 units trained on the Penn Treebank (PTB) to predict the next word. By the end you can
 # write one training step by hand: the forward pass with dropout, the loss, back-propagation
-# through time (BPTT), gradient clipping and the SGD update. Two exercises check it against the engine:
+# through time (BPTT), gradient clipping and the SGD update. Two exercises check it against the
+# engine:
 # the backward pass in (e), the whole step in (g).
 #
 # The code shown is the toolkit's **reference engine**, `ptb_lstm/engines/numpy_reference.py`
@@ -22,10 +23,15 @@
 
 # %%
 import os
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log, if it loads
-import inspect, json, pathlib, time
-import numpy as np
+import inspect
+import json
+import pathlib
+import time
+
 import matplotlib.pyplot as plt
+import numpy as np
 from IPython.display import Markdown, display
 
 from ptb_lstm.config import PRESETS
@@ -34,12 +40,16 @@ from ptb_lstm.data import load_corpus, locate_data_dir
 STEPS = int(os.environ.get("PTB_LSTM_NOTEBOOK_STEPS", "100"))  # steps of the short runs
 REPO = pathlib.Path(os.environ.get("PTB_LSTM_REPO", ".."))  # the repository (docs/results)
 corpus = load_corpus(locate_data_dir())  # $PTB_DATA_DIR, or the user cache (downloading once)
-print(f"PTB: {len(corpus.train):,} training tokens, vocabulary {corpus.vocab_size:,}; "
-      f"short runs of {STEPS} steps")
+print(
+    f"PTB: {len(corpus.train):,} training tokens, vocabulary {corpus.vocab_size:,}; "
+    f"short runs of {STEPS} steps"
+)
+
 
 def show_source(obj):
     """Show the toolkit's own code (imported, not copied)."""
     display(Markdown("```python\n" + inspect.getsource(obj) + "\n```"))
+
 
 # %% [markdown]
 # ## (a) The data: tokens, vocabulary, ids and stream folding
@@ -51,6 +61,7 @@ def show_source(obj):
 
 # %%
 from ptb_lstm.data import EOS, read_words
+
 train_file = corpus.data_dir / "ptb.train.txt"
 print("first two lines of ptb.train.txt:")
 for line in train_file.read_text().splitlines()[:2]:
@@ -67,7 +78,12 @@ print(f"{len(words):,} training tokens, {words.count(EOS):,} of them {EOS}")
 # %%
 vocab = corpus.vocab
 print(f"{len(vocab):,} words; the first ten:", vocab[:10])
-print("ids of", ["<eos>", "<unk>", "the", "stock"], "=", [vocab.index(w) for w in ["<eos>", "<unk>", "the", "stock"]])
+print(
+    "ids of",
+    ["<eos>", "<unk>", "the", "stock"],
+    "=",
+    [vocab.index(w) for w in ["<eos>", "<unk>", "the", "stock"]],
+)
 print("the training stream as ids:", corpus.train[:12], "...")
 assert [vocab[i] for i in corpus.train[:12]] == words[:12]
 for split in ("valid", "test"):
@@ -83,7 +99,8 @@ for split in ("valid", "test"):
 # `batch_size` equal rows, each one contiguous piece of text, and walk along the rows
 # `num_steps` columns at a time. With
 #
-# $$\text{steps} = \left\lfloor \frac{N - 1}{\text{batch\_size}\cdot\text{num\_steps}} \right\rfloor,
+# $$\text{steps} = \left\lfloor \frac{N - 1}{\text{batch\_size}\cdot\text{num\_steps}}
+# \right\rfloor,
 # \qquad \text{used} = \text{steps}\cdot\text{batch\_size}\cdot\text{num\_steps},$$
 #
 # the inputs are `ids[:used]` and the targets `ids[1:used+1]`, each reshaped to
@@ -94,9 +111,11 @@ for split in ("valid", "test"):
 
 # %%
 from ptb_lstm.data import batches
+
 stream = np.arange(26)
 for s, (inputs, targets) in enumerate(batches(stream, batch_size=3, num_steps=4)):
     print(f"step {s}: inputs\n{inputs}\n        targets\n{targets}\n")
+
 
 # %% figure="notebook1-folding"
 def draw_folding(n=26, batch_size=3, num_steps=4):
@@ -106,21 +125,50 @@ def draw_folding(n=26, batch_size=3, num_steps=4):
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 4.2), height_ratios=[1, 2.2])
     for k in range(n):  # the stream, coloured by the row it goes to
         row = k // width if k < batch_size * width else None
-        top.add_patch(plt.Rectangle((k, 0), 1, 1, fc=colors[row] if row is not None else "white", ec="grey"))
+        top.add_patch(
+            plt.Rectangle((k, 0), 1, 1, fc=colors[row] if row is not None else "white", ec="grey")
+        )
         top.text(k + 0.5, 0.5, str(k), ha="center", va="center", fontsize=8)
-    top.set_xlim(0, n); top.set_ylim(-0.2, 1.6); top.axis("off")
-    top.set_title(f"the stream of {n} tokens, cut into {batch_size} rows (the last {n - batch_size * width} unused)", fontsize=10)
+    top.set_xlim(0, n)
+    top.set_ylim(-0.2, 1.6)
+    top.axis("off")
+    top.set_title(
+        f"the stream of {n} tokens, cut into {batch_size} rows (the last {n - batch_size * width} "
+        "unused)",
+        fontsize=10,
+    )
     for b in range(batch_size):  # the folded inputs: row b is one contiguous piece
         for c in range(width):
             bottom.add_patch(plt.Rectangle((c, batch_size - 1 - b), 1, 1, fc=colors[b], ec="grey"))
-            bottom.text(c + 0.5, batch_size - 0.5 - b, str(b * width + c), ha="center", va="center", fontsize=9)
+            bottom.text(
+                c + 0.5,
+                batch_size - 0.5 - b,
+                str(b * width + c),
+                ha="center",
+                va="center",
+                fontsize=9,
+            )
     for s in range(1, steps):
         bottom.axvline(s * num_steps, color="black", lw=2.5)
     for s in range(steps):
-        bottom.text(s * num_steps + num_steps / 2, batch_size + 0.25, f"step {s}: a [{batch_size}, {num_steps}] batch", ha="center")
-    bottom.set_xlim(0, width); bottom.set_ylim(-0.1, batch_size + 0.7); bottom.axis("off")
-    bottom.set_title("the inputs [batch_size, steps * num_steps]; the targets are the same picture shifted by one token", fontsize=10, y=-0.12)
-    plt.tight_layout(); plt.show()
+        bottom.text(
+            s * num_steps + num_steps / 2,
+            batch_size + 0.25,
+            f"step {s}: a [{batch_size}, {num_steps}] batch",
+            ha="center",
+        )
+    bottom.set_xlim(0, width)
+    bottom.set_ylim(-0.1, batch_size + 0.7)
+    bottom.axis("off")
+    bottom.set_title(
+        "the inputs [batch_size, steps * num_steps]; the targets are the same picture shifted by "
+        "one token",
+        fontsize=10,
+        y=-0.12,
+    )
+    plt.tight_layout()
+    plt.show()
+
 
 draw_folding()
 
@@ -140,12 +188,15 @@ config = PRESETS["small"]
 (x0, _), (x1, _) = list(batches(stream, 3, 4))
 assert (x1[:, 0] == x0[:, -1] + 1).all()  # every row goes on where it stopped
 from ptb_lstm.data import num_batches
+
 n = len(corpus.train)
-print(f"N = {n:,} tokens, batch {config.batch_size} x {config.num_steps} steps: "
-      f"{num_batches(n, config.batch_size, config.num_steps):,} steps per epoch; "
-      f"each of the {config.batch_size} rows is "
-      f"{num_batches(n, config.batch_size, config.num_steps) * config.num_steps:,} "
-      "tokens of contiguous text")
+print(
+    f"N = {n:,} tokens, batch {config.batch_size} x {config.num_steps} steps: "
+    f"{num_batches(n, config.batch_size, config.num_steps):,} steps per epoch; "
+    f"each of the {config.batch_size} rows is "
+    f"{num_batches(n, config.batch_size, config.num_steps) * config.num_steps:,} "
+    "tokens of contiguous text"
+)
 
 # %% [markdown]
 # ## (b) The model
@@ -166,7 +217,8 @@ print(f"N = {n:,} tokens, batch {config.batch_size} x {config.num_steps} steps: 
 # 2. **Two LSTM layers**. Layer $l$ keeps a hidden output $h_t$ and a cell $c_t$ (each [H]) and
 #    at each time step computes, from its input $x_t = x^{(l)}_t$ and its own previous $h_{t-1}$:
 #    $$z_t = x_t W + h_{t-1} U + b \qquad [4H]$$
-#    $$i_t = \sigma(z_t^{(i)}),\quad f_t = \sigma(z_t^{(f)}),\quad g_t = \tanh(z_t^{(g)}),\quad o_t = \sigma(z_t^{(o)})$$
+#    $$i_t = \sigma(z_t^{(i)}),\quad f_t = \sigma(z_t^{(f)}),\quad g_t = \tanh(z_t^{(g)}),\quad
+#    o_t = \sigma(z_t^{(o)})$$
 #    $$c_t = f_t \odot c_{t-1} + i_t \odot g_t, \qquad h_t = o_t \odot \tanh(c_t)$$
 #    $z$ is cut into four blocks of H in the order i, f, g, o: the *input gate* i says how
 #    much of the candidate $g$ enters the cell, the *forget gate* f how much of the old cell is
@@ -177,7 +229,8 @@ print(f"N = {n:,} tokens, batch {config.batch_size} x {config.num_steps} steps: 
 # 3. **Softmax**: the top layer's output after dropout, $x^{(L)}_t = m^{(L)}_t \odot h^{(L-1)}_t$
 #    (the engine calls it `top`), gives V scores, the *logits*,
 #    $$y_t = (m^{(L)}_t \odot h^{(L-1)}_t)\, W_s + b_s = x^{(L)}_t W_s + b_s,
-#    \qquad p_t = \mathrm{softmax}(y_t),\quad \mathrm{softmax}(y)_v = e^{y_v} / \textstyle\sum_u e^{y_u}.$$
+#    \qquad p_t = \mathrm{softmax}(y_t),\quad \mathrm{softmax}(y)_v = e^{y_v} / \textstyle\sum_u
+#    e^{y_u}.$$
 #
 # All of it runs on a whole batch at once: $x_t$ is then [B, H], $z_t$ [B, 4H], $p_t$ [B, V].
 # Where the batch row matters it is indexed by r (r = 0..B-1): the letter b is the bias.
@@ -200,23 +253,39 @@ print(f"N = {n:,} tokens, batch {config.batch_size} x {config.num_steps} steps: 
 
 # %%
 from ptb_lstm.params import count_params, init_params, param_shapes
+
 shapes = param_shapes(PRESETS["small"], corpus.vocab_size)
 for name, shape in shapes.items():
     print(f"{name:<26} {str(list(shape)):<14} {int(np.prod(shape)):>10,}")
 small_params = init_params(PRESETS["small"], corpus.vocab_size)
 print(f"{'in all':<41} {count_params(small_params):>10,}")
 forget_bias = small_params["lstm_0_bias"][200:400]  # the f block of [i, f, g, o]
-print(f"lstm_0's forget-gate biases: from {forget_bias.min():+.3f} to {forget_bias.max():+.3f}, "
-      f"mean {forget_bias.mean():+.4f} (no offset: uniform in ±0.1 like every entry)")
+print(
+    f"lstm_0's forget-gate biases: from {forget_bias.min():+.3f} to {forget_bias.max():+.3f}, "
+    f"mean {forget_bias.mean():+.4f} (no offset: uniform in ±0.1 like every entry)"
+)
 print("\nthe configs (tiny is for checks and tests):")
-fields = [("num_layers", "L"), ("hidden_size", "H"), ("num_steps", "T"), ("batch_size", "B"),
-          ("init_scale", "init"), ("dropout", "dropout"), ("max_grad_norm", "clip"), ("learning_rate", "lr"),
-          ("epochs_at_full_lr", "full lr"), ("lr_decay", "decay"), ("epochs", "epochs"), ("seed", "seed")]
+fields = [
+    ("num_layers", "L"),
+    ("hidden_size", "H"),
+    ("num_steps", "T"),
+    ("batch_size", "B"),
+    ("init_scale", "init"),
+    ("dropout", "dropout"),
+    ("max_grad_norm", "clip"),
+    ("learning_rate", "lr"),
+    ("epochs_at_full_lr", "full lr"),
+    ("lr_decay", "decay"),
+    ("epochs", "epochs"),
+    ("seed", "seed"),
+]
 print(f"{'':<8}" + "".join(f"{label:>8}" for _, label in fields))
 for name, preset in PRESETS.items():
     print(f"{name:<8}" + "".join(f"{getattr(preset, f):>8.4g}" for f, _ in fields))
 print("L layers of H units, T steps, B rows; weights uniform in ±init; clip: max_grad_norm;")
-print("lr: the learning rate of the first `full lr` epochs, multiplied by `decay` at each epoch after")
+print(
+    "lr: the learning rate of the first `full lr` epochs, multiplied by `decay` at each epoch after"
+)
 
 # %% [markdown]
 # Unrolled over the `num_steps` time steps of one batch, the network is a feed-forward graph: each
@@ -225,37 +294,84 @@ print("lr: the learning rate of the first `full lr` epochs, multiplied by `decay
 # the right edge. The three connections marked "dropout" are those the masks $m^{(0)}, m^{(1)},
 # m^{(2)}$ multiply. Drawn for T = 4 steps, t = 0..3:
 
+
 # %% figure="notebook1-unrolled"
 def draw_unrolled(T=4):
     fig, ax = plt.subplots(figsize=(10, 6.2))
-    rows = [(0, "$w_t$", "word id"), (1, "$e_t=E[w_t]$", "embedding"), (2.2, "lstm_0", "LSTM"),
-            (3.4, "lstm_1", "LSTM"), (4.6, "$p_t$", "softmax"), (5.6, "$-\\log p_t[w_{t+1}]$", "loss")]
-    boxes = {"word id": "white", "embedding": "#dde8f5", "LSTM": "#fde2c4", "softmax": "#d9f0d3", "loss": "#f5d5d5"}
+    rows = [
+        (0, "$w_t$", "word id"),
+        (1, "$e_t=E[w_t]$", "embedding"),
+        (2.2, "lstm_0", "LSTM"),
+        (3.4, "lstm_1", "LSTM"),
+        (4.6, "$p_t$", "softmax"),
+        (5.6, "$-\\log p_t[w_{t+1}]$", "loss"),
+    ]
+    boxes = {
+        "word id": "white",
+        "embedding": "#dde8f5",
+        "LSTM": "#fde2c4",
+        "softmax": "#d9f0d3",
+        "loss": "#f5d5d5",
+    }
     for t in range(T):
         X = 1.6 * t
         for y, label, kind in rows:
             text = label.replace("_t", f"_{t}").replace("{t+1}", f"{t + 1}")
             if kind == "LSTM":
                 text = f"{label}\n$h_{t}, c_{t}$"
-            ax.text(X, y, text, ha="center", va="center", fontsize=9,
-                    bbox=dict(boxstyle="round", fc=boxes[kind], ec="grey"))
+            ax.text(
+                X,
+                y,
+                text,
+                ha="center",
+                va="center",
+                fontsize=9,
+                bbox=dict(boxstyle="round", fc=boxes[kind], ec="grey"),
+            )
         masks = ["", "dropout $m^{(0)}$", "dropout $m^{(1)}$", "dropout $m^{(2)}$", ""]
-        for (y0, *_), (y1, *_), mask in zip(rows[:-1], rows[1:], masks):
+        for (y0, *_), (y1, *_), mask in zip(rows[:-1], rows[1:], masks, strict=True):
             ax.annotate("", (X, y1 - 0.33), (X, y0 + 0.3), arrowprops=dict(arrowstyle="->"))
             if mask and t == 0:
                 ax.text(X + 0.08, (y0 + y1) / 2, mask, fontsize=7, color="purple")
         for y in (2.2, 3.4):  # the recurrence: h and c go on to the next time step
             if t < T - 1:
-                ax.annotate("", (X + 1.6 - 0.5, y), (X + 0.5, y), arrowprops=dict(arrowstyle="->", color="tab:red", lw=1.5))
+                ax.annotate(
+                    "",
+                    (X + 1.6 - 0.5, y),
+                    (X + 0.5, y),
+                    arrowprops=dict(arrowstyle="->", color="tab:red", lw=1.5),
+                )
     for y in (2.2, 3.4):
-        ax.annotate("", (-0.5, y), (-1.5, y), arrowprops=dict(arrowstyle="->", color="tab:red", ls="--"))
-        ax.annotate("", (1.6 * (T - 1) + 1.5, y), (1.6 * (T - 1) + 0.5, y), arrowprops=dict(arrowstyle="->", color="tab:red", ls="--"))
-    ax.text(-1.55, 2.6, "state from the\nprevious batch\n$h_{-1}, c_{-1}$\n(no gradient back)", fontsize=8, color="tab:red", ha="left")
-    ax.text(1.6 * (T - 1) + 0.6, 2.8, "state to the\nnext batch", fontsize=8, color="tab:red", ha="left")
+        ax.annotate(
+            "", (-0.5, y), (-1.5, y), arrowprops=dict(arrowstyle="->", color="tab:red", ls="--")
+        )
+        ax.annotate(
+            "",
+            (1.6 * (T - 1) + 1.5, y),
+            (1.6 * (T - 1) + 0.5, y),
+            arrowprops=dict(arrowstyle="->", color="tab:red", ls="--"),
+        )
+    ax.text(
+        -1.55,
+        2.6,
+        "state from the\nprevious batch\n$h_{-1}, c_{-1}$\n(no gradient back)",
+        fontsize=8,
+        color="tab:red",
+        ha="left",
+    )
+    ax.text(
+        1.6 * (T - 1) + 0.6, 2.8, "state to the\nnext batch", fontsize=8, color="tab:red", ha="left"
+    )
     ax.text(0.8, 5.95, "target $w_{t+1}$ is the input of the next step", fontsize=8, ha="left")
-    ax.set_xlim(-1.7, 1.6 * (T - 1) + 1.7); ax.set_ylim(-0.5, 6.3); ax.axis("off")
-    ax.set_title(f"the two-layer LSTM unrolled over {T} time steps, t = 0..{T - 1} (time goes right, layers go up)")
+    ax.set_xlim(-1.7, 1.6 * (T - 1) + 1.7)
+    ax.set_ylim(-0.5, 6.3)
+    ax.axis("off")
+    ax.set_title(
+        f"the two-layer LSTM unrolled over {T} time steps, t = 0..{T - 1} (time goes right, layers "
+        "go up)"
+    )
     plt.show()
+
 
 draw_unrolled()
 
@@ -266,29 +382,42 @@ draw_unrolled()
 # for the masks of each training step and passes them to `train_step`. For a config with
 # dropout it returns L + 1 arrays, one per masked connection in the order $m^{(0)}$ (the
 # embedding output), $m^{(1)}, \dots, m^{(L-1)}$ (between layers) and $m^{(L)}$ (the top output).
-# Each has the shape of the activations it multiplies, [T, B, H] time-major: a fresh draw (dropped or kept) for
+# Each has the shape of the activations it multiplies, [T, B, H] time-major: a fresh draw (dropped
+# or kept) for
 # every time step, batch row and unit, so a unit dropped at time t may be kept at t + 1 and in
 # the next row. The inverted-dropout scaling is inside the mask: the kept entries are
 # $1/(1-\rho)$, not 1, so the expected value of $m \odot h$ is $h$ and evaluation, which uses no
 # masks, needs no rescaling. The masks are a function of the config's seed and the 0-based global
 # training step only (a counter-based Philox generator keyed by the seed, with the step as its
 # counter; such a generator computes its numbers as a function of the key and a counter, so the
-# numbers of any step can be drawn directly, without drawing those of the steps before): every engine gets the same masks, and a resumed run draws those an uninterrupted run
+# numbers of any step can be drawn directly, without drawing those of the steps before): every
+# engine gets the same masks, and a resumed run draws those an uninterrupted run
 # would have drawn. For the small config ($\rho = 0$) it returns `None`. For an exercise of your
 # own, any uniform generator gives masks of the same statistics,
 # `(rng.random((T, B, H)) < 1 - rho) / (1 - rho)` with `rng = np.random.default_rng()`; only the
 # engines' agreement needs these exact ones.
 
 # %%
-from ptb_lstm.dropout import masks as dropout_masks, step_masks
+from ptb_lstm.dropout import masks as dropout_masks
+from ptb_lstm.dropout import step_masks
+
 show_source(step_masks)
 show_source(dropout_masks)
 medium = PRESETS["medium"]  # rho = 0.5, H = 650, T = 35, B = 20
 step_0 = step_masks(medium, 0)
-print(f"rho = {medium.dropout}: {len(step_0)} masks of shape {step_0[0].shape} [T, B, H]; values {np.unique(step_0[0])}; "
-      f"kept fraction {np.mean([np.mean(m > 0) for m in step_0]):.3f}")
-assert all((a == b).all() for a, b in zip(step_0, step_masks(medium, 0)))  # the same step: the same masks
-print("step 1 differs from step 0 in", f"{np.mean(step_masks(medium, 1)[0] != step_0[0]):.0%}", "of the entries")
+print(
+    f"rho = {medium.dropout}: {len(step_0)} masks of shape {step_0[0].shape} [T, B, H]; values "
+    f"{np.unique(step_0[0])}; "
+    f"kept fraction {np.mean([np.mean(m > 0) for m in step_0]):.3f}"
+)
+assert all(
+    (a == b).all() for a, b in zip(step_0, step_masks(medium, 0), strict=True)
+)  # the same step: the same masks
+print(
+    "step 1 differs from step 0 in",
+    f"{np.mean(step_masks(medium, 1)[0] != step_0[0]):.0%}",
+    "of the entries",
+)
 print("the small config:", step_masks(PRESETS["small"], 0))
 
 # %% [markdown]
@@ -298,7 +427,8 @@ print("the small config:", step_masks(PRESETS["small"], 0))
 # probability $k^2$ (0.25 here), not $k$ as a reused mask would; a share of "both kept" among n
 # pairs has the standard deviation $\sqrt{k^2(1-k^2)/n}$. (A share of n independent yes/no draws,
 # each yes with probability q, has mean q and standard deviation $\sqrt{q(1-q)/n}$, and for
-# n in the hundreds of thousands it is very nearly normally distributed.) The pairs below compare the
+# n in the hundreds of thousands it is very nearly normally distributed.) The pairs below compare
+# the
 # three places of one step with one another, each even time step with the next (disjoint pairs,
 # so the pairs are independent of one another), each even batch row with the next, one training
 # step with the next, and another seed; each line gives its share and how many standard
@@ -309,24 +439,31 @@ print("the small config:", step_masks(PRESETS["small"], 0))
 # every place. Such a mask drops the same units at the embedding output, between the layers and at
 # the top together, so the noise of the three places is no longer independent and the regulariser
 # is not the paper's; it is an easy mistake in a TensorFlow graph, where two dropout ops given the
-# same seed draw the same numbers. The test suite asserts the same per engine (`tests/test_dropout.py`), and
+# same seed draw the same numbers. The test suite asserts the same per engine
+# (`tests/test_dropout.py`), and
 # `python benchmarks/dropout_stats.py` repeats the figures over many training steps of the medium
 # and large configs.
 
 # %%
 k, n = 1 - medium.dropout, step_0[0].size
 sd = np.sqrt(k * (1 - k) / n)
-print(f"keep rate of each place (expected {k}, sd {sd:.4f}): "
-      + ", ".join(f"{np.mean(m > 0):.4f} ({(np.mean(m > 0) - k) / sd:+.1f} sd)" for m in step_0))
+print(
+    f"keep rate of each place (expected {k}, sd {sd:.4f}): "
+    + ", ".join(f"{np.mean(m > 0):.4f} ({(np.mean(m > 0) - k) / sd:+.1f} sd)" for m in step_0)
+)
 kept = [m > 0 for m in step_0]
-next_step, other_seed = (step_masks(c, s)[0] > 0 for c, s in ((medium, 1), (medium.replace(seed=2), 0)))
-pairs = [("embedding output / between layers", kept[0], kept[1]),
-         ("between layers / top output", kept[1], kept[2]),
-         ("time step t / t + 1 (t even)", kept[0][0:-1:2], kept[0][1::2]),
-         ("batch row r / r + 1 (r even)", kept[0][:, 0::2], kept[0][:, 1::2]),
-         ("training step 0 / step 1", kept[0], next_step),
-         ("seed 1 / seed 2", kept[0], other_seed),
-         ("a mask / itself (a reused mask)", kept[0], kept[0])]
+next_step, other_seed = (
+    step_masks(c, s)[0] > 0 for c, s in ((medium, 1), (medium.replace(seed=2), 0))
+)
+pairs = [
+    ("embedding output / between layers", kept[0], kept[1]),
+    ("between layers / top output", kept[1], kept[2]),
+    ("time step t / t + 1 (t even)", kept[0][0:-1:2], kept[0][1::2]),
+    ("batch row r / r + 1 (r even)", kept[0][:, 0::2], kept[0][:, 1::2]),
+    ("training step 0 / step 1", kept[0], next_step),
+    ("seed 1 / seed 2", kept[0], other_seed),
+    ("a mask / itself (a reused mask)", kept[0], kept[0]),
+]
 for name, a, b in pairs:
     both, sd = np.mean(a & b), np.sqrt(k * k * (1 - k * k) / a.size)
     print(f"{name:<36} both kept {both:.4f}  ({(both - k * k) / sd:+.1f} sd from {k * k})")
@@ -356,7 +493,8 @@ for name, a, b in pairs:
 #   zeros for the config's batch size) and every `train_step` and `eval_step` replaces it with
 #   that batch's final state.
 # * The weights: `engine.params`, a dict from the names of (b) to arrays, the engine's own copy
-#   (the constructor copies the dict it is given; the cell after `forward`'s source checks it), in the engine's dtype (`engine.np_dtype`).
+#   (the constructor copies the dict it is given; the cell after `forward`'s source checks it), in
+#   the engine's dtype (`engine.np_dtype`).
 # * What else an engine offers code of yours: `engine.config` (its `Config`, with
 #   `max_grad_norm`, `dropout` and the shapes), `engine.hidden_size` and `engine.num_layers` (H
 #   and L), `engine.np_dtype` (the dtype to make new arrays in: `np.zeros(shape, engine.np_dtype)`),
@@ -369,17 +507,22 @@ for name, a, b in pairs:
 
 # %%
 import re
+
 from ptb_lstm.engines.numpy_reference import ReferenceEngine, sigmoid
+
 
 def beside(function):
     """The lines of ``function`` that compute an equation, beside the equation in their comment."""
     rows = ["| equation (the comment) | the line that computes it |", "|---|---|"]
     for line in inspect.getsource(function).splitlines():
         text, _, comment = line.partition("  # ")
-        equation = " ".join(re.sub(r"^\[[^\]]*\]", "", comment.strip()).split())  # without a leading [shape]
+        equation = " ".join(
+            re.sub(r"^\[[^\]]*\]", "", comment.strip()).split()
+        )  # without a leading [shape]
         if "=" in equation and text.strip():
             rows.append(f"| `{equation}` | `{text.strip()}` |")
     display(Markdown("\n".join(rows)))
+
 
 beside(ReferenceEngine.forward)
 
@@ -390,26 +533,47 @@ beside(ReferenceEngine.forward)
 
 # %%
 from ptb_lstm.engines.numpy_reference import Forward, Layer
+
 show_source(ReferenceEngine.forward)
 show_source(Forward)
 show_source(Layer)
-little = PRESETS["small"].replace(hidden_size=8, num_steps=5, batch_size=3)  # the small config, shrunk
+little = PRESETS["small"].replace(
+    hidden_size=8, num_steps=5, batch_size=3
+)  # the small config, shrunk
 given = init_params(little, corpus.vocab_size, np.float64)
 engine = ReferenceEngine(little, given, dtype="float64")
-assert engine.params["embedding"] is not given["embedding"]  # a copy: training it leaves `given` alone
+assert (
+    engine.params["embedding"] is not given["embedding"]
+)  # a copy: training it leaves `given` alone
 engine.reset_state(3)
 inputs, targets = next(batches(corpus.train, batch_size=3, num_steps=5))
 fwd = engine.forward(inputs, engine.state)
-print("inputs", inputs.shape, "[B, T] -> ids", fwd.ids.shape, "[T, B] -> logits", fwd.logits.shape, "(time-major: [T, B, V])")
-print("lstm_0 (fwd.layers[0]) keeps h", fwd.layers[0].h.shape, "and gates i", fwd.layers[0].i.shape,
-      "; the final state per layer:", [tuple(h.shape) for h, c in fwd.final_state])
+print(
+    "inputs",
+    inputs.shape,
+    "[B, T] -> ids",
+    fwd.ids.shape,
+    "[T, B] -> logits",
+    fwd.logits.shape,
+    "(time-major: [T, B, V])",
+)
+print(
+    "lstm_0 (fwd.layers[0]) keeps h",
+    fwd.layers[0].h.shape,
+    "and gates i",
+    fwd.layers[0].i.shape,
+    "; the final state per layer:",
+    [tuple(h.shape) for h, c in fwd.final_state],
+)
 
 # %% [markdown]
 # The gates use the engine's `sigmoid`, $\sigma(z) = 1/(1+e^{-z})$ written out directly. For a
 # very negative z, $e^{-z}$ overflows to `inf` (below about −88.7 in float32, −709.8 in float64)
 # and NumPy warns "overflow encountered in exp"; the result is still right, since
-# $1/(1+\infty) = 0$ is the limit of $\sigma$. For a very positive z, $e^{-z}$ becomes negligible and
-# $\sigma$ rounds to exactly 1, with no warning. The pre-activations of a healthy model stay far from either; a
+# $1/(1+\infty) = 0$ is the limit of $\sigma$. For a very positive z, $e^{-z}$ becomes negligible
+# and
+# $\sigma$ rounds to exactly 1, with no warning. The pre-activations of a healthy model stay far
+# from either; a
 # diverging run can reach them, which is why `train_step` runs under
 # `np.errstate(over="ignore", invalid="ignore")`: it returns the non-finite loss (its update
 # goes ahead, into non-finite weights) without warnings, and the trainer stops there, naming the
@@ -442,20 +606,23 @@ with np.errstate(over="ignore"):  # exp(1000) overflows to inf: a warning, not a
 # A model that knows nothing gives every word probability 1/V: its cross-entropy is $\log V$ per
 # word and its perplexity exactly $V$ = **10,000**. A perplexity of 114.5 (the paper's small model
 # on the test split) means the model is, on average, as uncertain as if it chose uniformly among
-# about 114 words — it has narrowed 10,000 choices down to about a hundred. The reference engine never forms
+# about 114 words — it has narrowed 10,000 choices down to about a hundred. The reference engine
+# never forms
 # $p$ to take its logarithm (a tiny probability would round to zero, and its log to $-\infty$):
 # with $\mu$ the row's largest logit it computes
 # $\log p_v = (y_v - \mu) - \log \sum_u e^{y_u - \mu}$, the same value, in which no exponential
 # can overflow.
 #
-# **Two loss conventions.** `train_step` returns $\mathcal{L}$ above, summed over time and averaged over
+# **Two loss conventions.** `train_step` returns $\mathcal{L}$ above, summed over time and averaged
+# over
 # the batch, because that is the quantity whose gradient the update uses (its scale fixes what a
 # learning rate of 1 means). `eval_step` returns the cross-entropy **summed over all B × T
 # positions**, because evaluation adds batches up over a whole split and only divides at the end.
 # So the perplexities are computed differently from the two:
 #
 # * training (the trainer's running perplexity over the $S$ steps done so far):
-#   $\exp\big(\sum_s \mathcal{L}_s / (S \cdot T)\big)$ — the sum of the returned losses divided by $T$ per
+#   $\exp\big(\sum_s \mathcal{L}_s / (S \cdot T)\big)$ — the sum of the returned losses divided by
+#   $T$ per
 #   step, since each is already a mean over the batch;
 # * evaluation (`ptb_lstm.evaluate.evaluate`):
 #   $\exp\big(\sum_s \mathrm{NLL}_s / (S \cdot B \cdot T)\big)$, every target token of the split
@@ -474,18 +641,29 @@ inputs, targets = next(batches(corpus.train, config.batch_size, config.num_steps
 B, T = inputs.shape
 nll = engine.eval_step(inputs, targets)  # summed over the B * T positions
 engine.reset_state(B)  # the same batch again, from the same zero state
-loss = engine.train_step(inputs, targets, learning_rate=0.0)  # summed over T, averaged over B (rate 0: no update)
-print(f"eval_step: {nll:,.1f} (sum over {B} x {T} positions); train_step: {loss:.2f} (sum over {T} steps, mean over {B} rows)")
-print(f"perplexity from eval_step exp(nll / (B T)) = {np.exp(nll / (B * T)):,.0f}; "
-      f"from train_step exp(loss / T) = {np.exp(loss / T):,.0f}")
-print(f"untrained small model on the first batch: {nll / inputs.size:.3f} nats per word (natural-log units); "
-      f"uniform: log V = {np.log(corpus.vocab_size):.3f}, perplexity {corpus.vocab_size:,}")
+loss = engine.train_step(
+    inputs, targets, learning_rate=0.0
+)  # summed over T, averaged over B (rate 0: no update)
+print(
+    f"eval_step: {nll:,.1f} (sum over {B} x {T} positions); train_step: {loss:.2f} (sum over {T} "
+    f"steps, mean over {B} rows)"
+)
+print(
+    f"perplexity from eval_step exp(nll / (B T)) = {np.exp(nll / (B * T)):,.0f}; "
+    f"from train_step exp(loss / T) = {np.exp(loss / T):,.0f}"
+)
+print(
+    f"untrained small model on the first batch: {nll / inputs.size:.3f} nats per word (natural-log "
+    "units); "
+    f"uniform: log V = {np.log(corpus.vocab_size):.3f}, perplexity {corpus.vocab_size:,}"
+)
 assert np.isclose(nll / (B * T), loss / T, rtol=1e-5)
 
 # %% [markdown]
 # ## (e) Back-propagation through time, derived
 #
-# Training needs $\partial \mathcal{L} / \partial \theta$ for every parameter $\theta$. The unrolled network of
+# Training needs $\partial \mathcal{L} / \partial \theta$ for every parameter $\theta$. The unrolled
+# network of
 # (b) is a feed-forward graph, so the chain rule applies to it as to any composition of
 # functions: go through the graph backwards, and at every node multiply the gradient arriving
 # at its output by the node's local derivative. When a value feeds several nodes, the gradients
@@ -496,20 +674,25 @@ assert np.isclose(nll / (B * T), loss / T, rtol=1e-5)
 # $-\log p_k = -y_k + \log \sum_u e^{y_u}$. Differentiating with respect to $y_j$:
 # the first term gives $-1$ when $j = k$; the second gives $e^{y_j}/\sum_u e^{y_u} = p_j$. So
 #
-# $$\frac{\partial(-\log p_k)}{\partial y_j} = p_j - [j = k], \qquad \delta y = \frac{p - \mathrm{onehot}(k)}{B}$$
+# $$\frac{\partial(-\log p_k)}{\partial y_j} = p_j - [j = k], \qquad \delta y = \frac{p -
+# \mathrm{onehot}(k)}{B}$$
 #
 # where $[j = k]$ is 1 when $j = k$ and 0 otherwise (over all $j$, the vector
-# $\mathrm{onehot}(k)$), and the $1/B$ comes from the average over the batch in $\mathcal{L}$ (summing over
+# $\mathrm{onehot}(k)$), and the $1/B$ comes from the average over the batch in $\mathcal{L}$
+# (summing over
 # time adds one such term for each position). Every position (t, r) gets its own
 # $\delta y_{t,r}$ [V].
 #
 # **Step 2 — the softmax layer, and back through the top mask.** $y_t = x^{(L)}_t W_s + b_s$ with
-# $x^{(L)}_t = m^{(L)}_t \odot h^{(L-1)}_t$ is linear in $x^{(L)}_t$, and the gradients of a linear map
+# $x^{(L)}_t = m^{(L)}_t \odot h^{(L-1)}_t$ is linear in $x^{(L)}_t$, and the gradients of a linear
+# map
 # (derived in step 8 below) are:
 # $\delta W_s = \sum_{t,r} (x^{(L)}_{t,r})^\top \delta y_{t,r}$ (an outer product per position,
 # summed), $\delta b_s = \sum_{t,r} \delta y_{t,r}$, and $\delta x^{(L)}_t = \delta y_t W_s^\top$.
-# The input in $\delta W_s$ is the **masked** top output $x^{(L)}$, the value that actually entered the
-# product (the engine's `top`), not the unmasked $h^{(L-1)}$. A multiplication by a mask, $x' = m \odot x$,
+# The input in $\delta W_s$ is the **masked** top output $x^{(L)}$, the value that actually entered
+# the
+# product (the engine's `top`), not the unmasked $h^{(L-1)}$. A multiplication by a mask,
+# $x' = m \odot x$,
 # passes the gradient back multiplied by the same mask, $\delta x = m \odot \delta x'$: a dropped
 # unit gets no gradient, a kept one $1/(1-\rho)$ times the gradient. So the top LSTM output
 # receives $\delta h^{(L-1),\text{above}}_t = m^{(L)}_t \odot \delta y_t W_s^\top$. The masks must
@@ -526,13 +709,15 @@ assert np.isclose(nll / (B * T), loss / T, rtol=1e-5)
 # $\delta y_t W_s^\top$ for the top layer (step 2). This is why BPTT runs backwards in time:
 # $\delta h_t$ needs $\delta z_{t+1}$ first. At the last step of the batch, t = T − 1, nothing of
 # this batch's loss comes later, so the terms from step t + 1 are zero: this one, and
-# $\delta c_{t+1} \odot f_{t+1}$ in step 5. The engine's code (shown after the exercise) starts each layer's loop with both as
+# $\delta c_{t+1} \odot f_{t+1}$ in step 5. The engine's code (shown after the exercise) starts each
+# layer's loop with both as
 # zeros (`dh_next`, `dc_next`). And the layers can be done one after the
 # other, the top one first over all T steps, then the one below: a layer needs from the layer
 # above only $\delta x^{(l+1)}_t$ at every t, and nothing ever flows from a lower layer back up.
 #
 # **Step 4 — the output gate and tanh.** $h_t = o_t \odot \tanh(c_t)$, so
-# $\delta o_t = \delta h_t \odot \tanh(c_t)$, and the part of $\delta c_t$ that comes through $h_t$ is
+# $\delta o_t = \delta h_t \odot \tanh(c_t)$, and the part of $\delta c_t$ that comes through $h_t$
+# is
 # $\delta h_t \odot o_t \odot \tanh'(c_t)$. The derivative of tanh: with
 # $\tanh u = (e^u - e^{-u})/(e^u + e^{-u})$, the quotient rule gives
 # $\tanh' u = \frac{(e^u + e^{-u})^2 - (e^u - e^{-u})^2}{(e^u + e^{-u})^2} = 1 - \tanh^2 u$,
@@ -546,7 +731,8 @@ assert np.isclose(nll / (B * T), loss / T, rtol=1e-5)
 #
 # Along the cell path $c_{t+1} \to c_t$, from one time step to the one before, the cell's
 # gradient is multiplied only by the forget gate — element by element, with no weight matrix and
-# no squashing derivative in between. (The other share of $\delta c_t$ comes through $\delta h_t$, and $\delta h_t$ includes the term
+# no squashing derivative in between. (The other share of $\delta c_t$ comes through $\delta h_t$,
+# and $\delta h_t$ includes the term
 # $\delta z_{t+1} U^\top$ from the next time step, which passes through U and the gate
 # derivatives.)
 # Where the network keeps $f \approx 1$ the gradient travels back through many steps without
@@ -563,7 +749,8 @@ assert np.isclose(nll / (B * T), loss / T, rtol=1e-5)
 #
 # **Step 7 — through the gate nonlinearities.** The derivative of the sigmoid: with
 # $\sigma(z) = (1 + e^{-z})^{-1}$,
-# $\sigma'(z) = \frac{e^{-z}}{(1+e^{-z})^2} = \frac{1}{1+e^{-z}}\cdot\frac{e^{-z}}{1+e^{-z}} = \sigma(z)\,(1 - \sigma(z))$,
+# $\sigma'(z) = \frac{e^{-z}}{(1+e^{-z})^2} = \frac{1}{1+e^{-z}}\cdot\frac{e^{-z}}{1+e^{-z}} =
+# \sigma(z)\,(1 - \sigma(z))$,
 # again from the forward value alone. So
 #
 # $$\delta z^{(i)} = \delta i \odot i(1-i),\quad \delta z^{(f)} = \delta f \odot f(1-f),\quad
@@ -575,7 +762,8 @@ assert np.isclose(nll / (B * T), loss / T, rtol=1e-5)
 # so their gradients are sums over time and the batch rows r. For one row, $z = xW$ has
 # $z_k = \sum_j x_j W_{jk}$, so $\partial z_k/\partial W_{jk} = x_j$ and
 # $\partial z_k/\partial x_j = W_{jk}$: $\delta W_{jk} = x_j\, \delta z_k$ (the outer product
-# $x^\top \delta z$) and $\delta x_j = \sum_k W_{jk}\, \delta z_k$ (that is, $\delta z\, W^\top$). With $x_t$ [B, H] and $\delta z_t$
+# $x^\top \delta z$) and $\delta x_j = \sum_k W_{jk}\, \delta z_k$ (that is, $\delta z\, W^\top$).
+# With $x_t$ [B, H] and $\delta z_t$
 # [B, 4H], the product $x_t^\top \delta z_t$ [H, 4H] already sums over the rows (entry (j, k) is
 # $\sum_r x_{t,r,j}\, \delta z_{t,r,k}$), so only the sum over t is written:
 #
@@ -622,7 +810,10 @@ assert np.isclose(nll / (B * T), loss / T, rtol=1e-5)
 u, eps = np.linspace(-6, 6, 121), 1e-6
 numeric_sigmoid = (sigmoid(u + eps) - sigmoid(u - eps)) / (2 * eps)
 numeric_tanh = (np.tanh(u + eps) - np.tanh(u - eps)) / (2 * eps)
-print(f"max |sigma(1 - sigma) - numeric| = {np.abs(sigmoid(u) * (1 - sigmoid(u)) - numeric_sigmoid).max():.1e}")
+print(
+    "max |sigma(1 - sigma) - numeric| = "
+    f"{np.abs(sigmoid(u) * (1 - sigmoid(u)) - numeric_sigmoid).max():.1e}"
+)
 print(f"max |1 - tanh^2      - numeric| = {np.abs(1 - np.tanh(u) ** 2 - numeric_tanh).max():.1e}")
 
 # %% [markdown]
@@ -650,7 +841,8 @@ print(f"max |1 - tanh^2      - numeric| = {np.abs(1 - np.tanh(u) ** 2 - numeric_
 #   `a[np.arange(T)[:, None], np.arange(B)[None, :], tt]` with `tt = targets.T` picks entry
 #   `tt[t, r]` of the row of every position (t, r), the three index arrays broadcasting to
 #   [T, B], and `-=` on it changes just those entries. A sum over all positions of per-position
-#   products is one product of the flattened arrays, `x.reshape(T * B, -1).T @ dy.reshape(T * B, -1)`.
+#   products is one product of the flattened arrays,
+#   `x.reshape(T * B, -1).T @ dy.reshape(T * B, -1)`.
 # * **The check.** The cell below defines `check_backward`. It runs your function on a tiny
 #   float64 model (weights in ±0.5, as in the gradient check of (f): larger weights than the small
 #   config's make every gradient large enough to compare) with a random incoming state, with
@@ -663,6 +855,7 @@ print(f"max |1 - tanh^2      - numeric| = {np.abs(1 - np.tanh(u) ** 2 - numeric_
 # The rest of a training step, clipping and the update, comes in (g), with a second exercise:
 # the whole step.
 
+
 # %%
 def check_backward(my_gradients):
     """Compare my_gradients(engine, inputs, targets, state, masks) -> {name: gradient} with the
@@ -670,7 +863,9 @@ def check_backward(my_gradients):
     and without (masks None)."""
     errors = {}
     for dropout in (0.5, 0.0):
-        config = PRESETS["tiny"].replace(hidden_size=5, num_steps=4, batch_size=3, init_scale=0.5, dropout=dropout)
+        config = PRESETS["tiny"].replace(
+            hidden_size=5, num_steps=4, batch_size=3, init_scale=0.5, dropout=dropout
+        )
         engine = ReferenceEngine(config, init_params(config, 11, np.float64), dtype="float64")
         rng = np.random.default_rng(1)
         inputs, targets = rng.integers(0, 11, (2, 3, 4))
@@ -687,8 +882,12 @@ def check_backward(my_gradients):
     for d, label in ((0.5, "with dropout"), (0.0, "without dropout")):
         bad = [name for name in expected if not errors[name, d] < 1e-9]
         if bad:
-            verdicts.append(f"WRONG {label}: {'every gradient' if len(bad) == len(expected) else ', '.join(bad)}")
+            verdicts.append(
+                f"WRONG {label}: "
+                f"{'every gradient' if len(bad) == len(expected) else ', '.join(bad)}"
+            )
     print("; ".join(verdicts) or "all gradients ok")
+
 
 # def my_gradients(engine, inputs, targets, state, masks):
 #     fwd = engine.forward(inputs, state, masks)
@@ -700,9 +899,11 @@ def check_backward(my_gradients):
 #
 # **Stop here and write yours first: the answer follows.**
 #
-# **The answer.** Steps 1, 2 and 9 are `ReferenceEngine.gradients`; steps 3 to 8 are `_layer_backward`, which goes
+# **The answer.** Steps 1, 2 and 9 are `ReferenceEngine.gradients`; steps 3 to 8 are
+# `_layer_backward`, which goes
 # through one layer from the last time step to the first. Read them against the derivation: each
-# line carries its equation: first as tables (steps 1, 2 and 9, then steps 3 to 8), then in the code.
+# line carries its equation: first as tables (steps 1, 2 and 9, then steps 3 to 8), then in the
+# code.
 # The masks enter through two lines: `dx * masks[layer + 1]` before each layer's backward pass (the
 # mask above it: masks 2 and 1 for two layers) and `dx * masks[0]` before the scatter-add into
 # the embedding. The table leaves out lines whose comment is not an equation (the transposes, the
@@ -717,16 +918,22 @@ show_source(ReferenceEngine.gradients)
 show_source(ReferenceEngine._layer_backward)
 check_backward(lambda engine, *batch: engine.gradients(*batch).params)
 print("and an answer that forgets the dropout masks:")
-check_backward(lambda engine, inputs, targets, state, masks: engine.gradients(inputs, targets, state).params)
+check_backward(
+    lambda engine, inputs, targets, state, masks: engine.gradients(inputs, targets, state).params
+)
 
 # %% [markdown]
 # ## (f) The gradient check
 #
 # A derivation can be wrong and code can have typos; a **gradient check** catches both. For each
-# parameter entry $w$, the central difference $(\mathcal{L}(w+\epsilon) - \mathcal{L}(w-\epsilon))/2\epsilon$
-# approximates $\partial \mathcal{L}/\partial w$ with an error of order $\epsilon^2$ (by Taylor's theorem,
-# $\mathcal{L}(w \pm \epsilon) = \mathcal{L} \pm \epsilon \mathcal{L}' + \tfrac12 \epsilon^2 \mathcal{L}'' \pm \tfrac16 \epsilon^3 \mathcal{L}^{(3)} + \dots$:
-# the difference cancels the even terms, and dividing by $2\epsilon$ leaves $\mathcal{L}' + \tfrac16 \epsilon^2 \mathcal{L}^{(3)} + \dots$). `ptb_lstm.gradcheck`
+# parameter entry $w$, the central difference
+# $(\mathcal{L}(w+\epsilon) - \mathcal{L}(w-\epsilon))/2\epsilon$
+# approximates $\partial \mathcal{L}/\partial w$ with an error of order $\epsilon^2$ (by Taylor's
+# theorem,
+# $\mathcal{L}(w \pm \epsilon) = \mathcal{L} \pm \epsilon \mathcal{L}' + \tfrac12 \epsilon^2
+# \mathcal{L}'' \pm \tfrac16 \epsilon^3 \mathcal{L}^{(3)} + \dots$:
+# the difference cancels the even terms, and dividing by $2\epsilon$ leaves
+# $\mathcal{L}' + \tfrac16 \epsilon^2 \mathcal{L}^{(3)} + \dots$). `ptb_lstm.gradcheck`
 # compares every entry of every parameter, and of the incoming state $(h_{-1}, c_{-1})$, with the
 # analytic gradient. Its setup, fixed in the function except for the dropout rate:
 #
@@ -739,14 +946,15 @@ check_backward(lambda engine, inputs, targets, state, masks: engine.gradients(in
 # * with dropout 0.5, the masks of `step_masks(config, step=0)`, the same in every evaluation of L.
 #
 # The error of an array is $\max|g - \hat g| / \max|g|$, its worst entry's difference relative
-# to its largest gradient; the check passes when the worst error is at most $10^{-6}$. It runs without and with dropout.
+# to its largest gradient; the check passes when the worst error is at most $10^{-6}$. It runs
+# without and with dropout.
 
 # %%
 from ptb_lstm.gradcheck import TOLERANCE, gradcheck
 
 rows = gradcheck(engine="numpy-reference", keep_values=True)
 with_dropout = gradcheck(engine="numpy-reference", dropout=0.5)
-for r, d in zip(rows, with_dropout):
+for r, d in zip(rows, with_dropout, strict=True):
     print(f"{r.name:<26} {r.entries:>4} entries   error {r.error:.1e}   with dropout {d.error:.1e}")
 worst = max(r.error for r in rows + with_dropout)
 print(f"worst: {worst:.1e} (tolerance {TOLERANCE:.0e})")
@@ -754,39 +962,52 @@ assert worst <= TOLERANCE
 
 # %% [markdown]
 # **Why ±0.5 and not the small config's ±0.1.** The finite difference has an absolute error
-# set by rounding, not by the model: the loss is about 10 (four steps of about $\log 11 \approx 2.4$ each
+# set by rounding, not by the model: the loss is about 10 (four steps of about $\log 11 \approx 2.4$
+# each
 # for a nearly untrained model over 11 words) and float64 holds it to about
-# $10^{-16}$ of itself (its 53-bit significand: a relative spacing of $2^{-52} \approx 2.2\cdot10^{-16}$), an absolute $10^{-15}$, and dividing the difference of two such values by
+# $10^{-16}$ of itself (its 53-bit significand: a relative spacing of
+# $2^{-52} \approx 2.2\cdot10^{-16}$), an absolute $10^{-15}$, and dividing the difference of two
+# such values by
 # $2\epsilon = 2\cdot10^{-5}$ leaves an error of about $10^{-10}$ in every numeric slope, whatever
 # the gradient's size. With
 # weights in ±0.1 the gradients of the lower layers are small: $\delta z$ of `lstm_0` has come
 # down through $W_s^\top$ and `lstm_1`'s $W^\top$, both ±0.1, and a kernel's gradient is that
 # $\delta z$ times the layer's input (an embedding row in ±0.1) or its previous $h$ (small as
-# well). The gradients of the embedding and of `lstm_0`'s two kernels are then about $10^{-4}$, and their relative error about
-# $10^{-10} / 10^{-4} = 10^{-6}$: just above the tolerance (the ±0.1 column below), and the check would fail code that is correct. With
+# well). The gradients of the embedding and of `lstm_0`'s two kernels are then about $10^{-4}$, and
+# their relative error about
+# $10^{-10} / 10^{-4} = 10^{-6}$: just above the tolerance (the ±0.1 column below), and the check
+# would fail code that is correct. With
 # weights in ±0.5 the same gradients are about $10^{-2}$ and the same rounding is a relative error
 # near $10^{-8}$, far below the tolerance, so that a real mistake (typically an error of order 1)
 # stands out. The same central differences at the two scales, with the reference engine (the
 # incoming state drawn in ± the same scale; the ±0.5 column is the check above):
+
 
 # %%
 def central_differences(engine, batch, name, eps=1e-5):
     array, numeric = engine.params[name], np.zeros_like(engine.params[name])
     for index in np.ndindex(array.shape):
         original = array[index]
-        array[index] = original + eps; plus = engine.gradients(*batch).loss
-        array[index] = original - eps; minus = engine.gradients(*batch).loss
+        array[index] = original + eps
+        plus = engine.gradients(*batch).loss
+        array[index] = original - eps
+        minus = engine.gradients(*batch).loss
         array[index] = original
         numeric[index] = (plus - minus) / (2 * eps)
     return numeric
 
+
 results = {}
 for scale in (0.5, 0.1):
-    config = PRESETS["tiny"].replace(hidden_size=5, num_steps=4, batch_size=3, init_scale=scale, seed=0)
+    config = PRESETS["tiny"].replace(
+        hidden_size=5, num_steps=4, batch_size=3, init_scale=scale, seed=0
+    )
     engine = ReferenceEngine(config, init_params(config, 11, np.float64), dtype="float64")
     rng = np.random.default_rng(0)
     inputs, targets = rng.integers(0, 11, (3, 4)), rng.integers(0, 11, (3, 4))
-    state = [(rng.uniform(-scale, scale, (3, 5)), rng.uniform(-scale, scale, (3, 5))) for _ in range(2)]
+    state = [
+        (rng.uniform(-scale, scale, (3, 5)), rng.uniform(-scale, scale, (3, 5))) for _ in range(2)
+    ]
     grads = engine.gradients(inputs, targets, state)
     print(f"init ±{scale}: the loss = {grads.loss:.2f}")
     for name, g in grads.params.items():
@@ -795,7 +1016,9 @@ for scale in (0.5, 0.1):
 print(f"{'':<26}{'init ±0.5':^33}{'init ±0.1':^33}")
 print(f"{'':<26}" + f"{'max |g|':>11}{'max |diff|':>11}{'error':>11}" * 2)
 for name in engine.params:
-    print(f"{name:<26}" + "".join(f"{v:>11.1e}" for scale in (0.5, 0.1) for v in results[name, scale]))
+    print(
+        f"{name:<26}" + "".join(f"{v:>11.1e}" for scale in (0.5, 0.1) for v in results[name, scale])
+    )
 
 # %% [markdown]
 # Every entry of the ±0.5 check (without dropout): the size of its gradient against its own
@@ -809,7 +1032,8 @@ d = np.concatenate([np.abs(r.analytic - r.numeric).ravel() for r in rows])
 keep = g > 0
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.loglog(g[keep], d[keep] / g[keep], ".", ms=3, alpha=0.5)
-ax.set_xlabel("|gradient| of an entry"); ax.set_ylabel("|analytic - numeric| / |gradient|")
+ax.set_xlabel("|gradient| of an entry")
+ax.set_ylabel("|analytic - numeric| / |gradient|")
 ax.set_title("the reference engine's BPTT against central differences (float64)")
 ax.grid(True, which="both", alpha=0.3)
 plt.show()
@@ -823,15 +1047,20 @@ plt.show()
 # to that length, keeping its direction:
 #
 # $$n = \sqrt{\textstyle\sum_\theta \lVert \delta\theta \rVert^2}, \qquad
-# \delta\theta \leftarrow \delta\theta \cdot \frac{\text{max\_grad\_norm}}{\max(n, \text{max\_grad\_norm})}$$
+# \delta\theta \leftarrow \delta\theta \cdot \frac{\text{max\_grad\_norm}}{\max(n,
+# \text{max\_grad\_norm})}$$
 #
-# **SGD.** Then every parameter takes a step against its gradient: $\theta \leftarrow \theta - \eta\,\delta\theta$,
+# **SGD.** Then every parameter takes a step against its gradient:
+# $\theta \leftarrow \theta - \eta\,\delta\theta$,
 # with learning rate $\eta$. The embedding's gradient is zero outside the rows of the batch's
 # input words (a target that is never an input gets no row), so only those rows move.
 
 # %%
 show_source(ReferenceEngine.clip_and_update)
-grads = {"a": np.array([6.0, 8.0]), "b": np.array([[3.0, 4.0]])}  # a toy gradient, norm sqrt(100 + 25)
+grads = {
+    "a": np.array([6.0, 8.0]),
+    "b": np.array([[3.0, 4.0]]),
+}  # a toy gradient, norm sqrt(100 + 25)
 norm = np.sqrt(sum(np.sum(g * g) for g in grads.values()))
 clipped = {k: g * 5.0 / max(norm, 5.0) for k, g in grads.items()}
 print(f"norm {norm:.2f} -> {np.sqrt(sum(np.sum(g * g) for g in clipped.values())):.2f}:", clipped)
@@ -848,8 +1077,11 @@ epochs = np.arange(1, config.epochs + 1)
 rates = [config.lr_at_epoch(int(e)) for e in epochs]
 fig, ax = plt.subplots(figsize=(6, 3))
 ax.step(epochs, rates, where="mid", marker="o")
-ax.set_yscale("log"); ax.set_xlabel("epoch"); ax.set_ylabel("learning rate")
-ax.set_title("small config: learning rate per epoch"); ax.grid(True, which="both", alpha=0.3)
+ax.set_yscale("log")
+ax.set_xlabel("epoch")
+ax.set_ylabel("learning rate")
+ax.set_title("small config: learning rate per epoch")
+ax.grid(True, which="both", alpha=0.3)
 plt.show()
 print([f"{r:g}" for r in rates])
 
@@ -871,9 +1103,11 @@ print([f"{r:g}" for r in rates])
 #   zeros when the batch has another number of rows than the carried state: a new batch shape
 #   starts from zeros.)
 # * **The global norm covers the parameter gradients only**: the square root of the sum of
-#   squares of every entry of every parameter gradient (9 arrays for two layers), the embedding's as the dense [V, H]
+#   squares of every entry of every parameter gradient (9 arrays for two layers), the embedding's as
+#   the dense [V, H]
 #   array after the scatter-add (the norm of that [V, H] array: a word used several times in
-#   the batch has one row, holding its summed gradient; rows of words not in the batch are zero). The incoming-state gradients $\delta h_{-1}, \delta c_{-1}$,
+#   the batch has one row, holding its summed gradient; rows of words not in the batch are zero).
+#   The incoming-state gradients $\delta h_{-1}, \delta c_{-1}$,
 #   which `gradients` also returns, are for checks only and enter neither the norm nor any update.
 #   The norm is taken before clipping, and it is what `last_grad_norm` reports.
 
@@ -890,7 +1124,8 @@ print([f"{r:g}" for r in rates])
 # * **Entirely by hand.** Use your `my_gradients` of (e) in place of `engine.gradients`. It
 #   returns the gradients only; the loss and the state to carry on come from a forward pass of
 #   your step, `fwd = engine.forward(inputs, engine.state, masks)`: the loss as
-#   `float(engine.nll(engine.log_softmax(fwd.logits), targets.T).sum()) / inputs.shape[0]`, the state
+#   `float(engine.nll(engine.log_softmax(fwd.logits), targets.T).sum()) / inputs.shape[0]`, the
+#   state
 #   as `fwd.final_state`. (Or write a helper that returns all three and call it from both:
 #   `check_backward` needs `my_gradients` to return the dict alone, and `check_step` needs the
 #   step to return the loss alone.) Check with `check_step(my_train_step, by_hand_only=True)`:
@@ -912,6 +1147,7 @@ print([f"{r:g}" for r in rates])
 #   (loaded in the first cell), `batches`, `init_params`, `step_masks`, `PRESETS` and
 #   `ReferenceEngine` from the cells above; `check_backward` uses all but the first two.
 
+
 # %%
 def check_step(my_train_step, by_hand_only=False):
     # Outside this notebook it needs: import numpy as np; from ptb_lstm.config import PRESETS;
@@ -922,22 +1158,34 @@ def check_step(my_train_step, by_hand_only=False):
     # train_step. by_hand_only=True switches off the engine's gradients, train_step and
     # clip_and_update on the engine handed to my_train_step: forward and the static helpers remain.
     config = PRESETS["tiny"].replace(dropout=0.5)
-    schedule = [(1.0, 0.5), (0.5, 0.5), (0.5, 5.0), (0.25, 5.0)]  # (learning rate, max_grad_norm) per step
-    print(f"tiny config: B {config.batch_size}, T {config.num_steps}, H {config.hidden_size}, "
-          f"{config.num_layers} layers, V {corpus.vocab_size:,}")
+    schedule = [
+        (1.0, 0.5),
+        (0.5, 0.5),
+        (0.5, 5.0),
+        (0.25, 5.0),
+    ]  # (learning rate, max_grad_norm) per step
+    print(
+        f"tiny config: B {config.batch_size}, T {config.num_steps}, H {config.hidden_size}, "
+        f"{config.num_layers} layers, V {corpus.vocab_size:,}"
+    )
     params = init_params(config, corpus.vocab_size, np.float64)
     mine, engine = (ReferenceEngine(config, params, dtype="float64") for _ in range(2))
     assert all(mine.params[n] is not engine.params[n] for n in params)  # each engine its own copy
     for e in (mine, engine):
         e.reset_state(config.batch_size)  # zeros: the start of an epoch
     if by_hand_only:
+
         def switched_off(*args, **kwargs):
-            raise RuntimeError("engine.gradients, train_step and clip_and_update are switched off "
-                               "in this check; start from engine.forward")
+            raise RuntimeError(
+                "engine.gradients, train_step and clip_and_update are switched off "
+                "in this check; start from engine.forward"
+            )
+
         mine.gradients = mine.train_step = mine.clip_and_update = switched_off
     wrong = 0
     stream = batches(corpus.train, config.batch_size, config.num_steps)
-    for step, ((inputs, targets), (learning_rate, clip)) in enumerate(zip(stream, schedule)):
+    steps = zip(stream, schedule, strict=False)  # as many as the schedule has: the stream is longer
+    for step, ((inputs, targets), (learning_rate, clip)) in enumerate(steps):
         for e in (mine, engine):
             e.config = config.replace(max_grad_norm=clip)
         masks = step_masks(config, step, dtype=np.float64)
@@ -948,14 +1196,23 @@ def check_step(my_train_step, by_hand_only=False):
             return
         loss = engine.train_step(inputs, targets, learning_rate, masks)
         weights = max(float(np.abs(mine.params[n] - engine.params[n]).max()) for n in engine.params)
-        state = max(float(np.abs(a - b).max()) for pair in zip(mine.state, engine.state) for a, b in zip(*pair))
+        state = max(
+            float(np.abs(a - b).max())
+            for pair in zip(mine.state, engine.state, strict=True)
+            for a, b in zip(*pair, strict=True)
+        )
         ok = abs(got - loss) <= 1e-12 * abs(loss) and weights <= 1e-12 and state <= 1e-12
         wrong += not ok
         norm = engine.last_grad_norm
-        print(f"step {step}: learning rate {learning_rate}, the engine's gradient norm {norm:.3f} "
-              f"({'clipped to' if norm > clip else 'not clipped, max'} {clip}); loss {got:.6f} vs {loss:.6f}; "
-              f"largest difference: weights {weights:.1e}, state {state:.1e}  {'ok' if ok else 'WRONG'}")
+        print(
+            f"step {step}: learning rate {learning_rate}, the engine's gradient norm {norm:.3f} "
+            f"({'clipped to' if norm > clip else 'not clipped, max'} {clip}); loss {got:.6f} vs "
+            f"{loss:.6f}; "
+            f"largest difference: weights {weights:.1e}, state {state:.1e}  "
+            f"{'ok' if ok else 'WRONG'}"
+        )
     print("all steps ok" if not wrong else f"{wrong} of {len(schedule)} steps WRONG")
+
 
 # def my_train_step(engine, inputs, targets, learning_rate, masks):
 #     grads = engine.gradients(inputs, targets, engine.state, masks)
@@ -975,9 +1232,12 @@ def check_step(my_train_step, by_hand_only=False):
 #
 # **The answer**, written out from the pieces, checked by the harness against `train_step`:
 
+
 # %%
 def by_hand(engine, inputs, targets, learning_rate, masks):
-    grads = engine.gradients(inputs, targets, engine.state, masks)  # forward from the carried state, loss, BPTT
+    grads = engine.gradients(
+        inputs, targets, engine.state, masks
+    )  # forward from the carried state, loss, BPTT
     norm = np.sqrt(sum(np.sum(g * g) for g in grads.params.values()))  # parameters only, dense dE
     scale = engine.config.max_grad_norm / max(norm, engine.config.max_grad_norm)
     for name, g in grads.params.items():
@@ -985,12 +1245,17 @@ def by_hand(engine, inputs, targets, learning_rate, masks):
     engine.state = grads.final_state  # from this forward pass: the old weights, this step's masks
     return grads.loss  # the loss before the update
 
+
 check_step(by_hand)
 print("and a step that returns the loss after the update:")
+
+
 def loss_after(engine, inputs, targets, learning_rate, masks):
     state = engine.state
     by_hand(engine, inputs, targets, learning_rate, masks)
     return engine.gradients(inputs, targets, state, masks).loss
+
+
 check_step(loss_after)
 
 # %% [markdown]
@@ -1000,6 +1265,7 @@ check_step(loss_after)
 
 # %%
 from ptb_lstm.engines.numpy_reference import Gradients
+
 show_source(ReferenceEngine.train_step)
 show_source(Gradients.global_norm)
 
@@ -1014,8 +1280,10 @@ show_source(Gradients.global_norm)
 # code, not faster). Its weights may differ from the engine's in the last bit (about $10^{-16}$):
 # `np.einsum` sums $\delta W_s$ over the positions in another order than the engine's reshaped
 # product. (A step that sums an LSTM layer's gradients in another order differs in the carried
-# state too, by as little: the changed weights feed the next forward pass.) The last run shows the check refusing the answer above, which leans on
+# state too, by as little: the changed weights feed the next forward pass.) The last run shows the
+# check refusing the answer above, which leans on
 # `engine.gradients`.
+
 
 # %%
 def gradients_by_hand(engine, inputs, targets, state, masks):
@@ -1025,33 +1293,48 @@ def gradients_by_hand(engine, inputs, targets, state, masks):
     dy = np.exp(engine.log_softmax(fwd.logits))  # step 1: p ...
     dy[tt, bb, targets.T] -= 1  # ... minus onehot(target) ...
     dy /= B  # ... over B
-    grads = {"softmax_kernel": np.einsum("tbh,tbv->hv", fwd.top, dy),  # step 2: sum over positions
-             "softmax_bias": dy.sum(axis=(0, 1))}
+    grads = {
+        "softmax_kernel": np.einsum("tbh,tbv->hv", fwd.top, dy),  # step 2: sum over positions
+        "softmax_bias": dy.sum(axis=(0, 1)),
+    }
     dx = dy @ p["softmax_kernel"].T  # the gradient of the top output x^(L)
-    for l in reversed(range(len(fwd.layers))):  # the top layer first
-        layer, W, U = fwd.layers[l], p[f"lstm_{l}_kernel"], p[f"lstm_{l}_recurrent_kernel"]
+    for k in reversed(range(len(fwd.layers))):  # layer k, the top one first
+        layer, W, U = fwd.layers[k], p[f"lstm_{k}_kernel"], p[f"lstm_{k}_recurrent_kernel"]
         if masks is not None:
-            dx = dx * masks[l + 1]  # back through the mask above layer l
-        dW, dU, db, below = np.zeros_like(W), np.zeros_like(U), np.zeros_like(p[f"lstm_{l}_bias"]), np.zeros_like(dx)
+            dx = dx * masks[k + 1]  # back through the mask above layer k
+        dW, dU, db, below = (
+            np.zeros_like(W),
+            np.zeros_like(U),
+            np.zeros_like(p[f"lstm_{k}_bias"]),
+            np.zeros_like(dx),
+        )
         dh_next = dc_next = np.zeros_like(layer.h[0])  # nothing from step T
         for t in reversed(range(T)):
             i, f, g, o = layer.i[t], layer.f[t], layer.g[t], layer.o[t]
             dh = dx[t] + dh_next  # step 3
             tanh_c = np.tanh(layer.c[t + 1])
             dc = dh * o * (1 - tanh_c**2) + dc_next  # steps 4 and 5
-            dz = np.concatenate([dc * g * i * (1 - i),  # steps 6 and 7: di, df, dg, do through
-                                 dc * layer.c[t] * f * (1 - f),  # their nonlinearities
-                                 dc * i * (1 - g**2),
-                                 dh * tanh_c * o * (1 - o)], axis=1)
-            dW += layer.x[t].T @ dz; dU += layer.h[t].T @ dz; db += dz.sum(axis=0)  # step 8
+            dz = np.concatenate(
+                [
+                    dc * g * i * (1 - i),  # steps 6 and 7: di, df, dg, do through
+                    dc * layer.c[t] * f * (1 - f),  # their nonlinearities
+                    dc * i * (1 - g**2),
+                    dh * tanh_c * o * (1 - o),
+                ],
+                axis=1,
+            )
+            dW += layer.x[t].T @ dz
+            dU += layer.h[t].T @ dz
+            db += dz.sum(axis=0)  # step 8
             below[t], dh_next, dc_next = dz @ W.T, dz @ U.T, dc * f
-        grads |= {f"lstm_{l}_kernel": dW, f"lstm_{l}_recurrent_kernel": dU, f"lstm_{l}_bias": db}
+        grads |= {f"lstm_{k}_kernel": dW, f"lstm_{k}_recurrent_kernel": dU, f"lstm_{k}_bias": db}
         dx = below  # the gradient of this layer's input x^(l)
     if masks is not None:
         dx = dx * masks[0]
     grads["embedding"] = np.zeros_like(p["embedding"])
     np.add.at(grads["embedding"], fwd.ids, dx)  # step 9: a scatter-add into the rows
     return grads
+
 
 def step_by_hand(engine, inputs, targets, learning_rate, masks):
     fwd = engine.forward(inputs, engine.state, masks)
@@ -1063,6 +1346,7 @@ def step_by_hand(engine, inputs, targets, learning_rate, masks):
         engine.params[name] -= learning_rate * scale * g
     engine.state = fwd.final_state
     return loss
+
 
 check_backward(gradients_by_hand)
 check_step(step_by_hand, by_hand_only=True)
@@ -1076,7 +1360,9 @@ check_step(by_hand, by_hand_only=True)
 # at the start of the epoch and carried from batch to batch, and one `train_step` (forward, loss,
 # BPTT, clipping, SGD) per batch. This is the loop the toolkit's trainer (`ptb_lstm.train.train`,
 # behind `ptb-lstm train`) runs, with its logging, checkpoints and evaluations around it.
-# Most of the reference engine's matrix products (those inside the loop over time, 20 rows each; the softmax's have 400) are too small for BLAS (the linear-algebra library behind NumPy's `@`) to split across cores
+# Most of the reference engine's matrix products (those inside the loop over time, 20 rows each; the
+# softmax's have 400) are too small for BLAS (the linear-algebra library behind NumPy's `@`) to
+# split across cores
 # with profit, so the loop holds BLAS to one thread. The time it prints is measured live, on the
 # machine that ran this notebook and with whatever else that machine was doing: it includes the
 # loop around the steps, and it is not a benchmark (section (i) and `docs/performance.md` have
@@ -1084,6 +1370,7 @@ check_step(by_hand, by_hand_only=True)
 
 # %%
 from threadpoolctl import threadpool_limits
+
 from ptb_lstm.dropout import step_masks
 from ptb_lstm.evaluate import evaluate
 
@@ -1092,42 +1379,76 @@ engine = ReferenceEngine(config, init_params(config, corpus.vocab_size), dtype="
 engine.reset_state(config.batch_size)  # zeros at the start of every epoch
 learning_rate = config.lr_at_epoch(1)
 losses, norms = [], []
-probe = next(batches(corpus.valid, config.batch_size, config.num_steps))[0]  # a fixed batch to look at
-def forget_gates(engine):  # every forget-gate value of both layers on the probe batch, from zero state
-    zeros = [(np.zeros((config.batch_size, config.hidden_size), np.float32),) * 2] * config.num_layers
+probe = next(batches(corpus.valid, config.batch_size, config.num_steps))[
+    0
+]  # a fixed batch to look at
+
+
+def forget_gates(
+    engine,
+):  # every forget-gate value of both layers on the probe batch, from zero state
+    zeros = [
+        (np.zeros((config.batch_size, config.hidden_size), np.float32),) * 2
+    ] * config.num_layers
     return np.concatenate([layer.f.ravel() for layer in engine.forward(probe, zeros).layers])
+
+
 f_before = forget_gates(engine)
 started = time.perf_counter()
 with threadpool_limits(limits=1):
-    for step, (inputs, targets) in enumerate(batches(corpus.train, config.batch_size, config.num_steps)):
+    for step, (inputs, targets) in enumerate(
+        batches(corpus.train, config.batch_size, config.num_steps)
+    ):
         if step == STEPS:
             break
         masks = step_masks(config, step)  # None: the small config has no dropout
-        losses.append(engine.train_step(inputs, targets, learning_rate, masks))  # carries the state on
+        losses.append(
+            engine.train_step(inputs, targets, learning_rate, masks)
+        )  # carries the state on
         norms.append(engine.last_grad_norm)
     seconds = time.perf_counter() - started
     valid = evaluate(engine, corpus.valid[:8001], config.batch_size, config.num_steps)
-print(f"{STEPS} steps in {seconds:.0f} s ({1000 * seconds / STEPS:.0f} ms a step); "
-      f"perplexity of the last step {np.exp(losses[-1] / config.num_steps):.0f}; "
-      f"on the first 8,000 valid tokens {valid.perplexity:.0f} (untrained: about 10,000)")
+print(
+    f"{STEPS} steps in {seconds:.0f} s ({1000 * seconds / STEPS:.0f} ms a step); "
+    f"perplexity of the last step {np.exp(losses[-1] / config.num_steps):.0f}; "
+    f"on the first 8,000 valid tokens {valid.perplexity:.0f} (untrained: about 10,000)"
+)
 clipped = np.array(norms) > config.max_grad_norm
-print(f"gradient norm: median {np.median(norms):.2f}, largest {max(norms):.2f} (step {int(np.argmax(norms))}); "
-      f"clipped in {clipped.sum()} of {STEPS} steps, {clipped[:STEPS // 2].sum()} of them in the first {STEPS // 2}")
+print(
+    f"gradient norm: median {np.median(norms):.2f}, largest {max(norms):.2f} (step "
+    f"{int(np.argmax(norms))}); "
+    f"clipped in {clipped.sum()} of {STEPS} steps, {clipped[: STEPS // 2].sum()} of them in the "
+    f"first {STEPS // 2}"
+)
 for label, f in (("before", f_before), ("after", forget_gates(engine))):
-    print(f"forget gates {label} the {STEPS} steps: mean {f.mean():.3f}, 5th to 95th percentile "
-          f"{np.percentile(f, 5):.3f} to {np.percentile(f, 95):.3f}, above 0.9: {np.mean(f > 0.9):.2%}")
+    print(
+        f"forget gates {label} the {STEPS} steps: mean {f.mean():.3f}, 5th to 95th percentile "
+        f"{np.percentile(f, 5):.3f} to {np.percentile(f, 95):.3f}, above 0.9: "
+        f"{np.mean(f > 0.9):.2%}"
+    )
 
 # %% figure="notebook1-curve"
 per_word = np.array(losses) / config.num_steps  # the loss is summed over the T steps
 fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
 left.plot(np.exp(per_word), lw=0.8, label="each step")
-left.plot(np.exp(np.cumsum(per_word) / np.arange(1, len(per_word) + 1)), label="running mean (as the trainer logs it)")
-left.set_yscale("log"); left.set_xlabel("training step"); left.set_ylabel("training perplexity")
-left.legend(); left.grid(True, which="both", alpha=0.3)
-right.plot(norms, lw=0.8); right.axhline(config.max_grad_norm, color="tab:red", ls="--", label="max_grad_norm: clipped above")
-right.set_xlabel("training step"); right.set_ylabel("global gradient norm"); right.legend(); right.grid(True, alpha=0.3)
+left.plot(
+    np.exp(np.cumsum(per_word) / np.arange(1, len(per_word) + 1)),
+    label="running mean (as the trainer logs it)",
+)
+left.set_yscale("log")
+left.set_xlabel("training step")
+left.set_ylabel("training perplexity")
+left.legend()
+left.grid(True, which="both", alpha=0.3)
+right.plot(norms, lw=0.8)
+right.axhline(config.max_grad_norm, color="tab:red", ls="--", label="max_grad_norm: clipped above")
+right.set_xlabel("training step")
+right.set_ylabel("global gradient norm")
+right.legend()
+right.grid(True, alpha=0.3)
 fig.suptitle("the reference engine, small config, the first steps of epoch 1")
-plt.tight_layout(); plt.show()
+plt.tight_layout()
+plt.show()
 
 # %% [markdown]
 # In the first steps the gradient norm jumps far above `max_grad_norm` (the dashed line; the
@@ -1158,7 +1479,8 @@ plt.tight_layout(); plt.show()
 # 2. **One tanh for the four gates.** $\sigma(z) = \tfrac12\tanh(\tfrac12 z) + \tfrac12$, so the
 #    whole [B, 4H] block is activated by a scale, one tanh and a shift, in place.
 # 3. **No row-maximum pass in the softmax.** exp is taken directly; only a row whose sum came out
-#    infinite (an overflow) or zero (an underflow) is recomputed with its maximum subtracted. The logits [T·B, V] are the
+#    infinite (an overflow) or zero (an underflow) is recomputed with its maximum subtracted. The
+#    logits [T·B, V] are the
 #    largest array of the step (V = 10,000 against H = 200), so every pass over them counts: the
 #    reference reads them for the maximum, writes a shifted copy and then its exp (two new 16 MB
 #    arrays in float32), where the fast path writes the exp alone. Most of the time saved is the
@@ -1180,13 +1502,18 @@ plt.tight_layout(); plt.show()
 
 # %%
 from threadpoolctl import threadpool_limits
+
 from ptb_lstm.engines.numpy_engine import _sum_rows
+
 
 def best_ms(fn, repeat=7):
     times = []
     for _ in range(repeat):
-        started = time.perf_counter(); fn(); times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
     return 1000 * min(times)
+
 
 rng = np.random.default_rng(0)
 T, B, H, V = 20, 20, 200, corpus.vocab_size
@@ -1200,13 +1527,32 @@ ids = rng.integers(0, V, T * B)
 scale = np.where((np.arange(4 * H) // H) == 2, 1.0, 0.5).astype(np.float32)
 offset = np.where((np.arange(4 * H) // H) == 2, 0.0, 0.5).astype(np.float32)
 
+
 def gates_reference(z):
-    return sigmoid(z[:, :H]), sigmoid(z[:, H:2 * H]), np.tanh(z[:, 2 * H:3 * H]), sigmoid(z[:, 3 * H:])
+    return (
+        sigmoid(z[:, :H]),
+        sigmoid(z[:, H : 2 * H]),
+        np.tanh(z[:, 2 * H : 3 * H]),
+        sigmoid(z[:, 3 * H :]),
+    )
+
+
 def gates_fast(z):
-    z = z * scale; np.tanh(z, out=z); z *= scale; z += offset; return z
+    z = z * scale
+    np.tanh(z, out=z)
+    z *= scale
+    z += offset
+    return z
+
+
 rows = np.arange(T * B)
+
+
 def softmax_reference(y):  # -log p(target) of every row, with the row-maximum pass
-    s = y - y.max(axis=1, keepdims=True); return np.log(np.exp(s).sum(axis=1)) - s[rows, ids]
+    s = y - y.max(axis=1, keepdims=True)
+    return np.log(np.exp(s).sum(axis=1)) - s[rows, ids]
+
+
 def softmax_fast(y):  # the same without it; rows whose sum overflowed or underflowed are redone
     sums = np.exp(y).sum(axis=1)
     nll = np.log(sums) - y[rows, ids]
@@ -1214,21 +1560,43 @@ def softmax_fast(y):  # the same without it; rows whose sum overflowed or underf
     if bad.any():  # never with these logits
         nll[bad] = softmax_reference(y)[bad]
     return nll
-def embedding_dense(E=E.copy()):
-    grad = np.zeros_like(E); np.add.at(grad, ids, X.reshape(-1, H)); E -= grad
-def embedding_sparse(E=E.copy()):
-    rows, sums = _sum_rows(ids, X.reshape(-1, H)); E[rows] -= sums
+
+
+timed_dense, timed_sparse = E.copy(), E.copy()  # what the timed updates change, not E
+
+
+def embedding_dense(E=timed_dense):
+    grad = np.zeros_like(E)
+    np.add.at(grad, ids, X.reshape(-1, H))
+    E -= grad
+
+
+def embedding_sparse(E=timed_sparse):
+    rows, sums = _sum_rows(ids, X.reshape(-1, H))
+    E[rows] -= sums
+
 
 dense, sparse = E.copy(), E.copy()
-embedding_dense(dense); embedding_sparse(sparse)
-print(f"{T * B} positions touch {len(np.unique(ids))} of the {V:,} embedding rows; the sparse update "
-      f"differs from the dense one by at most {np.abs(dense - sparse).max():.1e}")
+embedding_dense(dense)
+embedding_sparse(sparse)
+print(
+    f"{T * B} positions touch {len(np.unique(ids))} of the {V:,} embedding rows; the sparse update "
+    f"differs from the dense one by at most {np.abs(dense - sparse).max():.1e}"
+)
 assert np.allclose(dense, sparse, atol=1e-5)
 assert np.allclose(np.concatenate(gates_reference(Z), axis=1), gates_fast(Z), atol=1e-6)
 assert np.allclose(softmax_reference(logits), softmax_fast(logits), rtol=1e-5)
 cases = [
-    ("input projection, 20 steps", lambda: [X[t] @ W for t in range(T)], lambda: X.reshape(-1, H) @ W),
-    ("kernel gradient, 20 steps", lambda: sum(X[t].T @ DZ[t * B:(t + 1) * B] for t in range(T)), lambda: X.reshape(-1, H).T @ DZ),
+    (
+        "input projection, 20 steps",
+        lambda: [X[t] @ W for t in range(T)],
+        lambda: X.reshape(-1, H) @ W,
+    ),
+    (
+        "kernel gradient, 20 steps",
+        lambda: sum(X[t].T @ DZ[t * B : (t + 1) * B] for t in range(T)),
+        lambda: X.reshape(-1, H).T @ DZ,
+    ),
     ("gate activations, one step", lambda: gates_reference(Z), lambda: gates_fast(Z)),
     ("cross-entropy of [400, V]", lambda: softmax_reference(logits), lambda: softmax_fast(logits)),
     ("embedding update", embedding_dense, embedding_sparse),
@@ -1246,7 +1614,8 @@ with threadpool_limits(limits=1):
 # 2-core AMD EPYC (float32, 2026-11-29, commit c1eba1a; PyTorch's `nn.LSTM` took 62.9 ms there),
 # where the matrix products alone need at least 31 ms, and at 71.2 ms on a 2-core Intel Xeon (the
 # torch engine 85.6 ms; `docs/performance.md`). (The 45.4 ms of item 5 is another benchmark's
-# median, `threads_ab.py`, of the same engine on the same machine.) Timings depend on the machine and on what else it
+# median, `threads_ab.py`, of the same engine on the same machine.) Timings depend on the machine
+# and on what else it
 # runs: on a machine busy with other work both figures grow, the multi-threaded engine's more.
 # Here, live, the best of three single steps each. (The loop average of (h) measures something
 # else, every step of a run with its loop and masks; on a virtual machine shared with other work
@@ -1254,6 +1623,7 @@ with threadpool_limits(limits=1):
 
 # %%
 from ptb_lstm.engines import create_engine
+
 config = PRESETS["small"]
 params = init_params(config, corpus.vocab_size)
 inputs, targets = next(batches(corpus.train, config.batch_size, config.num_steps))
@@ -1262,9 +1632,14 @@ for name in ("numpy-reference", "numpy"):
     engine = create_engine(name, config, params, "float32")
     engine.train_step(inputs, targets, 1.0)  # the first step allocates
     with threadpool_limits(limits=1 if name == "numpy-reference" else None):
-        timings[name] = min(best_ms(lambda: engine.train_step(inputs, targets, 1.0), repeat=1) for _ in range(3))
-print(f"reference {timings['numpy-reference']:.0f} ms a step, numpy {timings['numpy']:.0f} ms: "
-      f"{timings['numpy-reference'] / timings['numpy']:.1f} times faster")
+        timings[name] = min(
+            best_ms(lambda engine=engine: engine.train_step(inputs, targets, 1.0), repeat=1)
+            for _ in range(3)
+        )
+print(
+    f"reference {timings['numpy-reference']:.0f} ms a step, numpy {timings['numpy']:.0f} ms: "
+    f"{timings['numpy-reference'] / timings['numpy']:.1f} times faster"
+)
 
 # %% [markdown]
 # **Does the fast engine compute the same thing?** Every change above is an algebraic identity
@@ -1275,18 +1650,22 @@ print(f"reference {timings['numpy-reference']:.0f} ms a step, numpy {timings['nu
 # test suite asserts the same (`tests/test_reference_engine.py`): every relative difference at
 # most $10^{-12}$.
 
+
 # %%
 def relative(a, b):
     return float(np.abs(np.asarray(a) - b).max() / np.abs(a).max())
 
+
 def equality(config, vocab_size, steps=6):
     params = init_params(config, vocab_size, np.float64)
-    ids = np.random.default_rng(7).integers(0, vocab_size, (config.batch_size, steps * config.num_steps + 1))
+    ids = np.random.default_rng(7).integers(
+        0, vocab_size, (config.batch_size, steps * config.num_steps + 1)
+    )
     engines = [create_engine(n, config, params, "float64") for n in ("numpy-reference", "numpy")]
     losses, norms = [[], []], []
     for s in range(steps):
         T = config.num_steps
-        x, y = ids[:, s * T:(s + 1) * T], ids[:, s * T + 1:(s + 1) * T + 1]
+        x, y = ids[:, s * T : (s + 1) * T], ids[:, s * T + 1 : (s + 1) * T + 1]
         masks = step_masks(config, s, dtype=np.float64)
         for k, engine in enumerate(engines):
             losses[k].append(engine.train_step(x, y, 1.0, masks))
@@ -1295,10 +1674,13 @@ def equality(config, vocab_size, steps=6):
     a, b = engines[0].get_params(), engines[1].get_params()
     return relative(losses[0], losses[1]), max(relative(a[n], b[n]) for n in a), min(norms)
 
+
 print(f"{'shapes':<37} {'dropout':>7} {'losses':>9} {'params':>9} {'min norm':>9}")
 with threadpool_limits(limits=1):
-    for label, base, vocab_size in [("tiny (H 16, B 4, T 5, V 50)", PRESETS["tiny"], 50),
-                                    ("small (H 200, B 20, T 20, V 10,000)", PRESETS["small"], 10_000)]:
+    for label, base, vocab_size in [
+        ("tiny (H 16, B 4, T 5, V 50)", PRESETS["tiny"], 50),
+        ("small (H 200, B 20, T 20, V 10,000)", PRESETS["small"], 10_000),
+    ]:
         for rate in (0.0, 0.5):
             loss, param, norm = equality(base.replace(dropout=rate, max_grad_norm=0.5), vocab_size)
             print(f"{label:<37} {rate:>7} {loss:>9.1e} {param:>9.1e} {norm:>9.2f}")
@@ -1307,13 +1689,15 @@ with threadpool_limits(limits=1):
 # %% [markdown]
 # ## (j) The full results
 #
-# The `numpy` engine trained the small config for all 13 epochs (30,199 steps, `make train`, float32)
+# The `numpy` engine trained the small config for all 13 epochs (30,199 steps, `make train`,
+# float32)
 # on a 2-core CPU. Its perplexities, read from `docs/results/numpy/`, beside the paper's, the
 # TensorFlow tutorial's and those of the original series (whose NumPy part took about 10 hours).
 # The wall time is the whole run's: the 13 epochs, an evaluation of the valid split after each,
 # and the final evaluations, on a machine that also ran other work, so it is more than 30,199
 # times the step time of (i): epochs that ran beside other work took longer a step. The table,
 # then the run's own record of its time:
+
 
 # %%
 def full_run(engine):
@@ -1322,15 +1706,24 @@ def full_run(engine):
     folder = REPO / "docs" / "results" / engine
     if not (folder / "metrics.jsonl").is_file():
         return None
-    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()
-               if line.strip()]
+    records = [
+        json.loads(line)
+        for line in (folder / "metrics.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     last = [r for r in records if r["event"] == "epoch"][-1]
     test = [r for r in records if r["event"] == "test"][-1]
     evaluations = json.loads((folder / "evaluations.json").read_text())
     one = [e for e in evaluations if e["split"] == "test" and e["batch_size"] == 1]
-    return {"train": last["train_perplexity"], "valid": last["valid_perplexity"],
-            "test": test["test_perplexity"], "test 1x1": one[0]["perplexity"] if one else None,
-            "minutes": records[-1]["wall_time"] / 60, "epochs": last["epoch"]}
+    return {
+        "train": last["train_perplexity"],
+        "valid": last["valid_perplexity"],
+        "test": test["test_perplexity"],
+        "test 1x1": one[0]["perplexity"] if one else None,
+        "minutes": records[-1]["wall_time"] / 60,
+        "epochs": last["epoch"],
+    }
+
 
 PUBLISHED = [  # (source, train, valid, test, test 1x1, wall time)
     ("Zaremba et al. 2015, Table 1", None, 120.7, 114.5, None, ""),
@@ -1340,36 +1733,57 @@ PUBLISHED = [  # (source, train, valid, test, test 1x1, wall time)
     ("the original series, TF 1.12 graph, GPU", 43.80, 120.42, 114.29, None, "7 min"),
 ]
 
+
 def results_table(engines, published=True):
     """A Markdown table: the full small-config runs of ``engines``, then (``published``) the
     published ones."""
-    cell = lambda v: "" if v is None else f"{v:.2f}"
-    rows = ["| run | train | valid | test | test 1x1 | wall time |", "|---|---:|---:|---:|---:|---:|"]
+
+    def cell(v):
+        return "" if v is None else f"{v:.2f}"
+
+    rows = [
+        "| run | train | valid | test | test 1x1 | wall time |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for engine in engines:
         r = full_run(engine)
         if r is None:
             rows.append(f"| ptb-lstm {engine} | (no run in docs/results/) | | | | |")
             continue
-        rows.append(f"| **ptb-lstm {engine}**, {r['epochs']} epochs, 2 CPU cores | "
-                    f"{cell(r['train'])} | {cell(r['valid'])} | {cell(r['test'])} | "
-                    f"{cell(r['test 1x1'])} | {r['minutes']:.0f} min |")
+        rows.append(
+            f"| **ptb-lstm {engine}**, {r['epochs']} epochs, 2 CPU cores | "
+            f"{cell(r['train'])} | {cell(r['valid'])} | {cell(r['test'])} | "
+            f"{cell(r['test 1x1'])} | {r['minutes']:.0f} min |"
+        )
     for name, *values, wall in PUBLISHED if published else []:
         rows.append(f"| {name} | " + " | ".join(cell(v) for v in values) + f" | {wall} |")
     if published:
-        rows.append("\nThe TensorFlow tutorial evaluates its test split one word at a time (batch 1, "
-                    "1 step), hence its figure in the test 1x1 column.")
+        rows.append(
+            "\nThe TensorFlow tutorial evaluates its test split one word at a time (batch 1, "
+            "1 step), hence its figure in the test 1x1 column."
+        )
     display(Markdown("\n".join(rows)))
 
+
 results_table(["numpy"])
-records = [json.loads(line) for line in (REPO / "docs/results/numpy/metrics.jsonl").read_text().splitlines() if line.strip()]
+records = [
+    json.loads(line)
+    for line in (REPO / "docs/results/numpy/metrics.jsonl").read_text().splitlines()
+    if line.strip()
+]
 epochs = [r for r in records if r["event"] == "epoch"]
 training = sum(r["epoch_time"] for r in epochs)
 steps = sum(r["steps"] for r in epochs)
-print(f"ms a step, per epoch: median {np.median([r['ms_per_step'] for r in epochs]):.1f}, fastest "
-      f"{min(r['ms_per_step'] for r in epochs):.1f}, slowest {max(r['ms_per_step'] for r in epochs):.1f}; "
-      f"over all {steps:,} steps {1000 * training / steps:.1f}")
-print(f"training {training / 60:.0f} min of the {records[-1]['wall_time'] / 60:.0f}, "
-      f"the rest evaluations of the valid and test splits")
+print(
+    f"ms a step, per epoch: median {np.median([r['ms_per_step'] for r in epochs]):.1f}, fastest "
+    f"{min(r['ms_per_step'] for r in epochs):.1f}, slowest "
+    f"{max(r['ms_per_step'] for r in epochs):.1f}; "
+    f"over all {steps:,} steps {1000 * training / steps:.1f}"
+)
+print(
+    f"training {training / 60:.0f} min of the {records[-1]['wall_time'] / 60:.0f}, "
+    f"the rest evaluations of the valid and test splits"
+)
 
 # %% [markdown]
 # ## (k) Beyond SGD: Adam and AMSGrad, from the series' reference
@@ -1396,12 +1810,14 @@ print(f"training {training / 60:.0f} min of the {records[-1]['wall_time'] / 60:.
 #
 # **The effective step size.** Coordinate $i$ moves by $\alpha_t\, m_{t,i} / \sqrt{v_{t,i}}$: the
 # effective per-coordinate step size is
-# $$\frac{\alpha_t}{\sqrt{v_{t,i}}} = \frac{\alpha_t}{\sqrt{(1-\beta_2) \sum_{j=1}^{t} \beta_2^{\,t-j}\, g_{j,i}^2}} ,$$
+# $$\frac{\alpha_t}{\sqrt{v_{t,i}}} = \frac{\alpha_t}{\sqrt{(1-\beta_2) \sum_{j=1}^{t}
+# \beta_2^{\,t-j}\, g_{j,i}^2}} ,$$
 # large for a coordinate whose recent gradients were small, small after large ones. With the
 # right exponent, a large gradient's weight fades by $\beta_2$ a step, so after a spike the
 # effective step size **grows back**. The paper's "primary cause for non-convergence" is exactly
 # that: SGD (with a decreasing $\alpha_t$) and Adagrad never let the step size grow,
-# $\Gamma_{t+1} = \sqrt{V_{t+1}}/\alpha_{t+1} - \sqrt{V_t}/\alpha_t \succeq 0$, while Adam's $\Gamma$
+# $\Gamma_{t+1} = \sqrt{V_{t+1}}/\alpha_{t+1} - \sqrt{V_t}/\alpha_t \succeq 0$, while Adam's
+# $\Gamma$
 # can be negative. A rare large and informative gradient is then forgotten within a few steps,
 # and the frequent small ones, taken with a large step, win.
 #
@@ -1420,20 +1836,39 @@ v, v_hat, recursion, running_max = 0.0, 0.0, [], []
 for t in range(T):
     v = beta2 * v + (1 - beta2) * g[t] ** 2  # the recursion
     v_hat = max(v_hat, v)  # AMSGrad
-    recursion.append(v); running_max.append(v_hat)
-unrolled = [(1 - beta2) * sum(beta2 ** (t - j) * g[j - 1] ** 2 for j in range(1, t + 1)) for t in range(1, T + 1)]
-amsgrad = [max(unrolled[k - 1] for k in range(1, t + 1)) for t in range(1, T + 1)]  # max over 1 <= k <= t of the k - j sums
-slides = [(1 - beta2) * sum(beta2 ** (t - 1) * g[j - 1] ** 2 for j in range(1, t + 1)) for t in range(1, T + 1)]  # exponent t - i, coordinate i = 1
-print("exponent t - j, unrolled vs recursion, largest difference:", f"{np.max(np.abs(np.array(unrolled) - recursion)):.1e}")
-print("exponent k - j, max over k vs AMSGrad's running max:     ", f"{np.max(np.abs(np.array(amsgrad) - running_max)):.1e}")
-print("exponent t - i instead (every past gradient weighed alike): v_t off by up to a factor", f"{np.max(np.array(recursion) / np.array(slides)):.0f}")
+    recursion.append(v)
+    running_max.append(v_hat)
+unrolled = [
+    (1 - beta2) * sum(beta2 ** (t - j) * g[j - 1] ** 2 for j in range(1, t + 1))
+    for t in range(1, T + 1)
+]
+amsgrad = [
+    max(unrolled[k - 1] for k in range(1, t + 1)) for t in range(1, T + 1)
+]  # max over 1 <= k <= t of the k - j sums
+slides = [
+    (1 - beta2) * sum(beta2 ** (t - 1) * g[j - 1] ** 2 for j in range(1, t + 1))
+    for t in range(1, T + 1)
+]  # exponent t - i, coordinate i = 1
+print(
+    "exponent t - j, unrolled vs recursion, largest difference:",
+    f"{np.max(np.abs(np.array(unrolled) - recursion)):.1e}",
+)
+print(
+    "exponent k - j, max over k vs AMSGrad's running max:     ",
+    f"{np.max(np.abs(np.array(amsgrad) - running_max)):.1e}",
+)
+print(
+    "exponent t - i instead (every past gradient weighed alike): v_t off by up to a factor",
+    f"{np.max(np.array(recursion) / np.array(slides)):.0f}",
+)
 print("effective step 1/sqrt(v_t), Adam:   ", np.round(1 / np.sqrt(recursion), 2))
 print("effective step 1/sqrt(v_t), AMSGrad:", np.round(1 / np.sqrt(running_max), 2))
 
 # %% [markdown]
 # **The counterexample.** Reddi et al. take the one-dimensional feasible set $\mathcal F = [-1, 1]$
 # and the sequence of linear losses
-# $$f_t(x) = \begin{cases} C x & t \bmod 3 = 1 \\ -x & \text{otherwise} \end{cases}, \qquad C = 3 .$$
+# $$f_t(x) = \begin{cases} C x & t \bmod 3 = 1 \\ -x & \text{otherwise} \end{cases}, \qquad C = 3
+# .$$
 # Over every three steps the losses add up to $(C - 2)\,x = x$, so the best fixed point is
 # $x = -1$ and $x = +1$ is the worst. The gradient is $C$ once every three steps and $-1$ twice:
 # the rare large gradient points the right way. With $\beta_1 = 0$, $\beta_2 = 1/(1 + C^2)$ and
@@ -1442,10 +1877,12 @@ print("effective step 1/sqrt(v_t), AMSGrad:", np.round(1 / np.sqrt(running_max),
 # are taken with a far larger effective step size than the one step of $-C$; AMSGrad divides all
 # three by the same $\hat v$, about $C^2$ of the spike, and the $-C$ wins.
 
+
 # %% figure="notebook1-adam-amsgrad"
 def online(amsgrad, C=3.0, alpha=0.5, steps=3000, x=0.0):
-    """Reddi et al.'s counterexample: x_t and the effective step size alpha_t / sqrt(v) of every step."""
-    beta2 = 1 / (1 + C ** 2)  # beta1 = 0: m_t = g_t
+    """Reddi et al.'s counterexample: x_t and the effective step size alpha_t / sqrt(v) of
+    every step."""
+    beta2 = 1 / (1 + C**2)  # beta1 = 0: m_t = g_t
     v = v_hat = 0.0
     xs, step_sizes = [x], []
     for t in range(1, steps + 1):
@@ -1454,25 +1891,40 @@ def online(amsgrad, C=3.0, alpha=0.5, steps=3000, x=0.0):
         v_hat = max(v_hat, v)
         step_size = alpha / np.sqrt(t) / np.sqrt(v_hat if amsgrad else v)
         x = float(np.clip(x - step_size * g, -1.0, 1.0))  # the projection onto [-1, 1]
-        xs.append(x); step_sizes.append(step_size)
+        xs.append(x)
+        step_sizes.append(step_size)
     return np.array(xs), np.array(step_sizes)
+
 
 adam_x, adam_step = online(amsgrad=False)
 ams_x, ams_step = online(amsgrad=True)
 fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
 t = np.arange(1, len(adam_x) + 1)  # x_1 = 0 is where both start
-left.plot(t, adam_x, label="Adam", lw=0.9); left.plot(t, ams_x, label="AMSGrad", lw=0.9)
-left.axhline(-1, color="k", ls=":", lw=0.8); left.set_xscale("log")
-left.set_xlabel("step t"); left.set_ylabel("x_t"); left.set_ylim(-1.1, 1.1); left.legend()
+left.plot(t, adam_x, label="Adam", lw=0.9)
+left.plot(t, ams_x, label="AMSGrad", lw=0.9)
+left.axhline(-1, color="k", ls=":", lw=0.8)
+left.set_xscale("log")
+left.set_xlabel("step t")
+left.set_ylabel("x_t")
+left.set_ylim(-1.1, 1.1)
+left.legend()
 left.set_title("x_t on [-1, 1]: the optimum is -1, the worst point +1")
 right.plot(range(1, 31), adam_step[:30] * np.sqrt(np.arange(1, 31)), "o-", ms=3, label="Adam")
 right.plot(range(1, 31), ams_step[:30] * np.sqrt(np.arange(1, 31)), "s-", ms=3, label="AMSGrad")
-right.set_xlabel("step t (the gradient is C at t = 1, 4, 7, ...)"); right.set_ylabel("effective step size x sqrt(t)")
-right.set_yscale("log"); right.legend(); right.set_title("alpha / sqrt(v), the first 30 steps")
-plt.tight_layout(); plt.show()
+right.set_xlabel("step t (the gradient is C at t = 1, 4, 7, ...)")
+right.set_ylabel("effective step size x sqrt(t)")
+right.set_yscale("log")
+right.legend()
+right.set_title("alpha / sqrt(v), the first 30 steps")
+plt.tight_layout()
+plt.show()
 for name, xs in (("Adam", adam_x), ("AMSGrad", ams_x)):
-    print(f"{name:8}: x after 10, 100, 1,000 and 3,000 steps: " + ", ".join(f"{xs[t]:+.3f}" for t in (10, 100, 1000, 3000))
-          + f"; average loss per step over the last 300: {np.mean([(3.0 if t % 3 == 1 else -1.0) * xs[t - 1] for t in range(2701, 3001)]):+.3f}")
+    print(
+        f"{name:8}: x after 10, 100, 1,000 and 3,000 steps: "
+        + ", ".join(f"{xs[t]:+.3f}" for t in (10, 100, 1000, 3000))
+        + "; average loss per step over the last 300: "
+        f"{np.mean([(3.0 if t % 3 == 1 else -1.0) * xs[t - 1] for t in range(2701, 3001)]):+.3f}"
+    )
 
 # %% [markdown]
 # Adam climbs to the boundary $+1$, the point with the largest total loss, and stays there; AMSGrad
@@ -1498,17 +1950,29 @@ for name, xs in (("Adam", adam_x), ("AMSGrad", ams_x)):
 
 # %%
 from ptb_lstm.optim import NumpyAdam
+
 show_source(NumpyAdam.update)
 config = PRESETS["tiny"].replace(optimizer="amsgrad", beta1=0.8, beta2=0.95, epsilon=1e-6)
 optimizer = NumpyAdam(config, vocab_size=3, dtype=np.float64)
-params = {n[2:]: np.zeros(a.shape) for n, a in optimizer.get_state().items() if n.startswith("m_")}  # every parameter, zero
+params = {
+    n[2:]: np.zeros(a.shape) for n, a in optimizer.get_state().items() if n.startswith("m_")
+}  # every parameter, zero
 m = v = v_hat = x = 0.0
 for t, g in enumerate((2.0, -0.5, 0.1), start=1):
-    optimizer.update(params, {name: np.full_like(p, g) for name, p in params.items()}, learning_rate=0.01, scale=1.0)
+    optimizer.update(
+        params,
+        {name: np.full_like(p, g) for name, p in params.items()},
+        learning_rate=0.01,
+        scale=1.0,
+    )
     m = config.beta1 * m + (1 - config.beta1) * g
     v = config.beta2 * v + (1 - config.beta2) * g * g
     v_hat = max(v_hat, v)
-    x -= 0.01 * (m / (1 - config.beta1 ** t)) / (np.sqrt(v_hat / (1 - config.beta2 ** t)) + config.epsilon)
+    x -= (
+        0.01
+        * (m / (1 - config.beta1**t))
+        / (np.sqrt(v_hat / (1 - config.beta2**t)) + config.epsilon)
+    )
     print(f"t = {t}: by the formulas {x:+.12f}, by the toolkit {params['softmax_bias'][0]:+.12f}")
 
 # %% [markdown]

@@ -10,10 +10,15 @@
 
 # %%
 import os
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log, if it loads
-import inspect, json, pathlib, time
-import numpy as np
+import inspect
+import json
+import pathlib
+import time
+
 import matplotlib.pyplot as plt
+import numpy as np
 from IPython.display import Markdown, display
 
 from ptb_lstm.config import PRESETS
@@ -22,15 +27,20 @@ from ptb_lstm.data import load_corpus, locate_data_dir
 STEPS = int(os.environ.get("PTB_LSTM_NOTEBOOK_STEPS", "100"))  # steps of the short runs
 REPO = pathlib.Path(os.environ.get("PTB_LSTM_REPO", ".."))  # the repository (docs/results)
 corpus = load_corpus(locate_data_dir())  # $PTB_DATA_DIR, or the user cache (downloading once)
-print(f"PTB: {len(corpus.train):,} training tokens, vocabulary {corpus.vocab_size:,}; "
-      f"short runs of {STEPS} steps")
+print(
+    f"PTB: {len(corpus.train):,} training tokens, vocabulary {corpus.vocab_size:,}; "
+    f"short runs of {STEPS} steps"
+)
+
 
 def show_source(obj):
     """Show the toolkit's own code (imported, not copied)."""
     display(Markdown("```python\n" + inspect.getsource(obj) + "\n```"))
 
+
 # %%
 from ptb_lstm.engines import quiet_native_stderr
+
 with quiet_native_stderr():  # TensorFlow probes for GPUs as it loads; that chatter is held back
     import tensorflow as tf
 print("TensorFlow", tf.__version__)
@@ -43,10 +53,10 @@ print("TensorFlow", tf.__version__)
 
 # %%
 w, x = tf.Variable(0.7, dtype=tf.float64), tf.constant(2.0, tf.float64)
-with tf.GradientTape() as tape:         # records the operations on watched values: trainable
-                                        # variables are watched by themselves, a constant needs tape.watch
-    y = tf.sigmoid(w * x)               # runs now: y is a value
-by_tape = tape.gradient(y, w)            # the record played backwards
+with tf.GradientTape() as tape:  # records the operations on watched values: trainable
+    # variables are watched by themselves, a constant needs tape.watch
+    y = tf.sigmoid(w * x)  # runs now: y is a value
+by_tape = tape.gradient(y, w)  # the record played backwards
 by_hand = tf.sigmoid(w * x) * (1 - tf.sigmoid(w * x)) * x
 print(f"y = {float(y):.6f}; dy/dw by the tape {float(by_tape):.12f}, by hand {float(by_hand):.12f}")
 assert abs(float(by_tape) - float(by_hand)) < 1e-15
@@ -73,6 +83,7 @@ assert abs(float(by_tape) - float(by_hand)) < 1e-15
 
 # %%
 from ptb_lstm.engines import _tf_model
+
 show_source(_tf_model.forward)
 show_source(_tf_model.summed_nll)
 
@@ -83,12 +94,14 @@ show_source(_tf_model.summed_nll)
 # batch, as in Part I (d)) run inside the tape; `tape.gradient` returns the gradient of every
 # variable; clipping and SGD follow (below). No `tf.function` wraps it (`tf.function` would trace
 # the Python code into a graph once, the way Part III builds one): every operation runs eagerly,
-# one Python call at a time (`tf.device` places them on the CPU or a GPU). The carried state enters the tape as a plain value, computed by the
+# one Python call at a time (`tf.device` places them on the CPU or a GPU). The carried state enters
+# the tape as a plain value, computed by the
 # previous step outside this tape, so the gradient stops at the batch boundary: truncated BPTT
 # (Part I (e)) comes for free.
 
 # %%
 from ptb_lstm.engines.tf_eager import TFEagerEngine
+
 show_source(TFEagerEngine.train_step)
 
 # %% [markdown]
@@ -108,7 +121,8 @@ with tf.GradientTape() as tape:
     loss = tf.reduce_sum(tf.nn.embedding_lookup(E, ids) * upstream)
 grad = tape.gradient(loss, E)
 print(type(grad).__name__, "indices", grad.indices.numpy(), "values", grad.values.numpy().tolist())
-dense = np.zeros((6, 2)); np.add.at(dense, ids.numpy(), upstream.numpy())  # the reference's way
+dense = np.zeros((6, 2))
+np.add.at(dense, ids.numpy(), upstream.numpy())  # the reference's way
 assert (tf.convert_to_tensor(grad).numpy() == dense).all()
 print("as a dense gradient (row 1 = [1, 2] + [5, 6]):\n", dense)
 
@@ -143,8 +157,11 @@ show_source(_tf_model.clipped_sgd)
 # %%
 from ptb_lstm.agreement import compare
 
-rows = [row for dtype in ("float64", "float32")
-        for row in compare(['numpy-reference', 'tf-eager'], PRESETS["tiny"], corpus, dtype, steps=5)]
+rows = [
+    row
+    for dtype in ("float64", "float32")
+    for row in compare(["numpy-reference", "tf-eager"], PRESETS["tiny"], corpus, dtype, steps=5)
+]
 print(f"{'engine':<16} {'dtype':<8} {'losses':>9} {'params':>9} {'valid ppl':>10}")
 for r in rows:
     print(f"{r.engine:<16} {r.dtype:<8} {r.loss:>9.2e} {r.params:>9.2e} {r.perplexity:>10.2e}")
@@ -161,9 +178,10 @@ assert all(max(r.loss, r.params) <= (1e-9 if r.dtype == "float64" else 1e-4) for
 
 # %%
 import tempfile
+
 from ptb_lstm.engines import create_engine
-from ptb_lstm.params import init_params
 from ptb_lstm.metrics import read_metrics
+from ptb_lstm.params import init_params
 from ptb_lstm.train import train
 
 config = PRESETS["small"]
@@ -173,13 +191,17 @@ started = time.perf_counter()
 result = train(config, corpus, engine, out, max_steps=STEPS, log_every=10)
 seconds = time.perf_counter() - started
 records = [r for r in read_metrics(f"{out}/metrics.jsonl") if r["event"] == "step"]
-print(f"{STEPS} steps of the small config with the tf-eager engine, then a pass over the "
-      f"valid split, in {seconds:.0f} s; valid perplexity {result.valid.perplexity:.1f}")
+print(
+    f"{STEPS} steps of the small config with the tf-eager engine, then a pass over the "
+    f"valid split, in {seconds:.0f} s; valid perplexity {result.valid.perplexity:.1f}"
+)
 
 # %% figure="notebook2-curve"
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.plot([r["step"] for r in records], [r["perplexity"] for r in records])
-ax.set_xlabel("training step"); ax.set_ylabel("running training perplexity"); ax.set_yscale("log")
+ax.set_xlabel("training step")
+ax.set_ylabel("running training perplexity")
+ax.set_yscale("log")
 ax.set_title("small config, TensorFlow eager engine, first steps")
 ax.grid(True, which="both", alpha=0.3)
 plt.show()
@@ -197,6 +219,7 @@ print(f"ms per step: {result.epochs[-1]['ms_per_step']:.1f}")
 # different samples of the same training (Part III; `docs/agreement.md`), so their figures differ
 # by that run-to-run variation, not by what they compute:
 
+
 # %%
 def full_run(engine):
     """Last epoch's train perplexity, valid and test (training batch shape), test at 1 x 1 and
@@ -204,15 +227,24 @@ def full_run(engine):
     folder = REPO / "docs" / "results" / engine
     if not (folder / "metrics.jsonl").is_file():
         return None
-    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()
-               if line.strip()]
+    records = [
+        json.loads(line)
+        for line in (folder / "metrics.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     last = [r for r in records if r["event"] == "epoch"][-1]
     test = [r for r in records if r["event"] == "test"][-1]
     evaluations = json.loads((folder / "evaluations.json").read_text())
     one = [e for e in evaluations if e["split"] == "test" and e["batch_size"] == 1]
-    return {"train": last["train_perplexity"], "valid": last["valid_perplexity"],
-            "test": test["test_perplexity"], "test 1x1": one[0]["perplexity"] if one else None,
-            "minutes": records[-1]["wall_time"] / 60, "epochs": last["epoch"]}
+    return {
+        "train": last["train_perplexity"],
+        "valid": last["valid_perplexity"],
+        "test": test["test_perplexity"],
+        "test 1x1": one[0]["perplexity"] if one else None,
+        "minutes": records[-1]["wall_time"] / 60,
+        "epochs": last["epoch"],
+    }
+
 
 PUBLISHED = [  # (source, train, valid, test, test 1x1, wall time)
     ("Zaremba et al. 2015, Table 1", None, 120.7, 114.5, None, ""),
@@ -222,25 +254,37 @@ PUBLISHED = [  # (source, train, valid, test, test 1x1, wall time)
     ("the original series, TF 1.12 graph, GPU", 43.80, 120.42, 114.29, None, "7 min"),
 ]
 
+
 def results_table(engines, published=True):
     """A Markdown table: the full small-config runs of ``engines``, then (``published``) the
     published ones."""
-    cell = lambda v: "" if v is None else f"{v:.2f}"
-    rows = ["| run | train | valid | test | test 1x1 | wall time |", "|---|---:|---:|---:|---:|---:|"]
+
+    def cell(v):
+        return "" if v is None else f"{v:.2f}"
+
+    rows = [
+        "| run | train | valid | test | test 1x1 | wall time |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for engine in engines:
         r = full_run(engine)
         if r is None:
             rows.append(f"| ptb-lstm {engine} | (no run in docs/results/) | | | | |")
             continue
-        rows.append(f"| **ptb-lstm {engine}**, {r['epochs']} epochs, 2 CPU cores | "
-                    f"{cell(r['train'])} | {cell(r['valid'])} | {cell(r['test'])} | "
-                    f"{cell(r['test 1x1'])} | {r['minutes']:.0f} min |")
+        rows.append(
+            f"| **ptb-lstm {engine}**, {r['epochs']} epochs, 2 CPU cores | "
+            f"{cell(r['train'])} | {cell(r['valid'])} | {cell(r['test'])} | "
+            f"{cell(r['test 1x1'])} | {r['minutes']:.0f} min |"
+        )
     for name, *values, wall in PUBLISHED if published else []:
         rows.append(f"| {name} | " + " | ".join(cell(v) for v in values) + f" | {wall} |")
     if published:
-        rows.append("\nThe TensorFlow tutorial evaluates its test split one word at a time (batch 1, "
-                    "1 step), hence its figure in the test 1x1 column.")
+        rows.append(
+            "\nThe TensorFlow tutorial evaluates its test split one word at a time (batch 1, "
+            "1 step), hence its figure in the test 1x1 column."
+        )
     display(Markdown("\n".join(rows)))
+
 
 results_table(["tf-eager", "numpy"])
 

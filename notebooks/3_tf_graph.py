@@ -13,9 +13,13 @@
 
 # %%
 import os
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log, if it loads
-import inspect, json, pathlib, time
-import numpy as np
+import inspect
+import json
+import pathlib
+import time
+
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
@@ -25,15 +29,20 @@ from ptb_lstm.data import load_corpus, locate_data_dir
 STEPS = int(os.environ.get("PTB_LSTM_NOTEBOOK_STEPS", "100"))  # steps of the short runs
 REPO = pathlib.Path(os.environ.get("PTB_LSTM_REPO", ".."))  # the repository (docs/results)
 corpus = load_corpus(locate_data_dir())  # $PTB_DATA_DIR, or the user cache (downloading once)
-print(f"PTB: {len(corpus.train):,} training tokens, vocabulary {corpus.vocab_size:,}; "
-      f"short runs of {STEPS} steps")
+print(
+    f"PTB: {len(corpus.train):,} training tokens, vocabulary {corpus.vocab_size:,}; "
+    f"short runs of {STEPS} steps"
+)
+
 
 def show_source(obj):
     """Show the toolkit's own code (imported, not copied)."""
     display(Markdown("```python\n" + inspect.getsource(obj) + "\n```"))
 
+
 # %%
 from ptb_lstm.engines import quiet_native_stderr
+
 with quiet_native_stderr():  # TensorFlow probes for GPUs as it loads; that chatter is held back
     import tensorflow as tf
 print("TensorFlow", tf.__version__)
@@ -51,21 +60,24 @@ print("TensorFlow", tf.__version__)
 # %%
 v1 = tf.compat.v1
 toy = tf.Graph()
-with toy.as_default():                                   # calls below add nodes to `toy`
-    x = v1.placeholder(tf.float32, [None], name="x")      # an input, fed at run time
-    w = tf.Variable(3.0, name="w")                        # state kept by the session
-    y = tf.add(w * x, 1.0, name="y")                      # y = w x + 1: a node, not a value
+with toy.as_default():  # calls below add nodes to `toy`
+    x = v1.placeholder(tf.float32, [None], name="x")  # an input, fed at run time
+    w = tf.Variable(3.0, name="w")  # state kept by the session
+    y = tf.add(w * x, 1.0, name="y")  # y = w x + 1: a node, not a value
     loss = tf.reduce_sum(y, name="loss")
-    (dw,) = v1.gradients(loss, [w])                       # more nodes: d loss / d w
-    step = w.assign_sub(0.1 * dw)                         # an update node
+    (dw,) = v1.gradients(loss, [w])  # more nodes: d loss / d w
+    step = w.assign_sub(0.1 * dw)  # an update node
     init = v1.global_variables_initializer()
 print("y is", y)
-print("the graph's operations:", [op.name for op in toy.get_operations() if "gradients" not in op.name])
+print(
+    "the graph's operations:",
+    [op.name for op in toy.get_operations() if "gradients" not in op.name],
+)
 with v1.Session(graph=toy) as session:
-    session.run(init)                                     # give w its initial value
+    session.run(init)  # give w its initial value
     print("fetch y, feeding x = [1, 2]:", session.run(y, feed_dict={x: [1.0, 2.0]}))
     print("fetch dw (= sum of x):", session.run(dw, feed_dict={x: [1.0, 2.0]}))
-    session.run(step, feed_dict={x: [1.0, 2.0]})         # runs the update and what it needs
+    session.run(step, feed_dict={x: [1.0, 2.0]})  # runs the update and what it needs
     print("w after one step:", session.run(w))
 
 # %% [markdown]
@@ -79,15 +91,15 @@ with v1.Session(graph=toy) as session:
 # %%
 with toy.as_default():
     counter = tf.Variable(0, name="counter")
-    with tf.control_dependencies([y]):                    # after y, although it does not read y
+    with tf.control_dependencies([y]):  # after y, although it does not read y
         count = counter.assign_add(1)
 with v1.Session(graph=toy) as session:
     session.run(v1.global_variables_initializer())
     for _ in range(3):
-        session.run(count, {x: [1.0]})                    # needs a feed for x: it runs y first
+        session.run(count, {x: [1.0]})  # needs a feed for x: it runs y first
     print("counter after fetching count 3 times:", session.run(counter))
     for _ in range(2):
-        session.run(y, {x: [1.0]})                        # y alone does not need count
+        session.run(y, {x: [1.0]})  # y alone does not need count
     print("and after fetching y twice more:", session.run(counter))
 
 # %% [markdown]
@@ -113,6 +125,7 @@ with v1.Session(graph=toy) as session:
 
 # %%
 from ptb_lstm.engines import tf_graph
+
 show_source(tf_graph._StateVariables)
 show_source(tf_graph._Unrolled)
 show_source(tf_graph._store_state)
@@ -120,7 +133,8 @@ show_source(tf_graph._store_state)
 # %% [markdown]
 # The weights are variables too, created in `TFGraphEngine.__init__` with a placeholder and an
 # assign operation to load them (given as initial values, they would be stored in the graph as
-# constants: 4.65 million numbers for the small model). A training step is then one `session.run` that feeds the batch
+# constants: 4.65 million numbers for the small model). A training step is then one `session.run`
+# that feeds the batch
 # and fetches the loss, the gradient norm and the state update — which pull in everything else:
 
 # %%
@@ -131,13 +145,16 @@ show_source(tf_graph.TFGraphEngine.train_step)
 # forward pass has 13 products (the recurrent one at each of 5 steps in each of 2 layers, one input
 # projection per layer, the softmax), and the backward pass two per product (one for each input:
 # `tf.gradients` adds both, and the one towards the carried-in state, which nothing needs, never
-# runs), 39 `MatMul` in all; `Sigmoid` and `Tanh` count 3 and 2 per step and layer, and `SigmoidGrad` and
+# runs), 39 `MatMul` in all; `Sigmoid` and `Tanh` count 3 and 2 per step and layer, and
+# `SigmoidGrad` and
 # `TanhGrad` are their derivatives in the backward pass; `AddN` sums the gradients of a tensor
 # used more than once:
 
 # %%
 import collections
+
 from ptb_lstm.params import init_params, param_shapes
+
 tiny = PRESETS["tiny"]
 engine = tf_graph.TFGraphEngine(tiny, init_params(tiny, corpus.vocab_size))
 ops = engine.graph.get_operations()
@@ -152,17 +169,21 @@ for kind, n in collections.Counter(op.type for op in ops).most_common(12):
 
 # %% figure="notebook3-graph"
 from ptb_lstm.engines import _tf_model
+
 small = PRESETS["tiny"].replace(num_layers=1, hidden_size=2, num_steps=1, batch_size=1)
 picture = tf.Graph()
 with picture.as_default():
     params = {n: tf.Variable(tf.zeros(s), name=n) for n, s in param_shapes(small, 5).items()}
     inputs = v1.placeholder(tf.int32, [1, 1], "word_ids")
-    state = [(v1.placeholder(tf.float32, [1, 2], "h_in"), v1.placeholder(tf.float32, [1, 2], "c_in"))]
+    state = [
+        (v1.placeholder(tf.float32, [1, 2], "h_in"), v1.placeholder(tf.float32, [1, 2], "c_in"))
+    ]
     logits, final = _tf_model.forward(params, inputs, state, small)
 
 leaves = {"Placeholder", "VarHandleOp"}  # inputs and variables, drawn next to their first use
 hidden = {"Const", "NoOp", "AssignVariableOp", "VarIsInitializedOp"}
 through = {"ReadVariableOp", "Identity"}  # drawn as the edge they pass a value along
+
 
 def sources(op):
     # the drawn operations feeding op, looking through reads and identities
@@ -174,11 +195,13 @@ def sources(op):
             found.append(t.op)
     return found
 
+
 keep, todo = set(), [logits.op, final[0][0].op, final[0][1].op]
 while todo:  # the ancestors of the outputs
     op = todo.pop()
     if op not in keep:
-        keep.add(op); todo.extend(t.op for t in op.inputs)
+        keep.add(op)
+        todo.extend(t.op for t in op.inputs)
 nodes = [op for op in picture.get_operations() if op in keep and op.type not in hidden | through]
 depth = {}
 for op in nodes:  # creation order is a topological order
@@ -190,18 +213,45 @@ for op in nodes:
 columns = collections.defaultdict(list)
 for op in nodes:
     columns[depth[op]].append(op)
-where = {op: (d, 1.2 * (len(col) / 2 - k)) for d, col in columns.items() for k, op in enumerate(col)}
-label = lambda op: op.name.replace("lstm_0_", "").replace("_", "\n") if op.type in leaves else op.type
+where = {
+    op: (d, 1.2 * (len(col) / 2 - k)) for d, col in columns.items() for k, op in enumerate(col)
+}
+
+
+def label(op):
+    return op.name.replace("lstm_0_", "").replace("_", "\n") if op.type in leaves else op.type
+
+
 fig, ax = plt.subplots(figsize=(15, 5.5))
 for op in nodes:
     for source in sources(op):
-        ax.annotate("", where[op], where[source], arrowprops=dict(arrowstyle="->", color="grey", lw=0.7, shrinkA=14, shrinkB=14))
+        ax.annotate(
+            "",
+            where[op],
+            where[source],
+            arrowprops=dict(arrowstyle="->", color="grey", lw=0.7, shrinkA=14, shrinkB=14),
+        )
 for op, (px, py) in where.items():
-    color = "#cfe0f5" if op.type == "Placeholder" else "#d9f0d3" if op.type == "VarHandleOp" else "#fde2c4"
-    ax.text(px, py, label(op), ha="center", va="center", fontsize=7, bbox=dict(boxstyle="round", fc=color, ec="grey"))
+    color = (
+        "#cfe0f5"
+        if op.type == "Placeholder"
+        else "#d9f0d3"
+        if op.type == "VarHandleOp"
+        else "#fde2c4"
+    )
+    ax.text(
+        px,
+        py,
+        label(op),
+        ha="center",
+        va="center",
+        fontsize=7,
+        bbox=dict(boxstyle="round", fc=color, ec="grey"),
+    )
 ax.set_xlim(-0.7, max(depth.values()) + 0.7)
 ax.set_ylim(min(y for _, y in where.values()) - 0.8, max(y for _, y in where.values()) + 0.8)
-ax.axis("off"); ax.set_title(f"one LSTM step as a dataflow graph: {len(nodes)} operations")
+ax.axis("off")
+ax.set_title(f"one LSTM step as a dataflow graph: {len(nodes)} operations")
 plt.show()
 
 # %% [markdown]
@@ -214,8 +264,11 @@ plt.show()
 # %%
 from ptb_lstm.agreement import compare
 
-rows = [row for dtype in ("float64", "float32")
-        for row in compare(['tf-graph'], PRESETS["tiny"], corpus, dtype, steps=5)]
+rows = [
+    row
+    for dtype in ("float64", "float32")
+    for row in compare(["tf-graph"], PRESETS["tiny"], corpus, dtype, steps=5)
+]
 print(f"{'engine':<16} {'dtype':<8} {'losses':>9} {'params':>9} {'valid ppl':>10}")
 for r in rows:
     print(f"{r.engine:<16} {r.dtype:<8} {r.loss:>9.2e} {r.params:>9.2e} {r.perplexity:>10.2e}")
@@ -229,9 +282,10 @@ assert all(max(r.loss, r.params) <= (1e-9 if r.dtype == "float64" else 1e-4) for
 
 # %%
 import tempfile
+
 from ptb_lstm.engines import create_engine
-from ptb_lstm.params import init_params
 from ptb_lstm.metrics import read_metrics
+from ptb_lstm.params import init_params
 from ptb_lstm.train import train
 
 config = PRESETS["small"]
@@ -241,13 +295,17 @@ started = time.perf_counter()
 result = train(config, corpus, engine, out, max_steps=STEPS, log_every=10)
 seconds = time.perf_counter() - started
 records = [r for r in read_metrics(f"{out}/metrics.jsonl") if r["event"] == "step"]
-print(f"{STEPS} steps of the small config with the tf-graph engine, then a pass over the "
-      f"valid split, in {seconds:.0f} s; valid perplexity {result.valid.perplexity:.1f}")
+print(
+    f"{STEPS} steps of the small config with the tf-graph engine, then a pass over the "
+    f"valid split, in {seconds:.0f} s; valid perplexity {result.valid.perplexity:.1f}"
+)
 
 # %% figure="notebook3-curve"
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.plot([r["step"] for r in records], [r["perplexity"] for r in records])
-ax.set_xlabel("training step"); ax.set_ylabel("running training perplexity"); ax.set_yscale("log")
+ax.set_xlabel("training step")
+ax.set_ylabel("running training perplexity")
+ax.set_yscale("log")
 ax.set_title("small config, TensorFlow graph engine, first steps")
 ax.grid(True, which="both", alpha=0.3)
 plt.show()
@@ -268,7 +326,9 @@ print(f"ms per step: {result.epochs[-1]['ms_per_step']:.1f}")
 # on the small model their five-step float32 parameters already lie 1.54e-5 and 1.53e-5 from
 # `numpy`'s, not at one distance (`docs/agreement.md`); their full runs, from the same weights,
 # ended 2.2 apart in valid perplexity. The short runs of Parts II and III, from the same weights
-# too, already end at slightly different valid perplexities after 100 steps. The paper's small model: valid 120.7, test 114.5.
+# too, already end at slightly different valid perplexities after 100 steps. The paper's small
+# model: valid 120.7, test 114.5.
+
 
 # %%
 def full_run(engine):
@@ -277,15 +337,24 @@ def full_run(engine):
     folder = REPO / "docs" / "results" / engine
     if not (folder / "metrics.jsonl").is_file():
         return None
-    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()
-               if line.strip()]
+    records = [
+        json.loads(line)
+        for line in (folder / "metrics.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     last = [r for r in records if r["event"] == "epoch"][-1]
     test = [r for r in records if r["event"] == "test"][-1]
     evaluations = json.loads((folder / "evaluations.json").read_text())
     one = [e for e in evaluations if e["split"] == "test" and e["batch_size"] == 1]
-    return {"train": last["train_perplexity"], "valid": last["valid_perplexity"],
-            "test": test["test_perplexity"], "test 1x1": one[0]["perplexity"] if one else None,
-            "minutes": records[-1]["wall_time"] / 60, "epochs": last["epoch"]}
+    return {
+        "train": last["train_perplexity"],
+        "valid": last["valid_perplexity"],
+        "test": test["test_perplexity"],
+        "test 1x1": one[0]["perplexity"] if one else None,
+        "minutes": records[-1]["wall_time"] / 60,
+        "epochs": last["epoch"],
+    }
+
 
 PUBLISHED = [  # (source, train, valid, test, test 1x1, wall time)
     ("Zaremba et al. 2015, Table 1", None, 120.7, 114.5, None, ""),
@@ -295,25 +364,37 @@ PUBLISHED = [  # (source, train, valid, test, test 1x1, wall time)
     ("the original series, TF 1.12 graph, GPU", 43.80, 120.42, 114.29, None, "7 min"),
 ]
 
+
 def results_table(engines, published=True):
     """A Markdown table: the full small-config runs of ``engines``, then (``published``) the
     published ones."""
-    cell = lambda v: "" if v is None else f"{v:.2f}"
-    rows = ["| run | train | valid | test | test 1x1 | wall time |", "|---|---:|---:|---:|---:|---:|"]
+
+    def cell(v):
+        return "" if v is None else f"{v:.2f}"
+
+    rows = [
+        "| run | train | valid | test | test 1x1 | wall time |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for engine in engines:
         r = full_run(engine)
         if r is None:
             rows.append(f"| ptb-lstm {engine} | (no run in docs/results/) | | | | |")
             continue
-        rows.append(f"| **ptb-lstm {engine}**, {r['epochs']} epochs, 2 CPU cores | "
-                    f"{cell(r['train'])} | {cell(r['valid'])} | {cell(r['test'])} | "
-                    f"{cell(r['test 1x1'])} | {r['minutes']:.0f} min |")
+        rows.append(
+            f"| **ptb-lstm {engine}**, {r['epochs']} epochs, 2 CPU cores | "
+            f"{cell(r['train'])} | {cell(r['valid'])} | {cell(r['test'])} | "
+            f"{cell(r['test 1x1'])} | {r['minutes']:.0f} min |"
+        )
     for name, *values, wall in PUBLISHED if published else []:
         rows.append(f"| {name} | " + " | ".join(cell(v) for v in values) + f" | {wall} |")
     if published:
-        rows.append("\nThe TensorFlow tutorial evaluates its test split one word at a time (batch 1, "
-                    "1 step), hence its figure in the test 1x1 column.")
+        rows.append(
+            "\nThe TensorFlow tutorial evaluates its test split one word at a time (batch 1, "
+            "1 step), hence its figure in the test 1x1 column."
+        )
     display(Markdown("\n".join(rows)))
+
 
 results_table(["numpy", "tf-eager", "tf-graph"], published=False)
 
@@ -322,5 +403,8 @@ results_table(["numpy", "tf-eager", "tf-graph"], published=False)
 
 # %%
 from IPython.display import Image
+
 figure = REPO / "docs" / "figures" / "results-curves.png"
-display(Image(filename=str(figure))) if figure.is_file() else print("no figure yet: run make reproduce")
+display(Image(filename=str(figure))) if figure.is_file() else print(
+    "no figure yet: run make reproduce"
+)
