@@ -56,11 +56,12 @@ def read_cells(path: Path) -> list:
     return built
 
 
-def write(name: str) -> Path:
+def write(name: str, folder: Path = HERE) -> Path:
+    """Build notebook ``name`` from its source into folder/NAME, without outputs."""
     notebook = nbformat.v4.new_notebook()
     notebook.cells = cells(name)
     notebook.metadata["kernelspec"] = KERNELSPEC
-    path = HERE / name
+    path = folder / name
     nbformat.write(notebook, path)
     return path
 

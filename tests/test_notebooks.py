@@ -51,6 +51,15 @@ def test_notebook_executes_top_to_bottom(name, ptb_dir, monkeypatch, tmp_path):
     print(f"{name}: {time.perf_counter() - started:.0f} s")
 
 
+def test_a_built_notebook_is_valid_with_its_sources_cells_and_a_python_kernel(tmp_path):
+    path = build.write("3_tf_graph.ipynb", folder=tmp_path)
+    built = nbformat.read(path, as_version=4)
+    nbformat.validate(built)
+    assert [c.source for c in built.cells] == [c.source for c in build.cells("3_tf_graph.ipynb")]
+    assert built.metadata["kernelspec"]["name"] == "python3"
+    assert not any(c.get("outputs") for c in built.cells if c.cell_type == "code")
+
+
 def test_percent_cells_become_code_and_markdown_cells_with_their_figure_names(tmp_path):
     source = tmp_path / "tiny.py"
     source.write_text('# %% [markdown]\n# # Title\n#\n# Some *text*.\n\n'
