@@ -6,8 +6,7 @@
 # of 200 units trained on the Penn Treebank (PTB) to predict the next word. By the end you can
 # write one training step by hand: the forward pass with dropout, the loss, back-propagation
 # through time (BPTT), gradient clipping and the SGD update. Two exercises check it against the
-# engine:
-# the backward pass in (e), the whole step in (g).
+# engine: the backward pass in (e), the whole step in (g).
 #
 # The code shown is the toolkit's **reference engine**, `ptb_lstm/engines/numpy_reference.py`
 # (`--engine numpy-reference` on the command line): the whole model in about 250 lines of plain
@@ -383,19 +382,17 @@ draw_unrolled()
 # dropout it returns L + 1 arrays, one per masked connection in the order $m^{(0)}$ (the
 # embedding output), $m^{(1)}, \dots, m^{(L-1)}$ (between layers) and $m^{(L)}$ (the top output).
 # Each has the shape of the activations it multiplies, [T, B, H] time-major: a fresh draw (dropped
-# or kept) for
-# every time step, batch row and unit, so a unit dropped at time t may be kept at t + 1 and in
-# the next row. The inverted-dropout scaling is inside the mask: the kept entries are
+# or kept) for every time step, batch row and unit, so a unit dropped at time t may be kept at t + 1
+# and in the next row. The inverted-dropout scaling is inside the mask: the kept entries are
 # $1/(1-\rho)$, not 1, so the expected value of $m \odot h$ is $h$ and evaluation, which uses no
 # masks, needs no rescaling. The masks are a function of the config's seed and the 0-based global
 # training step only (a counter-based Philox generator keyed by the seed, with the step as its
 # counter; such a generator computes its numbers as a function of the key and a counter, so the
 # numbers of any step can be drawn directly, without drawing those of the steps before): every
-# engine gets the same masks, and a resumed run draws those an uninterrupted run
-# would have drawn. For the small config ($\rho = 0$) it returns `None`. For an exercise of your
-# own, any uniform generator gives masks of the same statistics,
-# `(rng.random((T, B, H)) < 1 - rho) / (1 - rho)` with `rng = np.random.default_rng()`; only the
-# engines' agreement needs these exact ones.
+# engine gets the same masks, and a resumed run draws those an uninterrupted run would have drawn.
+# For the small config ($\rho = 0$) it returns `None`. For an exercise of your own, any uniform
+# generator gives masks of the same statistics, `(rng.random((T, B, H)) < 1 - rho) / (1 - rho)` with
+# `rng = np.random.default_rng()`; only the engines' agreement needs these exact ones.
 
 # %%
 from ptb_lstm.dropout import masks as dropout_masks
@@ -428,8 +425,7 @@ print("the small config:", step_masks(PRESETS["small"], 0))
 # pairs has the standard deviation $\sqrt{k^2(1-k^2)/n}$. (A share of n independent yes/no draws,
 # each yes with probability q, has mean q and standard deviation $\sqrt{q(1-q)/n}$, and for
 # n in the hundreds of thousands it is very nearly normally distributed.) The pairs below compare
-# the
-# three places of one step with one another, each even time step with the next (disjoint pairs,
+# the three places of one step with one another, each even time step with the next (disjoint pairs,
 # so the pairs are independent of one another), each even batch row with the next, one training
 # step with the next, and another seed; each line gives its share and how many standard
 # deviations it lies from the expected value. Honest randomness puts about 19 in 20 such figures
@@ -440,9 +436,8 @@ print("the small config:", step_masks(PRESETS["small"], 0))
 # the top together, so the noise of the three places is no longer independent and the regulariser
 # is not the paper's; it is an easy mistake in a TensorFlow graph, where two dropout ops given the
 # same seed draw the same numbers. The test suite asserts the same per engine
-# (`tests/test_dropout.py`), and
-# `python benchmarks/dropout_stats.py` repeats the figures over many training steps of the medium
-# and large configs.
+# (`tests/test_dropout.py`), and `python benchmarks/dropout_stats.py` repeats the figures over many
+# training steps of the medium and large configs.
 
 # %%
 k, n = 1 - medium.dropout, step_0[0].size
@@ -571,10 +566,8 @@ print(
 # very negative z, $e^{-z}$ overflows to `inf` (below about −88.7 in float32, −709.8 in float64)
 # and NumPy warns "overflow encountered in exp"; the result is still right, since
 # $1/(1+\infty) = 0$ is the limit of $\sigma$. For a very positive z, $e^{-z}$ becomes negligible
-# and
-# $\sigma$ rounds to exactly 1, with no warning. The pre-activations of a healthy model stay far
-# from either; a
-# diverging run can reach them, which is why `train_step` runs under
+# and $\sigma$ rounds to exactly 1, with no warning. The pre-activations of a healthy model stay far
+# from either; a diverging run can reach them, which is why `train_step` runs under
 # `np.errstate(over="ignore", invalid="ignore")`: it returns the non-finite loss (its update
 # goes ahead, into non-finite weights) without warnings, and the trainer stops there, naming the
 # step and the last good checkpoint.
@@ -607,23 +600,20 @@ with np.errstate(over="ignore"):  # exp(1000) overflows to inf: a warning, not a
 # word and its perplexity exactly $V$ = **10,000**. A perplexity of 114.5 (the paper's small model
 # on the test split) means the model is, on average, as uncertain as if it chose uniformly among
 # about 114 words — it has narrowed 10,000 choices down to about a hundred. The reference engine
-# never forms
-# $p$ to take its logarithm (a tiny probability would round to zero, and its log to $-\infty$):
-# with $\mu$ the row's largest logit it computes
+# never forms $p$ to take its logarithm (a tiny probability would round to zero, and its log to
+# $-\infty$): with $\mu$ the row's largest logit it computes
 # $\log p_v = (y_v - \mu) - \log \sum_u e^{y_u - \mu}$, the same value, in which no exponential
 # can overflow.
 #
 # **Two loss conventions.** `train_step` returns $\mathcal{L}$ above, summed over time and averaged
-# over
-# the batch, because that is the quantity whose gradient the update uses (its scale fixes what a
-# learning rate of 1 means). `eval_step` returns the cross-entropy **summed over all B × T
+# over the batch, because that is the quantity whose gradient the update uses (its scale fixes what
+# a learning rate of 1 means). `eval_step` returns the cross-entropy **summed over all B × T
 # positions**, because evaluation adds batches up over a whole split and only divides at the end.
 # So the perplexities are computed differently from the two:
 #
 # * training (the trainer's running perplexity over the $S$ steps done so far):
 #   $\exp\big(\sum_s \mathcal{L}_s / (S \cdot T)\big)$ — the sum of the returned losses divided by
-#   $T$ per
-#   step, since each is already a mean over the batch;
+#   $T$ per step, since each is already a mean over the batch;
 # * evaluation (`ptb_lstm.evaluate.evaluate`):
 #   $\exp\big(\sum_s \mathrm{NLL}_s / (S \cdot B \cdot T)\big)$, every target token of the split
 #   once, with the state carried through the split from zeros.
@@ -663,8 +653,7 @@ assert np.isclose(nll / (B * T), loss / T, rtol=1e-5)
 # ## (e) Back-propagation through time, derived
 #
 # Training needs $\partial \mathcal{L} / \partial \theta$ for every parameter $\theta$. The unrolled
-# network of
-# (b) is a feed-forward graph, so the chain rule applies to it as to any composition of
+# network of (b) is a feed-forward graph, so the chain rule applies to it as to any composition of
 # functions: go through the graph backwards, and at every node multiply the gradient arriving
 # at its output by the node's local derivative. When a value feeds several nodes, the gradients
 # coming back from all of them add up. Write $\delta v$ for $\partial \mathcal{L}/\partial v$, the
@@ -679,24 +668,21 @@ assert np.isclose(nll / (B * T), loss / T, rtol=1e-5)
 #
 # where $[j = k]$ is 1 when $j = k$ and 0 otherwise (over all $j$, the vector
 # $\mathrm{onehot}(k)$), and the $1/B$ comes from the average over the batch in $\mathcal{L}$
-# (summing over
-# time adds one such term for each position). Every position (t, r) gets its own
+# (summing over time adds one such term for each position). Every position (t, r) gets its own
 # $\delta y_{t,r}$ [V].
 #
 # **Step 2 — the softmax layer, and back through the top mask.** $y_t = x^{(L)}_t W_s + b_s$ with
 # $x^{(L)}_t = m^{(L)}_t \odot h^{(L-1)}_t$ is linear in $x^{(L)}_t$, and the gradients of a linear
-# map
-# (derived in step 8 below) are:
+# map (derived in step 8 below) are:
 # $\delta W_s = \sum_{t,r} (x^{(L)}_{t,r})^\top \delta y_{t,r}$ (an outer product per position,
 # summed), $\delta b_s = \sum_{t,r} \delta y_{t,r}$, and $\delta x^{(L)}_t = \delta y_t W_s^\top$.
 # The input in $\delta W_s$ is the **masked** top output $x^{(L)}$, the value that actually entered
-# the
-# product (the engine's `top`), not the unmasked $h^{(L-1)}$. A multiplication by a mask,
-# $x' = m \odot x$,
-# passes the gradient back multiplied by the same mask, $\delta x = m \odot \delta x'$: a dropped
-# unit gets no gradient, a kept one $1/(1-\rho)$ times the gradient. So the top LSTM output
-# receives $\delta h^{(L-1),\text{above}}_t = m^{(L)}_t \odot \delta y_t W_s^\top$. The masks must
-# be the very ones the forward pass used, so the backward pass takes them as arguments.
+# the product (the engine's `top`), not the unmasked $h^{(L-1)}$. A multiplication by a mask,
+# $x' = m \odot x$, passes the gradient back multiplied by the same mask,
+# $\delta x = m \odot \delta x'$: a dropped unit gets no gradient, a kept one $1/(1-\rho)$ times the
+# gradient. So the top LSTM output receives
+# $\delta h^{(L-1),\text{above}}_t = m^{(L)}_t \odot \delta y_t W_s^\top$. The masks must be the
+# very ones the forward pass used, so the backward pass takes them as arguments.
 #
 # **Step 3 — where $h_t$ goes.** In one layer $l$, $h_t$ feeds two places: the layer above (or the
 # softmax) at time t, through the mask $m^{(l+1)}_t$, and this layer's own
@@ -710,15 +696,13 @@ assert np.isclose(nll / (B * T), loss / T, rtol=1e-5)
 # $\delta h_t$ needs $\delta z_{t+1}$ first. At the last step of the batch, t = T − 1, nothing of
 # this batch's loss comes later, so the terms from step t + 1 are zero: this one, and
 # $\delta c_{t+1} \odot f_{t+1}$ in step 5. The engine's code (shown after the exercise) starts each
-# layer's loop with both as
-# zeros (`dh_next`, `dc_next`). And the layers can be done one after the
+# layer's loop with both as zeros (`dh_next`, `dc_next`). And the layers can be done one after the
 # other, the top one first over all T steps, then the one below: a layer needs from the layer
 # above only $\delta x^{(l+1)}_t$ at every t, and nothing ever flows from a lower layer back up.
 #
 # **Step 4 — the output gate and tanh.** $h_t = o_t \odot \tanh(c_t)$, so
 # $\delta o_t = \delta h_t \odot \tanh(c_t)$, and the part of $\delta c_t$ that comes through $h_t$
-# is
-# $\delta h_t \odot o_t \odot \tanh'(c_t)$. The derivative of tanh: with
+# is $\delta h_t \odot o_t \odot \tanh'(c_t)$. The derivative of tanh: with
 # $\tanh u = (e^u - e^{-u})/(e^u + e^{-u})$, the quotient rule gives
 # $\tanh' u = \frac{(e^u + e^{-u})^2 - (e^u - e^{-u})^2}{(e^u + e^{-u})^2} = 1 - \tanh^2 u$,
 # which is computed from the value $\tanh u$ the forward pass already has.
@@ -732,9 +716,8 @@ assert np.isclose(nll / (B * T), loss / T, rtol=1e-5)
 # Along the cell path $c_{t+1} \to c_t$, from one time step to the one before, the cell's
 # gradient is multiplied only by the forget gate — element by element, with no weight matrix and
 # no squashing derivative in between. (The other share of $\delta c_t$ comes through $\delta h_t$,
-# and $\delta h_t$ includes the term
-# $\delta z_{t+1} U^\top$ from the next time step, which passes through U and the gate
-# derivatives.)
+# and $\delta h_t$ includes the term $\delta z_{t+1} U^\top$ from the next time step, which passes
+# through U and the gate derivatives.)
 # Where the network keeps $f \approx 1$ the gradient travels back through many steps without
 # shrinking: that is what lets an LSTM learn longer dependencies than a plain RNN, whose
 # gradient is multiplied by $U^\top$ and by $\tanh'$ at every step and tends to vanish (the
@@ -763,9 +746,9 @@ assert np.isclose(nll / (B * T), loss / T, rtol=1e-5)
 # $z_k = \sum_j x_j W_{jk}$, so $\partial z_k/\partial W_{jk} = x_j$ and
 # $\partial z_k/\partial x_j = W_{jk}$: $\delta W_{jk} = x_j\, \delta z_k$ (the outer product
 # $x^\top \delta z$) and $\delta x_j = \sum_k W_{jk}\, \delta z_k$ (that is, $\delta z\, W^\top$).
-# With $x_t$ [B, H] and $\delta z_t$
-# [B, 4H], the product $x_t^\top \delta z_t$ [H, 4H] already sums over the rows (entry (j, k) is
-# $\sum_r x_{t,r,j}\, \delta z_{t,r,k}$), so only the sum over t is written:
+# With $x_t$ [B, H] and $\delta z_t$ [B, 4H], the product $x_t^\top \delta z_t$ [H, 4H] already sums
+# over the rows (entry (j, k) is $\sum_r x_{t,r,j}\, \delta z_{t,r,k}$), so only the sum over t is
+# written:
 #
 # $$\delta W = \sum_t x_t^\top \delta z_t,\quad \delta U = \sum_t h_{t-1}^\top \delta z_t,\quad
 # \delta b = \sum_{t,r} \delta z_{t,r},\quad \delta x_t = \delta z_t W^\top,\quad
@@ -900,16 +883,14 @@ def check_backward(my_gradients):
 # **Stop here and write yours first: the answer follows.**
 #
 # **The answer.** Steps 1, 2 and 9 are `ReferenceEngine.gradients`; steps 3 to 8 are
-# `_layer_backward`, which goes
-# through one layer from the last time step to the first. Read them against the derivation: each
-# line carries its equation: first as tables (steps 1, 2 and 9, then steps 3 to 8), then in the
-# code.
-# The masks enter through two lines: `dx * masks[layer + 1]` before each layer's backward pass (the
-# mask above it: masks 2 and 1 for two layers) and `dx * masks[0]` before the scatter-add into
-# the embedding. The table leaves out lines whose comment is not an equation (the transposes, the
-# masks); the source below them has every line. Last, the harness of the exercise: on the answer
-# it prints errors of 0 (the same code), and on an answer that forgets the masks it says
-# `WRONG`.
+# `_layer_backward`, which goes through one layer from the last time step to the first. Read them
+# against the derivation: each line carries its equation: first as tables (steps 1, 2 and 9, then
+# steps 3 to 8), then in the code. The masks enter through two lines: `dx * masks[layer + 1]` before
+# each layer's backward pass (the mask above it: masks 2 and 1 for two layers) and `dx * masks[0]`
+# before the scatter-add into the embedding. The table leaves out lines whose comment is not an
+# equation (the transposes, the masks); the source below them has every line. Last, the harness of
+# the exercise: on the answer it prints errors of 0 (the same code), and on an answer that forgets
+# the masks it says `WRONG`.
 
 # %%
 beside(ReferenceEngine.gradients)
@@ -927,13 +908,12 @@ check_backward(
 #
 # A derivation can be wrong and code can have typos; a **gradient check** catches both. For each
 # parameter entry $w$, the central difference
-# $(\mathcal{L}(w+\epsilon) - \mathcal{L}(w-\epsilon))/2\epsilon$
-# approximates $\partial \mathcal{L}/\partial w$ with an error of order $\epsilon^2$ (by Taylor's
-# theorem,
+# $(\mathcal{L}(w+\epsilon) - \mathcal{L}(w-\epsilon))/2\epsilon$ approximates
+# $\partial \mathcal{L}/\partial w$ with an error of order $\epsilon^2$ (by Taylor's theorem,
 # $\mathcal{L}(w \pm \epsilon) = \mathcal{L} \pm \epsilon \mathcal{L}' + \tfrac12 \epsilon^2
-# \mathcal{L}'' \pm \tfrac16 \epsilon^3 \mathcal{L}^{(3)} + \dots$:
-# the difference cancels the even terms, and dividing by $2\epsilon$ leaves
-# $\mathcal{L}' + \tfrac16 \epsilon^2 \mathcal{L}^{(3)} + \dots$). `ptb_lstm.gradcheck`
+# \mathcal{L}'' \pm \tfrac16 \epsilon^3 \mathcal{L}^{(3)} + \dots$: the difference cancels the even
+# terms, and dividing by $2\epsilon$ leaves $\mathcal{L}' + \tfrac16 \epsilon^2 \mathcal{L}^{(3)} +
+# \dots$). `ptb_lstm.gradcheck`
 # compares every entry of every parameter, and of the incoming state $(h_{-1}, c_{-1})$, with the
 # analytic gradient. Its setup, fixed in the function except for the dropout rate:
 #
@@ -963,24 +943,20 @@ assert worst <= TOLERANCE
 # %% [markdown]
 # **Why ±0.5 and not the small config's ±0.1.** The finite difference has an absolute error
 # set by rounding, not by the model: the loss is about 10 (four steps of about $\log 11 \approx 2.4$
-# each
-# for a nearly untrained model over 11 words) and float64 holds it to about
+# each for a nearly untrained model over 11 words) and float64 holds it to about
 # $10^{-16}$ of itself (its 53-bit significand: a relative spacing of
 # $2^{-52} \approx 2.2\cdot10^{-16}$), an absolute $10^{-15}$, and dividing the difference of two
-# such values by
-# $2\epsilon = 2\cdot10^{-5}$ leaves an error of about $10^{-10}$ in every numeric slope, whatever
-# the gradient's size. With
-# weights in ±0.1 the gradients of the lower layers are small: $\delta z$ of `lstm_0` has come
-# down through $W_s^\top$ and `lstm_1`'s $W^\top$, both ±0.1, and a kernel's gradient is that
-# $\delta z$ times the layer's input (an embedding row in ±0.1) or its previous $h$ (small as
-# well). The gradients of the embedding and of `lstm_0`'s two kernels are then about $10^{-4}$, and
-# their relative error about
-# $10^{-10} / 10^{-4} = 10^{-6}$: just above the tolerance (the ±0.1 column below), and the check
-# would fail code that is correct. With
-# weights in ±0.5 the same gradients are about $10^{-2}$ and the same rounding is a relative error
-# near $10^{-8}$, far below the tolerance, so that a real mistake (typically an error of order 1)
-# stands out. The same central differences at the two scales, with the reference engine (the
-# incoming state drawn in ± the same scale; the ±0.5 column is the check above):
+# such values by $2\epsilon = 2\cdot10^{-5}$ leaves an error of about $10^{-10}$ in every numeric
+# slope, whatever the gradient's size. With weights in ±0.1 the gradients of the lower layers are
+# small: $\delta z$ of `lstm_0` has come down through $W_s^\top$ and `lstm_1`'s $W^\top$, both ±0.1,
+# and a kernel's gradient is that $\delta z$ times the layer's input (an embedding row in ±0.1) or
+# its previous $h$ (small as well). The gradients of the embedding and of `lstm_0`'s two kernels are
+# then about $10^{-4}$, and their relative error about $10^{-10} / 10^{-4} = 10^{-6}$: just above
+# the tolerance (the ±0.1 column below), and the check would fail code that is correct. With weights
+# in ±0.5 the same gradients are about $10^{-2}$ and the same rounding is a relative error near
+# $10^{-8}$, far below the tolerance, so that a real mistake (typically an error of order 1) stands
+# out. The same central differences at the two scales, with the reference engine (the incoming state
+# drawn in ± the same scale; the ±0.5 column is the check above):
 
 
 # %%
@@ -1051,9 +1027,9 @@ plt.show()
 # \text{max\_grad\_norm})}$$
 #
 # **SGD.** Then every parameter takes a step against its gradient:
-# $\theta \leftarrow \theta - \eta\,\delta\theta$,
-# with learning rate $\eta$. The embedding's gradient is zero outside the rows of the batch's
-# input words (a target that is never an input gets no row), so only those rows move.
+# $\theta \leftarrow \theta - \eta\,\delta\theta$, with learning rate $\eta$. The embedding's
+# gradient is zero outside the rows of the batch's input words (a target that is never an input gets
+# no row), so only those rows move.
 
 # %%
 show_source(ReferenceEngine.clip_and_update)
@@ -1104,12 +1080,11 @@ print([f"{r:g}" for r in rates])
 #   starts from zeros.)
 # * **The global norm covers the parameter gradients only**: the square root of the sum of
 #   squares of every entry of every parameter gradient (9 arrays for two layers), the embedding's as
-#   the dense [V, H]
-#   array after the scatter-add (the norm of that [V, H] array: a word used several times in
-#   the batch has one row, holding its summed gradient; rows of words not in the batch are zero).
-#   The incoming-state gradients $\delta h_{-1}, \delta c_{-1}$,
-#   which `gradients` also returns, are for checks only and enter neither the norm nor any update.
-#   The norm is taken before clipping, and it is what `last_grad_norm` reports.
+#   the dense [V, H] array after the scatter-add (the norm of that [V, H] array: a word used several
+#   times in the batch has one row, holding its summed gradient; rows of words not in the batch are
+#   zero). The incoming-state gradients $\delta h_{-1}, \delta c_{-1}$, which `gradients` also
+#   returns, are for checks only and enter neither the norm nor any update. The norm is taken before
+#   clipping, and it is what `last_grad_norm` reports.
 
 # %% [markdown]
 # **Exercise: the whole step.** Write `my_train_step(engine, inputs, targets, learning_rate,
@@ -1125,8 +1100,7 @@ print([f"{r:g}" for r in rates])
 #   returns the gradients only; the loss and the state to carry on come from a forward pass of
 #   your step, `fwd = engine.forward(inputs, engine.state, masks)`: the loss as
 #   `float(engine.nll(engine.log_softmax(fwd.logits), targets.T).sum()) / inputs.shape[0]`, the
-#   state
-#   as `fwd.final_state`. (Or write a helper that returns all three and call it from both:
+#   state as `fwd.final_state`. (Or write a helper that returns all three and call it from both:
 #   `check_backward` needs `my_gradients` to return the dict alone, and `check_step` needs the
 #   step to return the loss alone.) Check with `check_step(my_train_step, by_hand_only=True)`:
 #   it switches off `gradients`, `train_step` and `clip_and_update` on the engine your step
@@ -1281,8 +1255,7 @@ show_source(Gradients.global_norm)
 # `np.einsum` sums $\delta W_s$ over the positions in another order than the engine's reshaped
 # product. (A step that sums an LSTM layer's gradients in another order differs in the carried
 # state too, by as little: the changed weights feed the next forward pass.) The last run shows the
-# check refusing the answer above, which leans on
-# `engine.gradients`.
+# check refusing the answer above, which leans on `engine.gradients`.
 
 
 # %%
@@ -1362,11 +1335,10 @@ check_step(by_hand, by_hand_only=True)
 # behind `ptb-lstm train`) runs, with its logging, checkpoints and evaluations around it.
 # Most of the reference engine's matrix products (those inside the loop over time, 20 rows each; the
 # softmax's have 400) are too small for BLAS (the linear-algebra library behind NumPy's `@`) to
-# split across cores
-# with profit, so the loop holds BLAS to one thread. The time it prints is measured live, on the
-# machine that ran this notebook and with whatever else that machine was doing: it includes the
-# loop around the steps, and it is not a benchmark (section (i) and `docs/performance.md` have
-# those).
+# split across cores with profit, so the loop holds BLAS to one thread. The time it prints is
+# measured live, on the machine that ran this notebook and with whatever else that machine was
+# doing: it includes the loop around the steps, and it is not a benchmark (section (i) and
+# `docs/performance.md` have those).
 
 # %%
 from threadpoolctl import threadpool_limits
@@ -1480,11 +1452,10 @@ plt.show()
 #    whole [B, 4H] block is activated by a scale, one tanh and a shift, in place.
 # 3. **No row-maximum pass in the softmax.** exp is taken directly; only a row whose sum came out
 #    infinite (an overflow) or zero (an underflow) is recomputed with its maximum subtracted. The
-#    logits [T·B, V] are the
-#    largest array of the step (V = 10,000 against H = 200), so every pass over them counts: the
-#    reference reads them for the maximum, writes a shifted copy and then its exp (two new 16 MB
-#    arrays in float32), where the fast path writes the exp alone. Most of the time saved is the
-#    shifted copy and its memory, more than the maximum itself.
+#    logits [T·B, V] are the largest array of the step (V = 10,000 against H = 200), so every pass
+#    over them counts: the reference reads them for the maximum, writes a shifted copy and then its
+#    exp (two new 16 MB arrays in float32), where the fast path writes the exp alone. Most of the
+#    time saved is the shifted copy and its memory, more than the maximum itself.
 # 4. **A sparse embedding update.** Only the rows of the batch's words are summed and updated,
 #    not a dense [V, H] gradient.
 # 5. Buffers reused from step to step, the softmax bias folded into its kernel (about 1 ms), the
@@ -1615,11 +1586,10 @@ with threadpool_limits(limits=1):
 # where the matrix products alone need at least 31 ms, and at 71.2 ms on a 2-core Intel Xeon (the
 # torch engine 85.6 ms; `docs/performance.md`). (The 45.4 ms of item 5 is another benchmark's
 # median, `threads_ab.py`, of the same engine on the same machine.) Timings depend on the machine
-# and on what else it
-# runs: on a machine busy with other work both figures grow, the multi-threaded engine's more.
-# Here, live, the best of three single steps each. (The loop average of (h) measures something
-# else, every step of a run with its loop and masks; on a virtual machine shared with other work
-# the two can land either way round, by tens of percent from one execution to the next.)
+# and on what else it runs: on a machine busy with other work both figures grow, the multi-threaded
+# engine's more. Here, live, the best of three single steps each. (The loop average of (h) measures
+# something else, every step of a run with its loop and masks; on a virtual machine shared with
+# other work the two can land either way round, by tens of percent from one execution to the next.)
 
 # %%
 from ptb_lstm.engines import create_engine
@@ -1690,9 +1660,8 @@ with threadpool_limits(limits=1):
 # ## (j) The full results
 #
 # The `numpy` engine trained the small config for all 13 epochs (30,199 steps, `make train`,
-# float32)
-# on a 2-core CPU. Its perplexities, read from `docs/results/numpy/`, beside the paper's, the
-# TensorFlow tutorial's and those of the original series (whose NumPy part took about 10 hours).
+# float32) on a 2-core CPU. Its perplexities, read from `docs/results/numpy/`, beside the paper's,
+# the TensorFlow tutorial's and those of the original series (whose NumPy part took about 10 hours).
 # The wall time is the whole run's: the 13 epochs, an evaluation of the valid split after each,
 # and the final evaluations, on a machine that also ran other work, so it is more than 30,199
 # times the step time of (i): epochs that ran beside other work took longer a step. The table,
@@ -1811,15 +1780,13 @@ print(
 # **The effective step size.** Coordinate $i$ moves by $\alpha_t\, m_{t,i} / \sqrt{v_{t,i}}$: the
 # effective per-coordinate step size is
 # $$\frac{\alpha_t}{\sqrt{v_{t,i}}} = \frac{\alpha_t}{\sqrt{(1-\beta_2) \sum_{j=1}^{t}
-# \beta_2^{\,t-j}\, g_{j,i}^2}} ,$$
-# large for a coordinate whose recent gradients were small, small after large ones. With the
-# right exponent, a large gradient's weight fades by $\beta_2$ a step, so after a spike the
-# effective step size **grows back**. The paper's "primary cause for non-convergence" is exactly
-# that: SGD (with a decreasing $\alpha_t$) and Adagrad never let the step size grow,
-# $\Gamma_{t+1} = \sqrt{V_{t+1}}/\alpha_{t+1} - \sqrt{V_t}/\alpha_t \succeq 0$, while Adam's
-# $\Gamma$
-# can be negative. A rare large and informative gradient is then forgotten within a few steps,
-# and the frequent small ones, taken with a large step, win.
+# \beta_2^{\,t-j}\, g_{j,i}^2}} ,$$ large for a coordinate whose recent gradients were small, small
+# after large ones. With the right exponent, a large gradient's weight fades by $\beta_2$ a step, so
+# after a spike the effective step size **grows back**. The paper's "primary cause for
+# non-convergence" is exactly that: SGD (with a decreasing $\alpha_t$) and Adagrad never let the
+# step size grow, $\Gamma_{t+1} = \sqrt{V_{t+1}}/\alpha_{t+1} - \sqrt{V_t}/\alpha_t \succeq 0$,
+# while Adam's $\Gamma$ can be negative. A rare large and informative gradient is then forgotten
+# within a few steps, and the frequent small ones, taken with a large step, win.
 #
 # **AMSGrad** keeps the largest second moment seen so far, $\hat v_t = \max(\hat v_{t-1}, v_t)$,
 # and divides by it instead:
@@ -1868,8 +1835,7 @@ print("effective step 1/sqrt(v_t), AMSGrad:", np.round(1 / np.sqrt(running_max),
 # **The counterexample.** Reddi et al. take the one-dimensional feasible set $\mathcal F = [-1, 1]$
 # and the sequence of linear losses
 # $$f_t(x) = \begin{cases} C x & t \bmod 3 = 1 \\ -x & \text{otherwise} \end{cases}, \qquad C = 3
-# .$$
-# Over every three steps the losses add up to $(C - 2)\,x = x$, so the best fixed point is
+# .$$ Over every three steps the losses add up to $(C - 2)\,x = x$, so the best fixed point is
 # $x = -1$ and $x = +1$ is the worst. The gradient is $C$ once every three steps and $-1$ twice:
 # the rare large gradient points the right way. With $\beta_1 = 0$, $\beta_2 = 1/(1 + C^2)$ and
 # $\alpha_t = \alpha/\sqrt{t}$, each step is projected back onto $[-1, 1]$, with no bias correction,

@@ -95,9 +95,8 @@ show_source(_tf_model.summed_nll)
 # variable; clipping and SGD follow (below). No `tf.function` wraps it (`tf.function` would trace
 # the Python code into a graph once, the way Part III builds one): every operation runs eagerly,
 # one Python call at a time (`tf.device` places them on the CPU or a GPU). The carried state enters
-# the tape as a plain value, computed by the
-# previous step outside this tape, so the gradient stops at the batch boundary: truncated BPTT
-# (Part I (e)) comes for free.
+# the tape as a plain value, computed by the previous step outside this tape, so the gradient stops
+# at the batch boundary: truncated BPTT (Part I (e)) comes for free.
 
 # %%
 from ptb_lstm.engines.tf_eager import TFEagerEngine

@@ -134,8 +134,8 @@ show_source(tf_graph._store_state)
 # The weights are variables too, created in `TFGraphEngine.__init__` with a placeholder and an
 # assign operation to load them (given as initial values, they would be stored in the graph as
 # constants: 4.65 million numbers for the small model). A training step is then one `session.run`
-# that feeds the batch
-# and fetches the loss, the gradient norm and the state update — which pull in everything else:
+# that feeds the batch and fetches the loss, the gradient norm and the state update — which pull in
+# everything else:
 
 # %%
 show_source(tf_graph.TFGraphEngine.train_step)
@@ -146,9 +146,8 @@ show_source(tf_graph.TFGraphEngine.train_step)
 # projection per layer, the softmax), and the backward pass two per product (one for each input:
 # `tf.gradients` adds both, and the one towards the carried-in state, which nothing needs, never
 # runs), 39 `MatMul` in all; `Sigmoid` and `Tanh` count 3 and 2 per step and layer, and
-# `SigmoidGrad` and
-# `TanhGrad` are their derivatives in the backward pass; `AddN` sums the gradients of a tensor
-# used more than once:
+# `SigmoidGrad` and `TanhGrad` are their derivatives in the backward pass; `AddN` sums the gradients
+# of a tensor used more than once:
 
 # %%
 import collections
