@@ -48,6 +48,9 @@ def test_notebook_executes_top_to_bottom(name, ptb_dir, monkeypatch, tmp_path):
     images = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs
               if "image/png" in o.get("data", {})]
     assert images, "every notebook draws at least one figure"
+    printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code"
+                      for o in c.outputs if o.output_type == "stream")
+    assert "short runs of 10 steps" in printed, "PTB_LSTM_NOTEBOOK_STEPS did not reach the notebook"
     print(f"{name}: {time.perf_counter() - started:.0f} s")
 
 
