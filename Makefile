@@ -56,8 +56,9 @@ lint: $(FULL)
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
 
-# Rewrites notebooks/*.ipynb from notebooks/build.py, executes them (outputs kept) and writes
-# their figures to docs/figures/notebook*.png.
+# Builds notebooks/*.ipynb from their sources notebooks/N_*.py (jupytext's percent format) with
+# notebooks/build.py, executes them (outputs kept) and writes their figures to
+# docs/figures/notebook*.png.
 notebooks: $(FULL)
 	$(BIN)/python notebooks/build.py
 

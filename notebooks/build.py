@@ -1,12 +1,15 @@
-"""Write the three notebooks of the illustrative series and execute them in place.
+"""Build the three notebooks of the illustrative series from their sources and execute them.
 
-    python notebooks/build.py            # write and execute all three (outputs kept), and
+    python notebooks/build.py            # build and execute all three (outputs kept), and
                                          # export their figures to docs/figures/
-    python notebooks/build.py --no-run   # only write them
+    python notebooks/build.py --no-run   # only build them
 
-The notebooks import the toolkit's own code; nothing of the model is copied into them. Each
-reads PTB from $PTB_DATA_DIR (or the user cache) and shortens its training runs when
-PTB_LSTM_NOTEBOOK_STEPS is set (the test suite sets it).
+Each notebook's source is a Python file in jupytext's percent format beside it
+(1_numpy.py -> 1_numpy.ipynb): `# %%` starts a code cell, `# %% [markdown]` a Markdown cell
+whose lines are commented with `# `, and `# %% figure="NAME"` a code cell whose image is
+exported to docs/figures/NAME.png. The notebooks import the toolkit's own code; nothing of the
+model is copied into them. Each reads PTB from $PTB_DATA_DIR (or the user cache) and shortens
+its training runs when PTB_LSTM_NOTEBOOK_STEPS is set (the test suite sets it).
 """
 
 from __future__ import annotations
@@ -17,27 +20,48 @@ import sys
 import time
 from pathlib import Path
 
+import jupytext
 import nbformat
 from nbclient import NotebookClient
-from part_one import part_one
-from parts_two_three import part_three, part_two
 
 HERE = Path(__file__).resolve().parent
 FIGURES = HERE.parent / "docs" / "figures"
 
-NOTEBOOKS = {
-    "1_numpy.ipynb": part_one,
-    "2_tf_eager.ipynb": part_two,
-    "3_tf_graph.ipynb": part_three,
-}
+NOTEBOOKS = ["1_numpy.ipynb", "2_tf_eager.ipynb", "3_tf_graph.ipynb"]
+KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
 
-def write(name: str) -> Path:
+def source_of(name: str) -> Path:
+    """The percent-format source of notebook ``name``."""
+    return HERE / Path(name).with_suffix(".py").name
+
+
+def cells(name: str) -> list:
+    """The cells of notebook ``name``, read from its source."""
+    return read_cells(source_of(name))
+
+
+def read_cells(path: Path) -> list:
+    """The cells of a percent-format file: code and Markdown, each code cell's figure name."""
+    built = []
+    for cell in jupytext.read(path, fmt="py:percent").cells:
+        if cell.cell_type == "markdown":
+            built.append(nbformat.v4.new_markdown_cell(cell.source))
+            continue
+        built.append(nbformat.v4.new_code_cell(cell.source))
+        # Of the cell's metadata only the figure name goes into the notebook: jupytext's
+        # layout hints (lines_to_next_cell) describe the .py file.
+        if "figure" in cell.metadata:
+            built[-1].metadata["figure"] = cell.metadata["figure"]
+    return built
+
+
+def write(name: str, folder: Path = HERE) -> Path:
+    """Build notebook ``name`` from its source into folder/NAME, without outputs."""
     notebook = nbformat.v4.new_notebook()
-    notebook.cells = NOTEBOOKS[name]()
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                       "language": "python"}
-    path = HERE / name
+    notebook.cells = cells(name)
+    notebook.metadata["kernelspec"] = KERNELSPEC
+    path = folder / name
     nbformat.write(notebook, path)
     return path
 
@@ -69,9 +93,9 @@ def export_figures(path: Path, folder: Path = FIGURES) -> list[Path]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-run", action="store_true", help="write without executing")
+    parser.add_argument("--no-run", action="store_true", help="build without executing")
     parser.add_argument("--only", choices=NOTEBOOKS, action="append",
-                        help="write (and run) only this notebook (repeatable)")
+                        help="build (and run) only this notebook (repeatable)")
     args = parser.parse_args()
     for name in args.only or NOTEBOOKS:
         path = write(name)

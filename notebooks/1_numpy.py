@@ -1,0 +1,1947 @@
+# %% [markdown]
+# # Part I — an LSTM language model in plain NumPy, from first principles
+#
+# This notebook builds, piece by piece, the word-level language model of Zaremba, Sutskever &
+# Vinyals, *Recurrent Neural Network Regularization* (2015), in its "small" form: two LSTM layers
+# of 200 units trained on the Penn Treebank (PTB) to predict the next word. By the end you can
+# write one training step by hand: the forward pass with dropout, the loss, back-propagation
+# through time (BPTT), gradient clipping and the SGD update. Two exercises check it against the
+# engine: the backward pass in (e), the whole step in (g).
+#
+# The code shown is the toolkit's **reference engine**, `ptb_lstm/engines/numpy_reference.py`
+# (`--engine numpy-reference` on the command line): the whole model in about 250 lines of plain
+# NumPy, one time step at a time, each equation beside the line that computes it. The notebook
+# imports it and prints its source; nothing of the model is re-implemented here (a few cells write
+# a piece out by hand only to check it against the engine). Section (i) shows how the fast
+# `numpy` engine differs from it, and checks that both compute the same numbers.
+#
+# Contents: (a) the data · (b) the model · (c) the forward pass · (d) the loss and perplexity ·
+# (e) BPTT derived · (f) the gradient check · (g) clipping, SGD, the learning-rate schedule and
+# the whole training step · (h) a short training run · (i) making it fast · (j) the full results
+# · (k) beyond SGD: Adam and AMSGrad, and the counterexample where Adam fails.
+
+# %%
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log, if it loads
+import inspect
+import json
+import pathlib
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+from IPython.display import Markdown, display
+
+from ptb_lstm.config import PRESETS
+from ptb_lstm.data import load_corpus, locate_data_dir
+
+STEPS = int(os.environ.get("PTB_LSTM_NOTEBOOK_STEPS", "100"))  # steps of the short runs
+REPO = pathlib.Path(os.environ.get("PTB_LSTM_REPO", ".."))  # the repository (docs/results)
+corpus = load_corpus(locate_data_dir())  # $PTB_DATA_DIR, or the user cache (downloading once)
+print(
+    f"PTB: {len(corpus.train):,} training tokens, vocabulary {corpus.vocab_size:,}; "
+    f"short runs of {STEPS} steps"
+)
+
+
+def show_source(obj):
+    """Show the toolkit's own code (imported, not copied)."""
+    display(Markdown("```python\n" + inspect.getsource(obj) + "\n```"))
+
+
+# %% [markdown]
+# ## (a) The data: tokens, vocabulary, ids and stream folding
+#
+# PTB comes as three text files (train, valid, test) with one sentence per line, already
+# lower-cased, numbers replaced by `N` and rare words by `<unk>`. The toolkit reads each line's
+# whitespace-separated words and appends the end-of-sentence token `<eos>`, so the whole split
+# becomes one long stream of tokens:
+
+# %%
+from ptb_lstm.data import EOS, read_words
+
+train_file = corpus.data_dir / "ptb.train.txt"
+print("first two lines of ptb.train.txt:")
+for line in train_file.read_text().splitlines()[:2]:
+    print("   ", line.strip())
+words = read_words(train_file)
+print("as tokens:", words[:30], "...")
+print(f"{len(words):,} training tokens, {words.count(EOS):,} of them {EOS}")
+
+# %% [markdown]
+# The vocabulary is the sorted list of the distinct training tokens, and a word's **id** is its
+# position in that list. `<unk>` is an ordinary word of the vocabulary; PTB's valid and test
+# splits contain no word that train lacks (the cell checks it). The model only ever sees ids:
+
+# %%
+vocab = corpus.vocab
+print(f"{len(vocab):,} words; the first ten:", vocab[:10])
+print(
+    "ids of",
+    ["<eos>", "<unk>", "the", "stock"],
+    "=",
+    [vocab.index(w) for w in ["<eos>", "<unk>", "the", "stock"]],
+)
+print("the training stream as ids:", corpus.train[:12], "...")
+assert [vocab[i] for i in corpus.train[:12]] == words[:12]
+for split in ("valid", "test"):
+    unseen = set(read_words(corpus.data_dir / f"ptb.{split}.txt")) - set(vocab)
+    print(f"words of ptb.{split}.txt that train lacks: {len(unseen)}")
+
+# %% [markdown]
+# ### Stream folding, on a tiny example
+#
+# Training feeds the model a batch of `batch_size` sequences of `num_steps` tokens at a time,
+# and the target of every token is the token that follows it. PTB's batches come from
+# **stream folding**: cut the stream of N ids into
+# `batch_size` equal rows, each one contiguous piece of text, and walk along the rows
+# `num_steps` columns at a time. With
+#
+# $$\text{steps} = \left\lfloor \frac{N - 1}{\text{batch\_size}\cdot\text{num\_steps}}
+# \right\rfloor,
+# \qquad \text{used} = \text{steps}\cdot\text{batch\_size}\cdot\text{num\_steps},$$
+#
+# the inputs are `ids[:used]` and the targets `ids[1:used+1]`, each reshaped to
+# `[batch_size, steps * num_steps]`; step s takes columns `s*num_steps` to `(s+1)*num_steps - 1`.
+# Here is a stream of N = 26 tokens, numbered 0 to 25 so that you can follow them, folded with
+# `batch_size = 3` and `num_steps = 4`: steps = 25 // 12 = 2, so 24 tokens are used and the last two
+# are dropped.
+
+# %%
+from ptb_lstm.data import batches
+
+stream = np.arange(26)
+for s, (inputs, targets) in enumerate(batches(stream, batch_size=3, num_steps=4)):
+    print(f"step {s}: inputs\n{inputs}\n        targets\n{targets}\n")
+
+
+# %% figure="notebook1-folding"
+def draw_folding(n=26, batch_size=3, num_steps=4):
+    steps = (n - 1) // (batch_size * num_steps)
+    width = steps * num_steps
+    colors = plt.cm.Pastel1(np.arange(batch_size))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 4.2), height_ratios=[1, 2.2])
+    for k in range(n):  # the stream, coloured by the row it goes to
+        row = k // width if k < batch_size * width else None
+        top.add_patch(
+            plt.Rectangle((k, 0), 1, 1, fc=colors[row] if row is not None else "white", ec="grey")
+        )
+        top.text(k + 0.5, 0.5, str(k), ha="center", va="center", fontsize=8)
+    top.set_xlim(0, n)
+    top.set_ylim(-0.2, 1.6)
+    top.axis("off")
+    top.set_title(
+        f"the stream of {n} tokens, cut into {batch_size} rows (the last {n - batch_size * width} "
+        "unused)",
+        fontsize=10,
+    )
+    for b in range(batch_size):  # the folded inputs: row b is one contiguous piece
+        for c in range(width):
+            bottom.add_patch(plt.Rectangle((c, batch_size - 1 - b), 1, 1, fc=colors[b], ec="grey"))
+            bottom.text(
+                c + 0.5,
+                batch_size - 0.5 - b,
+                str(b * width + c),
+                ha="center",
+                va="center",
+                fontsize=9,
+            )
+    for s in range(1, steps):
+        bottom.axvline(s * num_steps, color="black", lw=2.5)
+    for s in range(steps):
+        bottom.text(
+            s * num_steps + num_steps / 2,
+            batch_size + 0.25,
+            f"step {s}: a [{batch_size}, {num_steps}] batch",
+            ha="center",
+        )
+    bottom.set_xlim(0, width)
+    bottom.set_ylim(-0.1, batch_size + 0.7)
+    bottom.axis("off")
+    bottom.set_title(
+        "the inputs [batch_size, steps * num_steps]; the targets are the same picture shifted by "
+        "one token",
+        fontsize=10,
+        y=-0.12,
+    )
+    plt.tight_layout()
+    plt.show()
+
+
+draw_folding()
+
+# %% [markdown]
+# Row b of step s + 1 continues row b of step s: token 4 follows token 3, token 12 follows 11.
+# That is why the LSTM's state (its memory, h and c below) at the end of one batch is the right
+# starting state for the next batch: it summarises exactly the text that precedes each row. The
+# trainer carries it from batch to batch through an epoch and resets it to zeros at the start of
+# every epoch and of every evaluation. (The gradient does not follow it across the boundary:
+# section (e).) The trainer evaluates only after an epoch's last batch, so an evaluation never
+# interrupts a carried state that training still needs: the next epoch starts from zeros anyway.
+# (The trainer is `ptb_lstm.train.train`, behind `ptb-lstm train`; section (h) runs its loop by
+# hand.) On PTB with the small config:
+
+# %%
+config = PRESETS["small"]
+(x0, _), (x1, _) = list(batches(stream, 3, 4))
+assert (x1[:, 0] == x0[:, -1] + 1).all()  # every row goes on where it stopped
+from ptb_lstm.data import num_batches
+
+n = len(corpus.train)
+print(
+    f"N = {n:,} tokens, batch {config.batch_size} x {config.num_steps} steps: "
+    f"{num_batches(n, config.batch_size, config.num_steps):,} steps per epoch; "
+    f"each of the {config.batch_size} rows is "
+    f"{num_batches(n, config.batch_size, config.num_steps) * config.num_steps:,} "
+    "tokens of contiguous text"
+)
+
+# %% [markdown]
+# ## (b) The model
+#
+# Let $w_t$ be the id of the word at time t in one row of the batch. Time is counted from 0
+# throughout: a batch covers $t = 0, \dots, T-1$ (T = `num_steps`), and the state carried in from
+# the previous batch is $(h_{-1}, c_{-1})$, exactly as in the code, where `h[t]` holds $h_{t-1}$.
+# The model reads $w_t$ and outputs a probability for every word of the vocabulary being $w_{t+1}$.
+# There are L = 2 LSTM layers, numbered from 0 as in the parameter names: the paper's "layer 1"
+# is `lstm_0` here and its "layer 2" is `lstm_1`. A superscript $(l)$ names the layer where it
+# matters; inside one layer it is dropped.
+#
+# 1. **Embedding**: $e_t = E[w_t]$, row $w_t$ of a matrix $E$ [V, H] (V = 10,000 words,
+#    H = 200): a learnt vector per word. The embedding width is the hidden size H, so every
+#    layer's input has H columns and `lstm_0_kernel` is [H, 4H], the same shape as
+#    `lstm_1_kernel`. The input of layer 0 is the embedding after dropout (below):
+#    $x^{(0)}_t = m^{(0)}_t \odot e_t$.
+# 2. **Two LSTM layers**. Layer $l$ keeps a hidden output $h_t$ and a cell $c_t$ (each [H]) and
+#    at each time step computes, from its input $x_t = x^{(l)}_t$ and its own previous $h_{t-1}$:
+#    $$z_t = x_t W + h_{t-1} U + b \qquad [4H]$$
+#    $$i_t = \sigma(z_t^{(i)}),\quad f_t = \sigma(z_t^{(f)}),\quad g_t = \tanh(z_t^{(g)}),\quad
+#    o_t = \sigma(z_t^{(o)})$$
+#    $$c_t = f_t \odot c_{t-1} + i_t \odot g_t, \qquad h_t = o_t \odot \tanh(c_t)$$
+#    $z$ is cut into four blocks of H in the order i, f, g, o: the *input gate* i says how
+#    much of the candidate $g$ enters the cell, the *forget gate* f how much of the old cell is
+#    kept, the *output gate* o how much of the cell is shown as $h$. $\sigma(z) = 1/(1+e^{-z})$
+#    lies in (0, 1); $\odot$ multiplies element by element. W = `kernel` [H, 4H],
+#    U = `recurrent_kernel` [H, 4H], b = `bias` [4H]. The input of the next layer is this
+#    layer's output after dropout: $x^{(l+1)}_t = m^{(l+1)}_t \odot h^{(l)}_t$.
+# 3. **Softmax**: the top layer's output after dropout, $x^{(L)}_t = m^{(L)}_t \odot h^{(L-1)}_t$
+#    (the engine calls it `top`), gives V scores, the *logits*,
+#    $$y_t = (m^{(L)}_t \odot h^{(L-1)}_t)\, W_s + b_s = x^{(L)}_t W_s + b_s,
+#    \qquad p_t = \mathrm{softmax}(y_t),\quad \mathrm{softmax}(y)_v = e^{y_v} / \textstyle\sum_u
+#    e^{y_u}.$$
+#
+# All of it runs on a whole batch at once: $x_t$ is then [B, H], $z_t$ [B, 4H], $p_t$ [B, V].
+# Where the batch row matters it is indexed by r (r = 0..B-1): the letter b is the bias.
+#
+# **Dropout.** Dropout is the paper's regulariser: a large network trained on a corpus this size
+# learns the training text by heart (overfits) and predicts new text worse, and dropping random
+# units in training, differently at every step, keeps it from relying on any one unit. The
+# $m^{(0)}_t, \dots, m^{(L)}_t$ are the L + 1 = 3 *dropout masks*: they
+# multiply the non-recurrent connections — the embedding output, the output of `lstm_0` going
+# into `lstm_1`, the top output going into the softmax — and never the recurrent
+# $h_{t-1} \to h_t$ or $c_{t-1} \to c_t$. Each entry is drawn on its own: 0 (the unit is
+# dropped) with probability $\rho$, or $1/(1-\rho)$ (kept) with probability $1-\rho$, where
+# $\rho$ is the dropout rate (`config.dropout`; 0.5 for the medium config, 0.65 for the large
+# one). Training only: evaluation uses no masks. The small config has
+# $\rho = 0$, no masks at all, and every $m = 1$ in the equations. The parameters are
+# initialised uniform in ±`init_scale` (±0.1 for the small config), every entry of them: the
+# biases too (one bias [4H] per layer), with no forget-gate offset (some implementations start the
+# f block of the bias at +1, so that $f \approx \sigma(1) \approx 0.73$ from the first step and
+# the cell keeps more of its past; here f starts near $\sigma(0) = 0.5$, as in the paper's code):
+
+# %%
+from ptb_lstm.params import count_params, init_params, param_shapes
+
+shapes = param_shapes(PRESETS["small"], corpus.vocab_size)
+for name, shape in shapes.items():
+    print(f"{name:<26} {str(list(shape)):<14} {int(np.prod(shape)):>10,}")
+small_params = init_params(PRESETS["small"], corpus.vocab_size)
+print(f"{'in all':<41} {count_params(small_params):>10,}")
+forget_bias = small_params["lstm_0_bias"][200:400]  # the f block of [i, f, g, o]
+print(
+    f"lstm_0's forget-gate biases: from {forget_bias.min():+.3f} to {forget_bias.max():+.3f}, "
+    f"mean {forget_bias.mean():+.4f} (no offset: uniform in ±0.1 like every entry)"
+)
+print("\nthe configs (tiny is for checks and tests):")
+fields = [
+    ("num_layers", "L"),
+    ("hidden_size", "H"),
+    ("num_steps", "T"),
+    ("batch_size", "B"),
+    ("init_scale", "init"),
+    ("dropout", "dropout"),
+    ("max_grad_norm", "clip"),
+    ("learning_rate", "lr"),
+    ("epochs_at_full_lr", "full lr"),
+    ("lr_decay", "decay"),
+    ("epochs", "epochs"),
+    ("seed", "seed"),
+]
+print(f"{'':<8}" + "".join(f"{label:>8}" for _, label in fields))
+for name, preset in PRESETS.items():
+    print(f"{name:<8}" + "".join(f"{getattr(preset, f):>8.4g}" for f, _ in fields))
+print("L layers of H units, T steps, B rows; weights uniform in ±init; clip: max_grad_norm;")
+print(
+    "lr: the learning rate of the first `full lr` epochs, multiplied by `decay` at each epoch after"
+)
+
+# %% [markdown]
+# Unrolled over the `num_steps` time steps of one batch, the network is a feed-forward graph: each
+# column is one time step, the state flows from left to right, and each layer's state enters
+# from the previous batch at the left edge, as $(h_{-1}, c_{-1})$, and leaves for the next batch at
+# the right edge. The three connections marked "dropout" are those the masks $m^{(0)}, m^{(1)},
+# m^{(2)}$ multiply. Drawn for T = 4 steps, t = 0..3:
+
+
+# %% figure="notebook1-unrolled"
+def draw_unrolled(T=4):
+    fig, ax = plt.subplots(figsize=(10, 6.2))
+    rows = [
+        (0, "$w_t$", "word id"),
+        (1, "$e_t=E[w_t]$", "embedding"),
+        (2.2, "lstm_0", "LSTM"),
+        (3.4, "lstm_1", "LSTM"),
+        (4.6, "$p_t$", "softmax"),
+        (5.6, "$-\\log p_t[w_{t+1}]$", "loss"),
+    ]
+    boxes = {
+        "word id": "white",
+        "embedding": "#dde8f5",
+        "LSTM": "#fde2c4",
+        "softmax": "#d9f0d3",
+        "loss": "#f5d5d5",
+    }
+    for t in range(T):
+        X = 1.6 * t
+        for y, label, kind in rows:
+            text = label.replace("_t", f"_{t}").replace("{t+1}", f"{t + 1}")
+            if kind == "LSTM":
+                text = f"{label}\n$h_{t}, c_{t}$"
+            ax.text(
+                X,
+                y,
+                text,
+                ha="center",
+                va="center",
+                fontsize=9,
+                bbox=dict(boxstyle="round", fc=boxes[kind], ec="grey"),
+            )
+        masks = ["", "dropout $m^{(0)}$", "dropout $m^{(1)}$", "dropout $m^{(2)}$", ""]
+        for (y0, *_), (y1, *_), mask in zip(rows[:-1], rows[1:], masks, strict=True):
+            ax.annotate("", (X, y1 - 0.33), (X, y0 + 0.3), arrowprops=dict(arrowstyle="->"))
+            if mask and t == 0:
+                ax.text(X + 0.08, (y0 + y1) / 2, mask, fontsize=7, color="purple")
+        for y in (2.2, 3.4):  # the recurrence: h and c go on to the next time step
+            if t < T - 1:
+                ax.annotate(
+                    "",
+                    (X + 1.6 - 0.5, y),
+                    (X + 0.5, y),
+                    arrowprops=dict(arrowstyle="->", color="tab:red", lw=1.5),
+                )
+    for y in (2.2, 3.4):
+        ax.annotate(
+            "", (-0.5, y), (-1.5, y), arrowprops=dict(arrowstyle="->", color="tab:red", ls="--")
+        )
+        ax.annotate(
+            "",
+            (1.6 * (T - 1) + 1.5, y),
+            (1.6 * (T - 1) + 0.5, y),
+            arrowprops=dict(arrowstyle="->", color="tab:red", ls="--"),
+        )
+    ax.text(
+        -1.55,
+        2.6,
+        "state from the\nprevious batch\n$h_{-1}, c_{-1}$\n(no gradient back)",
+        fontsize=8,
+        color="tab:red",
+        ha="left",
+    )
+    ax.text(
+        1.6 * (T - 1) + 0.6, 2.8, "state to the\nnext batch", fontsize=8, color="tab:red", ha="left"
+    )
+    ax.text(0.8, 5.95, "target $w_{t+1}$ is the input of the next step", fontsize=8, ha="left")
+    ax.set_xlim(-1.7, 1.6 * (T - 1) + 1.7)
+    ax.set_ylim(-0.5, 6.3)
+    ax.axis("off")
+    ax.set_title(
+        f"the two-layer LSTM unrolled over {T} time steps, t = 0..{T - 1} (time goes right, layers "
+        "go up)"
+    )
+    plt.show()
+
+
+draw_unrolled()
+
+# %% [markdown]
+# ### Where the dropout masks come from
+#
+# The engine draws no random numbers: the trainer asks `ptb_lstm.dropout.step_masks(config, step)`
+# for the masks of each training step and passes them to `train_step`. For a config with
+# dropout it returns L + 1 arrays, one per masked connection in the order $m^{(0)}$ (the
+# embedding output), $m^{(1)}, \dots, m^{(L-1)}$ (between layers) and $m^{(L)}$ (the top output).
+# Each has the shape of the activations it multiplies, [T, B, H] time-major: a fresh draw (dropped
+# or kept) for every time step, batch row and unit, so a unit dropped at time t may be kept at t + 1
+# and in the next row. The inverted-dropout scaling is inside the mask: the kept entries are
+# $1/(1-\rho)$, not 1, so the expected value of $m \odot h$ is $h$ and evaluation, which uses no
+# masks, needs no rescaling. The masks are a function of the config's seed and the 0-based global
+# training step only (a counter-based Philox generator keyed by the seed, with the step as its
+# counter; such a generator computes its numbers as a function of the key and a counter, so the
+# numbers of any step can be drawn directly, without drawing those of the steps before): every
+# engine gets the same masks, and a resumed run draws those an uninterrupted run would have drawn.
+# For the small config ($\rho = 0$) it returns `None`. For an exercise of your own, any uniform
+# generator gives masks of the same statistics, `(rng.random((T, B, H)) < 1 - rho) / (1 - rho)` with
+# `rng = np.random.default_rng()`; only the engines' agreement needs these exact ones.
+
+# %%
+from ptb_lstm.dropout import masks as dropout_masks
+from ptb_lstm.dropout import step_masks
+
+show_source(step_masks)
+show_source(dropout_masks)
+medium = PRESETS["medium"]  # rho = 0.5, H = 650, T = 35, B = 20
+step_0 = step_masks(medium, 0)
+print(
+    f"rho = {medium.dropout}: {len(step_0)} masks of shape {step_0[0].shape} [T, B, H]; values "
+    f"{np.unique(step_0[0])}; "
+    f"kept fraction {np.mean([np.mean(m > 0) for m in step_0]):.3f}"
+)
+assert all(
+    (a == b).all() for a, b in zip(step_0, step_masks(medium, 0), strict=True)
+)  # the same step: the same masks
+print(
+    "step 1 differs from step 0 in",
+    f"{np.mean(step_masks(medium, 1)[0] != step_0[0]):.0%}",
+    "of the entries",
+)
+print("the small config:", step_masks(PRESETS["small"], 0))
+
+# %% [markdown]
+# **Checking the claims.** If the draws are independent with keep probability $k = 1 - \rho$,
+# each mask keeps a share $k$ of its entries, give or take a binomial standard deviation
+# $\sqrt{k(1-k)/n}$ for n entries, and two different draws keep the same entry together with
+# probability $k^2$ (0.25 here), not $k$ as a reused mask would; a share of "both kept" among n
+# pairs has the standard deviation $\sqrt{k^2(1-k^2)/n}$. (A share of n independent yes/no draws,
+# each yes with probability q, has mean q and standard deviation $\sqrt{q(1-q)/n}$, and for
+# n in the hundreds of thousands it is very nearly normally distributed.) The pairs below compare
+# the three places of one step with one another, each even time step with the next (disjoint pairs,
+# so the pairs are independent of one another), each even batch row with the next, one training
+# step with the next, and another seed; each line gives its share and how many standard
+# deviations it lies from the expected value. Honest randomness puts about 19 in 20 such figures
+# within 2 standard deviations and nearly all within 3 (one keep rate below lies at 2.6); a reused
+# mask lies hundreds away,
+# as the last line shows: a mask against itself, the mistake of a graph that hands one mask to
+# every place. Such a mask drops the same units at the embedding output, between the layers and at
+# the top together, so the noise of the three places is no longer independent and the regulariser
+# is not the paper's; it is an easy mistake in a TensorFlow graph, where two dropout ops given the
+# same seed draw the same numbers. The test suite asserts the same per engine
+# (`tests/test_dropout.py`), and `python benchmarks/dropout_stats.py` repeats the figures over many
+# training steps of the medium and large configs.
+
+# %%
+k, n = 1 - medium.dropout, step_0[0].size
+sd = np.sqrt(k * (1 - k) / n)
+print(
+    f"keep rate of each place (expected {k}, sd {sd:.4f}): "
+    + ", ".join(f"{np.mean(m > 0):.4f} ({(np.mean(m > 0) - k) / sd:+.1f} sd)" for m in step_0)
+)
+kept = [m > 0 for m in step_0]
+next_step, other_seed = (
+    step_masks(c, s)[0] > 0 for c, s in ((medium, 1), (medium.replace(seed=2), 0))
+)
+pairs = [
+    ("embedding output / between layers", kept[0], kept[1]),
+    ("between layers / top output", kept[1], kept[2]),
+    ("time step t / t + 1 (t even)", kept[0][0:-1:2], kept[0][1::2]),
+    ("batch row r / r + 1 (r even)", kept[0][:, 0::2], kept[0][:, 1::2]),
+    ("training step 0 / step 1", kept[0], next_step),
+    ("seed 1 / seed 2", kept[0], other_seed),
+    ("a mask / itself (a reused mask)", kept[0], kept[0]),
+]
+for name, a, b in pairs:
+    both, sd = np.mean(a & b), np.sqrt(k * k * (1 - k * k) / a.size)
+    print(f"{name:<36} both kept {both:.4f}  ({(both - k * k) / sd:+.1f} sd from {k * k})")
+
+# %% [markdown]
+# ## (c) The forward pass
+#
+# **The code's conventions, in one place.**
+#
+# * A batch arrives as the stream folding of (a) makes it: `inputs` and `targets`, both
+#   [B, T] ints (B = `batch_size` rows, T = `num_steps` columns). The engine works
+#   *time-major*: `forward` transposes the inputs (`ids = inputs.T`, kept as `fwd.ids` [T, B]),
+#   so that every activation is [T, B, ...] and `x[t]` is the batch's input at time t. `forward`
+#   never sees the targets: the loss and the backward pass transpose them (`targets.T`), and
+#   so must any code of yours that takes them.
+# * `h` and `c` of a layer have T + 1 rows: row 0 is the state carried in, so `h[t]` is
+#   $h_{t-1}$ and `h[t + 1]` is $h_t$.
+# * A layer's weights: W = `lstm_l_kernel` [H, 4H], U = `lstm_l_recurrent_kernel` [H, 4H],
+#   b = `lstm_l_bias` [4H]; rows are vectors ($z = xW + hU + b$), gate blocks in the order
+#   i, f, g, o.
+# * Dropout masks: a list of L + 1 arrays [T, B, H], index 0 on the embedding output, index
+#   l + 1 on the output of layer l (the last one on the input of the softmax); `None` without
+#   dropout.
+# * The training loss: summed over the T time steps, averaged over the B rows (section (d)).
+# * The carried state: the trainer keeps it in the engine (`engine.state`, one (h, c) pair
+#   [B, H] per layer), starts it from zeros (`engine.reset_state(B)`; a new engine starts from
+#   zeros for the config's batch size) and every `train_step` and `eval_step` replaces it with
+#   that batch's final state.
+# * The weights: `engine.params`, a dict from the names of (b) to arrays, the engine's own copy
+#   (the constructor copies the dict it is given; the cell after `forward`'s source checks it), in
+#   the engine's dtype (`engine.np_dtype`).
+# * What else an engine offers code of yours: `engine.config` (its `Config`, with
+#   `max_grad_norm`, `dropout` and the shapes), `engine.hidden_size` and `engine.num_layers` (H
+#   and L), `engine.np_dtype` (the dtype to make new arrays in: `np.zeros(shape, engine.np_dtype)`),
+#   `engine.forward(inputs, state, masks)`, and the static `engine.log_softmax(logits)` and
+#   `engine.nll(log_probs, targets_tb)` of (d).
+#
+# `ReferenceEngine.forward` computes exactly the equations of (b), for a whole batch, layer by
+# layer and one time step at a time. Every line that computes an equation carries it in its
+# comment; here they are side by side, read from the engine's own source:
+
+# %%
+import re
+
+from ptb_lstm.engines.numpy_reference import ReferenceEngine, sigmoid
+
+
+def beside(function):
+    """The lines of ``function`` that compute an equation, beside the equation in their comment."""
+    rows = ["| equation (the comment) | the line that computes it |", "|---|---|"]
+    for line in inspect.getsource(function).splitlines():
+        text, _, comment = line.partition("  # ")
+        equation = " ".join(
+            re.sub(r"^\[[^\]]*\]", "", comment.strip()).split()
+        )  # without a leading [shape]
+        if "=" in equation and text.strip():
+            rows.append(f"| `{equation}` | `{text.strip()}` |")
+    display(Markdown("\n".join(rows)))
+
+
+beside(ReferenceEngine.forward)
+
+# %% [markdown]
+# And the whole method, with the shapes in its comments. What the backward pass will need
+# (every layer's masked input, gates, cells and outputs, and the masked top output) is kept in a
+# `Forward` record, one `Layer` per layer:
+
+# %%
+from ptb_lstm.engines.numpy_reference import Forward, Layer
+
+show_source(ReferenceEngine.forward)
+show_source(Forward)
+show_source(Layer)
+little = PRESETS["small"].replace(
+    hidden_size=8, num_steps=5, batch_size=3
+)  # the small config, shrunk
+given = init_params(little, corpus.vocab_size, np.float64)
+engine = ReferenceEngine(little, given, dtype="float64")
+assert (
+    engine.params["embedding"] is not given["embedding"]
+)  # a copy: training it leaves `given` alone
+engine.reset_state(3)
+inputs, targets = next(batches(corpus.train, batch_size=3, num_steps=5))
+fwd = engine.forward(inputs, engine.state)
+print(
+    "inputs",
+    inputs.shape,
+    "[B, T] -> ids",
+    fwd.ids.shape,
+    "[T, B] -> logits",
+    fwd.logits.shape,
+    "(time-major: [T, B, V])",
+)
+print(
+    "lstm_0 (fwd.layers[0]) keeps h",
+    fwd.layers[0].h.shape,
+    "and gates i",
+    fwd.layers[0].i.shape,
+    "; the final state per layer:",
+    [tuple(h.shape) for h, c in fwd.final_state],
+)
+
+# %% [markdown]
+# The gates use the engine's `sigmoid`, $\sigma(z) = 1/(1+e^{-z})$ written out directly. For a
+# very negative z, $e^{-z}$ overflows to `inf` (below about −88.7 in float32, −709.8 in float64)
+# and NumPy warns "overflow encountered in exp"; the result is still right, since
+# $1/(1+\infty) = 0$ is the limit of $\sigma$. For a very positive z, $e^{-z}$ becomes negligible
+# and $\sigma$ rounds to exactly 1, with no warning. The pre-activations of a healthy model stay far
+# from either; a diverging run can reach them, which is why `train_step` runs under
+# `np.errstate(over="ignore", invalid="ignore")`: it returns the non-finite loss (its update
+# goes ahead, into non-finite weights) without warnings, and the trainer stops there, naming the
+# step and the last good checkpoint.
+
+# %%
+show_source(sigmoid)
+z = np.array([-1000.0, -100.0, -5.0, 0.0, 5.0, 100.0, 1000.0], np.float32)
+with np.errstate(over="ignore"):  # exp(1000) overflows to inf: a warning, not an error
+    print("z        ", z)
+    print("sigmoid(z)", sigmoid(z), "(float32; exact 0 and 1 at the ends)")
+
+# %% [markdown]
+# ## (d) The loss and perplexity
+#
+# The model is trained to give the true next word a high probability. The loss of one position
+# is the **cross-entropy** $-\log p_t[w_{t+1}]$, and the loss of one training step (as in the
+# paper's code) is its **sum over the T time steps, averaged over the B rows** (r is the batch
+# row, t = 0..T-1; the target of the last position, $w_T$, is the first input of the next batch):
+#
+# $$\mathcal{L} = \frac{1}{B} \sum_{r=0}^{B-1} \sum_{t=0}^{T-1} -\log p_{t,r}[w_{t+1,r}]$$
+#
+# **Perplexity** is the exponential of the mean cross-entropy per word, over a whole split:
+#
+# $$\mathrm{PPL} = \exp\Big(\frac{1}{P}\sum_{n=1}^{P} -\log p_n[\text{target}_n]\Big)$$
+#
+# with $P$ the number of predicted words: a split read in $S$ batches of B × T targets has
+# $P = S \cdot B \cdot T$ of them, a few fewer than the N ids of its stream.
+#
+# A model that knows nothing gives every word probability 1/V: its cross-entropy is $\log V$ per
+# word and its perplexity exactly $V$ = **10,000**. A perplexity of 114.5 (the paper's small model
+# on the test split) means the model is, on average, as uncertain as if it chose uniformly among
+# about 114 words — it has narrowed 10,000 choices down to about a hundred. The reference engine
+# never forms $p$ to take its logarithm (a tiny probability would round to zero, and its log to
+# $-\infty$): with $\mu$ the row's largest logit it computes
+# $\log p_v = (y_v - \mu) - \log \sum_u e^{y_u - \mu}$, the same value, in which no exponential
+# can overflow.
+#
+# **Two loss conventions.** `train_step` returns $\mathcal{L}$ above, summed over time and averaged
+# over the batch, because that is the quantity whose gradient the update uses (its scale fixes what
+# a learning rate of 1 means). `eval_step` returns the cross-entropy **summed over all B × T
+# positions**, because evaluation adds batches up over a whole split and only divides at the end.
+# So the perplexities are computed differently from the two:
+#
+# * training (the trainer's running perplexity over the $S$ steps done so far):
+#   $\exp\big(\sum_s \mathcal{L}_s / (S \cdot T)\big)$ — the sum of the returned losses divided by
+#   $T$ per step, since each is already a mean over the batch;
+# * evaluation (`ptb_lstm.evaluate.evaluate`):
+#   $\exp\big(\sum_s \mathrm{NLL}_s / (S \cdot B \cdot T)\big)$, every target token of the split
+#   once, with the state carried through the split from zeros.
+#
+# Both are the mean cross-entropy per token; dividing a training loss by $B \cdot T$ or an
+# evaluation sum by $T$ alone would be off by a factor B in the exponent. The cell below does
+# both on one batch:
+
+# %%
+show_source(ReferenceEngine.log_softmax)
+show_source(ReferenceEngine.nll)
+config = PRESETS["small"]
+engine = ReferenceEngine(config, init_params(config, corpus.vocab_size), dtype="float32")
+inputs, targets = next(batches(corpus.train, config.batch_size, config.num_steps))
+B, T = inputs.shape
+nll = engine.eval_step(inputs, targets)  # summed over the B * T positions
+engine.reset_state(B)  # the same batch again, from the same zero state
+loss = engine.train_step(
+    inputs, targets, learning_rate=0.0
+)  # summed over T, averaged over B (rate 0: no update)
+print(
+    f"eval_step: {nll:,.1f} (sum over {B} x {T} positions); train_step: {loss:.2f} (sum over {T} "
+    f"steps, mean over {B} rows)"
+)
+print(
+    f"perplexity from eval_step exp(nll / (B T)) = {np.exp(nll / (B * T)):,.0f}; "
+    f"from train_step exp(loss / T) = {np.exp(loss / T):,.0f}"
+)
+print(
+    f"untrained small model on the first batch: {nll / inputs.size:.3f} nats per word (natural-log "
+    "units); "
+    f"uniform: log V = {np.log(corpus.vocab_size):.3f}, perplexity {corpus.vocab_size:,}"
+)
+assert np.isclose(nll / (B * T), loss / T, rtol=1e-5)
+
+# %% [markdown]
+# ## (e) Back-propagation through time, derived
+#
+# Training needs $\partial \mathcal{L} / \partial \theta$ for every parameter $\theta$. The unrolled
+# network of (b) is a feed-forward graph, so the chain rule applies to it as to any composition of
+# functions: go through the graph backwards, and at every node multiply the gradient arriving
+# at its output by the node's local derivative. When a value feeds several nodes, the gradients
+# coming back from all of them add up. Write $\delta v$ for $\partial \mathcal{L}/\partial v$, the
+# gradient of the loss with respect to a value $v$ (of the same shape as $v$).
+#
+# **Step 1 — softmax and cross-entropy.** For one position with logits $y$ and target $k$:
+# $-\log p_k = -y_k + \log \sum_u e^{y_u}$. Differentiating with respect to $y_j$:
+# the first term gives $-1$ when $j = k$; the second gives $e^{y_j}/\sum_u e^{y_u} = p_j$. So
+#
+# $$\frac{\partial(-\log p_k)}{\partial y_j} = p_j - [j = k], \qquad \delta y = \frac{p -
+# \mathrm{onehot}(k)}{B}$$
+#
+# where $[j = k]$ is 1 when $j = k$ and 0 otherwise (over all $j$, the vector
+# $\mathrm{onehot}(k)$), and the $1/B$ comes from the average over the batch in $\mathcal{L}$
+# (summing over time adds one such term for each position). Every position (t, r) gets its own
+# $\delta y_{t,r}$ [V].
+#
+# **Step 2 — the softmax layer, and back through the top mask.** $y_t = x^{(L)}_t W_s + b_s$ with
+# $x^{(L)}_t = m^{(L)}_t \odot h^{(L-1)}_t$ is linear in $x^{(L)}_t$, and the gradients of a linear
+# map (derived in step 8 below) are:
+# $\delta W_s = \sum_{t,r} (x^{(L)}_{t,r})^\top \delta y_{t,r}$ (an outer product per position,
+# summed), $\delta b_s = \sum_{t,r} \delta y_{t,r}$, and $\delta x^{(L)}_t = \delta y_t W_s^\top$.
+# The input in $\delta W_s$ is the **masked** top output $x^{(L)}$, the value that actually entered
+# the product (the engine's `top`), not the unmasked $h^{(L-1)}$. A multiplication by a mask,
+# $x' = m \odot x$, passes the gradient back multiplied by the same mask,
+# $\delta x = m \odot \delta x'$: a dropped unit gets no gradient, a kept one $1/(1-\rho)$ times the
+# gradient. So the top LSTM output receives
+# $\delta h^{(L-1),\text{above}}_t = m^{(L)}_t \odot \delta y_t W_s^\top$. The masks must be the
+# very ones the forward pass used, so the backward pass takes them as arguments.
+#
+# **Step 3 — where $h_t$ goes.** In one layer $l$, $h_t$ feeds two places: the layer above (or the
+# softmax) at time t, through the mask $m^{(l+1)}_t$, and this layer's own
+# $z_{t+1} = x_{t+1}W + h_t U + b$. The gradients add:
+#
+# $$\delta h_t = \delta h_t^{\text{above}} + \delta z_{t+1} U^\top, \qquad
+# \delta h_t^{\text{above}} = m^{(l+1)}_t \odot \delta x^{(l+1)}_t$$
+#
+# where $\delta x^{(l+1)}_t$ is the gradient of the input of the layer above (step 8), or
+# $\delta y_t W_s^\top$ for the top layer (step 2). This is why BPTT runs backwards in time:
+# $\delta h_t$ needs $\delta z_{t+1}$ first. At the last step of the batch, t = T − 1, nothing of
+# this batch's loss comes later, so the terms from step t + 1 are zero: this one, and
+# $\delta c_{t+1} \odot f_{t+1}$ in step 5. The engine's code (shown after the exercise) starts each
+# layer's loop with both as zeros (`dh_next`, `dc_next`). And the layers can be done one after the
+# other, the top one first over all T steps, then the one below: a layer needs from the layer
+# above only $\delta x^{(l+1)}_t$ at every t, and nothing ever flows from a lower layer back up.
+#
+# **Step 4 — the output gate and tanh.** $h_t = o_t \odot \tanh(c_t)$, so
+# $\delta o_t = \delta h_t \odot \tanh(c_t)$, and the part of $\delta c_t$ that comes through $h_t$
+# is $\delta h_t \odot o_t \odot \tanh'(c_t)$. The derivative of tanh: with
+# $\tanh u = (e^u - e^{-u})/(e^u + e^{-u})$, the quotient rule gives
+# $\tanh' u = \frac{(e^u + e^{-u})^2 - (e^u - e^{-u})^2}{(e^u + e^{-u})^2} = 1 - \tanh^2 u$,
+# which is computed from the value $\tanh u$ the forward pass already has.
+#
+# **Step 5 — where $c_t$ goes, and why the cell gradient flows back through f.** $c_t$ feeds
+# $h_t$ (step 4) and the next cell, $c_{t+1} = f_{t+1} \odot c_t + i_{t+1} \odot g_{t+1}$, whose
+# derivative with respect to $c_t$ is just $f_{t+1}$. So
+#
+# $$\delta c_t = \delta h_t \odot o_t \odot (1 - \tanh^2 c_t) + \delta c_{t+1} \odot f_{t+1}$$
+#
+# Along the cell path $c_{t+1} \to c_t$, from one time step to the one before, the cell's
+# gradient is multiplied only by the forget gate — element by element, with no weight matrix and
+# no squashing derivative in between. (The other share of $\delta c_t$ comes through $\delta h_t$,
+# and $\delta h_t$ includes the term $\delta z_{t+1} U^\top$ from the next time step, which passes
+# through U and the gate derivatives.)
+# Where the network keeps $f \approx 1$ the gradient travels back through many steps without
+# shrinking: that is what lets an LSTM learn longer dependencies than a plain RNN, whose
+# gradient is multiplied by $U^\top$ and by $\tanh'$ at every step and tends to vanish (the
+# classic argument of Hochreiter and Schmidhuber, who introduced the LSTM; Part I does not
+# demonstrate it). Near $f \approx 0.5$, where this model starts, the cell path halves the
+# gradient at every step; training is free to raise f where a longer memory lowers the loss, and
+# the short run of (h) prints how the forget gates move in its first steps.
+#
+# **Step 6 — the cell update.** $c_t = f_t \odot c_{t-1} + i_t \odot g_t$ gives
+# $\delta i_t = \delta c_t \odot g_t$, $\delta f_t = \delta c_t \odot c_{t-1}$,
+# $\delta g_t = \delta c_t \odot i_t$.
+#
+# **Step 7 — through the gate nonlinearities.** The derivative of the sigmoid: with
+# $\sigma(z) = (1 + e^{-z})^{-1}$,
+# $\sigma'(z) = \frac{e^{-z}}{(1+e^{-z})^2} = \frac{1}{1+e^{-z}}\cdot\frac{e^{-z}}{1+e^{-z}} =
+# \sigma(z)\,(1 - \sigma(z))$,
+# again from the forward value alone. So
+#
+# $$\delta z^{(i)} = \delta i \odot i(1-i),\quad \delta z^{(f)} = \delta f \odot f(1-f),\quad
+# \delta z^{(g)} = \delta g \odot (1 - g^2),\quad \delta z^{(o)} = \delta o \odot o(1-o)$$
+#
+# and $\delta z_t$ [B, 4H] is the four blocks side by side, in the order i, f, g, o.
+#
+# **Step 8 — the linear part.** $z_t = x_t W + h_{t-1} U + b$ for every t with the same W, U, b,
+# so their gradients are sums over time and the batch rows r. For one row, $z = xW$ has
+# $z_k = \sum_j x_j W_{jk}$, so $\partial z_k/\partial W_{jk} = x_j$ and
+# $\partial z_k/\partial x_j = W_{jk}$: $\delta W_{jk} = x_j\, \delta z_k$ (the outer product
+# $x^\top \delta z$) and $\delta x_j = \sum_k W_{jk}\, \delta z_k$ (that is, $\delta z\, W^\top$).
+# With $x_t$ [B, H] and $\delta z_t$ [B, 4H], the product $x_t^\top \delta z_t$ [H, 4H] already sums
+# over the rows (entry (j, k) is $\sum_r x_{t,r,j}\, \delta z_{t,r,k}$), so only the sum over t is
+# written:
+#
+# $$\delta W = \sum_t x_t^\top \delta z_t,\quad \delta U = \sum_t h_{t-1}^\top \delta z_t,\quad
+# \delta b = \sum_{t,r} \delta z_{t,r},\quad \delta x_t = \delta z_t W^\top,\quad
+# \delta h_{t-1} \mathrel{+}= \delta z_t U^\top$$
+#
+# The last of these is the second term of step 3, seen from step t. The code keeps it as
+# `dh_next = dz @ U.T` and, at the next iteration (t − 1), adds it to what arrives from above:
+# `dh = dx[t] + dh_next`. The cell's gradient goes down the same way: `dc_next` carries
+# $\delta c_{t-1} \mathrel{+}= \delta c_t \odot f_t$, the second term of step 5.
+#
+# The $x_t$ in $\delta W$ is the layer's input **after** its mask, $x^{(l)}_t = m^{(l)}_t \odot
+# h^{(l-1)}_t$ (or $m^{(0)}_t \odot e_t$ for `lstm_0`): the value the product saw, which the
+# forward pass keeps in `Layer.x`. The sums run over t = 0..T-1, so $\delta U$ uses $h_{-1}$, the
+# carried-in state, at t = 0. $\delta x_t$ is the gradient arriving at the input; multiplied by
+# the mask, $m^{(l)}_t \odot \delta x_t$, it is $\delta h_t^{\text{above}}$ of the layer below
+# (step 3 again, one layer down), and for `lstm_0` the gradient of the embedding row,
+# $\delta e_t = m^{(0)}_t \odot \delta x^{(0)}_t$.
+#
+# **Step 9 — the embedding: a scatter-add.** $e_t = E[w_t]$ copies one row of $E$. Its gradient
+# adds $\delta e_{t,r}$ into row $w_{t,r}$ of $\delta E$ for every position; a word that occurs
+# several times in the batch collects several contributions, and the rows of words not in the
+# batch stay zero: `np.add.at(dE, ids, dx)`. (Not `dE[ids] += dx`: with repeated indices NumPy's
+# fancy-indexed `+=` reads every row once, adds, and writes back, so a word that occurs twice
+# keeps only one contribution; `np.add.at` adds them all.)
+#
+# **Truncation at the batch boundary.** The state carried in from the previous batch,
+# $(h_{-1}, c_{-1})$, is treated as a constant: steps 3 to 8 produce $\delta h_{-1}$ and
+# $\delta c_{-1}$, and they are dropped instead of being sent into the previous batch. That is a
+# choice, made for its cost: sending them on would need the previous batch's activations kept,
+# and its backward pass run again, and the one before it, back to the start of the epoch. This
+# is *truncated* BPTT: the forward state carries information across the whole epoch, but the
+# gradient reaches at most `num_steps` − 1 = 19 steps back (the small config's T = 20: from the
+# loss at t = T − 1 to the input at t = 0), and a step keeps only its own batch's
+# `Forward` record, the activations of T steps, not of the epoch. (The largest array in it is
+# the logits, [T, B, V]: 4 million numbers for the small config.)
+
+# %% [markdown]
+# The two derivative identities of steps 4 and 7, checked numerically against central
+# differences $(s(u+\epsilon) - s(u-\epsilon))/2\epsilon$:
+
+# %%
+u, eps = np.linspace(-6, 6, 121), 1e-6
+numeric_sigmoid = (sigmoid(u + eps) - sigmoid(u - eps)) / (2 * eps)
+numeric_tanh = (np.tanh(u + eps) - np.tanh(u - eps)) / (2 * eps)
+print(
+    "max |sigma(1 - sigma) - numeric| = "
+    f"{np.abs(sigmoid(u) * (1 - sigmoid(u)) - numeric_sigmoid).max():.1e}"
+)
+print(f"max |1 - tanh^2      - numeric| = {np.abs(1 - np.tanh(u) ** 2 - numeric_tanh).max():.1e}")
+
+# %% [markdown]
+# **Exercise: write the backward pass yourself before reading on.** Steps 1 to 9 are all
+# you need. Write a function `my_gradients(engine, inputs, targets, state, masks)` that returns a
+# dict from parameter name to gradient (the names of section (b), the embedding's as a dense
+# [V, H] array), then call `check_backward(my_gradients)`, and only then read the answer below.
+#
+# * **What you start from.** `fwd = engine.forward(inputs, state, masks)`. Its record holds
+#   `fwd.ids` [T, B], `fwd.top` (the masked top output $x^{(L)}$), `fwd.logits`, and per layer
+#   `fwd.layers[l]` with `x` (the masked input $x^{(l)}$), `h` and `c` ([T + 1, B, H], row 0 the
+#   carried-in state) and the activated gates `i, f, g, o` ([T, B, H], no extra row). The
+#   weights are `engine.params`.
+# * **Mind the two indexings.** `layer.h[t]` and `layer.c[t]` are $h_{t-1}$ and $c_{t-1}$, while
+#   `layer.f[t]` is $f_t$: so $\delta f_t = \delta c_t \odot c_{t-1}$ reads `c[t]`, and the share
+#   $\delta c_t \odot f_t$ that goes down to step t − 1 reads `f[t]`.
+# * **The order.** Through the layers from the top one down, and inside each layer from
+#   t = T − 1 down to 0, carrying $\delta h$ and $\delta c$ from step t + 1 to step t; multiply by
+#   each mask on the way down (`masks` is None without dropout).
+# * **Details.** `targets` arrives [B, T] like `inputs`: transpose it. Make new arrays in the
+#   engine's dtype (`np.zeros(shape, engine.np_dtype)`; the check runs in float64, where a plain
+#   `np.zeros` happens to match). The gradients of the incoming state, $\delta h_{-1}$ and
+#   $\delta c_{-1}$, are not part of the answer: they are dropped (the truncation above).
+# * **Three NumPy idioms.** `np.exp(engine.log_softmax(fwd.logits))` is p.
+#   `a[np.arange(T)[:, None], np.arange(B)[None, :], tt]` with `tt = targets.T` picks entry
+#   `tt[t, r]` of the row of every position (t, r), the three index arrays broadcasting to
+#   [T, B], and `-=` on it changes just those entries. A sum over all positions of per-position
+#   products is one product of the flattened arrays,
+#   `x.reshape(T * B, -1).T @ dy.reshape(T * B, -1)`.
+# * **The check.** The cell below defines `check_backward`. It runs your function on a tiny
+#   float64 model (weights in ±0.5, as in the gradient check of (f): larger weights than the small
+#   config's make every gradient large enough to compare) with a random incoming state, with
+#   dropout 0.5 and without it (masks `None`), and compares every parameter's gradient with the
+#   reference engine's. It compares two analytic gradients, which differ only by rounding, so its
+#   tolerance is $10^{-9}$ (the finite differences of (f) need a looser one): code that does the
+#   same operations in the same order as the engine gets errors of exactly 0, and one that sums
+#   in another order about $10^{-16}$.
+#
+# The rest of a training step, clipping and the update, comes in (g), with a second exercise:
+# the whole step.
+
+
+# %%
+def check_backward(my_gradients):
+    """Compare my_gradients(engine, inputs, targets, state, masks) -> {name: gradient} with the
+    reference engine's gradients on a tiny float64 model (V 11, H 5, T 4, B 3), with dropout 0.5
+    and without (masks None)."""
+    errors = {}
+    for dropout in (0.5, 0.0):
+        config = PRESETS["tiny"].replace(
+            hidden_size=5, num_steps=4, batch_size=3, init_scale=0.5, dropout=dropout
+        )
+        engine = ReferenceEngine(config, init_params(config, 11, np.float64), dtype="float64")
+        rng = np.random.default_rng(1)
+        inputs, targets = rng.integers(0, 11, (2, 3, 4))
+        state = [(rng.uniform(-0.5, 0.5, (3, 5)), rng.uniform(-0.5, 0.5, (3, 5))) for _ in range(2)]
+        masks = step_masks(config, 0, dtype=np.float64)  # None without dropout
+        expected = engine.gradients(inputs, targets, state, masks).params
+        got = my_gradients(engine, inputs, targets, state, masks)
+        for name, g in expected.items():
+            errors[name, dropout] = float(np.abs(np.asarray(got[name]) - g).max() / np.abs(g).max())
+    print(f"{'relative error':<26} {'dropout 0.5':>12} {'no dropout':>12}")
+    for name in expected:
+        print(f"{name:<26}" + "".join(f"{errors[name, d]:>12.1e}" for d in (0.5, 0.0)))
+    verdicts = []
+    for d, label in ((0.5, "with dropout"), (0.0, "without dropout")):
+        bad = [name for name in expected if not errors[name, d] < 1e-9]
+        if bad:
+            verdicts.append(
+                f"WRONG {label}: "
+                f"{'every gradient' if len(bad) == len(expected) else ', '.join(bad)}"
+            )
+    print("; ".join(verdicts) or "all gradients ok")
+
+
+# def my_gradients(engine, inputs, targets, state, masks):
+#     fwd = engine.forward(inputs, state, masks)
+#     ...
+# check_backward(my_gradients)
+
+# %% [markdown]
+# ---
+#
+# **Stop here and write yours first: the answer follows.**
+#
+# **The answer.** Steps 1, 2 and 9 are `ReferenceEngine.gradients`; steps 3 to 8 are
+# `_layer_backward`, which goes through one layer from the last time step to the first. Read them
+# against the derivation: each line carries its equation: first as tables (steps 1, 2 and 9, then
+# steps 3 to 8), then in the code. The masks enter through two lines: `dx * masks[layer + 1]` before
+# each layer's backward pass (the mask above it: masks 2 and 1 for two layers) and `dx * masks[0]`
+# before the scatter-add into the embedding. The table leaves out lines whose comment is not an
+# equation (the transposes, the masks); the source below them has every line. Last, the harness of
+# the exercise: on the answer it prints errors of 0 (the same code), and on an answer that forgets
+# the masks it says `WRONG`.
+
+# %%
+beside(ReferenceEngine.gradients)
+beside(ReferenceEngine._layer_backward)
+show_source(ReferenceEngine.gradients)
+show_source(ReferenceEngine._layer_backward)
+check_backward(lambda engine, *batch: engine.gradients(*batch).params)
+print("and an answer that forgets the dropout masks:")
+check_backward(
+    lambda engine, inputs, targets, state, masks: engine.gradients(inputs, targets, state).params
+)
+
+# %% [markdown]
+# ## (f) The gradient check
+#
+# A derivation can be wrong and code can have typos; a **gradient check** catches both. For each
+# parameter entry $w$, the central difference
+# $(\mathcal{L}(w+\epsilon) - \mathcal{L}(w-\epsilon))/2\epsilon$ approximates
+# $\partial \mathcal{L}/\partial w$ with an error of order $\epsilon^2$ (by Taylor's theorem,
+# $\mathcal{L}(w \pm \epsilon) = \mathcal{L} \pm \epsilon \mathcal{L}' + \tfrac12 \epsilon^2
+# \mathcal{L}'' \pm \tfrac16 \epsilon^3 \mathcal{L}^{(3)} + \dots$: the difference cancels the even
+# terms, and dividing by $2\epsilon$ leaves $\mathcal{L}' + \tfrac16 \epsilon^2 \mathcal{L}^{(3)} +
+# \dots$). `ptb_lstm.gradcheck`
+# compares every entry of every parameter, and of the incoming state $(h_{-1}, c_{-1})$, with the
+# analytic gradient. Its setup, fixed in the function except for the dropout rate:
+#
+# * a tiny model: vocabulary 11, H = 5, 2 layers, T = 4 steps, batch 3, seed 0;
+# * the parameters uniform in **±0.5** (`init_scale` 0.5, five times the small config's ±0.1);
+# * an incoming state $(h_{-1}, c_{-1})$ drawn uniform in ±0.5 for every layer, not zeros, so
+#   that $\delta f = \delta c \odot c_{t-1}$ at t = 0 and the state gradients are exercised;
+# * random input ids and random targets (not text);
+# * float64 throughout, $\epsilon = 10^{-5}$;
+# * with dropout 0.5, the masks of `step_masks(config, step=0)`, the same in every evaluation of L.
+#
+# The error of an array is $\max|g - \hat g| / \max|g|$, its worst entry's difference relative
+# to its largest gradient; the check passes when the worst error is at most $10^{-6}$. It runs
+# without and with dropout.
+
+# %%
+from ptb_lstm.gradcheck import TOLERANCE, gradcheck
+
+rows = gradcheck(engine="numpy-reference", keep_values=True)
+with_dropout = gradcheck(engine="numpy-reference", dropout=0.5)
+for r, d in zip(rows, with_dropout, strict=True):
+    print(f"{r.name:<26} {r.entries:>4} entries   error {r.error:.1e}   with dropout {d.error:.1e}")
+worst = max(r.error for r in rows + with_dropout)
+print(f"worst: {worst:.1e} (tolerance {TOLERANCE:.0e})")
+assert worst <= TOLERANCE
+
+# %% [markdown]
+# **Why ±0.5 and not the small config's ±0.1.** The finite difference has an absolute error
+# set by rounding, not by the model: the loss is about 10 (four steps of about $\log 11 \approx 2.4$
+# each for a nearly untrained model over 11 words) and float64 holds it to about
+# $10^{-16}$ of itself (its 53-bit significand: a relative spacing of
+# $2^{-52} \approx 2.2\cdot10^{-16}$), an absolute $10^{-15}$, and dividing the difference of two
+# such values by $2\epsilon = 2\cdot10^{-5}$ leaves an error of about $10^{-10}$ in every numeric
+# slope, whatever the gradient's size. With weights in ±0.1 the gradients of the lower layers are
+# small: $\delta z$ of `lstm_0` has come down through $W_s^\top$ and `lstm_1`'s $W^\top$, both ±0.1,
+# and a kernel's gradient is that $\delta z$ times the layer's input (an embedding row in ±0.1) or
+# its previous $h$ (small as well). The gradients of the embedding and of `lstm_0`'s two kernels are
+# then about $10^{-4}$, and their relative error about $10^{-10} / 10^{-4} = 10^{-6}$: just above
+# the tolerance (the ±0.1 column below), and the check would fail code that is correct. With weights
+# in ±0.5 the same gradients are about $10^{-2}$ and the same rounding is a relative error near
+# $10^{-8}$, far below the tolerance, so that a real mistake (typically an error of order 1) stands
+# out. The same central differences at the two scales, with the reference engine (the incoming state
+# drawn in ± the same scale; the ±0.5 column is the check above):
+
+
+# %%
+def central_differences(engine, batch, name, eps=1e-5):
+    array, numeric = engine.params[name], np.zeros_like(engine.params[name])
+    for index in np.ndindex(array.shape):
+        original = array[index]
+        array[index] = original + eps
+        plus = engine.gradients(*batch).loss
+        array[index] = original - eps
+        minus = engine.gradients(*batch).loss
+        array[index] = original
+        numeric[index] = (plus - minus) / (2 * eps)
+    return numeric
+
+
+results = {}
+for scale in (0.5, 0.1):
+    config = PRESETS["tiny"].replace(
+        hidden_size=5, num_steps=4, batch_size=3, init_scale=scale, seed=0
+    )
+    engine = ReferenceEngine(config, init_params(config, 11, np.float64), dtype="float64")
+    rng = np.random.default_rng(0)
+    inputs, targets = rng.integers(0, 11, (3, 4)), rng.integers(0, 11, (3, 4))
+    state = [
+        (rng.uniform(-scale, scale, (3, 5)), rng.uniform(-scale, scale, (3, 5))) for _ in range(2)
+    ]
+    grads = engine.gradients(inputs, targets, state)
+    print(f"init ±{scale}: the loss = {grads.loss:.2f}")
+    for name, g in grads.params.items():
+        difference = np.abs(g - central_differences(engine, (inputs, targets, state), name)).max()
+        results[name, scale] = (np.abs(g).max(), difference, difference / np.abs(g).max())
+print(f"{'':<26}{'init ±0.5':^33}{'init ±0.1':^33}")
+print(f"{'':<26}" + f"{'max |g|':>11}{'max |diff|':>11}{'error':>11}" * 2)
+for name in engine.params:
+    print(
+        f"{name:<26}" + "".join(f"{v:>11.1e}" for scale in (0.5, 0.1) for v in results[name, scale])
+    )
+
+# %% [markdown]
+# Every entry of the ±0.5 check (without dropout): the size of its gradient against its own
+# relative error. The entries with tiny gradients show larger relative errors for the reason just
+# seen: the finite difference carries an absolute rounding error of about $10^{-10}$ whatever the
+# gradient's size.
+
+# %% figure="notebook1-gradcheck"
+g = np.concatenate([np.abs(r.analytic).ravel() for r in rows])
+d = np.concatenate([np.abs(r.analytic - r.numeric).ravel() for r in rows])
+keep = g > 0
+fig, ax = plt.subplots(figsize=(6, 3.5))
+ax.loglog(g[keep], d[keep] / g[keep], ".", ms=3, alpha=0.5)
+ax.set_xlabel("|gradient| of an entry")
+ax.set_ylabel("|analytic - numeric| / |gradient|")
+ax.set_title("the reference engine's BPTT against central differences (float64)")
+ax.grid(True, which="both", alpha=0.3)
+plt.show()
+
+# %% [markdown]
+# ## (g) Clipping, SGD, the learning-rate schedule and the whole step
+#
+# **Global-norm clipping.** An occasional batch produces a very large gradient (a step of
+# exploding gradients) that would throw the weights far away. Treat all the gradients as one
+# long vector, and if its length exceeds `max_grad_norm` (5 for the small config) scale it down
+# to that length, keeping its direction:
+#
+# $$n = \sqrt{\textstyle\sum_\theta \lVert \delta\theta \rVert^2}, \qquad
+# \delta\theta \leftarrow \delta\theta \cdot \frac{\text{max\_grad\_norm}}{\max(n,
+# \text{max\_grad\_norm})}$$
+#
+# **SGD.** Then every parameter takes a step against its gradient:
+# $\theta \leftarrow \theta - \eta\,\delta\theta$, with learning rate $\eta$. The embedding's
+# gradient is zero outside the rows of the batch's input words (a target that is never an input gets
+# no row), so only those rows move.
+
+# %%
+show_source(ReferenceEngine.clip_and_update)
+grads = {
+    "a": np.array([6.0, 8.0]),
+    "b": np.array([[3.0, 4.0]]),
+}  # a toy gradient, norm sqrt(100 + 25)
+norm = np.sqrt(sum(np.sum(g * g) for g in grads.values()))
+clipped = {k: g * 5.0 / max(norm, 5.0) for k, g in grads.items()}
+print(f"norm {norm:.2f} -> {np.sqrt(sum(np.sum(g * g) for g in clipped.values())):.2f}:", clipped)
+
+# %% [markdown]
+# **The schedule.** The learning rate stays at 1 for the first `epochs_at_full_lr` = 4 epochs, then
+# is multiplied by `lr_decay` = 0.5 at every new epoch: in epoch e (from 1),
+# $\eta_e = 1 \cdot 0.5^{\max(0,\, e - 4)}$. By epoch 13 it is $0.5^9 \approx 0.002$: the
+# large early steps find a good region, the small late ones settle in it.
+
+# %% figure="notebook1-schedule"
+config = PRESETS["small"]
+epochs = np.arange(1, config.epochs + 1)
+rates = [config.lr_at_epoch(int(e)) for e in epochs]
+fig, ax = plt.subplots(figsize=(6, 3))
+ax.step(epochs, rates, where="mid", marker="o")
+ax.set_yscale("log")
+ax.set_xlabel("epoch")
+ax.set_ylabel("learning rate")
+ax.set_title("small config: learning rate per epoch")
+ax.grid(True, which="both", alpha=0.3)
+plt.show()
+print([f"{r:g}" for r in rates])
+
+# %% [markdown]
+# ### One training step, all together
+#
+# `ReferenceEngine.train_step` puts the pieces in order: `gradients` (the forward pass from the
+# carried state, the loss, BPTT), then `clip_and_update` (the global norm, clipping and SGD), then
+# the new carried state. The learning rate of the step comes from the schedule above (1 in the
+# first epochs). Three details decide whether a hand-written step matches it:
+#
+# * **The returned loss is the one before the update**: the loss of this batch under the weights
+#   the step started from, computed in the same forward pass as the gradients. (A loss computed
+#   after the update would be a different, usually lower, number.)
+# * **The state carried on is that forward pass's final state** $(h_{T-1}, c_{T-1})$ of every
+#   layer, computed with the old weights (and, with dropout, with this step's masks on the
+#   inputs of the layers); it is not recomputed with the updated weights. No gradient flows
+#   through it into the next batch. (`_state_for(batch_size)` hands back the carried state, or
+#   zeros when the batch has another number of rows than the carried state: a new batch shape
+#   starts from zeros.)
+# * **The global norm covers the parameter gradients only**: the square root of the sum of
+#   squares of every entry of every parameter gradient (9 arrays for two layers), the embedding's as
+#   the dense [V, H] array after the scatter-add (the norm of that [V, H] array: a word used several
+#   times in the batch has one row, holding its summed gradient; rows of words not in the batch are
+#   zero). The incoming-state gradients $\delta h_{-1}, \delta c_{-1}$, which `gradients` also
+#   returns, are for checks only and enter neither the norm nor any update. The norm is taken before
+#   clipping, and it is what `last_grad_norm` reports.
+
+# %% [markdown]
+# **Exercise: the whole step.** Write `my_train_step(engine, inputs, targets, learning_rate,
+# masks)` that does what `train_step` does and returns the loss, then check it with `check_step`.
+#
+# * **What it does.** Take the carried state from `engine.state`; compute the loss and the
+#   gradients; clip by the global norm of `engine.config.max_grad_norm`; update `engine.params`
+#   in place; carry the new state on by assigning it to `engine.state`; return the loss.
+# * **With the engine's gradients.** `engine.gradients(inputs, targets, state, masks)` returns a
+#   `Gradients` record with `.loss`, `.params` (the gradients by name) and `.final_state` (the
+#   forward pass's final state). Check with `check_step(my_train_step)`.
+# * **Entirely by hand.** Use your `my_gradients` of (e) in place of `engine.gradients`. It
+#   returns the gradients only; the loss and the state to carry on come from a forward pass of
+#   your step, `fwd = engine.forward(inputs, engine.state, masks)`: the loss as
+#   `float(engine.nll(engine.log_softmax(fwd.logits), targets.T).sum()) / inputs.shape[0]`, the
+#   state as `fwd.final_state`. (Or write a helper that returns all three and call it from both:
+#   `check_backward` needs `my_gradients` to return the dict alone, and `check_step` needs the
+#   step to return the loss alone.) Check with `check_step(my_train_step, by_hand_only=True)`:
+#   it switches off `gradients`, `train_step` and `clip_and_update` on the engine your step
+#   receives, so that a step leaning on them fails (the answer closes this section). It guards
+#   against slips, not against intent: a step that calls them through the class,
+#   `ReferenceEngine.gradients(engine, ...)`, would still pass.
+# * **What a step here need not do.** In float64 and with batches of one shape, as here, three
+#   things the engine's `train_step` also does (its source follows the answer): turn the masks
+#   into the engine's dtype, start from zeros when the batch has another number of rows, and
+#   record the norm as `last_grad_norm`.
+# * **The check.** `check_step` runs yours beside the engine's `train_step` for four steps of
+#   the tiny config (float64, dropout 0.5), from the same weights, on the first PTB batches, and
+#   compares the losses, the weights and the carried state. The steps take learning rates 1, 0.5,
+#   0.5 and 0.25, and `max_grad_norm` is lowered to 0.5 for the first two, so that clipping acts,
+#   and left at 5 for the last two, where it does not: a step that ignores the learning rate, or
+#   always rescales to `max_grad_norm`, fails. (Clipping hides a wrong scale of the whole
+#   gradient, such as a missing 1/B: only the unclipped steps catch that.) It uses `corpus`
+#   (loaded in the first cell), `batches`, `init_params`, `step_masks`, `PRESETS` and
+#   `ReferenceEngine` from the cells above; `check_backward` uses all but the first two.
+
+
+# %%
+def check_step(my_train_step, by_hand_only=False):
+    # Outside this notebook it needs: import numpy as np; from ptb_lstm.config import PRESETS;
+    # from ptb_lstm.data import batches, load_corpus, locate_data_dir; from ptb_lstm.params import
+    # init_params; from ptb_lstm.dropout import step_masks; from ptb_lstm.engines.numpy_reference
+    # import ReferenceEngine; corpus = load_corpus(locate_data_dir()).
+    # Runs my_train_step(engine, inputs, targets, learning_rate, masks) -> loss beside the engine's
+    # train_step. by_hand_only=True switches off the engine's gradients, train_step and
+    # clip_and_update on the engine handed to my_train_step: forward and the static helpers remain.
+    config = PRESETS["tiny"].replace(dropout=0.5)
+    schedule = [
+        (1.0, 0.5),
+        (0.5, 0.5),
+        (0.5, 5.0),
+        (0.25, 5.0),
+    ]  # (learning rate, max_grad_norm) per step
+    print(
+        f"tiny config: B {config.batch_size}, T {config.num_steps}, H {config.hidden_size}, "
+        f"{config.num_layers} layers, V {corpus.vocab_size:,}"
+    )
+    params = init_params(config, corpus.vocab_size, np.float64)
+    mine, engine = (ReferenceEngine(config, params, dtype="float64") for _ in range(2))
+    assert all(mine.params[n] is not engine.params[n] for n in params)  # each engine its own copy
+    for e in (mine, engine):
+        e.reset_state(config.batch_size)  # zeros: the start of an epoch
+    if by_hand_only:
+
+        def switched_off(*args, **kwargs):
+            raise RuntimeError(
+                "engine.gradients, train_step and clip_and_update are switched off "
+                "in this check; start from engine.forward"
+            )
+
+        mine.gradients = mine.train_step = mine.clip_and_update = switched_off
+    wrong = 0
+    stream = batches(corpus.train, config.batch_size, config.num_steps)
+    steps = zip(stream, schedule, strict=False)  # as many as the schedule has: the stream is longer
+    for step, ((inputs, targets), (learning_rate, clip)) in enumerate(steps):
+        for e in (mine, engine):
+            e.config = config.replace(max_grad_norm=clip)
+        masks = step_masks(config, step, dtype=np.float64)
+        try:
+            got = my_train_step(mine, inputs, targets, learning_rate, masks)
+        except RuntimeError as error:
+            print(f"step {step}: WRONG, {error}")
+            return
+        loss = engine.train_step(inputs, targets, learning_rate, masks)
+        weights = max(float(np.abs(mine.params[n] - engine.params[n]).max()) for n in engine.params)
+        state = max(
+            float(np.abs(a - b).max())
+            for pair in zip(mine.state, engine.state, strict=True)
+            for a, b in zip(*pair, strict=True)
+        )
+        ok = abs(got - loss) <= 1e-12 * abs(loss) and weights <= 1e-12 and state <= 1e-12
+        wrong += not ok
+        norm = engine.last_grad_norm
+        print(
+            f"step {step}: learning rate {learning_rate}, the engine's gradient norm {norm:.3f} "
+            f"({'clipped to' if norm > clip else 'not clipped, max'} {clip}); loss {got:.6f} vs "
+            f"{loss:.6f}; "
+            f"largest difference: weights {weights:.1e}, state {state:.1e}  "
+            f"{'ok' if ok else 'WRONG'}"
+        )
+    print("all steps ok" if not wrong else f"{wrong} of {len(schedule)} steps WRONG")
+
+
+# def my_train_step(engine, inputs, targets, learning_rate, masks):
+#     grads = engine.gradients(inputs, targets, engine.state, masks)
+#     ...
+# check_step(my_train_step)
+#
+# written entirely by hand, with your my_gradients of (e):
+# def my_train_step(engine, inputs, targets, learning_rate, masks):
+#     fwd = engine.forward(inputs, engine.state, masks)
+#     ...
+# check_step(my_train_step, by_hand_only=True)
+
+# %% [markdown]
+# ---
+#
+# **Stop here and write yours first: the answer follows.**
+#
+# **The answer**, written out from the pieces, checked by the harness against `train_step`:
+
+
+# %%
+def by_hand(engine, inputs, targets, learning_rate, masks):
+    grads = engine.gradients(
+        inputs, targets, engine.state, masks
+    )  # forward from the carried state, loss, BPTT
+    norm = np.sqrt(sum(np.sum(g * g) for g in grads.params.values()))  # parameters only, dense dE
+    scale = engine.config.max_grad_norm / max(norm, engine.config.max_grad_norm)
+    for name, g in grads.params.items():
+        engine.params[name] -= learning_rate * scale * g  # SGD along the clipped gradient
+    engine.state = grads.final_state  # from this forward pass: the old weights, this step's masks
+    return grads.loss  # the loss before the update
+
+
+check_step(by_hand)
+print("and a step that returns the loss after the update:")
+
+
+def loss_after(engine, inputs, targets, learning_rate, masks):
+    state = engine.state
+    by_hand(engine, inputs, targets, learning_rate, masks)
+    return engine.gradients(inputs, targets, state, masks).loss
+
+
+check_step(loss_after)
+
+# %% [markdown]
+# The engine's own `train_step` and the norm it reports as `last_grad_norm`. (It also turns
+# the masks into its dtype, and multiplies `learning_rate * scale` once, in that dtype, before
+# the arrays: in float32 a hand-written step may differ from it in the last bits.)
+
+# %%
+from ptb_lstm.engines.numpy_reference import Gradients
+
+show_source(ReferenceEngine.train_step)
+show_source(Gradients.global_norm)
+
+# %% [markdown]
+# ### A step written entirely by hand
+#
+# The answer to `by_hand_only=True`: both exercises in one cell, from `engine.forward` and the
+# static `log_softmax` and `nll` alone. `gradients_by_hand` is the first exercise's answer, steps 1
+# to 9 of (e) in a single function: it reads the forward record `fwd` and the weights, and keeps
+# nothing from the engine's own backward pass. `step_by_hand` calls the forward pass once for the
+# loss and the carried state, and `gradients_by_hand` calls it again (the same numbers: simpler
+# code, not faster). Its weights may differ from the engine's in the last bit (about $10^{-16}$):
+# `np.einsum` sums $\delta W_s$ over the positions in another order than the engine's reshaped
+# product. (A step that sums an LSTM layer's gradients in another order differs in the carried
+# state too, by as little: the changed weights feed the next forward pass.) The last run shows the
+# check refusing the answer above, which leans on `engine.gradients`.
+
+
+# %%
+def gradients_by_hand(engine, inputs, targets, state, masks):
+    p, fwd = engine.params, engine.forward(inputs, state, masks)
+    T, B = fwd.ids.shape
+    tt, bb = np.arange(T)[:, None], np.arange(B)[None, :]
+    dy = np.exp(engine.log_softmax(fwd.logits))  # step 1: p ...
+    dy[tt, bb, targets.T] -= 1  # ... minus onehot(target) ...
+    dy /= B  # ... over B
+    grads = {
+        "softmax_kernel": np.einsum("tbh,tbv->hv", fwd.top, dy),  # step 2: sum over positions
+        "softmax_bias": dy.sum(axis=(0, 1)),
+    }
+    dx = dy @ p["softmax_kernel"].T  # the gradient of the top output x^(L)
+    for k in reversed(range(len(fwd.layers))):  # layer k, the top one first
+        layer, W, U = fwd.layers[k], p[f"lstm_{k}_kernel"], p[f"lstm_{k}_recurrent_kernel"]
+        if masks is not None:
+            dx = dx * masks[k + 1]  # back through the mask above layer k
+        dW, dU, db, below = (
+            np.zeros_like(W),
+            np.zeros_like(U),
+            np.zeros_like(p[f"lstm_{k}_bias"]),
+            np.zeros_like(dx),
+        )
+        dh_next = dc_next = np.zeros_like(layer.h[0])  # nothing from step T
+        for t in reversed(range(T)):
+            i, f, g, o = layer.i[t], layer.f[t], layer.g[t], layer.o[t]
+            dh = dx[t] + dh_next  # step 3
+            tanh_c = np.tanh(layer.c[t + 1])
+            dc = dh * o * (1 - tanh_c**2) + dc_next  # steps 4 and 5
+            dz = np.concatenate(
+                [
+                    dc * g * i * (1 - i),  # steps 6 and 7: di, df, dg, do through
+                    dc * layer.c[t] * f * (1 - f),  # their nonlinearities
+                    dc * i * (1 - g**2),
+                    dh * tanh_c * o * (1 - o),
+                ],
+                axis=1,
+            )
+            dW += layer.x[t].T @ dz
+            dU += layer.h[t].T @ dz
+            db += dz.sum(axis=0)  # step 8
+            below[t], dh_next, dc_next = dz @ W.T, dz @ U.T, dc * f
+        grads |= {f"lstm_{k}_kernel": dW, f"lstm_{k}_recurrent_kernel": dU, f"lstm_{k}_bias": db}
+        dx = below  # the gradient of this layer's input x^(l)
+    if masks is not None:
+        dx = dx * masks[0]
+    grads["embedding"] = np.zeros_like(p["embedding"])
+    np.add.at(grads["embedding"], fwd.ids, dx)  # step 9: a scatter-add into the rows
+    return grads
+
+
+def step_by_hand(engine, inputs, targets, learning_rate, masks):
+    fwd = engine.forward(inputs, engine.state, masks)
+    loss = float(engine.nll(engine.log_softmax(fwd.logits), targets.T).sum()) / inputs.shape[0]
+    grads = gradients_by_hand(engine, inputs, targets, engine.state, masks)
+    norm = np.sqrt(sum(np.sum(g * g) for g in grads.values()))
+    scale = engine.config.max_grad_norm / max(norm, engine.config.max_grad_norm)
+    for name, g in grads.items():
+        engine.params[name] -= learning_rate * scale * g
+    engine.state = fwd.final_state
+    return loss
+
+
+check_backward(gradients_by_hand)
+check_step(step_by_hand, by_hand_only=True)
+print("and the answer above, which calls engine.gradients:")
+check_step(by_hand, by_hand_only=True)
+
+# %% [markdown]
+# ## (h) A short training run
+#
+# Everything together: the training loop over one epoch's stream-folded batches, the state reset
+# at the start of the epoch and carried from batch to batch, and one `train_step` (forward, loss,
+# BPTT, clipping, SGD) per batch. This is the loop the toolkit's trainer (`ptb_lstm.train.train`,
+# behind `ptb-lstm train`) runs, with its logging, checkpoints and evaluations around it.
+# Most of the reference engine's matrix products (those inside the loop over time, 20 rows each; the
+# softmax's have 400) are too small for BLAS (the linear-algebra library behind NumPy's `@`) to
+# split across cores with profit, so the loop holds BLAS to one thread. The time it prints is
+# measured live, on the machine that ran this notebook and with whatever else that machine was
+# doing: it includes the loop around the steps, and it is not a benchmark (section (i) and
+# `docs/performance.md` have those).
+
+# %%
+from threadpoolctl import threadpool_limits
+
+from ptb_lstm.dropout import step_masks
+from ptb_lstm.evaluate import evaluate
+
+config = PRESETS["small"]
+engine = ReferenceEngine(config, init_params(config, corpus.vocab_size), dtype="float32")
+engine.reset_state(config.batch_size)  # zeros at the start of every epoch
+learning_rate = config.lr_at_epoch(1)
+losses, norms = [], []
+probe = next(batches(corpus.valid, config.batch_size, config.num_steps))[
+    0
+]  # a fixed batch to look at
+
+
+def forget_gates(
+    engine,
+):  # every forget-gate value of both layers on the probe batch, from zero state
+    zeros = [
+        (np.zeros((config.batch_size, config.hidden_size), np.float32),) * 2
+    ] * config.num_layers
+    return np.concatenate([layer.f.ravel() for layer in engine.forward(probe, zeros).layers])
+
+
+f_before = forget_gates(engine)
+started = time.perf_counter()
+with threadpool_limits(limits=1):
+    for step, (inputs, targets) in enumerate(
+        batches(corpus.train, config.batch_size, config.num_steps)
+    ):
+        if step == STEPS:
+            break
+        masks = step_masks(config, step)  # None: the small config has no dropout
+        losses.append(
+            engine.train_step(inputs, targets, learning_rate, masks)
+        )  # carries the state on
+        norms.append(engine.last_grad_norm)
+    seconds = time.perf_counter() - started
+    valid = evaluate(engine, corpus.valid[:8001], config.batch_size, config.num_steps)
+print(
+    f"{STEPS} steps in {seconds:.0f} s ({1000 * seconds / STEPS:.0f} ms a step); "
+    f"perplexity of the last step {np.exp(losses[-1] / config.num_steps):.0f}; "
+    f"on the first 8,000 valid tokens {valid.perplexity:.0f} (untrained: about 10,000)"
+)
+clipped = np.array(norms) > config.max_grad_norm
+print(
+    f"gradient norm: median {np.median(norms):.2f}, largest {max(norms):.2f} (step "
+    f"{int(np.argmax(norms))}); "
+    f"clipped in {clipped.sum()} of {STEPS} steps, {clipped[: STEPS // 2].sum()} of them in the "
+    f"first {STEPS // 2}"
+)
+for label, f in (("before", f_before), ("after", forget_gates(engine))):
+    print(
+        f"forget gates {label} the {STEPS} steps: mean {f.mean():.3f}, 5th to 95th percentile "
+        f"{np.percentile(f, 5):.3f} to {np.percentile(f, 95):.3f}, above 0.9: "
+        f"{np.mean(f > 0.9):.2%}"
+    )
+
+# %% figure="notebook1-curve"
+per_word = np.array(losses) / config.num_steps  # the loss is summed over the T steps
+fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+left.plot(np.exp(per_word), lw=0.8, label="each step")
+left.plot(
+    np.exp(np.cumsum(per_word) / np.arange(1, len(per_word) + 1)),
+    label="running mean (as the trainer logs it)",
+)
+left.set_yscale("log")
+left.set_xlabel("training step")
+left.set_ylabel("training perplexity")
+left.legend()
+left.grid(True, which="both", alpha=0.3)
+right.plot(norms, lw=0.8)
+right.axhline(config.max_grad_norm, color="tab:red", ls="--", label="max_grad_norm: clipped above")
+right.set_xlabel("training step")
+right.set_ylabel("global gradient norm")
+right.legend()
+right.grid(True, alpha=0.3)
+fig.suptitle("the reference engine, small config, the first steps of epoch 1")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# In the first steps the gradient norm jumps far above `max_grad_norm` (the dashed line; the
+# second printed line gives the largest norm and how many of the steps were clipped): these are
+# the steps clipping is for. Unclipped, one step of learning rate 1 along such a gradient
+# would throw away what the previous steps learnt; clipped, it moves the weights by at most
+# learning rate × `max_grad_norm`. The
+# perplexity falls from 10,000 to around a thousand within a hundred steps; the full 13 epochs
+# bring it near 40 on the training text and 120 on the valid split (section (j)). The last two
+# printed lines look at the forget gates of both layers on one fixed valid batch: in these first
+# steps they do not move towards 1, and a hundred steps say nothing about where a trained
+# model's gates end up.
+
+# %% [markdown]
+# ## (i) Making it fast
+#
+# The reference engine is written to be read, not to be fast, and 13 epochs of the small model are
+# 30,199 steps. The `numpy` engine (`ptb_lstm/engines/numpy_engine.py`) computes the same function
+# faster. Its changes, each timed here as a small piece of the small model's
+# step (float32, one BLAS thread, best of several runs, on whatever machine runs this notebook):
+#
+# 1. **One product for the input projections of all T steps.** $x_t W + b$ does not depend on
+#    the recurrence, so a layer's 20 products [20, 200] × [200, 800] become one [400, 200] ×
+#    [200, 800]; only $h_{t-1}U$ stays in the loop. The same for the weight gradients, once the
+#    backward loop has produced every $\delta z_t$: $\delta W = X^\top \delta Z$ and
+#    $\delta U = H_{\text{prev}}^\top \delta Z$ over all steps at once instead of sums of 20
+#    products.
+# 2. **One tanh for the four gates.** $\sigma(z) = \tfrac12\tanh(\tfrac12 z) + \tfrac12$, so the
+#    whole [B, 4H] block is activated by a scale, one tanh and a shift, in place.
+# 3. **No row-maximum pass in the softmax.** exp is taken directly; only a row whose sum came out
+#    infinite (an overflow) or zero (an underflow) is recomputed with its maximum subtracted. The
+#    logits [T·B, V] are the largest array of the step (V = 10,000 against H = 200), so every pass
+#    over them counts: the reference reads them for the maximum, writes a shifted copy and then its
+#    exp (two new 16 MB arrays in float32), where the fast path writes the exp alone. Most of the
+#    time saved is the shifted copy and its memory, more than the maximum itself.
+# 4. **A sparse embedding update.** Only the rows of the batch's words are summed and updated,
+#    not a dense [V, H] gradient.
+# 5. Buffers reused from step to step, the softmax bias folded into its kernel (about 1 ms), the
+#    BPTT factors that do not depend on the recurrence computed before the loop, and, with
+#    several cores, the large products run as tasks on helper threads beside the recurrence,
+#    with BLAS held to one thread per call: 8% less time a step than without them, both measured
+#    in one run on an idle 2-core AMD EPYC (45.4 against 49.6 ms, `python
+#    benchmarks/threads_ab.py`, medians of 200 steps; these and the changes that were tried and
+#    dropped are in `docs/performance.md`).
+#
+# The table times one instance of each piece. A step holds several of most (two layers, the
+# gates at each of 20 time steps in the forward and the backward pass), and item 5 and the
+# helper threads are not in the table, so its savings do not add up to the difference between
+# the whole steps below.
+
+# %%
+from threadpoolctl import threadpool_limits
+
+from ptb_lstm.engines.numpy_engine import _sum_rows
+
+
+def best_ms(fn, repeat=7):
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return 1000 * min(times)
+
+
+rng = np.random.default_rng(0)
+T, B, H, V = 20, 20, 200, corpus.vocab_size
+X = rng.standard_normal((T, B, H), dtype=np.float32)
+W = rng.standard_normal((H, 4 * H), dtype=np.float32)
+Z = rng.standard_normal((B, 4 * H), dtype=np.float32)
+DZ = rng.standard_normal((T * B, 4 * H), dtype=np.float32)
+logits = rng.standard_normal((T * B, V), dtype=np.float32)
+E = rng.standard_normal((V, H), dtype=np.float32)
+ids = rng.integers(0, V, T * B)
+scale = np.where((np.arange(4 * H) // H) == 2, 1.0, 0.5).astype(np.float32)
+offset = np.where((np.arange(4 * H) // H) == 2, 0.0, 0.5).astype(np.float32)
+
+
+def gates_reference(z):
+    return (
+        sigmoid(z[:, :H]),
+        sigmoid(z[:, H : 2 * H]),
+        np.tanh(z[:, 2 * H : 3 * H]),
+        sigmoid(z[:, 3 * H :]),
+    )
+
+
+def gates_fast(z):
+    z = z * scale
+    np.tanh(z, out=z)
+    z *= scale
+    z += offset
+    return z
+
+
+rows = np.arange(T * B)
+
+
+def softmax_reference(y):  # -log p(target) of every row, with the row-maximum pass
+    s = y - y.max(axis=1, keepdims=True)
+    return np.log(np.exp(s).sum(axis=1)) - s[rows, ids]
+
+
+def softmax_fast(y):  # the same without it; rows whose sum overflowed or underflowed are redone
+    sums = np.exp(y).sum(axis=1)
+    nll = np.log(sums) - y[rows, ids]
+    bad = ~(np.isfinite(sums) & (sums > 0))
+    if bad.any():  # never with these logits
+        nll[bad] = softmax_reference(y)[bad]
+    return nll
+
+
+timed_dense, timed_sparse = E.copy(), E.copy()  # what the timed updates change, not E
+
+
+def embedding_dense(E=timed_dense):
+    grad = np.zeros_like(E)
+    np.add.at(grad, ids, X.reshape(-1, H))
+    E -= grad
+
+
+def embedding_sparse(E=timed_sparse):
+    rows, sums = _sum_rows(ids, X.reshape(-1, H))
+    E[rows] -= sums
+
+
+dense, sparse = E.copy(), E.copy()
+embedding_dense(dense)
+embedding_sparse(sparse)
+print(
+    f"{T * B} positions touch {len(np.unique(ids))} of the {V:,} embedding rows; the sparse update "
+    f"differs from the dense one by at most {np.abs(dense - sparse).max():.1e}"
+)
+assert np.allclose(dense, sparse, atol=1e-5)
+assert np.allclose(np.concatenate(gates_reference(Z), axis=1), gates_fast(Z), atol=1e-6)
+assert np.allclose(softmax_reference(logits), softmax_fast(logits), rtol=1e-5)
+cases = [
+    (
+        "input projection, 20 steps",
+        lambda: [X[t] @ W for t in range(T)],
+        lambda: X.reshape(-1, H) @ W,
+    ),
+    (
+        "kernel gradient, 20 steps",
+        lambda: sum(X[t].T @ DZ[t * B : (t + 1) * B] for t in range(T)),
+        lambda: X.reshape(-1, H).T @ DZ,
+    ),
+    ("gate activations, one step", lambda: gates_reference(Z), lambda: gates_fast(Z)),
+    ("cross-entropy of [400, V]", lambda: softmax_reference(logits), lambda: softmax_fast(logits)),
+    ("embedding update", embedding_dense, embedding_sparse),
+]
+with threadpool_limits(limits=1):
+    print(f"{'change':<30} {'reference ms':>13} {'fast ms':>9} {'saved ms':>9}")
+    for name, slow, fast in cases:
+        a, b = best_ms(slow), best_ms(fast)
+        print(f"{name:<30} {a:>13.2f} {b:>9.2f} {a - b:>9.2f}")
+
+# %% [markdown]
+# The whole training step of the small model, both engines from the same weights on the same batch
+# (the `numpy` engine as it runs by default, with its helper threads; the reference with one BLAS
+# thread). In its own run `make bench` measured the `numpy` engine at 45.0 ms a step on an idle
+# 2-core AMD EPYC (float32, 2026-11-29, commit c1eba1a; PyTorch's `nn.LSTM` took 62.9 ms there),
+# where the matrix products alone need at least 31 ms, and at 71.2 ms on a 2-core Intel Xeon (the
+# torch engine 85.6 ms; `docs/performance.md`). (The 45.4 ms of item 5 is another benchmark's
+# median, `threads_ab.py`, of the same engine on the same machine.) Timings depend on the machine
+# and on what else it runs: on a machine busy with other work both figures grow, the multi-threaded
+# engine's more. Here, live, the best of three single steps each. (The loop average of (h) measures
+# something else, every step of a run with its loop and masks; on a virtual machine shared with
+# other work the two can land either way round, by tens of percent from one execution to the next.)
+
+# %%
+from ptb_lstm.engines import create_engine
+
+config = PRESETS["small"]
+params = init_params(config, corpus.vocab_size)
+inputs, targets = next(batches(corpus.train, config.batch_size, config.num_steps))
+timings = {}
+for name in ("numpy-reference", "numpy"):
+    engine = create_engine(name, config, params, "float32")
+    engine.train_step(inputs, targets, 1.0)  # the first step allocates
+    with threadpool_limits(limits=1 if name == "numpy-reference" else None):
+        timings[name] = min(
+            best_ms(lambda engine=engine: engine.train_step(inputs, targets, 1.0), repeat=1)
+            for _ in range(3)
+        )
+print(
+    f"reference {timings['numpy-reference']:.0f} ms a step, numpy {timings['numpy']:.0f} ms: "
+    f"{timings['numpy-reference'] / timings['numpy']:.1f} times faster"
+)
+
+# %% [markdown]
+# **Does the fast engine compute the same thing?** Every change above is an algebraic identity
+# or a reordering, so in float64 the two engines must agree to rounding. Both engines train 6
+# steps from the same weights on the same random batches (the state carried on), with
+# `max_grad_norm` lowered to 0.5 so that clipping acts in every step, without and with dropout
+# (the same masks from `ptb_lstm.dropout`), on tiny shapes and on the small model's shapes. The
+# test suite asserts the same (`tests/test_reference_engine.py`): every relative difference at
+# most $10^{-12}$.
+
+
+# %%
+def relative(a, b):
+    return float(np.abs(np.asarray(a) - b).max() / np.abs(a).max())
+
+
+def equality(config, vocab_size, steps=6):
+    params = init_params(config, vocab_size, np.float64)
+    ids = np.random.default_rng(7).integers(
+        0, vocab_size, (config.batch_size, steps * config.num_steps + 1)
+    )
+    engines = [create_engine(n, config, params, "float64") for n in ("numpy-reference", "numpy")]
+    losses, norms = [[], []], []
+    for s in range(steps):
+        T = config.num_steps
+        x, y = ids[:, s * T : (s + 1) * T], ids[:, s * T + 1 : (s + 1) * T + 1]
+        masks = step_masks(config, s, dtype=np.float64)
+        for k, engine in enumerate(engines):
+            losses[k].append(engine.train_step(x, y, 1.0, masks))
+        norms.append(engines[0].last_grad_norm)
+    assert min(norms) > config.max_grad_norm  # every step clipped
+    a, b = engines[0].get_params(), engines[1].get_params()
+    return relative(losses[0], losses[1]), max(relative(a[n], b[n]) for n in a), min(norms)
+
+
+print(f"{'shapes':<37} {'dropout':>7} {'losses':>9} {'params':>9} {'min norm':>9}")
+with threadpool_limits(limits=1):
+    for label, base, vocab_size in [
+        ("tiny (H 16, B 4, T 5, V 50)", PRESETS["tiny"], 50),
+        ("small (H 200, B 20, T 20, V 10,000)", PRESETS["small"], 10_000),
+    ]:
+        for rate in (0.0, 0.5):
+            loss, param, norm = equality(base.replace(dropout=rate, max_grad_norm=0.5), vocab_size)
+            print(f"{label:<37} {rate:>7} {loss:>9.1e} {param:>9.1e} {norm:>9.2f}")
+            assert max(loss, param) <= 1e-12
+
+# %% [markdown]
+# ## (j) The full results
+#
+# The `numpy` engine trained the small config for all 13 epochs (30,199 steps, `make train`,
+# float32) on a 2-core CPU. Its perplexities, read from `docs/results/numpy/`, beside the paper's,
+# the TensorFlow tutorial's and those of the original series (whose NumPy part took about 10 hours).
+# The wall time is the whole run's: the 13 epochs, an evaluation of the valid split after each,
+# and the final evaluations, on a machine that also ran other work, so it is more than 30,199
+# times the step time of (i): epochs that ran beside other work took longer a step. The table,
+# then the run's own record of its time:
+
+
+# %%
+def full_run(engine):
+    """Last epoch's train perplexity, valid and test (training batch shape), test at 1 x 1 and
+    the wall time of the 13-epoch run in docs/results/ENGINE, or None when it is not there."""
+    folder = REPO / "docs" / "results" / engine
+    if not (folder / "metrics.jsonl").is_file():
+        return None
+    records = [
+        json.loads(line)
+        for line in (folder / "metrics.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    last = [r for r in records if r["event"] == "epoch"][-1]
+    test = [r for r in records if r["event"] == "test"][-1]
+    evaluations = json.loads((folder / "evaluations.json").read_text())
+    one = [e for e in evaluations if e["split"] == "test" and e["batch_size"] == 1]
+    return {
+        "train": last["train_perplexity"],
+        "valid": last["valid_perplexity"],
+        "test": test["test_perplexity"],
+        "test 1x1": one[0]["perplexity"] if one else None,
+        "minutes": records[-1]["wall_time"] / 60,
+        "epochs": last["epoch"],
+    }
+
+
+PUBLISHED = [  # (source, train, valid, test, test 1x1, wall time)
+    ("Zaremba et al. 2015, Table 1", None, 120.7, 114.5, None, ""),
+    ("TensorFlow PTB tutorial", 37.99, 121.39, None, 115.91, ""),
+    ("the original series, NumPy float64, one CPU", 34.69, 122.08, 116.42, 116.30, "about 10 h"),
+    ("the original series, TF 1.12 eager, GPU", 43.98, 119.41, 113.64, None, "9 min"),
+    ("the original series, TF 1.12 graph, GPU", 43.80, 120.42, 114.29, None, "7 min"),
+]
+
+
+def results_table(engines, published=True):
+    """A Markdown table: the full small-config runs of ``engines``, then (``published``) the
+    published ones."""
+
+    def cell(v):
+        return "" if v is None else f"{v:.2f}"
+
+    rows = [
+        "| run | train | valid | test | test 1x1 | wall time |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for engine in engines:
+        r = full_run(engine)
+        if r is None:
+            rows.append(f"| ptb-lstm {engine} | (no run in docs/results/) | | | | |")
+            continue
+        rows.append(
+            f"| **ptb-lstm {engine}**, {r['epochs']} epochs, 2 CPU cores | "
+            f"{cell(r['train'])} | {cell(r['valid'])} | {cell(r['test'])} | "
+            f"{cell(r['test 1x1'])} | {r['minutes']:.0f} min |"
+        )
+    for name, *values, wall in PUBLISHED if published else []:
+        rows.append(f"| {name} | " + " | ".join(cell(v) for v in values) + f" | {wall} |")
+    if published:
+        rows.append(
+            "\nThe TensorFlow tutorial evaluates its test split one word at a time (batch 1, "
+            "1 step), hence its figure in the test 1x1 column."
+        )
+    display(Markdown("\n".join(rows)))
+
+
+results_table(["numpy"])
+records = [
+    json.loads(line)
+    for line in (REPO / "docs/results/numpy/metrics.jsonl").read_text().splitlines()
+    if line.strip()
+]
+epochs = [r for r in records if r["event"] == "epoch"]
+training = sum(r["epoch_time"] for r in epochs)
+steps = sum(r["steps"] for r in epochs)
+print(
+    f"ms a step, per epoch: median {np.median([r['ms_per_step'] for r in epochs]):.1f}, fastest "
+    f"{min(r['ms_per_step'] for r in epochs):.1f}, slowest "
+    f"{max(r['ms_per_step'] for r in epochs):.1f}; "
+    f"over all {steps:,} steps {1000 * training / steps:.1f}"
+)
+print(
+    f"training {training / 60:.0f} min of the {records[-1]['wall_time'] / 60:.0f}, "
+    f"the rest evaluations of the valid and test splits"
+)
+
+# %% [markdown]
+# ## (k) Beyond SGD: Adam and AMSGrad, from the series' reference
+#
+# The paper, and this toolkit by default, train with plain SGD. The series cites a paper about the
+# optimizers that replaced it: Reddi, Kale & Kumar, *On the convergence of Adam and beyond*
+# (ICLR 2018), with an erratum to the slides of its talk: "the exponent of beta inside the square
+# root should be t−j instead of t−i", and k−j in AMSGrad's update, with 1 ≤ k ≤ t. This section
+# derives both methods from that reference, shows what the erratum is about, and reproduces the
+# paper's counterexample, in which Adam converges to the worst point.
+#
+# **One frame for all three.** With $g_t$ the gradient at step $t$ and $\alpha_t$ a step size, the
+# paper writes an adaptive method as
+# $$x_{t+1} = x_t - \alpha_t\, m_t / \sqrt{V_t},$$
+# with $m_t$ a weighted average of $g_1 \dots g_t$ and $V_t$ one of their squares (per coordinate;
+# every operation here is elementwise). SGD is $m_t = g_t$, $V_t = 1$. **Adam** takes exponential
+# moving averages, $m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t$ and
+# $v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2$ from $m_0 = v_0 = 0$. Unrolling the second:
+# $$v_t = (1-\beta_2) \sum_{j=1}^{t} \beta_2^{\,t-j}\, g_j^2 .$$
+# This is where the erratum sits: the gradient of step $j$ has been decayed once by every step
+# after it, $t - j$ times. The slides' $t - i$, with $i$ the coordinate, does not depend on the
+# summation index $j$: it would weigh every past gradient alike, and $v_t$ would be no moving
+# average at all.
+#
+# **The effective step size.** Coordinate $i$ moves by $\alpha_t\, m_{t,i} / \sqrt{v_{t,i}}$: the
+# effective per-coordinate step size is
+# $$\frac{\alpha_t}{\sqrt{v_{t,i}}} = \frac{\alpha_t}{\sqrt{(1-\beta_2) \sum_{j=1}^{t}
+# \beta_2^{\,t-j}\, g_{j,i}^2}} ,$$ large for a coordinate whose recent gradients were small, small
+# after large ones. With the right exponent, a large gradient's weight fades by $\beta_2$ a step, so
+# after a spike the effective step size **grows back**. The paper's "primary cause for
+# non-convergence" is exactly that: SGD (with a decreasing $\alpha_t$) and Adagrad never let the
+# step size grow, $\Gamma_{t+1} = \sqrt{V_{t+1}}/\alpha_{t+1} - \sqrt{V_t}/\alpha_t \succeq 0$,
+# while Adam's $\Gamma$ can be negative. A rare large and informative gradient is then forgotten
+# within a few steps, and the frequent small ones, taken with a large step, win.
+#
+# **AMSGrad** keeps the largest second moment seen so far, $\hat v_t = \max(\hat v_{t-1}, v_t)$,
+# and divides by it instead:
+# $$\hat v_t = \max_{1 \le k \le t}\, (1-\beta_2) \sum_{j=1}^{k} \beta_2^{\,k-j}\, g_j^2 ,
+# \qquad x_{t+1} = x_t - \alpha_t\, m_t / \sqrt{\hat v_t},$$
+# the erratum's $k - j$, with $1 \le k \le t$. The effective step size $\alpha_t / \sqrt{\hat v_t}$
+# can no longer grow when $\alpha_t$ does not. The first cell checks the unrolled sums against the
+# recursions, and what the slides' exponent would compute instead.
+
+# %%
+beta2, T = 0.7, 12
+g = np.where(np.arange(1, T + 1) == 4, 10.0, 1.0)  # gradients of 1, and one of 10 at step 4
+v, v_hat, recursion, running_max = 0.0, 0.0, [], []
+for t in range(T):
+    v = beta2 * v + (1 - beta2) * g[t] ** 2  # the recursion
+    v_hat = max(v_hat, v)  # AMSGrad
+    recursion.append(v)
+    running_max.append(v_hat)
+unrolled = [
+    (1 - beta2) * sum(beta2 ** (t - j) * g[j - 1] ** 2 for j in range(1, t + 1))
+    for t in range(1, T + 1)
+]
+amsgrad = [
+    max(unrolled[k - 1] for k in range(1, t + 1)) for t in range(1, T + 1)
+]  # max over 1 <= k <= t of the k - j sums
+slides = [
+    (1 - beta2) * sum(beta2 ** (t - 1) * g[j - 1] ** 2 for j in range(1, t + 1))
+    for t in range(1, T + 1)
+]  # exponent t - i, coordinate i = 1
+print(
+    "exponent t - j, unrolled vs recursion, largest difference:",
+    f"{np.max(np.abs(np.array(unrolled) - recursion)):.1e}",
+)
+print(
+    "exponent k - j, max over k vs AMSGrad's running max:     ",
+    f"{np.max(np.abs(np.array(amsgrad) - running_max)):.1e}",
+)
+print(
+    "exponent t - i instead (every past gradient weighed alike): v_t off by up to a factor",
+    f"{np.max(np.array(recursion) / np.array(slides)):.0f}",
+)
+print("effective step 1/sqrt(v_t), Adam:   ", np.round(1 / np.sqrt(recursion), 2))
+print("effective step 1/sqrt(v_t), AMSGrad:", np.round(1 / np.sqrt(running_max), 2))
+
+# %% [markdown]
+# **The counterexample.** Reddi et al. take the one-dimensional feasible set $\mathcal F = [-1, 1]$
+# and the sequence of linear losses
+# $$f_t(x) = \begin{cases} C x & t \bmod 3 = 1 \\ -x & \text{otherwise} \end{cases}, \qquad C = 3
+# .$$ Over every three steps the losses add up to $(C - 2)\,x = x$, so the best fixed point is
+# $x = -1$ and $x = +1$ is the worst. The gradient is $C$ once every three steps and $-1$ twice:
+# the rare large gradient points the right way. With $\beta_1 = 0$, $\beta_2 = 1/(1 + C^2)$ and
+# $\alpha_t = \alpha/\sqrt{t}$, each step is projected back onto $[-1, 1]$, with no bias correction,
+# as in the paper. Adam's $v$ forgets the $C^2$ within a step or two, so its two steps of $+1$
+# are taken with a far larger effective step size than the one step of $-C$; AMSGrad divides all
+# three by the same $\hat v$, about $C^2$ of the spike, and the $-C$ wins.
+
+
+# %% figure="notebook1-adam-amsgrad"
+def online(amsgrad, C=3.0, alpha=0.5, steps=3000, x=0.0):
+    """Reddi et al.'s counterexample: x_t and the effective step size alpha_t / sqrt(v) of
+    every step."""
+    beta2 = 1 / (1 + C**2)  # beta1 = 0: m_t = g_t
+    v = v_hat = 0.0
+    xs, step_sizes = [x], []
+    for t in range(1, steps + 1):
+        g = C if t % 3 == 1 else -1.0  # the gradient of f_t at any x
+        v = beta2 * v + (1 - beta2) * g * g
+        v_hat = max(v_hat, v)
+        step_size = alpha / np.sqrt(t) / np.sqrt(v_hat if amsgrad else v)
+        x = float(np.clip(x - step_size * g, -1.0, 1.0))  # the projection onto [-1, 1]
+        xs.append(x)
+        step_sizes.append(step_size)
+    return np.array(xs), np.array(step_sizes)
+
+
+adam_x, adam_step = online(amsgrad=False)
+ams_x, ams_step = online(amsgrad=True)
+fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+t = np.arange(1, len(adam_x) + 1)  # x_1 = 0 is where both start
+left.plot(t, adam_x, label="Adam", lw=0.9)
+left.plot(t, ams_x, label="AMSGrad", lw=0.9)
+left.axhline(-1, color="k", ls=":", lw=0.8)
+left.set_xscale("log")
+left.set_xlabel("step t")
+left.set_ylabel("x_t")
+left.set_ylim(-1.1, 1.1)
+left.legend()
+left.set_title("x_t on [-1, 1]: the optimum is -1, the worst point +1")
+right.plot(range(1, 31), adam_step[:30] * np.sqrt(np.arange(1, 31)), "o-", ms=3, label="Adam")
+right.plot(range(1, 31), ams_step[:30] * np.sqrt(np.arange(1, 31)), "s-", ms=3, label="AMSGrad")
+right.set_xlabel("step t (the gradient is C at t = 1, 4, 7, ...)")
+right.set_ylabel("effective step size x sqrt(t)")
+right.set_yscale("log")
+right.legend()
+right.set_title("alpha / sqrt(v), the first 30 steps")
+plt.tight_layout()
+plt.show()
+for name, xs in (("Adam", adam_x), ("AMSGrad", ams_x)):
+    print(
+        f"{name:8}: x after 10, 100, 1,000 and 3,000 steps: "
+        + ", ".join(f"{xs[t]:+.3f}" for t in (10, 100, 1000, 3000))
+        + "; average loss per step over the last 300: "
+        f"{np.mean([(3.0 if t % 3 == 1 else -1.0) * xs[t - 1] for t in range(2701, 3001)]):+.3f}"
+    )
+
+# %% [markdown]
+# Adam climbs to the boundary $+1$, the point with the largest total loss, and stays there; AMSGrad
+# goes to the optimum $-1$. The right panel is the erratum made visible: Adam's effective step
+# size falls at each step with gradient $C$ and grows back over the next two, by a factor of
+# about $C$ (its $v$ forgets $C^2$ at a rate $\beta_2 = 0.1$ a step); AMSGrad's stays at the level
+# the first spike set. (The last figures printed are the average loss per step near the end:
+# $+1/3$ per step at $x = +1$, $-1/3$ at $x = -1$.)
+#
+# **In the toolkit.** `--set optimizer=adam` or `optimizer=amsgrad` (with `beta1`, `beta2`,
+# `epsilon`; defaults 0.9, 0.999 and 1e-8) trains with these updates in every engine, after the
+# same global-norm clipping as SGD, and with the learning-rate schedule of (g) as $\alpha$. The
+# update adds what the analysis leaves out and practice keeps: the bias corrections
+# $1 - \beta_1^t$ and $1 - \beta_2^t$ of Kingma & Ba's Adam (the averages start at zero) and an
+# $\epsilon$ beside the square root. It is `torch.optim.Adam` with `amsgrad` off or on, and it
+# is written once, in `ptb_lstm/optim.py`, for the NumPy engines; the TensorFlow and PyTorch
+# engines write the same operations in the same order (Keras' own `Adam` places $\epsilon$
+# elsewhere, so they do not use it), and the tests hold every engine to the reference engine
+# within 1e-9 of the update after six float64 steps. AMSGrad's maximum is taken over the raw $v$,
+# before its bias correction; the optimizer's state ($t$, $m$, $v$, $\hat v$) is saved in
+# `model.npz`, so an interrupted run resumes exactly. The cell shows the update and checks three
+# steps of it against the formulas above, with the corrections written out.
+
+# %%
+from ptb_lstm.optim import NumpyAdam
+
+show_source(NumpyAdam.update)
+config = PRESETS["tiny"].replace(optimizer="amsgrad", beta1=0.8, beta2=0.95, epsilon=1e-6)
+optimizer = NumpyAdam(config, vocab_size=3, dtype=np.float64)
+params = {
+    n[2:]: np.zeros(a.shape) for n, a in optimizer.get_state().items() if n.startswith("m_")
+}  # every parameter, zero
+m = v = v_hat = x = 0.0
+for t, g in enumerate((2.0, -0.5, 0.1), start=1):
+    optimizer.update(
+        params,
+        {name: np.full_like(p, g) for name, p in params.items()},
+        learning_rate=0.01,
+        scale=1.0,
+    )
+    m = config.beta1 * m + (1 - config.beta1) * g
+    v = config.beta2 * v + (1 - config.beta2) * g * g
+    v_hat = max(v_hat, v)
+    x -= (
+        0.01
+        * (m / (1 - config.beta1**t))
+        / (np.sqrt(v_hat / (1 - config.beta2**t)) + config.epsilon)
+    )
+    print(f"t = {t}: by the formulas {x:+.12f}, by the toolkit {params['softmax_bias'][0]:+.12f}")
+
+# %% [markdown]
+# The paper's 114.5 test perplexity is reproduced by a model written from scratch in NumPy.
+# Part II trains the same model with TensorFlow's automatic differentiation (`GradientTape`)
+# instead of the hand-written BPTT of (e); Part III builds it as a TensorFlow graph.
