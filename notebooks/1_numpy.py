@@ -436,8 +436,8 @@ print("the small config:", step_masks(PRESETS["small"], 0))
 # the top together, so the noise of the three places is no longer independent and the regulariser
 # is not the paper's; it is an easy mistake in a TensorFlow graph, where two dropout ops given the
 # same seed draw the same numbers. The test suite asserts the same per engine
-# (`tests/test_dropout.py`), and `python benchmarks/dropout_stats.py` repeats the figures over many
-# training steps of the medium and large configs.
+# (`tests/test_dropout.py`), and `python benchmarks/studies/dropout_stats.py` repeats the figures
+# over many training steps of the medium and large configs.
 
 # %%
 k, n = 1 - medium.dropout, step_0[0].size
@@ -1463,8 +1463,8 @@ plt.show()
 #    several cores, the large products run as tasks on helper threads beside the recurrence,
 #    with BLAS held to one thread per call: 8% less time a step than without them, both measured
 #    in one run on an idle 2-core AMD EPYC (45.4 against 49.6 ms, `python
-#    benchmarks/threads_ab.py`, medians of 200 steps; these and the changes that were tried and
-#    dropped are in `docs/performance.md`).
+#    benchmarks/studies/threads_ab.py`, medians of 200 steps; these and the changes that were
+#    tried and dropped are in `docs/performance.md`).
 #
 # The table times one instance of each piece. A step holds several of most (two layers, the
 # gates at each of 20 time steps in the forward and the backward pass), and item 5 and the
