@@ -50,13 +50,15 @@ class Gradients:
     state_grad: State  # d loss / d (h0, c0) of every layer
     final_state: State
     vocab_size: int = 0  # V, the rows of the embedding's dense gradient (by_name)
+    names: tuple[str, ...] = ()  # the canonical names in their order (by_name)
 
     def global_norm(self) -> float:
         return float(np.sqrt(_sum_of_squares([*self.dense.values(), self.embedding_grad])))
 
     def by_name(self) -> Params:
         """Every gradient dense, in the canonical order (for checks, not for training)."""
-        return {"embedding": self.dense_embedding(self.vocab_size), **self.dense}
+        dense = {"embedding": self.dense_embedding(self.vocab_size), **self.dense}
+        return {name: dense[name] for name in self.names}
 
     def dense_embedding(self, vocab_size: int) -> np.ndarray:
         """The embedding gradient as a full [V, H] array (for checks, not for training)."""
@@ -308,7 +310,7 @@ class NumpyEngine(Engine):
         work.drain()
         rows, row_grads = embedding_grad
         return Gradients(softmax.nll() / batch, dense, rows, row_grads, state_grad,
-                         final_state, self.vocab_size)
+                         final_state, self.vocab_size, tuple(self.params))
 
     def _softmax_weight_grad(self, top: np.ndarray, dlogits: np.ndarray, blocks: range,
                              work: Work) -> np.ndarray:
