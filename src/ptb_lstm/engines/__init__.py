@@ -140,9 +140,9 @@ class Engine(abc.ABC):
     """One model's parameters and carried state, and the steps the trainer and commands need.
 
     ``inputs`` and ``targets`` are word ids [batch_size, num_steps]. The training loss is the
-    cross-entropy summed over the time steps and averaged over the batch (REFERENCE.md §3).
+    cross-entropy summed over the time steps and averaged over the batch (docs/model.md §4).
     Parameters go in and out as NumPy arrays under the canonical names and shapes of
-    ``ptb_lstm.params`` (REFERENCE.md §5), whatever the engine holds inside.
+    ``ptb_lstm.params`` (docs/model.md §2), whatever the engine holds inside.
 
     The carried state: each step starts from the state the previous step of the same batch
     size left (no gradient flows back into it) and leaves its final state; a step whose batch
