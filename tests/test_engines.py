@@ -119,3 +119,75 @@ def test_an_unknown_device_is_refused():
     with pytest.raises(UserError, match="--device must be one of auto, cpu, cuda"):
         create_engine("numpy", PRESETS["tiny"], init_params(PRESETS["tiny"], 11), "float32",
                       device="tpu")
+
+
+# -- what the base class keeps for every engine ---------------------------------------------
+
+@pytest.mark.parametrize("name", installed_engines())
+def test_an_engine_writes_only_its_maths_the_base_keeps_the_carried_state(name):
+    cls = engine_class(name)
+    written_again = {"reset_state", "get_state", "set_state", "_state_for"} & set(vars(cls))
+    assert not written_again, (name, written_again)
+
+
+@pytest.mark.parametrize("name", installed_engines())
+def test_the_carried_state_goes_in_and_out_as_numpy_copies(name):
+    config = PRESETS["tiny"].replace(hidden_size=4, num_layers=2)
+    engine = create_engine(name, config, init_params(config, 7), "float64", device="cpu")
+    rng = np.random.default_rng(0)
+    state = [(rng.normal(size=(3, 4)), rng.normal(size=(3, 4))) for _ in range(2)]
+    engine.set_state(state)
+    got = engine.get_state()
+    for (h, c), (gh, gc) in zip(state, got, strict=True):
+        assert isinstance(gh, np.ndarray) and gh.dtype == np.float64
+        np.testing.assert_array_equal(gh, h)
+        np.testing.assert_array_equal(gc, c)
+    got[0][0][:] = 0.0  # a copy: changing it leaves the engine's state alone
+    np.testing.assert_array_equal(engine.get_state()[0][0], state[0][0])
+    engine.reset_state(2)
+    assert [(h.shape, c.shape) for h, c in engine.get_state()] == [((2, 4), (2, 4))] * 2
+    assert not any(np.any(a) for pair in engine.get_state() for a in pair)
+
+
+@pytest.mark.parametrize("name", installed_engines())
+def test_a_step_of_another_batch_size_starts_from_zeros(name):
+    config = PRESETS["tiny"].replace(hidden_size=4, num_layers=2, num_steps=3)
+    params = init_params(config, 7, np.float64)
+    inputs = np.array([[1, 2, 3], [4, 5, 6]])
+    carried = create_engine(name, config, params, "float64", device="cpu")
+    carried.set_state([(np.full((3, 4), 0.5), np.full((3, 4), -0.5))] * 2)  # batch 3
+    fresh = create_engine(name, config, params, "float64", device="cpu")
+    fresh.reset_state(2)
+    np.testing.assert_allclose(carried.logits(inputs), fresh.logits(inputs), rtol=0, atol=1e-12)
+    assert [h.shape for h, _ in carried.get_state()] == [(2, 4)] * 2
+
+
+@pytest.mark.parametrize("name", [n for n in installed_engines()
+                                  if n not in ("numpy", "numpy-reference")])
+def test_an_engine_without_hand_written_gradients_says_so(name):
+    config = PRESETS["tiny"]
+    engine = create_engine(name, config, init_params(config, 7), "float64", device="cpu")
+    inputs = np.zeros((config.batch_size, config.num_steps), np.int64)
+    with pytest.raises(NotImplementedError, match=name):
+        engine.gradients(inputs, inputs, engine.state)
+
+
+def test_gradients_by_name_are_every_parameter_dense_in_the_canonical_order():
+    from ptb_lstm.params import param_shapes
+
+    config = PRESETS["tiny"].replace(hidden_size=4, num_layers=2, num_steps=3, batch_size=2)
+    params = init_params(config, 7, np.float64)
+    inputs, targets = np.array([[1, 1, 2], [3, 4, 1]]), np.array([[1, 2, 3], [4, 1, 0]])
+    by_engine = {}
+    for name in ("numpy", "numpy-reference"):
+        engine = create_engine(name, config, params, "float64")
+        by_engine[name] = engine.gradients(inputs, targets, engine.state).by_name()
+    shapes = param_shapes(config, 7)
+    for grads in by_engine.values():
+        assert list(grads) == list(shapes)
+        assert {n: g.shape for n, g in grads.items()} == shapes
+    # Word 1 occurs three times: its embedding row sums the three positions' gradients.
+    for name, grad in by_engine["numpy"].items():
+        np.testing.assert_allclose(grad, by_engine["numpy-reference"][name], rtol=0,
+                                   atol=1e-12, err_msg=name)
+    assert not by_engine["numpy"]["embedding"][5:].any()  # words 5 and 6 are not in the batch

@@ -86,3 +86,13 @@ def test_a_claimed_folder_is_refused_to_a_second_claim_until_released(tmp_path):
     first.release()
     assert not (tmp_path / "run").exists()  # created, left empty: removed
     claim_new_run_dir(str(tmp_path / "run"), "tiny", "numpy").release()
+
+
+def test_the_run_set_up_takes_its_run_file_helpers_from_runfiles_not_the_trainer():
+    import subprocess
+    import sys
+
+    loaded = subprocess.run([sys.executable, "-c", "import sys, ptb_lstm.runs; "
+                             "print('ptb_lstm.train' in sys.modules)"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "False"

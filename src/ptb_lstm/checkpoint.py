@@ -1,20 +1,20 @@
 """One ``.npz`` file per checkpoint: canonical parameters plus a ``meta`` entry of UTF-8 JSON.
 
-Readable with ``numpy.load(path, allow_pickle=False)``; written atomically (temporary file in
-the same folder, fsync, rename), so a crash never leaves a half-written checkpoint.
+Readable with ``numpy.load(path, allow_pickle=False)``; written atomically
+(``atomic.write_atomic``: temporary file in the same folder, fsync, rename), so a crash never
+leaves a half-written checkpoint.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ptb_lstm import __version__, bounds, runfiles
+from ptb_lstm.atomic import write_atomic
 from ptb_lstm.config import Config, from_dict
 from ptb_lstm.errors import UserError
 from ptb_lstm.params import Params, check_params, count_layers
@@ -67,31 +67,7 @@ def save(path: str | Path, checkpoint: Checkpoint) -> Path:
         # np.array, not ascontiguousarray, which would make the 0-d t a [1] array
         arrays[f"{OPTIMIZER_PREFIX}{name}"] = np.array(value, order="C")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _create_temporary(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, meta=meta, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as error:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(error, OSError) and error.filename is None:
-            error.filename = str(path)  # the file the user knows, not the temporary one
-        raise
-    return path
-
-
-def _create_temporary(path: Path) -> tuple[int, Path]:
-    """A new file beside ``path``, open for writing, with the permissions the umask gives any
-    new file (as config.json and metrics.jsonl get them; mkstemp would force 0600)."""
-    while True:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                           0o666), tmp
-        except FileExistsError:
-            continue
+    return write_atomic(path, lambda f: np.savez(f, meta=meta, **arrays))
 
 
 def load(path: str | Path) -> Checkpoint:

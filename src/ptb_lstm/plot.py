@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ptb_lstm import runfiles
+from ptb_lstm.atomic import write_atomic
 from ptb_lstm.errors import UserError
 
 FORMATS = (".png", ".pdf", ".svg")
 
 
 @dataclass
-class Run:
+class RunRecords:
     """What a plot needs of a run folder: its label, its step and epoch records."""
 
     path: Path
@@ -31,7 +31,7 @@ class Run:
         return float(self.test_record["test_perplexity"]) if self.test_record else None
 
 
-def load_run(run_dir: str | Path) -> Run:
+def load_run(run_dir: str | Path) -> RunRecords:
     """A run folder's records, read through ``runfiles`` (a damaged file is a UserError)."""
     path = Path(run_dir)
     metrics_path = path / "metrics.jsonl"
@@ -46,9 +46,8 @@ def load_run(run_dir: str | Path) -> Run:
                         "holds metrics.jsonl")
     records = runfiles.read_metrics(metrics_path)
     info = runfiles.read_run_info(path)
-    run = Run(path=path, engine=str(info.get("engine") or path.resolve().name),
-              dtype=info.get("dtype", ""), config=info.get("config") or {},
-              info=info)
+    run = RunRecords(path=path, engine=str(info.get("engine") or path.resolve().name),
+                     dtype=info.get("dtype", ""), config=info.get("config") or {}, info=info)
     for record in records:
         event = record.get("event")
         if event == "step" and _finite(record.get("perplexity")):
@@ -67,7 +66,7 @@ def _finite(value) -> bool:
     return isinstance(value, (int, float)) and value == value and abs(value) != float("inf")
 
 
-def labels(runs: list[Run]) -> list[str]:
+def labels(runs: list[RunRecords]) -> list[str]:
     """Each run's engine (and dtype when not float32); the folder name is added where two runs
     would otherwise share a label."""
     base = [r.engine + (f" {r.dtype}" if r.dtype and r.dtype != "float32" else "") for r in runs]
@@ -75,7 +74,7 @@ def labels(runs: list[Run]) -> list[str]:
             for b, r in zip(base, runs, strict=True)]
 
 
-def plot_runs(runs: list[Run], out: str | Path, log: bool = False) -> Path:
+def plot_runs(runs: list[RunRecords], out: str | Path, log: bool = False) -> Path:
     """Training perplexity against step and valid perplexity against epoch, side by side;
     written atomically to ``out`` (.png, .pdf or .svg)."""
     out = Path(out)
@@ -128,12 +127,9 @@ def plot_runs(runs: list[Run], out: str | Path, log: bool = False) -> Path:
                      f"{c.get('batch_size')} x {c.get('num_steps')} steps, dropout "
                      f"{c.get('dropout')}, seed {c.get('seed')}", fontsize=10)
     fig.tight_layout()
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, out)
+        write_atomic(out, lambda f: fig.savefig(f, dpi=110, format=out.suffix[1:].lower()))
     except OSError as error:
-        tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write --out {out}: {error.strerror or error}") from None
     finally:
         plt.close(fig)

@@ -1,19 +1,26 @@
-"""The files of a run folder as they are read back: the ``meta`` of ``model.npz`` (its training
-progress included), ``config.json`` and ``metrics.jsonl``.
+"""The files of a run folder: the ``meta`` of ``model.npz`` (its training progress included),
+``config.json`` and ``metrics.jsonl``, as they are read back and written; where an interrupted
+run stands (``Resume``); what a write that found no room tells the user.
 
 What each field must be is written here once, and every reader (``checkpoint.load``,
 ``--resume``, ``inspect``, ``plot``) goes through it: a damaged or hand-edited file is a
 UserError of one line naming the file and the field, never a traceback further on. The weights
 themselves are checked by ``checkpoint.load`` against the config (``params.check_params``).
+The trainer (``train``) and the run set-up (``runs``) both take their run-file helpers from
+here.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ptb_lstm import bounds
+from ptb_lstm.atomic import write_text_atomic
 from ptb_lstm.errors import UserError
 
 
@@ -135,6 +142,11 @@ def resume_progress(progress: dict, has_carried_state: bool, source: str) -> dic
 
 # -- config.json -----------------------------------------------------------------------------
 
+def write_json(path: Path, value: dict) -> None:
+    """Replace ``path`` by ``value`` as indented JSON, atomically (``config.json``)."""
+    write_text_atomic(path, json.dumps(value, indent=2) + "\n")
+
+
 def read_run_info(run_dir: str | Path) -> dict:
     """A run folder's config.json, checked; {} when the folder has none."""
     path = Path(run_dir) / "config.json"
@@ -208,3 +220,55 @@ def check_record(record: object, where: str) -> dict:
         kinds, required = RECORDS[event]
         check_fields(record, kinds, f"{where} ({event} record)", required)
     return record
+
+
+def trim_metrics(path: Path, last_step: int) -> list[dict]:
+    """Rewrite a metrics.jsonl (atomically) without the records after ``last_step`` (steps a
+    resumed run trains again) and without a partial last line; returns the records kept."""
+    records = [r for r in read_metrics(path, resuming=True) if r.get("step", 0) <= last_step] \
+        if path.exists() else []
+    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
+    return records
+
+
+# -- resuming --------------------------------------------------------------------------------
+
+@dataclass
+class Resume:
+    """Where an interrupted run stands, from its last checkpoint."""
+
+    epoch: int  # the epoch to continue, 1-based
+    step: int  # training steps done in all
+    step_in_epoch: int  # batches of ``epoch`` already done
+    loss_sum: float  # their summed losses, for the epoch's training perplexity
+    epoch_time: float  # seconds already spent in ``epoch``
+    carried: list | None  # the carried state after those batches
+    epochs: list[dict] = field(default_factory=list)  # records of the finished epochs
+    run_time: float = 0.0  # seconds the run had trained by the checkpoint (0: not recorded)
+    optimizer: dict | None = None  # the optimizer's state at the checkpoint (None for SGD)
+
+
+# -- a write that found no room ----------------------------------------------------------------
+
+# Write errors that mean "no room to write this": a full disk, a quota, the file-size limit
+# (RLIMIT_FSIZE), and the I/O error some file systems give when they run out.
+NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
+
+
+def no_room_message(error: OSError, out_dir: Path, saved_step: int | None) -> str:
+    """What a write that failed for want of room tells the user: where, and what is safe."""
+    written = Path(error.filename).name if error.filename else "the run's files"
+    where = f"no space left on the device holding {out_dir} ({_mount_point(out_dir)}) while " \
+        f"writing {written} ({error.strerror or os.strerror(error.errno)})"
+    if saved_step is None:
+        return (f"{where}; no checkpoint was written yet; free some space and start again "
+                "with the same --out")
+    return (f"{where}; the last good checkpoint, {out_dir / 'model.npz'} (step {saved_step}), "
+            f"is intact; free some space and continue with: ptb-lstm train --resume {out_dir}")
+
+
+def _mount_point(path: Path) -> str:
+    path = path.resolve()
+    while not os.path.ismount(path) and path != path.parent:
+        path = path.parent
+    return f"mounted at {path}"

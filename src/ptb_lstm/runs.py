@@ -8,7 +8,6 @@ folder with its own config, engine and dtype. The command line turns flags into 
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from ptb_lstm.config import PRESETS, Config, apply_overrides, load_config
 from ptb_lstm.data import Corpus, load_corpus
 from ptb_lstm.errors import UserError
 from ptb_lstm.params import DTYPES, Params, check_params, init_params
-from ptb_lstm.train import NO_ROOM, Resume, no_room_message
+from ptb_lstm.runfiles import NO_ROOM, Resume, no_room_message
 
 DEFAULT_CONFIG = "small"
 DEFAULT_ENGINE = "numpy"
@@ -53,7 +52,7 @@ class RunRequest:
 
 
 @dataclass
-class Run:
+class PreparedRun:
     """Everything a training run starts from."""
 
     out_dir: Path
@@ -75,7 +74,7 @@ class Run:
             self.claim.release()
 
 
-def prepare(request: RunRequest, locate) -> Run:
+def prepare(request: RunRequest, locate) -> PreparedRun:
     """The run ``request`` describes. ``locate(data_dir_or_None)`` finds PTB (the command line
     passes its own, which draws a download bar).
 
@@ -113,7 +112,7 @@ def prepare(request: RunRequest, locate) -> Run:
                 f"optimizer starts afresh ({_fresh_state(config)}), not from the "
                 "checkpoint's state")
     claim = claim_new_run_dir(request.out, request.config or DEFAULT_CONFIG, engine)
-    return Run(claim.path, config, params, engine, dtype, corpus,
+    return PreparedRun(claim.path, config, params, engine, dtype, corpus,
                request.log_every or DEFAULT_LOG_EVERY,
                _given(request.checkpoint_every, DEFAULT_CHECKPOINT_EVERY), claim=claim,
                init_note=note)
@@ -127,7 +126,7 @@ def _fresh_state(config: Config) -> str:
     return f"t = 0, {', '.join(moments(config))} zero"
 
 
-def _prepare_resume(request: RunRequest, locate) -> Run:
+def _prepare_resume(request: RunRequest, locate) -> PreparedRun:
     given = [flag for flag, value in (("--config", request.config), ("--out", request.out),
                                       ("--init-from", request.init_from),
                                       ("--set", request.overrides), ("--epochs", request.epochs),
@@ -148,13 +147,13 @@ def _prepare_resume(request: RunRequest, locate) -> Run:
         data_dir = request.data_dir or (recorded_data if recorded_data
                                         and _is_folder(recorded_data) else None)
         corpus = load_corpus(locate(data_dir), vocab=saved.vocab)
-        return Run(out_dir, saved.config, saved.params,
-                   request.engine or info.get("engine", saved.engine),
-                   request.dtype or info.get("dtype", saved.dtype), corpus,
-                   request.log_every or info.get("log_every", DEFAULT_LOG_EVERY),
-                   _given(request.checkpoint_every,
-                          info.get("checkpoint_every", DEFAULT_CHECKPOINT_EVERY)),
-                   resume=resume_point(saved, out_dir), claim=claim)
+        return PreparedRun(out_dir, saved.config, saved.params,
+                           request.engine or info.get("engine", saved.engine),
+                           request.dtype or info.get("dtype", saved.dtype), corpus,
+                           request.log_every or info.get("log_every", DEFAULT_LOG_EVERY),
+                           _given(request.checkpoint_every,
+                                  info.get("checkpoint_every", DEFAULT_CHECKPOINT_EVERY)),
+                           resume=resume_point(saved, out_dir), claim=claim)
     except OSError as error:
         claim.release()
         if error.errno not in NO_ROOM:
@@ -344,12 +343,7 @@ def resume_point(ckpt: checkpoint.Checkpoint, run_dir: Path) -> Resume:
                         "optimizer starts afresh")
     runfiles.read_run_info(run_dir)  # its engine, dtype and intervals are used on resuming
     step = int(progress["step"])
-    metrics_path = run_dir / "metrics.jsonl"
-    records = [r for r in runfiles.read_metrics(metrics_path, resuming=True)
-               if r.get("step", 0) <= step] if metrics_path.exists() else []
-    tmp = metrics_path.with_name(".metrics.jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    os.replace(tmp, metrics_path)
+    records = runfiles.trim_metrics(run_dir / "metrics.jsonl", step)
     epochs = [r for r in records if r.get("event") == "epoch"]
     run_time = float(progress.get("run_time", 0.0))  # absent in checkpoints of older versions
     if progress.get("epoch_finished", False) or int(progress["epoch"]) == 0:

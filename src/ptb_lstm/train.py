@@ -6,11 +6,8 @@ handles arguments and files. Progress is reported through a ``Reporter``; nothin
 
 from __future__ import annotations
 
-import errno
 import itertools
-import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +22,7 @@ from ptb_lstm.engines import Engine
 from ptb_lstm.errors import UserError
 from ptb_lstm.evaluate import Evaluation, evaluate, perplexity
 from ptb_lstm.metrics import MetricsLog, Reporter
+from ptb_lstm.runfiles import NO_ROOM, Resume, no_room_message, write_json
 
 
 class TrainingDiverged(UserError):
@@ -41,33 +39,6 @@ class TrainResult:
     wall_time: float = 0.0  # seconds of this process
     run_time: float = 0.0  # seconds of the run, carried across resumes
     stopped: str | None = None  # "max_steps" or "interrupted" when it ended early
-
-
-def write_json_atomic(path: Path, value: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException as error:
-        tmp.unlink(missing_ok=True)
-        if isinstance(error, OSError) and error.filename is None:
-            error.filename = str(path)  # the file the user knows, not the temporary one
-        raise
-
-
-@dataclass
-class Resume:
-    """Where an interrupted run stands, from its last checkpoint."""
-
-    epoch: int  # the epoch to continue, 1-based
-    step: int  # training steps done in all
-    step_in_epoch: int  # batches of ``epoch`` already done
-    loss_sum: float  # their summed losses, for the epoch's training perplexity
-    epoch_time: float  # seconds already spent in ``epoch``
-    carried: list | None  # the carried state after those batches
-    epochs: list[dict] = field(default_factory=list)  # records of the finished epochs
-    run_time: float = 0.0  # seconds the run had trained by the checkpoint (0: not recorded)
-    optimizer: dict | None = None  # the optimizer's state at the checkpoint (None for SGD)
 
 
 def train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path, *,
@@ -98,30 +69,6 @@ def train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path, *,
         raise UserError(no_room_message(error, Path(out_dir), saved_step[0])) from None
 
 
-# Write errors that mean "no room to write this": a full disk, a quota, the file-size limit
-# (RLIMIT_FSIZE), and the I/O error some file systems give when they run out.
-NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
-
-
-def no_room_message(error: OSError, out_dir: Path, saved_step: int | None) -> str:
-    """What a write that failed for want of room tells the user: where, and what is safe."""
-    written = Path(error.filename).name if error.filename else "the run's files"
-    where = f"no space left on the device holding {out_dir} ({_mount_point(out_dir)}) while " \
-        f"writing {written} ({error.strerror or os.strerror(error.errno)})"
-    if saved_step is None:
-        return (f"{where}; no checkpoint was written yet; free some space and start again "
-                "with the same --out")
-    return (f"{where}; the last good checkpoint, {out_dir / 'model.npz'} (step {saved_step}), "
-            f"is intact; free some space and continue with: ptb-lstm train --resume {out_dir}")
-
-
-def _mount_point(path: Path) -> str:
-    path = path.resolve()
-    while not os.path.ismount(path) and path != path.parent:
-        path = path.parent
-    return f"mounted at {path}"
-
-
 def _train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path,
            max_steps: int | None, log_every: int, reporter: Reporter | None,
            run_info: dict | None, checkpoint_every: int | None, resume: Resume | None,
@@ -140,7 +87,7 @@ def _train(config: Config, corpus: Corpus, engine: Engine, out_dir: Path,
     if resume is None:
         info = {"config": config.to_dict(), "engine": engine.name, "dtype": engine.dtype,
                 "device": engine.device, "vocab_size": corpus.vocab_size, **(run_info or {})}
-        write_json_atomic(out_dir / "config.json", info)
+        write_json(out_dir / "config.json", info)
     steps_per_epoch = num_batches(len(corpus.train), config.batch_size, config.num_steps)
     model_path = out_dir / "model.npz"
     for stale in out_dir.glob(".*.tmp"):  # left by a process killed in mid-write

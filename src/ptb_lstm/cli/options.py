@@ -102,7 +102,8 @@ PATH_ARGUMENTS = {"data_dir": "--data-dir", "out": "--out", "init_from": "--init
                   "config": "--config"}
 
 # Folders a command writes files into, and the longest name it gives one, with its separator
-# (".metrics.jsonl.tmp", "events.out.tfevents.<time>.<host>.<pid>.<n>.v2"): room they need.
+# (".metrics.jsonl.XXXXXXXX.tmp", "events.out.tfevents.<time>.<host>.<pid>.<n>.v2"): room
+# they need.
 WRITTEN_INTO = ("out", "resume", "tensorboard")
 FOLDER_ROOM = 128
 

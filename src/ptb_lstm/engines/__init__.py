@@ -2,9 +2,10 @@
 
 An engine holds only the maths: the forward pass, the gradients (by hand or by autodiff), the
 clipped update (the paper's SGD, or Adam / AMSGrad as ``ptb_lstm.optim`` states them) with the
-optimizer's state, and the carried LSTM state. The trainer owns the loop, the schedule, logging
-and checkpoints. Engines are loaded by name, lazily, so that an optional framework (TensorFlow,
-PyTorch) is imported only when one of its engines is asked for.
+optimizer's state. The carried LSTM state and its rules are kept once, in ``Engine``; an engine
+only says how its arrays turn into NumPy arrays and back. The trainer owns the loop, the
+schedule, logging and checkpoints. Engines are loaded by name, lazily, so that an optional
+framework (TensorFlow, PyTorch) is imported only when one of its engines is asked for.
 
 Adding an engine: one module with a subclass of ``Engine`` and one line in ``REGISTRY`` (with
 the optional extra of ``pyproject.toml`` that installs its framework, if it needs one). The
@@ -22,7 +23,7 @@ import shlex
 import sys
 import tempfile
 from pathlib import Path
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
 
@@ -110,17 +111,45 @@ def engines_help(default: str | None = "numpy") -> str:
     return ", ".join(names) + (f" ({notes})" if notes else "")
 
 
+#: The carried state as NumPy arrays: (h, c) of every layer, each [batch_size, hidden_size].
+State = list[tuple[np.ndarray, np.ndarray]]
+
+
+class Gradients(Protocol):
+    """What ``Engine.gradients`` returns: one batch's loss and its exact gradient."""
+
+    #: The cross-entropy summed over the time steps and averaged over the batch.
+    loss: float
+    #: d loss / d (h, c) of the incoming state, every layer, each [batch_size, hidden_size]:
+    #: for checks only (truncated BPTT applies none of it).
+    state_grad: State
+    #: The state the forward pass ended in, (h, c) of every layer.
+    final_state: State
+
+    def global_norm(self) -> float:
+        """sqrt of the sum of squares of every parameter's gradient (not the state's)."""
+        ...
+
+    def by_name(self) -> Params:
+        """Every parameter's gradient as a dense array of the parameter's shape, under the
+        canonical names and in their order (the embedding's as [V, H])."""
+        ...
+
+
 class Engine(abc.ABC):
     """One model's parameters and carried state, and the steps the trainer and commands need.
 
     ``inputs`` and ``targets`` are word ids [batch_size, num_steps]. The training loss is the
-    cross-entropy summed over the time steps and averaged over the batch (REFERENCE.md §3).
+    cross-entropy summed over the time steps and averaged over the batch (docs/model.md §4).
     Parameters go in and out as NumPy arrays under the canonical names and shapes of
-    ``ptb_lstm.params`` (REFERENCE.md §5), whatever the engine holds inside.
+    ``ptb_lstm.params`` (docs/model.md §2), whatever the engine holds inside.
 
     The carried state: each step starts from the state the previous step of the same batch
     size left (no gradient flows back into it) and leaves its final state; a step whose batch
-    size differs from the carried state's starts from zeros.
+    size differs from the carried state's starts from zeros. This class keeps it, in
+    ``state``, for every engine (``reset_state``, ``get_state``, ``set_state``,
+    ``_state_for``); an engine converts its arrays with ``_to_numpy`` and ``_from_numpy``, and
+    its steps read ``_state_for(batch_size)`` and assign their final state to ``state``.
     """
 
     #: The registry name; written into checkpoints, config.json and logs.
@@ -137,6 +166,10 @@ class Engine(abc.ABC):
     #: The global norm of the last training step's gradient, before clipping (every
     #: parameter, the embedding's gradient counted once per distinct row); NaN before any.
     last_grad_norm: float
+    #: The carried state in the engine's own arrays (NumPy arrays, tensors): (h, c) of every
+    #: layer, each [batch_size, hidden_size]. Set by ``reset_state`` and ``set_state``, and by
+    #: each step to the state it ended in.
+    state: list[tuple[Any, Any]]
 
     def __init__(self, config: Config, params: Params, dtype: str = "float32",
                  device: str = "auto") -> None:
@@ -167,10 +200,6 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def set_params(self, params: Params) -> None:
         """Replace every parameter (canonical names and shapes)."""
-
-    @abc.abstractmethod
-    def reset_state(self, batch_size: int) -> None:
-        """Zero the carried LSTM state (h and c of every layer) for ``batch_size`` streams."""
 
     @abc.abstractmethod
     def train_step(self, inputs: np.ndarray, targets: np.ndarray, learning_rate: float,
@@ -205,13 +234,50 @@ class Engine(abc.ABC):
     def set_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
         """Replace the optimizer's state (as returned by ``get_optimizer_state``)."""
 
-    @abc.abstractmethod
-    def get_state(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """A copy of the carried state: (h, c) of every layer, each [batch_size, hidden]."""
+    def gradients(self, inputs: np.ndarray, targets: np.ndarray, state: list,
+                  masks: list[np.ndarray] | None = None) -> Gradients:
+        """The loss of one batch and its exact gradient, by back-propagation through time over
+        its num_steps: ``inputs`` and ``targets`` [batch_size, num_steps], from ``state``
+        ((h, c) of every layer, each [batch_size, hidden_size], in the engine's arrays), with
+        ``masks`` as ``train_step`` takes them. Changes neither the parameters nor the carried
+        state. The gradient checks (``ptb_lstm.gradcheck``) rest on it.
 
-    @abc.abstractmethod
-    def set_state(self, state: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        The engines that write back-propagation by hand (numpy, numpy-reference) give it; an
+        engine whose framework differentiates inside its step need not, and this default says
+        so."""
+        raise NotImplementedError(f"the {self.name} engine computes its gradients inside "
+                                  "train_step only; numpy and numpy-reference give them")
+
+    # -- the carried state, kept here once for every engine ----------------------------------
+
+    def reset_state(self, batch_size: int) -> None:
+        """Zero the carried LSTM state (h and c of every layer) for ``batch_size`` streams."""
+        zeros = np.zeros((batch_size, self.config.hidden_size), self.dtype)
+        self.set_state([(zeros, zeros)] * self.config.num_layers)
+
+    def get_state(self) -> State:
+        """A copy of the carried state: (h, c) of every layer, each [batch_size, hidden]."""
+        return [(self._to_numpy(h), self._to_numpy(c)) for h, c in self.state]
+
+    def set_state(self, state: State) -> None:
         """Replace the carried state (as returned by ``get_state``)."""
+        self.state = [(self._from_numpy(h), self._from_numpy(c)) for h, c in state]
+
+    def _state_for(self, batch_size: int) -> list[tuple[Any, Any]]:
+        """The state a step of ``batch_size`` rows starts from: the carried one, or zeros
+        when the carried state has another batch size (a new batch shape starts afresh)."""
+        if int(self.state[0][0].shape[0]) != batch_size:
+            self.reset_state(batch_size)
+        return self.state
+
+    def _to_numpy(self, value: Any) -> np.ndarray:
+        """A copy of one of the engine's arrays as a NumPy array (the default: NumPy's own)."""
+        return np.array(value, self.dtype)
+
+    def _from_numpy(self, array: np.ndarray) -> Any:
+        """A NumPy array as one of the engine's arrays, in ``dtype``, a copy (the default:
+        a NumPy array)."""
+        return np.array(array, self.dtype)
 
 
 @contextlib.contextmanager

@@ -49,9 +49,16 @@ class Gradients:
     embedding_grad: np.ndarray  # [R, H] their gradient rows
     state_grad: State  # d loss / d (h0, c0) of every layer
     final_state: State
+    vocab_size: int = 0  # V, the rows of the embedding's dense gradient (by_name)
+    names: tuple[str, ...] = ()  # the canonical names in their order (by_name)
 
     def global_norm(self) -> float:
         return float(np.sqrt(_sum_of_squares([*self.dense.values(), self.embedding_grad])))
+
+    def by_name(self) -> Params:
+        """Every gradient dense, in the canonical order (for checks, not for training)."""
+        dense = {"embedding": self.dense_embedding(self.vocab_size), **self.dense}
+        return {name: dense[name] for name in self.names}
 
     def dense_embedding(self, vocab_size: int) -> np.ndarray:
         """The embedding gradient as a full [V, H] array (for checks, not for training)."""
@@ -96,7 +103,6 @@ class NumpyEngine(Engine):
         # 1 - a^2 for g; both are a * slope + intercept - a^2.
         self._slope = (self._gate_offset * 2).astype(self.np_dtype)  # 1 on i, f, o; 0 on g
         self._intercept = 1 - self._slope
-        self.state: State = []
         self._buffers: dict[str, np.ndarray] = {}
         self._threads = BlasThreads()
         self.reset_state(config.batch_size)
@@ -104,7 +110,7 @@ class NumpyEngine(Engine):
         self.adam = None if config.optimizer == "sgd" else \
             NumpyAdam(config, self.vocab_size, self.np_dtype)
 
-    # -- parameters and state -------------------------------------------------------------
+    # -- parameters and the optimizer's state ----------------------------------------------
 
     def get_params(self) -> Params:
         return {name: value.copy() for name, value in self.params.items()}
@@ -122,28 +128,12 @@ class NumpyEngine(Engine):
         self.params["softmax_kernel"] = self._softmax_weights[:-1]
         self.params["softmax_bias"] = self._softmax_weights[-1]
 
-    def reset_state(self, batch_size: int) -> None:
-        zeros = np.zeros((batch_size, self.hidden_size), self.np_dtype)
-        self.state = [(zeros, zeros) for _ in range(self.num_layers)]
-
-    def get_state(self) -> State:
-        return [(h.copy(), c.copy()) for h, c in self.state]
-
-    def set_state(self, state) -> None:
-        self.state = [(np.array(h, self.np_dtype), np.array(c, self.np_dtype))
-                      for h, c in state]
-
     def get_optimizer_state(self) -> dict[str, np.ndarray]:
         return self.adam.get_state() if self.adam else {}
 
     def set_optimizer_state(self, state) -> None:
         if self.adam:
             self.adam.set_state(state)
-
-    def _state_for(self, batch_size: int) -> State:
-        if self.state[0][0].shape[0] != batch_size:
-            self.reset_state(batch_size)
-        return self.state
 
     # -- the two steps ----------------------------------------------------------------------
 
@@ -320,7 +310,7 @@ class NumpyEngine(Engine):
         work.drain()
         rows, row_grads = embedding_grad
         return Gradients(softmax.nll() / batch, dense, rows, row_grads, state_grad,
-                         final_state)
+                         final_state, self.vocab_size, tuple(self.params))
 
     def _softmax_weight_grad(self, top: np.ndarray, dlogits: np.ndarray, blocks: range,
                              work: Work) -> np.ndarray:

@@ -72,6 +72,9 @@ class Gradients:
         """sqrt(sum over every parameter of sum(gradient^2))."""
         return float(np.sqrt(sum(np.sum(g * g) for g in self.params.values())))
 
+    def by_name(self) -> Params:
+        return self.params
+
 
 class ReferenceEngine(Engine):
     """The model of docs/model.md in plain NumPy; float32 or float64."""
@@ -88,7 +91,7 @@ class ReferenceEngine(Engine):
         self.adam = None if config.optimizer == "sgd" else \
             NumpyAdam(config, self.vocab_size, self.np_dtype)
 
-    # -- parameters and the carried state ---------------------------------------------------
+    # -- parameters and the optimizer's state (the carried state is kept by Engine) ----------
 
     def get_params(self) -> Params:
         return {name: value.copy() for name, value in self.params.items()}
@@ -96,27 +99,12 @@ class ReferenceEngine(Engine):
     def set_params(self, params: Params) -> None:
         self.params = {name: np.array(value, self.np_dtype) for name, value in params.items()}
 
-    def reset_state(self, batch_size: int) -> None:
-        zeros = np.zeros((batch_size, self.hidden_size), self.np_dtype)
-        self.state = [(zeros, zeros) for _ in range(self.num_layers)]
-
-    def get_state(self) -> State:
-        return [(h.copy(), c.copy()) for h, c in self.state]
-
     def get_optimizer_state(self) -> dict[str, np.ndarray]:
         return self.adam.get_state() if self.adam else {}
 
     def set_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
         if self.adam:
             self.adam.set_state(state)
-
-    def set_state(self, state: State) -> None:
-        self.state = [(np.array(h, self.np_dtype), np.array(c, self.np_dtype)) for h, c in state]
-
-    def _state_for(self, batch_size: int) -> State:
-        if self.state[0][0].shape[0] != batch_size:  # a new batch shape starts from zeros
-            self.reset_state(batch_size)
-        return self.state
 
     # -- the forward pass -------------------------------------------------------------------
 

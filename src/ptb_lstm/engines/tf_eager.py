@@ -33,7 +33,6 @@ class TFEagerEngine(Engine):
                           for name, value in initial_state(config, self.vocab_size,
                                                            dtype).items() if name != "t"}
         self.t = 0
-        self.state: list = []
         self.reset_state(config.batch_size)
 
     @property
@@ -60,21 +59,11 @@ class TFEagerEngine(Engine):
         for name, variable in self.slots.items():
             variable.assign(np.asarray(state[name], self.dtype))
 
-    def reset_state(self, batch_size):
-        zeros = tf.zeros([batch_size, self.config.hidden_size], self.tf_dtype)
-        self.state = [(zeros, zeros) for _ in range(self.config.num_layers)]
+    def _to_numpy(self, value):
+        return value.numpy().copy()
 
-    def get_state(self):
-        return [(h.numpy().copy(), c.numpy().copy()) for h, c in self.state]
-
-    def set_state(self, state):
-        self.state = [(tf.constant(np.asarray(h, self.dtype)),
-                       tf.constant(np.asarray(c, self.dtype))) for h, c in state]
-
-    def _state_for(self, batch_size):
-        if self.state[0][0].shape[0] != batch_size:
-            self.reset_state(batch_size)
-        return self.state
+    def _from_numpy(self, array):
+        return tf.constant(np.asarray(array, self.dtype))
 
     def train_step(self, inputs, targets, learning_rate, masks=None):
         state = self._state_for(inputs.shape[0])

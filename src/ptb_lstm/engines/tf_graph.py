@@ -181,23 +181,29 @@ class TFGraphEngine(Engine):
         self.session.run(self._assign_slots, {self._slot_feeds[n]: np.asarray(state[n], self.dtype)
                                               for n in self.slots})
 
-    def reset_state(self, batch_size):
-        self.session.run(self._state(batch_size).reset)
-        self._batch_size = batch_size
+    # The carried state lives in graph variables, one set per batch size, because the step op
+    # that reads it also stores the new one; ``state`` (which Engine's methods use) reads the
+    # variables of the current batch size and loads values into them.
 
-    def get_state(self):
-        values = self.session.run(self._states[self._batch_size].variables)
-        return [(np.array(h), np.array(c)) for h, c in values]
+    @property
+    def state(self):
+        return self._states[self._batch_size].variables
 
-    def set_state(self, state):
-        batch_size = np.shape(state[0][0])[0]
-        if batch_size != self._batch_size:
-            self.reset_state(batch_size)
-        states = self._states[batch_size]
+    @state.setter
+    def state(self, state):
+        batch_size = int(np.shape(state[0][0])[0])
+        states = self._state(batch_size)
         feed = {}
         for (h_feed, c_feed), (h, c) in zip(states.feeds, state, strict=True):
-            feed[h_feed], feed[c_feed] = np.asarray(h, self.dtype), np.asarray(c, self.dtype)
+            feed[h_feed], feed[c_feed] = h, c
         self.session.run(states.load, feed)
+        self._batch_size = batch_size
+
+    def _to_numpy(self, value):
+        return np.array(self.session.run(value))
+
+    def _from_numpy(self, array):
+        return np.asarray(array, self.dtype)
 
     def logits(self, inputs):
         ops = self._prepare(inputs, train=False)
@@ -207,8 +213,7 @@ class TFGraphEngine(Engine):
 
     def _prepare(self, inputs: np.ndarray, train: bool) -> _Unrolled:
         ops = self._unrolled(*inputs.shape, train=train)
-        if inputs.shape[0] != self._batch_size:  # as the NumPy engine: a new batch size
-            self.reset_state(inputs.shape[0])  # starts from a zero state
+        self._state_for(inputs.shape[0])
         return ops
 
     def train_step(self, inputs, targets, learning_rate, masks=None):

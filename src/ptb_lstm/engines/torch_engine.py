@@ -92,14 +92,13 @@ class TorchEngine(Engine):
         self.slots = {part: [torch.zeros_like(p, requires_grad=False) for p in self.trained]
                       for part in moments(config)}
         self.set_params(params)
-        self.state: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.reset_state(config.batch_size)
 
     @property
     def device(self) -> str:
         return str(self._device)
 
-    # -- parameters and state -------------------------------------------------------------
+    # -- parameters and the optimizer's state (the carried state is kept by Engine) --------
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array, self.dtype)).to(self._device)
@@ -158,21 +157,11 @@ class TorchEngine(Engine):
                     transposed = name.endswith("kernel") and name.startswith("lstm_")
                     tensor.copy_(value.T if transposed else value)
 
-    def reset_state(self, batch_size):
-        zeros = torch.zeros(batch_size, self.config.hidden_size, dtype=TORCH_DTYPES[self.dtype],
-                            device=self._device)
-        self.state = [(zeros, zeros) for _ in range(self.config.num_layers)]
+    def _to_numpy(self, value: torch.Tensor) -> np.ndarray:
+        return self._array(value)
 
-    def get_state(self):
-        return [(self._array(h), self._array(c)) for h, c in self.state]
-
-    def set_state(self, state):
-        self.state = [(self._tensor(h), self._tensor(c)) for h, c in state]
-
-    def _state_for(self, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        if self.state[0][0].shape[0] != batch_size:
-            self.reset_state(batch_size)
-        return self.state
+    def _from_numpy(self, array: np.ndarray) -> torch.Tensor:
+        return self._tensor(array)
 
     # -- the model --------------------------------------------------------------------------
 
