@@ -516,7 +516,8 @@ def _softmax_nll_in_place(logits: np.ndarray, targets: np.ndarray, grad_scale: f
 # gradient in blocks of columns (~0.2 GFLOP each on the small config).
 _BLOCK_STEPS = 5
 # Helper threads only up to this hidden size: with batch 20 they were faster at 200 (the small
-# config, also with batches of 10 to 80) and slower at 400 and 650 (benchmarks/studies/threads_ab.py).
+# config, also with batches of 10 to 80) and slower at 400 and 650
+# (benchmarks/studies/threads_ab.py).
 _THREADED_HIDDEN_MAX = 256
 _SOFTMAX_ROWS = 200
 _BLOCK_COLUMNS = 1250
