@@ -189,7 +189,7 @@ def load_model(args):
     return ckpt, engine
 
 
-def shown_path(path) -> str:
+def typed_path(path) -> str:
     """``path`` as a person at this prompt would type it: relative when it lies below the
     current folder, absolute otherwise."""
     absolute = os.path.abspath(path)
@@ -202,9 +202,9 @@ def program() -> str:
     on the PATH, else the script's path, or ``python -m ptb_lstm`` when run that way."""
     script = sys.argv[0]
     if os.path.basename(script) == "__main__.py":
-        return f"{shlex.quote(shown_path(sys.executable))} -m ptb_lstm"
+        return f"{shlex.quote(typed_path(sys.executable))} -m ptb_lstm"
     found = shutil.which("ptb-lstm")
     if found and os.path.abspath(found) == os.path.abspath(script):
         return "ptb-lstm"
-    shown = shown_path(script)
+    shown = typed_path(script)
     return shlex.quote(shown if os.sep in shown else os.path.join(".", shown))

@@ -140,7 +140,7 @@ def _train(args, run_) -> int:
     if result.stopped == "interrupted":
         print(f"ptb-lstm: interrupted after step {result.steps:,}; the checkpoint "
               f"{out_dir / 'model.npz'} is saved. Resume with: {options.program()} train --resume "
-              f"{shlex.quote(options.shown_path(out_dir))}", file=sys.stderr)
+              f"{shlex.quote(options.typed_path(out_dir))}", file=sys.stderr)
         return 130
     if args.max_steps == 0 and resume is None:
         print(f"wrote the initial checkpoint {out_dir / 'model.npz'}")
@@ -170,14 +170,14 @@ def _next_steps(out_dir, data_dir, stopped_early: bool) -> None:
     from ptb_lstm.plot import load_run, plot_runs
 
     me = options.program()
-    run_dir = shlex.quote(options.shown_path(out_dir))
-    model = shlex.quote(options.shown_path(out_dir / "model.npz"))
+    run_dir = shlex.quote(options.typed_path(out_dir))
+    model = shlex.quote(options.typed_path(out_dir / "model.npz"))
     try:
         figure = plot_runs([load_run(out_dir)], out_dir / "curves.png")
-        print(f"\nfigure: {options.shown_path(figure)} (training and valid perplexity)")
+        print(f"\nfigure: {options.typed_path(figure)} (training and valid perplexity)")
     except UserError as error:  # too short a run to plot, or no matplotlib: the model stands
         print(f"\nno figure: {error}")
-    data = f" --data-dir {shlex.quote(options.shown_path(data_dir))}" if data_dir else ""
+    data = f" --data-dir {shlex.quote(options.typed_path(data_dir))}" if data_dir else ""
     print("next:")
     if stopped_early:
         print(f"  {me} train --resume {run_dir}   # continue this run")
@@ -186,4 +186,4 @@ def _next_steps(out_dir, data_dir, stopped_early: bool) -> None:
           f"--per-sentence\n"
           f"  {me} evaluate --checkpoint {model} --split test{data}\n"
           f"  {me} plot {run_dir} --log --out "
-          f"{shlex.quote(options.shown_path(out_dir / 'curves-log.png'))}")
+          f"{shlex.quote(options.typed_path(out_dir / 'curves-log.png'))}")
