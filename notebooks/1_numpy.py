@@ -1783,8 +1783,10 @@ print(
 # \beta_2^{\,t-j}\, g_{j,i}^2}} ,$$ large for a coordinate whose recent gradients were small, small
 # after large ones. With the right exponent, a large gradient's weight fades by $\beta_2$ a step, so
 # after a spike the effective step size **grows back**. The paper's "primary cause for
-# non-convergence" is exactly that: SGD (with a decreasing $\alpha_t$) and Adagrad never let the
-# step size grow, $\Gamma_{t+1} = \sqrt{V_{t+1}}/\alpha_{t+1} - \sqrt{V_t}/\alpha_t \succeq 0$,
+# non-convergence" is exactly that: SGD (with a decreasing $\alpha_t$) and Adagrad (which divides
+# by the root of the plain sum of all past $g^2$) never let the step size grow,
+# $\Gamma_{t+1} = \sqrt{V_{t+1}}/\alpha_{t+1} - \sqrt{V_t}/\alpha_t \succeq 0$ (every entry
+# $\ge 0$; $V_t$ is the diagonal matrix of the $v_{t,i}$),
 # while Adam's $\Gamma$ can be negative. A rare large and informative gradient is then forgotten
 # within a few steps, and the frequent small ones, taken with a large step, win.
 #
@@ -1839,9 +1841,11 @@ print("effective step 1/sqrt(v_t), AMSGrad:", np.round(1 / np.sqrt(running_max),
 # $x = -1$ and $x = +1$ is the worst. The gradient is $C$ once every three steps and $-1$ twice:
 # the rare large gradient points the right way. With $\beta_1 = 0$, $\beta_2 = 1/(1 + C^2)$ and
 # $\alpha_t = \alpha/\sqrt{t}$, each step is projected back onto $[-1, 1]$, with no bias correction,
-# as in the paper. Adam's $v$ forgets the $C^2$ within a step or two, so its two steps of $+1$
-# are taken with a far larger effective step size than the one step of $-C$; AMSGrad divides all
-# three by the same $\hat v$, about $C^2$ of the spike, and the $-C$ wins.
+# as in the paper. Adam's $v$ forgets the $C^2$ within a step or two, so its two moves of $+1$
+# (gradient $-1$) are taken with a far larger effective step size than the one move of $-C$
+# (gradient $C$); AMSGrad divides all three by the same $\hat v$, the largest $v$ so far (set by
+# the spikes, about $0.9\, C^2$ here), and the move of $-C$ wins. In the printout, "x after $t$
+# steps" is `xs[t]`, the point the plot shows at $t + 1$.
 
 
 # %% figure="notebook1-adam-amsgrad"
@@ -1893,19 +1897,24 @@ for name, xs in (("Adam", adam_x), ("AMSGrad", ams_x)):
     )
 
 # %% [markdown]
-# Adam climbs to the boundary $+1$, the point with the largest total loss, and stays there; AMSGrad
-# goes to the optimum $-1$. The right panel is the erratum made visible: Adam's effective step
-# size falls at each step with gradient $C$ and grows back over the next two, by a factor of
-# about $C$ (its $v$ forgets $C^2$ at a rate $\beta_2 = 0.1$ a step); AMSGrad's stays at the level
-# the first spike set. (The last figures printed are the average loss per step near the end:
-# $+1/3$ per step at $x = +1$, $-1/3$ at $x = -1$.)
+# Adam climbs to the boundary $+1$, the point with the largest total loss, and stays near it (each
+# spike pulls it a little off); AMSGrad goes to the optimum $-1$. The right panel is the erratum
+# made visible: Adam's effective step size falls at each step with gradient $C$ and grows back
+# over the next two, by a factor of nearly $C$ (2.8 here: its $v$ keeps only $\beta_2 = 0.1$ of
+# itself each step); AMSGrad's stays at the level the first spike set. (The last figures printed
+# are the average loss per step near the end: $+1/3$ per step at $x = +1$, $-1/3$ at $x = -1$.)
 #
 # **In the toolkit.** `--set optimizer=adam` or `optimizer=amsgrad` (with `beta1`, `beta2`,
 # `epsilon`; defaults 0.9, 0.999 and 1e-8) trains with these updates in every engine, after the
-# same global-norm clipping as SGD, and with the learning-rate schedule of (g) as $\alpha$. The
+# same global-norm clipping as SGD, and with the learning-rate schedule of (g) as $\alpha$ (from
+# the config's `learning_rate`, which for Adam wants to be far below SGD's 1: for example
+# `--set learning_rate=0.002`). The
 # update adds what the analysis leaves out and practice keeps: the bias corrections
 # $1 - \beta_1^t$ and $1 - \beta_2^t$ of Kingma & Ba's Adam (the averages start at zero) and an
-# $\epsilon$ beside the square root. It is `torch.optim.Adam` with `amsgrad` off or on, and it
+# $\epsilon$ added outside the square root, $\theta \leftarrow \theta - \alpha\,
+# \frac{m / (1 - \beta_1^t)}{\sqrt{v / (1 - \beta_2^t)} + \epsilon}$. The update is dense: an
+# embedding row the batch did not use still moves by its decaying $m$, unlike SGD's update of (g).
+# It is `torch.optim.Adam` with `amsgrad` off or on, and it
 # is written once, in `ptb_lstm/optim.py`, for the NumPy engines; the TensorFlow and PyTorch
 # engines write the same operations in the same order (Keras' own `Adam` places $\epsilon$
 # elsewhere, so they do not use it), and the tests hold every engine to the reference engine
