@@ -54,7 +54,7 @@ def sgemm_gflops(size: int = 2048, repeats: int = 7) -> float:
     b = rng.standard_normal((size, size), dtype=np.float32)
     a @ b
     best = min(_timed(lambda: a @ b) for _ in range(repeats))
-    return 2 * size ** 3 / best / 1e9
+    return 2 * size**3 / best / 1e9
 
 
 def _timed(fn) -> float:
@@ -97,9 +97,13 @@ class TFFunctionTimer:
         self._train, self._eval = train_step, eval_step
         rng = np.random.default_rng(0)
         shape = (config.batch_size, config.num_steps)
-        self.batches = [(tf.constant(rng.integers(0, vocab_size, shape), tf.int32),
-                         tf.constant(rng.integers(0, vocab_size, shape), tf.int32))
-                        for _ in range(8)]
+        self.batches = [
+            (
+                tf.constant(rng.integers(0, vocab_size, shape), tf.int32),
+                tf.constant(rng.integers(0, vocab_size, shape), tf.int32),
+            )
+            for _ in range(8)
+        ]
         self.done = 0
 
     def _run(self, step, count):
@@ -132,8 +136,10 @@ def interleaved(timers: dict, steps: int, rounds: int = 5, warmup: int = 5) -> d
         for name, timer in timers.items():
             times[name]["train"] += timer.train(per_round)
             times[name]["eval"] += timer.eval(per_round)
-    return {name: {kind: 1000 * statistics.median(values) for kind, values in t.items()}
-            for name, t in times.items()}
+    return {
+        name: {kind: 1000 * statistics.median(values) for kind, values in t.items()}
+        for name, t in times.items()
+    }
 
 
 def peak_memory_mb(config_name: str, engine: str = "numpy", steps: int = 20) -> dict:
@@ -149,9 +155,11 @@ def peak_memory_mb(config_name: str, engine: str = "numpy", steps: int = 20) -> 
         "            return int(line.split()[1]) / 1024\n"
         "base = hwm()\n"
         f"bench({engine!r}, PRESETS[{config_name!r}], steps={steps}, warmup=0)\n"
-        "print(json.dumps({'base_mb': base, 'peak_mb': hwm()}))\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True)
+        "print(json.dumps({'base_mb': base, 'peak_mb': hwm()}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -164,16 +172,22 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__}
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }
     try:
         from threadpoolctl import threadpool_info
 
         blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
         if blas:
-            info["blas"] = (f"{blas[0].get('internal_api')} {blas[0].get('version')} "
-                            f"({blas[0].get('architecture')}, {blas[0].get('num_threads')} "
-                            "threads)")
+            info["blas"] = (
+                f"{blas[0].get('internal_api')} {blas[0].get('version')} "
+                f"({blas[0].get('architecture')}, {blas[0].get('num_threads')} "
+                "threads)"
+            )
     except ImportError:
         pass
     from importlib.metadata import PackageNotFoundError, version
@@ -195,8 +209,10 @@ def main() -> int:
     small = PRESETS["small"]
     started = time.time()
     lines = []
-    record: dict = {"measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                    "steps": args.steps}
+    record: dict = {
+        "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "steps": args.steps,
+    }
 
     def out(text: str = "") -> None:
         print(text, flush=True)
@@ -206,14 +222,20 @@ def main() -> int:
     rate = sgemm_gflops()
     flops = step_flops(small)
     floor = 1000 * flops / (rate * 1e9)
-    record.update(machine=host, sgemm_gflops=rate, small_step_gflop=flops / 1e9,
-                  small_floor_ms=floor)
-    out(f"Machine: {host['cpu']}, {host['cores']} cores; Python {host['python']}, "
-        f"NumPy {host['numpy']}" + (f", {host['blas']}" if "blas" in host else "")
+    record.update(
+        machine=host, sgemm_gflops=rate, small_step_gflop=flops / 1e9, small_floor_ms=floor
+    )
+    out(
+        f"Machine: {host['cpu']}, {host['cores']} cores; Python {host['python']}, "
+        f"NumPy {host['numpy']}"
+        + (f", {host['blas']}" if "blas" in host else "")
         + (f", TensorFlow {host['tensorflow']}" if "tensorflow" in host else "")
-        + (f", PyTorch {host['torch']}" if "torch" in host else ""))
-    out(f"SGEMM rate (2048^3, float32, best of 7): {rate:.0f} GFLOP/s. One small-config training "
-        f"step is {flops / 1e9:.2f} GFLOP of matrix products, so the floor is {floor:.1f} ms.")
+        + (f", PyTorch {host['torch']}" if "torch" in host else "")
+    )
+    out(
+        f"SGEMM rate (2048^3, float32, best of 7): {rate:.0f} GFLOP/s. One small-config training "
+        f"step is {flops / 1e9:.2f} GFLOP of matrix products, so the floor is {floor:.1f} ms."
+    )
     out()
 
     timers: dict = {}
@@ -226,46 +248,69 @@ def main() -> int:
         timers["tf.function (same TF maths, reference)"] = TFFunctionTimer(small)
     medians = interleaved(timers, args.steps)
     rows = [(name, m["train"], m["eval"]) for name, m in medians.items()]
-    record["small"] = [{"engine": name, "train_ms_per_step": train_ms, "eval_ms_per_step": eval_ms,
-                        "x_floor": train_ms / floor} for name, train_ms, eval_ms in rows]
+    record["small"] = [
+        {
+            "engine": name,
+            "train_ms_per_step": train_ms,
+            "eval_ms_per_step": eval_ms,
+            "x_floor": train_ms / floor,
+        }
+        for name, train_ms, eval_ms in rows
+    ]
     torch_ms = medians["torch"]["train"] if "torch" in medians else None
-    out(f"Small config (batch 20 x 20 steps, hidden 200, vocabulary 10,000), float32, on the "
-        f"CPU; median of {args.steps} steps per entry, taken in 5 interleaved rounds:")
+    out(
+        f"Small config (batch 20 x 20 steps, hidden 200, vocabulary 10,000), float32, on the "
+        f"CPU; median of {args.steps} steps per entry, taken in 5 interleaved rounds:"
+    )
     out()
     out("| engine | train ms/step | x floor | x torch | eval ms/step | 13 epochs (est.) |")
     out("|---|---:|---:|---:|---:|---:|")
     for name, train_ms, eval_ms in rows:
         vs_torch = f"{train_ms / torch_ms:.2f}" if torch_ms else "–"
         epochs = full_training_seconds(small, train_ms / 1000, eval_ms / 1000) / 60
-        out(f"| {name} | {train_ms:.1f} | {train_ms / floor:.2f} | {vs_torch} | {eval_ms:.1f} "
-            f"| {epochs:.0f} min |")
-    out(f"| floor ({flops / 1e9:.2f} GFLOP at {rate:.0f} GFLOP/s) | {floor:.1f} | 1.00 | "
-        f"{floor / torch_ms:.2f} | | |" if torch_ms else
-        f"| floor ({flops / 1e9:.2f} GFLOP at {rate:.0f} GFLOP/s) | {floor:.1f} | 1.00 | – | | |")
+        out(
+            f"| {name} | {train_ms:.1f} | {train_ms / floor:.2f} | {vs_torch} | {eval_ms:.1f} "
+            f"| {epochs:.0f} min |"
+        )
+    floor_vs_torch = f"{floor / torch_ms:.2f}" if torch_ms else "–"
+    out(
+        f"| floor ({flops / 1e9:.2f} GFLOP at {rate:.0f} GFLOP/s) | {floor:.1f} | 1.00 | "
+        f"{floor_vs_torch} | | |"
+    )
 
     if not args.quick:
         out()
-        out("NumPy engine, how the cost grows from the small config (float32, num_steps 20, "
-            "median of 10 steps; floor at the SGEMM rate above):")
+        out(
+            "NumPy engine, how the cost grows from the small config (float32, num_steps 20, "
+            "median of 10 steps; floor at the SGEMM rate above):"
+        )
         out()
         out("| hidden | batch | steps | GFLOP/step | train ms/step | x floor | eval ms/step |")
         out("|---:|---:|---:|---:|---:|---:|---:|")
-        for hidden, batch in ((200, 20), (650, 20), (1500, 20), (200, 10), (200, 40),
-                              (200, 80)):
+        for hidden, batch in ((200, 20), (650, 20), (1500, 20), (200, 10), (200, 40), (200, 80)):
             config = small.replace(hidden_size=hidden, batch_size=batch)
             r = bench("numpy", config, steps=10, warmup=2)
             f = step_flops(config)
             record.setdefault("numpy_scaling", []).append(
-                {"hidden_size": hidden, "batch_size": batch, "gflop": f / 1e9,
-                 "train_ms_per_step": r.train_ms_per_step,
-                 "eval_ms_per_step": r.eval_ms_per_step})
-            out(f"| {hidden} | {batch} | {config.num_steps} | {f / 1e9:.1f} | "
+                {
+                    "hidden_size": hidden,
+                    "batch_size": batch,
+                    "gflop": f / 1e9,
+                    "train_ms_per_step": r.train_ms_per_step,
+                    "eval_ms_per_step": r.eval_ms_per_step,
+                }
+            )
+            out(
+                f"| {hidden} | {batch} | {config.num_steps} | {f / 1e9:.1f} | "
                 f"{r.train_ms_per_step:.1f} | "
                 f"{r.train_ms_per_step / (1000 * f / (rate * 1e9)):.2f} | "
-                f"{r.eval_ms_per_step:.1f} |")
+                f"{r.eval_ms_per_step:.1f} |"
+            )
         out()
-        out("Peak resident memory of a fresh process running 20 NumPy training steps of each "
-            "preset (float32, random batches, vocabulary 10,000):")
+        out(
+            "Peak resident memory of a fresh process running 20 NumPy training steps of each "
+            "preset (float32, random batches, vocabulary 10,000):"
+        )
         out()
         out("| config | parameters | before the model | peak |")
         out("|---|---:|---:|---:|")
@@ -275,17 +320,21 @@ def main() -> int:
             memory = peak_memory_mb(name)
             count = count_params(init_params(PRESETS[name], 10_000))
             record.setdefault("peak_memory_mb", {})[name] = memory
-            out(f"| {name} | {count / 1e6:.1f} M | {memory['base_mb']:.0f} MB | "
-                f"{memory['peak_mb']:.0f} MB |")
+            out(
+                f"| {name} | {count / 1e6:.1f} M | {memory['base_mb']:.0f} MB | "
+                f"{memory['peak_mb']:.0f} MB |"
+            )
     out()
     out(f"(`make bench`, {time.strftime('%Y-%m-%d')}, {time.time() - started:.0f} s)")
 
     if not args.no_write:
-        header = ("<!-- Generated by `make bench`: do not edit by hand, rerun the command. -->\n"
-                  "# Benchmark: every installed engine on this machine\n\n"
-                  "Written by `make bench` (benchmarks/bench.py); the numbers are also in "
-                  "[results/bench.json](results/bench.json). What they mean: "
-                  "[performance.md](performance.md).\n\n")
+        header = (
+            "<!-- Generated by `make bench`: do not edit by hand, rerun the command. -->\n"
+            "# Benchmark: every installed engine on this machine\n\n"
+            "Written by `make bench` (benchmarks/bench.py); the numbers are also in "
+            "[results/bench.json](results/bench.json). What they mean: "
+            "[performance.md](performance.md).\n\n"
+        )
         _write(PAGE, header + "\n".join(lines) + "\n")
         _write(NUMBERS, json.dumps(record, indent=1) + "\n")
         print(f"\nwrote {PAGE.relative_to(ROOT)} and {NUMBERS.relative_to(ROOT)}")

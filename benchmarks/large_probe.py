@@ -43,16 +43,30 @@ def installed(name: str) -> bool:
     return True
 
 
-def probe(engine: str, steps: int, folder: Path, data_dir: str | None,
-          config_name: str = "large") -> dict:
+def probe(
+    engine: str, steps: int, folder: Path, data_dir: str | None, config_name: str = "large"
+) -> dict:
     out = folder / engine
-    command = [sys.executable, "-m", "ptb_lstm", "train", "--config", config_name, "--engine",
-               engine, "--max-steps", str(steps), "--log-every", "10", "--out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "ptb_lstm",
+        "train",
+        "--config",
+        config_name,
+        "--engine",
+        engine,
+        "--max-steps",
+        str(steps),
+        "--log-every",
+        "10",
+        "--out",
+        str(out),
+    ]
     if data_dir:
         command += ["--data-dir", data_dir]
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
@@ -71,23 +85,39 @@ def probe(engine: str, steps: int, folder: Path, data_dir: str | None,
     train_steps = num_batches(PTB_TOKENS["train"], *size)
     eval_steps = num_batches(PTB_TOKENS["valid"], *size) + num_batches(PTB_TOKENS["test"], *size)
     eval_ms = 1000 * eval_seconds / eval_steps
-    hours = (config.epochs * (train_steps * ms_per_step
-                              + num_batches(PTB_TOKENS["valid"], *size) * eval_ms)
-             + num_batches(PTB_TOKENS["test"], *size) * eval_ms) / 3.6e6
-    return {"engine": engine, "steps": steps, "train_ms_per_step": ms_per_step,
-            "eval_ms_per_step": eval_ms, "peak_rss_gib": usage.ru_maxrss / 2**20,
-            "full_run_hours": hours, "wall_seconds": wall,
-            "train_perplexity": partial["train_perplexity"]}
+    hours = (
+        config.epochs
+        * (train_steps * ms_per_step + num_batches(PTB_TOKENS["valid"], *size) * eval_ms)
+        + num_batches(PTB_TOKENS["test"], *size) * eval_ms
+    ) / 3.6e6
+    return {
+        "engine": engine,
+        "steps": steps,
+        "train_ms_per_step": ms_per_step,
+        "eval_ms_per_step": eval_ms,
+        "peak_rss_gib": usage.ru_maxrss / 2**20,
+        "full_run_hours": hours,
+        "wall_seconds": wall,
+        "train_perplexity": partial["train_perplexity"],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--engine", action="append", choices=ENGINES,
-                        help="engine to probe (repeatable; default: every installed engine)")
+    parser.add_argument(
+        "--engine",
+        action="append",
+        choices=ENGINES,
+        help="engine to probe (repeatable; default: every installed engine)",
+    )
     parser.add_argument("--steps", type=int, default=200, help="training steps (default: 200)")
     parser.add_argument("--data-dir", help="PTB folder (default: ptb-lstm's own search)")
-    parser.add_argument("--config", default="large", choices=sorted(PRESETS),
-                        help="the preset to probe (default: large)")
+    parser.add_argument(
+        "--config",
+        default="large",
+        choices=sorted(PRESETS),
+        help="the preset to probe (default: large)",
+    )
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args()
     engines = args.engine or [e for e in ENGINES if installed(e)]
@@ -100,16 +130,22 @@ def main() -> None:
         print(json.dumps(rows))
         return
     config = PRESETS[args.config]
-    print(f"{args.config} config ({config.num_layers} x {config.hidden_size} units, batch "
-          f"{config.batch_size} x {config.num_steps}, dropout {config.dropout:g}, "
-          f"{config.epochs} epochs), float32, {args.steps} training steps per engine on PTB, "
-          f"measured {time.strftime('%Y-%m-%d')}")
-    print(f"{'engine':<16} {'train ms/step':>13} {'eval ms/step':>12} {'peak RSS GiB':>12} "
-          f"{'full run (h)':>12} {'train ppl':>9}")
+    print(
+        f"{args.config} config ({config.num_layers} x {config.hidden_size} units, batch "
+        f"{config.batch_size} x {config.num_steps}, dropout {config.dropout:g}, "
+        f"{config.epochs} epochs), float32, {args.steps} training steps per engine on PTB, "
+        f"measured {time.strftime('%Y-%m-%d')}"
+    )
+    print(
+        f"{'engine':<16} {'train ms/step':>13} {'eval ms/step':>12} {'peak RSS GiB':>12} "
+        f"{'full run (h)':>12} {'train ppl':>9}"
+    )
     for r in rows:
-        print(f"{r['engine']:<16} {r['train_ms_per_step']:>13.0f} {r['eval_ms_per_step']:>12.0f} "
-              f"{r['peak_rss_gib']:>12.2f} {r['full_run_hours']:>12.1f} "
-              f"{r['train_perplexity']:>9.1f}")
+        print(
+            f"{r['engine']:<16} {r['train_ms_per_step']:>13.0f} {r['eval_ms_per_step']:>12.0f} "
+            f"{r['peak_rss_gib']:>12.2f} {r['full_run_hours']:>12.1f} "
+            f"{r['train_perplexity']:>9.1f}"
+        )
 
 
 if __name__ == "__main__":

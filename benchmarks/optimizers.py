@@ -38,16 +38,20 @@ from reproduce import machine, public_config
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIMIZERS = ("sgd", "adam", "amsgrad")
-RATES = {"sgd": (0.5, 1.0, 2.0), "adam": (0.0005, 0.001, 0.002, 0.004),
-         "amsgrad": (0.0005, 0.001, 0.002, 0.004)}
+RATES = {
+    "sgd": (0.5, 1.0, 2.0),
+    "adam": (0.0005, 0.001, 0.002, 0.004),
+    "amsgrad": (0.0005, 0.001, 0.002, 0.004),
+}
 
 
 def records(run: Path) -> list[dict]:
     path = run / "metrics.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 def checkpoint_progress(run: Path) -> dict:
@@ -95,40 +99,69 @@ def sweep(config: str, engine: str, steps: int, runs: Path) -> dict:
             run = runs / "sweep" / f"{optimizer}-lr{rate_name(rate)}"
             progress = checkpoint_progress(run) if (run / "model.npz").is_file() else {}
             done = int(progress.get("step", 0)) >= steps or bool(progress.get("finished"))
-            train(run, ["--config", config, "--engine", engine, "--set",
-                        f"optimizer={optimizer}", "--set", f"learning_rate={rate!r}",
-                        "--log-every", str(max(1, steps // 10))],
-                  done, stop=["--max-steps", str(steps)])
+            train(
+                run,
+                [
+                    "--config",
+                    config,
+                    "--engine",
+                    engine,
+                    "--set",
+                    f"optimizer={optimizer}",
+                    "--set",
+                    f"learning_rate={rate!r}",
+                    "--log-every",
+                    str(max(1, steps // 10)),
+                ],
+                done,
+                stop=["--max-steps", str(steps)],
+            )
             # The trainer evaluates the valid split when --max-steps stops it (and after
             # every epoch, for a config shorter than the sweep).
-            evaluated = [r for r in records(run) if r.get("event") in ("partial_epoch", "epoch")
-                         and r["step"] <= steps]
+            evaluated = [
+                r
+                for r in records(run)
+                if r.get("event") in ("partial_epoch", "epoch") and r["step"] <= steps
+            ]
             if not evaluated:
                 sys.exit(f"optimizers: {run} has no valid perplexity by step {steps}")
-            rows.append({"optimizer": optimizer, "learning_rate": rate,
-                         "steps": evaluated[-1]["step"],
-                         "valid_perplexity": evaluated[-1]["valid_perplexity"]})
+            rows.append(
+                {
+                    "optimizer": optimizer,
+                    "learning_rate": rate,
+                    "steps": evaluated[-1]["step"],
+                    "valid_perplexity": evaluated[-1]["valid_perplexity"],
+                }
+            )
     chosen = {}
     for optimizer in OPTIMIZERS:
         mine = [r for r in rows if r["optimizer"] == optimizer]
         best = min(mine, key=lambda r: (r["valid_perplexity"], r["learning_rate"]))
         chosen[optimizer] = best["learning_rate"]
-    return {"config": config, "engine": engine, "steps": steps, "rule": "lowest valid "
-            "perplexity after the sweep's steps; the smaller rate on a tie", "candidates": rows,
-            "chosen": chosen}
+    return {
+        "config": config,
+        "engine": engine,
+        "steps": steps,
+        "rule": "lowest valid perplexity after the sweep's steps; the smaller rate on a tie",
+        "candidates": rows,
+        "chosen": chosen,
+    }
 
 
 def summary(run: Path, optimizer: str, rate: float) -> dict:
     rows = records(run)
     epochs = [r for r in rows if r.get("event") == "epoch"]
     test = [r for r in rows if r.get("event") == "test"]
-    return {"optimizer": optimizer, "learning_rate": rate, "epochs": len(epochs),
-            "train_perplexity": epochs[-1]["train_perplexity"] if epochs else None,
-            "valid_perplexity": epochs[-1]["valid_perplexity"] if epochs else None,
-            "best_valid_perplexity": min(r["valid_perplexity"] for r in epochs) if epochs
-            else None,
-            "test_perplexity": test[-1]["test_perplexity"] if test else None,
-            "run_time": (test or epochs or [{}])[-1].get("run_time")}
+    return {
+        "optimizer": optimizer,
+        "learning_rate": rate,
+        "epochs": len(epochs),
+        "train_perplexity": epochs[-1]["train_perplexity"] if epochs else None,
+        "valid_perplexity": epochs[-1]["valid_perplexity"] if epochs else None,
+        "best_valid_perplexity": min(r["valid_perplexity"] for r in epochs) if epochs else None,
+        "test_perplexity": test[-1]["test_perplexity"] if test else None,
+        "run_time": (test or epochs or [{}])[-1].get("run_time"),
+    }
 
 
 def publish(run: Path, target: Path) -> None:
@@ -141,8 +174,9 @@ def publish(run: Path, target: Path) -> None:
         shown = str(run.resolve().relative_to(REPO))
     except ValueError:
         shown = f"runs/optimizers/{run.name}"
-    info["command"] = " ".join(shown if word == str(run) else word
-                               for word in info.get("command", "").split(" "))
+    info["command"] = " ".join(
+        shown if word == str(run) else word for word in info.get("command", "").split(" ")
+    )
     (target / "config.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     shutil.copyfile(run / "metrics.jsonl", target / "metrics.jsonl")
 
@@ -156,8 +190,13 @@ def figure(runs: dict[str, Path], rates: dict, path: Path, config: str) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     for optimizer, run in runs.items():
         epochs = [r for r in records(run) if r.get("event") == "epoch"]
-        ax.plot([r["epoch"] for r in epochs], [r["valid_perplexity"] for r in epochs],
-                marker="o", ms=3, label=f"{optimizer}, learning rate {rate_name(rates[optimizer])}")
+        ax.plot(
+            [r["epoch"] for r in epochs],
+            [r["valid_perplexity"] for r in epochs],
+            marker="o",
+            ms=3,
+            label=f"{optimizer}, learning rate {rate_name(rates[optimizer])}",
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel("valid perplexity")
     ax.set_yscale("log")
@@ -178,17 +217,35 @@ def main() -> None:
     parser.add_argument("--config", default="small", help="preset or TOML file (default: small)")
     parser.add_argument("--engine", default="numpy", help="engine of every run (default: numpy)")
     parser.add_argument("--data-dir", help="PTB's folder (default: where ptb-lstm finds it)")
-    parser.add_argument("--sweep-steps", type=int, default=1000,
-                        help="training steps of each sweep candidate (default: 1000)")
+    parser.add_argument(
+        "--sweep-steps",
+        type=int,
+        default=1000,
+        help="training steps of each sweep candidate (default: 1000)",
+    )
     parser.add_argument("--sweep-only", action="store_true", help="stop after the sweep")
-    parser.add_argument("--rates", action="append", default=[], metavar="OPTIMIZER=R,R,...",
-                        help="replace an optimizer's candidate learning rates (repeatable)")
-    parser.add_argument("--runs", type=Path, default=REPO / "runs" / "optimizers",
-                        help="folder of the run folders (default: runs/optimizers)")
-    parser.add_argument("--results", type=Path, default=REPO / "docs" / "results" / "optimizers",
-                        help="where the JSON and metrics are published")
-    parser.add_argument("--figure", type=Path,
-                        default=REPO / "docs" / "figures" / "results-optimizers.png")
+    parser.add_argument(
+        "--rates",
+        action="append",
+        default=[],
+        metavar="OPTIMIZER=R,R,...",
+        help="replace an optimizer's candidate learning rates (repeatable)",
+    )
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        default=REPO / "runs" / "optimizers",
+        help="folder of the run folders (default: runs/optimizers)",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=REPO / "docs" / "results" / "optimizers",
+        help="where the JSON and metrics are published",
+    )
+    parser.add_argument(
+        "--figure", type=Path, default=REPO / "docs" / "figures" / "results-optimizers.png"
+    )
     args = parser.parse_args()
     if args.sweep_steps < 1:
         sys.exit("optimizers: --sweep-steps must be at least 1")
@@ -199,40 +256,55 @@ def main() -> None:
         except ValueError:
             sys.exit(f"optimizers: --rates {given}: expected OPTIMIZER=R,R,... with numbers")
         if optimizer not in OPTIMIZERS or not all(r > 0 for r in RATES[optimizer]):
-            sys.exit(f"optimizers: --rates {given}: the optimizer is one of "
-                     f"{', '.join(OPTIMIZERS)}, the rates are > 0")
+            sys.exit(
+                f"optimizers: --rates {given}: the optimizer is one of "
+                f"{', '.join(OPTIMIZERS)}, the rates are > 0"
+            )
     if args.data_dir:
         DATA[:] = ["--data-dir", args.data_dir]
     chosen = sweep(args.config, args.engine, args.sweep_steps, args.runs)
     args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "sweep.json").write_text(json.dumps(chosen, indent=2) + "\n",
-                                             encoding="utf-8")
+    (args.results / "sweep.json").write_text(json.dumps(chosen, indent=2) + "\n", encoding="utf-8")
     print("\nsweep: valid perplexity after", args.sweep_steps, "steps")
     for row in chosen["candidates"]:
         mark = " <-" if chosen["chosen"][row["optimizer"]] == row["learning_rate"] else ""
-        print(f"  {row['optimizer']:<8} lr {rate_name(row['learning_rate']):<7} "
-              f"{row['valid_perplexity']:10.2f}{mark}")
+        print(
+            f"  {row['optimizer']:<8} lr {rate_name(row['learning_rate']):<7} "
+            f"{row['valid_perplexity']:10.2f}{mark}"
+        )
     if args.sweep_only:
         return
     rates = chosen["chosen"]
     runs = {optimizer: args.runs / optimizer for optimizer in OPTIMIZERS}
     for optimizer, run in runs.items():
         done = (run / "model.npz").is_file() and bool(checkpoint_progress(run).get("finished"))
-        train(run, ["--config", args.config, "--engine", args.engine, "--set",
-                    f"optimizer={optimizer}", "--set",
-                    f"learning_rate={rates[optimizer]!r}"], done)
+        train(
+            run,
+            [
+                "--config",
+                args.config,
+                "--engine",
+                args.engine,
+                "--set",
+                f"optimizer={optimizer}",
+                "--set",
+                f"learning_rate={rates[optimizer]!r}",
+            ],
+            done,
+        )
         publish(run, args.results / optimizer)
     rows = [summary(runs[o], o, rates[o]) for o in OPTIMIZERS]
-    (args.results / "summary.json").write_text(json.dumps(rows, indent=2) + "\n",
-                                               encoding="utf-8")
+    (args.results / "summary.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     figure(runs, rates, args.figure, args.config)
     print("\n| optimizer | learning rate | train | valid | best valid | test | run time |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         minutes = f"{r['run_time'] / 60:.0f} min" if r["run_time"] else "–"
-        print(f"| {r['optimizer']} | {rate_name(r['learning_rate'])} | "
-              f"{r['train_perplexity']:.2f} | {r['valid_perplexity']:.2f} | "
-              f"{r['best_valid_perplexity']:.2f} | {r['test_perplexity']:.2f} | {minutes} |")
+        print(
+            f"| {r['optimizer']} | {rate_name(r['learning_rate'])} | "
+            f"{r['train_perplexity']:.2f} | {r['valid_perplexity']:.2f} | "
+            f"{r['best_valid_perplexity']:.2f} | {r['test_perplexity']:.2f} | {minutes} |"
+        )
 
 
 if __name__ == "__main__":

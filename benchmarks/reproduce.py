@@ -52,12 +52,36 @@ MAX_SPREAD = 0.02
 PUBLISHED = [
     ("Zaremba et al. 2015, Table 1", "", "", "", "120.7", "114.5", "", ""),
     ("TensorFlow PTB tutorial (ptb_word_lm)", "", "", "37.99", "121.39", "", "", "115.91"),
-    ("the series: NumPy, float64", "one CPU", "about 10 h", "34.69", "122.08", "116.42",
-     "121.71", "116.30"),
-    ("the series: TF 1.12 eager, cuDNN LSTM", "Colab GPU", "8 min 58 s", "43.98", "119.41",
-     "113.64", "", ""),
-    ("the series: TF 1.12 graph, cuDNN LSTM", "Colab GPU", "6 min 48 s", "43.80", "120.42",
-     "114.29", "", ""),
+    (
+        "the series: NumPy, float64",
+        "one CPU",
+        "about 10 h",
+        "34.69",
+        "122.08",
+        "116.42",
+        "121.71",
+        "116.30",
+    ),
+    (
+        "the series: TF 1.12 eager, cuDNN LSTM",
+        "Colab GPU",
+        "8 min 58 s",
+        "43.98",
+        "119.41",
+        "113.64",
+        "",
+        "",
+    ),
+    (
+        "the series: TF 1.12 graph, cuDNN LSTM",
+        "Colab GPU",
+        "6 min 48 s",
+        "43.80",
+        "120.42",
+        "114.29",
+        "",
+        "",
+    ),
 ]
 
 
@@ -91,15 +115,39 @@ class Setup:
 
 SETUPS = {
     # Targets: the original series' worst small runs.
-    "small": Setup(SMALL_ENGINES, "docs/results", "results-curves.png", 122.5, 116.5,
-                   PUBLISHED, "the original series' worst runs", (120.7, 114.5)),
+    "small": Setup(
+        SMALL_ENGINES,
+        "docs/results",
+        "results-curves.png",
+        122.5,
+        116.5,
+        PUBLISHED,
+        "the original series' worst runs",
+        (120.7, 114.5),
+    ),
     # Targets: the paper's result plus 2%, at both batch shapes.
-    "medium": Setup(("numpy",), "docs/results/medium", "results-medium-curves.png", 88.0, 84.4,
-                    PUBLISHED_MEDIUM, "the paper's 86.2 / 82.7 plus 2%, at both batch shapes",
-                    (86.2, 82.7), per_epoch=True),
-    "large": Setup(("torch",), "docs/results/large", "results-large-curves.png", 83.8, 80.0,
-                   PUBLISHED_LARGE, "the paper's 82.2 / 78.4 plus 2%, at both batch shapes",
-                   (82.2, 78.4), per_epoch=True),
+    "medium": Setup(
+        ("numpy",),
+        "docs/results/medium",
+        "results-medium-curves.png",
+        88.0,
+        84.4,
+        PUBLISHED_MEDIUM,
+        "the paper's 86.2 / 82.7 plus 2%, at both batch shapes",
+        (86.2, 82.7),
+        per_epoch=True,
+    ),
+    "large": Setup(
+        ("torch",),
+        "docs/results/large",
+        "results-large-curves.png",
+        83.8,
+        80.0,
+        PUBLISHED_LARGE,
+        "the paper's 82.2 / 78.4 plus 2%, at both batch shapes",
+        (82.2, 78.4),
+        per_epoch=True,
+    ),
 }
 OVERVIEW = REPO / "docs" / "figures" / "valid-by-config.png"
 
@@ -109,8 +157,9 @@ def cli(*args: str, log: Path | None = None) -> str:
     command = [sys.executable, "-m", "ptb_lstm", *args]
     print("$ ptb-lstm " + " ".join(args), flush=True)
     lines = []
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          cwd=REPO, bufsize=1) as process:
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, bufsize=1
+    ) as process:
         sink = log.open("a", encoding="utf-8") if log else None
         for line in process.stdout:
             sys.stdout.write(line)
@@ -146,9 +195,11 @@ def train(engine: str, run: Path, data: list[str], config: str) -> None:
         if run.exists():  # a run that stopped before its first checkpoint: start it again
             stray = {p.name for p in run.iterdir()} - {"config.json", "metrics.jsonl"}
             if stray:
-                sys.exit(f"reproduce: {run} holds {', '.join(sorted(stray))} but no model.npz; "
-                         "it does not look like a run folder, so nothing in it is touched: "
-                         "give another folder")
+                sys.exit(
+                    f"reproduce: {run} holds {', '.join(sorted(stray))} but no model.npz; "
+                    "it does not look like a run folder, so nothing in it is touched: "
+                    "give another folder"
+                )
             for name in ("config.json", "metrics.jsonl"):
                 (run / name).unlink(missing_ok=True)
         run.parent.mkdir(parents=True, exist_ok=True)
@@ -159,8 +210,18 @@ def evaluate(engine: str, run: Path, data: list[str]) -> list[dict]:
     results = []
     for split, size in EVALUATIONS:
         shape = ["--batch-size", str(size), "--num-steps", str(size)] if size else []
-        out = cli("evaluate", "--checkpoint", str(run / "model.npz"), "--engine", engine,
-                  "--split", split, *shape, "--json", *data)
+        out = cli(
+            "evaluate",
+            "--checkpoint",
+            str(run / "model.npz"),
+            "--engine",
+            engine,
+            "--split",
+            split,
+            *shape,
+            "--json",
+            *data,
+        )
         results.append(json.loads(out.strip().splitlines()[-1]))
     return results
 
@@ -206,15 +267,17 @@ def publish(engine: str, run: Path, evaluations: list[dict] | None, results: Pat
     target.mkdir(parents=True, exist_ok=True)
     info = json.loads((run / "config.json").read_text(encoding="utf-8"))
     info.setdefault("machine", machine())
-    (target / "config.json").write_text(json.dumps(public_config(info), indent=2) + "\n",
-                                        encoding="utf-8")
+    (target / "config.json").write_text(
+        json.dumps(public_config(info), indent=2) + "\n", encoding="utf-8"
+    )
     shutil.copyfile(run / "metrics.jsonl", target / "metrics.jsonl")
     if evaluations is None:
         return
     for e in evaluations:
         e["checkpoint"] = f"{run.name}/model.npz"
-    (target / "evaluations.json").write_text(json.dumps(evaluations, indent=2) + "\n",
-                                             encoding="utf-8")
+    (target / "evaluations.json").write_text(
+        json.dumps(evaluations, indent=2) + "\n", encoding="utf-8"
+    )
 
 
 def machine() -> dict:
@@ -223,8 +286,9 @@ def machine() -> dict:
     from bench import machine as describe  # benchmarks/bench.py, beside this script
 
     host = describe()
-    return {key: host[key] for key in ("cpu", "cores", "python", "numpy", "tensorflow")
-            if key in host}
+    return {
+        key: host[key] for key in ("cpu", "cores", "python", "numpy", "tensorflow") if key in host
+    }
 
 
 def hardware(host: dict) -> str:
@@ -232,8 +296,9 @@ def hardware(host: dict) -> str:
 
 
 def software(host: dict) -> str:
-    return (f"Python {host.get('python', '?')}, NumPy {host.get('numpy', '?')}"
-            + (f", TensorFlow {host['tensorflow']}" if "tensorflow" in host else ""))
+    return f"Python {host.get('python', '?')}, NumPy {host.get('numpy', '?')}" + (
+        f", TensorFlow {host['tensorflow']}" if "tensorflow" in host else ""
+    )
 
 
 def finished_run(run) -> bool:
@@ -251,8 +316,11 @@ def wall_seconds(folder: Path) -> float:
     its last checkpoint, so steps trained twice count once)."""
     from ptb_lstm import runfiles
 
-    records = [r for r in runfiles.read_metrics(folder / "metrics.jsonl")
-               if isinstance(r.get("wall_time"), (int, float))]
+    records = [
+        r
+        for r in runfiles.read_metrics(folder / "metrics.jsonl")
+        if isinstance(r.get("wall_time"), (int, float))
+    ]
     if records and all(isinstance(r.get("run_time"), (int, float)) for r in records):
         return float(records[-1]["run_time"])
     total, last = 0.0, None
@@ -290,17 +358,28 @@ def summarize(results: Path) -> list[dict]:
                 eval_seconds = sum(e["seconds"] for e in published)
         ms = sorted(r["ms_per_step"] for r in run.epochs)
 
-        rows.append({
-            "engine": engine, "dtype": run.dtype, "command": run.info.get("command"),
-            "config": run.config,
-            "epochs": len(run.epochs), "train": run.epochs[-1]["train_perplexity"],
-            "valid": run.epochs[-1]["valid_perplexity"], "test": run.test,
-            "valid_1x1": evals.get(("valid", "1x1")), "test_1x1": evals.get(("test", "1x1")),
-            "valid_again": evals.get(("valid", "config")),
-            "test_again": evals.get(("test", "config")),
-            "wall": shown_wall_time(wall_seconds(folder)), "median_ms": ms[len(ms) // 2],
-            "fastest_ms": ms[0], "started": run.info.get("started", ""),
-            "eval_seconds": eval_seconds, "machine": run.info.get("machine") or {}})
+        rows.append(
+            {
+                "engine": engine,
+                "dtype": run.dtype,
+                "command": run.info.get("command"),
+                "config": run.config,
+                "epochs": len(run.epochs),
+                "train": run.epochs[-1]["train_perplexity"],
+                "valid": run.epochs[-1]["valid_perplexity"],
+                "test": run.test,
+                "valid_1x1": evals.get(("valid", "1x1")),
+                "test_1x1": evals.get(("test", "1x1")),
+                "valid_again": evals.get(("valid", "config")),
+                "test_again": evals.get(("test", "config")),
+                "wall": shown_wall_time(wall_seconds(folder)),
+                "median_ms": ms[len(ms) // 2],
+                "fastest_ms": ms[0],
+                "started": run.info.get("started", ""),
+                "eval_seconds": eval_seconds,
+                "machine": run.info.get("machine") or {},
+            }
+        )
     return rows
 
 
@@ -309,8 +388,9 @@ def table(rows: list[dict], setup: Setup) -> str:
         return "" if value is None else f"{value:.{digits}f}"
 
     c = rows[0]["config"]
-    hosts = sorted({f"{hardware(r['machine'])}; {software(r['machine'])}" for r in rows
-                    if r["machine"]})
+    hosts = sorted(
+        {f"{hardware(r['machine'])}; {software(r['machine'])}" for r in rows if r["machine"]}
+    )
     lines = [
         f"Machine{'s' if len(hosts) > 1 else ''}: {' and '.join(hosts) or 'not recorded'}. "
         f"Config: {c.get('num_layers')} layers of {c.get('hidden_size')} "
@@ -325,39 +405,66 @@ def table(rows: list[dict], setup: Setup) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| **ptb-lstm {r['engine']}** | "
-                     f"{hardware(r['machine']) if r['machine'] else ''} | "
-                     f"{r['wall']} | {f(r['train'])} | **{f(r['valid'])}** | "
-                     f"**{f(r['test'])}** | {f(r['valid_1x1'])} | {f(r['test_1x1'])} |")
+        lines.append(
+            f"| **ptb-lstm {r['engine']}** | "
+            f"{hardware(r['machine']) if r['machine'] else ''} | "
+            f"{r['wall']} | {f(r['train'])} | **{f(r['valid'])}** | "
+            f"**{f(r['test'])}** | {f(r['valid_1x1'])} | {f(r['test_1x1'])} |"
+        )
     for name, where, wall, *numbers in setup.published:
         lines.append(f"| {name} | {where} | {wall} | " + " | ".join(numbers) + " |")
-    lines += ["", f"Checks (targets: test <= {setup.max_test}, valid <= {setup.max_valid}, "
-              f"{setup.target_note}; engines within 2% of each other):", ""]
+    lines += [
+        "",
+        f"Checks (targets: test <= {setup.max_test}, valid <= {setup.max_valid}, "
+        f"{setup.target_note}; engines within 2% of each other):",
+        "",
+    ]
     for r in rows:
         valids = [v for v in (r["valid"], r["valid_1x1"]) if v is not None]
         tests = [v for v in (r["test"], r["test_1x1"]) if v is not None]
         ok = max(tests) <= setup.max_test and max(valids) <= setup.max_valid
-        again = [abs(r[f"{s}_again"] / r[s] - 1) for s in ("valid", "test")
-                 if r[f"{s}_again"] is not None]
-        check = (f"; evaluated again from model.npz at the training batch shape: largest "
-                 f"relative difference {max(again):.1e}") if again else ""
-        lines.append(f"- {r['engine']}: test {r['test']:.2f}, valid {r['valid']:.2f}: "
-                     f"{'within the targets' if ok else 'MISSES the targets'}{check}; "
-                     f"median epoch {r['median_ms']:.1f} ms/step (fastest {r['fastest_ms']:.1f})"
-                     + (f"; the {len(EVALUATIONS)} evaluations took {r['eval_seconds']:.0f} s"
-                        if r["eval_seconds"] is not None else ""))
+        again = [
+            abs(r[f"{s}_again"] / r[s] - 1)
+            for s in ("valid", "test")
+            if r[f"{s}_again"] is not None
+        ]
+        check = (
+            (
+                f"; evaluated again from model.npz at the training batch shape: largest "
+                f"relative difference {max(again):.1e}"
+            )
+            if again
+            else ""
+        )
+        lines.append(
+            f"- {r['engine']}: test {r['test']:.2f}, valid {r['valid']:.2f}: "
+            f"{'within the targets' if ok else 'MISSES the targets'}{check}; "
+            f"median epoch {r['median_ms']:.1f} ms/step (fastest {r['fastest_ms']:.1f})"
+            + (
+                f"; the {len(EVALUATIONS)} evaluations took {r['eval_seconds']:.0f} s"
+                if r["eval_seconds"] is not None
+                else ""
+            )
+        )
     if len(rows) > 1:
         for key in ("valid", "test", "valid_1x1", "test_1x1"):
             values = [r[key] for r in rows if r[key] is not None]
             if len(values) > 1:
                 spread = max(values) / min(values) - 1
-                lines.append(f"- spread of {key.replace('_', ' ')} across the engines: "
-                             f"{100 * spread:.2f}% ({'within' if spread <= MAX_SPREAD else 'over'}"
-                             f" 2%)")
+                lines.append(
+                    f"- spread of {key.replace('_', ' ')} across the engines: "
+                    f"{100 * spread:.2f}% ({'within' if spread <= MAX_SPREAD else 'over'}"
+                    f" 2%)"
+                )
         top = max(rows, key=lambda r: r["valid"])
-        lines.append(f"- highest valid: {top['engine']}, " + ", ".join(
-            f"{100 * (top['valid'] / r['valid'] - 1):.2f}% above {r['engine']}"
-            for r in rows if r is not top))
+        lines.append(
+            f"- highest valid: {top['engine']}, "
+            + ", ".join(
+                f"{100 * (top['valid'] / r['valid'] - 1):.2f}% above {r['engine']}"
+                for r in rows
+                if r is not top
+            )
+        )
     lines += ["", "Commands that made these runs (from each run's config.json):", ""]
     lines += [f"- {r['engine']}: `{r['command']}` (started {r['started']})" for r in rows]
     return "\n".join(lines)
@@ -375,28 +482,39 @@ def epoch_table(results: Path, max_valid: float) -> str:
             continue
         run = load_run(folder)
         total = run.config.get("epochs")
-        state = (f"finished, test {run.test:.2f}" if finished_run(run)
-                 else f"under way: {len(run.epochs)} of {total} epochs")
+        state = (
+            f"finished, test {run.test:.2f}"
+            if finished_run(run)
+            else f"under way: {len(run.epochs)} of {total} epochs"
+        )
         records = run.steps + run.epochs
         # The step count, not the wall time: a resumed run's clock starts again at 0.
         last = max(records, key=lambda r: r.get("step", 0)) if records else {}
-        lines += [f"{engine} ({state}; last logged step {last.get('step', 0):,}; "
-                  f"`{run.info.get('command')}`, started {run.info.get('started', '')}):", "",
-                  "| epoch | learning rate | train ppl | valid ppl | ms/step | epoch time |",
-                  "|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"{engine} ({state}; last logged step {last.get('step', 0):,}; "
+            f"`{run.info.get('command')}`, started {run.info.get('started', '')}):",
+            "",
+            "| epoch | learning rate | train ppl | valid ppl | ms/step | epoch time |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
         for r in run.epochs:
             minutes, seconds = divmod(round(r["epoch_time"]), 60)
             hours, minutes = divmod(minutes, 60)
             took = f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
-            lines.append(f"| {r['epoch']} | {r['lr']:.4g} | {r['train_perplexity']:.2f} | "
-                         f"{r['valid_perplexity']:.2f} | {r['ms_per_step']:.1f} | {took} |")
+            lines.append(
+                f"| {r['epoch']} | {r['lr']:.4g} | {r['train_perplexity']:.2f} | "
+                f"{r['valid_perplexity']:.2f} | {r['ms_per_step']:.1f} | {took} |"
+            )
         if run.epochs and not finished_run(run):
             best = min(run.epochs, key=lambda r: r["valid_perplexity"])
             reached = "reached" if best["valid_perplexity"] <= max_valid else "not reached yet"
-            lines += ["", f"Best valid perplexity so far: {best['valid_perplexity']:.2f} "
-                          f"(epoch {best['epoch']}), against the target of <= {max_valid:g} "
-                          f"at the training batch shape: {reached}. Test, and valid and "
-                          f"test at 1 x 1, are evaluated when the run has finished."]
+            lines += [
+                "",
+                f"Best valid perplexity so far: {best['valid_perplexity']:.2f} "
+                f"(epoch {best['epoch']}), against the target of <= {max_valid:g} "
+                f"at the training batch shape: {reached}. Test, and valid and "
+                f"test at 1 x 1, are evaluated when the run has finished.",
+            ]
         lines.append("")
     return "\n".join(lines)
 
@@ -408,19 +526,37 @@ def epoch_curves(results: Path, config: str, contrast: Path, figure: Path) -> No
     plt = _pyplot()
     from ptb_lstm.plot import load_run
 
-    runs = [(f"{config} {e}", load_run(results / e)) for e in ENGINES
-            if (results / e / "metrics.jsonl").is_file()]
+    runs = [
+        (f"{config} {e}", load_run(results / e))
+        for e in ENGINES
+        if (results / e / "metrics.jsonl").is_file()
+    ]
     if (contrast / "metrics.jsonl").is_file():
         runs.append(("small numpy (no dropout)", load_run(contrast)))
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for (label, run), color in zip(runs, ("C0", "C1", "C2", "C3", "C4"), strict=False):
         epochs = [r["epoch"] for r in run.epochs]
-        ax.plot(epochs, [r["train_perplexity"] for r in run.epochs], "--", color=color,
-                label=f"{label}: train")
-        ax.plot(epochs, [r["valid_perplexity"] for r in run.epochs], "-o", ms=3,
-                color=color, label=f"{label}: valid")
-    ax.set(xlabel="epoch", ylabel="perplexity (log scale)", yscale="log",
-           title="train and valid perplexity per epoch")
+        ax.plot(
+            epochs,
+            [r["train_perplexity"] for r in run.epochs],
+            "--",
+            color=color,
+            label=f"{label}: train",
+        )
+        ax.plot(
+            epochs,
+            [r["valid_perplexity"] for r in run.epochs],
+            "-o",
+            ms=3,
+            color=color,
+            label=f"{label}: valid",
+        )
+    ax.set(
+        xlabel="epoch",
+        ylabel="perplexity (log scale)",
+        yscale="log",
+        title="train and valid perplexity per epoch",
+    )
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     _save(fig, figure)
@@ -432,8 +568,11 @@ def overview(folders: dict[str, Path], figure: Path) -> bool:
     a finished epoch."""
     from ptb_lstm.plot import load_run
 
-    runs = {name: load_run(folder) for name, folder in folders.items()
-            if (folder / "metrics.jsonl").is_file()}
+    runs = {
+        name: load_run(folder)
+        for name, folder in folders.items()
+        if (folder / "metrics.jsonl").is_file()
+    }
     runs = {name: run for name, run in runs.items() if run.epochs}
     if not runs:
         return False
@@ -441,13 +580,23 @@ def overview(folders: dict[str, Path], figure: Path) -> bool:
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for (name, run), color in zip(runs.items(), ("C0", "C1", "C2"), strict=False):
         valid = [r["valid_perplexity"] for r in run.epochs]
-        ax.plot([r["epoch"] for r in run.epochs], valid, "-o", ms=2.5, color=color,
-                label=f"{name} ({run.engine}): {min(valid):.1f}")
+        ax.plot(
+            [r["epoch"] for r in run.epochs],
+            valid,
+            "-o",
+            ms=2.5,
+            color=color,
+            label=f"{name} ({run.engine}): {min(valid):.1f}",
+        )
         paper = SETUPS[name].paper[0] if name in SETUPS else None
         if paper:
             ax.axhline(paper, color=color, ls="--", lw=1, label=f"{name}, paper: {paper}")
-    ax.set(xlabel="epoch", ylabel="valid perplexity (log scale)", yscale="log",
-           title="valid perplexity by epoch, against the paper's final figures")
+    ax.set(
+        xlabel="epoch",
+        ylabel="valid perplexity (log scale)",
+        yscale="log",
+        title="valid perplexity by epoch, against the paper's final figures",
+    )
     from matplotlib.ticker import FormatStrFormatter
 
     ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
@@ -499,11 +648,14 @@ def collect(results: Path, doc: Path, figure: Path, setup: Setup, config: str) -
     rows = summarize(results)
     made = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     command = "make reproduce" + (f' ARGS="--config {config}"' if config != "small" else "")
-    parts = [f"<!-- Generated by `{command}` from {shown(results)}/: do not edit by hand, "
-             "rerun the command. -->",
-             f"# The {config} model: results", "",
-             f"Written by `{command}` on {made} from the runs published under "
-             f"`{shown(results)}/`.", ""]
+    parts = [
+        f"<!-- Generated by `{command}` from {shown(results)}/: do not edit by hand, "
+        "rerun the command. -->",
+        f"# The {config} model: results",
+        "",
+        f"Written by `{command}` on {made} from the runs published under `{shown(results)}/`.",
+        "",
+    ]
     if rows:
         parts += [table(rows, setup), ""]
     elif not setup.per_epoch:
@@ -514,9 +666,14 @@ def collect(results: Path, doc: Path, figure: Path, setup: Setup, config: str) -
             sys.exit(f"reproduce: no runs under {results}")
         parts += ["## Epoch by epoch", "", epochs]
     write_generated(doc, "\n".join(parts).rstrip() + "\n")
-    summary = {"config": config, "written": made, "command": command,
-               "targets": {"valid": setup.max_valid, "test": setup.max_test},
-               "paper": {"valid": setup.paper[0], "test": setup.paper[1]}, "runs": rows}
+    summary = {
+        "config": config,
+        "written": made,
+        "command": command,
+        "targets": {"valid": setup.max_valid, "test": setup.max_test},
+        "paper": {"valid": setup.paper[0], "test": setup.paper[1]},
+        "runs": rows,
+    }
     write_generated(doc.with_suffix(".json"), json.dumps(summary, indent=1) + "\n")
     if setup.per_epoch:
         epoch_curves(results, config, REPO / "docs" / "results" / "numpy", figure)
@@ -534,30 +691,57 @@ def published_runs() -> dict[str, Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--engine", action="append", choices=ENGINES,
-                        help="engine to run (repeatable; default: numpy, tf-eager and "
-                             "tf-graph for small, numpy for medium, torch for large)")
-    parser.add_argument("--run", action="append", default=[], metavar="ENGINE=DIR",
-                        help="use this run folder for ENGINE instead of runs/reproduce/ENGINE")
-    parser.add_argument("--config", default="small",
-                        help="config to train (default: small; medium and large are tabled "
-                             "epoch by epoch; any other config is tabled as small is)")
+    parser.add_argument(
+        "--engine",
+        action="append",
+        choices=ENGINES,
+        help="engine to run (repeatable; default: numpy, tf-eager and "
+        "tf-graph for small, numpy for medium, torch for large)",
+    )
+    parser.add_argument(
+        "--run",
+        action="append",
+        default=[],
+        metavar="ENGINE=DIR",
+        help="use this run folder for ENGINE instead of runs/reproduce/ENGINE",
+    )
+    parser.add_argument(
+        "--config",
+        default="small",
+        help="config to train (default: small; medium and large are tabled "
+        "epoch by epoch; any other config is tabled as small is)",
+    )
     parser.add_argument("--data-dir", help="PTB folder (default: ptb-lstm's own search)")
-    parser.add_argument("--results", help="where runs are published (default: docs/results "
-                                          "for small, docs/results/CONFIG otherwise)")
-    parser.add_argument("--doc", help="the generated page to write, with its .json beside it "
-                                      "(default: docs/results/CONFIG.md); with --results and "
-                                      "--figure elsewhere, a rerun leaves the published files "
-                                      "as they are")
-    parser.add_argument("--figure", help="the learning-curve figure (default: "
-                                         "docs/figures/results-curves.png, "
-                                         "results-medium-curves.png, results-large-curves.png)")
-    parser.add_argument("--collect-only", action="store_true",
-                        help="only rewrite the page, its JSON and the figures from --results")
-    parser.add_argument("--progress", action="store_true",
-                        help="publish the runs as they stand (config and metrics, training "
-                             "neither started nor continued, no evaluations), then rebuild: "
-                             "for a long run under way")
+    parser.add_argument(
+        "--results",
+        help="where runs are published (default: docs/results "
+        "for small, docs/results/CONFIG otherwise)",
+    )
+    parser.add_argument(
+        "--doc",
+        help="the generated page to write, with its .json beside it "
+        "(default: docs/results/CONFIG.md); with --results and "
+        "--figure elsewhere, a rerun leaves the published files "
+        "as they are",
+    )
+    parser.add_argument(
+        "--figure",
+        help="the learning-curve figure (default: "
+        "docs/figures/results-curves.png, "
+        "results-medium-curves.png, results-large-curves.png)",
+    )
+    parser.add_argument(
+        "--collect-only",
+        action="store_true",
+        help="only rewrite the page, its JSON and the figures from --results",
+    )
+    parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="publish the runs as they stand (config and metrics, training "
+        "neither started nor continued, no evaluations), then rebuild: "
+        "for a long run under way",
+    )
     args = parser.parse_args()
     setup = SETUPS.get(args.config, SETUPS["small"])
     results = Path(args.results) if args.results else REPO / setup.results
@@ -568,8 +752,10 @@ def main() -> None:
         for item in args.run:
             engine, _, folder = item.partition("=")
             if engine not in ENGINES or not folder:
-                sys.exit(f"reproduce: --run {item}: expected ENGINE=DIR with ENGINE one of "
-                         f"{', '.join(ENGINES)}")
+                sys.exit(
+                    f"reproduce: --run {item}: expected ENGINE=DIR with ENGINE one of "
+                    f"{', '.join(ENGINES)}"
+                )
             runs[engine] = Path(folder).resolve()
         data = ["--data-dir", args.data_dir] if args.data_dir else []
         for engine in args.engine or setup.engines:
@@ -582,9 +768,11 @@ def main() -> None:
             print(f"{engine}: done in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
     doc = Path(args.doc) if args.doc else REPO / "docs" / "results" / f"{args.config}.md"
     collect(results, doc, figure, setup, args.config)
-    if results.resolve() == (REPO / setup.results).resolve() and overview(published_runs(),
-                                                                          OVERVIEW):
+    if results.resolve() == (REPO / setup.results).resolve() and overview(
+        published_runs(), OVERVIEW
+    ):
         print(f"wrote {shown(OVERVIEW)}", flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -21,8 +21,9 @@ def ptb_candidates() -> list[Path]:
     into), then ../shared/data/ptb beside the repository."""
     from ptb_lstm.data import default_cache_dir
 
-    candidates = [Path(os.environ["PTB_DATA_DIR"]).expanduser()] \
-        if os.environ.get("PTB_DATA_DIR") else []
+    candidates = (
+        [Path(os.environ["PTB_DATA_DIR"]).expanduser()] if os.environ.get("PTB_DATA_DIR") else []
+    )
     return candidates + [default_cache_dir(), REPO.parent / "shared" / "data" / "ptb"]
 
 
@@ -49,8 +50,7 @@ def ptb_corpus(ptb_dir):
     return load_corpus(ptb_dir)
 
 
-def write_corpus(folder: Path, seed: int = 0, words: int = 12, lines: tuple = (60, 15, 15)
-                 ) -> Path:
+def write_corpus(folder: Path, seed: int = 0, words: int = 12, lines: tuple = (60, 15, 15)) -> Path:
     """A tiny PTB-shaped corpus with something to learn (each sentence counts up through the
     words from a random start); every valid/test word also occurs in train."""
     rng = np.random.default_rng(seed)
@@ -80,12 +80,19 @@ def tiny_config():
     return PRESETS["tiny"]
 
 
-def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None,
-            timeout: float = 600) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
     """Run ``python -m ptb_lstm ARGS`` in a subprocess, as a user would."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "ptb_lstm", *args], capture_output=True,
-                          text=True, env=full_env, cwd=cwd, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ptb_lstm", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
+    )
 
 
 def other_engines() -> list:
@@ -93,15 +100,23 @@ def other_engines() -> list:
     installed is skipped with the reason."""
     from ptb_lstm.engines import REGISTRY, install_hint, is_installed
 
-    return [pytest.param(name, marks=pytest.mark.skipif(
-        not is_installed(name), reason=f"the {name} engine needs {install_hint(name)}"))
-        for name in REGISTRY if name != "numpy"]
+    return [
+        pytest.param(
+            name,
+            marks=pytest.mark.skipif(
+                not is_installed(name), reason=f"the {name} engine needs {install_hint(name)}"
+            ),
+        )
+        for name in REGISTRY
+        if name != "numpy"
+    ]
 
 
 def train_tiny(data_dir: Path, out: Path, *args: str) -> Path:
     """Train the tiny config on ``data_dir`` into ``out`` with ``args``; it must succeed."""
-    result = run_cli("train", "--config", "tiny", "--data-dir", str(data_dir), "--out",
-                     str(out), *args)
+    result = run_cli(
+        "train", "--config", "tiny", "--data-dir", str(data_dir), "--out", str(out), *args
+    )
     assert result.returncode == 0, result.stderr
     return out
 

@@ -19,11 +19,16 @@ def test_bench_reports_positive_times_and_a_full_training_estimate():
     assert result.train_ms_per_step > 0 and result.eval_ms_per_step > 0
     assert 2 * (result.train_ms_per_step + result.eval_ms_per_step) / 1000 <= elapsed
     batch_words = PRESETS["tiny"].batch_size * PRESETS["tiny"].num_steps
-    assert result.words_per_second * result.train_ms_per_step / 1000 == \
-        pytest.approx(batch_words, rel=1e-9)
+    assert result.words_per_second * result.train_ms_per_step / 1000 == pytest.approx(
+        batch_words, rel=1e-9
+    )
     assert result.full_training_hours == pytest.approx(
-        full_training_seconds(PRESETS["tiny"], result.train_ms_per_step / 1000,
-                              result.eval_ms_per_step / 1000) / 3600, rel=1e-9)
+        full_training_seconds(
+            PRESETS["tiny"], result.train_ms_per_step / 1000, result.eval_ms_per_step / 1000
+        )
+        / 3600,
+        rel=1e-9,
+    )
 
 
 def test_full_training_estimate_counts_every_step_of_ptb():
@@ -53,9 +58,19 @@ def bench_script():
 
     from conftest import REPO
 
-    return subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench.py"), "--quick",
-                           "--no-write", "--steps", "5"], capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "bench.py"),
+            "--quick",
+            "--no-write",
+            "--steps",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_make_bench_script_prints_the_engine_table(bench_script):
@@ -72,12 +87,16 @@ def test_the_floor_is_the_small_steps_matrix_products_at_the_measured_sgemm_rate
     and each engine's "x floor" is its step time over that."""
     assert bench_script.returncode == 0, bench_script.stderr
     gflop = 2 * (3 * 400 * 200 * 10_000 + 2 * 6 * 400 * 200 * 800) / 1e9
-    rows = {cells[0]: cells[1:] for line in bench_script.stdout.splitlines()
-            if line.startswith("| ") and len(cells := [c.strip() for c in line.strip("|")
-                                                       .split("|")]) > 2}
+    rows = {
+        cells[0]: cells[1:]
+        for line in bench_script.stdout.splitlines()
+        if line.startswith("| ")
+        and len(cells := [c.strip() for c in line.strip("|").split("|")]) > 2
+    }
     [floor_name] = [name for name in rows if name.startswith("floor (")]
-    printed_gflop, rate = floor_name.removeprefix("floor (").removesuffix(" GFLOP/s)") \
-        .split(" GFLOP at ")
+    printed_gflop, rate = (
+        floor_name.removeprefix("floor (").removesuffix(" GFLOP/s)").split(" GFLOP at ")
+    )
     assert float(printed_gflop) == pytest.approx(gflop, abs=0.005)
     floor_ms = float(rows[floor_name][0])
     # the rate is printed to whole GFLOP/s (off by up to 0.5) and the floor to 0.1 ms

@@ -15,8 +15,12 @@ VOCAB = ["<eos>", "<unk>", "a", "b", "c"]
 
 def make(dtype=np.float32) -> checkpoint.Checkpoint:
     config = PRESETS["tiny"]
-    return checkpoint.Checkpoint(init_params(config, len(VOCAB), dtype), VOCAB, config,
-                                 {"epoch": 1, "step": 7, "learning_rate": 1.0})
+    return checkpoint.Checkpoint(
+        init_params(config, len(VOCAB), dtype),
+        VOCAB,
+        config,
+        {"epoch": 1, "step": 7, "learning_rate": 1.0},
+    )
 
 
 def test_round_trip_keeps_everything(tmp_path: Path):
@@ -140,18 +144,27 @@ def corrupt(tmp_path: Path, saved: checkpoint.Checkpoint, change) -> Path:
     return path
 
 
-@pytest.mark.parametrize("change, fragment", [
-    (lambda a: a.pop("optimizer_vmax_embedding"), "missing optimizer_vmax_embedding"),
-    (lambda a: a.update(optimizer_w_embedding=a["optimizer_m_embedding"]),
-     "unexpected optimizer_w_embedding"),
-    (lambda a: a.update(optimizer_t=np.array([3])), "optimizer_t must be a whole number"),
-    (lambda a: a.update(optimizer_t=np.array(2.5)), "optimizer_t must be a whole number"),
-    (lambda a: a.update(optimizer_m_softmax_bias=np.zeros(3)), "optimizer_m_softmax_bias is"),
-    (lambda a: a.update(optimizer_v_lstm_0_bias=-a["optimizer_v_embedding"][0, :1].repeat(64)),
-     "negative"),
-    (lambda a: a.update(optimizer_m_lstm_0_bias=np.full(64, np.nan)), "NaN"),
-    (lambda a: a.update(optimizer_m_lstm_0_bias=np.zeros(64, np.float32)), "dtype"),
-])
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        (lambda a: a.pop("optimizer_vmax_embedding"), "missing optimizer_vmax_embedding"),
+        (
+            lambda a: a.update(optimizer_w_embedding=a["optimizer_m_embedding"]),
+            "unexpected optimizer_w_embedding",
+        ),
+        (lambda a: a.update(optimizer_t=np.array([3])), "optimizer_t must be a whole number"),
+        (lambda a: a.update(optimizer_t=np.array(2.5)), "optimizer_t must be a whole number"),
+        (lambda a: a.update(optimizer_m_softmax_bias=np.zeros(3)), "optimizer_m_softmax_bias is"),
+        (
+            lambda a: a.update(
+                optimizer_v_lstm_0_bias=-a["optimizer_v_embedding"][0, :1].repeat(64)
+            ),
+            "negative",
+        ),
+        (lambda a: a.update(optimizer_m_lstm_0_bias=np.full(64, np.nan)), "NaN"),
+        (lambda a: a.update(optimizer_m_lstm_0_bias=np.zeros(64, np.float32)), "dtype"),
+    ],
+)
 def test_damaged_optimizer_state_is_refused_naming_the_array(tmp_path, change, fragment):
     path = corrupt(tmp_path, with_adam(), change)
     with pytest.raises(UserError, match="model.npz") as error:

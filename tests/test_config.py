@@ -23,7 +23,7 @@ def test_medium_and_large_presets_follow_the_tutorial():
 
 def test_learning_rate_schedule_decays_after_full_rate_epochs():
     small = PRESETS["small"]
-    assert [small.lr_at_epoch(e) for e in (1, 4, 5, 6, 13)] == [1.0, 1.0, 0.5, 0.25, 0.5 ** 9]
+    assert [small.lr_at_epoch(e) for e in (1, 4, 5, 6, 13)] == [1.0, 1.0, 0.5, 0.25, 0.5**9]
 
 
 def test_set_overrides_coerce_types():
@@ -31,14 +31,17 @@ def test_set_overrides_coerce_types():
     assert config.hidden_size == 64 and config.dropout == 0.25
 
 
-@pytest.mark.parametrize("pair, fragment", [
-    ("hiden_size=3", "unknown config key 'hiden_size'"),
-    ("hidden_size=-4", "hidden_size must be > 0"),
-    ("batch_size=0", "batch_size must be > 0"),
-    ("num_steps=2.5", "num_steps must be an integer"),
-    ("dropout=1.0", "dropout must be in [0, 1)"),
-    ("learning_rate=fast", "learning_rate must be a number"),
-])
+@pytest.mark.parametrize(
+    "pair, fragment",
+    [
+        ("hiden_size=3", "unknown config key 'hiden_size'"),
+        ("hidden_size=-4", "hidden_size must be > 0"),
+        ("batch_size=0", "batch_size must be > 0"),
+        ("num_steps=2.5", "num_steps must be an integer"),
+        ("dropout=1.0", "dropout must be in [0, 1)"),
+        ("learning_rate=fast", "learning_rate must be a number"),
+    ],
+)
 def test_bad_overrides_name_the_problem(pair, fragment):
     with pytest.raises(UserError, match=None) as caught:
         apply_overrides(PRESETS["small"], parse_sets([pair]))

@@ -47,8 +47,11 @@ def test_stream_folding_matches_the_reference_layout():
 
 def test_real_ptb_statistics(ptb_corpus):
     assert ptb_corpus.vocab_size == 10_000
-    assert (len(ptb_corpus.train), len(ptb_corpus.valid), len(ptb_corpus.test)) == \
-        (929_589, 73_760, 82_430)
+    assert (len(ptb_corpus.train), len(ptb_corpus.valid), len(ptb_corpus.test)) == (
+        929_589,
+        73_760,
+        82_430,
+    )
     assert num_batches(len(ptb_corpus.train), 20, 20) == 2323
     assert num_batches(len(ptb_corpus.valid), 20, 20) == 184
     assert num_batches(len(ptb_corpus.test), 20, 20) == 206
@@ -92,8 +95,9 @@ def test_data_dir_beats_environment_which_beats_cache(tmp_path: Path, tiny_dir: 
     cache.mkdir(parents=True)
     for f in tiny_dir.iterdir():
         (cache / f.name).write_bytes(f.read_bytes())
-    assert locate_data_dir(None, {"XDG_CACHE_HOME": str(tmp_path / "cache")},
-                           download=False) == cache
+    assert (
+        locate_data_dir(None, {"XDG_CACHE_HOME": str(tmp_path / "cache")}, download=False) == cache
+    )
 
 
 def test_missing_data_dir_says_what_to_do(tmp_path: Path):

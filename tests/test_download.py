@@ -46,8 +46,13 @@ class Server:
     """Serves one body (or an error status) for every GET on 127.0.0.1, or with ``files`` the
     body of each path it names (404 for any other)."""
 
-    def __init__(self, body: bytes = b"", status: int = 200, declared_length: int | None = None,
-                 files: dict[str, bytes] | None = None):
+    def __init__(
+        self,
+        body: bytes = b"",
+        status: int = 200,
+        declared_length: int | None = None,
+        files: dict[str, bytes] | None = None,
+    ):
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -88,8 +93,11 @@ def test_download_extracts_verifies_and_installs(ptb_dir, tmp_path):
         result = run_cli("data", "--json", env=cache_env(tmp_path, server.url))
     assert result.returncode == 0, result.stderr
     target = tmp_path / "cache" / "ptb-lstm" / "ptb"
-    assert sorted(p.name for p in target.iterdir()) == \
-        ["ptb.test.txt", "ptb.train.txt", "ptb.valid.txt"]
+    assert sorted(p.name for p in target.iterdir()) == [
+        "ptb.test.txt",
+        "ptb.train.txt",
+        "ptb.valid.txt",
+    ]
     assert '"official_ptb": true' in result.stdout
     # Nothing but the target is left beside it.
     assert [p.name for p in target.parent.iterdir()] == ["ptb"]
@@ -126,8 +134,10 @@ def test_short_body_against_content_length_is_rejected(ptb_dir, tmp_path):
 
 
 def test_archive_escaping_its_folder_is_refused(ptb_dir, tmp_path):
-    files = {f"./simple-examples/data/ptb.{s}.txt": (ptb_dir / f"ptb.{s}.txt").read_bytes()
-             for s in ("train", "valid", "test")}
+    files = {
+        f"./simple-examples/data/ptb.{s}.txt": (ptb_dir / f"ptb.{s}.txt").read_bytes()
+        for s in ("train", "valid", "test")
+    }
     files["../../escaped.txt"] = b"gotcha"
     with Server(build_archive(files)) as server:
         with pytest.raises(UserError, match="outside its folder"):
@@ -146,8 +156,9 @@ def test_no_network_explains_data_dir(tmp_path):
 
 def test_when_the_first_source_fails_the_next_one_serves(ptb_dir, tmp_path):
     with Server(status=503) as broken, Server(ptb_archive(ptb_dir)) as mirror:
-        result = run_cli("data", "--json", timeout=120,
-                         env=cache_env(tmp_path, f"{broken.url} {mirror.url}"))
+        result = run_cli(
+            "data", "--json", timeout=120, env=cache_env(tmp_path, f"{broken.url} {mirror.url}")
+        )
     assert result.returncode == 0, result.stderr
     assert f"could not download PTB from {broken.url}: HTTP 503" in result.stderr
     assert f"trying {mirror.url}" in result.stderr
@@ -156,28 +167,35 @@ def test_when_the_first_source_fails_the_next_one_serves(ptb_dir, tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["ptb"]
 
 
-def test_a_mirror_that_serves_the_files_of_a_folder_is_verified_like_the_archive(ptb_dir,
-                                                                                 tmp_path):
+def test_a_mirror_that_serves_the_files_of_a_folder_is_verified_like_the_archive(ptb_dir, tmp_path):
     """A source ending in / serves ptb.train.txt, ptb.valid.txt and ptb.test.txt themselves;
     a tampered file is refused there too, and the next source is tried."""
-    files = {f"/data/ptb.{s}.txt": (ptb_dir / f"ptb.{s}.txt").read_bytes()
-             for s in ("train", "valid", "test")}
+    files = {
+        f"/data/ptb.{s}.txt": (ptb_dir / f"ptb.{s}.txt").read_bytes()
+        for s in ("train", "valid", "test")
+    }
     tampered = dict(files, **{"/data/ptb.test.txt": b"not the test split\n"})
     with Server(files=tampered) as bad, Server(files=files) as good:
-        target = download_ptb(tmp_path / "ptb", urls=[bad.root + "data/", good.root + "data/"],
-                              timeout=30)
-    assert sorted(p.name for p in target.iterdir()) == \
-        ["ptb.test.txt", "ptb.train.txt", "ptb.valid.txt"]
+        target = download_ptb(
+            tmp_path / "ptb", urls=[bad.root + "data/", good.root + "data/"], timeout=30
+        )
+    assert sorted(p.name for p in target.iterdir()) == [
+        "ptb.test.txt",
+        "ptb.train.txt",
+        "ptb.valid.txt",
+    ]
     for name in ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"):
         assert (target / name).read_bytes() == (ptb_dir / name).read_bytes()
 
 
 def test_when_every_source_fails_the_error_names_each(tmp_path):
     with Server(status=404) as first, Server(status=500) as second:
-        result = run_cli("data", timeout=120,
-                         env=cache_env(tmp_path, f"{first.url} {second.root}data/"))
-    assert_user_error(result, f"{first.url}: HTTP 404", f"{second.root}data/ptb.train.txt: "
-                      "HTTP 500", "--data-dir")
+        result = run_cli(
+            "data", timeout=120, env=cache_env(tmp_path, f"{first.url} {second.root}data/")
+        )
+    assert_user_error(
+        result, f"{first.url}: HTTP 404", f"{second.root}data/ptb.train.txt: HTTP 500", "--data-dir"
+    )
     assert list((tmp_path / "cache" / "ptb-lstm").iterdir()) == []
 
 
@@ -190,6 +208,7 @@ def test_without_ptb_data_url_the_original_archive_comes_first_then_a_mirror():
 
 
 # -- hostile use (issue 16, classes 7 and 11) ---------------------------------------------------
+
 
 class SlowServer:
     """Answers every connection on 127.0.0.1 with a 200 header promising ``length`` bytes, then
@@ -232,15 +251,19 @@ class SlowServer:
         self.sock.close()
 
 
-@pytest.mark.parametrize("every, message", [(0.05, "bytes in the last"),
-                                            (None, "no data for 0.5 s")])
+@pytest.mark.parametrize(
+    "every, message", [(0.05, "bytes in the last"), (None, "no data for 0.5 s")]
+)
 def test_a_stalled_download_is_given_up_with_a_message(tmp_path, every, message):
     """A server trickling a byte every 0.05 s (under 1 KiB per PTB_DOWNLOAD_TIMEOUT), or
     sending nothing after its header, is given up after about PTB_DOWNLOAD_TIMEOUT."""
     with SlowServer(every) as server:
         started = time.monotonic()
-        result = run_cli("data", timeout=60, env={**cache_env(tmp_path, server.url),
-                                                  "PTB_DOWNLOAD_TIMEOUT": "0.5"})
+        result = run_cli(
+            "data",
+            timeout=60,
+            env={**cache_env(tmp_path, server.url), "PTB_DOWNLOAD_TIMEOUT": "0.5"},
+        )
         elapsed = time.monotonic() - started
     assert_user_error(result, f"download from {server.url} stalled", message, "--data-dir")
     assert elapsed < 30, elapsed  # not the trickle's 100,000 x 0.05 s
@@ -249,16 +272,22 @@ def test_a_stalled_download_is_given_up_with_a_message(tmp_path, every, message)
 
 @pytest.mark.parametrize("value", ["0", "-1", "soon", "inf", "nan"])
 def test_a_download_timeout_that_is_not_a_positive_number(tmp_path, value):
-    result = run_cli("data", env={**cache_env(tmp_path, "http://127.0.0.1:9/x.tgz"),
-                                  "PTB_DOWNLOAD_TIMEOUT": value})
+    result = run_cli(
+        "data",
+        env={**cache_env(tmp_path, "http://127.0.0.1:9/x.tgz"), "PTB_DOWNLOAD_TIMEOUT": value},
+    )
     assert_user_error(result, "PTB_DOWNLOAD_TIMEOUT", "> 0")
 
 
 def test_stale_temporary_folders_are_removed_and_live_ones_kept(ptb_dir, tmp_path):
     parent = tmp_path / "cache" / "ptb-lstm"
     parent.mkdir(parents=True)
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                              capture_output=True, text=True, check=True)
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     dead = parent / f".ptb-download-{finished.stdout.strip()}-abcd"  # its process is gone
     old = parent / ".ptb-download-old"  # no owner to ask, two hours old
     live = parent / f".ptb-download-{os.getpid()}-efgh"  # a download still running
@@ -291,8 +320,16 @@ def test_a_download_into_a_folder_with_other_files_replaces_only_the_three(ptb_d
     assert sorted(p.name for p in target.parent.iterdir()) == ["ptb"]
 
 
-@pytest.mark.parametrize("url", ["not-a-url", "htp://example.org/x.tgz", "http://[::1/x.tgz",
-                                 "http://127.0.0.1:99999/x.tgz", "http:///x.tgz"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "not-a-url",
+        "htp://example.org/x.tgz",
+        "http://[::1/x.tgz",
+        "http://127.0.0.1:99999/x.tgz",
+        "http:///x.tgz",
+    ],
+)
 def test_a_malformed_ptb_data_url(tmp_path, url):
     result = run_cli("data", env=cache_env(tmp_path, f"http://127.0.0.1:9/ok.tgz {url}"))
     assert_user_error(result, "PTB_DATA_URL", repr(url))

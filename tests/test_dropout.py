@@ -51,10 +51,19 @@ def kept_fraction_bounds(n: int, keep: float, sigmas: float = 5.0) -> tuple[floa
 
 # -- the generator ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("rate", [0.2, 0.5, 0.65])
 def test_keep_rate_is_within_binomial_bounds_and_kept_units_are_scaled(rate):
-    masks = dropout.masks(seed=7, step=3, rate=rate, num_layers=2, batch_size=20, num_steps=35,
-                          hidden_size=200, dtype=np.float64)
+    masks = dropout.masks(
+        seed=7,
+        step=3,
+        rate=rate,
+        num_layers=2,
+        batch_size=20,
+        num_steps=35,
+        hidden_size=200,
+        dtype=np.float64,
+    )
     assert len(masks) == 3
     for mask in masks:
         assert mask.shape == (35, 20, 200)
@@ -110,9 +119,17 @@ def test_no_masks_without_dropout():
 
 # -- every engine applies the masks where the paper says, and only when training ---------------
 
+
 def config(rate=0.5):
-    return PRESETS["tiny"].replace(hidden_size=HIDDEN, batch_size=BATCH, num_steps=STEPS,
-                                   num_layers=2, init_scale=0.5, dropout=rate, max_grad_norm=1e9)
+    return PRESETS["tiny"].replace(
+        hidden_size=HIDDEN,
+        batch_size=BATCH,
+        num_steps=STEPS,
+        num_layers=2,
+        init_scale=0.5,
+        dropout=rate,
+        max_grad_norm=1e9,
+    )
 
 
 def batch(seed=0):
@@ -149,8 +166,9 @@ def test_a_zero_top_mask_leaves_only_the_softmax_bias(engine_name):
     assert loss == pytest.approx(expected, rel=1e-12)
 
 
-@pytest.mark.parametrize("place, weight", [(0, "embedding"), (1, "lstm_1_kernel"),
-                                           (2, "softmax_kernel")])
+@pytest.mark.parametrize(
+    "place, weight", [(0, "embedding"), (1, "lstm_1_kernel"), (2, "softmax_kernel")]
+)
 def test_a_mask_of_two_equals_doubling_the_weights_it_feeds(engine_name, place, weight):
     weights = params()
     doubled = {**weights, weight: 2 * weights[weight]}
@@ -180,8 +198,13 @@ def test_the_recurrent_path_is_never_masked(engine_name):
     h(t-1) -> h(t): no mask sits on the recurrent connection."""
     weights = params()
     rng = np.random.default_rng(5)
-    states = [[(rng.uniform(-1, 1, (BATCH, HIDDEN)), rng.uniform(-1, 1, (BATCH, HIDDEN)))
-               for _ in range(2)] for _ in range(2)]
+    states = [
+        [
+            (rng.uniform(-1, 1, (BATCH, HIDDEN)), rng.uniform(-1, 1, (BATCH, HIDDEN)))
+            for _ in range(2)
+        ]
+        for _ in range(2)
+    ]
     finals = []
     for state in states:
         _, engine = first_loss(engine_name, weights, masks_of(0, 0, 0), state=state)
@@ -210,8 +233,10 @@ def test_engines_agree_with_dropout_step_by_step(engine_name):
     clipped = config().replace(max_grad_norm=0.5)
     weights = params()
     rng = np.random.default_rng(9)
-    data = [(rng.integers(0, VOCAB, (BATCH, STEPS)), rng.integers(0, VOCAB, (BATCH, STEPS)))
-            for _ in range(6)]
+    data = [
+        (rng.integers(0, VOCAB, (BATCH, STEPS)), rng.integers(0, VOCAB, (BATCH, STEPS)))
+        for _ in range(6)
+    ]
     runs = {}
     for name in ("numpy", engine_name):
         engine = create_engine(name, clipped, weights, dtype="float64")
@@ -231,6 +256,7 @@ def test_engines_agree_with_dropout_step_by_step(engine_name):
 
 # -- resuming a dropout run is exact with every engine ------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def resume_corpus(tmp_path_factory):
     return write_corpus(tmp_path_factory.mktemp("dropout-resume") / "c", lines=(300, 20, 20))
@@ -242,9 +268,22 @@ def saved_params(path):
 
 
 def test_every_engine_resumes_a_dropout_run_exactly(engine_name, resume_corpus, tmp_path):
-    args = ["--config", "tiny", "--engine", engine_name, "--data-dir", str(resume_corpus),
-            "--dtype", "float64", "--epochs", "2", "--set", "dropout=0.5",
-            "--checkpoint-every", "5"]
+    args = [
+        "--config",
+        "tiny",
+        "--engine",
+        engine_name,
+        "--data-dir",
+        str(resume_corpus),
+        "--dtype",
+        "float64",
+        "--epochs",
+        "2",
+        "--set",
+        "dropout=0.5",
+        "--checkpoint-every",
+        "5",
+    ]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     done = run_cli("train", *args, "--out", str(whole))
     assert done.returncode == 0, done.stderr

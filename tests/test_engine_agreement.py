@@ -29,13 +29,21 @@ def _installed(name: str) -> bool:
 INSTALLED = [name for name in ENGINES if _installed(name)]
 OTHERS = [name for name in INSTALLED if name != "numpy"]
 needs_another_engine = pytest.mark.skipif(
-    not OTHERS, reason="no engine besides numpy is installed (pip install 'ptb-lstm[tf]')")
+    not OTHERS, reason="no engine besides numpy is installed (pip install 'ptb-lstm[tf]')"
+)
 
 
 def each_engine(names=ENGINES):
     """``names`` as parameters, each skipped where its framework is not installed."""
-    return [pytest.param(name, marks=pytest.mark.skipif(
-        name not in INSTALLED, reason=f"engine {name} is not installed")) for name in names]
+    return [
+        pytest.param(
+            name,
+            marks=pytest.mark.skipif(
+                name not in INSTALLED, reason=f"engine {name} is not installed"
+            ),
+        )
+        for name in names
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +57,7 @@ def tiny_corpus(tmp_path_factory):
 @pytest.mark.parametrize("dropout", [0.0, 0.5])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_training_steps_and_parameters_match_the_numpy_engine(dtype, dropout, tiny_corpus):
-    rows = compare(OTHERS, PRESETS["tiny"].replace(dropout=dropout), tiny_corpus, dtype,
-                   steps=5)
+    rows = compare(OTHERS, PRESETS["tiny"].replace(dropout=dropout), tiny_corpus, dtype, steps=5)
     assert [r.engine for r in rows] == OTHERS
     for row in rows:
         assert row.loss <= LIMITS[dtype], row
@@ -68,8 +75,9 @@ def test_evaluation_perplexity_matches_across_engines(tiny_corpus):
     results = {}
     for name in INSTALLED:
         engine = create_engine(name, config, params, dtype="float64")
-        results[name] = [evaluate(engine, tiny_corpus.valid, b, t).perplexity
-                         for b, t in ((4, 5), (1, 1))]
+        results[name] = [
+            evaluate(engine, tiny_corpus.valid, b, t).perplexity for b, t in ((4, 5), (1, 1))
+        ]
     reference = np.array(results["numpy"])
     for name in OTHERS:
         assert relative(reference, np.array(results[name])) <= 1e-9, results
@@ -91,8 +99,7 @@ def test_state_carries_across_train_and_eval_within_one_batch_size(tiny_corpus):
 
 
 @pytest.mark.parametrize("writer", each_engine())
-def test_checkpoint_written_by_each_engine_is_read_by_every_engine(writer, tiny_corpus,
-                                                                   tmp_path):
+def test_checkpoint_written_by_each_engine_is_read_by_every_engine(writer, tiny_corpus, tmp_path):
     """What one engine trained and saved, every engine loads and computes with: the test
     perplexity each reader gets from the file is the one the writer got from its own memory."""
     config = PRESETS["tiny"]
@@ -116,8 +123,9 @@ def test_engines_hold_parameters_in_the_requested_dtype(name, dtype, tiny_corpus
     assert {v.dtype for v in engine.get_params().values()} == {np.dtype(dtype)}
 
 
-@pytest.mark.skipif(INSTALLED != list(ENGINES), reason="agree compares every engine; not all "
-                    "are installed")
+@pytest.mark.skipif(
+    INSTALLED != list(ENGINES), reason="agree compares every engine; not all are installed"
+)
 def test_agree_command_on_real_ptb(ptb_dir):
     from conftest import run_cli
 
@@ -126,8 +134,9 @@ def test_agree_command_on_real_ptb(ptb_dir):
     import json
 
     rows = json.loads(result.stdout)["rows"]
-    assert {(r["engine"], r["dtype"]) for r in rows} == \
-        {(e, d) for e in INSTALLED if e != "numpy" for d in ("float32", "float64")}
+    assert {(r["engine"], r["dtype"]) for r in rows} == {
+        (e, d) for e in INSTALLED if e != "numpy" for d in ("float32", "float64")
+    }
     for row in rows:
         limit = LIMITS[row["dtype"]]
         assert row["loss"] <= limit and row["params"] <= limit and row["perplexity"] <= limit
@@ -137,8 +146,19 @@ def test_agree_table_lines_up_under_its_header(tmp_path):
     """The text table keeps its columns under the header for the longest engine name."""
     from conftest import run_cli, write_corpus
 
-    result = run_cli("agree", "--data-dir", str(write_corpus(tmp_path / "ptb")), "--engine",
-                     "numpy-reference", "--dtype", "float64", "--dropout", "0.5", "--steps", "2")
+    result = run_cli(
+        "agree",
+        "--data-dir",
+        str(write_corpus(tmp_path / "ptb")),
+        "--engine",
+        "numpy-reference",
+        "--dtype",
+        "float64",
+        "--dropout",
+        "0.5",
+        "--steps",
+        "2",
+    )
     assert result.returncode == 0, result.stderr
     header, row = result.stdout.splitlines()[1:3]
     assert row.split()[:3] == ["numpy-reference", "float64", "0.5"]
@@ -173,8 +193,9 @@ def test_whole_training_runs_agree_in_float64(name, tmp_path):
     (ref, ref_params), (other, other_params) = runs["numpy"], runs[name]
     assert result.steps == runs["numpy"][0].steps > 200
     for key in ("train_perplexity", "valid_perplexity", "lr"):
-        np.testing.assert_allclose([e[key] for e in other.epochs], [e[key] for e in ref.epochs],
-                                   rtol=1e-9)
+        np.testing.assert_allclose(
+            [e[key] for e in other.epochs], [e[key] for e in ref.epochs], rtol=1e-9
+        )
     assert other.test.perplexity == pytest.approx(ref.test.perplexity, rel=1e-9)
     for key, value in ref_params.items():
         assert relative(other_params[key], value) < 1e-9, key
@@ -188,8 +209,9 @@ def test_adam_and_amsgrad_updates_match_the_reference_engine(name, optimizer, ti
     it moved, and the same optimizer state."""
     from ptb_lstm.agreement import compare_updates
 
-    config = PRESETS["tiny"].replace(optimizer=optimizer, beta1=0.8, beta2=0.95,
-                                     epsilon=1e-6, learning_rate=0.01, dropout=0.3)
+    config = PRESETS["tiny"].replace(
+        optimizer=optimizer, beta1=0.8, beta2=0.95, epsilon=1e-6, learning_rate=0.01, dropout=0.3
+    )
     (row,) = compare_updates([name], config, tiny_corpus, "float64", steps=6)
     assert row.params <= 1e-9, row
     assert row.state <= 1e-9, row
@@ -198,5 +220,6 @@ def test_adam_and_amsgrad_updates_match_the_reference_engine(name, optimizer, ti
 def test_update_agreement_is_relative_to_the_step_taken():
     from ptb_lstm.agreement import relative_to_update
 
-    assert relative_to_update(np.array([10.0, 5.0]), np.array([10.5, 5.0]),
-                              np.array([10.5, 5.001])) == pytest.approx(2e-3)
+    assert relative_to_update(
+        np.array([10.0, 5.0]), np.array([10.5, 5.0]), np.array([10.5, 5.001])
+    ) == pytest.approx(2e-3)

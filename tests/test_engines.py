@@ -53,25 +53,48 @@ def test_a_missing_framework_gives_the_install_hint_of_that_engine(name, tiny_di
     framework = spec(name).framework
     blocker = f"import sys; sys.modules[{framework!r}] = None; "
     run = "from ptb_lstm.cli import main; sys.exit(main(sys.argv[1:]))"
-    result = subprocess.run([sys.executable, "-c", blocker + run, "train", "--config", "tiny",
-                             "--data-dir", str(tiny_dir), "--max-steps", "1", "--engine", name,
-                             "--out", str(tmp_path / "run")], capture_output=True, text=True)
-    assert_user_error(result, f"--engine {name} needs", " -m pip install -e ",
-                      f"[{spec(name).extra}]'")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            blocker + run,
+            "train",
+            "--config",
+            "tiny",
+            "--data-dir",
+            str(tiny_dir),
+            "--max-steps",
+            "1",
+            "--engine",
+            name,
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert_user_error(
+        result, f"--engine {name} needs", " -m pip install -e ", f"[{spec(name).extra}]'"
+    )
 
 
 def test_any_registered_engine_gets_the_hint_not_only_the_known_ones(tmp_path, monkeypatch):
     """A new engine whose framework is absent: the registry line alone yields the hint."""
     (tmp_path / "ptb_lstm_probe_engine.py").write_text(
-        "import ptb_lstm_absent_framework  # noqa: F401\n", encoding="utf-8")
+        "import ptb_lstm_absent_framework  # noqa: F401\n", encoding="utf-8"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(REGISTRY, "probe", ("ptb_lstm_probe_engine", "ProbeEngine", "probe",
-                                            "ptb_lstm_absent_framework", "Absent"))
+    monkeypatch.setitem(
+        REGISTRY,
+        "probe",
+        ("ptb_lstm_probe_engine", "ProbeEngine", "probe", "ptb_lstm_absent_framework", "Absent"),
+    )
     with pytest.raises(UserError) as error:
         engine_class("probe")
     message = str(error.value)
-    assert message.startswith("--engine probe needs Absent, which is not installed; "
-                              "install it with: ")
+    assert message.startswith(
+        "--engine probe needs Absent, which is not installed; install it with: "
+    )
     assert " -m pip install " in message and message.endswith("[probe]'")
     assert "probe" not in installed_engines()
 
@@ -80,8 +103,9 @@ def test_the_install_hint_runs_as_printed_from_the_checkout():
     """From the source folder (as make installs it) the hint installs this checkout's extra
     with this interpreter's pip, so a copied line installs into the right environment."""
     code = "from ptb_lstm.engines import install_hint; print(install_hint('torch'))"
-    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           cwd=REPO).stdout.strip()
+    shown = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO
+    ).stdout.strip()
     python, rest = shown.split(" -m pip install -e ")
     assert rest == "'.[torch]'"
     assert Path(REPO, python).resolve() == Path(sys.executable).resolve()
@@ -105,23 +129,36 @@ def test_help_lists_every_registered_engine_and_its_extra():
 
 def test_agree_offers_every_other_registered_engine():
     text = run_cli("agree", "--help").stdout
-    choices = text[text.index("--engine {") + len("--engine {"):].split("}")[0].split(",")
+    choices = text[text.index("--engine {") + len("--engine {") :].split("}")[0].split(",")
     assert choices == [name for name in REGISTRY if name != "numpy"]
 
 
 def test_the_numpy_engine_refuses_a_gpu_with_a_one_line_error(tiny_dir, tmp_path):
-    result = run_cli("train", "--config", "tiny", "--data-dir", str(tiny_dir), "--max-steps",
-                     "1", "--device", "cuda", "--out", str(tmp_path / "run"))
+    result = run_cli(
+        "train",
+        "--config",
+        "tiny",
+        "--data-dir",
+        str(tiny_dir),
+        "--max-steps",
+        "1",
+        "--device",
+        "cuda",
+        "--out",
+        str(tmp_path / "run"),
+    )
     assert_user_error(result, "--device cuda", "numpy engine runs on cpu only")
 
 
 def test_an_unknown_device_is_refused():
     with pytest.raises(UserError, match="--device must be one of auto, cpu, cuda"):
-        create_engine("numpy", PRESETS["tiny"], init_params(PRESETS["tiny"], 11), "float32",
-                      device="tpu")
+        create_engine(
+            "numpy", PRESETS["tiny"], init_params(PRESETS["tiny"], 11), "float32", device="tpu"
+        )
 
 
 # -- what the base class keeps for every engine ---------------------------------------------
+
 
 @pytest.mark.parametrize("name", installed_engines())
 def test_an_engine_writes_only_its_maths_the_base_keeps_the_carried_state(name):
@@ -162,8 +199,9 @@ def test_a_step_of_another_batch_size_starts_from_zeros(name):
     assert [h.shape for h, _ in carried.get_state()] == [(2, 4)] * 2
 
 
-@pytest.mark.parametrize("name", [n for n in installed_engines()
-                                  if n not in ("numpy", "numpy-reference")])
+@pytest.mark.parametrize(
+    "name", [n for n in installed_engines() if n not in ("numpy", "numpy-reference")]
+)
 def test_an_engine_without_hand_written_gradients_says_so(name):
     config = PRESETS["tiny"]
     engine = create_engine(name, config, init_params(config, 7), "float64", device="cpu")
@@ -188,6 +226,7 @@ def test_gradients_by_name_are_every_parameter_dense_in_the_canonical_order():
         assert {n: g.shape for n, g in grads.items()} == shapes
     # Word 1 occurs three times: its embedding row sums the three positions' gradients.
     for name, grad in by_engine["numpy"].items():
-        np.testing.assert_allclose(grad, by_engine["numpy-reference"][name], rtol=0,
-                                   atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(
+            grad, by_engine["numpy-reference"][name], rtol=0, atol=1e-12, err_msg=name
+        )
     assert not by_engine["numpy"]["embedding"][5:].any()  # words 5 and 6 are not in the batch

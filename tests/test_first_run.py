@@ -16,8 +16,10 @@ FRAMEWORKS = ("tensorflow", "tensorboard", "torch", "jax", "pytest", "jupyterlab
 
 
 def requirement_names(requirements: list[str]) -> set[str]:
-    return {r.split(";")[0].split("[")[0].split("<")[0].split(">")[0].split("=")[0].strip()
-            for r in requirements}
+    return {
+        r.split(";")[0].split("[")[0].split("<")[0].split(">")[0].split("=")[0].strip()
+        for r in requirements
+    }
 
 
 def test_a_plain_install_brings_no_framework_and_every_framework_is_an_extra():
@@ -25,8 +27,9 @@ def test_a_plain_install_brings_no_framework_and_every_framework_is_an_extra():
     core = requirement_names(project["dependencies"])
     assert core.isdisjoint(FRAMEWORKS), core
     assert "matplotlib" in core  # make train ends with a figure
-    extras = {name: requirement_names(reqs)
-              for name, reqs in project["optional-dependencies"].items()}
+    extras = {
+        name: requirement_names(reqs) for name, reqs in project["optional-dependencies"].items()
+    }
     assert "tensorflow" in extras["tf"] and "torch" in extras["torch"]
 
 
@@ -46,17 +49,32 @@ def next_commands(stdout: str) -> list[str]:
 
 def test_training_ends_with_its_figure_and_commands_that_run_as_printed(tmp_path):
     corpus = write_corpus(tmp_path / "corpus")
-    result = run_cli("train", "--config", "tiny", "--data-dir", str(corpus), "--epochs", "2",
-                     "--out", "run", "--log-every", "5", cwd=tmp_path)
+    result = run_cli(
+        "train",
+        "--config",
+        "tiny",
+        "--data-dir",
+        str(corpus),
+        "--epochs",
+        "2",
+        "--out",
+        "run",
+        "--log-every",
+        "5",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
-    figure_line = next(line for line in result.stdout.splitlines()
-                       if line.startswith("figure: "))
+    figure_line = next(line for line in result.stdout.splitlines() if line.startswith("figure: "))
     figure = tmp_path / figure_line.split()[1]
     assert figure == tmp_path / "run" / "curves.png"
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     commands = next_commands(result.stdout)
     assert [c.split(" -m ptb_lstm ")[1].split()[0] for c in commands] == [
-        "generate", "score", "evaluate", "plot"]
+        "generate",
+        "score",
+        "evaluate",
+        "plot",
+    ]
     for command in commands:
         ran = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True)
         assert ran.returncode == 0, (command, ran.stderr)
@@ -66,8 +84,18 @@ def test_training_ends_with_its_figure_and_commands_that_run_as_printed(tmp_path
 
 def test_a_run_stopped_by_max_steps_prints_its_resume_command_first(tmp_path):
     corpus = write_corpus(tmp_path / "corpus")
-    result = run_cli("train", "--config", "tiny", "--data-dir", str(corpus), "--max-steps", "3",
-                     "--out", "run", cwd=tmp_path)
+    result = run_cli(
+        "train",
+        "--config",
+        "tiny",
+        "--data-dir",
+        str(corpus),
+        "--max-steps",
+        "3",
+        "--out",
+        "run",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     resume = next_commands(result.stdout)[0]
     assert resume.endswith(" train --resume run")
@@ -78,8 +106,14 @@ def test_a_run_stopped_by_max_steps_prints_its_resume_command_first(tmp_path):
 
 def test_the_command_is_spelled_as_it_was_run():
     """Run through a script path that is not on the PATH, the advice names that path."""
-    code = ("import sys; sys.argv[0] = 'venv-x/bin/ptb-lstm'; "
-            "from ptb_lstm.cli import options; print(options.program())")
-    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           env={**os.environ, "PATH": "/nonexistent"})
+    code = (
+        "import sys; sys.argv[0] = 'venv-x/bin/ptb-lstm'; "
+        "from ptb_lstm.cli import options; print(options.program())"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": "/nonexistent"},
+    )
     assert shown.stdout.strip() == "venv-x/bin/ptb-lstm", shown.stderr

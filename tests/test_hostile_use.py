@@ -47,6 +47,7 @@ def copy_run(model: Path, folder: Path) -> Path:
 
 # -- non-finite weights are refused when a checkpoint is loaded, naming the arrays -----------
 
+
 def test_non_finite_weights_are_refused_by_every_command(model, corpus, tmp_path):
     arrays = arrays_of(model)
     arrays["embedding"] = arrays["embedding"].copy()
@@ -54,14 +55,24 @@ def test_non_finite_weights_are_refused_by_every_command(model, corpus, tmp_path
     arrays["softmax_bias"] = np.full_like(arrays["softmax_bias"], np.inf)
     bad = tmp_path / "nan.npz"
     np.savez(bad, **arrays)
-    for command in (["inspect", str(bad)],
-                    ["evaluate", "--checkpoint", str(bad), "--data-dir", str(corpus)],
-                    ["score", "--checkpoint", str(bad), "--text", "w1 w2"],
-                    ["generate", "--checkpoint", str(bad), "--words", "3"],
-                    ["train", "--init-from", str(bad), "--config", "tiny", "--data-dir",
-                     str(corpus), "--out", str(tmp_path / "from-nan")]):
-        assert_user_error(run_cli(*command), str(bad), "embedding, softmax_bias",
-                          "NaN or infinite")
+    for command in (
+        ["inspect", str(bad)],
+        ["evaluate", "--checkpoint", str(bad), "--data-dir", str(corpus)],
+        ["score", "--checkpoint", str(bad), "--text", "w1 w2"],
+        ["generate", "--checkpoint", str(bad), "--words", "3"],
+        [
+            "train",
+            "--init-from",
+            str(bad),
+            "--config",
+            "tiny",
+            "--data-dir",
+            str(corpus),
+            "--out",
+            str(tmp_path / "from-nan"),
+        ],
+    ):
+        assert_user_error(run_cli(*command), str(bad), "embedding, softmax_bias", "NaN or infinite")
     assert not (tmp_path / "from-nan").exists()
 
 
@@ -75,6 +86,7 @@ def test_non_finite_carried_state_is_refused_on_resume(model, tmp_path):
 
 # -- a carried state of another batch size is refused -----------------------------------------
 
+
 def test_carried_state_of_another_batch_size_is_refused(model, tmp_path):
     run = copy_run(model, tmp_path / "run")
     arrays = arrays_of(run / "model.npz")
@@ -83,13 +95,13 @@ def test_carried_state_of_another_batch_size_is_refused(model, tmp_path):
         arrays[name] = arrays[name][:1]  # one stream: NumPy would broadcast it to four
     np.savez(run / "model.npz", **arrays)
     before = (run / "metrics.jsonl").read_text()
-    assert_user_error(run_cli("train", "--resume", str(run)), "carried_0_h", "(1, 16)",
-                      "(4, 16)")
+    assert_user_error(run_cli("train", "--resume", str(run)), "carried_0_h", "(1, 16)", "(4, 16)")
     assert_user_error(run_cli("inspect", str(run / "model.npz")), "carried_0_h")
     assert (run / "metrics.jsonl").read_text() == before  # nothing trained, nothing dropped
 
 
 # -- model.npz follows the umask like the other run files ------------------------------------
+
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
 def test_model_npz_follows_the_umask_like_config_and_metrics(corpus, tmp_path, umask):
@@ -98,8 +110,19 @@ def test_model_npz_follows_the_umask_like_config_and_metrics(corpus, tmp_path, u
 
     previous = os.umask(umask)  # inherited by the command's process
     try:
-        result = run_cli("train", "--config", "tiny", "--data-dir", str(corpus), "--out",
-                         str(tmp_path / "run"), "--max-steps", "2", "--checkpoint-every", "1")
+        result = run_cli(
+            "train",
+            "--config",
+            "tiny",
+            "--data-dir",
+            str(corpus),
+            "--out",
+            str(tmp_path / "run"),
+            "--max-steps",
+            "2",
+            "--checkpoint-every",
+            "1",
+        )
     finally:
         os.umask(previous)
     assert result.returncode == 0, result.stderr
@@ -109,6 +132,7 @@ def test_model_npz_follows_the_umask_like_config_and_metrics(corpus, tmp_path, u
 
 
 # -- what a checkpoint path is, said as it is -------------------------------------------------
+
 
 def test_a_text_file_as_checkpoint_is_not_called_a_pickle(tmp_path):
     text = tmp_path / "notes.txt"
@@ -147,15 +171,25 @@ def test_evaluating_test_does_not_depend_on_the_valid_file(model, corpus, tmp_pa
         (data / f"ptb.{split}.txt").write_bytes((corpus / f"ptb.{split}.txt").read_bytes())
     with open(data / "ptb.valid.txt", "a") as f:
         f.write("w1 aardvark w2\n")
-    result = run_cli("evaluate", "--checkpoint", str(model), "--data-dir", str(data),
-                     "--split", "test", "--json")
+    result = run_cli(
+        "evaluate", "--checkpoint", str(model), "--data-dir", str(data), "--split", "test", "--json"
+    )
     assert result.returncode == 0, result.stderr
-    reference = run_cli("evaluate", "--checkpoint", str(model), "--data-dir", str(corpus),
-                        "--split", "test", "--json")
+    reference = run_cli(
+        "evaluate",
+        "--checkpoint",
+        str(model),
+        "--data-dir",
+        str(corpus),
+        "--split",
+        "test",
+        "--json",
+    )
     assert json.loads(result.stdout)["perplexity"] == json.loads(reference.stdout)["perplexity"]
     # The valid split itself is refused, with the way PTB writes rare words.
-    result = run_cli("evaluate", "--checkpoint", str(model), "--data-dir", str(data),
-                     "--split", "valid")
+    result = run_cli(
+        "evaluate", "--checkpoint", str(model), "--data-dir", str(data), "--split", "valid"
+    )
     assert_user_error(result, "ptb.valid.txt", "'aardvark'", "write such words as <unk>")
 
 
@@ -168,8 +202,9 @@ def test_a_users_own_valid_word_missing_from_train_gets_the_unk_hint(corpus, tmp
         f.write("w1 zanzibar w2\n")
     out = tmp_path / "run"
     result = run_cli("train", "--config", "tiny", "--data-dir", str(data), "--out", str(out))
-    assert_user_error(result, "ptb.valid.txt", "'zanzibar'", "not in ptb.train.txt",
-                      "write rare words as <unk>")
+    assert_user_error(
+        result, "ptb.valid.txt", "'zanzibar'", "not in ptb.train.txt", "write rare words as <unk>"
+    )
     assert not out.exists()
 
 
@@ -187,8 +222,7 @@ def test_resume_checks_valid_and_test_before_the_first_step(model, corpus, tmp_p
     assert (run / "model.npz").read_bytes() == before  # not a step was taken
 
 
-def test_a_valid_split_too_short_for_one_batch_is_refused_before_the_first_step(corpus,
-                                                                                 tmp_path):
+def test_a_valid_split_too_short_for_one_batch_is_refused_before_the_first_step(corpus, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     for split in ("train", "test"):
@@ -201,6 +235,7 @@ def test_a_valid_split_too_short_for_one_batch_is_refused_before_the_first_step(
 
 
 # -- damaged or edited run files: one validation layer (ptb_lstm.runfiles) ------------------
+
 
 def test_a_meta_entry_that_is_not_an_array(model, tmp_path):
     import zipfile
@@ -215,14 +250,17 @@ def test_a_meta_entry_that_is_not_an_array(model, tmp_path):
     assert_user_error(run_cli("inspect", str(path)), "'meta'", "not a NumPy array")
 
 
-@pytest.mark.parametrize("progress, message", [
-    ([1, 2, 3], "meta: progress must be a JSON object"),
-    ("epoch 1", "meta: progress must be a JSON object"),
-    ({"epoch": 1, "step": "three"}, "meta.progress: step must be a whole number >= 0"),
-    ({"epoch": -1, "step": 3}, "meta.progress: epoch must be a whole number >= 0"),
-    ({"epoch": 1, "step": 3, "epoch_finished": "no"}, "epoch_finished must be true or false"),
-    ({"epoch": 1, "step": 3, "learning_rate": [1]}, "learning_rate must be a number"),
-])
+@pytest.mark.parametrize(
+    "progress, message",
+    [
+        ([1, 2, 3], "meta: progress must be a JSON object"),
+        ("epoch 1", "meta: progress must be a JSON object"),
+        ({"epoch": 1, "step": "three"}, "meta.progress: step must be a whole number >= 0"),
+        ({"epoch": -1, "step": 3}, "meta.progress: epoch must be a whole number >= 0"),
+        ({"epoch": 1, "step": 3, "epoch_finished": "no"}, "epoch_finished must be true or false"),
+        ({"epoch": 1, "step": 3, "learning_rate": [1]}, "learning_rate must be a number"),
+    ],
+)
 def test_meta_progress_of_the_wrong_type(model, tmp_path, progress, message):
     run = copy_run(model, tmp_path / "run")
     arrays = arrays_of(run / "model.npz")
@@ -245,23 +283,26 @@ def test_meta_progress_missing_what_resume_needs(model, tmp_path, missing):
 
 def test_mid_epoch_progress_without_a_carried_state(model, tmp_path):
     run = copy_run(model, tmp_path / "run")
-    arrays = {k: v for k, v in arrays_of(run / "model.npz").items()
-              if not k.startswith("carried_")}
+    arrays = {k: v for k, v in arrays_of(run / "model.npz").items() if not k.startswith("carried_")}
     np.savez(run / "model.npz", **arrays)
     assert_user_error(run_cli("train", "--resume", str(run)), "no carried state")
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("log_every", 0, "log_every must be a whole number > 0, got 0"),
-    ("log_every", "100", "log_every must be a whole number > 0, got '100'"),
-    ("checkpoint_every", -5, "checkpoint_every must be a whole number >= 0"),
-    ("checkpoint_every", 2.5, "checkpoint_every must be a whole number >= 0"),
-    ("engine", 5, "engine must be a string"),
-    ("dtype", "float16", "dtype must be float32 or float64"),
-    ("config", [1, 2], "config must be a JSON object"),
-])
-def test_config_json_edited_to_the_wrong_type_is_refused_on_resume(model, tmp_path, field,
-                                                                   value, message):
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("log_every", 0, "log_every must be a whole number > 0, got 0"),
+        ("log_every", "100", "log_every must be a whole number > 0, got '100'"),
+        ("checkpoint_every", -5, "checkpoint_every must be a whole number >= 0"),
+        ("checkpoint_every", 2.5, "checkpoint_every must be a whole number >= 0"),
+        ("engine", 5, "engine must be a string"),
+        ("dtype", "float16", "dtype must be float32 or float64"),
+        ("config", [1, 2], "config must be a JSON object"),
+    ],
+)
+def test_config_json_edited_to_the_wrong_type_is_refused_on_resume(
+    model, tmp_path, field, value, message
+):
     run = copy_run(model, tmp_path / "run")
     info = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**info, field: value}))
@@ -273,8 +314,9 @@ def test_config_json_edited_to_the_wrong_type_is_refused_on_resume(model, tmp_pa
 def test_config_json_that_is_not_a_json_object(model, tmp_path):
     run = copy_run(model, tmp_path / "run")
     (run / "config.json").write_text("[1, 2, 3]\n")
-    assert_user_error(run_cli("train", "--resume", str(run)), "config.json",
-                      "must hold a JSON object")
+    assert_user_error(
+        run_cli("train", "--resume", str(run)), "config.json", "must hold a JSON object"
+    )
     assert_user_error(run_cli("plot", str(run)), "config.json", "must hold a JSON object")
     (run / "config.json").write_text('{"engine": "numpy",')
     assert_user_error(run_cli("plot", str(run)), "config.json", "not valid JSON")
@@ -292,35 +334,64 @@ def test_resume_needs_the_epoch_records_it_prints(model, tmp_path):
     the finished run's summary from every field train writes, so it needs them all."""
     run = copy_run(model, tmp_path / "run")
     lines = (run / "metrics.jsonl").read_text().splitlines()
-    lines.insert(1, json.dumps({"event": "epoch", "step": 2, "epoch": 1,
-                                "valid_perplexity": 9.0}))
+    lines.insert(1, json.dumps({"event": "epoch", "step": 2, "epoch": 1, "valid_perplexity": 9.0}))
     (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     result = run_cli("plot", str(run), "--out", str(tmp_path / "c.png"))
     assert result.returncode == 0, result.stderr
-    assert_user_error(run_cli("train", "--resume", str(run)), "metrics.jsonl line 2",
-                      "lr is missing")
+    assert_user_error(
+        run_cli("train", "--resume", str(run)), "metrics.jsonl line 2", "lr is missing"
+    )
 
 
-@pytest.mark.parametrize("record, message", [
-    ({"event": "epoch", "step": 20, "epoch": 1, "lr": 1, "steps": 20,
-      "train_perplexity": 9.0, "words_per_second": 5.0, "ms_per_step": 1.0,
-      "epoch_time": 1.0}, "valid_perplexity is missing"),
-    ({"event": "epoch", "step": 20, "epoch": "one", "lr": 1, "steps": 20,
-      "train_perplexity": 9.0, "valid_perplexity": 8.0, "words_per_second": 5.0,
-      "ms_per_step": 1.0, "epoch_time": 1.0}, "epoch must be a whole number >= 0"),
-    ({"event": "step", "step": 4, "epoch": 1, "perplexity": "high"},
-     "perplexity must be a number"),
-    ({"event": "test", "step": "last", "test_perplexity": 9.0}, "step must be a whole number"),
-    ([1, 2], "a record must be a JSON object, got list"),
-    ({"event": 7, "step": 1}, "event must be a string"),
-])
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        (
+            {
+                "event": "epoch",
+                "step": 20,
+                "epoch": 1,
+                "lr": 1,
+                "steps": 20,
+                "train_perplexity": 9.0,
+                "words_per_second": 5.0,
+                "ms_per_step": 1.0,
+                "epoch_time": 1.0,
+            },
+            "valid_perplexity is missing",
+        ),
+        (
+            {
+                "event": "epoch",
+                "step": 20,
+                "epoch": "one",
+                "lr": 1,
+                "steps": 20,
+                "train_perplexity": 9.0,
+                "valid_perplexity": 8.0,
+                "words_per_second": 5.0,
+                "ms_per_step": 1.0,
+                "epoch_time": 1.0,
+            },
+            "epoch must be a whole number >= 0",
+        ),
+        (
+            {"event": "step", "step": 4, "epoch": 1, "perplexity": "high"},
+            "perplexity must be a number",
+        ),
+        ({"event": "test", "step": "last", "test_perplexity": 9.0}, "step must be a whole number"),
+        ([1, 2], "a record must be a JSON object, got list"),
+        ({"event": 7, "step": 1}, "event must be a string"),
+    ],
+)
 def test_metrics_records_of_the_wrong_shape(model, tmp_path, record, message):
     run = copy_run(model, tmp_path / "run")
     lines = (run / "metrics.jsonl").read_text().splitlines()
     lines.insert(1, json.dumps(record))
     (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
-    assert_user_error(run_cli("plot", str(run), "--out", str(tmp_path / "c.png")),
-                      "metrics.jsonl line 2", message)
+    assert_user_error(
+        run_cli("plot", str(run), "--out", str(tmp_path / "c.png")), "metrics.jsonl line 2", message
+    )
     assert_user_error(run_cli("train", "--resume", str(run)), "metrics.jsonl line 2", message)
 
 
@@ -332,31 +403,52 @@ def test_metrics_garbage_mid_file_is_refused_and_a_partial_last_line_is_not(mode
     assert result.returncode == 0, result.stderr
     lines = text.splitlines()
     (run / "metrics.jsonl").write_text("\n".join([lines[0], "oops", *lines[1:]]) + "\n")
-    assert_user_error(run_cli("plot", str(run), "--out", str(tmp_path / "c.png")),
-                      "metrics.jsonl line 2: not JSON")
+    assert_user_error(
+        run_cli("plot", str(run), "--out", str(tmp_path / "c.png")),
+        "metrics.jsonl line 2: not JSON",
+    )
 
 
 # -- config values a reader cannot use (the library part of issue 16's class 7) ---------------
 
+
 def test_a_toml_preset_of_the_wrong_type(corpus, tmp_path):
     config = tmp_path / "mine.toml"
     config.write_text('preset = ["small"]\nhidden_size = 8\n')
-    result = run_cli("train", "--config", str(config), "--data-dir", str(corpus), "--out",
-                     str(tmp_path / "run"))
+    result = run_cli(
+        "train", "--config", str(config), "--data-dir", str(corpus), "--out", str(tmp_path / "run")
+    )
     assert_user_error(result, "mine.toml", "preset must be one of")
 
 
-@pytest.mark.parametrize("setting", ["init_scale=inf", "learning_rate=nan",
-                                     "max_grad_norm=-inf", "hidden_size=1e400",
-                                     "init_scale=1e308"])
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "init_scale=inf",
+        "learning_rate=nan",
+        "max_grad_norm=-inf",
+        "hidden_size=1e400",
+        "init_scale=1e308",
+    ],
+)
 def test_non_finite_or_overflowing_config_values(corpus, tmp_path, setting):
-    result = run_cli("train", "--config", "tiny", "--data-dir", str(corpus), "--out",
-                     str(tmp_path / "run"), "--set", setting)
+    result = run_cli(
+        "train",
+        "--config",
+        "tiny",
+        "--data-dir",
+        str(corpus),
+        "--out",
+        str(tmp_path / "run"),
+        "--set",
+        setting,
+    )
     assert_user_error(result, "--set", setting.split("=")[0])
     assert not (tmp_path / "run").exists()
 
 
 # -- score reads PTB's own tokens as they are written ---------------------------------------
+
 
 @pytest.fixture(scope="module")
 def ptb_model(ptb_dir, tmp_path_factory):
@@ -366,14 +458,25 @@ def ptb_model(ptb_dir, tmp_path_factory):
 
 
 def test_score_keeps_ptbs_own_tokens(ptb_model):
-    result = run_cli("score", "--checkpoint", str(ptb_model), "--text", "sales rose N N",
-                     "--json")
+    result = run_cli("score", "--checkpoint", str(ptb_model), "--text", "sales rose N N", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["unknown"] == 0
-    capitals = run_cli("score", "--checkpoint", str(ptb_model), "--text",
-                       "Sales ROSE N N <unk> to $ N Mr. Smith's U.S. unit", "--json")
-    lower = run_cli("score", "--checkpoint", str(ptb_model), "--text",
-                    "sales rose N N <unk> to $ N mr. smith 's u.s. unit", "--json")
+    capitals = run_cli(
+        "score",
+        "--checkpoint",
+        str(ptb_model),
+        "--text",
+        "Sales ROSE N N <unk> to $ N Mr. Smith's U.S. unit",
+        "--json",
+    )
+    lower = run_cli(
+        "score",
+        "--checkpoint",
+        str(ptb_model),
+        "--text",
+        "sales rose N N <unk> to $ N mr. smith 's u.s. unit",
+        "--json",
+    )
     assert json.loads(capitals.stdout) == json.loads(lower.stdout)
 
 
@@ -390,11 +493,22 @@ def test_score_of_ptb_test_text_equals_evaluate(ptb_model, ptb_dir, tmp_path, bo
     (data / "ptb.test.txt").write_text("\n" + "\n".join(lines) + "\n", encoding="utf-8")
     text = tmp_path / "text.txt"
     text.write_bytes(bom + "\n".join(lines).encode("utf-8") + b"\n")
-    scored = run_cli("score", "--checkpoint", str(ptb_model), "--text-file", str(text),
-                     "--json")
+    scored = run_cli("score", "--checkpoint", str(ptb_model), "--text-file", str(text), "--json")
     assert scored.returncode == 0, scored.stderr
-    evaluated = run_cli("evaluate", "--checkpoint", str(ptb_model), "--data-dir", str(data),
-                        "--split", "test", "--batch-size", "1", "--num-steps", "1", "--json")
+    evaluated = run_cli(
+        "evaluate",
+        "--checkpoint",
+        str(ptb_model),
+        "--data-dir",
+        str(data),
+        "--split",
+        "test",
+        "--batch-size",
+        "1",
+        "--num-steps",
+        "1",
+        "--json",
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     score, evaluation = json.loads(scored.stdout), json.loads(evaluated.stdout)
     assert score["unknown"] == 0
@@ -403,6 +517,7 @@ def test_score_of_ptb_test_text_equals_evaluate(ptb_model, ptb_dir, tmp_path, bo
 
 
 # -- a model without <unk> or without <eos> ---------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def model_without_unk(tmp_path_factory):
@@ -415,20 +530,24 @@ def model_without_unk(tmp_path_factory):
     for split in ("train", "valid", "test"):
         (data / f"ptb.{split}.txt").write_text("\n".join(lines * 3) + "\n")
     out = root / "run"
-    result = run_cli("train", "--config", "tiny", "--data-dir", str(data), "--out", str(out),
-                     "--max-steps", "0")
+    result = run_cli(
+        "train", "--config", "tiny", "--data-dir", str(data), "--out", str(out), "--max-steps", "0"
+    )
     assert result.returncode == 0, result.stderr
     assert "<unk>" not in meta_of(arrays_of(out / "model.npz"))["vocab"]
     return out / "model.npz"
 
 
 def test_score_without_unk_names_the_unknown_words(model_without_unk):
-    result = run_cli("score", "--checkpoint", str(model_without_unk), "--text",
-                     "w1 w2 zebra w3. w4 okapi")
-    assert_user_error(result, "2 word(s) not in the model's vocabulary", "'okapi', 'zebra'",
-                      "no <unk>")
-    known = run_cli("score", "--checkpoint", str(model_without_unk), "--text", "w1 w2. w3",
-                    "--json")
+    result = run_cli(
+        "score", "--checkpoint", str(model_without_unk), "--text", "w1 w2 zebra w3. w4 okapi"
+    )
+    assert_user_error(
+        result, "2 word(s) not in the model's vocabulary", "'okapi', 'zebra'", "no <unk>"
+    )
+    known = run_cli(
+        "score", "--checkpoint", str(model_without_unk), "--text", "w1 w2. w3", "--json"
+    )
     assert known.returncode == 0, known.stderr
     assert json.loads(known.stdout)["unknown"] == 0
 
@@ -439,10 +558,10 @@ def test_a_model_without_eos(model_without_unk, tmp_path):
     meta["vocab"] = ["<end>" if w == "<eos>" else w for w in meta["vocab"]]
     path = tmp_path / "model.npz"
     np.savez(path, **with_meta(arrays, meta))
-    assert_user_error(run_cli("score", "--checkpoint", str(path), "--text", "w1 w2"),
-                      "no <eos>")
-    assert_user_error(run_cli("generate", "--checkpoint", str(path), "--words", "3"),
-                      "no <eos>", "--prompt")
+    assert_user_error(run_cli("score", "--checkpoint", str(path), "--text", "w1 w2"), "no <eos>")
+    assert_user_error(
+        run_cli("generate", "--checkpoint", str(path), "--words", "3"), "no <eos>", "--prompt"
+    )
     result = run_cli("generate", "--checkpoint", str(path), "--prompt", "w1 w2", "--words", "4")
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.split()) == 2 + 4
@@ -450,14 +569,26 @@ def test_a_model_without_eos(model_without_unk, tmp_path):
 
 # -- generate: words as they come, bounded memory ---------------------------------------------
 
+
 def test_generate_streams_words_as_they_come_and_stops_when_the_reader_does(model):
     import subprocess
     import sys
     import threading
 
-    process = subprocess.Popen([sys.executable, "-m", "ptb_lstm", "generate", "--checkpoint",
-                                str(model), "--words", "10000000"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ptb_lstm",
+            "generate",
+            "--checkpoint",
+            str(model),
+            "--words",
+            "10000000",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     guard = threading.Timer(300, process.kill)  # a hang guard, not a speed limit
     guard.start()
     try:
@@ -517,18 +648,33 @@ def test_chunked_prompt_reading_carries_the_state_exactly(ptb_model, ptb_dir):
     assert got == [ckpt.vocab[i] for i in expected]
 
 
-@pytest.mark.parametrize("flags, message", [(["--words", "0"], "--words"),
-                                            (["--words", "-3"], "--words"),
-                                            (["--seed", "-1"], "--seed"),
-                                            (["--top-k", "-2"], "--top-k")])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--words", "0"], "--words"),
+        (["--words", "-3"], "--words"),
+        (["--seed", "-1"], "--seed"),
+        (["--top-k", "-2"], "--top-k"),
+    ],
+)
 def test_generate_refuses_counts_it_cannot_use(model, flags, message):
     assert_user_error(run_cli("generate", "--checkpoint", str(model), *flags), message)
 
 
 def test_generate_at_a_subnormal_temperature_picks_the_likeliest_word(model):
-    result = run_cli("generate", "--checkpoint", str(model), "--words", "5", "--temperature",
-                     "1e-320")
+    result = run_cli(
+        "generate", "--checkpoint", str(model), "--words", "5", "--temperature", "1e-320"
+    )
     assert result.returncode == 0, result.stderr
-    again = run_cli("generate", "--checkpoint", str(model), "--words", "5", "--temperature",
-                    "1e-320", "--seed", "9")
+    again = run_cli(
+        "generate",
+        "--checkpoint",
+        str(model),
+        "--words",
+        "5",
+        "--temperature",
+        "1e-320",
+        "--seed",
+        "9",
+    )
     assert result.stdout == again.stdout  # no randomness left to differ by

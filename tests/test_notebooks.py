@@ -21,13 +21,15 @@ NAMES = build.NOTEBOOKS
 def test_committed_notebook_matches_its_percent_source(name):
     committed = nbformat.read(REPO / "notebooks" / name, as_version=4)
     expected = build.cells(name)
-    assert [(c.cell_type, c.source) for c in committed.cells] == \
-        [(c.cell_type, c.source) for c in expected], \
-        f"run `python notebooks/build.py --only {name}` after editing {build.source_of(name).name}"
-    assert [c.metadata.get("figure") for c in committed.cells] == \
-        [c.metadata.get("figure") for c in expected], "figure names differ from the source's"
-    assert any(c.get("outputs") for c in committed.cells if c.cell_type == "code"), \
+    assert [(c.cell_type, c.source) for c in committed.cells] == [
+        (c.cell_type, c.source) for c in expected
+    ], f"run `python notebooks/build.py --only {name}` after editing {build.source_of(name).name}"
+    assert [c.metadata.get("figure") for c in committed.cells] == [
+        c.metadata.get("figure") for c in expected
+    ], "figure names differ from the source's"
+    assert any(c.get("outputs") for c in committed.cells if c.cell_type == "code"), (
         "committed without outputs"
+    )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -40,16 +42,36 @@ def test_notebook_executes_top_to_bottom(name, ptb_dir, monkeypatch, tmp_path):
     started = time.perf_counter()
     # allow_errors: every cell runs and its error lands in its outputs, so that the assertion
     # below sees each failing cell (without it, execute() raises at the first one).
-    NotebookClient(notebook, timeout=600, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
-    errors = [f"{o.ename}: {o.evalue}" for c in notebook.cells if c.cell_type == "code"
-              for o in c.outputs if o.output_type == "error"]
+    NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
+    errors = [
+        f"{o.ename}: {o.evalue}"
+        for c in notebook.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.output_type == "error"
+    ]
     assert not errors, errors
-    images = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs
-              if "image/png" in o.get("data", {})]
+    images = [
+        o
+        for c in notebook.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if "image/png" in o.get("data", {})
+    ]
     assert images, "every notebook draws at least one figure"
-    printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code"
-                      for o in c.outputs if o.output_type == "stream")
+    printed = "".join(
+        o.get("text", "")
+        for c in notebook.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.output_type == "stream"
+    )
     assert "short runs of 10 steps" in printed, "PTB_LSTM_NOTEBOOK_STEPS did not reach the notebook"
     print(f"{name}: {time.perf_counter() - started:.0f} s")
 
@@ -65,13 +87,17 @@ def test_a_built_notebook_is_valid_with_its_sources_cells_and_a_python_kernel(tm
 
 def test_percent_cells_become_code_and_markdown_cells_with_their_figure_names(tmp_path):
     source = tmp_path / "tiny.py"
-    source.write_text('# %% [markdown]\n# # Title\n#\n# Some *text*.\n\n'
-                      '# %%\nx = 1\n\ny = x + 1\n\n\n'
-                      '# %% figure="tiny-plot"\nprint(y)\n')
+    source.write_text(
+        "# %% [markdown]\n# # Title\n#\n# Some *text*.\n\n"
+        "# %%\nx = 1\n\ny = x + 1\n\n\n"
+        '# %% figure="tiny-plot"\nprint(y)\n'
+    )
     cells = build.read_cells(source)
     assert [(c.cell_type, c.source) for c in cells] == [
-        ("markdown", "# Title\n\nSome *text*."), ("code", "x = 1\n\ny = x + 1"),
-        ("code", "print(y)")]
+        ("markdown", "# Title\n\nSome *text*."),
+        ("code", "x = 1\n\ny = x + 1"),
+        ("code", "print(y)"),
+    ]
     assert [dict(c.metadata) for c in cells] == [{}, {}, {"figure": "tiny-plot"}]
 
 
@@ -79,8 +105,12 @@ def test_a_named_figure_is_exported_from_its_cells_first_image(tmp_path):
     png = b"\x89PNG\r\n\x1a\n not a real image, only bytes to copy"
     notebook = nbformat.v4.new_notebook()
     named = nbformat.v4.new_code_cell("plot()", metadata={"figure": "shown"})
-    named.outputs = [nbformat.v4.new_output("display_data", data={"image/png": base64.b64encode(
-        png).decode(), "text/plain": "<Figure>"})]
+    named.outputs = [
+        nbformat.v4.new_output(
+            "display_data",
+            data={"image/png": base64.b64encode(png).decode(), "text/plain": "<Figure>"},
+        )
+    ]
     unnamed = nbformat.v4.new_code_cell("plot()")
     unnamed.outputs = list(named.outputs)
     notebook.cells = [named, unnamed]
@@ -102,8 +132,11 @@ def test_a_helper_defined_in_several_notebooks_is_defined_alike():
                 if isinstance(node, ast.FunctionDef):
                     names = [node.name]
                 elif isinstance(node, ast.Assign):
-                    names = [t.id for t in node.targets if isinstance(t, ast.Name)
-                             and t.id.isupper() and len(t.id) > 1]  # not E, T
+                    names = [
+                        t.id
+                        for t in node.targets
+                        if isinstance(t, ast.Name) and t.id.isupper() and len(t.id) > 1
+                    ]  # not E, T
                 else:
                     continue
                 for defined in names:

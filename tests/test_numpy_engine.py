@@ -20,8 +20,10 @@ def engine(dtype="float64", **changes):
 
 def batch(seed=0, batch_size=4, num_steps=5):
     rng = np.random.default_rng(seed)
-    return (rng.integers(0, VOCAB, (batch_size, num_steps)),
-            rng.integers(0, VOCAB, (batch_size, num_steps)))
+    return (
+        rng.integers(0, VOCAB, (batch_size, num_steps)),
+        rng.integers(0, VOCAB, (batch_size, num_steps)),
+    )
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.4])
@@ -43,6 +45,7 @@ def test_initial_loss_is_near_uniform_prediction():
 def reference_nll(params, inputs, targets, num_layers):
     """-log p of every target [B, T], from zero state, straight from docs/model.md §3: one
     time step at a time, gates i, f, g, o, in float64 with nothing shared with the engine."""
+
     def sigmoid(z):
         return 1 / (1 + np.exp(-z))
 
@@ -54,9 +57,12 @@ def reference_nll(params, inputs, targets, num_layers):
     for t in range(num_steps):
         x = params["embedding"][inputs[:, t]]
         for layer in range(num_layers):
-            z = (x @ params[f"lstm_{layer}_kernel"] + h[layer] @
-                 params[f"lstm_{layer}_recurrent_kernel"] + params[f"lstm_{layer}_bias"])
-            i, f, g, o = (z[:, k * hidden:(k + 1) * hidden] for k in range(4))
+            z = (
+                x @ params[f"lstm_{layer}_kernel"]
+                + h[layer] @ params[f"lstm_{layer}_recurrent_kernel"]
+                + params[f"lstm_{layer}_bias"]
+            )
+            i, f, g, o = (z[:, k * hidden : (k + 1) * hidden] for k in range(4))
             c[layer] = sigmoid(f) * c[layer] + sigmoid(i) * np.tanh(g)
             h[layer] = sigmoid(o) * np.tanh(c[layer])
             x = h[layer]
@@ -70,8 +76,7 @@ def test_loss_is_summed_over_time_and_averaged_over_batch():
     e = engine()
     x, y = batch()
     expected = reference_nll(e.get_params(), x, y, e.config.num_layers)  # [4, 5]
-    assert e.gradients(x, y, e.state).loss == pytest.approx(expected.sum(axis=1).mean(),
-                                                            rel=1e-12)
+    assert e.gradients(x, y, e.state).loss == pytest.approx(expected.sum(axis=1).mean(), rel=1e-12)
     assert e.eval_step(x, y) == pytest.approx(expected.sum(), rel=1e-12)
 
 
@@ -86,8 +91,9 @@ def test_sgd_step_is_exactly_clipped_gradient_descent():
     e.train_step(x, y, learning_rate=0.7)
     after = e.get_params()
     for name, grad in full.items():
-        np.testing.assert_allclose(after[name], before[name] - 0.7 * 1e-3 / norm * grad,
-                                   rtol=0, atol=1e-15)
+        np.testing.assert_allclose(
+            after[name], before[name] - 0.7 * 1e-3 / norm * grad, rtol=0, atol=1e-15
+        )
     change = np.sqrt(sum(np.sum((after[n] - before[n]) ** 2) for n in after))
     assert change == pytest.approx(0.7 * 1e-3, rel=1e-9)
 
@@ -145,10 +151,12 @@ def test_dropout_changes_training_but_not_evaluation():
 
 
 def test_core_package_imports_no_other_numerical_framework():
-    code = ("import sys, ptb_lstm.cli, ptb_lstm.train, ptb_lstm.engines.numpy_engine, "
-            "ptb_lstm.gradcheck, ptb_lstm.checkpoint; "
-            "bad = [m for m in ('tensorflow', 'torch', 'jax', 'scipy') if m in sys.modules]; "
-            "print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, ptb_lstm.cli, ptb_lstm.train, ptb_lstm.engines.numpy_engine, "
+        "ptb_lstm.gradcheck, ptb_lstm.checkpoint; "
+        "bad = [m for m in ('tensorflow', 'torch', 'jax', 'scipy') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -184,7 +192,8 @@ def test_softmax_nll_and_gradient_survive_extreme_logits():
     assert nll == pytest.approx(expected_nll, rel=1e-5)
     np.testing.assert_allclose(logits, expected_grad, atol=1e-5)
     assert _softmax_nll_in_place(top @ weights, targets, None, top, weights) == pytest.approx(
-        expected_nll, rel=1e-5)
+        expected_nll, rel=1e-5
+    )
 
 
 def test_the_global_norm_is_accurate_in_float32():
@@ -195,7 +204,13 @@ def test_the_global_norm_is_accurate_in_float32():
     value = np.float32(0.1)
     dense = {"kernel": np.full(1 << 24, value, np.float32)}
     rows = np.full((3, 700), -value, np.float32)
-    grads = Gradients(loss=0.0, dense=dense, embedding_rows=np.arange(3), embedding_grad=rows,
-                      state_grad=[], final_state=[])
+    grads = Gradients(
+        loss=0.0,
+        dense=dense,
+        embedding_rows=np.arange(3),
+        embedding_grad=rows,
+        state_grad=[],
+        final_state=[],
+    )
     exact = np.sqrt(((1 << 24) + 3 * 700) * float(value) ** 2)
     assert grads.global_norm() == pytest.approx(exact, rel=1e-6)

@@ -21,7 +21,8 @@ VOCAB = 23
 # thread; elsewhere every step is serial and these tests have nothing to check.
 needs_openblas = pytest.mark.skipif(
     _blas_threads._numpy_blas() is None,
-    reason="NumPy's BLAS is not a pthreads OpenBLAS that threadpoolctl can limit")
+    reason="NumPy's BLAS is not a pthreads OpenBLAS that threadpoolctl can limit",
+)
 
 
 @pytest.fixture
@@ -40,8 +41,7 @@ def make_engine(dtype, dropout=0.3):
 
 def batches(count=4):
     rng = np.random.default_rng(11)
-    return [(rng.integers(0, VOCAB, (4, 7)), rng.integers(0, VOCAB, (4, 7)))
-            for _ in range(count)]
+    return [(rng.integers(0, VOCAB, (4, 7)), rng.integers(0, VOCAB, (4, 7))) for _ in range(count)]
 
 
 def train(engine, blas_threads):
@@ -49,9 +49,10 @@ def train(engine, blas_threads):
     with threadpool_limits(limits=blas_threads, user_api="blas"):
         with engine._threads.split() as work:  # the step really runs as asked
             assert work.helpers == blas_threads - 1
-        losses = [engine.train_step(x, y, 0.5, step_masks(engine.config, step,
-                                                          dtype=engine.np_dtype))
-                  for step, (x, y) in enumerate(batches())]
+        losses = [
+            engine.train_step(x, y, 0.5, step_masks(engine.config, step, dtype=engine.np_dtype))
+            for step, (x, y) in enumerate(batches())
+        ]
         losses.append(engine.eval_step(*batches(1)[0]))
     return losses, engine.get_params()
 
@@ -63,8 +64,9 @@ def test_threaded_and_serial_training_agree(small_blocks, dtype, tolerance):
     threaded_losses, threaded_params = train(make_engine(dtype), blas_threads=2)
     np.testing.assert_allclose(threaded_losses, serial_losses, rtol=tolerance)
     for name, value in serial_params.items():
-        np.testing.assert_allclose(threaded_params[name], value, rtol=tolerance,
-                                   atol=tolerance, err_msg=name)
+        np.testing.assert_allclose(
+            threaded_params[name], value, rtol=tolerance, atol=tolerance, err_msg=name
+        )
 
 
 @needs_openblas
@@ -111,6 +113,7 @@ def test_work_runs_every_task_once_on_both_threads_and_reraises():
             ran.append(i)
             threads.add(threading.get_ident())
             np.linalg.norm(np.ones((300, 300), np.float32) @ np.ones((300, 300), np.float32))
+
         return run
 
     with threadpool_limits(limits=2, user_api="blas"), blas.split() as work:
@@ -189,8 +192,9 @@ def test_blas_is_held_at_one_thread_for_the_whole_process_during_a_step():
     with threadpool_limits(limits=2, user_api="blas"):
         with _blas_threads.BlasThreads().split() as work:
             assert work.helpers == 1
-            other = threading.Thread(target=lambda: seen.append(
-                _blas_threads._numpy_blas().num_threads))
+            other = threading.Thread(
+                target=lambda: seen.append(_blas_threads._numpy_blas().num_threads)
+            )
             other.start()
             other.join()
         seen.append(_blas_threads._numpy_blas().num_threads)

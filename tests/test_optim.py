@@ -22,8 +22,9 @@ def config(**changes):
 def one_parameter(optimizer: str, **changes) -> tuple[NumpyAdam, dict]:
     """An optimizer over every parameter of a tiny model, all zero."""
     cfg = config(optimizer=optimizer, **changes)
-    shapes = {name[2:]: shape for name, shape in state_shapes(cfg, VOCAB).items()
-              if name.startswith("m_")}
+    shapes = {
+        name[2:]: shape for name, shape in state_shapes(cfg, VOCAB).items() if name.startswith("m_")
+    }
     return NumpyAdam(cfg, VOCAB, np.float64), {n: np.zeros(s) for n, s in shapes.items()}
 
 
@@ -126,8 +127,7 @@ def test_the_rule_is_torch_optim_adam(amsgrad, tmp_path):
 
     rng = np.random.default_rng(4)
     b1, b2, eps, lr, steps = 0.8, 0.95, 1e-6, 0.03, 6
-    adam, params = one_parameter("amsgrad" if amsgrad else "adam", beta1=b1, beta2=b2,
-                                 epsilon=eps)
+    adam, params = one_parameter("amsgrad" if amsgrad else "adam", beta1=b1, beta2=b2, epsilon=eps)
     for name in params:
         params[name] = rng.normal(size=params[name].shape)
     data = {f"p_{n}": p.copy() for n, p in params.items()}
@@ -138,9 +138,18 @@ def test_the_rule_is_torch_optim_adam(amsgrad, tmp_path):
         data.update({f"g{step}_{n}": g for n, g in grads.items()})
         adam.update(params, {n: g.copy() for n, g in grads.items()}, lr, 1.0)
     np.savez(tmp_path / "grads.npz", **data)
-    done = subprocess.run([sys.executable, "-c", TORCH_ADAM, str(tmp_path / "grads.npz"),
-                           str(tmp_path / "torch.npz")], capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            TORCH_ADAM,
+            str(tmp_path / "grads.npz"),
+            str(tmp_path / "torch.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     theirs = dict(np.load(tmp_path / "torch.npz"))
     ours = adam.get_state()
@@ -149,8 +158,9 @@ def test_the_rule_is_torch_optim_adam(amsgrad, tmp_path):
     for name in params:
         np.testing.assert_allclose(params[name], theirs[f"p_{name}"], rtol=0, atol=1e-13)
         for part, key in pairs:
-            np.testing.assert_allclose(ours[f"{part}_{name}"], theirs[f"{key}_{name}"],
-                                       rtol=1e-12, atol=1e-16)
+            np.testing.assert_allclose(
+                ours[f"{part}_{name}"], theirs[f"{key}_{name}"], rtol=1e-12, atol=1e-16
+            )
 
 
 def test_sgd_keeps_no_state_and_adam_starts_at_zero():
@@ -163,13 +173,14 @@ def test_sgd_keeps_no_state_and_adam_starts_at_zero():
 
 def test_presets_train_with_the_papers_sgd_and_torchs_adam_defaults():
     small = PRESETS["small"]
-    assert (small.optimizer, small.beta1, small.beta2, small.epsilon) == \
-        ("sgd", 0.9, 0.999, 1e-8)
+    assert (small.optimizer, small.beta1, small.beta2, small.epsilon) == ("sgd", 0.9, 0.999, 1e-8)
 
 
 def test_set_chooses_the_optimizer_and_its_constants():
-    cfg = apply_overrides(PRESETS["small"], parse_sets(
-        ["optimizer=amsgrad", "beta1=0.8", "beta2=0.99", "epsilon=1e-6"]))
+    cfg = apply_overrides(
+        PRESETS["small"],
+        parse_sets(["optimizer=amsgrad", "beta1=0.8", "beta2=0.99", "epsilon=1e-6"]),
+    )
     assert (cfg.optimizer, cfg.beta1, cfg.beta2, cfg.epsilon) == ("amsgrad", 0.8, 0.99, 1e-6)
 
 
@@ -180,14 +191,17 @@ def test_toml_chooses_the_optimizer(tmp_path):
     assert (cfg.optimizer, cfg.learning_rate, cfg.beta2) == ("adam", 0.002, 0.999)
 
 
-@pytest.mark.parametrize("pair, fragment", [
-    ("optimizer=adamw", "optimizer must be one of sgd, adam, amsgrad"),
-    ("beta1=1", "beta1 must be in [0, 1)"),
-    ("beta2=-0.1", "beta2 must be in [0, 1)"),
-    ("epsilon=0", "epsilon must be > 0"),
-    ("epsilon=-1e-8", "epsilon must be > 0"),
-    ("beta1=high", "beta1 must be a number"),
-])
+@pytest.mark.parametrize(
+    "pair, fragment",
+    [
+        ("optimizer=adamw", "optimizer must be one of sgd, adam, amsgrad"),
+        ("beta1=1", "beta1 must be in [0, 1)"),
+        ("beta2=-0.1", "beta2 must be in [0, 1)"),
+        ("epsilon=0", "epsilon must be > 0"),
+        ("epsilon=-1e-8", "epsilon must be > 0"),
+        ("beta1=high", "beta1 must be a number"),
+    ],
+)
 def test_out_of_range_optimizer_settings_name_the_field(pair, fragment):
     with pytest.raises(UserError) as error:
         apply_overrides(PRESETS["small"], parse_sets([pair]))
@@ -202,8 +216,11 @@ def test_toml_optimizer_must_be_a_string(tmp_path):
 
 
 def test_a_config_written_before_the_optimizer_fields_loads_as_sgd():
-    old = {k: v for k, v in PRESETS["tiny"].to_dict().items()
-           if k not in ("optimizer", "beta1", "beta2", "epsilon")}
+    old = {
+        k: v
+        for k, v in PRESETS["tiny"].to_dict().items()
+        if k not in ("optimizer", "beta1", "beta2", "epsilon")
+    }
     assert from_dict(old, source="config.json").optimizer == "sgd"
 
 
@@ -232,7 +249,18 @@ def test_the_memory_estimate_counts_adams_moments(monkeypatch):
 def test_a_bad_optimizer_setting_is_a_one_line_error_with_status_2(tmp_path, tiny_dir):
     from conftest import assert_user_error, run_cli
 
-    result = run_cli("train", "--config", "tiny", "--data-dir", str(tiny_dir), "--set",
-                     "optimizer=amsgrad", "--set", "beta2=1", "--out", str(tmp_path / "r"))
+    result = run_cli(
+        "train",
+        "--config",
+        "tiny",
+        "--data-dir",
+        str(tiny_dir),
+        "--set",
+        "optimizer=amsgrad",
+        "--set",
+        "beta2=1",
+        "--out",
+        str(tmp_path / "r"),
+    )
     assert_user_error(result, "--set", "beta2 must be in [0, 1), got 1.0")
     assert not (tmp_path / "r").exists()

@@ -12,25 +12,57 @@ RATES = ["--rates", "sgd=0.5,1", "--rates", "adam=0.003,0.03", "--rates", "amsgr
 
 def tool(tmp_path, tiny_dir, *args):
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--config", "tiny", "--data-dir", str(tiny_dir),
-         "--sweep-steps", "6", *RATES, "--runs", str(tmp_path / "runs"), "--results",
-         str(tmp_path / "results"), "--figure", str(tmp_path / "fig.png"), *args],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--config",
+            "tiny",
+            "--data-dir",
+            str(tiny_dir),
+            "--sweep-steps",
+            "6",
+            *RATES,
+            "--runs",
+            str(tmp_path / "runs"),
+            "--results",
+            str(tmp_path / "results"),
+            "--figure",
+            str(tmp_path / "fig.png"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr
     return result.stdout
 
 
 def epochs_and_test(run):
     records = [json.loads(line) for line in (run / "metrics.jsonl").open()]
-    return [r for r in records if r["event"] in ("epoch", "partial_epoch")], \
-        [r for r in records if r["event"] == "test"]
+    return [r for r in records if r["event"] in ("epoch", "partial_epoch")], [
+        r for r in records if r["event"] == "test"
+    ]
 
 
 def test_sweep_picks_each_optimizers_best_rate_and_the_runs_use_it(tmp_path, tiny_dir):
     # One main run already under way, stopped early: the tool continues it.
-    stopped = run_cli("train", "--config", "tiny", "--data-dir", str(tiny_dir), "--set",
-                      "optimizer=adam", "--set", "learning_rate=0.03", "--max-steps", "3",
-                      "--out", str(tmp_path / "runs" / "adam"))
+    stopped = run_cli(
+        "train",
+        "--config",
+        "tiny",
+        "--data-dir",
+        str(tiny_dir),
+        "--set",
+        "optimizer=adam",
+        "--set",
+        "learning_rate=0.03",
+        "--max-steps",
+        "3",
+        "--out",
+        str(tmp_path / "runs" / "adam"),
+    )
     assert stopped.returncode == 0, stopped.stderr
     out = tool(tmp_path, tiny_dir)
     sweep = json.loads((tmp_path / "results" / "sweep.json").read_text())
@@ -50,8 +82,9 @@ def test_sweep_picks_each_optimizers_best_rate_and_the_runs_use_it(tmp_path, tin
         assert info["config"]["learning_rate"] == sweep["chosen"][optimizer]
         assert info["data_dir"] == "$PTB_DATA_DIR" and str(tmp_path) not in json.dumps(info)
     assert "--resume" in out and "runs/adam" in out  # the stopped run was continued
-    summary = {r["optimizer"]: r for r in
-               json.loads((tmp_path / "results" / "summary.json").read_text())}
+    summary = {
+        r["optimizer"]: r for r in json.loads((tmp_path / "results" / "summary.json").read_text())
+    }
     for optimizer, row in summary.items():
         evaluated, test = epochs_and_test(tmp_path / "runs" / optimizer)
         assert row["epochs"] == 2 and row["test_perplexity"] == test[-1]["test_perplexity"]

@@ -23,8 +23,18 @@ def two_runs(tmp_path_factory):
     runs = []
     for name, extra in (("a", []), ("b", ["--dtype", "float64", "--seed", "5"])):
         out = root / name
-        result = run_cli("train", "--config", "tiny", "--data-dir", str(data), "--out", str(out),
-                         "--log-every", "1", *extra)
+        result = run_cli(
+            "train",
+            "--config",
+            "tiny",
+            "--data-dir",
+            str(data),
+            "--out",
+            str(out),
+            "--log-every",
+            "1",
+            *extra,
+        )
         assert result.returncode == 0, result.stderr
         runs.append(out)
     return runs
@@ -53,7 +63,8 @@ def test_the_curves_are_the_runs_records(two_runs):
     records = [json.loads(line) for line in (two_runs[0] / "metrics.jsonl").open()]
     assert [r["step"] for r in run.steps] == [r["step"] for r in records if r["event"] == "step"]
     assert [r["valid_perplexity"] for r in run.epochs] == [
-        r["valid_perplexity"] for r in records if r["event"] == "epoch"]
+        r["valid_perplexity"] for r in records if r["event"] == "epoch"
+    ]
     assert len(run.epochs) == 2 and run.test is not None and run.engine == "numpy"
 
 
@@ -79,10 +90,13 @@ def test_plot_errors_are_one_line(two_runs, tmp_path):
     (tmp_path / "fresh").mkdir()
     (tmp_path / "fresh" / "metrics.jsonl").write_text("")
     assert_user_error(run_cli("plot", str(tmp_path / "fresh")), "no step or epoch records")
-    assert_user_error(run_cli("plot", str(two_runs[0]), "--out", str(tmp_path / "c.jpg2")),
-                      "must end in .png")
-    assert_user_error(run_cli("plot", str(two_runs[0]), "--out", str(tmp_path / "x" / "c.png")),
-                      "does not exist; create it first")
+    assert_user_error(
+        run_cli("plot", str(two_runs[0]), "--out", str(tmp_path / "c.jpg2")), "must end in .png"
+    )
+    assert_user_error(
+        run_cli("plot", str(two_runs[0]), "--out", str(tmp_path / "x" / "c.png")),
+        "does not exist; create it first",
+    )
     assert_user_error(run_cli("plot", str(two_runs[0]), "--out", str(tmp_path)), "is a folder")
 
 

@@ -37,19 +37,30 @@ words = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_siz
 
 
 @settings(max_examples=25, deadline=None)
-@given(vocab=st.lists(words, min_size=2, max_size=12, unique=True),
-       hidden=st.integers(1, 5), layers=st.integers(1, 3),
-       dtype=st.sampled_from([np.float32, np.float64]),
-       step=st.integers(0, 10**9), learning_rate=st.floats(1e-6, 10))
+@given(
+    vocab=st.lists(words, min_size=2, max_size=12, unique=True),
+    hidden=st.integers(1, 5),
+    layers=st.integers(1, 3),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    step=st.integers(0, 10**9),
+    learning_rate=st.floats(1e-6, 10),
+)
 def test_checkpoint_round_trip(vocab, hidden, layers, dtype, step, learning_rate):
     config = PRESETS["tiny"].replace(hidden_size=hidden, num_layers=layers)
     params = init_params(config, len(vocab), dtype)
     batch = config.batch_size
-    carried = [(np.full((batch, hidden), 0.5, dtype), np.full((batch, hidden), -0.5, dtype))
-               ] * layers
-    saved = checkpoint.Checkpoint(params, vocab, config,
-                                  {"epoch": 3, "step": step, "learning_rate": learning_rate},
-                                  "numpy", np.dtype(dtype).name, carried=carried)
+    carried = [
+        (np.full((batch, hidden), 0.5, dtype), np.full((batch, hidden), -0.5, dtype))
+    ] * layers
+    saved = checkpoint.Checkpoint(
+        params,
+        vocab,
+        config,
+        {"epoch": 3, "step": step, "learning_rate": learning_rate},
+        "numpy",
+        np.dtype(dtype).name,
+        carried=carried,
+    )
     with TemporaryDirectory() as folder:
         path = checkpoint.save(Path(folder) / "model.npz", saved)
         loaded = checkpoint.load(path)

@@ -21,15 +21,20 @@ from ptb_lstm.config import FIELD_TYPES, PRESETS, Config, from_dict, load_config
 from ptb_lstm.errors import UserError
 from ptb_lstm.params import init_params
 
-SETTINGS = settings(max_examples=150, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.sampled_from([10**400, -10**400])
-    | st.floats() | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                 max_size=4),
-    max_leaves=10)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.sampled_from([10**400, -(10**400)])
+    | st.floats()
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=10,
+)
 
 VOCAB = ["<eos>", "<unk>", "a", "b", "c"]
 
@@ -42,12 +47,24 @@ def one_line(error: UserError) -> None:
 def template_meta() -> tuple[dict, dict]:
     """The arrays and meta of a real checkpoint written mid-epoch (tiny config)."""
     config = PRESETS["tiny"]
-    carried = [(np.zeros((config.batch_size, config.hidden_size), np.float32),) * 2
-               ] * config.num_layers
+    carried = [
+        (np.zeros((config.batch_size, config.hidden_size), np.float32),) * 2
+    ] * config.num_layers
     saved = checkpoint.Checkpoint(
-        init_params(config, len(VOCAB)), VOCAB, config,
-        {"epoch": 1, "step": 3, "step_in_epoch": 3, "learning_rate": 1.0,
-         "epoch_finished": False, "loss_sum": 6.5, "epoch_time": 0.2}, carried=carried)
+        init_params(config, len(VOCAB)),
+        VOCAB,
+        config,
+        {
+            "epoch": 1,
+            "step": 3,
+            "step_in_epoch": 3,
+            "learning_rate": 1.0,
+            "epoch_finished": False,
+            "loss_sum": 6.5,
+            "epoch_time": 0.2,
+        },
+        carried=carried,
+    )
     with TemporaryDirectory() as folder:
         path = checkpoint.save(Path(folder) / "model.npz", saved)
         with np.load(path) as npz:
@@ -90,8 +107,11 @@ def npz_bytes(meta: object, arrays: dict) -> bytes:
 
 
 @SETTINGS
-@given(data=st.binary(max_size=400) | st.binary(max_size=400).map(lambda b: b"PK\x03\x04" + b)
-       | st.binary(max_size=400).map(lambda b: b"\x93NUMPY" + b))
+@given(
+    data=st.binary(max_size=400)
+    | st.binary(max_size=400).map(lambda b: b"PK\x03\x04" + b)
+    | st.binary(max_size=400).map(lambda b: b"\x93NUMPY" + b)
+)
 def test_checkpoint_reader_on_random_bytes(data):
     check_checkpoint_file(data)
 
@@ -102,7 +122,7 @@ def test_checkpoint_reader_on_random_bytes_inside_a_real_checkpoint(data):
     real = npz_bytes(META, ARRAYS)
     start = data.draw(st.integers(0, len(real) - 1))
     junk = data.draw(st.binary(min_size=1, max_size=16))
-    check_checkpoint_file(real[:start] + junk + real[start + len(junk):])
+    check_checkpoint_file(real[:start] + junk + real[start + len(junk) :])
 
 
 @SETTINGS
@@ -112,10 +132,20 @@ def test_checkpoint_reader_on_a_random_json_meta(meta):
 
 
 meta_paths = st.sampled_from(
-    [("format",), ("version",), ("vocab",), ("config",), ("progress",), ("engine",),
-     ("dtype",), ("ptb_lstm_version",)]
+    [
+        ("format",),
+        ("version",),
+        ("vocab",),
+        ("config",),
+        ("progress",),
+        ("engine",),
+        ("dtype",),
+        ("ptb_lstm_version",),
+    ]
     + [("config", name) for name in FIELD_TYPES]
-    + [("progress", name) for name in runfiles.PROGRESS] + [("vocab", 2)])
+    + [("progress", name) for name in runfiles.PROGRESS]
+    + [("vocab", 2)]
+)
 
 
 @SETTINGS
@@ -132,16 +162,18 @@ def test_checkpoint_reader_and_resume_on_one_meta_field_changed(path, value, car
             parent.pop(path[-1], None)
     else:
         parent[path[-1]] = value
-    arrays = ARRAYS if carried else {k: v for k, v in ARRAYS.items()
-                                     if not k.startswith("carried_")}
+    arrays = (
+        ARRAYS if carried else {k: v for k, v in ARRAYS.items() if not k.startswith("carried_")}
+    )
     check_checkpoint_file(npz_bytes(meta, arrays))
     with TemporaryDirectory() as folder:
         file = Path(folder) / "model.npz"
         file.write_bytes(npz_bytes(meta, arrays))
         try:
             loaded = checkpoint.load(file)
-            progress = runfiles.resume_progress(loaded.progress, loaded.carried is not None,
-                                                str(file))
+            progress = runfiles.resume_progress(
+                loaded.progress, loaded.carried is not None, str(file)
+            )
         except UserError as error:
             one_line(error)
             return
@@ -150,13 +182,37 @@ def test_checkpoint_reader_and_resume_on_one_meta_field_changed(path, value, car
 
 # -- metrics.jsonl and config.json ----------------------------------------------------------
 
-STEP = {"event": "step", "step": 5, "epoch": 1, "lr": 1.0, "loss": 40.1, "perplexity": 9.5,
-        "grad_norm": 2.0, "words_per_second": 900.0, "wall_time": 1.5}
-EPOCH = {"event": "epoch", "step": 20, "epoch": 1, "lr": 1.0, "steps": 20,
-         "train_perplexity": 9.1, "words_per_second": 900.0, "ms_per_step": 22.0,
-         "epoch_time": 0.4, "valid_perplexity": 8.7, "wall_time": 0.5}
-TEST = {"event": "test", "step": 40, "test_perplexity": 8.2, "valid_perplexity": 8.7,
-        "wall_time": 1.0}
+STEP = {
+    "event": "step",
+    "step": 5,
+    "epoch": 1,
+    "lr": 1.0,
+    "loss": 40.1,
+    "perplexity": 9.5,
+    "grad_norm": 2.0,
+    "words_per_second": 900.0,
+    "wall_time": 1.5,
+}
+EPOCH = {
+    "event": "epoch",
+    "step": 20,
+    "epoch": 1,
+    "lr": 1.0,
+    "steps": 20,
+    "train_perplexity": 9.1,
+    "words_per_second": 900.0,
+    "ms_per_step": 22.0,
+    "epoch_time": 0.4,
+    "valid_perplexity": 8.7,
+    "wall_time": 0.5,
+}
+TEST = {
+    "event": "test",
+    "step": 40,
+    "test_perplexity": 8.2,
+    "valid_perplexity": 8.7,
+    "wall_time": 1.0,
+}
 
 
 @st.composite
@@ -210,8 +266,7 @@ def test_metrics_reader_on_random_bytes(data):
 
 
 @SETTINGS
-@given(records=st.lists(edited_records(), min_size=1, max_size=4),
-       partial=st.binary(max_size=20))
+@given(records=st.lists(edited_records(), min_size=1, max_size=4), partial=st.binary(max_size=20))
 def test_metrics_reader_on_random_json_records(records, partial):
     lines = [json.dumps(STEP), *map(json.dumps, records), json.dumps(EPOCH)]
     check_metrics_file(("\n".join(lines) + "\n").encode("utf-8") + partial)
@@ -238,16 +293,21 @@ def test_config_json_reader_on_random_bytes(data):
 
 
 @SETTINGS
-@given(info=json_values | st.dictionaries(st.sampled_from(sorted(runfiles.RUN_INFO)),
-                                          json_values, max_size=5))
+@given(
+    info=json_values
+    | st.dictionaries(st.sampled_from(sorted(runfiles.RUN_INFO)), json_values, max_size=5)
+)
 def test_config_json_reader_on_random_json(info):
     check_run_info(json.dumps(info).encode("utf-8"))
 
 
 @SETTINGS
-@given(values=st.dictionaries(st.sampled_from(sorted(FIELD_TYPES)) | st.text(max_size=6),
-                              json_values, max_size=12),
-       complete=st.booleans())
+@given(
+    values=st.dictionaries(
+        st.sampled_from(sorted(FIELD_TYPES)) | st.text(max_size=6), json_values, max_size=12
+    ),
+    complete=st.booleans(),
+)
 def test_config_object_reader_on_random_json(values, complete):
     if complete:
         values = {**PRESETS["tiny"].to_dict(), **values}
@@ -259,15 +319,24 @@ def test_config_object_reader_on_random_json(values, complete):
     assert isinstance(config, Config)
 
 
-toml_values = st.integers(-10**20, 10**20) | st.floats(allow_nan=False) | st.text(max_size=6) \
-    | st.booleans() | st.lists(st.integers(0, 9), max_size=3)
+toml_values = (
+    st.integers(-(10**20), 10**20)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=6)
+    | st.booleans()
+    | st.lists(st.integers(0, 9), max_size=3)
+)
 
 
 @SETTINGS
-@given(data=st.binary(max_size=200)
-       | st.dictionaries(st.sampled_from([*FIELD_TYPES, "preset"]) | st.text("abc", max_size=3),
-                         toml_values, max_size=6).map(
-           lambda d: "\n".join(f"{k or 'x'} = {json.dumps(v)}" for k, v in d.items()).encode()))
+@given(
+    data=st.binary(max_size=200)
+    | st.dictionaries(
+        st.sampled_from([*FIELD_TYPES, "preset"]) | st.text("abc", max_size=3),
+        toml_values,
+        max_size=6,
+    ).map(lambda d: "\n".join(f"{k or 'x'} = {json.dumps(v)}" for k, v in d.items()).encode())
+)
 def test_toml_config_reader_on_random_bytes_and_values(data):
     with TemporaryDirectory() as folder:
         path = Path(folder) / "mine.toml"

@@ -32,12 +32,14 @@ def run_both(config, vocab_size: int):
     rng = np.random.default_rng(7)
     T = config.num_steps
     ids = rng.integers(0, vocab_size, size=(config.batch_size, STEPS * T + 1))
-    engines = {name: create_engine(name, config, params, "float64")
-               for name in ("numpy-reference", "numpy")}
+    engines = {
+        name: create_engine(name, config, params, "float64")
+        for name in ("numpy-reference", "numpy")
+    }
     losses = {name: [] for name in engines}
     norms = {name: [] for name in engines}
     for step in range(STEPS):
-        x, y = ids[:, step * T:(step + 1) * T], ids[:, step * T + 1:(step + 1) * T + 1]
+        x, y = ids[:, step * T : (step + 1) * T], ids[:, step * T + 1 : (step + 1) * T + 1]
         masks = step_masks(config, step, dtype=np.float64)
         rate = 1.0 if step < 3 else 0.5
         for name, engine in engines.items():
@@ -59,22 +61,26 @@ def test_numpy_engine_equals_the_reference_with_clipping(shape, dropout):
     config = config.replace(dropout=dropout, max_grad_norm=MAX_GRAD_NORM)
     engines, losses, norms = run_both(config, vocab_size)
     assert all(n > MAX_GRAD_NORM for n in norms["numpy-reference"]), "every step must clip"
-    loss_diff = max(abs(a - b) / abs(a) for a, b in
-                    zip(losses["numpy-reference"], losses["numpy"], strict=True))
+    loss_diff = max(
+        abs(a - b) / abs(a) for a, b in zip(losses["numpy-reference"], losses["numpy"], strict=True)
+    )
     norm_diff = relative(norms["numpy-reference"], norms["numpy"])
     reference, fast = engines["numpy-reference"].get_params(), engines["numpy"].get_params()
     param_diffs = {name: relative(reference[name], fast[name]) for name in reference}
     worst = max(param_diffs, key=param_diffs.get)
-    print(f"{shape} dropout {dropout}: losses {loss_diff:.1e}, gradient norms {norm_diff:.1e}, "
-          f"parameters {param_diffs[worst]:.1e} ({worst})")
+    print(
+        f"{shape} dropout {dropout}: losses {loss_diff:.1e}, gradient norms {norm_diff:.1e}, "
+        f"parameters {param_diffs[worst]:.1e} ({worst})"
+    )
     assert loss_diff <= 1e-12
     assert norm_diff <= 1e-12
     assert param_diffs[worst] <= 1e-12, worst
     # The steps moved the parameters: equal after them is not equal by standing still.
     start = init_params(config, vocab_size, np.float64)
     assert all(relative(start[n], reference[n]) > 1e-6 for n in reference)
-    for (h, c), (fh, fc) in zip(engines["numpy-reference"].get_state(),
-                                engines["numpy"].get_state(), strict=True):
+    for (h, c), (fh, fc) in zip(
+        engines["numpy-reference"].get_state(), engines["numpy"].get_state(), strict=True
+    ):
         assert relative(h, fh) <= 1e-12 and relative(c, fc) <= 1e-12
 
 
@@ -115,8 +121,20 @@ def test_float32_follows_float64():
 
 
 def test_cli_trains_resumes_evaluates_and_generates_with_the_reference(tiny_dir, tmp_path):
-    common = ["--config", "tiny", "--data-dir", str(tiny_dir), "--engine", "numpy-reference",
-              "--dtype", "float64", "--epochs", "1", "--set", "dropout=0.3"]
+    common = [
+        "--config",
+        "tiny",
+        "--data-dir",
+        str(tiny_dir),
+        "--engine",
+        "numpy-reference",
+        "--dtype",
+        "float64",
+        "--epochs",
+        "1",
+        "--set",
+        "dropout=0.3",
+    ]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     done = run_cli("train", *common, "--out", str(whole))
     assert done.returncode == 0, done.stderr
@@ -126,25 +144,55 @@ def test_cli_trains_resumes_evaluates_and_generates_with_the_reference(tiny_dir,
     resumed = run_cli("train", "--resume", str(parts))
     assert resumed.returncode == 0, resumed.stderr
     assert "engine numpy-reference" in resumed.stdout
-    with np.load(whole / "model.npz", allow_pickle=False) as a, \
-            np.load(parts / "model.npz", allow_pickle=False) as b:
+    with (
+        np.load(whole / "model.npz", allow_pickle=False) as a,
+        np.load(parts / "model.npz", allow_pickle=False) as b,
+    ):
         for name in a.files:
             if name != "meta":
                 np.testing.assert_array_equal(a[name], b[name], err_msg=name)
     model = str(whole / "model.npz")
-    evaluated = run_cli("evaluate", "--checkpoint", model, "--data-dir", str(tiny_dir),
-                        "--engine", "numpy-reference", "--split", "valid", "--json")
+    evaluated = run_cli(
+        "evaluate",
+        "--checkpoint",
+        model,
+        "--data-dir",
+        str(tiny_dir),
+        "--engine",
+        "numpy-reference",
+        "--split",
+        "valid",
+        "--json",
+    )
     assert evaluated.returncode == 0, evaluated.stderr
-    fast = run_cli("evaluate", "--checkpoint", model, "--data-dir", str(tiny_dir),
-                   "--engine", "numpy", "--split", "valid", "--json")
+    fast = run_cli(
+        "evaluate",
+        "--checkpoint",
+        model,
+        "--data-dir",
+        str(tiny_dir),
+        "--engine",
+        "numpy",
+        "--split",
+        "valid",
+        "--json",
+    )
     assert json.loads(evaluated.stdout)["perplexity"] == pytest.approx(
-        json.loads(fast.stdout)["perplexity"], rel=1e-12)
-    sample = ["generate", "--checkpoint", model, "--prompt", "w1 w2", "--words", "8",
-              "--seed", "3"]
+        json.loads(fast.stdout)["perplexity"], rel=1e-12
+    )
+    sample = ["generate", "--checkpoint", model, "--prompt", "w1 w2", "--words", "8", "--seed", "3"]
     generated = run_cli(*sample, "--engine", "numpy-reference")
     assert generated.returncode == 0, generated.stderr
     assert generated.stdout == run_cli(*sample, "--engine", "numpy").stdout
-    scored = run_cli("score", "--checkpoint", model, "--text", "w1 w2 w3", "--json",
-                     "--engine", "numpy-reference")
+    scored = run_cli(
+        "score",
+        "--checkpoint",
+        model,
+        "--text",
+        "w1 w2 w3",
+        "--json",
+        "--engine",
+        "numpy-reference",
+    )
     assert scored.returncode == 0, scored.stderr
     assert json.loads(scored.stdout)["log_likelihood"] < 0

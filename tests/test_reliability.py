@@ -18,13 +18,15 @@ from conftest import assert_user_error, run_cli, write_corpus
 
 
 def tiny_run(tiny_dir, out, *extra):
-    result = run_cli("train", "--config", "tiny", "--data-dir", str(tiny_dir), "--out",
-                     str(out), *extra)
+    result = run_cli(
+        "train", "--config", "tiny", "--data-dir", str(tiny_dir), "--out", str(out), *extra
+    )
     assert result.returncode == 0, result.stderr
     return out / "model.npz"
 
 
 # -- crash safety --------------------------------------------------------------------------
+
 
 def _last_step(metrics: Path) -> int:
     records = read_metrics(metrics) if metrics.exists() else []
@@ -33,8 +35,20 @@ def _last_step(metrics: Path) -> int:
 
 def test_sigkill_at_random_moments_never_corrupts_and_resume_finishes_identically(tmp_path):
     corpus = write_corpus(tmp_path / "c", lines=(3000, 30, 30))
-    args = ["--config", "tiny", "--data-dir", str(corpus), "--dtype", "float64",
-            "--epochs", "2", "--checkpoint-every", "3", "--log-every", "1"]
+    args = [
+        "--config",
+        "tiny",
+        "--data-dir",
+        str(corpus),
+        "--dtype",
+        "float64",
+        "--epochs",
+        "2",
+        "--checkpoint-every",
+        "3",
+        "--log-every",
+        "1",
+    ]
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     assert run_cli("train", *args, "--out", str(whole)).returncode == 0
     total = _last_step(whole / "metrics.jsonl")
@@ -44,8 +58,11 @@ def test_sigkill_at_random_moments_never_corrupts_and_resume_finishes_identicall
     for target in targets:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.time() + 120
-        while process.poll() is None and time.time() < deadline and \
-                _last_step(broken / "metrics.jsonl") < target:
+        while (
+            process.poll() is None
+            and time.time() < deadline
+            and _last_step(broken / "metrics.jsonl") < target
+        ):
             time.sleep(0.002)
         assert process.poll() is None, "the run ended before it could be killed"
         process.send_signal(signal.SIGKILL)
@@ -67,8 +84,19 @@ def test_sigkill_at_random_moments_never_corrupts_and_resume_finishes_identicall
 
 def test_divergence_stops_with_the_step_and_the_last_good_checkpoint(tiny_dir, tmp_path):
     out = tmp_path / "run"
-    result = run_cli("train", "--config", "tiny", "--data-dir", str(tiny_dir), "--out",
-                     str(out), "--set", "learning_rate=1e38", "--checkpoint-every", "1")
+    result = run_cli(
+        "train",
+        "--config",
+        "tiny",
+        "--data-dir",
+        str(tiny_dir),
+        "--out",
+        str(out),
+        "--set",
+        "learning_rate=1e38",
+        "--checkpoint-every",
+        "1",
+    )
     assert_user_error(result, "diverged at step", "last good checkpoint")
     checkpoint.load(out / "model.npz")  # the checkpoint it names is intact
     assert "RuntimeWarning" not in result.stderr
@@ -76,10 +104,12 @@ def test_divergence_stops_with_the_step_and_the_last_good_checkpoint(tiny_dir, t
 
 # -- bad input, each a one-line error with exit status 2 ---------------------------------
 
+
 def test_empty_data_file(tiny_dir):
     (tiny_dir / "ptb.test.txt").write_text("")
-    assert_user_error(run_cli("data", "--data-dir", str(tiny_dir)), "ptb.test.txt",
-                      "holds no words")
+    assert_user_error(
+        run_cli("data", "--data-dir", str(tiny_dir)), "ptb.test.txt", "holds no words"
+    )
 
 
 def test_data_folder_missing_a_split(tiny_dir):
@@ -91,8 +121,9 @@ def test_words_missing_from_the_checkpoint_vocabulary(tiny_dir, tmp_path):
     model = tiny_run(tiny_dir, tmp_path / "run", "--max-steps", "0")
     with open(tiny_dir / "ptb.valid.txt", "a") as f:
         f.write("w1 aardvark w2\n")
-    result = run_cli("evaluate", "--checkpoint", str(model), "--data-dir", str(tiny_dir),
-                     "--split", "valid")
+    result = run_cli(
+        "evaluate", "--checkpoint", str(model), "--data-dir", str(tiny_dir), "--split", "valid"
+    )
     assert_user_error(result, "ptb.valid.txt", "'aardvark'", "not in the model's vocabulary")
 
 
@@ -139,10 +170,25 @@ def test_invalid_toml(tiny_dir, tmp_path):
     assert_user_error(result, "bad.toml", "not valid TOML")
 
 
-@pytest.mark.parametrize("flag", [["--set", "batch_size=0"], ["--set", "num_layers=-1"],
-                                  ["--epochs", "0"], ["--max-steps", "-3"]])
+@pytest.mark.parametrize(
+    "flag",
+    [
+        ["--set", "batch_size=0"],
+        ["--set", "num_layers=-1"],
+        ["--epochs", "0"],
+        ["--max-steps", "-3"],
+    ],
+)
 def test_zero_or_negative_sizes(tiny_dir, tmp_path, flag):
-    result = run_cli("train", "--config", "tiny", "--data-dir", str(tiny_dir), "--out",
-                     str(tmp_path / "run"), *flag)
+    result = run_cli(
+        "train",
+        "--config",
+        "tiny",
+        "--data-dir",
+        str(tiny_dir),
+        "--out",
+        str(tmp_path / "run"),
+        *flag,
+    )
     assert_user_error(result, flag[1].split("=")[0] if flag[0] == "--set" else flag[0])
     assert not (tmp_path / "run").exists()

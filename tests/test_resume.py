@@ -29,16 +29,27 @@ def corpus_dir(tmp_path_factory):
 
 
 def common(corpus_dir, dropout="0.0"):
-    return ["--config", "tiny", "--data-dir", str(corpus_dir), "--dtype", "float64",
-            "--epochs", "2", "--set", f"dropout={dropout}", "--checkpoint-every", "7"]
+    return [
+        "--config",
+        "tiny",
+        "--data-dir",
+        str(corpus_dir),
+        "--dtype",
+        "float64",
+        "--epochs",
+        "2",
+        "--set",
+        f"dropout={dropout}",
+        "--checkpoint-every",
+        "7",
+    ]
 
 
 @pytest.mark.parametrize("dropout", ["0.0", "0.3"])
 def test_resume_after_max_steps_matches_an_uninterrupted_run(corpus_dir, tmp_path, dropout):
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert run_cli("train", *common(corpus_dir, dropout), "--out", str(whole)).returncode == 0
-    first = run_cli("train", *common(corpus_dir, dropout), "--out", str(parts),
-                    "--max-steps", "23")
+    first = run_cli("train", *common(corpus_dir, dropout), "--out", str(parts), "--max-steps", "23")
     assert first.returncode == 0, first.stderr
     assert "--resume" in first.stdout
     second = run_cli("train", "--resume", str(parts))
@@ -49,13 +60,26 @@ def test_resume_after_max_steps_matches_an_uninterrupted_run(corpus_dir, tmp_pat
 
 def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_identically(tmp_path):
     corpus = write_corpus(tmp_path / "big", lines=(6000, 30, 30))
-    args = ["--config", "tiny", "--data-dir", str(corpus), "--dtype", "float64", "--epochs",
-            "2", "--checkpoint-every", "0"]
+    args = [
+        "--config",
+        "tiny",
+        "--data-dir",
+        str(corpus),
+        "--dtype",
+        "float64",
+        "--epochs",
+        "2",
+        "--checkpoint-every",
+        "0",
+    ]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert run_cli("train", *args, "--out", str(whole)).returncode == 0
-    process = subprocess.Popen([sys.executable, "-m", "ptb_lstm", "train", *args, "--out",
-                                str(parts), "--log-every", "1"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ptb_lstm", "train", *args, "--out", str(parts), "--log-every", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     metrics = parts / "metrics.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and (not metrics.exists() or metrics.stat().st_size < 2000):
@@ -76,14 +100,14 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_identically(tmp_path):
 
 def test_resume_of_a_finished_run_says_so(tiny_dir, tmp_path):
     out = tmp_path / "run"
-    run_cli("train", "--config", "tiny", "--data-dir", str(tiny_dir), "--out", str(out),
-            "--epochs", "1")
+    run_cli(
+        "train", "--config", "tiny", "--data-dir", str(tiny_dir), "--out", str(out), "--epochs", "1"
+    )
     assert_user_error(run_cli("train", "--resume", str(out)), "already finished")
 
 
 def test_resume_refuses_conflicting_settings(tmp_path):
-    assert_user_error(run_cli("train", "--resume", str(tmp_path), "--config", "small"),
-                      "--config")
+    assert_user_error(run_cli("train", "--resume", str(tmp_path), "--config", "small"), "--config")
 
 
 @pytest.mark.parametrize("engine", other_engines())
@@ -98,8 +122,16 @@ def test_every_engine_resumes_exactly_without_dropout(engine, corpus_dir, tmp_pa
     assert_same(whole / "model.npz", parts / "model.npz")
 
 
-ADAM = ["--set", "beta1=0.8", "--set", "beta2=0.95", "--set", "epsilon=1e-6",
-        "--set", "learning_rate=0.01"]
+ADAM = [
+    "--set",
+    "beta1=0.8",
+    "--set",
+    "beta2=0.95",
+    "--set",
+    "epsilon=1e-6",
+    "--set",
+    "learning_rate=0.01",
+]
 
 
 def optimizer_arrays(path):
@@ -107,8 +139,9 @@ def optimizer_arrays(path):
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "amsgrad"])
-def test_adam_and_amsgrad_runs_resume_to_the_same_parameters_and_state(optimizer, corpus_dir,
-                                                                       tmp_path):
+def test_adam_and_amsgrad_runs_resume_to_the_same_parameters_and_state(
+    optimizer, corpus_dir, tmp_path
+):
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     args = [*common(corpus_dir, "0.3"), "--set", f"optimizer={optimizer}", *ADAM]
     assert run_cli("train", *args, "--out", str(whole)).returncode == 0
@@ -135,16 +168,28 @@ def test_every_engine_resumes_amsgrad_exactly(engine, tmp_path):
     from ptb_lstm.train import train
 
     corpus = load_corpus(write_corpus(tmp_path / "c", lines=(120, 20, 20)))
-    config = PRESETS["tiny"].replace(optimizer="amsgrad", beta1=0.8, beta2=0.95, epsilon=1e-6,
-                                     learning_rate=0.01, epochs=2)
+    config = PRESETS["tiny"].replace(
+        optimizer="amsgrad", beta1=0.8, beta2=0.95, epsilon=1e-6, learning_rate=0.01, epochs=2
+    )
     start = init_params(config, corpus.vocab_size, np.float64)
     train(config, corpus, create_engine(engine, config, start, "float64"), tmp_path / "whole")
-    train(config, corpus, create_engine(engine, config, start, "float64"), tmp_path / "parts",
-          max_steps=11, checkpoint_every=5)
+    train(
+        config,
+        corpus,
+        create_engine(engine, config, start, "float64"),
+        tmp_path / "parts",
+        max_steps=11,
+        checkpoint_every=5,
+    )
     saved = checkpoint.load(tmp_path / "parts" / "model.npz")
     assert int(saved.optimizer["t"]) == 11
-    train(config, corpus, create_engine(engine, config, saved.params, "float64"),
-          tmp_path / "parts", resume=resume_point(saved, tmp_path / "parts"))
+    train(
+        config,
+        corpus,
+        create_engine(engine, config, saved.params, "float64"),
+        tmp_path / "parts",
+        resume=resume_point(saved, tmp_path / "parts"),
+    )
     assert_same(tmp_path / "whole" / "model.npz", tmp_path / "parts" / "model.npz")
 
 
@@ -164,9 +209,19 @@ def test_init_from_starts_a_fresh_optimizer_and_says_so(corpus_dir, tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
     args = [*common(corpus_dir), "--set", "optimizer=amsgrad", *ADAM]
     assert run_cli("train", *args, "--out", str(first), "--max-steps", "9").returncode == 0
-    again = run_cli("train", "--init-from", str(first / "model.npz"), "--data-dir",
-                    str(corpus_dir), "--dtype", "float64", "--out", str(second),
-                    "--max-steps", "2")
+    again = run_cli(
+        "train",
+        "--init-from",
+        str(first / "model.npz"),
+        "--data-dir",
+        str(corpus_dir),
+        "--dtype",
+        "float64",
+        "--out",
+        str(second),
+        "--max-steps",
+        "2",
+    )
     assert again.returncode == 0, again.stderr
     assert "the amsgrad optimizer starts afresh (t = 0, m, v, vmax zero)" in again.stdout
     assert int(optimizer_arrays(second / "model.npz")["optimizer_t"]) == 2

@@ -22,17 +22,30 @@ def start(tmp_path):
     corpus = load_corpus(data)
     config = PRESETS["tiny"].replace(hidden_size=32, seed=7)
     params = init_params(config, corpus.vocab_size, np.float64, seed=11)
-    path = checkpoint.save(tmp_path / "start.npz", checkpoint.Checkpoint(
-        params, corpus.vocab, config, {"epoch": 1, "step": 5}, "numpy", "float64"))
+    path = checkpoint.save(
+        tmp_path / "start.npz",
+        checkpoint.Checkpoint(
+            params, corpus.vocab, config, {"epoch": 1, "step": 5}, "numpy", "float64"
+        ),
+    )
     return path, data, params
 
 
 def test_init_from_brings_its_config_and_weights_then_set_epochs_and_seed_apply(start, tmp_path):
     path, data, params = start
-    run = prepare(RunRequest(init_from=str(path), overrides={"learning_rate": "0.5"}, epochs=3,
-                             seed=9, out=str(tmp_path / "run")), locate=lambda _: data)
-    assert run.config == PRESETS["tiny"].replace(hidden_size=32, learning_rate=0.5, epochs=3,
-                                                 seed=9)
+    run = prepare(
+        RunRequest(
+            init_from=str(path),
+            overrides={"learning_rate": "0.5"},
+            epochs=3,
+            seed=9,
+            out=str(tmp_path / "run"),
+        ),
+        locate=lambda _: data,
+    )
+    assert run.config == PRESETS["tiny"].replace(
+        hidden_size=32, learning_rate=0.5, epochs=3, seed=9
+    )
     for name, value in params.items():
         np.testing.assert_array_equal(run.params[name], value)
     assert (run.engine, run.dtype, run.resume) == ("numpy", "float32", None)
@@ -42,8 +55,10 @@ def test_init_from_brings_its_config_and_weights_then_set_epochs_and_seed_apply(
 def test_a_given_config_wins_over_the_init_from_checkpoints(start, tmp_path):
     path, data, _ = start
     with pytest.raises(UserError, match="--init-from .* pass the --config the checkpoint"):
-        prepare(RunRequest(config="tiny", init_from=str(path), out=str(tmp_path / "run")),
-                locate=lambda _: data)
+        prepare(
+            RunRequest(config="tiny", init_from=str(path), out=str(tmp_path / "run")),
+            locate=lambda _: data,
+        )
 
 
 def test_without_config_or_checkpoint_a_run_is_the_small_preset(tmp_path):
@@ -55,12 +70,13 @@ def test_without_config_or_checkpoint_a_run_is_the_small_preset(tmp_path):
 
 def test_resume_refuses_every_flag_that_would_change_the_run(tmp_path):
     with pytest.raises(UserError, match="drop --config, --set, --seed"):
-        prepare(RunRequest(resume=str(tmp_path), config="tiny", overrides={"seed": "2"},
-                           seed=3), locate=lambda _: tmp_path)
+        prepare(
+            RunRequest(resume=str(tmp_path), config="tiny", overrides={"seed": "2"}, seed=3),
+            locate=lambda _: tmp_path,
+        )
 
 
-def test_run_folders_are_named_by_time_config_and_engine_and_never_reused(tmp_path,
-                                                                          monkeypatch):
+def test_run_folders_are_named_by_time_config_and_engine_and_never_reused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     first = claim_new_run_dir(None, "configs/mine.toml", "tf-graph")
     assert first.path.parent.name == "runs" and first.path.name.endswith("-mine-tf-graph")
@@ -92,7 +108,10 @@ def test_the_run_set_up_takes_its_run_file_helpers_from_runfiles_not_the_trainer
     import subprocess
     import sys
 
-    loaded = subprocess.run([sys.executable, "-c", "import sys, ptb_lstm.runs; "
-                             "print('ptb_lstm.train' in sys.modules)"],
-                            capture_output=True, text=True, check=True).stdout.strip()
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, ptb_lstm.runs; print('ptb_lstm.train' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert loaded == "False"

@@ -20,7 +20,8 @@ from ptb_lstm.train import train
 from conftest import assert_user_error, run_cli, write_corpus
 
 torch = pytest.importorskip(
-    "torch", reason="the torch engine needs PyTorch: pip install 'ptb-lstm[torch]'")
+    "torch", reason="the torch engine needs PyTorch: pip install 'ptb-lstm[torch]'"
+)
 from ptb_lstm.engines import torch_engine  # noqa: E402  (after the check that torch is there)
 
 OTHERS = [name for name in installed_engines() if name != "torch"]
@@ -100,8 +101,9 @@ def test_the_second_pytorch_bias_stays_zero_and_untrained(corpus):
     for layer, lstm in enumerate(trained.layers):
         assert not lstm.bias_hh_l0.requires_grad
         assert not lstm.bias_hh_l0.detach().any()
-        np.testing.assert_array_equal(lstm.bias_ih_l0.detach().numpy(),
-                                      trained.get_params()[f"lstm_{layer}_bias"])
+        np.testing.assert_array_equal(
+            lstm.bias_ih_l0.detach().numpy(), trained.get_params()[f"lstm_{layer}_bias"]
+        )
 
 
 def test_evaluation_logits_and_carried_state_match_the_numpy_engine(corpus):
@@ -170,9 +172,24 @@ def assert_same_parameters(a, b):
 @pytest.mark.parametrize("dropout", ["0.0", "0.3"])
 def test_resume_after_max_steps_matches_an_uninterrupted_run(dropout, tmp_path):
     data = write_corpus(tmp_path / "c", lines=(400, 30, 30))
-    args = ["--config", "tiny", "--data-dir", str(data), "--dtype", "float64", "--epochs", "2",
-            "--set", f"dropout={dropout}", "--checkpoint-every", "7", "--engine", "torch",
-            "--device", "cpu"]
+    args = [
+        "--config",
+        "tiny",
+        "--data-dir",
+        str(data),
+        "--dtype",
+        "float64",
+        "--epochs",
+        "2",
+        "--set",
+        f"dropout={dropout}",
+        "--checkpoint-every",
+        "7",
+        "--engine",
+        "torch",
+        "--device",
+        "cpu",
+    ]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert run_cli("train", *args, "--out", str(whole)).returncode == 0
     first = run_cli("train", *args, "--out", str(parts), "--max-steps", "23")
@@ -184,8 +201,20 @@ def test_resume_after_max_steps_matches_an_uninterrupted_run(dropout, tmp_path):
 
 
 def test_agree_command_includes_torch(tiny_dir):
-    result = run_cli("agree", "--data-dir", str(tiny_dir), "--dtype", "float64", "--dropout",
-                     "0", "--dropout", "0.5", "--steps", "5", "--json")
+    result = run_cli(
+        "agree",
+        "--data-dir",
+        str(tiny_dir),
+        "--dtype",
+        "float64",
+        "--dropout",
+        "0",
+        "--dropout",
+        "0.5",
+        "--steps",
+        "5",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     rows = [r for r in json.loads(result.stdout)["rows"] if r["engine"] == "torch"]
     assert [r["dropout"] for r in rows] == [0.0, 0.5]
@@ -194,6 +223,19 @@ def test_agree_command_includes_torch(tiny_dir):
 
 @pytest.mark.skipif(torch_engine.cuda_available(), reason="this machine has a CUDA GPU")
 def test_asking_for_a_gpu_pytorch_cannot_see_is_a_one_line_error(tiny_dir, tmp_path):
-    result = run_cli("train", "--config", "tiny", "--data-dir", str(tiny_dir), "--max-steps",
-                     "1", "--engine", "torch", "--device", "cuda", "--out", str(tmp_path / "r"))
+    result = run_cli(
+        "train",
+        "--config",
+        "tiny",
+        "--data-dir",
+        str(tiny_dir),
+        "--max-steps",
+        "1",
+        "--engine",
+        "torch",
+        "--device",
+        "cuda",
+        "--out",
+        str(tmp_path / "r"),
+    )
     assert_user_error(result, "--device cuda: PyTorch sees no CUDA GPU")

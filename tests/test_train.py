@@ -32,8 +32,10 @@ def test_training_writes_model_config_and_metrics(tiny_dir, tmp_path):
     assert [r["epoch"] for r in epochs] == [1, 2]
     assert [r["lr"] for r in epochs] == [1.0, 0.5]
     steps = [r for r in records if r["event"] == "step"]
-    assert steps and all({"step", "epoch", "lr", "loss", "perplexity", "words_per_second",
-                          "wall_time"} <= r.keys() for r in steps)
+    assert steps and all(
+        {"step", "epoch", "lr", "loss", "perplexity", "words_per_second", "wall_time"} <= r.keys()
+        for r in steps
+    )
     assert records[-1]["event"] == "test" and np.isfinite(records[-1]["test_perplexity"])
     saved = checkpoint.load(tmp_path / "run" / "model.npz")
     assert saved.vocab == corpus.vocab and saved.progress["epoch"] == 2
@@ -67,8 +69,15 @@ def test_max_steps_stops_mid_epoch(tiny_dir, tmp_path):
 
 def test_metrics_reader_ignores_a_partial_last_line(tmp_path: Path):
     path = tmp_path / "metrics.jsonl"
-    record = {"event": "step", "step": 1, "epoch": 1, "lr": 1.0, "loss": 5.0,
-              "perplexity": 150.0, "wall_time": 0.5}
+    record = {
+        "event": "step",
+        "step": 1,
+        "epoch": 1,
+        "lr": 1.0,
+        "loss": 5.0,
+        "perplexity": 150.0,
+        "wall_time": 0.5,
+    }
     path.write_text(json.dumps(record) + '\n{"event": "st')
     assert read_metrics(path) == [record]
     # a line cut short is only the last one: garbage before a good line is refused
@@ -88,8 +97,7 @@ def test_small_config_learns_real_ptb(ptb_corpus, tmp_path):
         def __getattr__(self, name):
             return lambda *a: steps.append(a) if name == "train_step" else None
 
-    result = train(config, ptb_corpus, engine, tmp_path / "run", max_steps=60,
-                   reporter=Collect())
+    result = train(config, ptb_corpus, engine, tmp_path / "run", max_steps=60, reporter=Collect())
     first_ppl, last_ppl = steps[0][2], steps[-1][2]
     assert first_ppl == pytest.approx(10_000, rel=0.05)
     assert last_ppl < 0.5 * first_ppl

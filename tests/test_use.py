@@ -23,8 +23,9 @@ def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("trained")
     data = write_corpus(folder / "tiny")
     out = folder / "run"
-    result = run_cli("train", "--config", "tiny", "--data-dir", str(data), "--out", str(out),
-                     "--epochs", "1")
+    result = run_cli(
+        "train", "--config", "tiny", "--data-dir", str(data), "--out", str(out), "--epochs", "1"
+    )
     assert result.returncode == 0, result.stderr
     return out / "model.npz"
 
@@ -32,10 +33,30 @@ def trained(tmp_path_factory):
 def test_normalize_follows_ptb_conventions():
     vocab = {"mr.", "u.s.", "$", "&"}
     assert normalize("Mr. Smith didn't pay $1,000 for 3.5% of A&P's U.S. unit.", vocab) == [
-        ["mr.", "smith", "did", "n't", "pay", "$", "N", "for", "N", "of", "a", "&", "p", "'s",
-         "u.s.", "unit"]]
+        [
+            "mr.",
+            "smith",
+            "did",
+            "n't",
+            "pay",
+            "$",
+            "N",
+            "for",
+            "N",
+            "of",
+            "a",
+            "&",
+            "p",
+            "'s",
+            "u.s.",
+            "unit",
+        ]
+    ]
     assert normalize("It rose. Then it fell!\nNew line", set()) == [
-        ["it", "rose"], ["then", "it", "fell"], ["new", "line"]]
+        ["it", "rose"],
+        ["then", "it", "fell"],
+        ["new", "line"],
+    ]
     assert normalize("I can't", set()) == [["i", "ca", "n't"]]
 
 
@@ -47,8 +68,9 @@ def test_unknown_words_become_unk_and_are_counted():
 def test_score_of_a_stream_equals_evaluation_of_the_same_ids(tiny_dir):
     corpus = load_corpus(tiny_dir)
     config = PRESETS["tiny"]
-    engine = create_engine("numpy", config, init_params(config, corpus.vocab_size, np.float64),
-                           "float64")
+    engine = create_engine(
+        "numpy", config, init_params(config, corpus.vocab_size, np.float64), "float64"
+    )
     ids = corpus.valid[:101]
     by_score = token_log_probs(engine, list(ids), num_steps=7).sum()
     by_evaluate = evaluate(engine, ids, batch_size=1, num_steps=1).nll
@@ -62,13 +84,19 @@ def test_score_text_per_sentence_adds_up(tiny_dir):
     result = score_text(engine, corpus.vocab, "w1 w2 w3.\nw4 zebra w5", num_steps=5)
     assert result.tokens == 4 + 4 and result.unknown == 1
     assert [s.tokens for s in result.sentences] == [4, 4]
-    assert sum(s.log_likelihood for s in result.sentences) == pytest.approx(
-        result.log_likelihood)
+    assert sum(s.log_likelihood for s in result.sentences) == pytest.approx(result.log_likelihood)
 
 
 def test_score_command_json(trained):
-    result = run_cli("score", "--checkpoint", str(trained), "--text", "w1 w2 w3. w9 qqq",
-                     "--json", "--per-sentence")
+    result = run_cli(
+        "score",
+        "--checkpoint",
+        str(trained),
+        "--text",
+        "w1 w2 w3. w9 qqq",
+        "--json",
+        "--per-sentence",
+    )
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     assert {"perplexity", "tokens", "unknown", "log_likelihood"} <= record.keys()
@@ -77,8 +105,9 @@ def test_score_command_json(trained):
 
 
 def test_score_per_sentence_names_its_columns(trained):
-    result = run_cli("score", "--checkpoint", str(trained), "--text", "w1 w2 w3. w9 qqq",
-                     "--per-sentence")
+    result = run_cli(
+        "score", "--checkpoint", str(trained), "--text", "w1 w2 w3. w9 qqq", "--per-sentence"
+    )
     assert result.returncode == 0, result.stderr
     heading, first, second = result.stdout.splitlines()[:3]
     assert heading.split() == ["perplexity", "log-lik.", "sentence"]
@@ -87,8 +116,9 @@ def test_score_per_sentence_names_its_columns(trained):
 
 
 def test_score_missing_text_file(trained, tmp_path):
-    result = run_cli("score", "--checkpoint", str(trained), "--text-file",
-                     str(tmp_path / "none.txt"))
+    result = run_cli(
+        "score", "--checkpoint", str(trained), "--text-file", str(tmp_path / "none.txt")
+    )
     assert_user_error(result, "none.txt", "does not exist")
 
 
@@ -105,15 +135,27 @@ def test_generate_is_reproducible_with_a_seed(trained):
 
 
 def test_generate_warns_about_unknown_prompt_words(trained):
-    result = run_cli("generate", "--checkpoint", str(trained), "--prompt", "w1 zebra",
-                     "--words", "3", "--top-k", "2", "--temperature", "0.5")
+    result = run_cli(
+        "generate",
+        "--checkpoint",
+        str(trained),
+        "--prompt",
+        "w1 zebra",
+        "--words",
+        "3",
+        "--top-k",
+        "2",
+        "--temperature",
+        "0.5",
+    )
     assert result.returncode == 0, result.stderr
     assert "zebra" in result.stderr and "<unk>" in result.stdout
 
 
 def test_generate_rejects_zero_temperature(trained):
-    assert_user_error(run_cli("generate", "--checkpoint", str(trained), "--temperature", "0"),
-                      "--temperature")
+    assert_user_error(
+        run_cli("generate", "--checkpoint", str(trained), "--temperature", "0"), "--temperature"
+    )
 
 
 def test_inspect_lists_parameters_progress_and_writer(trained):
@@ -130,16 +172,35 @@ def test_inspect_lists_parameters_progress_and_writer(trained):
 def test_tensorboard_scalars_are_written(tiny_dir, tmp_path):
     tf = pytest.importorskip("tensorflow")
     board = tmp_path / "board"
-    result = run_cli("train", "--config", "tiny", "--data-dir", str(tiny_dir), "--out",
-                     str(tmp_path / "run"), "--epochs", "1", "--log-every", "5",
-                     "--tensorboard", str(board))
+    result = run_cli(
+        "train",
+        "--config",
+        "tiny",
+        "--data-dir",
+        str(tiny_dir),
+        "--out",
+        str(tmp_path / "run"),
+        "--epochs",
+        "1",
+        "--log-every",
+        "5",
+        "--tensorboard",
+        str(board),
+    )
     assert result.returncode == 0, result.stderr
     tags = set()
     for path in board.glob("events.out.tfevents.*"):
         for event in tf.compat.v1.train.summary_iterator(str(path)):
             tags |= {value.tag for value in event.summary.value}
-    assert {"train/loss", "train/perplexity", "train/learning_rate", "train/gradient_norm",
-            "train/words_per_second", "epoch/valid_perplexity", "test/perplexity"} <= tags
+    assert {
+        "train/loss",
+        "train/perplexity",
+        "train/learning_rate",
+        "train/gradient_norm",
+        "train/words_per_second",
+        "epoch/valid_perplexity",
+        "test/perplexity",
+    } <= tags
 
 
 @pytest.mark.parametrize("engine", other_engines())
@@ -154,8 +215,9 @@ def test_logits_agree_across_engines_and_carry_the_state(tiny_dir, engine):
     for name in ("numpy", engine):
         model = create_engine(name, config, params, "float64")
         model.reset_state(1)
-        outputs[name] = np.concatenate([model.logits(inputs[:, :4]),
-                                        model.logits(inputs[:, 4:])], axis=1)
+        outputs[name] = np.concatenate(
+            [model.logits(inputs[:, :4]), model.logits(inputs[:, 4:])], axis=1
+        )
     assert outputs["numpy"].shape == (1, 7, corpus.vocab_size)
     np.testing.assert_allclose(outputs[engine], outputs["numpy"], rtol=1e-10, atol=1e-12)
 
@@ -173,4 +235,5 @@ def test_generate_and_score_with_every_engine_match_numpy(trained, engine):
             assert other.stdout == reference.stdout
         else:
             assert json.loads(other.stdout)["log_likelihood"] == pytest.approx(
-                json.loads(reference.stdout)["log_likelihood"], rel=1e-9)
+                json.loads(reference.stdout)["log_likelihood"], rel=1e-9
+            )

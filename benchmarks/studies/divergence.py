@@ -38,10 +38,14 @@ def main() -> None:
     params = init_params(config, corpus.vocab_size, np.float64)
     a = create_engine("numpy", config, params, args.dtype)
     b = create_engine(args.other, config, params, args.dtype)
-    print(f"numpy vs {args.other}, {args.config} config, {args.dtype}, dropout {config.dropout:g}, "
-          f"learning rate {config.learning_rate:g}, max_grad_norm {config.max_grad_norm:g}")
-    print(f"{'step':>5} {'loss numpy':>14} {'loss other':>14} {'max rel param diff':>19} "
-          f"{'grad norm':>10} {'norm other':>10}")
+    print(
+        f"numpy vs {args.other}, {args.config} config, {args.dtype}, dropout {config.dropout:g}, "
+        f"learning rate {config.learning_rate:g}, max_grad_norm {config.max_grad_norm:g}"
+    )
+    print(
+        f"{'step':>5} {'loss numpy':>14} {'loss other':>14} {'max rel param diff':>19} "
+        f"{'grad norm':>10} {'norm other':>10}"
+    )
     report = {1, 2, 3, 4, 5, *range(10, args.steps + 1, 10)}
     shape = (config.batch_size, config.num_steps)
     for step, (x, y) in enumerate(batches(corpus.train, *shape), start=1):
@@ -51,8 +55,11 @@ def main() -> None:
         if step in report or args.steps <= 10:
             pa, pb = a.get_params(), b.get_params()
             diff = max(relative(pa[k], pb[k]) for k in pa)
-            print(f"{step:>5} {loss_a:>14.9f} {loss_b:>14.9f} {diff:>19.2e} "
-                  f"{a.last_grad_norm:>10.4f} {b.last_grad_norm:>10.4f}", flush=True)
+            print(
+                f"{step:>5} {loss_a:>14.9f} {loss_b:>14.9f} {diff:>19.2e} "
+                f"{a.last_grad_norm:>10.4f} {b.last_grad_norm:>10.4f}",
+                flush=True,
+            )
         if step == args.steps:
             break
 

@@ -32,12 +32,16 @@ def report(name: str, steps: int) -> None:
     n = masks[0][0].size
     sd = math.sqrt(keep * (1 - keep) / n)
     values = np.unique(np.concatenate([np.unique(m) for step in masks for m in step]))
-    print(f"{name}: dropout {config.dropout}, {len(masks[0])} masks of "
-          f"{list(masks[0][0].shape)} per step, {steps} steps")
+    print(
+        f"{name}: dropout {config.dropout}, {len(masks[0])} masks of "
+        f"{list(masks[0][0].shape)} per step, {steps} steps"
+    )
     print(f"  values: {values.tolist()} (1 / (1 - p) = {1 / keep:.6g})")
-    print(f"  kept fraction: mean {kept.mean():.5f}, range {kept.min():.5f}..{kept.max():.5f}; "
-          f"keep {keep:.5f}, binomial sd per mask {sd:.5f}; largest deviation "
-          f"{np.abs(kept - keep).max() / sd:.2f} sd")
+    print(
+        f"  kept fraction: mean {kept.mean():.5f}, range {kept.min():.5f}..{kept.max():.5f}; "
+        f"keep {keep:.5f}, binomial sd per mask {sd:.5f}; largest deviation "
+        f"{np.abs(kept - keep).max() / sd:.2f} sd"
+    )
     e, between, top = masks[0][0], masks[0][1], masks[0][-1]
     pairs = {
         "embedding & between layers": both(e, between),

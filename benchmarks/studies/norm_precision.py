@@ -41,18 +41,24 @@ def main() -> None:
         arrays = [*grads.dense.values(), grads.embedding_grad]
         exact = float(np.sqrt(sum(np.sum(a.astype(np.float64) ** 2) for a in arrays)))
         ways = {
-            "float32 np.vdot per array": lambda arrays=arrays: float(np.sqrt(
-                sum(float(np.vdot(a, a)) for a in arrays))),
-            "np.sum(g * g) per array": lambda arrays=arrays: float(np.sqrt(
-                sum(float(np.sum(a * a)) for a in arrays))),
+            "float32 np.vdot per array": lambda arrays=arrays: float(
+                np.sqrt(sum(float(np.vdot(a, a)) for a in arrays))
+            ),
+            "np.sum(g * g) per array": lambda arrays=arrays: float(
+                np.sqrt(sum(float(np.sum(a * a)) for a in arrays))
+            ),
             "the engine's global_norm": grads.global_norm,
         }
-        print(f"{name} config: {sum(a.size for a in arrays):,} gradient entries, "
-              f"exact norm {exact:.9f}")
+        print(
+            f"{name} config: {sum(a.size for a in arrays):,} gradient entries, "
+            f"exact norm {exact:.9f}"
+        )
         for label, fn in ways.items():
             value, ms = timed(fn)
-            print(f"  {label:<27} {value:.9f}  relative error {abs(value - exact) / exact:.1e}  "
-                  f"{ms:6.1f} ms")
+            print(
+                f"  {label:<27} {value:.9f}  relative error {abs(value - exact) / exact:.1e}  "
+                f"{ms:6.1f} ms"
+            )
 
 
 if __name__ == "__main__":

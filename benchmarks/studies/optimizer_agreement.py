@@ -33,11 +33,12 @@ def main() -> None:
     corpus = load_corpus(locate_data_dir(args.data_dir))
     base = load_config(args.config).replace(beta1=0.8, beta2=0.95, epsilon=1e-6)
     engines = [e for e in installed_engines() if e != "numpy-reference"]
-    print(f"against numpy-reference, {args.steps} float64 steps of the {args.config} config "
-          f"on PTB, beta1 {base.beta1}, beta2 {base.beta2}, epsilon {base.epsilon:g}; "
-          "parameters relative to the update:")
-    print(f"{'engine':<10} {'optimizer':<9} {'lr':>6} {'params':>9} {'state':>9}  "
-          "worst parameter")
+    print(
+        f"against numpy-reference, {args.steps} float64 steps of the {args.config} config "
+        f"on PTB, beta1 {base.beta1}, beta2 {base.beta2}, epsilon {base.epsilon:g}; "
+        "parameters relative to the update:"
+    )
+    print(f"{'engine':<10} {'optimizer':<9} {'lr':>6} {'params':>9} {'state':>9}  worst parameter")
     worst = 0.0
     started = time.perf_counter()
     for optimizer in ("sgd", "adam", "amsgrad"):
@@ -46,11 +47,15 @@ def main() -> None:
             config = config.replace(learning_rate=0.002)
         for row in compare_updates(engines, config, corpus, "float64", steps=args.steps):
             worst = max(worst, row.params, row.state)
-            print(f"{row.engine:<10} {optimizer:<9} {config.learning_rate:>6g} "
-                  f"{row.params:>9.2e} {row.state:>9.2e}  {row.worst_param}", flush=True)
+            print(
+                f"{row.engine:<10} {optimizer:<9} {config.learning_rate:>6g} "
+                f"{row.params:>9.2e} {row.state:>9.2e}  {row.worst_param}",
+                flush=True,
+            )
     verdict = "PASSED" if worst <= LIMIT else "FAILED"
-    print(f"largest {worst:.2e}, limit {LIMIT:.0e}: {verdict} "
-          f"({time.perf_counter() - started:.0f} s)")
+    print(
+        f"largest {worst:.2e}, limit {LIMIT:.0e}: {verdict} ({time.perf_counter() - started:.0f} s)"
+    )
 
 
 if __name__ == "__main__":

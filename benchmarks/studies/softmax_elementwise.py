@@ -44,10 +44,13 @@ def with_max_pass(logits, targets, grad_scale, top=None, weights=None):
 
 def two_threads(logits, targets, grad_scale, top, weights):
     half = logits.shape[0] // 2
-    helper = POOL.submit(_softmax_nll_in_place, logits[half:], targets[half:], grad_scale,
-                         top[half:], weights)
-    return _softmax_nll_in_place(logits[:half], targets[:half], grad_scale, top[:half],
-                                 weights) + helper.result()
+    helper = POOL.submit(
+        _softmax_nll_in_place, logits[half:], targets[half:], grad_scale, top[half:], weights
+    )
+    return (
+        _softmax_nll_in_place(logits[:half], targets[:half], grad_scale, top[:half], weights)
+        + helper.result()
+    )
 
 
 def main() -> None:
@@ -61,9 +64,11 @@ def main() -> None:
     logits = top @ weights
     targets = rng.integers(0, 10_000, 400)
     buffer = np.empty_like(logits)
-    functions = {"max pass, 1 thread": with_max_pass,
-                 "no max pass, 1 thread (engine)": _softmax_nll_in_place,
-                 "no max pass, 2 threads": two_threads}
+    functions = {
+        "max pass, 1 thread": with_max_pass,
+        "no max pass, 1 thread (engine)": _softmax_nll_in_place,
+        "no max pass, 2 threads": two_threads,
+    }
     copy_times, after_copy, product_times, after_product = [], {}, [], {}
     for _ in range(args.repeats):
         started = time.perf_counter()
@@ -86,12 +91,16 @@ def main() -> None:
         return 1e3 * sorted(values)[len(values) // 2]
 
     product = median(product_times)
-    print(f"[400, 10000] float32 logits, median of {args.repeats} interleaved repetitions, "
-          f"{len(os.sched_getaffinity(0))} cores; the product alone {product:.2f} ms")
+    print(
+        f"[400, 10000] float32 logits, median of {args.repeats} interleaved repetitions, "
+        f"{len(os.sched_getaffinity(0))} cores; the product alone {product:.2f} ms"
+    )
     print(f"  {'':32s} {'after a copy':>13s} {'after the product':>18s}")
     for name in functions:
-        print(f"  {name:32s} {median(after_copy[name]):10.2f} ms "
-              f"{median(after_product[name]) - product:15.2f} ms")
+        print(
+            f"  {name:32s} {median(after_copy[name]):10.2f} ms "
+            f"{median(after_product[name]) - product:15.2f} ms"
+        )
     a, b = logits.copy(), logits.copy()
     nll_a = with_max_pass(a, targets, 0.05)
     nll_b = _softmax_nll_in_place(b, targets, 0.05, top, weights)

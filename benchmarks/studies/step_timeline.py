@@ -43,6 +43,7 @@ def _timed_task_init(init):
             _record(name, started)
 
         init(task, timed)
+
     return timed_init
 
 
@@ -53,6 +54,7 @@ def _timed_method(method):
         result = method(*args, **kwargs)
         _record(method.__name__, started)
         return result
+
     return timed
 
 

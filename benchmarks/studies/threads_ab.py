@@ -31,8 +31,9 @@ from ptb_lstm.engines import _blas_threads, numpy_engine
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="change the small config")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="change the small config"
+    )
     args = parser.parse_args()
     config = apply_overrides(load_config("small"), parse_sets(args.set))
     numpy_engine._THREADED_HIDDEN_MAX = float("inf")
@@ -65,13 +66,17 @@ def main() -> None:
         _blas_threads.BlasThreads.split = threaded_split
     base = statistics.median(train["threads"])
     changes = ", ".join(args.set) or "as it is"
-    print(f"small config ({changes}), float32; median of {10 * args.rounds} training and "
-          f"{5 * args.rounds} evaluation steps each, in {args.rounds} interleaved rounds")
+    print(
+        f"small config ({changes}), float32; median of {10 * args.rounds} training and "
+        f"{5 * args.rounds} evaluation steps each, in {args.rounds} interleaved rounds"
+    )
     print(f"{'mode':32s} {'train ms':>9s} {'x threads':>10s} {'eval ms':>8s}")
     for mode in modes:
         step = statistics.median(train[mode])
-        print(f"{mode:32s} {1000 * step:9.2f} {step / base:10.3f} "
-              f"{1000 * statistics.median(evaluate[mode]):8.2f}")
+        print(
+            f"{mode:32s} {1000 * step:9.2f} {step / base:10.3f} "
+            f"{1000 * statistics.median(evaluate[mode]):8.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -28,9 +28,13 @@ def updates(name, dtype, ckpt, chosen):
         before = engine.get_params()
         loss = engine.train_step(inputs, targets, 1.0)
         after = engine.get_params()
-        out.append((loss, engine.last_grad_norm,
-                    {k: after[k].astype(np.float64) - before[k].astype(np.float64)
-                     for k in before}))
+        out.append(
+            (
+                loss,
+                engine.last_grad_norm,
+                {k: after[k].astype(np.float64) - before[k].astype(np.float64) for k in before},
+            )
+        )
         engine.set_params(before)
     return out
 
@@ -44,18 +48,25 @@ def main() -> None:
     corpus = load_corpus(locate_data_dir(args.data_dir), vocab=ckpt.vocab)
     stream = batches(corpus.train, ckpt.config.batch_size, ckpt.config.num_steps)
     chosen = [next(stream) for _ in range(3)]
-    print(f"weights of {args.checkpoint} (written by {ckpt.engine}, epoch "
-          f"{ckpt.progress.get('epoch')}, step {ckpt.progress.get('step')})")
+    print(
+        f"weights of {args.checkpoint} (written by {ckpt.engine}, epoch "
+        f"{ckpt.progress.get('epoch')}, step {ckpt.progress.get('step')})"
+    )
     truth = updates("numpy", "float64", ckpt, chosen)
     for name in ("numpy", "tf-graph", "tf-eager"):
         for i, ((loss, norm, update), (loss64, norm64, update64)) in enumerate(
-                zip(updates(name, "float32", ckpt, chosen), truth, strict=True)):
-            errors = {k: np.abs(update[k] - update64[k]).max() / np.abs(update64[k]).max()
-                      for k in update64}
+            zip(updates(name, "float32", ckpt, chosen), truth, strict=True)
+        ):
+            errors = {
+                k: np.abs(update[k] - update64[k]).max() / np.abs(update64[k]).max()
+                for k in update64
+            }
             worst = max(errors, key=errors.get)
-            print(f"{name:9s} float32, batch {i}: loss {abs(loss / loss64 - 1):.1e}, "
-                  f"gradient norm {abs(norm / norm64 - 1):.1e}, update {errors[worst]:.1e} "
-                  f"({worst})")
+            print(
+                f"{name:9s} float32, batch {i}: loss {abs(loss / loss64 - 1):.1e}, "
+                f"gradient norm {abs(norm / norm64 - 1):.1e}, update {errors[worst]:.1e} "
+                f"({worst})"
+            )
 
 
 if __name__ == "__main__":

@@ -26,10 +26,20 @@ def plot(columns: dict[str, list[float]], out: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.6))
     for label, values in columns.items():
         epochs = list(range(1, len(values) + 1))
-        ax.plot(epochs, values, marker="o", ms=3, lw=1.2,
-                label=f"{label}: {values[-1]:.2f} after epoch {len(values)}")
-    ax.set(xlabel="epoch", ylabel="valid perplexity", yscale="log",
-           title="valid perplexity after each epoch")
+        ax.plot(
+            epochs,
+            values,
+            marker="o",
+            ms=3,
+            lw=1.2,
+            label=f"{label}: {values[-1]:.2f} after epoch {len(values)}",
+        )
+    ax.set(
+        xlabel="epoch",
+        ylabel="valid perplexity",
+        yscale="log",
+        title="valid perplexity after each epoch",
+    )
     ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
     ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
     ax.tick_params(axis="y", which="minor", labelsize=7)
@@ -43,8 +53,12 @@ def plot(columns: dict[str, list[float]], out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", metavar="LABEL=RUN_DIR")
-    parser.add_argument("--plot", metavar="FILE.png", type=Path,
-                        help="also draw the curves into this figure (needs matplotlib)")
+    parser.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        type=Path,
+        help="also draw the curves into this figure (needs matplotlib)",
+    )
     args = parser.parse_args()
     columns = {}
     for item in args.runs:

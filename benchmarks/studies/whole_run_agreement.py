@@ -56,13 +56,17 @@ def main() -> None:
                 result = train(config, corpus, engine, tmp / f"{name}-{dtype}", log_every=10_000)
                 runs[name] = (result, engine.get_params())
             ref, ref_params = runs["numpy"]
-            print(f"{dtype}: {ref.steps} steps, 3 epochs; numpy valid perplexities "
-                  + ", ".join(f"{e['valid_perplexity']:.6f}" for e in ref.epochs))
+            print(
+                f"{dtype}: {ref.steps} steps, 3 epochs; numpy valid perplexities "
+                + ", ".join(f"{e['valid_perplexity']:.6f}" for e in ref.epochs)
+            )
             for name in ("tf-eager", "tf-graph"):
                 result, final = runs[name]
-                ppl = max(abs(a[k] / b[k] - 1) for a, b in zip(result.epochs, ref.epochs,
-                                                                 strict=True)
-                          for k in ("train_perplexity", "valid_perplexity"))
+                ppl = max(
+                    abs(a[k] / b[k] - 1)
+                    for a, b in zip(result.epochs, ref.epochs, strict=True)
+                    for k in ("train_perplexity", "valid_perplexity")
+                )
                 ppl = max(ppl, abs(result.test.perplexity / ref.test.perplexity - 1))
                 par = max(relative(final[k], v) for k, v in ref_params.items())
                 print(f"  {name:9s} perplexities {ppl:.1e}, parameters {par:.1e}")

@@ -51,8 +51,9 @@ def passed(rows: list[Agreement]) -> bool:
 
 def limits_text() -> str:
     """The limits as a reader writes them: ``1e-9 in float64, 1e-4 in float32``."""
-    return ", ".join(f"{limit:.0e} in {dtype}".replace("e-0", "e-")
-                     for dtype, limit in LIMITS.items())
+    return ", ".join(
+        f"{limit:.0e} in {dtype}".replace("e-0", "e-") for dtype, limit in LIMITS.items()
+    )
 
 
 def relative(reference: np.ndarray, other: np.ndarray) -> float:
@@ -61,8 +62,15 @@ def relative(reference: np.ndarray, other: np.ndarray) -> float:
     return float(np.abs(reference - np.asarray(other, np.float64)).max() / scale)
 
 
-def run_steps(name: str, config: Config, params: Params, corpus: Corpus, dtype: str,
-              steps: int, device: str = "auto") -> tuple[np.ndarray, Params]:
+def run_steps(
+    name: str,
+    config: Config,
+    params: Params,
+    corpus: Corpus,
+    dtype: str,
+    steps: int,
+    device: str = "auto",
+) -> tuple[np.ndarray, Params]:
     """Losses of ``steps`` training steps from ``params``, and the parameters afterwards.
     The learning rate halves after the third step, so the schedule is exercised too; with
     dropout, step ``s`` gets the masks ``ptb_lstm.dropout`` draws for it."""
@@ -77,24 +85,45 @@ def run_steps(name: str, config: Config, params: Params, corpus: Corpus, dtype: 
     return np.array(losses), engine.get_params()
 
 
-def compare(engines: list[str], config: Config, corpus: Corpus, dtype: str, steps: int = 5,
-            device: str = "auto") -> list[Agreement]:
+def compare(
+    engines: list[str],
+    config: Config,
+    corpus: Corpus,
+    dtype: str,
+    steps: int = 5,
+    device: str = "auto",
+) -> list[Agreement]:
     """Each of ``engines`` (on ``device``) against the NumPy engine, from the same seeded
     weights."""
     params = init_params(config, corpus.vocab_size, np.float64)
     ref_losses, ref_params = run_steps("numpy", config, params, corpus, dtype, steps)
     valid = corpus.valid[:EVAL_TOKENS]
-    ref_ppl = evaluate(create_engine("numpy", config, params, dtype), valid,
-                       config.batch_size, config.num_steps).perplexity
+    ref_ppl = evaluate(
+        create_engine("numpy", config, params, dtype), valid, config.batch_size, config.num_steps
+    ).perplexity
     rows = []
     for name in engines:
         losses, after = run_steps(name, config, params, corpus, dtype, steps, device)
         diffs = {key: relative(value, after[key]) for key, value in ref_params.items()}
         worst = max(diffs, key=diffs.get)
-        ppl = evaluate(create_engine(name, config, params, dtype, device), valid,
-                       config.batch_size, config.num_steps).perplexity
-        rows.append(Agreement(name, dtype, config.dropout, steps, relative(ref_losses, losses),
-                              diffs[worst], worst, abs(ppl - ref_ppl) / ref_ppl))
+        ppl = evaluate(
+            create_engine(name, config, params, dtype, device),
+            valid,
+            config.batch_size,
+            config.num_steps,
+        ).perplexity
+        rows.append(
+            Agreement(
+                name,
+                dtype,
+                config.dropout,
+                steps,
+                relative(ref_losses, losses),
+                diffs[worst],
+                worst,
+                abs(ppl - ref_ppl) / ref_ppl,
+            )
+        )
     return rows
 
 
@@ -112,8 +141,7 @@ class UpdateAgreement:
         return asdict(self)
 
 
-def relative_to_update(initial: np.ndarray, reference: np.ndarray, other: np.ndarray
-                       ) -> float:
+def relative_to_update(initial: np.ndarray, reference: np.ndarray, other: np.ndarray) -> float:
     """max |other - reference| / max |reference - initial|: a difference on the scale of
     the steps taken, not of the weights (Adam's first steps move every weight by about the
     learning rate, far less than the weights' size)."""
@@ -122,9 +150,15 @@ def relative_to_update(initial: np.ndarray, reference: np.ndarray, other: np.nda
     return float(gap / max(float(moved), 1e-300))
 
 
-def compare_updates(engines: list[str], config: Config, corpus: Corpus, dtype: str,
-                    steps: int = 6, reference: str = "numpy-reference", device: str = "auto"
-                    ) -> list[UpdateAgreement]:
+def compare_updates(
+    engines: list[str],
+    config: Config,
+    corpus: Corpus,
+    dtype: str,
+    steps: int = 6,
+    reference: str = "numpy-reference",
+    device: str = "auto",
+) -> list[UpdateAgreement]:
     """Each of ``engines`` against ``reference`` after ``steps`` training steps of
     ``config`` (its optimizer, betas and epsilon; the learning rate halved after the third
     step) from the same seeded weights: parameters relative to the update, and the
@@ -133,8 +167,7 @@ def compare_updates(engines: list[str], config: Config, corpus: Corpus, dtype: s
 
     def run(name: str) -> tuple[Params, dict]:
         engine = create_engine(name, config, params, dtype=dtype, device=device)
-        for step, (x, y) in enumerate(batches(corpus.train, config.batch_size,
-                                              config.num_steps)):
+        for step, (x, y) in enumerate(batches(corpus.train, config.batch_size, config.num_steps)):
             if step == steps:
                 break
             lr = config.learning_rate * (1.0 if step < 3 else 0.5)
@@ -145,14 +178,19 @@ def compare_updates(engines: list[str], config: Config, corpus: Corpus, dtype: s
     rows = []
     for name in engines:
         after, state = run(name)
-        diffs = {key: relative_to_update(params[key], value, after[key])
-                 for key, value in ref_params.items()}
+        diffs = {
+            key: relative_to_update(params[key], value, after[key])
+            for key, value in ref_params.items()
+        }
         worst = max(diffs, key=diffs.get)
         if state.keys() != ref_state.keys() or (state and int(state["t"]) != int(ref_state["t"])):
             state_diff = float("inf")
         else:
-            state_diff = max([relative(value, state[key]) for key, value in ref_state.items()
-                              if key != "t"], default=0.0)
-        rows.append(UpdateAgreement(name, config.optimizer, dtype, steps, diffs[worst], worst,
-                                    state_diff))
+            state_diff = max(
+                [relative(value, state[key]) for key, value in ref_state.items() if key != "t"],
+                default=0.0,
+            )
+        rows.append(
+            UpdateAgreement(name, config.optimizer, dtype, steps, diffs[worst], worst, state_diff)
+        )
     return rows

@@ -40,16 +40,29 @@ class StepTimer:
     """An engine with a few random PTB-shaped batches, timing steps on demand (so several
     engines can be timed in interleaved rounds, sharing the machine's noise fairly)."""
 
-    def __init__(self, engine_name: str, config: Config, dtype: str = "float32",
-                 vocab_size: int = PTB_VOCAB, seed: int = 0, device: str = "auto") -> None:
+    def __init__(
+        self,
+        engine_name: str,
+        config: Config,
+        dtype: str = "float32",
+        vocab_size: int = PTB_VOCAB,
+        seed: int = 0,
+        device: str = "auto",
+    ) -> None:
         rng = np.random.default_rng(seed)
         self.config = config
-        self.engine = create_engine(engine_name, config,
-                                    init_params(config, vocab_size, np.float32), dtype=dtype,
-                                    device=device)
+        self.engine = create_engine(
+            engine_name,
+            config,
+            init_params(config, vocab_size, np.float32),
+            dtype=dtype,
+            device=device,
+        )
         shape = (config.batch_size, config.num_steps)
-        self.batches = [(rng.integers(0, vocab_size, shape), rng.integers(0, vocab_size, shape))
-                        for _ in range(8)]
+        self.batches = [
+            (rng.integers(0, vocab_size, shape), rng.integers(0, vocab_size, shape))
+            for _ in range(8)
+        ]
         self.done = 0
         self.learning_rate = 0.1  # small enough that random batches do not blow weights up
 
@@ -81,13 +94,22 @@ class StepTimer:
 def full_training_seconds(config: Config, train_seconds: float, eval_seconds: float) -> float:
     """Every epoch of ``config`` on PTB with a valid pass after each and a test pass at the end."""
     steps = {s: num_batches(n, config.batch_size, config.num_steps) for s, n in PTB_TOKENS.items()}
-    return config.epochs * (steps["train"] * train_seconds + steps["valid"] * eval_seconds) \
+    return (
+        config.epochs * (steps["train"] * train_seconds + steps["valid"] * eval_seconds)
         + steps["test"] * eval_seconds
+    )
 
 
-def bench(engine_name: str, config: Config, steps: int = 50, warmup: int = 5,
-          dtype: str = "float32", vocab_size: int = PTB_VOCAB, seed: int = 0,
-          device: str = "auto") -> BenchResult:
+def bench(
+    engine_name: str,
+    config: Config,
+    steps: int = 50,
+    warmup: int = 5,
+    dtype: str = "float32",
+    vocab_size: int = PTB_VOCAB,
+    seed: int = 0,
+    device: str = "auto",
+) -> BenchResult:
     """Median time of ``steps`` training and ``steps`` evaluation steps after ``warmup``."""
     timer = StepTimer(engine_name, config, dtype, vocab_size, seed, device)
     timer.train(warmup)
@@ -95,7 +117,16 @@ def bench(engine_name: str, config: Config, steps: int = 50, warmup: int = 5,
     timer.engine.reset_state(config.batch_size)
     timer.eval(warmup)
     evaluation = statistics.median(timer.eval(steps))
-    return BenchResult(engine_name, timer.engine.device, dtype, steps, config.batch_size,
-                       config.num_steps, config.hidden_size, 1000 * train, 1000 * evaluation,
-                       config.batch_size * config.num_steps / train,
-                       full_training_seconds(config, train, evaluation) / 3600)
+    return BenchResult(
+        engine_name,
+        timer.engine.device,
+        dtype,
+        steps,
+        config.batch_size,
+        config.num_steps,
+        config.hidden_size,
+        1000 * train,
+        1000 * evaluation,
+        config.batch_size * config.num_steps / train,
+        full_training_seconds(config, train, evaluation) / 3600,
+    )

@@ -23,8 +23,12 @@ from ptb_lstm.errors import UserError
 MAX_DEPTH = 32
 
 # Byte-order marks of encodings other than UTF-8, longest first (UTF-32 LE starts like UTF-16 LE).
-_OTHER_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
-               (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"))
+_OTHER_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
 
 
 def shown(value: object, limit: int = 40) -> str:
@@ -37,7 +41,7 @@ def shown(value: object, limit: int = 40) -> str:
     if isinstance(value, str) and len(value) > limit:
         value = value[:limit]  # repr of the head only: the text may be megabytes
     text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def listed(names: Iterable[str], limit: int = 5) -> str:
@@ -61,8 +65,10 @@ def shown_path(path: str | os.PathLike) -> str:
 # pattern is the unrolled loop, linear in the string's length.
 _JSON_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}:]', re.S)
 # TOML: comments, the four kinds of strings (multi-line first), brackets, '=' and line ends.
-_TOML_TOKENS = re.compile(r'#[^\n]*|"""[\s\S]*?(?:"""|$)|\'\'\'[\s\S]*?(?:\'\'\'|$)'
-                          r'|"[^"\\\n]*(?:\\.[^"\\\n]*)*"?|\'[^\'\n]*\'?|[\[\]{}=,\n]')
+_TOML_TOKENS = re.compile(
+    r'#[^\n]*|"""[\s\S]*?(?:"""|$)|\'\'\'[\s\S]*?(?:\'\'\'|$)'
+    r'|"[^"\\\n]*(?:\\.[^"\\\n]*)*"?|\'[^\'\n]*\'?|[\[\]{}=,\n]'
+)
 
 
 def check_json_depth(text: str, source: str) -> None:
@@ -77,7 +83,7 @@ def check_json_depth(text: str, source: str) -> None:
             last_string = kind
             continue
         if kind == ":" and last_string is not None and depth >= 1:
-            del keys[depth - 1:]
+            del keys[depth - 1 :]
             keys.append(_json_key(last_string))
         elif kind in ("[", "{"):
             depth += 1
@@ -114,13 +120,13 @@ def check_toml_depth(text: str, source: str) -> None:
         elif kind == ",":
             key_start = token.end()
         elif kind == "=":
-            name = text[key_start:token.start()].strip()
+            name = text[key_start : token.start()].strip()
             if depth == 0:
                 key = _cut(name)
             if table_parts + depth + name.count(".") + 1 > MAX_DEPTH:
                 _too_deep(source, ".".join(part for part in (table, key) if part))
         elif kind in ("[", "{"):
-            if depth == 0 and kind == "[" and not text[line_start:token.start()].strip():
+            if depth == 0 and kind == "[" and not text[line_start : token.start()].strip():
                 header_start, table_parts = token.start(), 0
             depth += 1
             key_start = token.end()
@@ -129,7 +135,7 @@ def check_toml_depth(text: str, source: str) -> None:
         elif kind in ("]", "}"):
             depth = max(depth - 1, 0)
             if depth == 0 and header_start is not None:
-                header = text[header_start:token.end()].strip("[] \t")
+                header = text[header_start : token.end()].strip("[] \t")
                 table, table_parts, key = _cut(header), header.count(".") + 1, ""
                 header_start = None
                 if table_parts > MAX_DEPTH:
@@ -142,11 +148,14 @@ def _cut(name: str) -> str:
 
 def _too_deep(source: str, field: str) -> None:
     where = f" in {field}" if field else ""
-    raise UserError(f"{source}: values nest more than {MAX_DEPTH} levels deep{where}; "
-                    "ptb-lstm's files hold numbers, strings and flat lists and tables")
+    raise UserError(
+        f"{source}: values nest more than {MAX_DEPTH} levels deep{where}; "
+        "ptb-lstm's files hold numbers, strings and flat lists and tables"
+    )
 
 
 # -- text files ------------------------------------------------------------------------------
+
 
 def decode_text(raw: bytes, source: str, binary_hint: bool = True) -> str:
     """UTF-8 ``raw`` as text, a leading UTF-8 byte-order mark read as nothing. A UTF-16 or
@@ -155,20 +164,24 @@ def decode_text(raw: bytes, source: str, binary_hint: bool = True) -> str:
     naming ``source``."""
     for bom, encoding in _OTHER_BOMS:
         if raw.startswith(bom):
-            raise UserError(f"{source}: the file is {encoding} text (it starts with a "
-                            f"{encoding} byte-order mark); save it as UTF-8")
+            raise UserError(
+                f"{source}: the file is {encoding} text (it starts with a "
+                f"{encoding} byte-order mark); save it as UTF-8"
+            )
     if binary_hint and b"\0" in raw:
-        raise UserError(f"{source}: holds NUL bytes, so it looks like a binary file (or "
-                        "UTF-16 text), not UTF-8 text; save it as UTF-8 text")
+        raise UserError(
+            f"{source}: holds NUL bytes, so it looks like a binary file (or "
+            "UTF-16 text), not UTF-8 text; save it as UTF-8 text"
+        )
     try:
         return raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as error:
-        raise UserError(f"{source}: not UTF-8 text (byte {error.start}); save it as "
-                        "UTF-8") from None
+        raise UserError(
+            f"{source}: not UTF-8 text (byte {error.start}); save it as UTF-8"
+        ) from None
 
 
-def read_text(path: str | os.PathLike, source: str | None = None,
-              binary_hint: bool = True) -> str:
+def read_text(path: str | os.PathLike, source: str | None = None, binary_hint: bool = True) -> str:
     """A file's text (``decode_text``); a path that cannot be read is a UserError naming
     ``source`` (the flag and path; the path itself by default)."""
     source = source or shown_path(path)
@@ -183,7 +196,7 @@ def read_text(path: str | os.PathLike, source: str | None = None,
 
 _REASONS = {
     errno.ENAMETOOLONG: "the path, or a name in it, is longer than the file system allows; "
-                        "choose a shorter one",
+    "choose a shorter one",
     errno.ENOENT: "does not exist",
     errno.ENOTDIR: "a part of the path is a file, not a folder",
     errno.EISDIR: "is a folder, not a file",
@@ -220,12 +233,16 @@ def check_path(value: str | os.PathLike, flag: str, room: int = 0) -> None:
     path_max = _limit(existing, "PC_PATH_MAX", 4096)
     longest = max((len(os.fsencode(part)) for part in path.parts), default=0)
     if longest > name_max:
-        raise UserError(f"{source}: a name in it has {longest:,} bytes, more than the "
-                        f"{name_max} the file system allows; choose a shorter name")
+        raise UserError(
+            f"{source}: a name in it has {longest:,} bytes, more than the "
+            f"{name_max} the file system allows; choose a shorter name"
+        )
     if len(encoded) + room >= path_max:
         inside = f" (with {room} bytes for the files written inside it)" if room else ""
-        raise UserError(f"{source}: the path has {len(encoded):,} bytes{inside}, more than the "
-                        f"{path_max - 1} the operating system allows; choose a shorter one")
+        raise UserError(
+            f"{source}: the path has {len(encoded):,} bytes{inside}, more than the "
+            f"{path_max - 1} the operating system allows; choose a shorter one"
+        )
     try:
         os.stat(path)
     except (FileNotFoundError, NotADirectoryError):

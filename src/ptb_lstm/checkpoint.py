@@ -79,19 +79,25 @@ def load(path: str | Path) -> Checkpoint:
             arrays = {name: npz[name] for name in npz.files}
     except ValueError as error:
         if "pickle" in str(error).lower():
-            raise UserError(f"checkpoint {path} holds a pickled object; ptb-lstm never "
-                            "unpickles files. Re-save the arrays as plain numeric arrays") from None
+            raise UserError(
+                f"checkpoint {path} holds a pickled object; ptb-lstm never "
+                "unpickles files. Re-save the arrays as plain numeric arrays"
+            ) from None
         reason = (str(error).splitlines() or ["ValueError"])[0]
         raise UserError(f"checkpoint {path} is not a readable .npz file ({reason})") from None
     except Exception as error:  # any failure to decode the archive's bytes: a bad zip, an
         # unsupported or encrypted member, a damaged .npy header, ...
         reason = (str(error).splitlines() or [type(error).__name__])[0]
-        raise UserError(f"checkpoint {path} is truncated or not an .npz file ({reason}); "
-                        "use an intact model.npz written by ptb-lstm") from None
+        raise UserError(
+            f"checkpoint {path} is truncated or not an .npz file ({reason}); "
+            "use an intact model.npz written by ptb-lstm"
+        ) from None
     raw = [name for name, value in arrays.items() if not isinstance(value, np.ndarray)]
     if raw:  # a member not written by numpy.save: np.load hands back its bytes
-        raise UserError(f"checkpoint {path}: {bounds.listed(map(repr, raw))} inside it is not a "
-                        "NumPy array; use an intact model.npz written by ptb-lstm")
+        raise UserError(
+            f"checkpoint {path}: {bounds.listed(map(repr, raw))} inside it is not a "
+            "NumPy array; use an intact model.npz written by ptb-lstm"
+        )
     if "meta" not in arrays:
         raise UserError(f"checkpoint {path} has no 'meta' entry; was it written by ptb-lstm?")
     meta_array = arrays.pop("meta")
@@ -108,8 +114,10 @@ def load(path: str | Path) -> Checkpoint:
     if meta.get("format") != FORMAT:
         raise UserError(f"checkpoint {path}: format {meta.get('format')!r} is not {FORMAT!r}")
     if meta.get("version") != VERSION:
-        raise UserError(f"checkpoint {path}: format version {meta.get('version')!r}; this "
-                        f"ptb-lstm reads version {VERSION} (upgrade or downgrade ptb-lstm)")
+        raise UserError(
+            f"checkpoint {path}: format version {meta.get('version')!r}; this "
+            f"ptb-lstm reads version {VERSION} (upgrade or downgrade ptb-lstm)"
+        )
     vocab = meta.get("vocab")
     if not isinstance(vocab, list) or not vocab or not all(isinstance(w, str) for w in vocab):
         raise UserError(f"checkpoint {path}: meta.vocab must be a non-empty list of words")
@@ -131,14 +139,24 @@ def load(path: str | Path) -> Checkpoint:
         raise UserError(f"checkpoint {path}: parameters mix dtypes {sorted(map(str, dtypes))}")
     dtype = next(iter(dtypes))
     if optimizer and any(v.dtype != dtype for n, v in optimizer.items() if n != "t"):
-        raise UserError(f"checkpoint {path}: the optimizer state's dtype is not the "
-                        f"parameters' ({dtype})")
+        raise UserError(
+            f"checkpoint {path}: the optimizer state's dtype is not the parameters' ({dtype})"
+        )
     if carried and any(part.dtype != dtype for pair in carried for part in pair):
-        raise UserError(f"checkpoint {path}: the carried state's dtype is not the parameters' "
-                        f"({dtype})")
+        raise UserError(
+            f"checkpoint {path}: the carried state's dtype is not the parameters' ({dtype})"
+        )
     _refuse_non_finite(arrays, carried, path)
-    known = {"format", "version", "ptb_lstm_version", "vocab", "config", "progress", "engine",
-             "dtype"}
+    known = {
+        "format",
+        "version",
+        "ptb_lstm_version",
+        "vocab",
+        "config",
+        "progress",
+        "engine",
+        "dtype",
+    }
     return Checkpoint(
         params=arrays,
         vocab=vocab,
@@ -157,8 +175,11 @@ def _check_container(path: Path) -> None:
     a single .npy array, a pickle, or any other file that is not a zip archive."""
     if path.is_dir():
         inside = path / "model.npz"
-        hint = f"; the run's checkpoint is {inside}" if inside.is_file() else \
-            "; give the model.npz file a run wrote"
+        hint = (
+            f"; the run's checkpoint is {inside}"
+            if inside.is_file()
+            else "; give the model.npz file a run wrote"
+        )
         raise UserError(f"checkpoint {path} is a folder, not a checkpoint file{hint}")
     if not path.exists():
         raise UserError(f"checkpoint {path} does not exist")
@@ -168,14 +189,20 @@ def _check_container(path: Path) -> None:
     except OSError as error:
         raise UserError(f"checkpoint {path}: cannot read it ({error.strerror})") from None
     if head.startswith(b"\x93NUMPY"):
-        raise UserError(f"checkpoint {path} is a single NumPy array (.npy), not a checkpoint; "
-                        "a checkpoint is the .npz archive (model.npz) that ptb-lstm train writes")
+        raise UserError(
+            f"checkpoint {path} is a single NumPy array (.npy), not a checkpoint; "
+            "a checkpoint is the .npz archive (model.npz) that ptb-lstm train writes"
+        )
     if head.startswith(b"\x80"):
-        raise UserError(f"checkpoint {path} is a pickle; ptb-lstm never unpickles files. Use "
-                        "a model.npz written by ptb-lstm")
+        raise UserError(
+            f"checkpoint {path} is a pickle; ptb-lstm never unpickles files. Use "
+            "a model.npz written by ptb-lstm"
+        )
     if not head.startswith(b"PK"):
-        raise UserError(f"checkpoint {path} is not an .npz archive (not a zip file); use a "
-                        "model.npz written by ptb-lstm train")
+        raise UserError(
+            f"checkpoint {path} is not an .npz archive (not a zip file); use a "
+            "model.npz written by ptb-lstm train"
+        )
 
 
 def _check_declared_sizes(arrays: dict, config: Config, path: Path) -> None:
@@ -184,8 +211,10 @@ def _check_declared_sizes(arrays: dict, config: Config, path: Path) -> None:
     model's arrays is one short line, not a long wait and a megabyte-long list of names."""
     layers = count_layers(arrays)
     if config.num_layers != layers:
-        raise UserError(f"checkpoint {path}: meta.config.num_layers is {config.num_layers}, "
-                        f"but it holds the weights of {layers} layer(s) (lstm_{{l}}_kernel)")
+        raise UserError(
+            f"checkpoint {path}: meta.config.num_layers is {config.num_layers}, "
+            f"but it holds the weights of {layers} layer(s) (lstm_{{l}}_kernel)"
+        )
 
 
 def _pop_carried(arrays: dict, config: Config, path: Path) -> list | None:
@@ -201,12 +230,16 @@ def _pop_carried(arrays: dict, config: Config, path: Path) -> list | None:
         shape = (config.batch_size, config.hidden_size)
         for part, value in zip(("h", "c"), pair, strict=True):
             if value is None:
-                raise UserError(f"checkpoint {path}: carried_{layer}_{part} is missing; the "
-                                "carried state needs h and c of every layer")
+                raise UserError(
+                    f"checkpoint {path}: carried_{layer}_{part} is missing; the "
+                    "carried state needs h and c of every layer"
+                )
             if value.shape != shape or value.dtype not in (np.float32, np.float64):
-                raise UserError(f"checkpoint {path}: carried_{layer}_{part} is "
-                                f"{value.dtype} {tuple(value.shape)}; the config needs a float "
-                                f"[batch_size, hidden_size] = {shape} state")
+                raise UserError(
+                    f"checkpoint {path}: carried_{layer}_{part} is "
+                    f"{value.dtype} {tuple(value.shape)}; the config needs a float "
+                    f"[batch_size, hidden_size] = {shape} state"
+                )
         carried.append((pair[0], pair[1]))
     extra = [n for n in arrays if n.startswith("carried_")]
     if extra:
@@ -223,38 +256,54 @@ def _pop_optimizer(arrays: dict, config: Config, vocab_size: int, path: Path) ->
     be resumed exactly)."""
     from ptb_lstm.optim import state_shapes
 
-    found = {n[len(OPTIMIZER_PREFIX):]: arrays.pop(n) for n in list(arrays)
-             if n.startswith(OPTIMIZER_PREFIX)}
+    found = {
+        n[len(OPTIMIZER_PREFIX) :]: arrays.pop(n)
+        for n in list(arrays)
+        if n.startswith(OPTIMIZER_PREFIX)
+    }
     if not found:
         return None
     expected = state_shapes(config, vocab_size)
     if not expected:
-        raise UserError(f"checkpoint {path}: holds optimizer arrays but its config trains "
-                        f"with {config.optimizer}, which keeps none")
+        raise UserError(
+            f"checkpoint {path}: holds optimizer arrays but its config trains "
+            f"with {config.optimizer}, which keeps none"
+        )
     missing = [n for n in expected if n not in found]
     extra = [n for n in found if n not in expected]
     if missing or extra:
-        what = "; ".join(part for part in (
-            "missing " + ", ".join(OPTIMIZER_PREFIX + n for n in missing) if missing else "",
-            "unexpected " + ", ".join(OPTIMIZER_PREFIX + n for n in extra) if extra else "")
-            if part)
-        raise UserError(f"checkpoint {path}: the {config.optimizer} state does not match the "
-                        f"config ({what})")
+        what = "; ".join(
+            part
+            for part in (
+                "missing " + ", ".join(OPTIMIZER_PREFIX + n for n in missing) if missing else "",
+                "unexpected " + ", ".join(OPTIMIZER_PREFIX + n for n in extra) if extra else "",
+            )
+            if part
+        )
+        raise UserError(
+            f"checkpoint {path}: the {config.optimizer} state does not match the config ({what})"
+        )
     t = found["t"]
     if t.shape != () or t.dtype.kind not in "iu" or int(t) < 0:
-        raise UserError(f"checkpoint {path}: {OPTIMIZER_PREFIX}t must be a whole number >= 0 "
-                        f"(a 0-d integer array), got {t.dtype} {tuple(t.shape)}")
+        raise UserError(
+            f"checkpoint {path}: {OPTIMIZER_PREFIX}t must be a whole number >= 0 "
+            f"(a 0-d integer array), got {t.dtype} {tuple(t.shape)}"
+        )
     for name, shape in expected.items():
         value = found[name]
         if name == "t":
             continue
         if tuple(value.shape) != shape or value.dtype not in (np.float32, np.float64):
-            raise UserError(f"checkpoint {path}: {OPTIMIZER_PREFIX}{name} is {value.dtype} "
-                            f"{tuple(value.shape)}; the config needs a float {shape}")
+            raise UserError(
+                f"checkpoint {path}: {OPTIMIZER_PREFIX}{name} is {value.dtype} "
+                f"{tuple(value.shape)}; the config needs a float {shape}"
+            )
         if not np.isfinite(value).all() or (name[0] == "v" and (value < 0).any()):
-            raise UserError(f"checkpoint {path}: {OPTIMIZER_PREFIX}{name} holds NaN, infinite "
-                            "or (for a second moment) negative values; use an earlier "
-                            "checkpoint of the run")
+            raise UserError(
+                f"checkpoint {path}: {OPTIMIZER_PREFIX}{name} holds NaN, infinite "
+                "or (for a second moment) negative values; use an earlier "
+                "checkpoint of the run"
+            )
     return {name: found[name] for name in expected}
 
 
@@ -266,6 +315,8 @@ def _refuse_non_finite(params: Params, carried: list | None, path: Path) -> None
         arrays[f"carried_{layer}_h"], arrays[f"carried_{layer}_c"] = h, c
     bad = [name for name, value in arrays.items() if not np.isfinite(value).all()]
     if bad:
-        raise UserError(f"checkpoint {path}: {', '.join(bad)} hold NaN or infinite values, so "
-                        "the model computes nothing meaningful; use an earlier checkpoint of "
-                        "the run, or retrain with a smaller learning_rate")
+        raise UserError(
+            f"checkpoint {path}: {', '.join(bad)} hold NaN or infinite values, so "
+            "the model computes nothing meaningful; use an earlier checkpoint of "
+            "the run, or retrain with a smaller learning_rate"
+        )

@@ -51,8 +51,9 @@ class Config:
         return dataclasses.replace(self, **changes)
 
 
-FIELD_TYPES: dict[str, type] = {f.name: {"int": int, "str": str}.get(f.type, float)
-                                for f in fields(Config)}
+FIELD_TYPES: dict[str, type] = {
+    f.name: {"int": int, "str": str}.get(f.type, float) for f in fields(Config)
+}
 
 #: What ``optimizer`` accepts: the paper's SGD, Adam, and Adam with AMSGrad's running maximum.
 OPTIMIZERS = ("sgd", "adam", "amsgrad")
@@ -60,8 +61,17 @@ OPTIMIZERS = ("sgd", "adam", "amsgrad")
 # Fields a config written before they existed lacks; they take their defaults.
 _OPTIONAL = ("seed", "optimizer", "beta1", "beta2", "epsilon")
 
-_POSITIVE = ("num_layers", "hidden_size", "num_steps", "batch_size", "epochs",
-             "init_scale", "learning_rate", "lr_decay", "max_grad_norm")
+_POSITIVE = (
+    "num_layers",
+    "hidden_size",
+    "num_steps",
+    "batch_size",
+    "epochs",
+    "init_scale",
+    "learning_rate",
+    "lr_decay",
+    "max_grad_norm",
+)
 
 
 FLOAT32_MAX = 3.4028234663852886e38  # the largest finite float32
@@ -77,8 +87,9 @@ def _problems(config: Config) -> list[str]:
             continue
         ok = isinstance(value, int) if kind is int else isinstance(value, (int, float))
         if not ok or isinstance(value, bool):
-            problems.append(f"{name} must be {'an integer' if kind is int else 'a number'}, "
-                            f"got {value!r}")
+            problems.append(
+                f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}"
+            )
     if problems:
         return problems
     for name, kind in FIELD_TYPES.items():
@@ -90,8 +101,10 @@ def _problems(config: Config) -> list[str]:
         if not getattr(config, name) > 0:
             problems.append(f"{name} must be > 0, got {getattr(config, name)!r}")
     if config.init_scale > FLOAT32_MAX:  # uniform(-s, s) in float32 would give infinities
-        problems.append(f"init_scale must be at most {FLOAT32_MAX:.3g} (the initial weights "
-                        f"must be finite in float32), got {config.init_scale!r}")
+        problems.append(
+            f"init_scale must be at most {FLOAT32_MAX:.3g} (the initial weights "
+            f"must be finite in float32), got {config.init_scale!r}"
+        )
     if config.epochs_at_full_lr < 0:
         problems.append(f"epochs_at_full_lr must be >= 0, got {config.epochs_at_full_lr}")
     if not 0 <= config.dropout < 1:
@@ -99,8 +112,9 @@ def _problems(config: Config) -> list[str]:
     if config.seed < 0:
         problems.append(f"seed must be >= 0, got {config.seed}")
     if config.optimizer not in OPTIMIZERS:
-        problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got "
-                        f"{config.optimizer!r}")
+        problems.append(
+            f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {config.optimizer!r}"
+        )
     for name in ("beta1", "beta2"):
         if not 0 <= getattr(config, name) < 1:
             problems.append(f"{name} must be in [0, 1), got {getattr(config, name)}")
@@ -111,33 +125,68 @@ def _problems(config: Config) -> list[str]:
 
 PRESETS: dict[str, Config] = {
     "small": Config(
-        num_layers=2, hidden_size=200, num_steps=20, batch_size=20, init_scale=0.1,
-        learning_rate=1.0, lr_decay=0.5, epochs=13, epochs_at_full_lr=4, max_grad_norm=5.0,
+        num_layers=2,
+        hidden_size=200,
+        num_steps=20,
+        batch_size=20,
+        init_scale=0.1,
+        learning_rate=1.0,
+        lr_decay=0.5,
+        epochs=13,
+        epochs_at_full_lr=4,
+        max_grad_norm=5.0,
         dropout=0.0,
     ),
     "medium": Config(
-        num_layers=2, hidden_size=650, num_steps=35, batch_size=20, init_scale=0.05,
-        learning_rate=1.0, lr_decay=0.8, epochs=39, epochs_at_full_lr=6, max_grad_norm=5.0,
+        num_layers=2,
+        hidden_size=650,
+        num_steps=35,
+        batch_size=20,
+        init_scale=0.05,
+        learning_rate=1.0,
+        lr_decay=0.8,
+        epochs=39,
+        epochs_at_full_lr=6,
+        max_grad_norm=5.0,
         dropout=0.5,
     ),
     "large": Config(
-        num_layers=2, hidden_size=1500, num_steps=35, batch_size=20, init_scale=0.04,
-        learning_rate=1.0, lr_decay=1 / 1.15, epochs=55, epochs_at_full_lr=14,
-        max_grad_norm=10.0, dropout=0.65,
+        num_layers=2,
+        hidden_size=1500,
+        num_steps=35,
+        batch_size=20,
+        init_scale=0.04,
+        learning_rate=1.0,
+        lr_decay=1 / 1.15,
+        epochs=55,
+        epochs_at_full_lr=14,
+        max_grad_norm=10.0,
+        dropout=0.65,
     ),
     # A few units: for tests, gradient checks and quick tries on any corpus. Its init_scale is
     # near 1/sqrt(hidden_size): at 0.1 a 16-unit model sits on a plateau for many epochs.
     "tiny": Config(
-        num_layers=2, hidden_size=16, num_steps=5, batch_size=4, init_scale=0.3,
-        learning_rate=1.0, lr_decay=0.5, epochs=2, epochs_at_full_lr=1, max_grad_norm=5.0,
+        num_layers=2,
+        hidden_size=16,
+        num_steps=5,
+        batch_size=4,
+        init_scale=0.3,
+        learning_rate=1.0,
+        lr_decay=0.5,
+        epochs=2,
+        epochs_at_full_lr=1,
+        max_grad_norm=5.0,
         dropout=0.0,
     ),
 }
 
+
 def _coerce(name: str, value: object, source: str) -> int | float | str:
     if name not in FIELD_TYPES:
-        raise UserError(f"{source}: unknown config key {bounds.shown(name)}; valid keys: "
-                        + ", ".join(FIELD_TYPES))
+        raise UserError(
+            f"{source}: unknown config key {bounds.shown(name)}; valid keys: "
+            + ", ".join(FIELD_TYPES)
+        )
     kind = FIELD_TYPES[name]
     if kind is str:
         if not isinstance(value, str):
@@ -156,13 +205,14 @@ def _coerce(name: str, value: object, source: str) -> int | float | str:
         else:
             coerced = kind(value)
     except (TypeError, ValueError, OverflowError):
-        raise UserError(f"{source}: {name} must be {what}, got {bounds.shown(value)}"
-                        ) from None
+        raise UserError(f"{source}: {name} must be {what}, got {bounds.shown(value)}") from None
     # Every size, count and seed is used as a 64-bit integer (and a size drives loops and
     # allocations): a larger one is refused here, before anything is sized by it.
-    if kind is int and not -2**63 <= coerced < 2**63:
-        raise UserError(f"{source}: {name} must be {what} of at most 19 digits (below 2**63), "
-                        f"got {bounds.shown(value)}")
+    if kind is int and not -(2**63) <= coerced < 2**63:
+        raise UserError(
+            f"{source}: {name} must be {what} of at most 19 digits (below 2**63), "
+            f"got {bounds.shown(value)}"
+        )
     return coerced
 
 
@@ -184,8 +234,10 @@ def load_config(name_or_path: str) -> Config:
         return PRESETS[name_or_path]
     path = Path(name_or_path)
     if not path.suffix == ".toml" and not path.exists():
-        raise UserError(f"--config: unknown preset {bounds.shown(name_or_path)}; use one of "
-                        f"{', '.join(PRESETS)} or a .toml file")
+        raise UserError(
+            f"--config: unknown preset {bounds.shown(name_or_path)}; use one of "
+            f"{', '.join(PRESETS)} or a .toml file"
+        )
     source = f"--config {bounds.shown_path(path)}"
     try:
         raw = path.read_bytes()
@@ -206,8 +258,9 @@ def load_config(name_or_path: str) -> Config:
     base = values.pop("preset", None)
     if base is not None:
         if not isinstance(base, str) or base not in PRESETS:
-            raise UserError(f"{path}: preset must be one of {', '.join(PRESETS)}, got "
-                            f"{bounds.shown(base)}")
+            raise UserError(
+                f"{path}: preset must be one of {', '.join(PRESETS)}, got {bounds.shown(base)}"
+            )
         return apply_overrides(PRESETS[base], values, source=str(path))
     return from_dict(values, source=str(path))
 
@@ -227,7 +280,9 @@ def parse_sets(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise UserError(f"--set: expected key=value, got {bounds.shown(pair)}; valid keys: "
-                            + ", ".join(FIELD_TYPES))
+            raise UserError(
+                f"--set: expected key=value, got {bounds.shown(pair)}; valid keys: "
+                + ", ".join(FIELD_TYPES)
+            )
         values[key.strip()] = value.strip()
     return values

@@ -34,8 +34,10 @@ def read_words(path: Path) -> list[str]:
     except OSError as error:
         raise UserError(f"{path}: cannot read: {error.strerror}") from None
     if b"\0" in raw and not raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise UserError(f"{path}: looks like a binary file, not PTB text "
-                        "(expected one sentence of space-separated words per line)")
+        raise UserError(
+            f"{path}: looks like a binary file, not PTB text "
+            "(expected one sentence of space-separated words per line)"
+        )
     # A leading UTF-8 byte-order mark is no part of the first word; other encodings are
     # refused by name.
     text = bounds.decode_text(raw, str(path))
@@ -54,8 +56,13 @@ def build_vocab(words: list[str]) -> list[str]:
     return sorted(set(words))
 
 
-def to_ids(words: list[str], word_to_id: dict[str, int], source: str,
-           vocab_source: str = "the vocabulary", hint: str | None = None) -> np.ndarray:
+def to_ids(
+    words: list[str],
+    word_to_id: dict[str, int],
+    source: str,
+    vocab_source: str = "the vocabulary",
+    hint: str | None = None,
+) -> np.ndarray:
     """Word ids [N] (int32); every word must be in the vocabulary, else a UserError naming
     ``source`` says how PTB writes rare words (as <unk>), or gives ``hint``."""
     try:
@@ -68,8 +75,9 @@ def to_ids(words: list[str], word_to_id: dict[str, int], source: str,
             hint = "write such words as <unk> in the file, as PTB does"
         elif hint is None:
             hint = "the vocabulary has no <unk> to stand for them, so this text cannot be read"
-        raise UserError(f"{source}: {len(missing)} word(s) not in {vocab_source} "
-                        f"({shown}{more}); {hint}") from None
+        raise UserError(
+            f"{source}: {len(missing)} word(s) not in {vocab_source} ({shown}{more}); {hint}"
+        ) from None
 
 
 def num_batches(num_ids: int, batch_size: int, num_steps: int) -> int:
@@ -77,13 +85,14 @@ def num_batches(num_ids: int, batch_size: int, num_steps: int) -> int:
     return max(0, (num_ids - 1) // (batch_size * num_steps))
 
 
-def batches(ids: np.ndarray, batch_size: int, num_steps: int
-            ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def batches(
+    ids: np.ndarray, batch_size: int, num_steps: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Stream-folded (inputs, targets), each [batch_size, num_steps]; row b is one stream."""
     steps = num_batches(len(ids), batch_size, num_steps)
     used = steps * batch_size * num_steps
     inputs = np.asarray(ids[:used]).reshape(batch_size, steps * num_steps)
-    targets = np.asarray(ids[1:used + 1]).reshape(batch_size, steps * num_steps)
+    targets = np.asarray(ids[1 : used + 1]).reshape(batch_size, steps * num_steps)
     for s in range(steps):
         cols = slice(s * num_steps, (s + 1) * num_steps)
         yield inputs[:, cols], targets[:, cols]
@@ -97,9 +106,14 @@ class Corpus:
     holds its UserError instead, raised only when that split is used: evaluating the test split
     does not depend on the valid file."""
 
-    def __init__(self, vocab: list[str], train: np.ndarray | UserError,
-                 valid: np.ndarray | UserError, test: np.ndarray | UserError,
-                 data_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        vocab: list[str],
+        train: np.ndarray | UserError,
+        valid: np.ndarray | UserError,
+        test: np.ndarray | UserError,
+        data_dir: Path | None = None,
+    ) -> None:
         self.vocab = vocab
         self.data_dir = data_dir
         self._splits = {"train": train, "valid": valid, "test": test}
@@ -132,17 +146,23 @@ class Corpus:
 def check_data_dir(data_dir: Path) -> None:
     """Raise a UserError naming what is missing unless ``data_dir`` holds the three splits."""
     if data_dir.exists() and not data_dir.is_dir():
-        raise UserError(f"data folder {data_dir} is a file, not a folder; point --data-dir or "
-                        "PTB_DATA_DIR at the folder holding ptb.train.txt, ptb.valid.txt and "
-                        "ptb.test.txt")
+        raise UserError(
+            f"data folder {data_dir} is a file, not a folder; point --data-dir or "
+            "PTB_DATA_DIR at the folder holding ptb.train.txt, ptb.valid.txt and "
+            "ptb.test.txt"
+        )
     if not data_dir.is_dir():
-        raise UserError(f"data folder {data_dir} does not exist; point --data-dir or "
-                        "PTB_DATA_DIR at a folder holding ptb.train.txt, ptb.valid.txt "
-                        "and ptb.test.txt, or leave both unset to download PTB")
+        raise UserError(
+            f"data folder {data_dir} does not exist; point --data-dir or "
+            "PTB_DATA_DIR at a folder holding ptb.train.txt, ptb.valid.txt "
+            "and ptb.test.txt, or leave both unset to download PTB"
+        )
     missing = [split_file(s) for s in SPLITS if not (data_dir / split_file(s)).is_file()]
     if missing:
-        raise UserError(f"data folder {data_dir} lacks {', '.join(missing)}; it needs "
-                        "ptb.train.txt, ptb.valid.txt and ptb.test.txt")
+        raise UserError(
+            f"data folder {data_dir} lacks {', '.join(missing)}; it needs "
+            "ptb.train.txt, ptb.valid.txt and ptb.test.txt"
+        )
 
 
 def load_corpus(data_dir: Path, vocab: list[str] | None = None) -> Corpus:
@@ -161,10 +181,15 @@ def load_corpus(data_dir: Path, vocab: list[str] | None = None) -> Corpus:
             if given:
                 ids[s] = to_ids(words[s], word_to_id, str(path), "the model's vocabulary")
             else:
-                ids[s] = to_ids(words[s], word_to_id, str(path), split_file("train"),
-                                hint="every valid and test word must occur in the training "
-                                     "text: write rare words as <unk> in all three files, "
-                                     "as PTB does")
+                ids[s] = to_ids(
+                    words[s],
+                    word_to_id,
+                    str(path),
+                    split_file("train"),
+                    hint="every valid and test word must occur in the training "
+                    "text: write rare words as <unk> in all three files, "
+                    "as PTB does",
+                )
         except UserError as error:
             if not given:  # a vocabulary of this very data must cover all of it
                 raise
@@ -187,10 +212,13 @@ def default_cache_dir(environ: dict | None = None) -> Path:
     return Path(base) / "ptb-lstm" / "ptb"
 
 
-def locate_data_dir(data_dir: str | Path | None = None, environ: dict | None = None,
-                    download: bool = True,
-                    announce: Callable[[str, Path, str | None], None] | None = None,
-                    progress: Callable[[int, int | None], None] | None = None) -> Path:
+def locate_data_dir(
+    data_dir: str | Path | None = None,
+    environ: dict | None = None,
+    download: bool = True,
+    announce: Callable[[str, Path, str | None], None] | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> Path:
     """Where PTB is: ``--data-dir``, then ``PTB_DATA_DIR``, then the user cache (downloading
     into it when it is not there yet).
 
@@ -216,10 +244,14 @@ def locate_data_dir(data_dir: str | Path | None = None, environ: dict | None = N
     if all((cache / split_file(s)).is_file() for s in SPLITS):
         return cache
     if not download:
-        raise UserError(f"PTB is not in {cache}; run `ptb-lstm data` to download it, or "
-                        "set --data-dir / PTB_DATA_DIR to a folder holding it")
-    return download_ptb(cache, urls=urls_from(environ.get("PTB_DATA_URL")),
-                        timeout=timeout_from(environ.get("PTB_DOWNLOAD_TIMEOUT")),
-                        progress=progress,
-                        announce=None if announce is None else
-                        lambda url, failed: announce(url, cache, failed))
+        raise UserError(
+            f"PTB is not in {cache}; run `ptb-lstm data` to download it, or "
+            "set --data-dir / PTB_DATA_DIR to a folder holding it"
+        )
+    return download_ptb(
+        cache,
+        urls=urls_from(environ.get("PTB_DATA_URL")),
+        timeout=timeout_from(environ.get("PTB_DOWNLOAD_TIMEOUT")),
+        progress=progress,
+        announce=None if announce is None else lambda url, failed: announce(url, cache, failed),
+    )

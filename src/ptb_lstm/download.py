@@ -50,8 +50,10 @@ SHA256 = {
 }
 MEMBER_DIR = PurePosixPath("simple-examples/data")
 
-_HOW_TO_POINT = ("download simple-examples.tgz yourself, extract it and point --data-dir "
-                 "(or PTB_DATA_DIR) at its simple-examples/data folder")
+_HOW_TO_POINT = (
+    "download simple-examples.tgz yourself, extract it and point --data-dir "
+    "(or PTB_DATA_DIR) at its simple-examples/data folder"
+)
 
 Progress = Callable[[int, int | None], None]
 
@@ -74,15 +76,20 @@ def urls_from(value: str | None) -> tuple[str, ...]:
     for url in urls:
         try:
             parts = urllib.parse.urlsplit(url)
-            valid = parts.scheme in SCHEMES and (parts.netloc or parts.scheme == "file") \
+            valid = (
+                parts.scheme in SCHEMES
+                and (parts.netloc or parts.scheme == "file")
                 and (parts.port is None or parts.port > 0)
+            )
         except ValueError:
             valid = False
         if not valid:
-            raise UserError(f"PTB_DATA_URL: {url!r} is not an http://, https://, ftp:// or "
-                            "file:// URL; give URLs separated by spaces, each of "
-                            "simple-examples.tgz or of a folder (ending in /) holding the "
-                            "three PTB files, or unset it to use the built-in sources")
+            raise UserError(
+                f"PTB_DATA_URL: {url!r} is not an http://, https://, ftp:// or "
+                "file:// URL; give URLs separated by spaces, each of "
+                "simple-examples.tgz or of a folder (ending in /) holding the "
+                "three PTB files, or unset it to use the built-in sources"
+            )
     return urls
 
 
@@ -99,10 +106,13 @@ def timeout_from(value: str | None) -> float:
     return timeout
 
 
-def download_ptb(target: Path, urls: str | Sequence[str] | None = None,
-                 timeout: float = DEFAULT_TIMEOUT,
-                 progress: Progress | None = None,
-                 announce: Callable[[str, str | None], None] | None = None) -> Path:
+def download_ptb(
+    target: Path,
+    urls: str | Sequence[str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    progress: Progress | None = None,
+    announce: Callable[[str, str | None], None] | None = None,
+) -> Path:
     """Download PTB into ``target`` (created atomically) from the first of ``urls`` (default:
     PTB_URLS) that gives the three files with their digests; returns ``target``.
 
@@ -118,12 +128,13 @@ def download_ptb(target: Path, urls: str | Sequence[str] | None = None,
         if announce is not None:
             announce(url, failures[-1] if failures else None)
         try:
-            work = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-",
-                                         dir=target.parent))
+            work = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=target.parent))
         except OSError as error:
-            raise UserError(f"cannot write into {target.parent} ({error.strerror}); set "
-                            "PTB_DATA_DIR or --data-dir, or XDG_CACHE_HOME to a folder "
-                            "you can write") from None
+            raise UserError(
+                f"cannot write into {target.parent} ({error.strerror}); set "
+                "PTB_DATA_DIR or --data-dir, or XDG_CACHE_HOME to a folder "
+                "you can write"
+            ) from None
         try:
             staged = work / "ptb"
             staged.mkdir()
@@ -145,18 +156,23 @@ def download_ptb(target: Path, urls: str | Sequence[str] | None = None,
 
 def _make_room_for(target: Path) -> None:
     """Create ``target``'s parent folders; a UserError when a file stands in the way."""
-    blocking = next((path for path in (target, *target.parents)
-                     if path.exists() and not path.is_dir()), None)
+    blocking = next(
+        (path for path in (target, *target.parents) if path.exists() and not path.is_dir()), None
+    )
     if blocking is not None:
-        raise UserError(f"the PTB cache {target} cannot be created: {blocking} is a file, not "
-                        "a folder; move that file away, or point PTB_DATA_DIR or --data-dir "
-                        "at a folder holding PTB")
+        raise UserError(
+            f"the PTB cache {target} cannot be created: {blocking} is a file, not "
+            "a folder; move that file away, or point PTB_DATA_DIR or --data-dir "
+            "at a folder holding PTB"
+        )
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise UserError(f"cannot create the PTB cache folder {target.parent} "
-                        f"({error.strerror}); set PTB_DATA_DIR or --data-dir, or "
-                        "XDG_CACHE_HOME to a folder you can write") from None
+        raise UserError(
+            f"cannot create the PTB cache folder {target.parent} "
+            f"({error.strerror}); set PTB_DATA_DIR or --data-dir, or "
+            "XDG_CACHE_HOME to a folder you can write"
+        ) from None
 
 
 def remove_stale_temporary_folders(folder: Path, now: float | None = None) -> list[Path]:
@@ -168,9 +184,10 @@ def remove_stale_temporary_folders(folder: Path, now: float | None = None) -> li
         try:
             if not path.is_dir() or path.is_symlink():
                 continue
-            owner = path.name[len(TEMP_PREFIX):].split("-")[0]
-            stale = now - path.stat().st_mtime > STALE_AFTER or \
-                (owner.isdigit() and not _alive(int(owner)))
+            owner = path.name[len(TEMP_PREFIX) :].split("-")[0]
+            stale = now - path.stat().st_mtime > STALE_AFTER or (
+                owner.isdigit() and not _alive(int(owner))
+            )
         except OSError:
             continue
         if stale:
@@ -218,38 +235,45 @@ def _fetch(url: str, dest: Path, timeout: float, progress: Progress | None) -> i
                     progress(done, total)
                 now = time.monotonic()
                 if now - started > DEADLINE_TIMEOUTS * timeout:
-                    raise SourceFailed(f"download from {url} stalled: {done} bytes in "
-                                       f"{now - started:.0f} s, not finished within "
-                                       f"{DEADLINE_TIMEOUTS * timeout:g} s "
-                                       f"({DEADLINE_TIMEOUTS} x PTB_DOWNLOAD_TIMEOUT)")
+                    raise SourceFailed(
+                        f"download from {url} stalled: {done} bytes in "
+                        f"{now - started:.0f} s, not finished within "
+                        f"{DEADLINE_TIMEOUTS * timeout:g} s "
+                        f"({DEADLINE_TIMEOUTS} x PTB_DOWNLOAD_TIMEOUT)"
+                    )
                 if now - span_start >= timeout:
                     if span_done < MIN_BYTES_PER_TIMEOUT:
-                        raise SourceFailed(f"download from {url} stalled: {span_done} bytes "
-                                           f"in the last {now - span_start:.1f} s "
-                                           f"(PTB_DOWNLOAD_TIMEOUT is {timeout:g} s)")
+                        raise SourceFailed(
+                            f"download from {url} stalled: {span_done} bytes "
+                            f"in the last {now - span_start:.1f} s "
+                            f"(PTB_DOWNLOAD_TIMEOUT is {timeout:g} s)"
+                        )
                     span_start, span_done = now, 0
     except urllib.error.HTTPError as error:
-        raise SourceFailed(f"could not download PTB from {url}: HTTP {error.code} "
-                           f"{error.reason}") from None
+        raise SourceFailed(
+            f"could not download PTB from {url}: HTTP {error.code} {error.reason}"
+        ) from None
     except (TimeoutError, urllib.error.URLError) as error:
         reason = getattr(error, "reason", None) or error
         if isinstance(error, TimeoutError) or isinstance(reason, TimeoutError):
-            raise SourceFailed(f"download from {url} stalled: no data for {timeout:g} s "
-                               "(PTB_DOWNLOAD_TIMEOUT)") from None
+            raise SourceFailed(
+                f"download from {url} stalled: no data for {timeout:g} s (PTB_DOWNLOAD_TIMEOUT)"
+            ) from None
         raise SourceFailed(f"could not download PTB from {url} ({reason})") from None
     except (OSError, ValueError, http.client.HTTPException) as error:
-        raise SourceFailed(f"could not download PTB from {url} "
-                           f"({error or type(error).__name__})") from None
+        raise SourceFailed(
+            f"could not download PTB from {url} ({error or type(error).__name__})"
+        ) from None
     if total is not None and done != total:
         raise SourceFailed(f"download from {url} was cut short ({done} of {total} bytes)")
     return done
 
 
-def _fetch_files(folder_url: str, staged: Path, timeout: float,
-                 progress: Progress | None) -> None:
+def _fetch_files(folder_url: str, staged: Path, timeout: float, progress: Progress | None) -> None:
     """The three files from a folder URL; progress counts their bytes together."""
     before = 0
     for name in SHA256:
+
         def file_progress(done: int, total: int | None, before: int = before) -> None:
             if progress:
                 progress(before + done, None)
@@ -265,8 +289,10 @@ def _extract(archive: Path, staged: Path, url: str) -> None:
             for member in members:
                 path = PurePosixPath(member.name)
                 if path.is_absolute() or ".." in path.parts:
-                    raise SourceFailed(f"the archive from {url} holds a path outside its "
-                                       f"folder ({member.name!r}); refusing it")
+                    raise SourceFailed(
+                        f"the archive from {url} holds a path outside its "
+                        f"folder ({member.name!r}); refusing it"
+                    )
             found = {}
             for member in members:
                 key = PurePosixPath(*[p for p in PurePosixPath(member.name).parts if p != "."])
@@ -274,8 +300,9 @@ def _extract(archive: Path, staged: Path, url: str) -> None:
                     found[wanted[key]] = member
             missing = sorted(set(SHA256) - set(found))
             if missing:
-                raise SourceFailed(f"the archive from {url} lacks {', '.join(missing)} under "
-                                   f"{MEMBER_DIR}/")
+                raise SourceFailed(
+                    f"the archive from {url} lacks {', '.join(missing)} under {MEMBER_DIR}/"
+                )
             for name, member in found.items():
                 source = tar.extractfile(member)
                 with source, open(staged / name, "wb") as out:
@@ -288,8 +315,10 @@ def _verify(staged: Path, url: str) -> None:
     for name, expected in SHA256.items():
         digest = sha256_of(staged / name)
         if digest != expected:
-            raise SourceFailed(f"checksum mismatch for {name} from {url}: expected "
-                               f"{expected[:12]}…, got {digest[:12]}…")
+            raise SourceFailed(
+                f"checksum mismatch for {name} from {url}: expected "
+                f"{expected[:12]}…, got {digest[:12]}…"
+            )
 
 
 def _install(staged: Path, target: Path, work: Path) -> None:

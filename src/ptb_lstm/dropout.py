@@ -34,8 +34,16 @@ def generator(seed: int, step: int) -> np.random.Generator:
     return np.random.Generator(np.random.Philox(key=seed, counter=step * _STEP_STRIDE))
 
 
-def masks(seed: int, step: int, rate: float, num_layers: int, batch_size: int,
-          num_steps: int, hidden_size: int, dtype=np.float32) -> list[np.ndarray]:
+def masks(
+    seed: int,
+    step: int,
+    rate: float,
+    num_layers: int,
+    batch_size: int,
+    num_steps: int,
+    hidden_size: int,
+    dtype=np.float32,
+) -> list[np.ndarray]:
     """The ``num_layers + 1`` masks [num_steps, batch_size, hidden_size] of one training step:
     index 0 for the embedding output, l for layer l-1's output into layer l, ``num_layers`` for
     the top layer's output into the softmax."""
@@ -57,13 +65,24 @@ def masks(seed: int, step: int, rate: float, num_layers: int, batch_size: int,
     return result
 
 
-def step_masks(config: Config, step: int, batch_size: int | None = None,
-               num_steps: int | None = None, dtype=np.float32) -> list[np.ndarray] | None:
+def step_masks(
+    config: Config,
+    step: int,
+    batch_size: int | None = None,
+    num_steps: int | None = None,
+    dtype=np.float32,
+) -> list[np.ndarray] | None:
     """The masks of training step ``step`` of a run with ``config`` (its seed, dropout rate and
     shapes), or None when the config has no dropout."""
     if config.dropout <= 0:
         return None
-    return masks(config.seed, step, config.dropout, config.num_layers,
-                 config.batch_size if batch_size is None else batch_size,
-                 config.num_steps if num_steps is None else num_steps,
-                 config.hidden_size, dtype)
+    return masks(
+        config.seed,
+        step,
+        config.dropout,
+        config.num_layers,
+        config.batch_size if batch_size is None else batch_size,
+        config.num_steps if num_steps is None else num_steps,
+        config.hidden_size,
+        dtype,
+    )

@@ -26,16 +26,23 @@ class Evaluation:
         return asdict(self)
 
 
-def evaluate(engine: Engine, ids: np.ndarray, batch_size: int, num_steps: int,
-             on_step: Callable[[int, int], None] | None = None) -> Evaluation:
+def evaluate(
+    engine: Engine,
+    ids: np.ndarray,
+    batch_size: int,
+    num_steps: int,
+    on_step: Callable[[int, int], None] | None = None,
+) -> Evaluation:
     """exp(total NLL / target tokens) over the stream-folded batches of ``ids``.
 
     ``on_step(done, total)`` is called after every step (for a progress bar).
     """
     total_steps = num_batches(len(ids), batch_size, num_steps)
     if total_steps == 0:
-        raise UserError(f"{len(ids)} tokens are too few for one batch of {batch_size} x "
-                        f"{num_steps}; use a smaller --batch-size or --num-steps")
+        raise UserError(
+            f"{len(ids)} tokens are too few for one batch of {batch_size} x "
+            f"{num_steps}; use a smaller --batch-size or --num-steps"
+        )
     engine.reset_state(batch_size)
     nll = 0.0
     for step, (inputs, targets) in enumerate(batches(ids, batch_size, num_steps), start=1):

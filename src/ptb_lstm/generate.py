@@ -46,17 +46,26 @@ def read_prompt(text: str, vocab: list[str]) -> Prompt:
     words = [token for sentence in normalize(text, known) for token in sentence]
     unknown = sorted({w for w in words if w not in known})
     if unknown and UNK not in known:
-        raise UserError(f"--prompt: {len(unknown)} word(s) not in the model's vocabulary "
-                        f"({listed(map(shown, unknown), 10)}), which has no <unk> to read "
-                        "them as; leave them out of the prompt, or use a model trained with "
-                        "<unk>")
+        raise UserError(
+            f"--prompt: {len(unknown)} word(s) not in the model's vocabulary "
+            f"({listed(map(shown, unknown), 10)}), which has no <unk> to read "
+            "them as; leave them out of the prompt, or use a model trained with "
+            "<unk>"
+        )
     tokens = [w if w in known else UNK for w in words]
     index = {w: i for i, w in enumerate(vocab)}
     return Prompt([index[t] for t in tokens], tokens, unknown)
 
 
-def generate(engine: Engine, vocab: list[str], prompt_ids: list[int], words: int,
-             temperature: float = 1.0, top_k: int = 0, seed: int = 0) -> Iterator[str]:
+def generate(
+    engine: Engine,
+    vocab: list[str],
+    prompt_ids: list[int],
+    words: int,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    seed: int = 0,
+) -> Iterator[str]:
     """``words`` sampled words after ``prompt_ids`` (read after an <eos>, as a new sentence,
     when the vocabulary has <eos>), yielded one by one as they are drawn.
 
@@ -72,17 +81,26 @@ def generate(engine: Engine, vocab: list[str], prompt_ids: list[int], words: int
         raise UserError(f"--seed must be >= 0, got {seed}")
     context = ([vocab.index(EOS)] if EOS in vocab else []) + list(prompt_ids)
     if not context:
-        raise UserError("the model's vocabulary has no <eos> to start a sentence from; give a "
-                        "--prompt with words it knows")
+        raise UserError(
+            "the model's vocabulary has no <eos> to start a sentence from; give a "
+            "--prompt with words it knows"
+        )
     return _sample(engine, vocab, context, words, temperature, top_k, seed)
 
 
-def _sample(engine: Engine, vocab: list[str], context: list[int], words: int,
-            temperature: float, top_k: int, seed: int) -> Iterator[str]:
+def _sample(
+    engine: Engine,
+    vocab: list[str],
+    context: list[int],
+    words: int,
+    temperature: float,
+    top_k: int,
+    seed: int,
+) -> Iterator[str]:
     rng = np.random.default_rng(seed)
     engine.reset_state(1)
     for start in range(0, len(context), PROMPT_CHUNK):
-        logits = engine.logits(np.array([context[start:start + PROMPT_CHUNK]]))[0, -1].copy()
+        logits = engine.logits(np.array([context[start : start + PROMPT_CHUNK]]))[0, -1].copy()
     for _ in range(words):
         word = _draw(logits, temperature, top_k, rng)
         yield vocab[word]
@@ -92,8 +110,10 @@ def _sample(engine: Engine, vocab: list[str], context: list[int], words: int,
 def _draw(logits: np.ndarray, temperature: float, top_k: int, rng: np.random.Generator) -> int:
     """One word id from softmax(logits / temperature) over the top_k likeliest (all if 0)."""
     if not np.isfinite(logits).all():
-        raise UserError("the model's next-word scores overflowed to infinity or NaN; its "
-                        "weights are too large to sample from")
+        raise UserError(
+            "the model's next-word scores overflowed to infinity or NaN; its "
+            "weights are too large to sample from"
+        )
     # Shifted before dividing, so that a tiny temperature gives -inf, never inf - inf.
     with np.errstate(over="ignore"):
         scores = (logits.astype(np.float64) - logits.max()) / temperature

@@ -29,30 +29,53 @@ class GradcheckRow:
     numeric: np.ndarray | None = field(default=None, repr=False)
 
     def summary(self) -> dict:
-        return {"name": self.name, "entries": self.entries, "max_abs_grad": self.max_abs_grad,
-                "error": self.error}
+        return {
+            "name": self.name,
+            "entries": self.entries,
+            "max_abs_grad": self.max_abs_grad,
+            "error": self.error,
+        }
 
 
-def gradcheck(seed: int = 0, dropout: float = 0.0, vocab_size: int = 11, hidden_size: int = 5,
-              num_layers: int = 2, num_steps: int = 4, batch_size: int = 3,
-              epsilon: float = 1e-5, keep_values: bool = False, engine: str = "numpy"
-              ) -> list[GradcheckRow]:
+def gradcheck(
+    seed: int = 0,
+    dropout: float = 0.0,
+    vocab_size: int = 11,
+    hidden_size: int = 5,
+    num_layers: int = 2,
+    num_steps: int = 4,
+    batch_size: int = 3,
+    epsilon: float = 1e-5,
+    keep_values: bool = False,
+    engine: str = "numpy",
+) -> list[GradcheckRow]:
     """Rows of (array, entries, largest |gradient|, error) for a tiny random model; with
     ``keep_values`` each row also carries the analytic and numeric gradients. ``engine`` is
     "numpy" or "numpy-reference" (the engines that compute their gradients by hand)."""
     if engine not in ("numpy", "numpy-reference"):
         raise ValueError(f"gradcheck needs a NumPy engine, got {engine!r}")
     config: Config = PRESETS["tiny"].replace(
-        hidden_size=hidden_size, num_layers=num_layers, num_steps=num_steps,
-        batch_size=batch_size, init_scale=0.5, dropout=dropout, seed=seed)
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        num_steps=num_steps,
+        batch_size=batch_size,
+        init_scale=0.5,
+        dropout=dropout,
+        seed=seed,
+    )
     rng = np.random.default_rng(seed)
-    model = create_engine(engine, config, init_params(config, vocab_size, np.float64),
-                          dtype="float64")
+    model = create_engine(
+        engine, config, init_params(config, vocab_size, np.float64), dtype="float64"
+    )
     inputs = rng.integers(0, vocab_size, size=(batch_size, num_steps))
     targets = rng.integers(0, vocab_size, size=(batch_size, num_steps))
-    state: State = [(rng.uniform(-0.5, 0.5, (batch_size, hidden_size)),
-                     rng.uniform(-0.5, 0.5, (batch_size, hidden_size)))
-                    for _ in range(num_layers)]
+    state: State = [
+        (
+            rng.uniform(-0.5, 0.5, (batch_size, hidden_size)),
+            rng.uniform(-0.5, 0.5, (batch_size, hidden_size)),
+        )
+        for _ in range(num_layers)
+    ]
     masks = step_masks(config, step=0, dtype=np.float64)
 
     def loss() -> float:
@@ -86,5 +109,6 @@ def _compare(name, array, analytic, loss, epsilon) -> GradcheckRow:
         numeric[index] = (plus - minus) / (2 * epsilon)
     scale = max(float(np.abs(analytic).max()), 1e-6)
     error = float(np.abs(analytic - numeric).max()) / scale
-    return GradcheckRow(name, int(array.size), float(np.abs(analytic).max()), error,
-                        np.array(analytic), numeric)
+    return GradcheckRow(
+        name, int(array.size), float(np.abs(analytic).max()), error, np.array(analytic), numeric
+    )

@@ -22,11 +22,13 @@ if TYPE_CHECKING:
 class Reporter:
     """Receives progress; the default does nothing. The command line draws progress bars."""
 
-    def epoch_start(self, epoch: int, total_epochs: int, steps: int, learning_rate: float,
-                    start: int = 0) -> None: ...
+    def epoch_start(
+        self, epoch: int, total_epochs: int, steps: int, learning_rate: float, start: int = 0
+    ) -> None: ...
 
-    def train_step(self, done: int, steps: int, perplexity: float, words_per_second: float
-                   ) -> None: ...
+    def train_step(
+        self, done: int, steps: int, perplexity: float, words_per_second: float
+    ) -> None: ...
 
     def epoch_end(self, record: dict) -> None: ...
 

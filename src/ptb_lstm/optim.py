@@ -36,20 +36,24 @@ def state_shapes(config: Config, vocab_size: int) -> dict[str, tuple[int, ...]]:
     if config.optimizer == "sgd":
         return {}
     params = param_shapes(config, vocab_size)
-    return {"t": (), **{f"{part}_{name}": shape for part in moments(config)
-                        for name, shape in params.items()}}
+    return {
+        "t": (),
+        **{f"{part}_{name}": shape for part in moments(config) for name, shape in params.items()},
+    }
 
 
 def initial_state(config: Config, vocab_size: int, dtype) -> OptimizerState:
     """The state before the first update: t = 0 and every moment zero."""
-    return {name: np.zeros((), np.int64) if name == "t" else np.zeros(shape, dtype)
-            for name, shape in state_shapes(config, vocab_size).items()}
+    return {
+        name: np.zeros((), np.int64) if name == "t" else np.zeros(shape, dtype)
+        for name, shape in state_shapes(config, vocab_size).items()
+    }
 
 
 def bias_corrections(config: Config, t: int) -> tuple[float, float]:
     """(1 - beta1^t, 1 - beta2^t) for update ``t`` (from 1), computed once in float64 by
     every engine."""
-    return 1.0 - config.beta1 ** t, 1.0 - config.beta2 ** t
+    return 1.0 - config.beta1**t, 1.0 - config.beta2**t
 
 
 class NumpyAdam:
@@ -63,11 +67,12 @@ class NumpyAdam:
         return {name: value.copy() for name, value in self.state.items()}
 
     def set_state(self, state: OptimizerState) -> None:
-        self.state = {name: np.array(value, np.int64 if name == "t" else self.dtype)
-                      for name, value in state.items()}
+        self.state = {
+            name: np.array(value, np.int64 if name == "t" else self.dtype)
+            for name, value in state.items()
+        }
 
-    def update(self, params: Params, grads: Params, learning_rate: float, scale: float
-               ) -> None:
+    def update(self, params: Params, grads: Params, learning_rate: float, scale: float) -> None:
         """One update of every parameter by its gradient times the clipping ``scale``;
         ``grads`` (dense, canonical names) may be overwritten."""
         config, dtype, state = self.config, self.dtype.type, self.state

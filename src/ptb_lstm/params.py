@@ -33,16 +33,19 @@ def param_shapes(config: Config, vocab_size: int) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def init_params(config: Config, vocab_size: int, dtype=np.float32, seed: int | None = None
-                ) -> Params:
+def init_params(
+    config: Config, vocab_size: int, dtype=np.float32, seed: int | None = None
+) -> Params:
     """Every parameter uniform in ±init_scale from one seeded generator, drawn in float64 in
     the canonical order so float32 and float64 runs start from the same values. A model too
     large to train in the memory that is free is refused first (``check_memory``)."""
     check_memory(config, vocab_size, dtype)
     rng = np.random.default_rng(config.seed if seed is None else seed)
     scale = config.init_scale
-    return {name: rng.uniform(-scale, scale, size=shape).astype(dtype)
-            for name, shape in param_shapes(config, vocab_size).items()}
+    return {
+        name: rng.uniform(-scale, scale, size=shape).astype(dtype)
+        for name, shape in param_shapes(config, vocab_size).items()
+    }
 
 
 def check_memory(config: Config, vocab_size: int, dtype=np.float32) -> None:
@@ -62,11 +65,13 @@ def check_memory(config: Config, vocab_size: int, dtype=np.float32) -> None:
     needed = itemsize * (copies * parameters + activations)
     available = available_memory()
     if available is not None and needed > available:
-        raise UserError(f"this model needs about {_gib(needed)} GiB of memory to train "
-                        f"({parameters:,} parameters in {np.dtype(dtype).name}, their "
-                        f"gradients and one batch's activations), more than the "
-                        f"{_gib(available)} GiB free; use a smaller hidden_size, "
-                        "num_layers, batch_size or num_steps")
+        raise UserError(
+            f"this model needs about {_gib(needed)} GiB of memory to train "
+            f"({parameters:,} parameters in {np.dtype(dtype).name}, their "
+            f"gradients and one batch's activations), more than the "
+            f"{_gib(available)} GiB free; use a smaller hidden_size, "
+            "num_layers, batch_size or num_steps"
+        )
 
 
 def _gib(size: int) -> str:
@@ -78,8 +83,11 @@ def available_memory() -> int | None:
     """Bytes of memory free for a new process (MemAvailable plus free swap), or None where
     the system does not say."""
     try:
-        fields = dict(line.split(":", 1) for line in
-                      Path("/proc/meminfo").read_text().splitlines() if ":" in line)
+        fields = dict(
+            line.split(":", 1)
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if ":" in line
+        )
         return sum(int(fields[name].split()[0]) * 1024 for name in ("MemAvailable", "SwapFree"))
     except (OSError, KeyError, ValueError):
         pass
@@ -105,8 +113,10 @@ def check_params(params: Params, config: Config, vocab_size: int, source: str) -
     # (from --set, or a file) beside a small model's parameters is one short line at once.
     layers = count_layers(params)
     if config.num_layers != layers:
-        raise ValueError(f"{source}: the config has num_layers {config.num_layers}, the "
-                         f"parameters {layers} layer(s) (lstm_{{l}}_kernel)")
+        raise ValueError(
+            f"{source}: the config has num_layers {config.num_layers}, the "
+            f"parameters {layers} layer(s) (lstm_{{l}}_kernel)"
+        )
     expected = param_shapes(config, vocab_size)
     missing = [n for n in expected if n not in params]
     extra = [n for n in params if n not in expected]
@@ -120,8 +130,11 @@ def check_params(params: Params, config: Config, vocab_size: int, source: str) -
     for name, shape in expected.items():
         array = params[name]
         if tuple(array.shape) != shape:
-            raise ValueError(f"{source}: {name} has shape {tuple(array.shape)}, the config and "
-                             f"vocabulary need {shape}")
+            raise ValueError(
+                f"{source}: {name} has shape {tuple(array.shape)}, the config and "
+                f"vocabulary need {shape}"
+            )
         if array.dtype not in (np.float32, np.float64):
-            raise ValueError(f"{source}: {name} has dtype {array.dtype}; expected float32 "
-                             "or float64")
+            raise ValueError(
+                f"{source}: {name} has dtype {array.dtype}; expected float32 or float64"
+            )

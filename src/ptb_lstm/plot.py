@@ -36,18 +36,28 @@ def load_run(run_dir: str | Path) -> RunRecords:
     path = Path(run_dir)
     metrics_path = path / "metrics.jsonl"
     if path.is_file():
-        raise UserError(f"{path} is a file; give the run folder that holds it "
-                        f"({path.parent}), as 'ptb-lstm train --out' wrote it")
+        raise UserError(
+            f"{path} is a file; give the run folder that holds it "
+            f"({path.parent}), as 'ptb-lstm train --out' wrote it"
+        )
     if not path.is_dir():
-        raise UserError(f"run folder {path} does not exist; give the --out folder of a "
-                        "'ptb-lstm train' run")
+        raise UserError(
+            f"run folder {path} does not exist; give the --out folder of a 'ptb-lstm train' run"
+        )
     if not metrics_path.is_file():
-        raise UserError(f"{metrics_path} is missing; a run folder written by 'ptb-lstm train' "
-                        "holds metrics.jsonl")
+        raise UserError(
+            f"{metrics_path} is missing; a run folder written by 'ptb-lstm train' "
+            "holds metrics.jsonl"
+        )
     records = runfiles.read_metrics(metrics_path)
     info = runfiles.read_run_info(path)
-    run = RunRecords(path=path, engine=str(info.get("engine") or path.resolve().name),
-                     dtype=info.get("dtype", ""), config=info.get("config") or {}, info=info)
+    run = RunRecords(
+        path=path,
+        engine=str(info.get("engine") or path.resolve().name),
+        dtype=info.get("dtype", ""),
+        config=info.get("config") or {},
+        info=info,
+    )
     for record in records:
         event = record.get("event")
         if event == "step" and _finite(record.get("perplexity")):
@@ -57,8 +67,10 @@ def load_run(run_dir: str | Path) -> RunRecords:
         elif event == "test" and _finite(record.get("test_perplexity")):
             run.test_record = record
     if not run.steps and not run.epochs:
-        raise UserError(f"{metrics_path} holds no step or epoch records yet; plot a run that "
-                        "has trained at least --log-every steps")
+        raise UserError(
+            f"{metrics_path} holds no step or epoch records yet; plot a run that "
+            "has trained at least --log-every steps"
+        )
     return run
 
 
@@ -70,8 +82,9 @@ def labels(runs: list[RunRecords]) -> list[str]:
     """Each run's engine (and dtype when not float32); the folder name is added where two runs
     would otherwise share a label."""
     base = [r.engine + (f" {r.dtype}" if r.dtype and r.dtype != "float32" else "") for r in runs]
-    return [f"{b} ({r.path.name})" if base.count(b) > 1 else b
-            for b, r in zip(base, runs, strict=True)]
+    return [
+        f"{b} ({r.path.name})" if base.count(b) > 1 else b for b, r in zip(base, runs, strict=True)
+    ]
 
 
 def plot_runs(runs: list[RunRecords], out: str | Path, log: bool = False) -> Path:
@@ -85,8 +98,9 @@ def plot_runs(runs: list[RunRecords], out: str | Path, log: bool = False) -> Pat
     if not out.parent.is_dir():
         blocking = next((parent for parent in out.parents if parent.exists()), None)
         if blocking is not None and not blocking.is_dir():
-            raise UserError(f"--out {out}: {blocking} is a file, not a folder; choose a file "
-                            "name in a folder")
+            raise UserError(
+                f"--out {out}: {blocking} is a file, not a folder; choose a file name in a folder"
+            )
         raise UserError(f"--out {out}: folder {out.parent} does not exist; create it first")
     try:
         import matplotlib
@@ -94,20 +108,33 @@ def plot_runs(runs: list[RunRecords], out: str | Path, log: bool = False) -> Pat
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UserError("plotting needs matplotlib, which ptb-lstm installs: pip install "
-                        "'matplotlib>=3.7'") from None
+        raise UserError(
+            "plotting needs matplotlib, which ptb-lstm installs: pip install 'matplotlib>=3.7'"
+        ) from None
 
     fig, (ax_train, ax_valid) = plt.subplots(1, 2, figsize=(11, 4.2))
     for run, label in zip(runs, labels(runs), strict=True):
-        line, = ax_train.plot([r["step"] for r in run.steps],
-                              [r["perplexity"] for r in run.steps], lw=1.2, label=label)
+        (line,) = ax_train.plot(
+            [r["step"] for r in run.steps],
+            [r["perplexity"] for r in run.steps],
+            lw=1.2,
+            label=label,
+        )
         test = f", test {run.test:.2f}" if run.test is not None else ""
         last = f"valid {run.epochs[-1]['valid_perplexity']:.2f}{test}" if run.epochs else ""
-        ax_valid.plot([r["epoch"] for r in run.epochs],
-                      [r["valid_perplexity"] for r in run.epochs], marker="o", ms=3.5,
-                      color=line.get_color(), label=f"{label}: {last}" if last else label)
-    ax_train.set(xlabel="training step", ylabel="training perplexity",
-                 title="training perplexity (mean so far in the epoch)")
+        ax_valid.plot(
+            [r["epoch"] for r in run.epochs],
+            [r["valid_perplexity"] for r in run.epochs],
+            marker="o",
+            ms=3.5,
+            color=line.get_color(),
+            label=f"{label}: {last}" if last else label,
+        )
+    ax_train.set(
+        xlabel="training step",
+        ylabel="training perplexity",
+        title="training perplexity (mean so far in the epoch)",
+    )
     ax_valid.set(xlabel="epoch", ylabel="valid perplexity", title="valid perplexity per epoch")
     if log:
         from matplotlib.ticker import FormatStrFormatter
@@ -123,9 +150,12 @@ def plot_runs(runs: list[RunRecords], out: str | Path, log: bool = False) -> Pat
     configs = {json.dumps(r.config, sort_keys=True) for r in runs}
     if len(configs) == 1 and runs[0].config:
         c = runs[0].config
-        fig.suptitle(f"{c.get('num_layers')} layers x {c.get('hidden_size')} units, batch "
-                     f"{c.get('batch_size')} x {c.get('num_steps')} steps, dropout "
-                     f"{c.get('dropout')}, seed {c.get('seed')}", fontsize=10)
+        fig.suptitle(
+            f"{c.get('num_layers')} layers x {c.get('hidden_size')} units, batch "
+            f"{c.get('batch_size')} x {c.get('num_steps')} steps, dropout "
+            f"{c.get('dropout')}, seed {c.get('seed')}",
+            fontsize=10,
+        )
     fig.tight_layout()
     try:
         write_atomic(out, lambda f: fig.savefig(f, dpi=110, format=out.suffix[1:].lower()))

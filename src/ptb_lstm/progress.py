@@ -36,8 +36,15 @@ class ConsoleReporter(Reporter):
     def _bar(self, total: int, desc: str, leave: bool) -> tqdm | None:
         if not self.interactive:
             return None
-        return tqdm(total=total, desc=desc, unit="step", leave=leave, file=self.stream,
-                    dynamic_ncols=True, mininterval=0.5)
+        return tqdm(
+            total=total,
+            desc=desc,
+            unit="step",
+            leave=leave,
+            file=self.stream,
+            dynamic_ncols=True,
+            mininterval=0.5,
+        )
 
     def epoch_start(self, epoch, total_epochs, steps, learning_rate, start=0):
         self.epoch, self.total_epochs, self.steps, self.start = epoch, total_epochs, steps, start
@@ -48,36 +55,50 @@ class ConsoleReporter(Reporter):
             self.bar.update(start)
         else:
             resumed = f", resuming after step {start}" if start else ""
-            print(f"epoch {epoch}/{total_epochs}: {steps} steps at learning rate "
-                  f"{learning_rate:.4g}{resumed}", file=self.stream, flush=True)
+            print(
+                f"epoch {epoch}/{total_epochs}: {steps} steps at learning rate "
+                f"{learning_rate:.4g}{resumed}",
+                file=self.stream,
+                flush=True,
+            )
 
     def train_step(self, done, steps, perplexity, words_per_second):
         if self.bar is not None:
             self.bar.update(1)
             if done % 10 == 0 or done == steps:
-                self.bar.set_postfix_str(f"ppl {perplexity:.2f}, {words_per_second:,.0f} words/s",
-                                         refresh=False)
+                self.bar.set_postfix_str(
+                    f"ppl {perplexity:.2f}, {words_per_second:,.0f} words/s", refresh=False
+                )
         elif done >= self.next_line or done == steps:
             self.next_line += max(1, steps // 10)
             elapsed = time.perf_counter() - self.started
             per_step = elapsed / (done - self.start)
             eta = per_step * (steps - done)
-            print(f"  epoch {self.epoch} step {done}/{steps}: train ppl {perplexity:.2f}, "
-                  f"{words_per_second:,.0f} words/s, {1000 * per_step:.1f} ms/step, "
-                  f"elapsed {_duration(elapsed)}, ETA {_duration(eta)}",
-                  file=self.stream, flush=True)
+            print(
+                f"  epoch {self.epoch} step {done}/{steps}: train ppl {perplexity:.2f}, "
+                f"{words_per_second:,.0f} words/s, {1000 * per_step:.1f} ms/step, "
+                f"elapsed {_duration(elapsed)}, ETA {_duration(eta)}",
+                file=self.stream,
+                flush=True,
+            )
 
     def epoch_end(self, record):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        partial = "" if record["event"] == "epoch" else \
-            f" (stopped after {record['steps']} of {self.steps} steps)"
-        print(f"epoch {record['epoch']}{partial}: lr {record['lr']:.4g}  "
-              f"train ppl {record['train_perplexity']:.2f}  "
-              f"valid ppl {record['valid_perplexity']:.2f}  "
-              f"({record['ms_per_step']:.1f} ms/step, {record['words_per_second']:,.0f} words/s, "
-              f"{_duration(record['epoch_time'])})", flush=True)
+        partial = (
+            ""
+            if record["event"] == "epoch"
+            else f" (stopped after {record['steps']} of {self.steps} steps)"
+        )
+        print(
+            f"epoch {record['epoch']}{partial}: lr {record['lr']:.4g}  "
+            f"train ppl {record['train_perplexity']:.2f}  "
+            f"valid ppl {record['valid_perplexity']:.2f}  "
+            f"({record['ms_per_step']:.1f} ms/step, {record['words_per_second']:,.0f} words/s, "
+            f"{_duration(record['epoch_time'])})",
+            flush=True,
+        )
 
     def eval_start(self, split, steps):
         self.bar = self._bar(steps, f"evaluating {split}", False)
@@ -94,10 +115,14 @@ class ConsoleReporter(Reporter):
 
 def summary_table(epochs: list[dict]) -> str:
     """The finished run as a small fixed-width table."""
-    lines = [f"{'epoch':>5}  {'lr':>8}  {'train ppl':>10}  {'valid ppl':>10}  "
-             f"{'ms/step':>8}  {'time':>8}"]
+    lines = [
+        f"{'epoch':>5}  {'lr':>8}  {'train ppl':>10}  {'valid ppl':>10}  "
+        f"{'ms/step':>8}  {'time':>8}"
+    ]
     for r in epochs:
-        lines.append(f"{r['epoch']:>5}  {r['lr']:>8.4g}  {r['train_perplexity']:>10.2f}  "
-                     f"{r['valid_perplexity']:>10.2f}  {r['ms_per_step']:>8.1f}  "
-                     f"{_duration(r['epoch_time']):>8}")
+        lines.append(
+            f"{r['epoch']:>5}  {r['lr']:>8.4g}  {r['train_perplexity']:>10.2f}  "
+            f"{r['valid_perplexity']:>10.2f}  {r['ms_per_step']:>8.1f}  "
+            f"{_duration(r['epoch_time']):>8}"
+        )
     return "\n".join(lines)

@@ -47,36 +47,80 @@ KINDS: dict[str, tuple[Callable[[object], bool], str]] = {
 }
 
 # meta.progress of a checkpoint, as train.train writes it.
-PROGRESS = {"epoch": "count", "step": "count", "step_in_epoch": "count",
-            "learning_rate": "number", "epoch_finished": "flag", "finished": "flag",
-            "loss_sum": "number", "epoch_time": "number", "run_time": "number"}
+PROGRESS = {
+    "epoch": "count",
+    "step": "count",
+    "step_in_epoch": "count",
+    "learning_rate": "number",
+    "epoch_finished": "flag",
+    "finished": "flag",
+    "loss_sum": "number",
+    "epoch_time": "number",
+    "run_time": "number",
+}
 
 # The meta fields besides format, version, vocab and config (which checkpoint.load checks).
-META = {"ptb_lstm_version": "text", "engine": "text", "dtype": "text",
-        "progress": "object"}
+META = {"ptb_lstm_version": "text", "engine": "text", "dtype": "text", "progress": "object"}
 
 # config.json of a run folder: the fields a reader uses. Every one may be absent (a run
 # written by an older ptb-lstm lacks log_every and checkpoint_every).
-RUN_INFO = {"config": "object", "engine": "text", "dtype": "dtype", "device": "text",
-            "vocab_size": "count", "data_dir": "text or null", "init_from": "text or null",
-            "log_every": "positive", "checkpoint_every": "count", "command": "text",
-            "started": "text"}
+RUN_INFO = {
+    "config": "object",
+    "engine": "text",
+    "dtype": "dtype",
+    "device": "text",
+    "vocab_size": "count",
+    "data_dir": "text or null",
+    "init_from": "text or null",
+    "log_every": "positive",
+    "checkpoint_every": "count",
+    "command": "text",
+    "started": "text",
+}
 
-_EPOCH = {"step": "count", "epoch": "count", "lr": "number", "steps": "count",
-          "train_perplexity": "number", "valid_perplexity": "number",
-          "words_per_second": "number", "ms_per_step": "number", "epoch_time": "number",
-          "wall_time": "number", "run_time": "number"}
+_EPOCH = {
+    "step": "count",
+    "epoch": "count",
+    "lr": "number",
+    "steps": "count",
+    "train_perplexity": "number",
+    "valid_perplexity": "number",
+    "words_per_second": "number",
+    "ms_per_step": "number",
+    "epoch_time": "number",
+    "wall_time": "number",
+    "run_time": "number",
+}
 
 # metrics.jsonl, by event: (field kinds, the fields every record of it must have: what plot
 # and the results tables read).
 RECORDS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
-    "step": ({"step": "count", "epoch": "count", "lr": "number", "loss": "number",
-              "perplexity": "number", "grad_norm": "number", "words_per_second": "number",
-              "wall_time": "number", "run_time": "number"}, ("step", "epoch", "perplexity")),
+    "step": (
+        {
+            "step": "count",
+            "epoch": "count",
+            "lr": "number",
+            "loss": "number",
+            "perplexity": "number",
+            "grad_norm": "number",
+            "words_per_second": "number",
+            "wall_time": "number",
+            "run_time": "number",
+        },
+        ("step", "epoch", "perplexity"),
+    ),
     "epoch": (_EPOCH, ("step", "epoch", "valid_perplexity")),
     "partial_epoch": (_EPOCH, ("step", "epoch", "valid_perplexity")),
-    "test": ({"step": "count", "test_perplexity": "number", "valid_perplexity": "number or null",
-              "wall_time": "number", "run_time": "number"}, ("step", "test_perplexity")),
+    "test": (
+        {
+            "step": "count",
+            "test_perplexity": "number",
+            "valid_perplexity": "number or null",
+            "wall_time": "number",
+            "run_time": "number",
+        },
+        ("step", "test_perplexity"),
+    ),
 }
 
 # What --resume also needs of an epoch record: the finished run's summary table prints it.
@@ -87,8 +131,9 @@ def _shown(value: object) -> str:
     return bounds.shown(value)
 
 
-def check_fields(values: dict, kinds: dict[str, str], where: str,
-                 required: tuple[str, ...] = ()) -> dict:
+def check_fields(
+    values: dict, kinds: dict[str, str], where: str, required: tuple[str, ...] = ()
+) -> dict:
     """``values`` with every field of ``kinds`` it holds of its kind and every ``required``
     one present; otherwise a UserError ``where: NAME must be ...``. Other fields pass as they
     are."""
@@ -101,12 +146,14 @@ def check_fields(values: dict, kinds: dict[str, str], where: str,
             if not test(values[name]):
                 if _whole(values[name]) and values[name] >= 2**63:
                     description += " below 2**63"
-                raise UserError(f"{where}: {name} must be {description}, got "
-                                f"{_shown(values[name])}")
+                raise UserError(
+                    f"{where}: {name} must be {description}, got {_shown(values[name])}"
+                )
     return values
 
 
 # -- model.npz -----------------------------------------------------------------------------
+
 
 def check_meta(meta: dict, source: str) -> dict:
     """The meta fields of a checkpoint besides format, version, vocab and config, progress
@@ -128,19 +175,24 @@ def resume_progress(progress: dict, has_carried_state: bool, source: str) -> dic
     middle of an epoch, how far into it and the loss so far (and a carried state)."""
     where = f"{source}: meta.progress"
     if "step" not in progress or "epoch" not in progress:
-        raise UserError(f"{source} holds no training progress to resume from (meta.progress "
-                        "lacks step or epoch)")
+        raise UserError(
+            f"{source} holds no training progress to resume from (meta.progress "
+            "lacks step or epoch)"
+        )
     mid_epoch = not progress.get("epoch_finished", False) and progress["epoch"] != 0
     if mid_epoch:
         check_fields(progress, PROGRESS, where, required=("step_in_epoch", "loss_sum"))
         if progress["step_in_epoch"] > 0 and not has_carried_state:
-            raise UserError(f"{where}: written {progress['step_in_epoch']} steps into epoch "
-                            f"{progress['epoch']}, but the checkpoint holds no carried state "
-                            "to continue from")
+            raise UserError(
+                f"{where}: written {progress['step_in_epoch']} steps into epoch "
+                f"{progress['epoch']}, but the checkpoint holds no carried state "
+                "to continue from"
+            )
     return progress
 
 
 # -- config.json -----------------------------------------------------------------------------
+
 
 def write_json(path: Path, value: dict) -> None:
     """Replace ``path`` by ``value`` as indented JSON, atomically (``config.json``)."""
@@ -154,8 +206,10 @@ def read_run_info(run_dir: str | Path) -> dict:
         return {}
     info = _read_json(path)
     if not isinstance(info, dict):
-        raise UserError(f"{path}: must hold a JSON object, got {type(info).__name__}; "
-                        "restore the config.json that ptb-lstm train wrote")
+        raise UserError(
+            f"{path}: must hold a JSON object, got {type(info).__name__}; "
+            "restore the config.json that ptb-lstm train wrote"
+        )
     return check_fields(info, RUN_INFO, str(path))
 
 
@@ -181,6 +235,7 @@ def _first_line(error: Exception) -> str:
 
 
 # -- metrics.jsonl ---------------------------------------------------------------------------
+
 
 def read_metrics(path: str | Path, resuming: bool = False) -> list[dict]:
     """The records of a metrics.jsonl, each checked against its event's fields (RECORDS, and
@@ -210,8 +265,7 @@ def check_record(record: object, where: str) -> dict:
     """One metrics.jsonl record: a JSON object whose event, when it is one ptb-lstm writes,
     has its fields of their kinds."""
     if not isinstance(record, dict):
-        raise UserError(f"{where}: a record must be a JSON object, got "
-                        f"{type(record).__name__}")
+        raise UserError(f"{where}: a record must be a JSON object, got {type(record).__name__}")
     check_fields(record, {"step": "count"}, where)  # every record is ordered by its step
     event = record.get("event")
     if event is not None and not isinstance(event, str):
@@ -225,13 +279,17 @@ def check_record(record: object, where: str) -> dict:
 def trim_metrics(path: Path, last_step: int) -> list[dict]:
     """Rewrite a metrics.jsonl (atomically) without the records after ``last_step`` (steps a
     resumed run trains again) and without a partial last line; returns the records kept."""
-    records = [r for r in read_metrics(path, resuming=True) if r.get("step", 0) <= last_step] \
-        if path.exists() else []
+    records = (
+        [r for r in read_metrics(path, resuming=True) if r.get("step", 0) <= last_step]
+        if path.exists()
+        else []
+    )
     write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
     return records
 
 
 # -- resuming --------------------------------------------------------------------------------
+
 
 @dataclass
 class Resume:
@@ -258,13 +316,19 @@ NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
 def no_room_message(error: OSError, out_dir: Path, saved_step: int | None) -> str:
     """What a write that failed for want of room tells the user: where, and what is safe."""
     written = Path(error.filename).name if error.filename else "the run's files"
-    where = f"no space left on the device holding {out_dir} ({_mount_point(out_dir)}) while " \
+    where = (
+        f"no space left on the device holding {out_dir} ({_mount_point(out_dir)}) while "
         f"writing {written} ({error.strerror or os.strerror(error.errno)})"
+    )
     if saved_step is None:
-        return (f"{where}; no checkpoint was written yet; free some space and start again "
-                "with the same --out")
-    return (f"{where}; the last good checkpoint, {out_dir / 'model.npz'} (step {saved_step}), "
-            f"is intact; free some space and continue with: ptb-lstm train --resume {out_dir}")
+        return (
+            f"{where}; no checkpoint was written yet; free some space and start again "
+            "with the same --out"
+        )
+    return (
+        f"{where}; the last good checkpoint, {out_dir / 'model.npz'} (step {saved_step}), "
+        f"is intact; free some space and continue with: ptb-lstm train --resume {out_dir}"
+    )
 
 
 def _mount_point(path: Path) -> str:

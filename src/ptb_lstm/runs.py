@@ -98,24 +98,34 @@ def prepare(request: RunRequest, locate) -> PreparedRun:
     corpus = load_corpus(locate(request.data_dir), vocab=start.vocab if start else None)
     if start:
         try:
-            check_params(start.params, config, corpus.vocab_size,
-                         f"--init-from {request.init_from}")
+            check_params(
+                start.params, config, corpus.vocab_size, f"--init-from {request.init_from}"
+            )
         except ValueError as error:
-            raise UserError(f"{error}; pass the --config the checkpoint was trained with"
-                            ) from None
+            raise UserError(f"{error}; pass the --config the checkpoint was trained with") from None
         params = start.params
     else:
         params = init_params(config, corpus.vocab_size, DTYPES[dtype])
     note = None
     if start and (config.optimizer != "sgd" or start.optimizer is not None):
-        note = (f"--init-from: the weights of {request.init_from}; the {config.optimizer} "
-                f"optimizer starts afresh ({_fresh_state(config)}), not from the "
-                "checkpoint's state")
+        note = (
+            f"--init-from: the weights of {request.init_from}; the {config.optimizer} "
+            f"optimizer starts afresh ({_fresh_state(config)}), not from the "
+            "checkpoint's state"
+        )
     claim = claim_new_run_dir(request.out, request.config or DEFAULT_CONFIG, engine)
-    return PreparedRun(claim.path, config, params, engine, dtype, corpus,
-               request.log_every or DEFAULT_LOG_EVERY,
-               _given(request.checkpoint_every, DEFAULT_CHECKPOINT_EVERY), claim=claim,
-               init_note=note)
+    return PreparedRun(
+        claim.path,
+        config,
+        params,
+        engine,
+        dtype,
+        corpus,
+        request.log_every or DEFAULT_LOG_EVERY,
+        _given(request.checkpoint_every, DEFAULT_CHECKPOINT_EVERY),
+        claim=claim,
+        init_note=note,
+    )
 
 
 def _fresh_state(config: Config) -> str:
@@ -127,14 +137,20 @@ def _fresh_state(config: Config) -> str:
 
 
 def _prepare_resume(request: RunRequest, locate) -> PreparedRun:
-    given = [flag for flag, value in (("--config", request.config), ("--out", request.out),
-                                      ("--init-from", request.init_from),
-                                      ("--set", request.overrides), ("--epochs", request.epochs),
-                                      ("--seed", request.seed))
-             if value]
+    given = [
+        flag
+        for flag, value in (
+            ("--config", request.config),
+            ("--out", request.out),
+            ("--init-from", request.init_from),
+            ("--set", request.overrides),
+            ("--epochs", request.epochs),
+            ("--seed", request.seed),
+        )
+        if value
+    ]
     if given:
-        raise UserError(f"--resume continues a run with its own settings; drop "
-                        f"{', '.join(given)}")
+        raise UserError(f"--resume continues a run with its own settings; drop {', '.join(given)}")
     out_dir = Path(request.resume)
     if not (out_dir / "model.npz").is_file():
         raise UserError(_nothing_to_resume(out_dir))
@@ -144,16 +160,24 @@ def _prepare_resume(request: RunRequest, locate) -> PreparedRun:
         saved = checkpoint.load(out_dir / "model.npz")
         info = runfiles.read_run_info(out_dir)
         recorded_data = info.get("data_dir")
-        data_dir = request.data_dir or (recorded_data if recorded_data
-                                        and _is_folder(recorded_data) else None)
+        data_dir = request.data_dir or (
+            recorded_data if recorded_data and _is_folder(recorded_data) else None
+        )
         corpus = load_corpus(locate(data_dir), vocab=saved.vocab)
-        return PreparedRun(out_dir, saved.config, saved.params,
-                           request.engine or info.get("engine", saved.engine),
-                           request.dtype or info.get("dtype", saved.dtype), corpus,
-                           request.log_every or info.get("log_every", DEFAULT_LOG_EVERY),
-                           _given(request.checkpoint_every,
-                                  info.get("checkpoint_every", DEFAULT_CHECKPOINT_EVERY)),
-                           resume=resume_point(saved, out_dir), claim=claim)
+        return PreparedRun(
+            out_dir,
+            saved.config,
+            saved.params,
+            request.engine or info.get("engine", saved.engine),
+            request.dtype or info.get("dtype", saved.dtype),
+            corpus,
+            request.log_every or info.get("log_every", DEFAULT_LOG_EVERY),
+            _given(
+                request.checkpoint_every, info.get("checkpoint_every", DEFAULT_CHECKPOINT_EVERY)
+            ),
+            resume=resume_point(saved, out_dir),
+            claim=claim,
+        )
     except OSError as error:
         claim.release()
         if error.errno not in NO_ROOM:
@@ -176,17 +200,22 @@ def _is_folder(path: str) -> bool:
 def _nothing_to_resume(out_dir: Path) -> str:
     if out_dir.is_dir() and is_failed_start(out_dir):
         info = runfiles.read_run_info(out_dir)
-        return (f"--resume {out_dir}: the run stopped before its first checkpoint, so there is "
-                f"nothing to resume; start it again with the same --out (it is reused): "
-                f"{info.get('command', 'ptb-lstm train --out ' + str(out_dir))}")
+        return (
+            f"--resume {out_dir}: the run stopped before its first checkpoint, so there is "
+            f"nothing to resume; start it again with the same --out (it is reused): "
+            f"{info.get('command', 'ptb-lstm train --out ' + str(out_dir))}"
+        )
     if out_dir.is_file():
-        return (f"--resume {out_dir} is a file; pass the run's folder: --resume "
-                f"{out_dir.parent}")
+        return f"--resume {out_dir} is a file; pass the run's folder: --resume {out_dir.parent}"
     if not out_dir.exists():
-        return (f"--resume {out_dir} does not exist; pass the folder of a run that "
-                "`ptb-lstm train` wrote")
-    return (f"--resume {out_dir}: no model.npz there; pass the folder of a run that "
-            "`ptb-lstm train` wrote")
+        return (
+            f"--resume {out_dir} does not exist; pass the folder of a run that "
+            "`ptb-lstm train` wrote"
+        )
+    return (
+        f"--resume {out_dir}: no model.npz there; pass the folder of a run that "
+        "`ptb-lstm train` wrote"
+    )
 
 
 def _given(value, default):
@@ -201,8 +230,9 @@ def is_failed_start(folder: Path) -> bool:
     """True when ``folder`` holds only what a start that wrote no checkpoint leaves (a
     ``config.json`` that ptb-lstm train wrote, maybe ``metrics.jsonl``, temporary files), so
     it can be used again."""
-    names = {p.name for p in folder.iterdir()
-             if not (p.name.startswith(".") and p.name.endswith(".tmp"))}
+    names = {
+        p.name for p in folder.iterdir() if not (p.name.startswith(".") and p.name.endswith(".tmp"))
+    }
     if not names:  # only temporary files: config.json itself was never written
         return True
     if "config.json" not in names or not names <= set(START_FILES):
@@ -264,8 +294,10 @@ def _lock(path: Path, flag: str) -> int | None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
-        raise UserError(f"{flag} {path}: another ptb-lstm train is writing into this folder "
-                        "right now; wait for it to finish or choose another folder") from None
+        raise UserError(
+            f"{flag} {path}: another ptb-lstm train is writing into this folder "
+            "right now; wait for it to finish or choose another folder"
+        ) from None
     return fd
 
 
@@ -291,14 +323,18 @@ def claim_new_run_dir(out: str | None, config_name: str, engine: str) -> RunClai
         return claim
     try:
         if claim.replaced():
-            raise UserError(f"--out {path}: the folder was removed or replaced while it was "
-                            "claimed; run the command again")
+            raise UserError(
+                f"--out {path}: the folder was removed or replaced while it was "
+                "claimed; run the command again"
+            )
         if any(path.iterdir()):
             if not is_failed_start(path):
                 held = "a run" if (path / "model.npz").exists() else "other files"
                 hint = f"; continue it with --resume {path}" if held == "a run" else ""
-                raise UserError(f"--out {path} already exists and holds {held}; choose a new "
-                                f"folder so nothing in it is overwritten{hint}")
+                raise UserError(
+                    f"--out {path} already exists and holds {held}; choose a new "
+                    f"folder so nothing in it is overwritten{hint}"
+                )
             for name in START_FILES:  # a start that failed: begin again
                 (path / name).unlink(missing_ok=True)
     except BaseException:
@@ -321,10 +357,14 @@ def _make_dir(path: Path, flag: str) -> bool:
         pass
     except OSError as error:
         raise UserError(f"{flag} {path}: cannot create the folder ({error.strerror})") from None
-    blocking = next((parent for parent in reversed(path.parents)
-                     if parent.exists() and not parent.is_dir()), path.parent)
-    raise UserError(f"{flag} {path}: {blocking} is a file, not a folder; choose a folder "
-                    "that is not under a file")
+    blocking = next(
+        (parent for parent in reversed(path.parents) if parent.exists() and not parent.is_dir()),
+        path.parent,
+    )
+    raise UserError(
+        f"{flag} {path}: {blocking} is a file, not a folder; choose a folder "
+        "that is not under a file"
+    )
 
 
 def resume_point(ckpt: checkpoint.Checkpoint, run_dir: Path) -> Resume:
@@ -332,23 +372,36 @@ def resume_point(ckpt: checkpoint.Checkpoint, run_dir: Path) -> Resume:
     it (those steps are run again) and a partial last line."""
     progress = ckpt.progress
     if progress.get("finished"):
-        raise UserError(f"the run in {run_dir} has already finished (step "
-                        f"{progress.get('step', '?')}); start a new one with --init-from to "
-                        "train further")
+        raise UserError(
+            f"the run in {run_dir} has already finished (step "
+            f"{progress.get('step', '?')}); start a new one with --init-from to "
+            "train further"
+        )
     runfiles.resume_progress(progress, ckpt.carried is not None, str(run_dir / "model.npz"))
     if ckpt.config.optimizer != "sgd" and ckpt.optimizer is None:
-        raise UserError(f"{run_dir / 'model.npz'} holds no {ckpt.config.optimizer} state "
-                        f"(optimizer_t, optimizer_m_*, ...), so --resume cannot continue its "
-                        "updates exactly; start a new run from it with --init-from, whose "
-                        "optimizer starts afresh")
+        raise UserError(
+            f"{run_dir / 'model.npz'} holds no {ckpt.config.optimizer} state "
+            f"(optimizer_t, optimizer_m_*, ...), so --resume cannot continue its "
+            "updates exactly; start a new run from it with --init-from, whose "
+            "optimizer starts afresh"
+        )
     runfiles.read_run_info(run_dir)  # its engine, dtype and intervals are used on resuming
     step = int(progress["step"])
     records = runfiles.trim_metrics(run_dir / "metrics.jsonl", step)
     epochs = [r for r in records if r.get("event") == "epoch"]
     run_time = float(progress.get("run_time", 0.0))  # absent in checkpoints of older versions
     if progress.get("epoch_finished", False) or int(progress["epoch"]) == 0:
-        return Resume(int(progress["epoch"]) + 1, step, 0, 0.0, 0.0, None, epochs, run_time,
-                      ckpt.optimizer)
-    return Resume(int(progress["epoch"]), step, int(progress["step_in_epoch"]),
-                  float(progress["loss_sum"]), float(progress.get("epoch_time", 0.0)),
-                  ckpt.carried, epochs, run_time, ckpt.optimizer)
+        return Resume(
+            int(progress["epoch"]) + 1, step, 0, 0.0, 0.0, None, epochs, run_time, ckpt.optimizer
+        )
+    return Resume(
+        int(progress["epoch"]),
+        step,
+        int(progress["step_in_epoch"]),
+        float(progress["loss_sum"]),
+        float(progress.get("epoch_time", 0.0)),
+        ckpt.carried,
+        epochs,
+        run_time,
+        ckpt.optimizer,
+    )

@@ -41,9 +41,9 @@ def token_log_probs(engine: Engine, ids: list[int], num_steps: int) -> np.ndarra
     out = []
     stream = np.asarray(ids, dtype=np.int64)
     for start in range(0, len(stream) - 1, num_steps):
-        inputs = stream[start:start + num_steps][None, :]
-        targets = stream[start + 1:start + 1 + inputs.shape[1]]
-        inputs = inputs[:, :len(targets)]
+        inputs = stream[start : start + num_steps][None, :]
+        targets = stream[start + 1 : start + 1 + inputs.shape[1]]
+        inputs = inputs[:, : len(targets)]
         logits = engine.logits(inputs)[0].astype(np.float64)  # [T, V]
         logits -= logits.max(axis=1, keepdims=True)
         log_norm = np.log(np.exp(logits).sum(axis=1))
@@ -64,12 +64,16 @@ def score_text(engine: Engine, vocab: list[str], text: str, num_steps: int = 35)
     position = 0
     for sentence in sentences:
         length = len(sentence) + 1
-        words = used[position:position + length]
-        ll = float(log_probs[position:position + length].sum())
-        result.sentences.append(SentenceScore(" ".join(words[:-1]), length,
-                                              sum(w != t for w, t in zip(words, [*sentence, EOS],
-                                                                         strict=True)),
-                                              ll, perplexity(-ll, length)))
+        words = used[position : position + length]
+        ll = float(log_probs[position : position + length].sum())
+        result.sentences.append(
+            SentenceScore(
+                " ".join(words[:-1]),
+                length,
+                sum(w != t for w, t in zip(words, [*sentence, EOS], strict=True)),
+                ll,
+                perplexity(-ll, length),
+            )
+        )
         position += length
     return result
-

@@ -11,12 +11,19 @@ from ptb_lstm.errors import UserError
 from ptb_lstm.metrics import Reporter
 
 # metrics.jsonl field -> TensorBoard tag
-STEP_SCALARS = {"loss": "train/loss", "perplexity": "train/perplexity",
-                "lr": "train/learning_rate", "grad_norm": "train/gradient_norm",
-                "words_per_second": "train/words_per_second"}
-EPOCH_SCALARS = {"train_perplexity": "epoch/train_perplexity",
-                 "valid_perplexity": "epoch/valid_perplexity", "lr": "epoch/learning_rate",
-                 "ms_per_step": "epoch/ms_per_step"}
+STEP_SCALARS = {
+    "loss": "train/loss",
+    "perplexity": "train/perplexity",
+    "lr": "train/learning_rate",
+    "grad_norm": "train/gradient_norm",
+    "words_per_second": "train/words_per_second",
+}
+EPOCH_SCALARS = {
+    "train_perplexity": "epoch/train_perplexity",
+    "valid_perplexity": "epoch/valid_perplexity",
+    "lr": "epoch/learning_rate",
+    "ms_per_step": "epoch/ms_per_step",
+}
 
 
 class TensorBoardReporter(Reporter):
@@ -36,14 +43,21 @@ class TensorBoardReporter(Reporter):
         except ImportError:
             from ptb_lstm.engines import install_command
 
-            raise UserError("--tensorboard needs TensorFlow and TensorBoard, which are not "
-                            f"installed; install them with: {install_command('tf')}") from None
+            raise UserError(
+                "--tensorboard needs TensorFlow and TensorBoard, which are not "
+                f"installed; install them with: {install_command('tf')}"
+            ) from None
         self.tf = tf
 
     def record(self, record: dict) -> None:
         event = record.get("event")
-        scalars = STEP_SCALARS if event == "step" else EPOCH_SCALARS \
-            if event in ("epoch", "partial_epoch") else {"test_perplexity": "test/perplexity"}
+        scalars = (
+            STEP_SCALARS
+            if event == "step"
+            else EPOCH_SCALARS
+            if event in ("epoch", "partial_epoch")
+            else {"test_perplexity": "test/perplexity"}
+        )
         with self.writer.as_default():
             for field, tag in scalars.items():
                 if record.get(field) is not None:

@@ -19,10 +19,13 @@ NORMALIZATION_HELP = (
     "n't and the endings 's 're 've 'll 'd 'm are split off (don't -> do n't); $ and & are "
     "separate tokens; abbreviations in the vocabulary (mr. u.s. corp.) are kept; other "
     "punctuation is dropped. Each line, and each word ending in . ! or ?, ends a sentence, "
-    "which adds one <eos>.")
+    "which adds one <eos>."
+)
 
-NO_EOS = ("the model's vocabulary has no <eos>, so it cannot read text as sentences; use a "
-          "model trained on text with line ends (ptb-lstm train adds <eos> after every line)")
+NO_EOS = (
+    "the model's vocabulary has no <eos>, so it cannot read text as sentences; use a "
+    "model trained on text with line ends (ptb-lstm train adds <eos> after every line)"
+)
 
 # A number: [+-]?\d[\d,.:/]* and at most one of _NUMBER_ENDINGS (1990s, 21st). The head is
 # matched once and the ending compared, so that peeling clitics off "1,000's's..." does not
@@ -44,8 +47,9 @@ def normalize(text: str, vocab: set[str] | None = None) -> list[list[str]]:
     for line in text.removeprefix("\ufeff").splitlines():
         current: list[str] = []
         for raw in line.split():
-            ends_sentence = _known(raw, vocab) is None and \
-                raw.rstrip("\"')]}”’").endswith((".", "!", "?"))
+            ends_sentence = _known(raw, vocab) is None and raw.rstrip("\"')]}”’").endswith(
+                (".", "!", "?")
+            )
             current.extend(_split(raw, vocab, longest))
             if ends_sentence and current:
                 sentences.append(current)
@@ -99,10 +103,10 @@ def _split(raw: str, vocab: set[str], longest: int) -> list[str]:
         if number_head is not None and _is_number(number_head, lo, hi, raw):
             tokens.append("N")
             break
-        clitic = next((c for c in _CLITICS if raw[max(lo, hi - len(c)):hi].lower() == c), None)
+        clitic = next((c for c in _CLITICS if raw[max(lo, hi - len(c)) : hi].lower() == c), None)
         stem_length = hi - lo - len(clitic) if clitic is not None else 0
         if stem_length > 0 and not (stem_length == 1 and raw[lo] == "'"):
-            if clitic == "n't" and stem_length == 2 and raw[lo:lo + 2].lower() == "ca":
+            if clitic == "n't" and stem_length == 2 and raw[lo : lo + 2].lower() == "ca":
                 # can't -> ca n't, as PTB writes it
                 tokens += ["ca", "n't"]
                 break
@@ -123,21 +127,25 @@ def _is_number(head: re.Match, lo: int, hi: int, raw: str) -> bool:
     return raw[end:hi] in _NUMBER_ENDINGS
 
 
-def to_ids(sentences: list[list[str]], word_to_id: dict[str, int]
-           ) -> tuple[list[int], list[str], int]:
+def to_ids(
+    sentences: list[list[str]], word_to_id: dict[str, int]
+) -> tuple[list[int], list[str], int]:
     """Ids of the sentences with <eos> after each, the tokens as used (unknown words become
     <unk>), and how many were unknown. Without <unk> or <eos> in the vocabulary, text that
     needs them is a UserError listing the words."""
     if UNK not in word_to_id or EOS not in word_to_id:
-        missing = sorted({t for sentence in sentences for t in [*sentence, EOS]
-                          if t not in word_to_id})
+        missing = sorted(
+            {t for sentence in sentences for t in [*sentence, EOS] if t not in word_to_id}
+        )
         if EOS in missing:
             raise UserError(NO_EOS)
         if missing:
-            raise UserError(f"{len(missing)} word(s) not in the model's vocabulary "
-                            f"({listed(map(shown, missing), 10)}), which has no <unk> to read "
-                            "them as; leave them out of "
-                            "the text, or use a model trained with <unk>")
+            raise UserError(
+                f"{len(missing)} word(s) not in the model's vocabulary "
+                f"({listed(map(shown, missing), 10)}), which has no <unk> to read "
+                "them as; leave them out of "
+                "the text, or use a model trained with <unk>"
+            )
     ids, used, unknown = [], [], 0
     unk_id = word_to_id.get(UNK)
     for sentence in sentences:

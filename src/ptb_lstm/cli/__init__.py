@@ -19,8 +19,18 @@ from ptb_lstm.cli.options import formatter
 from ptb_lstm.errors import UserError
 
 # In the order --help lists them.
-COMMANDS = ("data", "train", "evaluate", "generate", "score", "inspect", "gradcheck", "agree",
-            "bench", "plot")
+COMMANDS = (
+    "data",
+    "train",
+    "evaluate",
+    "generate",
+    "score",
+    "inspect",
+    "gradcheck",
+    "agree",
+    "bench",
+    "plot",
+)
 
 EPILOG_MAIN = """\
 examples:
@@ -43,17 +53,25 @@ downloaded there if it is in none of them.
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="ptb-lstm", formatter_class=formatter, epilog=EPILOG_MAIN,
+        prog="ptb-lstm",
+        formatter_class=formatter,
+        epilog=EPILOG_MAIN,
         description="Train and evaluate the LSTM language model of Zaremba et al. (2015) on the "
-                    "Penn Treebank with interchangeable engines: "
-                    f"{', '.join(options.engine_names())}.")
+        "Penn Treebank with interchangeable engines: "
+        f"{', '.join(options.engine_names())}.",
+    )
     parser.add_argument("--version", action="version", version=f"ptb-lstm {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     for name in COMMANDS:
         module = importlib.import_module(f"ptb_lstm.cli.{name}")
-        command = commands.add_parser(name, formatter_class=formatter, help=module.HELP,
-                                      description=module.DESCRIPTION, epilog=module.EPILOG)
+        command = commands.add_parser(
+            name,
+            formatter_class=formatter,
+            help=module.HELP,
+            description=module.DESCRIPTION,
+            epilog=module.EPILOG,
+        )
         module.add_arguments(command)
         command.set_defaults(func=module.run)
     return parser
@@ -75,12 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         # system refused: the paths given are checked first (options.check_paths).
         from ptb_lstm.bounds import os_error, shown_path
 
-        print(f"ptb-lstm: error: {os_error(error, shown_path(error.filename))}",
-              file=sys.stderr)
+        print(f"ptb-lstm: error: {os_error(error, shown_path(error.filename))}", file=sys.stderr)
         return 2
     except MemoryError as error:  # what the estimate before allocating (params.py) missed
-        print(f"ptb-lstm: error: out of memory ({error or 'MemoryError'}); use a smaller "
-              "model, batch size or number of steps", file=sys.stderr)
+        print(
+            f"ptb-lstm: error: out of memory ({error or 'MemoryError'}); use a smaller "
+            "model, batch size or number of steps",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("ptb-lstm: interrupted", file=sys.stderr)

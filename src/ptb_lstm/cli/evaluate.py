@@ -8,24 +8,40 @@ import time
 from ptb_lstm.cli import options
 
 HELP = "perplexity of a checkpoint on one split"
-DESCRIPTION = ("Perplexity exp(total NLL / target tokens) of one split, with the state "
-               "carried through the whole split from zeros, as during training.")
-EPILOG = ("examples:\n"
-          "  ptb-lstm evaluate --checkpoint runs/x/model.npz --split test\n"
-          "  ptb-lstm evaluate --checkpoint runs/x/model.npz --batch-size 1 --num-steps 1 "
-          "--json")
+DESCRIPTION = (
+    "Perplexity exp(total NLL / target tokens) of one split, with the state "
+    "carried through the whole split from zeros, as during training."
+)
+EPILOG = (
+    "examples:\n"
+    "  ptb-lstm evaluate --checkpoint runs/x/model.npz --split test\n"
+    "  ptb-lstm evaluate --checkpoint runs/x/model.npz --batch-size 1 --num-steps 1 "
+    "--json"
+)
 
 
 def add_arguments(p):
     options.add_checkpoint(p)
     options.add_engine(p, dtype_default=None)
     options.add_data_dir(p)
-    p.add_argument("--split", default="test", choices=("train", "valid", "test"),
-                   help="which split (default: test)")
-    p.add_argument("--batch-size", type=int, metavar="B",
-                   help="streams evaluated side by side (default: the checkpoint's config)")
-    p.add_argument("--num-steps", type=int, metavar="T",
-                   help="time steps per evaluation step (default: the checkpoint's config)")
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=("train", "valid", "test"),
+        help="which split (default: test)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="B",
+        help="streams evaluated side by side (default: the checkpoint's config)",
+    )
+    p.add_argument(
+        "--num-steps",
+        type=int,
+        metavar="T",
+        help="time steps per evaluation step (default: the checkpoint's config)",
+    )
     options.add_json(p, "perplexity, tokens, split, ...")
 
 
@@ -46,13 +62,20 @@ def run(args) -> int:
     reporter.eval_start(args.split, num_batches(len(ids), batch_size, num_steps))
     result = evaluate(engine, ids, batch_size, num_steps, on_step=reporter.eval_step)
     reporter.eval_end(args.split, result)
-    record = {"split": args.split, **result.to_dict(), "checkpoint": args.checkpoint,
-              "engine": engine.name, "dtype": engine.dtype,
-              "seconds": round(time.perf_counter() - started, 3)}
+    record = {
+        "split": args.split,
+        **result.to_dict(),
+        "checkpoint": args.checkpoint,
+        "engine": engine.name,
+        "dtype": engine.dtype,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
     if args.json:
         print(json.dumps(record))
     else:
-        print(f"{args.split} perplexity {result.perplexity:.3f} over {result.tokens:,} tokens "
-              f"(batch {batch_size} x {num_steps} steps, {engine.name}, {engine.dtype}, "
-              f"{record['seconds']:.1f} s)")
+        print(
+            f"{args.split} perplexity {result.perplexity:.3f} over {result.tokens:,} tokens "
+            f"(batch {batch_size} x {num_steps} steps, {engine.name}, {engine.dtype}, "
+            f"{record['seconds']:.1f} s)"
+        )
     return 0

@@ -12,8 +12,10 @@ from pathlib import Path
 
 from ptb_lstm.errors import UserError
 
-DATA_DIR_HELP = ("folder holding ptb.train.txt, ptb.valid.txt and ptb.test.txt "
-                 "(default: $PTB_DATA_DIR, then ~/.cache/ptb-lstm/ptb, downloading if absent)")
+DATA_DIR_HELP = (
+    "folder holding ptb.train.txt, ptb.valid.txt and ptb.test.txt "
+    "(default: $PTB_DATA_DIR, then ~/.cache/ptb-lstm/ptb, downloading if absent)"
+)
 
 
 def formatter(prog: str) -> argparse.HelpFormatter:
@@ -22,8 +24,11 @@ def formatter(prog: str) -> argparse.HelpFormatter:
 
 def add_json(p: argparse.ArgumentParser, keys: str = "") -> None:
     """``--json``: one JSON object on stdout instead of text; ``keys`` names its main keys."""
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON object instead of text" + (f" ({keys})" if keys else ""))
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object instead of text" + (f" ({keys})" if keys else ""),
+    )
 
 
 def add_data_dir(p: argparse.ArgumentParser) -> None:
@@ -57,20 +62,33 @@ def _engine_help(default: str | None) -> str:
     return engines_help(default)
 
 
-def add_engine(p: argparse.ArgumentParser, default: str | None = "numpy",
-               dtype_default: str | None = "float32", dtype_shown: str | None = None) -> None:
+def add_engine(
+    p: argparse.ArgumentParser,
+    default: str | None = "numpy",
+    dtype_default: str | None = "float32",
+    dtype_shown: str | None = None,
+) -> None:
     """``--engine`` (choices from the engine registry) and ``--dtype``; a None default means
     the checkpoint's or the run's."""
     from ptb_lstm.engines import DEVICES
 
-    p.add_argument("--engine", default=default, choices=engine_names(),
-                   help=_engine_help(default or "numpy"))
+    p.add_argument(
+        "--engine", default=default, choices=engine_names(), help=_engine_help(default or "numpy")
+    )
     shown = dtype_shown or dtype_default or "the checkpoint's"
-    p.add_argument("--dtype", default=dtype_default, choices=("float32", "float64"),
-                   help=f"floating-point type of the maths (default: {shown})")
-    p.add_argument("--device", default="auto", choices=DEVICES,
-                   help="where the maths runs: auto (default: a GPU when the engine can use "
-                        "one and its framework sees one), cpu or cuda")
+    p.add_argument(
+        "--dtype",
+        default=dtype_default,
+        choices=("float32", "float64"),
+        help=f"floating-point type of the maths (default: {shown})",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=DEVICES,
+        help="where the maths runs: auto (default: a GPU when the engine can use "
+        "one and its framework sees one), cpu or cuda",
+    )
 
 
 def add_checkpoint(p: argparse.ArgumentParser) -> None:
@@ -96,10 +114,17 @@ def writable_folder(value: str, flag: str) -> None:
 
 
 # The flags (and positional arguments) that name a path, by their argparse dest.
-PATH_ARGUMENTS = {"data_dir": "--data-dir", "out": "--out", "init_from": "--init-from",
-                  "resume": "--resume", "tensorboard": "--tensorboard",
-                  "checkpoint": "--checkpoint", "text_file": "--text-file", "runs": "RUN_DIR",
-                  "config": "--config"}
+PATH_ARGUMENTS = {
+    "data_dir": "--data-dir",
+    "out": "--out",
+    "init_from": "--init-from",
+    "resume": "--resume",
+    "tensorboard": "--tensorboard",
+    "checkpoint": "--checkpoint",
+    "text_file": "--text-file",
+    "runs": "RUN_DIR",
+    "config": "--config",
+}
 
 # Folders a command writes files into, and the longest name it gives one, with its separator
 # (".metrics.jsonl.XXXXXXXX.tmp", "events.out.tfevents.<time>.<host>.<pid>.<n>.v2"): room
@@ -133,8 +158,9 @@ def rate(value: float, flag: str = "--dropout") -> None:
 
 def config_line(config) -> str:
     """Every field of a config as ``key=value, ...``."""
-    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                     for k, v in config.to_dict().items())
+    return ", ".join(
+        f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in config.to_dict().items()
+    )
 
 
 class _DownloadBar:
@@ -152,8 +178,7 @@ class _DownloadBar:
             print(f"PTB not found; downloading {url} into {target}", file=sys.stderr)
         else:
             print(f"{failed}; trying {url}", file=sys.stderr)
-        self.bar = tqdm(unit="B", unit_scale=True, file=sys.stderr,
-                        disable=not sys.stderr.isatty())
+        self.bar = tqdm(unit="B", unit_scale=True, file=sys.stderr, disable=not sys.stderr.isatty())
 
     def progress(self, done: int, total: int | None) -> None:
         if self.bar is not None:
@@ -184,8 +209,9 @@ def load_model(args):
     from ptb_lstm.engines import create_engine
 
     ckpt = checkpoint.load(args.checkpoint)
-    engine = create_engine(args.engine, ckpt.config, ckpt.params, dtype=args.dtype or ckpt.dtype,
-                           device=args.device)
+    engine = create_engine(
+        args.engine, ckpt.config, ckpt.params, dtype=args.dtype or ckpt.dtype, device=args.device
+    )
     return ckpt, engine
 
 

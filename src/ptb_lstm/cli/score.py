@@ -11,13 +11,17 @@ from ptb_lstm.errors import UserError
 from ptb_lstm.text import NORMALIZATION_HELP
 
 HELP = "perplexity and log-likelihood of any text under a model"
-DESCRIPTION = ("Perplexity and total log-likelihood (natural log) of arbitrary text, read "
-               "as one stream after a sentence end. " + NORMALIZATION_HELP + " Words "
-               "outside the vocabulary become <unk> and are counted.")
-EPILOG = ("examples:\n  ptb-lstm score --checkpoint runs/x/model.npz --text \"the company "
-          "said it expects profit to rise.\"\n"
-          "  ptb-lstm score --checkpoint runs/x/model.npz --text-file news.txt "
-          "--per-sentence --json")
+DESCRIPTION = (
+    "Perplexity and total log-likelihood (natural log) of arbitrary text, read "
+    "as one stream after a sentence end. " + NORMALIZATION_HELP + " Words "
+    "outside the vocabulary become <unk> and are counted."
+)
+EPILOG = (
+    'examples:\n  ptb-lstm score --checkpoint runs/x/model.npz --text "the company '
+    'said it expects profit to rise."\n'
+    "  ptb-lstm score --checkpoint runs/x/model.npz --text-file news.txt "
+    "--per-sentence --json"
+)
 
 
 def add_arguments(p):
@@ -25,8 +29,9 @@ def add_arguments(p):
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", help="the text itself")
     source.add_argument("--text-file", metavar="F", help="a UTF-8 text file")
-    p.add_argument("--per-sentence", action="store_true",
-                   help="also score each sentence on its own line")
+    p.add_argument(
+        "--per-sentence", action="store_true", help="also score each sentence on its own line"
+    )
     options.add_json(p, "perplexity, tokens, unknown, log_likelihood")
     options.add_engine(p, dtype_default=None)
     return p
@@ -67,6 +72,8 @@ def run(args) -> int:
         for sentence in result.sentences:
             print(f"{sentence.perplexity:10.2f}  {sentence.log_likelihood:9.2f}  {sentence.text}")
         print()
-    print(f"perplexity {result.perplexity:.2f}, log-likelihood {result.log_likelihood:.2f} "
-          f"over {result.tokens} tokens ({result.unknown} unknown, scored as <unk>)")
+    print(
+        f"perplexity {result.perplexity:.2f}, log-likelihood {result.log_likelihood:.2f} "
+        f"over {result.tokens} tokens ({result.unknown} unknown, scored as <unk>)"
+    )
     return 0

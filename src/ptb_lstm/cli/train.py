@@ -12,55 +12,90 @@ from ptb_lstm import __version__
 from ptb_lstm.cli import options
 
 HELP = "train a model, printing perplexities"
-DESCRIPTION = ("Train with the paper's schedule: SGD (or, with --set optimizer=adam|amsgrad, "
-               "Adam or AMSGrad with beta1, beta2 and epsilon) at learning_rate for "
-               "epochs_at_full_lr epochs, then multiplied by lr_decay every epoch; valid "
-               "perplexity after each epoch, test perplexity at the end. Writes "
-               "model.npz (after every epoch and at the end), config.json and "
-               "metrics.jsonl into --out.")
-EPILOG = ("examples:\n"
-          "  ptb-lstm train --config small\n"
-          "  ptb-lstm train --config small --engine tf-graph --epochs 1\n"
-          "  ptb-lstm train --resume runs/20261129-101500-small-numpy\n"
-          "  ptb-lstm train --config tiny --set hidden_size=32 --max-steps 100 --out runs/t\n"
-          "  ptb-lstm train --config small --set optimizer=adam --set learning_rate=0.002\n"
-          "  ptb-lstm train --init-from runs/t/model.npz --set learning_rate=0.5")
+DESCRIPTION = (
+    "Train with the paper's schedule: SGD (or, with --set optimizer=adam|amsgrad, "
+    "Adam or AMSGrad with beta1, beta2 and epsilon) at learning_rate for "
+    "epochs_at_full_lr epochs, then multiplied by lr_decay every epoch; valid "
+    "perplexity after each epoch, test perplexity at the end. Writes "
+    "model.npz (after every epoch and at the end), config.json and "
+    "metrics.jsonl into --out."
+)
+EPILOG = (
+    "examples:\n"
+    "  ptb-lstm train --config small\n"
+    "  ptb-lstm train --config small --engine tf-graph --epochs 1\n"
+    "  ptb-lstm train --resume runs/20261129-101500-small-numpy\n"
+    "  ptb-lstm train --config tiny --set hidden_size=32 --max-steps 100 --out runs/t\n"
+    "  ptb-lstm train --config small --set optimizer=adam --set learning_rate=0.002\n"
+    "  ptb-lstm train --init-from runs/t/model.npz --set learning_rate=0.5"
+)
 
 
 def add_arguments(p):
-    options.add_config(p, help="a preset or a TOML file with every field, or 'preset = "
-                               "\"small\"' and the fields to change (default: small, or the "
-                               "--init-from checkpoint's)")
-    options.add_engine(p, default=None, dtype_default=None,
-                       dtype_shown="float32, or the resumed run's")
+    options.add_config(
+        p,
+        help="a preset or a TOML file with every field, or 'preset = "
+        '"small"\' and the fields to change (default: small, or the '
+        "--init-from checkpoint's)",
+    )
+    options.add_engine(
+        p, default=None, dtype_default=None, dtype_shown="float32, or the resumed run's"
+    )
     options.add_data_dir(p)
-    p.add_argument("--out", metavar="DIR",
-                   help="new or empty folder for the run, or one where a start wrote no "
-                        "checkpoint (default: runs/DATE-TIME-CONFIG-ENGINE); one training "
-                        "at a time writes into a folder")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="new or empty folder for the run, or one where a start wrote no "
+        "checkpoint (default: runs/DATE-TIME-CONFIG-ENGINE); one training "
+        "at a time writes into a folder",
+    )
     p.add_argument("--epochs", type=int, metavar="N", help="override the config's epochs")
-    p.add_argument("--max-steps", type=int, metavar="N",
-                   help="stop after N training steps in all (0 writes the initial checkpoint)")
-    p.add_argument("--init-from", metavar="CKPT",
-                   help="start from this checkpoint's weights and vocabulary (Adam's and "
-                        "AMSGrad's state starts afresh, at t = 0)")
-    p.add_argument("--seed", type=int, metavar="S",
-                   help="seed of the initial weights and dropout (default: the config's)")
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        metavar="N",
+        help="stop after N training steps in all (0 writes the initial checkpoint)",
+    )
+    p.add_argument(
+        "--init-from",
+        metavar="CKPT",
+        help="start from this checkpoint's weights and vocabulary (Adam's and "
+        "AMSGrad's state starts afresh, at t = 0)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        metavar="S",
+        help="seed of the initial weights and dropout (default: the config's)",
+    )
     options.add_set(p, help="override a config field, e.g. --set hidden_size=100 (repeatable)")
-    p.add_argument("--log-every", type=int, metavar="N",
-                   help="write a metrics.jsonl record every N steps (default: 100, or the "
-                        "resumed run's)")
-    p.add_argument("--checkpoint-every", type=int, metavar="N",
-                   help="also rewrite model.npz every N steps, with the carried state, so "
-                        "--resume loses little (default: 500, or the resumed run's; 0: only "
-                        "after each epoch)")
-    p.add_argument("--resume", metavar="RUN_DIR",
-                   help="continue an interrupted run from RUN_DIR/model.npz with its own config, "
-                        "engine and dtype; it ends with the parameters of an uninterrupted run "
-                        "(tested bit for bit in float64 with every engine, dropout included)")
-    p.add_argument("--tensorboard", metavar="DIR",
-                   help="also write TensorBoard scalars (loss, perplexity, learning rate, "
-                        "gradient norm, words/s) into DIR; needs TensorFlow")
+    p.add_argument(
+        "--log-every",
+        type=int,
+        metavar="N",
+        help="write a metrics.jsonl record every N steps (default: 100, or the resumed run's)",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="N",
+        help="also rewrite model.npz every N steps, with the carried state, so "
+        "--resume loses little (default: 500, or the resumed run's; 0: only "
+        "after each epoch)",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run from RUN_DIR/model.npz with its own config, "
+        "engine and dtype; it ends with the parameters of an uninterrupted run "
+        "(tested bit for bit in float64 with every engine, dropout included)",
+    )
+    p.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="also write TensorBoard scalars (loss, perplexity, learning rate, "
+        "gradient norm, words/s) into DIR; needs TensorFlow",
+    )
 
 
 def run(args) -> int:
@@ -73,11 +108,23 @@ def run(args) -> int:
     options.positive(args.checkpoint_every, "--checkpoint-every", allow_zero=True)
     if args.tensorboard:
         options.writable_folder(args.tensorboard, "--tensorboard")
-    run_ = prepare(RunRequest(
-        config=args.config, overrides=parse_sets(args.set), epochs=args.epochs, seed=args.seed,
-        engine=args.engine, dtype=args.dtype, out=args.out, init_from=args.init_from,
-        resume=args.resume, data_dir=args.data_dir, log_every=args.log_every,
-        checkpoint_every=args.checkpoint_every), locate=options.locate)
+    run_ = prepare(
+        RunRequest(
+            config=args.config,
+            overrides=parse_sets(args.set),
+            epochs=args.epochs,
+            seed=args.seed,
+            engine=args.engine,
+            dtype=args.dtype,
+            out=args.out,
+            init_from=args.init_from,
+            resume=args.resume,
+            data_dir=args.data_dir,
+            log_every=args.log_every,
+            checkpoint_every=args.checkpoint_every,
+        ),
+        locate=options.locate,
+    )
     try:
         return _train(args, run_)
     finally:
@@ -94,31 +141,41 @@ def _train(args, run_) -> int:
     from ptb_lstm.train import train
 
     config, corpus, out_dir, resume = run_.config, run_.corpus, run_.out_dir, run_.resume
-    engine = create_engine(run_.engine, config, run_.params, dtype=run_.dtype,
-                           device=args.device)
+    engine = create_engine(run_.engine, config, run_.params, dtype=run_.dtype, device=args.device)
     reporter = ConsoleReporter()
     if args.tensorboard:
         from ptb_lstm.tensorboard import TensorBoardReporter
 
         reporter = Tee(reporter, TensorBoardReporter(args.tensorboard))
     steps = (len(corpus.train) - 1) // (config.batch_size * config.num_steps)
-    print(f"ptb-lstm {__version__}: engine {engine.name} on {engine.device}, {run_.dtype}, "
-          f"{count_params(run_.params):,} parameters", flush=True)
+    print(
+        f"ptb-lstm {__version__}: engine {engine.name} on {engine.device}, {run_.dtype}, "
+        f"{count_params(run_.params):,} parameters",
+        flush=True,
+    )
     print(f"config: {options.config_line(config)}")
-    print(f"data: {corpus.data_dir} ({len(corpus.train):,} training tokens, {steps:,} "
-          f"steps/epoch, vocabulary {corpus.vocab_size:,})")
+    print(
+        f"data: {corpus.data_dir} ({len(corpus.train):,} training tokens, {steps:,} "
+        f"steps/epoch, vocabulary {corpus.vocab_size:,})"
+    )
     if resume:
-        print(f"resuming {out_dir}/ at epoch {resume.epoch}, after step {resume.step:,}",
-              flush=True)
+        print(
+            f"resuming {out_dir}/ at epoch {resume.epoch}, after step {resume.step:,}", flush=True
+        )
     else:
         print(f"writing to {out_dir}/", flush=True)
     if run_.init_note:
         print(run_.init_note, flush=True)
-    run_info = {"command": "ptb-lstm " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-                "data_dir": str(corpus.data_dir), "init_from": args.init_from,
-                "numpy_version": np.__version__, "ptb_lstm_version": __version__,
-                "log_every": run_.log_every, "checkpoint_every": run_.checkpoint_every,
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    run_info = {
+        "command": "ptb-lstm " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "data_dir": str(corpus.data_dir),
+        "init_from": args.init_from,
+        "numpy_version": np.__version__,
+        "ptb_lstm_version": __version__,
+        "log_every": run_.log_every,
+        "checkpoint_every": run_.checkpoint_every,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
     stop = {"requested": False}
 
@@ -126,21 +183,36 @@ def _train(args, run_) -> int:
         if stop["requested"]:
             raise KeyboardInterrupt  # a second Ctrl-C aborts at once
         stop["requested"] = True
-        print("\nCtrl-C: saving a checkpoint after this step (press again to abort)",
-              file=sys.stderr, flush=True)
+        print(
+            "\nCtrl-C: saving a checkpoint after this step (press again to abort)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        result = train(config, corpus, engine, out_dir, max_steps=args.max_steps,
-                       log_every=run_.log_every, reporter=reporter, run_info=run_info,
-                       checkpoint_every=run_.checkpoint_every, resume=resume,
-                       stop_requested=lambda: stop["requested"])
+        result = train(
+            config,
+            corpus,
+            engine,
+            out_dir,
+            max_steps=args.max_steps,
+            log_every=run_.log_every,
+            reporter=reporter,
+            run_info=run_info,
+            checkpoint_every=run_.checkpoint_every,
+            resume=resume,
+            stop_requested=lambda: stop["requested"],
+        )
     finally:
         signal.signal(signal.SIGINT, previous)
     if result.stopped == "interrupted":
-        print(f"ptb-lstm: interrupted after step {result.steps:,}; the checkpoint "
-              f"{out_dir / 'model.npz'} is saved. Resume with: {options.program()} train --resume "
-              f"{shlex.quote(options.typed_path(out_dir))}", file=sys.stderr)
+        print(
+            f"ptb-lstm: interrupted after step {result.steps:,}; the checkpoint "
+            f"{out_dir / 'model.npz'} is saved. Resume with: {options.program()} train --resume "
+            f"{shlex.quote(options.typed_path(out_dir))}",
+            file=sys.stderr,
+        )
         return 130
     if args.max_steps == 0 and resume is None:
         print(f"wrote the initial checkpoint {out_dir / 'model.npz'}")
@@ -152,12 +224,17 @@ def _train(args, run_) -> int:
     train_ppl = f"{last['train_perplexity']:.2f}" if last else "-"
     valid_ppl = f"{result.valid.perplexity:.2f}" if result.valid else "-"
     test_ppl = f"{result.test.perplexity:.2f}" if result.test else "-"
-    print(f"\ntrain perplexity {train_ppl}   valid perplexity {valid_ppl}   "
-          f"test perplexity {test_ppl}")
-    this_process = (f" ({result.wall_time / 60:.1f} of them in this process)"
-                    if resume is not None else "")
-    print(f"{result.steps:,} steps in {result.run_time / 60:.1f} min{this_process}; model: "
-          f"{out_dir / 'model.npz'}")
+    print(
+        f"\ntrain perplexity {train_ppl}   valid perplexity {valid_ppl}   "
+        f"test perplexity {test_ppl}"
+    )
+    this_process = (
+        f" ({result.wall_time / 60:.1f} of them in this process)" if resume is not None else ""
+    )
+    print(
+        f"{result.steps:,} steps in {result.run_time / 60:.1f} min{this_process}; model: "
+        f"{out_dir / 'model.npz'}"
+    )
     data_dir = corpus.data_dir if args.data_dir else None
     _next_steps(out_dir, data_dir, stopped_early=result.stopped == "max_steps")
     return 0
@@ -181,9 +258,11 @@ def _next_steps(out_dir, data_dir, stopped_early: bool) -> None:
     print("next:")
     if stopped_early:
         print(f"  {me} train --resume {run_dir}   # continue this run")
-    print(f"  {me} generate --checkpoint {model} --prompt 'the stock market' --words 30\n"
-          f"  {me} score --checkpoint {model} --text 'the company said profits rose' "
-          f"--per-sentence\n"
-          f"  {me} evaluate --checkpoint {model} --split test{data}\n"
-          f"  {me} plot {run_dir} --log --out "
-          f"{shlex.quote(options.typed_path(out_dir / 'curves-log.png'))}")
+    print(
+        f"  {me} generate --checkpoint {model} --prompt 'the stock market' --words 30\n"
+        f"  {me} score --checkpoint {model} --text 'the company said profits rose' "
+        f"--per-sentence\n"
+        f"  {me} evaluate --checkpoint {model} --split test{data}\n"
+        f"  {me} plot {run_dir} --log --out "
+        f"{shlex.quote(options.typed_path(out_dir / 'curves-log.png'))}"
+    )

@@ -46,12 +46,15 @@ class EngineSpec(NamedTuple):
 REGISTRY: dict[str, EngineSpec] = {
     "numpy": EngineSpec("ptb_lstm.engines.numpy_engine", "NumpyEngine"),
     "numpy-reference": EngineSpec("ptb_lstm.engines.numpy_reference", "ReferenceEngine"),
-    "tf-eager": EngineSpec("ptb_lstm.engines.tf_eager", "TFEagerEngine",
-                           "tf", "tensorflow", "TensorFlow"),
-    "tf-graph": EngineSpec("ptb_lstm.engines.tf_graph", "TFGraphEngine",
-                           "tf", "tensorflow", "TensorFlow"),
-    "torch": EngineSpec("ptb_lstm.engines.torch_engine", "TorchEngine",
-                        "torch", "torch", "PyTorch"),
+    "tf-eager": EngineSpec(
+        "ptb_lstm.engines.tf_eager", "TFEagerEngine", "tf", "tensorflow", "TensorFlow"
+    ),
+    "tf-graph": EngineSpec(
+        "ptb_lstm.engines.tf_graph", "TFGraphEngine", "tf", "tensorflow", "TensorFlow"
+    ),
+    "torch": EngineSpec(
+        "ptb_lstm.engines.torch_engine", "TorchEngine", "torch", "torch", "PyTorch"
+    ),
 }
 
 ENGINES = tuple(REGISTRY)
@@ -77,6 +80,7 @@ def install_hint(name: str) -> str:
 
 def install_command(extra: str) -> str:
     """``python -m pip install`` of the package's optional ``extra`` into this interpreter."""
+
     def shown(path: str) -> str:
         relative = os.path.relpath(path)
         return path if relative.startswith("..") else relative
@@ -106,8 +110,10 @@ def engines_help(default: str | None = "numpy") -> str:
     for name in REGISTRY:
         if spec(name).extra:
             needs.setdefault(spec(name).extra, []).append(name)
-    notes = "; ".join(f"{' and '.join(engines)} need{'s' if len(engines) == 1 else ''} the "
-                      f"[{extra}] extra" for extra, engines in needs.items())
+    notes = "; ".join(
+        f"{' and '.join(engines)} need{'s' if len(engines) == 1 else ''} the [{extra}] extra"
+        for extra, engines in needs.items()
+    )
     return ", ".join(names) + (f" ({notes})" if notes else "")
 
 
@@ -171,8 +177,9 @@ class Engine(abc.ABC):
     #: each step to the state it ended in.
     state: list[tuple[Any, Any]]
 
-    def __init__(self, config: Config, params: Params, dtype: str = "float32",
-                 device: str = "auto") -> None:
+    def __init__(
+        self, config: Config, params: Params, dtype: str = "float32", device: str = "auto"
+    ) -> None:
         """``device``: "auto" (a GPU when the framework sees one and the engine can use it,
         else the CPU), "cpu" or "cuda"; an engine that cannot run there raises UserError."""
         if dtype not in DTYPES:
@@ -180,9 +187,11 @@ class Engine(abc.ABC):
         if device not in DEVICES:
             raise UserError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
         if device != "auto" and device not in self.devices:
-            raise UserError(f"--device {device}: the {self.name} engine runs on "
-                            f"{' or '.join(self.devices)} only; choose an engine that runs on "
-                            f"{device} or drop --device")
+            raise UserError(
+                f"--device {device}: the {self.name} engine runs on "
+                f"{' or '.join(self.devices)} only; choose an engine that runs on "
+                f"{device} or drop --device"
+            )
         self.config = config
         self.dtype = dtype
         self.vocab_size = int(params["embedding"].shape[0])
@@ -202,8 +211,13 @@ class Engine(abc.ABC):
         """Replace every parameter (canonical names and shapes)."""
 
     @abc.abstractmethod
-    def train_step(self, inputs: np.ndarray, targets: np.ndarray, learning_rate: float,
-                   masks: list[np.ndarray] | None = None) -> float:
+    def train_step(
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        learning_rate: float,
+        masks: list[np.ndarray] | None = None,
+    ) -> float:
         """Forward, backward, global-norm clipping and the update of ``config.optimizer`` at
         ``learning_rate`` (SGD; or Adam / AMSGrad exactly as ``ptb_lstm.optim`` writes them,
         counting this update in the optimizer's state); carries the state on; returns the
@@ -234,8 +248,13 @@ class Engine(abc.ABC):
     def set_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
         """Replace the optimizer's state (as returned by ``get_optimizer_state``)."""
 
-    def gradients(self, inputs: np.ndarray, targets: np.ndarray, state: list,
-                  masks: list[np.ndarray] | None = None) -> Gradients:
+    def gradients(
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        state: list,
+        masks: list[np.ndarray] | None = None,
+    ) -> Gradients:
         """The loss of one batch and its exact gradient, by back-propagation through time over
         its num_steps: ``inputs`` and ``targets`` [batch_size, num_steps], from ``state``
         ((h, c) of every layer, each [batch_size, hidden_size], in the engine's arrays), with
@@ -245,8 +264,10 @@ class Engine(abc.ABC):
         The engines that write back-propagation by hand (numpy, numpy-reference) give it; an
         engine whose framework differentiates inside its step need not, and this default says
         so."""
-        raise NotImplementedError(f"the {self.name} engine computes its gradients inside "
-                                  "train_step only; numpy and numpy-reference give them")
+        raise NotImplementedError(
+            f"the {self.name} engine computes its gradients inside "
+            "train_step only; numpy and numpy-reference give them"
+        )
 
     # -- the carried state, kept here once for every engine ----------------------------------
 
@@ -320,15 +341,17 @@ def engine_class(name: str) -> type[Engine]:
     except ImportError as error:
         missing = (error.name or "").split(".")[0]
         if entry.framework is not None and missing == entry.framework:
-            raise UserError(f"--engine {name} needs {entry.framework_name or entry.framework}, "
-                            f"which is not installed; install it with: {install_hint(name)}"
-                            ) from None
+            raise UserError(
+                f"--engine {name} needs {entry.framework_name or entry.framework}, "
+                f"which is not installed; install it with: {install_hint(name)}"
+            ) from None
         raise
     return getattr(module, entry.class_name)
 
 
-def create_engine(name: str, config: Config, params: Params, dtype: str = "float32",
-                  device: str = "auto") -> Engine:
+def create_engine(
+    name: str, config: Config, params: Params, dtype: str = "float32", device: str = "auto"
+) -> Engine:
     """An engine of kind ``name`` holding a copy of ``params`` in ``dtype`` on ``device``
     ("auto", "cpu" or "cuda")."""
     return engine_class(name)(config, params, dtype=dtype, device=device)

@@ -52,8 +52,11 @@ def _numpy_blas():
         return None
     libraries = ThreadpoolController().select(user_api="blas").lib_controllers
     numpy_dir = os.path.realpath(os.path.dirname(os.path.dirname(np.__file__)))
-    own = [lib for lib in libraries  # numpy's wheels bundle it beside numpy (numpy.libs)
-           if os.path.realpath(lib.filepath).startswith(numpy_dir)]
+    own = [
+        lib
+        for lib in libraries  # numpy's wheels bundle it beside numpy (numpy.libs)
+        if os.path.realpath(lib.filepath).startswith(numpy_dir)
+    ]
     candidates = own or libraries
     if len(candidates) != 1:
         return None

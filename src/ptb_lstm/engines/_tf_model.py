@@ -27,8 +27,10 @@ def pick_device(device: str = "auto") -> str:
     with quiet_native_stderr():
         gpus = tf.config.list_logical_devices("GPU")
     if device == "cuda" and not gpus:
-        raise UserError("--device cuda: TensorFlow sees no GPU (it needs an NVIDIA GPU and "
-                        "pip install 'tensorflow[and-cuda]'); use --device cpu or auto")
+        raise UserError(
+            "--device cuda: TensorFlow sees no GPU (it needs an NVIDIA GPU and "
+            "pip install 'tensorflow[and-cuda]'); use --device cpu or auto"
+        )
     if not gpus:
         return "/CPU:0"
     tf.config.experimental.enable_tensor_float_32_execution(False)
@@ -52,8 +54,9 @@ def forward(params: dict, inputs, state: list, config: Config, masks=None):
         recurrent = params[f"lstm_{layer}_recurrent_kernel"]
         bias = params[f"lstm_{layer}_bias"]
         # The input projection of every time step in one product: [T*B, H] @ [H, 4H].
-        projected = tf.reshape(tf.matmul(tf.reshape(x, [-1, hidden]), kernel) + bias,
-                               [steps, -1, 4 * hidden])  # [T, B, 4H]
+        projected = tf.reshape(
+            tf.matmul(tf.reshape(x, [-1, hidden]), kernel) + bias, [steps, -1, 4 * hidden]
+        )  # [T, B, 4H]
         h, c = state[layer]
         outputs = []
         for t in range(steps):
@@ -74,7 +77,8 @@ def summed_nll(logits, targets):
     """Summed NLL of targets [B, T] under logits [T*B, V] (time-major rows)."""
     labels = tf.reshape(tf.transpose(targets), [-1])
     return tf.reduce_sum(
-        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    )
 
 
 def sum_duplicate_rows(gradient):
@@ -106,15 +110,17 @@ def clipped_sgd(variables: list, gradients: list, learning_rate, max_grad_norm: 
     updates = []
     for variable, gradient in zip(variables, gradients, strict=True):
         if isinstance(gradient, tf.IndexedSlices):
-            updates.append(variable.scatter_sub(
-                tf.IndexedSlices(step * gradient.values, gradient.indices)))
+            updates.append(
+                variable.scatter_sub(tf.IndexedSlices(step * gradient.values, gradient.indices))
+            )
         else:
             updates.append(variable.assign_sub(step * gradient))
     return updates, norm
 
 
-def clipped_adam(variables: dict, gradients: list, slots: dict, learning_rate, corrections,
-                 config: Config):
+def clipped_adam(
+    variables: dict, gradients: list, slots: dict, learning_rate, corrections, config: Config
+):
     """Global-norm clipping, then Adam or AMSGrad as ``ptb_lstm.optim`` writes them (not
     Keras' Adam, which adds epsilon to the square root of the uncorrected v), in the same order
     of operations. ``variables``: canonical name -> variable; ``slots``: the optimizer's
@@ -135,8 +141,9 @@ def clipped_adam(variables: dict, gradients: list, slots: dict, learning_rate, c
     updates = []
     for (name, variable), gradient in zip(variables.items(), gradients, strict=True):
         if isinstance(gradient, tf.IndexedSlices):  # rows distinct: an exact scatter
-            gradient = tf.math.unsorted_segment_sum(gradient.values, gradient.indices,
-                                                    variable.shape[0])
+            gradient = tf.math.unsorted_segment_sum(
+                gradient.values, gradient.indices, variable.shape[0]
+            )
         g = gradient * scale
         m = beta1 * slots[f"m_{name}"] + one_minus_beta1 * g
         v = beta2 * slots[f"v_{name}"] + one_minus_beta2 * (g * g)

@@ -96,9 +96,9 @@ class NumpyEngine(Engine):
         h = self.hidden_size
         # sigmoid(z) = 0.5 * tanh(0.5 * z) + 0.5 on the i, f, o columns; tanh(z) on g.
         self._gate_scale = np.full(4 * h, 0.5, self.np_dtype)
-        self._gate_scale[2 * h:3 * h] = 1.0
+        self._gate_scale[2 * h : 3 * h] = 1.0
         self._gate_offset = np.full(4 * h, 0.5, self.np_dtype)
-        self._gate_offset[2 * h:3 * h] = 0.0
+        self._gate_offset[2 * h : 3 * h] = 0.0
         # Derivatives from the activations' outputs: a(1 - a) = a - a^2 for the sigmoid gates,
         # 1 - a^2 for g; both are a * slope + intercept - a^2.
         self._slope = (self._gate_offset * 2).astype(self.np_dtype)  # 1 on i, f, o; 0 on g
@@ -107,8 +107,9 @@ class NumpyEngine(Engine):
         self._threads = BlasThreads()
         self.reset_state(config.batch_size)
         # Adam and AMSGrad keep moments per parameter; the paper's SGD keeps nothing.
-        self.adam = None if config.optimizer == "sgd" else \
-            NumpyAdam(config, self.vocab_size, self.np_dtype)
+        self.adam = (
+            None if config.optimizer == "sgd" else NumpyAdam(config, self.vocab_size, self.np_dtype)
+        )
 
     # -- parameters and the optimizer's state ----------------------------------------------
 
@@ -116,8 +117,9 @@ class NumpyEngine(Engine):
         return {name: value.copy() for name, value in self.params.items()}
 
     def set_params(self, params: Params) -> None:
-        self.params = {name: np.array(value, dtype=self.np_dtype, order="C")
-                       for name, value in params.items()}
+        self.params = {
+            name: np.array(value, dtype=self.np_dtype, order="C") for name, value in params.items()
+        }
         # The softmax kernel and bias live in one [H + 1, V] array, and the top layer's output
         # gets a column of ones, so that one product gives the logits with the bias added and
         # another gives both gradients. The canonical names are views into it.
@@ -178,9 +180,14 @@ class NumpyEngine(Engine):
 
     # -- forward ----------------------------------------------------------------------------
 
-    def _forward(self, inputs: np.ndarray, state: State, masks: list[np.ndarray] | None,
-                 work: Work, top_ready: Callable[[np.ndarray, int, int], None] | None = None
-                 ) -> tuple[_Cache, State]:
+    def _forward(
+        self,
+        inputs: np.ndarray,
+        state: State,
+        masks: list[np.ndarray] | None,
+        work: Work,
+        top_ready: Callable[[np.ndarray, int, int], None] | None = None,
+    ) -> tuple[_Cache, State]:
         """Run the LSTM stack over inputs [B, T]; returns the cache and the final state.
 
         The time steps go in blocks: each layer's input projection is one product per block
@@ -202,26 +209,35 @@ class NumpyEngine(Engine):
         # The top layer's output after dropout, then a column of ones for the softmax bias.
         top = np.empty((steps * batch, h + 1), dtype)
         top[:, h] = 1.0
-        cache = _Cache(ids, [embedded] + arrays(steps, h)[1:], gates=arrays(steps, 4 * h),
-                       cells=arrays(steps + 1, h), outputs=arrays(steps + 1, h),
-                       tanh_cells=arrays(steps, h), top=top, masks=masks)
+        cache = _Cache(
+            ids,
+            [embedded] + arrays(steps, h)[1:],
+            gates=arrays(steps, 4 * h),
+            cells=arrays(steps + 1, h),
+            outputs=arrays(steps + 1, h),
+            tanh_cells=arrays(steps, h),
+            top=top,
+            masks=masks,
+        )
 
         def project(layer: int, first: int, end: int) -> None:
             """The input projection x(t) @ kernel + bias of steps first .. end - 1."""
             x = cache.layer_inputs[layer][first:end]
             if layer > 0:  # the layer below's output after dropout
-                np.copyto(x, cache.outputs[layer - 1][first + 1:end + 1])
+                np.copyto(x, cache.outputs[layer - 1][first + 1 : end + 1])
                 if masks is not None:
                     x *= masks[layer][first:end]
             gates = cache.gates[layer][first:end].reshape((end - first) * batch, 4 * h)
-            np.matmul(x.reshape((end - first) * batch, h),
-                      self.params[f"lstm_{layer}_kernel"], out=gates)
+            np.matmul(
+                x.reshape((end - first) * batch, h), self.params[f"lstm_{layer}_kernel"], out=gates
+            )
             gates += self.params[f"lstm_{layer}_bias"]
 
         for layer in range(layers):
             cache.outputs[layer][0], cache.cells[layer][0] = state[layer]
-        projections = {(0, b): work.put(functools.partial(project, 0, *span))
-                       for b, span in enumerate(blocks)}
+        projections = {
+            (0, b): work.put(functools.partial(project, 0, *span)) for b, span in enumerate(blocks)
+        }
         # A wavefront: at round k, layer l runs block k - l, so the top layer's first rows
         # (and the softmax on them) come early, and each projection is computed by a helper
         # while this thread runs the other layers' steps.
@@ -235,16 +251,19 @@ class NumpyEngine(Engine):
                 self._recur(cache, layer, first, end)
                 if layer + 1 < layers:
                     projections[layer + 1, b] = work.put(
-                        functools.partial(project, layer + 1, first, end))
+                        functools.partial(project, layer + 1, first, end)
+                    )
                     continue
                 rows = slice(first * batch, end * batch)
-                top[rows, :h] = cache.outputs[layer][first + 1:end + 1].reshape(-1, h)
+                top[rows, :h] = cache.outputs[layer][first + 1 : end + 1].reshape(-1, h)
                 if masks is not None:
                     top[rows, :h] *= masks[layers][first:end].reshape(-1, h)
                 if top_ready is not None:
                     top_ready(top, rows.start, rows.stop)
-        final_state = [(cache.outputs[layer][steps].copy(), cache.cells[layer][steps].copy())
-                       for layer in range(layers)]
+        final_state = [
+            (cache.outputs[layer][steps].copy(), cache.cells[layer][steps].copy())
+            for layer in range(layers)
+        ]
         return cache, final_state
 
     def _recur(self, cache: _Cache, layer: int, first: int, end: int) -> None:
@@ -265,7 +284,7 @@ class NumpyEngine(Engine):
             np.tanh(z, out=z)
             z *= scale
             z += offset
-            i, f, g, o = z[:, :h], z[:, h:2 * h], z[:, 2 * h:3 * h], z[:, 3 * h:]
+            i, f, g, o = z[:, :h], z[:, h : 2 * h], z[:, 2 * h : 3 * h], z[:, 3 * h :]
             c = cells[t + 1]
             np.multiply(f, cells[t], out=c)
             c += np.multiply(i, g, out=input_gate)
@@ -281,16 +300,27 @@ class NumpyEngine(Engine):
 
     # -- backward ---------------------------------------------------------------------------
 
-    def gradients(self, inputs: np.ndarray, targets: np.ndarray, state: State,
-                  masks: list[np.ndarray] | None = None) -> Gradients:
+    def gradients(
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        state: State,
+        masks: list[np.ndarray] | None = None,
+    ) -> Gradients:
         """Loss and its exact gradient for one batch, by back-propagation through time over
         the num_steps of the batch; nothing flows into the incoming state (truncated BPTT),
         but its gradient is reported for checks. Parameters are not changed."""
         with self._split() as work:
             return self._gradients(inputs, targets, state, masks, work)
 
-    def _gradients(self, inputs: np.ndarray, targets: np.ndarray, state: State,
-                   masks: list[np.ndarray] | None, work: Work) -> Gradients:
+    def _gradients(
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        state: State,
+        masks: list[np.ndarray] | None,
+        work: Work,
+    ) -> Gradients:
         # Softmax and cross-entropy. The loss is summed over time and averaged over the
         # batch, so every row's gradient (p - onehot) is scaled by 1 / B.
         batch = inputs.shape[0]
@@ -309,23 +339,36 @@ class NumpyEngine(Engine):
         state_grad, embedding_grad = self._lstm_gradients(cache, dx, masks, dense, work)
         work.drain()
         rows, row_grads = embedding_grad
-        return Gradients(softmax.nll() / batch, dense, rows, row_grads, state_grad,
-                         final_state, self.vocab_size, tuple(self.params))
+        return Gradients(
+            softmax.nll() / batch,
+            dense,
+            rows,
+            row_grads,
+            state_grad,
+            final_state,
+            self.vocab_size,
+            tuple(self.params),
+        )
 
-    def _softmax_weight_grad(self, top: np.ndarray, dlogits: np.ndarray, blocks: range,
-                             work: Work) -> np.ndarray:
+    def _softmax_weight_grad(
+        self, top: np.ndarray, dlogits: np.ndarray, blocks: range, work: Work
+    ) -> np.ndarray:
         """Queues d loss / d [kernel; bias] = top.T @ dlogits [H + 1, V] on ``work``, a task
         for each column block starting at ``blocks``; complete once work is drained."""
         grad = np.empty((top.shape[1], self.vocab_size), self.np_dtype)
         for start in blocks:
             columns = slice(start, start + blocks.step)
-            work.put(functools.partial(np.matmul, top.T, dlogits[:, columns],
-                                       out=grad[:, columns]))
+            work.put(functools.partial(np.matmul, top.T, dlogits[:, columns], out=grad[:, columns]))
         return grad
 
-    def _lstm_gradients(self, cache: _Cache, dx: np.ndarray, masks: list[np.ndarray] | None,
-                        dense: dict[str, np.ndarray], work: Work
-                        ) -> tuple[State, list]:
+    def _lstm_gradients(
+        self,
+        cache: _Cache,
+        dx: np.ndarray,
+        masks: list[np.ndarray] | None,
+        dense: dict[str, np.ndarray],
+        work: Work,
+    ) -> tuple[State, list]:
         """Back-propagation through time from d loss / d top output ``dx`` [T, B, H], top
         layer first, on this thread; the weight gradients, which nothing here waits for, are
         queued on ``work`` (ahead of what is queued) into arrays put in ``dense`` now (so its
@@ -341,22 +384,28 @@ class NumpyEngine(Engine):
             flat_dgates = dgates.reshape(steps * batch, 4 * h)
             x = cache.layer_inputs[layer].reshape(steps * batch, h)
             h_prev = cache.outputs[layer][:-1].reshape(steps * batch, h)
-            for name, rows in (("kernel", x.T), ("recurrent_kernel", h_prev.T),
-                               ("bias", np.ones(steps * batch, self.np_dtype))):
+            for name, rows in (
+                ("kernel", x.T),
+                ("recurrent_kernel", h_prev.T),
+                ("bias", np.ones(steps * batch, self.np_dtype)),
+            ):
                 # The bias gradient is the column sums, as a product: BLAS does it several
                 # times faster than a reduction along axis 0.
                 out = dense[f"lstm_{layer}_{name}"] = np.empty(
-                    self.params[f"lstm_{layer}_{name}"].shape, self.np_dtype)
+                    self.params[f"lstm_{layer}_{name}"].shape, self.np_dtype
+                )
                 work.put(functools.partial(np.matmul, rows, flat_dgates, out=out), first=True)
             below = np.empty((steps * batch, h), self.np_dtype)
             mask = None if masks is None else masks[layer].reshape(steps * batch, h)
-            input_grad = functools.partial(_input_grad, flat_dgates,
-                                           self.params[f"lstm_{layer}_kernel"].T, mask, below)
+            input_grad = functools.partial(
+                _input_grad, flat_dgates, self.params[f"lstm_{layer}_kernel"].T, mask, below
+            )
             if layer > 0:  # the layer below needs it now
                 input_grad()
                 dx = below.reshape(steps, batch, h)
         # The embedding's gradient rows: nothing waits for them but the update.
         embedding_grad: list = []
+
         def embedding() -> None:
             input_grad()
             embedding_grad.extend(_sum_rows(cache.inputs.reshape(-1), below))
@@ -364,8 +413,9 @@ class NumpyEngine(Engine):
         work.put(embedding, first=True)
         return state_grad, embedding_grad
 
-    def _backward_through_time(self, layer: int, cache: _Cache, dh_above: np.ndarray
-                               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _backward_through_time(
+        self, layer: int, cache: _Cache, dh_above: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """d loss / d z for every step of one layer [T, B, 4H], and d loss / d (h0, c0).
 
         With a = the activated gates and a' their derivatives (a(1 - a) for i, f, o and
@@ -385,13 +435,13 @@ class NumpyEngine(Engine):
         factors = gates * self._slope
         factors += self._intercept
         factors -= gates * gates
-        factors[..., :h] *= gates[..., 2 * h:3 * h]  # g * i'
-        factors[..., h:2 * h] *= cells[:-1]  # c(t-1) * f'
-        factors[..., 2 * h:3 * h] *= gates[..., :h]  # i * g'
-        factors[..., 3 * h:] *= tanh_cells  # tanh(c) * o'
+        factors[..., :h] *= gates[..., 2 * h : 3 * h]  # g * i'
+        factors[..., h : 2 * h] *= cells[:-1]  # c(t-1) * f'
+        factors[..., 2 * h : 3 * h] *= gates[..., :h]  # i * g'
+        factors[..., 3 * h :] *= tanh_cells  # tanh(c) * o'
         dc_from_dh = 1.0 - tanh_cells * tanh_cells
-        dc_from_dh *= gates[..., 3 * h:]  # o * (1 - tanh(c)^2)
-        forget = gates[..., h:2 * h]
+        dc_from_dh *= gates[..., 3 * h :]  # o * (1 - tanh(c)^2)
+        forget = gates[..., h : 2 * h]
         recurrent_t = np.ascontiguousarray(self.params[f"lstm_{layer}_recurrent_kernel"].T)
         dgates = np.empty_like(gates)
         dh_next = np.zeros((batch, h), self.np_dtype)
@@ -402,9 +452,12 @@ class NumpyEngine(Engine):
             np.multiply(dh, dc_from_dh[t], out=dc)
             dc += dc_next
             d = dgates[t]  # [B, 4H]
-            np.multiply(factors[t, :, :3 * h].reshape(batch, 3, h), dc[:, None, :],
-                        out=d[:, :3 * h].reshape(batch, 3, h))
-            np.multiply(dh, factors[t, :, 3 * h:], out=d[:, 3 * h:])
+            np.multiply(
+                factors[t, :, : 3 * h].reshape(batch, 3, h),
+                dc[:, None, :],
+                out=d[:, : 3 * h].reshape(batch, 3, h),
+            )
+            np.multiply(dh, factors[t, :, 3 * h :], out=d[:, 3 * h :])
             dc_next = dc * forget[t]
             dh_next = d @ recurrent_t
         return dgates, dh_next, dc_next
@@ -429,6 +482,7 @@ class NumpyEngine(Engine):
         dense = {**grads.dense, "embedding": grads.dense_embedding(self.vocab_size)}
         self.adam.update(self.params, dense, learning_rate, max_norm / max(norm, max_norm))
 
+
 class _SoftmaxRows:
     """The softmax and cross-entropy of the top layer's rows, queued on ``work`` block by
     block as the forward pass produces them. For rows first .. end - 1: logits = top @
@@ -436,8 +490,9 @@ class _SoftmaxRows:
     ``grad_scale`` the buffer becomes grad_scale * d NLL / d logits (kept for the weight
     gradient) and ``dtop`` [N, H] gets grad_scale * d NLL / d top."""
 
-    def __init__(self, engine: NumpyEngine, targets: np.ndarray, grad_scale: float | None,
-                 work: Work) -> None:
+    def __init__(
+        self, engine: NumpyEngine, targets: np.ndarray, grad_scale: float | None, work: Work
+    ) -> None:
         self.engine, self.grad_scale, self.work = engine, grad_scale, work
         self.targets = np.ascontiguousarray(targets.T).reshape(-1)  # time-major, as the rows
         rows = self.targets.size
@@ -461,11 +516,13 @@ class _SoftmaxRows:
         part = slice(first, end)
         weights = self.engine._softmax_weights
         np.matmul(top[part], weights, out=self.logits[part])
-        nll = _softmax_nll_in_place(self.logits[part], self.targets[part], self.grad_scale,
-                                    top[part], weights)
+        nll = _softmax_nll_in_place(
+            self.logits[part], self.targets[part], self.grad_scale, top[part], weights
+        )
         if self.dtop is not None:
-            np.matmul(self.logits[part], self.engine.params["softmax_kernel"].T,
-                      out=self.dtop[part])
+            np.matmul(
+                self.logits[part], self.engine.params["softmax_kernel"].T, out=self.dtop[part]
+            )
         self._parts.append((first, nll))
 
     def nll(self) -> float:
@@ -473,8 +530,13 @@ class _SoftmaxRows:
         return float(sum(nll for _, nll in sorted(self._parts)))
 
 
-def _softmax_nll_in_place(logits: np.ndarray, targets: np.ndarray, grad_scale: float | None,
-                          top: np.ndarray, weights: np.ndarray) -> float:
+def _softmax_nll_in_place(
+    logits: np.ndarray,
+    targets: np.ndarray,
+    grad_scale: float | None,
+    top: np.ndarray,
+    weights: np.ndarray,
+) -> float:
     """Summed NLL of ``targets`` [N] under softmax(logits [N, V]), in float64, where
     logits = top [N, H + 1] @ weights [H + 1, V].
 
@@ -542,15 +604,16 @@ def _sum_of_squares(arrays: list[np.ndarray]) -> float:
         flat = array.reshape(-1)
         block = np.empty(min(flat.size, _SQUARES_BLOCK), flat.dtype)
         for start in range(0, flat.size, _SQUARES_BLOCK):
-            part = flat[start:start + _SQUARES_BLOCK]
-            squares = block[:part.size]
+            part = flat[start : start + _SQUARES_BLOCK]
+            squares = block[: part.size]
             np.multiply(part, part, out=squares)
             total += float(squares.sum())
     return total
 
 
-def _input_grad(dgates: np.ndarray, kernel_t: np.ndarray, mask: np.ndarray | None,
-                out: np.ndarray) -> None:
+def _input_grad(
+    dgates: np.ndarray, kernel_t: np.ndarray, mask: np.ndarray | None, out: np.ndarray
+) -> None:
     """d loss / d layer input [N, H] = dgates [N, 4H] @ kernel.T, times the dropout mask."""
     np.matmul(dgates, kernel_t, out=out)
     if mask is not None:

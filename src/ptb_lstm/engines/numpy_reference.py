@@ -88,8 +88,9 @@ class ReferenceEngine(Engine):
         self.set_params(params)
         self.reset_state(config.batch_size)
         # Adam and AMSGrad keep moments per parameter; the paper's SGD keeps nothing.
-        self.adam = None if config.optimizer == "sgd" else \
-            NumpyAdam(config, self.vocab_size, self.np_dtype)
+        self.adam = (
+            None if config.optimizer == "sgd" else NumpyAdam(config, self.vocab_size, self.np_dtype)
+        )
 
     # -- parameters and the optimizer's state (the carried state is kept by Engine) ----------
 
@@ -108,8 +109,9 @@ class ReferenceEngine(Engine):
 
     # -- the forward pass -------------------------------------------------------------------
 
-    def forward(self, inputs: np.ndarray, state: State, masks: list[np.ndarray] | None = None
-                ) -> Forward:
+    def forward(
+        self, inputs: np.ndarray, state: State, masks: list[np.ndarray] | None = None
+    ) -> Forward:
         """The logits of inputs [B, T] from the incoming state; masks: L + 1 dropout masks
         [T, B, H] (None: no dropout)."""
         p, H = self.params, self.hidden_size
@@ -120,18 +122,21 @@ class ReferenceEngine(Engine):
             x = x * masks[0]  # dropout on the embedding output
         layers, final_state = [], []
         for layer in range(self.num_layers):
-            W, U, b = (p[f"lstm_{layer}_kernel"], p[f"lstm_{layer}_recurrent_kernel"],
-                       p[f"lstm_{layer}_bias"])
+            W, U, b = (
+                p[f"lstm_{layer}_kernel"],
+                p[f"lstm_{layer}_recurrent_kernel"],
+                p[f"lstm_{layer}_bias"],
+            )
             h = np.zeros((T + 1,) + state[layer][0].shape, self.np_dtype)  # [T + 1, B, H]
             c = np.zeros_like(h)
             h[0], c[0] = state[layer]  # the state carried in from the previous batch
             i, f, g, o = (np.empty_like(x) for _ in range(4))  # each [T, B, H]
             for t in range(T):
                 z = x[t] @ W + h[t] @ U + b  # [B, 4H]        z = x(t) W + h(t-1) U + b
-                i[t] = sigmoid(z[:, 0 * H:1 * H])  # i = sigma(z_i)
-                f[t] = sigmoid(z[:, 1 * H:2 * H])  # f = sigma(z_f)
-                g[t] = np.tanh(z[:, 2 * H:3 * H])  # g = tanh(z_g)
-                o[t] = sigmoid(z[:, 3 * H:4 * H])  # o = sigma(z_o)
+                i[t] = sigmoid(z[:, 0 * H : 1 * H])  # i = sigma(z_i)
+                f[t] = sigmoid(z[:, 1 * H : 2 * H])  # f = sigma(z_f)
+                g[t] = np.tanh(z[:, 2 * H : 3 * H])  # g = tanh(z_g)
+                o[t] = sigmoid(z[:, 3 * H : 4 * H])  # o = sigma(z_o)
                 c[t + 1] = f[t] * c[t] + i[t] * g[t]  # c(t) = f * c(t-1) + i * g
                 h[t + 1] = o[t] * np.tanh(c[t + 1])  # h(t) = o * tanh(c(t))
             layers.append(Layer(x, h, c, i, f, g, o))
@@ -160,8 +165,13 @@ class ReferenceEngine(Engine):
 
     # -- the backward pass ------------------------------------------------------------------
 
-    def gradients(self, inputs: np.ndarray, targets: np.ndarray, state: State,
-                  masks: list[np.ndarray] | None = None) -> Gradients:
+    def gradients(
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        state: State,
+        masks: list[np.ndarray] | None = None,
+    ) -> Gradients:
         """Loss and gradient of one batch (inputs, targets [B, T]) by BPTT over its T steps.
         Nothing flows back into the incoming state (truncation at the batch boundary); its
         gradient is returned for checks only. The parameters are not changed."""
@@ -192,8 +202,9 @@ class ReferenceEngine(Engine):
         ordered = {name: grads[name] for name in p}  # the canonical order
         return Gradients(loss, ordered, state_grad, fwd.final_state)
 
-    def _layer_backward(self, layer: int, cache: Layer, dh_above: np.ndarray, grads: Params
-                        ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    def _layer_backward(
+        self, layer: int, cache: Layer, dh_above: np.ndarray, grads: Params
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
         """BPTT through one layer, last step first, from dL/dh(t) [T, B, H] coming from above;
         puts dW, dU, db in grads; returns dL/dx [T, B, H] and dL/d(h(-1), c(-1))."""
         p, H = self.params, self.hidden_size
@@ -214,10 +225,15 @@ class ReferenceEngine(Engine):
             dg = dc * i[t]  # dg = dc i
             do = dh * tanh_c  # do = dh tanh(c)     (h = o tanh(c))
             # Through the activations: sigma' = sigma (1 - sigma), tanh' = 1 - tanh^2.
-            dz = np.concatenate([di * i[t] * (1 - i[t]),  # dz_i = di i (1 - i)
-                                 df * f[t] * (1 - f[t]),  # dz_f = df f (1 - f)
-                                 dg * (1 - g[t] ** 2),  # dz_g = dg (1 - g^2)
-                                 do * o[t] * (1 - o[t])], axis=1)  # dz_o = do o (1 - o)
+            dz = np.concatenate(
+                [
+                    di * i[t] * (1 - i[t]),  # dz_i = di i (1 - i)
+                    df * f[t] * (1 - f[t]),  # dz_f = df f (1 - f)
+                    dg * (1 - g[t] ** 2),  # dz_g = dg (1 - g^2)
+                    do * o[t] * (1 - o[t]),
+                ],
+                axis=1,
+            )  # dz_o = do o (1 - o)
             dW += cache.x[t].T @ dz  # dW += x(t)^T dz     (z = x W + h(t-1) U + b)
             dU += cache.h[t].T @ dz  # dU += h(t-1)^T dz
             db += dz.sum(axis=0)  # db += sum over the batch of dz

@@ -25,13 +25,16 @@ class TFEagerEngine(Engine):
         self._device = pick_device(device)
         self.names = list(param_shapes(config, self.vocab_size))
         with tf.device(self._device):
-            self.variables = {name: tf.Variable(np.asarray(params[name], dtype), name=name)
-                              for name in self.names}
+            self.variables = {
+                name: tf.Variable(np.asarray(params[name], dtype), name=name) for name in self.names
+            }
             # Adam's and AMSGrad's moments; the update count t is a Python int, so that the
             # bias corrections are the very floats the NumPy engines compute.
-            self.slots = {name: tf.Variable(value, trainable=False, name=name)
-                          for name, value in initial_state(config, self.vocab_size,
-                                                           dtype).items() if name != "t"}
+            self.slots = {
+                name: tf.Variable(value, trainable=False, name=name)
+                for name, value in initial_state(config, self.vocab_size, dtype).items()
+                if name != "t"
+            }
         self.t = 0
         self.reset_state(config.batch_size)
 
@@ -49,8 +52,10 @@ class TFEagerEngine(Engine):
     def get_optimizer_state(self):
         if self.config.optimizer == "sgd":
             return {}
-        return {"t": np.array(self.t, np.int64),
-                **{name: v.numpy().copy() for name, v in self.slots.items()}}
+        return {
+            "t": np.array(self.t, np.int64),
+            **{name: v.numpy().copy() for name, v in self.slots.items()},
+        }
 
     def set_optimizer_state(self, state):
         if self.config.optimizer == "sgd":
@@ -73,17 +78,23 @@ class TFEagerEngine(Engine):
                 masks = [tf.constant(np.asarray(m, self.dtype)) for m in masks]
             variables = [self.variables[n] for n in self.names]
             with tf.GradientTape() as tape:
-                logits, final_state = forward(self.variables, inputs, state, self.config,
-                                              masks)
+                logits, final_state = forward(self.variables, inputs, state, self.config, masks)
                 loss = summed_nll(logits, targets) / tf.cast(inputs.shape[0], self.tf_dtype)
             gradients = tape.gradient(loss, variables)
             if self.config.optimizer == "sgd":
-                _, norm = clipped_sgd(variables, gradients, learning_rate,
-                                      self.config.max_grad_norm)
+                _, norm = clipped_sgd(
+                    variables, gradients, learning_rate, self.config.max_grad_norm
+                )
             else:
                 self.t += 1
-                _, norm = clipped_adam(self.variables, gradients, self.slots, learning_rate,
-                                       bias_corrections(self.config, self.t), self.config)
+                _, norm = clipped_adam(
+                    self.variables,
+                    gradients,
+                    self.slots,
+                    learning_rate,
+                    bias_corrections(self.config, self.t),
+                    self.config,
+                )
         self.state = final_state
         self.last_grad_norm = float(norm)
         return float(loss)
@@ -91,8 +102,7 @@ class TFEagerEngine(Engine):
     def eval_step(self, inputs, targets):
         state = self._state_for(inputs.shape[0])
         with tf.device(self._device):
-            logits, self.state = forward(self.variables, tf.constant(inputs), state,
-                                         self.config)
+            logits, self.state = forward(self.variables, tf.constant(inputs), state, self.config)
             return float(summed_nll(logits, tf.constant(targets)))
 
     def logits(self, inputs):

@@ -29,16 +29,28 @@ class _StateVariables:
 
     def __init__(self, batch_size: int, hidden_size: int, num_layers: int, dtype) -> None:
         zeros = tf.zeros([batch_size, hidden_size], dtype)
-        self.variables = [(tf.Variable(zeros, trainable=False, name=f"h_{layer}"),
-                           tf.Variable(zeros, trainable=False, name=f"c_{layer}"))
-                          for layer in range(num_layers)]
+        self.variables = [
+            (
+                tf.Variable(zeros, trainable=False, name=f"h_{layer}"),
+                tf.Variable(zeros, trainable=False, name=f"c_{layer}"),
+            )
+            for layer in range(num_layers)
+        ]
         self.reset = tf.group(*[v.assign(zeros) for pair in self.variables for v in pair])
-        self.feeds = [(v1.placeholder(dtype, [batch_size, hidden_size]),
-                       v1.placeholder(dtype, [batch_size, hidden_size]))
-                      for _ in range(num_layers)]
-        self.load = tf.group(*[var.assign(feed)
-                               for pair, feeds in zip(self.variables, self.feeds, strict=True)
-                               for var, feed in zip(pair, feeds, strict=True)])
+        self.feeds = [
+            (
+                v1.placeholder(dtype, [batch_size, hidden_size]),
+                v1.placeholder(dtype, [batch_size, hidden_size]),
+            )
+            for _ in range(num_layers)
+        ]
+        self.load = tf.group(
+            *[
+                var.assign(feed)
+                for pair, feeds in zip(self.variables, self.feeds, strict=True)
+                for var, feed in zip(pair, feeds, strict=True)
+            ]
+        )
 
 
 class _Unrolled:
@@ -52,10 +64,14 @@ class _Unrolled:
         state = [(h.read_value(), c.read_value()) for h, c in state_vars]
         # Dropout masks are fed like the inputs (ptb_lstm.dropout draws them), into the
         # training ops of a config with dropout only.
-        self.masks = [v1.placeholder(dtype, [num_steps, batch_size, config.hidden_size],
-                                     f"mask_{index}")
-                      for index in range(config.num_layers + 1)] \
-            if train and config.dropout > 0 else None
+        self.masks = (
+            [
+                v1.placeholder(dtype, [num_steps, batch_size, config.hidden_size], f"mask_{index}")
+                for index in range(config.num_layers + 1)
+            ]
+            if train and config.dropout > 0
+            else None
+        )
         logits, final = forward(engine.variables, self.inputs, state, config, self.masks)
         self.logits = logits
         nll = summed_nll(logits, self.targets)
@@ -65,12 +81,18 @@ class _Unrolled:
             variables = [engine.variables[n] for n in engine.names]
             gradients = v1.gradients(self.output, variables)
             if config.optimizer == "sgd":
-                updates, self.norm = clipped_sgd(variables, gradients, engine.learning_rate,
-                                                 config.max_grad_norm)
+                updates, self.norm = clipped_sgd(
+                    variables, gradients, engine.learning_rate, config.max_grad_norm
+                )
             else:
-                updates, self.norm = clipped_adam(engine.variables, gradients, engine.slots,
-                                                  engine.learning_rate, engine.corrections,
-                                                  config)
+                updates, self.norm = clipped_adam(
+                    engine.variables,
+                    gradients,
+                    engine.slots,
+                    engine.learning_rate,
+                    engine.corrections,
+                    config,
+                )
         else:
             self.output = nll
         # Storing the new state waits for the loss and the SGD updates, so that fetching it
@@ -83,9 +105,13 @@ class _Unrolled:
 def _store_state(state_vars: list, final: list, after: list):
     """One op assigning the final state to the state variables once ``after`` has run."""
     with tf.control_dependencies(after):
-        return tf.group(*[var.assign(value)
-                          for pair_vars, pair in zip(state_vars, final, strict=True)
-                          for var, value in zip(pair_vars, pair, strict=True)])
+        return tf.group(
+            *[
+                var.assign(value)
+                for pair_vars, pair in zip(state_vars, final, strict=True)
+                for var, value in zip(pair_vars, pair, strict=True)
+            ]
+        )
 
 
 class TFGraphEngine(Engine):
@@ -104,28 +130,36 @@ class TFGraphEngine(Engine):
         with self.graph.as_default(), tf.device(self._device):
             # Weights start as zeros and are filled from feeds, so that the graph does not
             # carry every parameter as a constant.
-            self.variables = {n: tf.Variable(tf.zeros(shapes[n], self.tf_dtype), name=n)
-                              for n in self.names}
+            self.variables = {
+                n: tf.Variable(tf.zeros(shapes[n], self.tf_dtype), name=n) for n in self.names
+            }
             self._feeds = {n: v1.placeholder(self.tf_dtype, shapes[n]) for n in self.names}
-            self._assign = tf.group(*[self.variables[n].assign(self._feeds[n])
-                                      for n in self.names])
-            self.learning_rate = tf.Variable(1.0, trainable=False, dtype=self.tf_dtype,
-                                             name="learning_rate")
+            self._assign = tf.group(*[self.variables[n].assign(self._feeds[n]) for n in self.names])
+            self.learning_rate = tf.Variable(
+                1.0, trainable=False, dtype=self.tf_dtype, name="learning_rate"
+            )
             self._lr_feed = v1.placeholder(self.tf_dtype, [])
             self._set_lr = self.learning_rate.assign(self._lr_feed)
             # Adam's and AMSGrad's moments live in the graph; the update count t is kept here
             # in Python and each step feeds its bias corrections, the very floats the NumPy
             # engines compute.
-            slot_shapes = {n: shape for n, shape in state_shapes(config, self.vocab_size).items()
-                           if n != "t"}
-            self.slots = {n: tf.Variable(tf.zeros(shape, self.tf_dtype), trainable=False,
-                                         name=n) for n, shape in slot_shapes.items()}
-            self._slot_feeds = {n: v1.placeholder(self.tf_dtype, shape)
-                                for n, shape in slot_shapes.items()}
-            self._assign_slots = tf.group(*[self.slots[n].assign(self._slot_feeds[n])
-                                            for n in self.slots])
-            self.corrections = (v1.placeholder(self.tf_dtype, [], "correction1"),
-                                v1.placeholder(self.tf_dtype, [], "correction2"))
+            slot_shapes = {
+                n: shape for n, shape in state_shapes(config, self.vocab_size).items() if n != "t"
+            }
+            self.slots = {
+                n: tf.Variable(tf.zeros(shape, self.tf_dtype), trainable=False, name=n)
+                for n, shape in slot_shapes.items()
+            }
+            self._slot_feeds = {
+                n: v1.placeholder(self.tf_dtype, shape) for n, shape in slot_shapes.items()
+            }
+            self._assign_slots = tf.group(
+                *[self.slots[n].assign(self._slot_feeds[n]) for n in self.slots]
+            )
+            self.corrections = (
+                v1.placeholder(self.tf_dtype, [], "correction1"),
+                v1.placeholder(self.tf_dtype, [], "correction2"),
+            )
         self.t = 0
         self.session = v1.Session(graph=self.graph)
         with self.graph.as_default():
@@ -143,10 +177,14 @@ class TFGraphEngine(Engine):
     def _state(self, batch_size: int) -> _StateVariables:
         """The carried-state variables of this batch size, created (zeroed) when first needed."""
         if batch_size not in self._states:
-            with self.graph.as_default(), tf.device(self._device), \
-                    v1.name_scope(f"state_{batch_size}"):
+            with (
+                self.graph.as_default(),
+                tf.device(self._device),
+                v1.name_scope(f"state_{batch_size}"),
+            ):
                 self._states[batch_size] = _StateVariables(
-                    batch_size, self.config.hidden_size, self.config.num_layers, self.tf_dtype)
+                    batch_size, self.config.hidden_size, self.config.num_layers, self.tf_dtype
+                )
             self.session.run(self._states[batch_size].reset)
         return self._states[batch_size]
 
@@ -165,8 +203,9 @@ class TFGraphEngine(Engine):
         return {n: np.array(values[n]) for n in self.names}
 
     def set_params(self, params):
-        self.session.run(self._assign, {self._feeds[n]: np.asarray(params[n], self.dtype)
-                                        for n in self.names})
+        self.session.run(
+            self._assign, {self._feeds[n]: np.asarray(params[n], self.dtype) for n in self.names}
+        )
 
     def get_optimizer_state(self):
         if self.config.optimizer == "sgd":
@@ -178,8 +217,10 @@ class TFGraphEngine(Engine):
         if self.config.optimizer == "sgd":
             return
         self.t = int(state["t"])
-        self.session.run(self._assign_slots, {self._slot_feeds[n]: np.asarray(state[n], self.dtype)
-                                              for n in self.slots})
+        self.session.run(
+            self._assign_slots,
+            {self._slot_feeds[n]: np.asarray(state[n], self.dtype) for n in self.slots},
+        )
 
     # The carried state lives in graph variables, one set per batch size, because the step op
     # that reads it also stores the new one; ``state`` (which Engine's methods use) reads the
@@ -223,15 +264,18 @@ class TFGraphEngine(Engine):
             self._lr_value = learning_rate
         feed = {ops.inputs: inputs, ops.targets: targets}
         if self.config.optimizer != "sgd":
-            feed.update(zip(self.corrections, bias_corrections(self.config, self.t + 1),
-                            strict=True))
+            feed.update(
+                zip(self.corrections, bias_corrections(self.config, self.t + 1), strict=True)
+            )
         if ops.masks is not None:
             if masks is None:  # no dropout asked for this step: masks that keep every unit
                 masks = [np.ones(m.shape, self.dtype) for m in ops.masks]
             feed.update(zip(ops.masks, masks, strict=True))
         elif masks is not None:
-            raise ValueError("the tf-graph engine builds its dropout inputs only for a config "
-                             "with dropout > 0; this config has none")
+            raise ValueError(
+                "the tf-graph engine builds its dropout inputs only for a config "
+                "with dropout > 0; this config has none"
+            )
         loss, norm, _ = self.session.run([ops.output, ops.norm, ops.step], feed)
         if self.config.optimizer != "sgd":
             self.t += 1
@@ -240,6 +284,7 @@ class TFGraphEngine(Engine):
 
     def eval_step(self, inputs, targets):
         ops = self._prepare(inputs, train=False)
-        nll, _ = self.session.run([ops.output, ops.step],
-                                  {ops.inputs: inputs, ops.targets: targets})
+        nll, _ = self.session.run(
+            [ops.output, ops.step], {ops.inputs: inputs, ops.targets: targets}
+        )
         return float(nll)

@@ -49,7 +49,7 @@ def cuda_available() -> bool:
 
 
 def pick_device(device: str = "auto") -> torch.device:
-    """"cpu"; "cuda", the current CUDA GPU; "auto", that GPU when PyTorch sees one, else the
+    """ "cpu"; "cuda", the current CUDA GPU; "auto", that GPU when PyTorch sees one, else the
     CPU."""
     if device == "cpu":
         return torch.device("cpu")
@@ -58,8 +58,10 @@ def pick_device(device: str = "auto") -> torch.device:
         torch.backends.cuda.matmul.allow_tf32 = False
         return torch.device("cuda", torch.cuda.current_device())
     if device == "cuda":
-        raise UserError("--device cuda: PyTorch sees no CUDA GPU (is this torch a CPU build? "
-                        f"it is {torch.__version__}); use --device cpu or auto")
+        raise UserError(
+            "--device cuda: PyTorch sees no CUDA GPU (is this torch a CPU build? "
+            f"it is {torch.__version__}); use --device cpu or auto"
+        )
     return torch.device("cpu")
 
 
@@ -73,8 +75,9 @@ class TorchEngine(Engine):
         hidden, vocab = config.hidden_size, self.vocab_size
         like = {"dtype": TORCH_DTYPES[dtype], "device": self._device}
         self.embedding = torch.empty(vocab, hidden, **like).requires_grad_()
-        self.layers = [torch.nn.LSTM(hidden, hidden, num_layers=1, **like)
-                       for _ in range(config.num_layers)]
+        self.layers = [
+            torch.nn.LSTM(hidden, hidden, num_layers=1, **like) for _ in range(config.num_layers)
+        ]
         for lstm in self.layers:
             lstm.bias_hh_l0.requires_grad_(False)
         self.softmax_kernel = torch.empty(hidden, vocab, **like).requires_grad_()  # [H, V]
@@ -89,8 +92,10 @@ class TorchEngine(Engine):
         # Adam's and AMSGrad's moments, one tensor per trained tensor and in its layout; the
         # update count t is a Python int, so that the bias corrections are the NumPy engines'.
         self.t = 0
-        self.slots = {part: [torch.zeros_like(p, requires_grad=False) for p in self.trained]
-                      for part in moments(config)}
+        self.slots = {
+            part: [torch.zeros_like(p, requires_grad=False) for p in self.trained]
+            for part in moments(config)
+        }
         self.set_params(params)
         self.reset_state(config.batch_size)
 
@@ -165,8 +170,9 @@ class TorchEngine(Engine):
 
     # -- the model --------------------------------------------------------------------------
 
-    def _forward(self, inputs: np.ndarray, masks: list[torch.Tensor] | None, sparse: bool
-                 ) -> torch.Tensor:
+    def _forward(
+        self, inputs: np.ndarray, masks: list[torch.Tensor] | None, sparse: bool
+    ) -> torch.Tensor:
         """Logits [T*B, V] (time-major rows) for inputs [B, T]; carries the state on, detached
         so that no gradient flows into the previous step."""
         state = self._state_for(inputs.shape[0])
@@ -182,12 +188,14 @@ class TorchEngine(Engine):
         if masks is not None:
             x = x * masks[self.config.num_layers]
         self.state = final
-        return torch.addmm(self.softmax_bias, x.reshape(-1, self.config.hidden_size),
-                           self.softmax_kernel)
+        return torch.addmm(
+            self.softmax_bias, x.reshape(-1, self.config.hidden_size), self.softmax_kernel
+        )
 
     def _summed_nll(self, logits: torch.Tensor, targets: np.ndarray) -> torch.Tensor:
-        return torch.nn.functional.cross_entropy(logits, self._ids(targets).reshape(-1),
-                                                 reduction="sum")
+        return torch.nn.functional.cross_entropy(
+            logits, self._ids(targets).reshape(-1), reduction="sum"
+        )
 
     # -- the steps --------------------------------------------------------------------------
 
@@ -226,15 +234,15 @@ class TorchEngine(Engine):
         self.t += 1
         correction1, correction2 = bias_corrections(config, self.t)
         with torch.no_grad():
-            for index, (parameter, gradient) in enumerate(zip(self.trained, gradients,
-                                                              strict=True)):
+            for index, (parameter, gradient) in enumerate(
+                zip(self.trained, gradients, strict=True)
+            ):
                 g = gradient.mul_(scale)  # clipped by global norm
                 m, v = self.slots["m"][index], self.slots["v"][index]
                 m.mul_(config.beta1).add_(g * (1.0 - config.beta1))
                 v.mul_(config.beta2).add_((g * g) * (1.0 - config.beta2))
                 if config.optimizer == "amsgrad":
-                    v = torch.maximum(self.slots["vmax"][index], v,
-                                      out=self.slots["vmax"][index])
+                    v = torch.maximum(self.slots["vmax"][index], v, out=self.slots["vmax"][index])
                 denominator = (v / correction2).sqrt_().add_(config.epsilon)
                 parameter.sub_((m / correction1).mul_(learning_rate).div_(denominator))
 
