@@ -96,6 +96,7 @@ def run_engine(engine: str, size: str, steps: int) -> dict:
         return {"error": f"exit status {child.returncode}: {lines[-1]}"}
     record = json.loads(child.stdout.strip().splitlines()[-1])
     keys = ("train_ms_per_step", "eval_ms_per_step", "words_per_second", "peak_rss_mb")
+    keys += ("full_training_hours",)
     return {**{key: record[key] for key in keys}, "steps": steps, "warmup": warmup}
 
 
@@ -155,22 +156,27 @@ def size_table(size: str, config, floor: dict, results: dict) -> list[str]:
         f"{floor['recurrent_weights_at_bandwidth_ms']:.1f} ms at the copy bandwidth).",
         "",
         "| engine | train ms/step | words/s | x compute floor | x shape floor | x torch "
-        "| eval ms/step | peak RSS |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| eval ms/step | peak RSS | full run (est.) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     torch_ms = results.get("torch", {}).get("train_ms_per_step")
     for engine, r in results.items():
         if "error" in r:
-            lines.append(f"| {engine} | failed: {r['error']} | | | | | | |")
+            lines.append(f"| {engine} | failed: {r['error']} | | | | | | | |")
             continue
         ms = r["train_ms_per_step"]
         vs_torch = f"{ms / torch_ms:.2f}" if torch_ms else "–"
         lines.append(
             f"| {engine} | {ms:.1f} | {r['words_per_second']:,.0f} | "
             f"{ms / floor['compute_floor_ms']:.2f} | {ms / floor['shape_floor_ms']:.2f} | "
-            f"{vs_torch} | {r['eval_ms_per_step']:.1f} | {r['peak_rss_mb']:,.0f} MB |"
+            f"{vs_torch} | {r['eval_ms_per_step']:.1f} | {r['peak_rss_mb']:,.0f} MB | "
+            f"{_duration(r['full_training_hours'])} |"
         )
     return lines
+
+
+def _duration(hours: float) -> str:
+    return f"{hours * 60:.0f} min" if hours < 2 else f"{hours:.1f} h"
 
 
 def parse_steps(text: str, sizes: list[str]) -> dict[str, int] | None:
@@ -237,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
         f"Square SGEMM (2048^3, float32, best of 7): {rate:.0f} GFLOP/s. Memory bandwidth "
         f"(copy of 256 MB, bytes read and written, best of 5): {bandwidth:.1f} GB/s. Each engine "
         "runs in a process of its own, float32, on the CPU, on random PTB-shaped batches; "
-        "times are medians of the steps given for each size, after up to 3 untimed ones."
+        "times are medians of the steps given for each size, after up to 3 untimed ones. "
+        "A full run is every epoch of the size's config on PTB with its evaluations, at those "
+        "medians."
     )
     engines = []
     for engine in args.engines:
