@@ -88,7 +88,7 @@ print(json.dumps(result))
 def run_engine(engine: str, size: str, steps: int) -> dict:
     """One engine on one size in a child process of its own: its median ms per training and
     evaluation step, words per second and peak resident memory (MiB)."""
-    warmup = min(3, steps)
+    warmup = min(3, max(1, steps // 5))  # few at the large sizes, whose steps are long
     command = [sys.executable, "-c", _CHILD, engine, size, str(steps), str(warmup)]
     child = subprocess.run(command, capture_output=True, text=True)
     if child.returncode != 0:
