@@ -2,7 +2,7 @@
 
 An optimisation of the engine stays only where it pays; this measures what it pays. The
 baseline engine is read from git (``src/ptb_lstm/engines/numpy_engine.py`` at ``--baseline``,
-with the helper modules of engines/ that the tree no longer has) and both engines train and
+with the private modules of engines/ that the tree no longer has) and both engines train and
 evaluate on the same random PTB-shaped batches in one process, in alternating rounds
 (A B A B ...), so that the noise of the machine falls on both alike. Prints, per size, the
 median ms of a training and an evaluation step of each and how much faster the current one is.
@@ -39,7 +39,7 @@ def _git_show(revision: str, path: str) -> str | None:
 
 def baseline_engine_class(revision: str) -> type:
     """The NumpyEngine class of ``revision``, with the private modules of engines/ it imports
-    that this tree lacks (such as a removed helper) loaded from ``revision`` too."""
+    that this tree lacks (such as one removed since) loaded from ``revision`` too."""
     source = _git_show(revision, f"{ENGINES}/numpy_engine.py")
     if source is None:
         raise ValueError(f"--baseline: git has no {ENGINES}/numpy_engine.py at {revision!r}")
