@@ -36,28 +36,6 @@ REPO = Path(__file__).resolve().parents[1]
 WORDS = ("company", "market", "stock", "president", "said", "billion", "bank", "year", "japan")
 
 
-def summary(reading: look.CorpusReading) -> dict:
-    """Per layer: each gate's mean fraction below LOW and above HIGH, the share of units that
-    are below (above) for more than half the words, the mean silent fraction and mean |c|."""
-    out = {}
-    for layer in range(reading.low.shape[0]):
-        gates = {
-            gate: {
-                "mean_below_low": float(reading.low[layer, g].mean()),
-                "mean_above_high": float(reading.high[layer, g].mean()),
-                "units_mostly_low": float((reading.low[layer, g] > 0.5).mean()),
-                "units_mostly_high": float((reading.high[layer, g] > 0.5).mean()),
-            }
-            for g, gate in enumerate(look.GATES)
-        }
-        out[f"layer_{layer + 1}"] = {
-            "gates": gates,
-            "mean_silent_fraction": float(reading.silent[layer].mean()),
-            "mean_abs_cell": float(reading.mean_abs_cell[layer].mean()),
-        }
-    return out
-
-
 def neighbour_words(ckpts: list[checkpoint.Checkpoint], count: int = 10) -> list[str]:
     """WORDS that every vocabulary holds, else its first ``count`` shared ordinary words."""
     shared = set.intersection(*(set(c.vocab) for c in ckpts)) - {EOS, UNK}
@@ -93,27 +71,13 @@ def difference(a, b):
 
 
 def plot_saturation(readings, names, path: Path) -> Path:
+    """The saturation picture of each model, a row of panels each."""
     plt = fig.pyplot()
     figure, axes = plt.subplots(
-        len(readings), len(look.GATES), figsize=(11, 3.4 * len(readings)), squeeze=False
+        len(readings), len(look.GATES), figsize=(12, 4.0 * len(readings)), squeeze=False
     )
     for row, (reading, name) in enumerate(zip(readings, names, strict=True)):
-        for g, gate in enumerate(look.GATES):
-            ax = axes[row, g]
-            for layer in range(reading.low.shape[0]):
-                ax.scatter(
-                    reading.low[layer, g],
-                    reading.high[layer, g],
-                    s=6,
-                    alpha=0.5,
-                    label=f"layer {layer + 1}",
-                )
-            ax.plot([0, 1], [1, 0], color="#999", lw=0.8)
-            ax.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), title=f"{name}: gate {gate}")
-            ax.set_xlabel(f"fraction < {look.LOW:g}", fontsize=8)
-            ax.set_ylabel(f"fraction > {look.HIGH:g}", fontsize=8)
-            ax.grid(True, alpha=0.3)
-        axes[row, 0].legend(fontsize=7)
+        fig.draw_saturation(reading, axes[row], name)
     figure.suptitle(
         f"gate saturation per unit, first {readings[0].tokens:,} words of {readings[0].split}",
         fontsize=10,
@@ -148,7 +112,7 @@ def compare(args) -> dict:
         ids = load_corpus(data_dir, vocab=ckpt.vocab).split(args.split)
         engine = look.reference_engine(ckpt)
         readings.append(look.read_corpus(engine, ckpt.vocab, ids, args.split, args.limit))
-    summaries = [summary(r) for r in readings]
+    summaries = [look.corpus_summary(r) for r in readings]
     record = {
         "split": args.split,
         "tokens": readings[0].tokens,

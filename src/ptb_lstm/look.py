@@ -352,6 +352,28 @@ def corpus_dict(reading: CorpusReading, count: int = 5) -> dict:
     }
 
 
+def corpus_summary(reading: CorpusReading) -> dict:
+    """Per layer: each gate's mean fraction below LOW and above HIGH, the share of units that
+    are below (above) for more than half the words, the mean silent fraction and mean |c|."""
+    out = {}
+    for layer in range(reading.low.shape[0]):
+        gates = {
+            gate: {
+                "mean_below_low": float(reading.low[layer, g].mean()),
+                "mean_above_high": float(reading.high[layer, g].mean()),
+                "units_mostly_low": float((reading.low[layer, g] > 0.5).mean()),
+                "units_mostly_high": float((reading.high[layer, g] > 0.5).mean()),
+            }
+            for g, gate in enumerate(GATES)
+        }
+        out[f"layer_{layer + 1}"] = {
+            "gates": gates,
+            "mean_silent_fraction": float(reading.silent[layer].mean()),
+            "mean_abs_cell": float(reading.mean_abs_cell[layer].mean()),
+        }
+    return out
+
+
 # -- neighbours --------------------------------------------------------------------------------
 
 

@@ -76,7 +76,12 @@ def surprisal_html(reading: TextReading, title: str) -> str:
 
 
 def plot_surprisal(reading: TextReading, path: Path, words: int) -> Path:
-    """A bar per word (the first ``words``), its height the surprisal in bits."""
+    """``draw_surprisal`` into the PNG ``path``."""
+    return save_figure(draw_surprisal(reading, words), path)
+
+
+def draw_surprisal(reading: TextReading, words: int):
+    """A bar per word (the first ``words``), its height the surprisal in bits; the figure."""
     plt = pyplot()
     shown = min(words, len(reading.words))
     bits = reading.surprisal[:shown] / np.log(2)
@@ -91,7 +96,7 @@ def plot_surprisal(reading: TextReading, path: Path, words: int) -> Path:
     )
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
 
 
 def chosen_units(cells: np.ndarray, units: int) -> np.ndarray:
@@ -101,8 +106,13 @@ def chosen_units(cells: np.ndarray, units: int) -> np.ndarray:
 
 
 def plot_activations(reading: TextReading, path: Path, units: int) -> Path:
+    """``draw_activations`` into the PNG ``path``."""
+    return save_figure(draw_activations(reading, units), path)
+
+
+def draw_activations(reading: TextReading, units: int):
     """c (top) and h (bottom) of the reading's layer: a row per unit (the ``units`` whose c
-    varies most), a column per word."""
+    varies most), a column per word; the figure."""
     plt = pyplot()
     rows = chosen_units(reading.cells, units)
     words = reading.words[: len(reading.cells)]
@@ -123,14 +133,22 @@ def plot_activations(reading: TextReading, path: Path, units: int) -> Path:
         )
         fig.colorbar(image, ax=ax, fraction=0.02, pad=0.01)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
 
 
 def plot_saturation(reading: CorpusReading, path: Path) -> Path:
+    """``draw_saturation`` into the PNG ``path``."""
+    return save_figure(draw_saturation(reading), path)
+
+
+def draw_saturation(reading: CorpusReading, axes=None, name: str = ""):
     """Karpathy et al.'s picture: for each gate, a dot per unit at (fraction of its values
-    below LOW, fraction above HIGH), one colour per layer."""
+    below LOW, fraction above HIGH), one colour per layer; into ``axes`` (one per gate) or a
+    new figure, which it returns."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(GATES), figsize=(4.0 * len(GATES), 4.0), sharey=True)
+    fig = None
+    if axes is None:
+        fig, axes = plt.subplots(1, len(GATES), figsize=(4.0 * len(GATES), 4.0), sharey=True)
     names = {"i": "input gate", "f": "forget gate", "o": "output gate"}
     for g, (ax, gate) in enumerate(zip(axes, GATES, strict=True)):
         for layer in range(reading.low.shape[0]):
@@ -142,15 +160,17 @@ def plot_saturation(reading: CorpusReading, path: Path) -> Path:
                 label=f"layer {layer + 1}",
             )
         ax.plot([0, 1], [1, 0], color="#999", lw=0.8)  # x + y = 1: always saturated
-        ax.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), title=f"{names[gate]} ({gate})")
+        title = f"{name}: {names[gate]} ({gate})" if name else f"{names[gate]} ({gate})"
+        ax.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), title=title)
         ax.set_xlabel(f"fraction of values < {LOW:g} (left-saturated)")
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel(f"fraction of values > {HIGH:g} (right-saturated)")
     axes[0].legend(fontsize=8)
-    fig.suptitle(
-        f"gate saturation per unit over the first {reading.tokens:,} words of the "
-        f"{reading.split} split",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    return save_figure(fig, path)
+    if fig is not None:
+        fig.suptitle(
+            f"gate saturation per unit over the first {reading.tokens:,} words of the "
+            f"{reading.split} split",
+            fontsize=10,
+        )
+        fig.tight_layout()
+    return fig
