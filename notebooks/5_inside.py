@@ -14,8 +14,9 @@
 #
 # The checkpoints are read from `$PTB_LSTM_SMALL_CKPT` and `$PTB_LSTM_MEDIUM_CKPT` (the
 # `model.npz` of a finished `ptb-lstm train --config small` and `--config medium`). Without
-# them, the notebook trains both configs for a few steps as stand-ins, so that every cell
-# runs; their pictures show an untrained model, not what the paper's models learned.
+# them, the notebook stands in each config's initial weights (uniform in ±init_scale), so
+# that every cell runs; their pictures show an untrained model, not what the paper's models
+# learned.
 #
 # Contents: (a) the two models · (b) what each word costs · (c) the cells while reading ·
 # (d) gate saturation · (e) cells that follow the text · (f) neighbours in the embedding and
@@ -24,8 +25,6 @@
 # %%
 import os
 import pathlib
-import subprocess
-import sys
 import tempfile
 
 import matplotlib.pyplot as plt
@@ -33,27 +32,28 @@ import numpy as np
 
 from ptb_lstm import checkpoint, look
 from ptb_lstm import look_figures as figures
+from ptb_lstm.config import PRESETS
 from ptb_lstm.data import load_corpus, locate_data_dir
+from ptb_lstm.params import init_params
 
-STEPS = int(os.environ.get("PTB_LSTM_NOTEBOOK_STEPS", "100"))  # steps of the short runs
 LIMIT = int(os.environ.get("PTB_LSTM_INSIDE_WORDS", "20000"))  # valid words read in (d)-(g)
 data_dir = locate_data_dir()  # $PTB_DATA_DIR, or the user cache (downloading once)
 
 
 def stand_in(config):
-    """A short run of ``config`` (STEPS steps) when no trained checkpoint is given."""
-    out = pathlib.Path(tempfile.mkdtemp()) / config
-    command = [sys.executable, "-m", "ptb_lstm", "train", "--config", config]
-    command += ["--max-steps", str(STEPS), "--out", str(out), "--data-dir", str(data_dir)]
-    subprocess.run(command, check=True, capture_output=True)
-    return out / "model.npz"
+    """A checkpoint of ``config``'s initial weights, when no trained one is given."""
+    vocab = load_corpus(data_dir).vocab
+    path = pathlib.Path(tempfile.mkdtemp()) / f"{config}.npz"
+    params = init_params(PRESETS[config], len(vocab))
+    checkpoint.save(path, checkpoint.Checkpoint(params, vocab, PRESETS[config]))
+    return path
 
 
 paths = {}
 for name in ("small", "medium"):
     given = os.environ.get(f"PTB_LSTM_{name.upper()}_CKPT")
     paths[name] = pathlib.Path(given) if given else stand_in(name)
-    print(f"{name}: {'checkpoint given' if given else f'short runs of {STEPS} steps'}")
+    print(f"{name}: {paths[name].name if given else 'initial weights, untrained'}")
 models = {name: checkpoint.load(path) for name, path in paths.items()}
 engines = {name: look.reference_engine(ckpt) for name, ckpt in models.items()}
 

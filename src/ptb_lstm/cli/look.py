@@ -77,7 +77,8 @@ def add_arguments(p):
         action="append",
         default=[],
         metavar="WORD",
-        help="print WORD's nearest words in the embedding and the softmax (repeatable)",
+        help="print WORD's nearest words in the embedding and the softmax, and write "
+        "them to --out/neighbours.json when --out is given (repeatable)",
     )
     p.add_argument(
         "--top", type=int, default=10, metavar="K", help="neighbours listed (default: 10)"
