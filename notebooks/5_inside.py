@@ -65,11 +65,9 @@ engines = {name: look.reference_engine(ckpt) for name, ckpt in models.items()}
 
 # %%
 for name, ckpt in models.items():
-    c = ckpt.config
-    print(
-        f"{name:7} {c.num_layers} x {c.hidden_size} units, dropout {c.dropout}, "
-        f"trained to epoch {ckpt.progress.get('epoch')}, step {ckpt.progress.get('step')}"
-    )
+    c, progress = ckpt.config, ckpt.progress
+    trained = f"epoch {progress['epoch']}, step {progress['step']}" if progress else "untrained"
+    print(f"{name:7} {c.num_layers} x {c.hidden_size} units, dropout {c.dropout}, {trained}")
 
 # %% [markdown]
 # ## (b) What each word costs
