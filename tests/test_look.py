@@ -75,10 +75,16 @@ def test_activations_are_the_lstm_equations_on_the_same_words(ckpt):
     expected = lstm_by_hand(ckpt.params, ids, config.num_layers, config.hidden_size)
     chunks = list(look.read_stream(engine, np.array(ids), chunk=3))  # the state crosses chunks
     assert len(chunks) > 3
+    zeros = np.zeros((1, config.hidden_size))
+    whole = engine.forward(np.array([ids]), [(zeros, zeros)] * config.num_layers).layers
     for layer in range(config.num_layers):
         for name in "hcifgo":
             got = np.concatenate([part.layers[layer][name] for part in chunks])
             np.testing.assert_allclose(got, expected[layer][name], rtol=0, atol=1e-12)
+            # and the reference engine's forward pass over the whole text at once
+            engine_values = getattr(whole[layer], name)
+            engine_values = engine_values[1:] if name in "hc" else engine_values  # h(-1), c(-1)
+            np.testing.assert_array_equal(got, engine_values[:, 0])
 
 
 def test_text_reading_keeps_the_chosen_layer_after_each_word(ckpt):
