@@ -568,7 +568,7 @@ assert max(v for k, v in written["float64"].items() if k != "clipped") < 1e-11
 # | `_device` | TensorFlow's name of the device, `"/CPU:0"` or `"/GPU:0"`, chosen by `_tf_model.pick_device`; `with tf.device(self._device):` places the variables and operations made inside it there | `TFEagerEngine.__init__` |
 # | `names` | the parameters' canonical names in their canonical order (`param_shapes`, Part I (b)); the gradients come back in this order | `TFEagerEngine.__init__` |
 # | `variables` | canonical name → `tf.Variable`, the weights, made from the NumPy arrays the constructor is given | `TFEagerEngine.__init__` |
-# | `slots`, `t` | Adam's and AMSGrad's moments (Part I (k)) as variables, and the update count; empty and unused with the paper's SGD | `TFEagerEngine.__init__` |
+# | `slots`, `t` | Adam's and AMSGrad's moments (Part I (k)) as variables, made from `ptb_lstm.optim.initial_state` (zeros, under the names `m_<parameter>`, `v_<parameter>`, and `vmax_<parameter>` for AMSGrad), and the update count, a Python int; empty and unused with the paper's SGD | `TFEagerEngine.__init__` |
 # | `state` | the carried state, (h, c) tensors [B, H] per layer | `reset_state` / `set_state`, then each step |
 # | `_state_for(B)` | the state a step of B rows starts from: `state`, or zeros when `state` has another number of rows (a new batch shape starts afresh, such as the 1 × 1 evaluation after training at 20 × 20) | `Engine` |
 # | `_to_numpy`, `_from_numpy` | one tensor to a NumPy array (`.numpy()`), and back (`tf.constant`), for `get_state` and `set_state` | `TFEagerEngine` |
@@ -616,7 +616,10 @@ print("_state_for(1):", state_1[0][0].shape, "all zero:", not np.any(state_1[0][
 # %% [markdown]
 # And its `train_step`: the step of (g), with the state taken from `_state_for`, everything placed
 # on the engine's device, the norm kept in `last_grad_norm`, and (with `optimizer=adam` or
-# `amsgrad`) Part I (k)'s update in place of SGD:
+# `amsgrad`) Part I (k)'s update in place of SGD: `bias_corrections(config, t)` gives that update's
+# $(1 - \beta_1^t, 1 - \beta_2^t)$ as Python floats, and `_tf_model.clipped_adam` takes the same
+# global norm and scale as (f), then updates the moments in `slots` and the weights. `float(loss)`
+# and `float(norm)` turn the scalar tensors into Python floats for the trainer.
 
 # %%
 show_source(TFEagerEngine.train_step)

@@ -520,7 +520,11 @@ assert max(v for k, v in by_hand["float64"].items() if k != "clipped") < 1e-11
 # | `_prepare(inputs, train)` | the step operations for the inputs' shape, with the state of that batch size in use | `TFGraphEngine` |
 # | `last_grad_norm` | the last step's norm before clipping, for the trainer's log | `train_step` |
 #
-# The pieces, in the order the constructor uses them:
+# Two more TensorFlow calls appear in them: `v1.name_scope(name)` prefixes the names of the
+# operations built inside it (the training operations of the 20 × 20 shape are `train_20x20/...`,
+# the state variables of batch size 20 `state_20/h_0`, ...), and `variable.read_value()` is an
+# operation reading the variable's value at run time. The pieces, in the order the constructor
+# uses them:
 
 # %%
 from ptb_lstm.engines import Engine, tf_graph
