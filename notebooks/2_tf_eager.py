@@ -6,7 +6,20 @@
 # and a `tf.GradientTape` records the operations run inside it so that it can play them backwards
 # — back-propagation done by the library, for any computation. The toolkit's `tf-eager` engine
 # (`ptb_lstm/engines/tf_eager.py`) holds the same parameters as the NumPy engines, under the same
-# names and layout, and computes the same function.
+# names and layout (Part I (b)), and computes the same function.
+#
+# By the end you can write the TensorFlow training step yourself: the forward pass from
+# TensorFlow operations, the loss, the gradients from a tape, clipping by the global norm and the
+# SGD update of the variables; the exercises at the end check yours against Part I's reference
+# engine. What Part I established is taken as known: the data and its [B, T] batches, the
+# equations, the loss summed over time and averaged over the batch, the carried state and
+# truncated BPTT, clipping and SGD.
+#
+# Contents: (a) tensors and variables, and their dtypes · (b) `GradientTape` · (c) `tf.function`
+# and when it retraces · (d) the model in TensorFlow operations, time-major · (e) the
+# embedding's gradient, `IndexedSlices` · (f) clipping and the SGD update · (g) the whole step,
+# against Part I's · (h) the engine, attribute by attribute · (i) a short run and the full
+# results · (j) exercises.
 
 # %%
 import os
@@ -46,26 +59,185 @@ with quiet_native_stderr():  # TensorFlow probes for GPUs as it loads; that chat
 print("TensorFlow", tf.__version__)
 
 # %% [markdown]
-# ## GradientTape in a few lines
+# ## (a) Tensors and variables, and their dtypes
 #
-# $y = \sigma(w x)$ at $w = 0.7$, $x = 2$. By hand (Part I, step 7 and the chain rule):
+# TensorFlow has two kinds of arrays.
+#
+# * A **tensor** (`tf.Tensor`, made by `tf.constant(...)` or by any operation) is an immutable
+#   value: an operation on tensors returns a new tensor and never changes its inputs.
+#   `tensor.numpy()` gives it back as a NumPy array.
+# * A **variable** (`tf.Variable(initial_value)`) holds a tensor that can be replaced in place:
+#   `v.assign(x)`, `v.assign_add(x)`, `v.assign_sub(x)` (that is $v \leftarrow v - x$, the SGD
+#   update), and `v.scatter_sub(tf.IndexedSlices(rows, indices))`, which subtracts from the
+#   listed rows only (section (e)). In an operation a variable is read as the tensor it holds.
+#   The model's parameters are variables, because each step changes them; everything else (the
+#   batch, the carried state, the activations) is tensors.
+#
+# **Dtypes.** `tf.constant(np_array)` and `tf.Variable(np_array)` keep the array's dtype, but a
+# Python float becomes **float32** (`tf.constant(0.1)`), and TensorFlow never converts a dtype
+# silently: a float64 tensor times a float32 tensor is an error. A Python number written directly
+# in an operation with a tensor (`2.0 * x`) takes that tensor's dtype. So in a float64 model every
+# constant made as a tensor is given its dtype explicitly, `tf.constant(5.0, tf.float64)`, and
+# `tf.cast(0.01, tf.float64)` is not the same thing: it makes a float32 0.01 first and widens
+# it, rounded to float32's 24 bits:
+
+# %%
+weights = tf.Variable(np.array([1.0, 2.0, 3.0]))  # float64, from the NumPy array
+print("a variable:", weights.dtype.name, weights.numpy())
+weights.assign_sub(tf.constant([0.5, 0.5, 0.5], tf.float64))  # in place: weights <- weights - x
+print("after assign_sub:", weights.numpy())
+doubled = 2.0 * weights  # a new tensor; the 2.0 takes the variable's dtype
+print("2.0 * weights is a", type(doubled).__name__, doubled.dtype.name, doubled.numpy())
+print("tf.constant(0.1) is", tf.constant(0.1).dtype.name)
+try:
+    weights * tf.constant(0.1)
+except tf.errors.InvalidArgumentError as error:
+    print("float64 * float32:", type(error).__name__, "-", error.message.split(" [")[0])
+print(
+    "0.01 as tf.constant(0.01, tf.float64) - 0.01:",
+    float(tf.constant(0.01, tf.float64)) - 0.01,
+    "; as tf.cast(0.01, tf.float64) - 0.01:",
+    f"{float(tf.cast(0.01, tf.float64)) - 0.01:.1e}",
+)
+
+# %% [markdown]
+# ## (b) `GradientTape`: what it records
+#
+# Inside `with tf.GradientTape() as tape:` TensorFlow records every operation applied to a
+# *watched* value: trainable variables are watched by themselves, a tensor only after
+# `tape.watch(tensor)`. `tape.gradient(target, sources)` then goes through the record backwards —
+# the chain rule of Part I (e), applied by the library — and returns
+# $\partial\,\text{target}/\partial\,\text{source}$ for each source, in the shape of the source.
+# The target must be a scalar (a tensor of several entries is summed first). Three rules matter
+# for a training step:
+#
+# * **A summed loss.** The gradient of a sum is the sum of the gradients, so the gradient of the
+#   loss summed over time and averaged over the batch is the one Part I's BPTT computes; the
+#   tape needs no loop of its own.
+# * **One use.** A tape is released by its first `gradient` call; a second call raises
+#   `RuntimeError`. `tf.GradientTape(persistent=True)` keeps the record for several calls (and
+#   its memory until the tape is deleted). A training step needs one call, with the list of all
+#   the variables as sources.
+# * **What it does not see.** A value computed before the tape started, or from tensors it does
+#   not watch, is a constant to it; a source the target does not depend on gets `None`.
+#
+# $y = \sigma(w x)$ at $w = 0.7$, $x = 2$. By hand (Part I, (e) step 7 and the chain rule):
 # $\partial y/\partial w = \sigma(wx)\,(1 - \sigma(wx))\,x$.
 
 # %%
 w, x = tf.Variable(0.7, dtype=tf.float64), tf.constant(2.0, tf.float64)
-with tf.GradientTape() as tape:  # records the operations on watched values: trainable
-    # variables are watched by themselves, a constant needs tape.watch
+with tf.GradientTape() as tape:  # records the operations on watched values
     y = tf.sigmoid(w * x)  # runs now: y is a value
 by_tape = tape.gradient(y, w)  # the record played backwards
 by_hand = tf.sigmoid(w * x) * (1 - tf.sigmoid(w * x)) * x
 print(f"y = {float(y):.6f}; dy/dw by the tape {float(by_tape):.12f}, by hand {float(by_hand):.12f}")
 assert abs(float(by_tape) - float(by_hand)) < 1e-15
+try:
+    tape.gradient(y, w)
+except RuntimeError as error:
+    print("a second gradient call:", error)
 
 # %% [markdown]
-# ## The model in TensorFlow operations
+# The three rules on a loss summed over a small batch of x values: the gradient of the sum
+# against the sum of each term's gradient (a persistent tape, asked four times), a constant
+# against a watched tensor, and a variable the loss does not use:
+
+# %%
+xs = tf.constant([2.0, -1.0, 0.5], tf.float64)
+unused = tf.Variable(1.0, dtype=tf.float64)
+with tf.GradientTape(persistent=True) as tape:
+    tape.watch(xs)  # a tensor: watched only when asked
+    terms = tf.sigmoid(w * xs)  # [3]
+    total = tf.reduce_sum(terms)
+    parts = [terms[k] for k in range(3)]  # taking an entry is an operation: inside the tape
+d_total, d_unused = tape.gradient(total, [w, unused])
+one_by_one = sum(float(tape.gradient(part, w)) for part in parts)
+print(f"d(sum)/dw = {float(d_total):.15f}; sum of the three d(term)/dw = {one_by_one:.15f}")
+print("d(sum)/d(unused variable):", d_unused)
+print("d(sum)/d(xs), a watched tensor:", tape.gradient(total, xs).numpy())
+del tape  # a persistent tape holds its record until it goes
+assert abs(float(d_total) - one_by_one) < 1e-15
+
+# %% [markdown]
+# ## (c) `tf.function`, and when it retraces
 #
-# The TensorFlow engines share one function, `_tf_model.forward`, that writes the model with
-# TensorFlow operations. Read it beside the reference engine of Part I:
+# Eager execution pays Python's and TensorFlow's dispatch for every operation, and a training
+# step has hundreds of small ones. `tf.function` removes that: the decorated Python function is
+# run once, symbolically (a **trace**), to record the operations it performs, and later calls
+# with arguments of the same kind run that record without Python. What counts as "the same kind"
+# decides when it **retraces** (runs the Python function again and records anew):
+#
+# * a **tensor** argument is keyed by its dtype and shape: new values of the same shape reuse the
+#   trace, a new shape traces again;
+# * a **Python value** (a float, an int, a string) is keyed by its value: every new learning rate
+#   passed as a Python float is a new trace, so a number that changes belongs in a tensor (or a
+#   variable);
+# * a variable used inside is read at every call: assigning it a new value retraces nothing;
+# * `input_signature=[tf.TensorSpec([None], tf.float64)]` fixes the kind in advance: one trace
+#   for any length (`None` is "any size"); arguments of another dtype are refused.
+#
+# Python code inside runs only while tracing, so a counter incremented in the body counts the
+# traces. (`f.experimental_get_tracing_count()` says the same.)
+
+# %%
+traces = []
+
+
+@tf.function
+def scaled(x, factor):
+    traces.append(1)  # Python: runs while tracing only
+    return x * factor
+
+
+calls = [
+    ("a [3] tensor, factor 2.0", tf.constant([1.0, 2.0, 3.0]), 2.0),
+    ("another [3] tensor, same factor", tf.constant([4.0, 5.0, 6.0]), 2.0),
+    ("the same tensor, factor 3.0 (a new Python value)", tf.constant([4.0, 5.0, 6.0]), 3.0),
+    ("a [2] tensor (a new shape)", tf.constant([1.0, 2.0]), 3.0),
+    ("a [2] tensor again", tf.constant([7.0, 8.0]), 3.0),
+    ("factor as a tensor 4.0", tf.constant([7.0, 8.0]), tf.constant(4.0)),
+    ("factor as a tensor 5.0", tf.constant([7.0, 8.0]), tf.constant(5.0)),
+]
+for label, x, factor in calls:
+    before = len(traces)
+    scaled(x, factor)
+    print(f"{label:<52} {'traced' if len(traces) > before else 'reused a trace'}")
+print("traces in all:", len(traces), "=", scaled.experimental_get_tracing_count())
+
+signature_traces = []
+
+
+@tf.function(input_signature=[tf.TensorSpec([None], tf.float64), tf.TensorSpec([], tf.float64)])
+def scaled_fixed(x, factor):
+    signature_traces.append(1)
+    return x * factor
+
+
+for n in (3, 5, 8):
+    scaled_fixed(tf.ones([n], tf.float64), tf.constant(0.5, tf.float64))
+print("with an input signature, lengths 3, 5 and 8:", len(signature_traces), "trace")
+
+# %% [markdown]
+# The `tf-eager` engine uses no `tf.function`: it is the engine that runs every operation as
+# Python reaches it, the way this part teaches (and the way to debug: a `print` or a breakpoint
+# inside the step sees the values). Part III builds the whole step once and runs it, which is
+# what a traced `tf.function` does too.
+#
+# ## (d) The model in TensorFlow operations, time-major
+#
+# The TensorFlow engines share one function, `_tf_model.forward`, that writes the equations of
+# Part I (b) with TensorFlow operations. It works **time-major**, as the reference engine does:
+# the batch arrives as `inputs` [B, T] (row r is one stream of text, Part I (a)), and
+# `tf.transpose(inputs)` makes `ids` [T, B], so that everything after it is [T, B, ...]:
+#
+# * `x = tf.nn.embedding_lookup(E, ids)` is [T, B, H] and `x[t]` (`projected[t]` below) is the
+#   whole batch at time t, [B, H], the slice the loop over time needs;
+# * the input projection $x_t W + b$ of every time step is one product: `x` reshaped to
+#   [T·B, H] times W [H, 4H], reshaped back to [T, B, 4H] (only $h_{t-1} U$ needs the loop);
+# * `tf.stack(outputs)` puts the T outputs of a layer back into [T, B, H];
+# * the logits come out as one [T·B, V] matrix whose row $t \cdot B + r$ is time t of stream r.
+#   So the targets, [B, T] like the inputs, are transposed the same way before they are
+#   flattened (`summed_nll`), or every row would be scored against another position's word.
 #
 # | equation | reference engine (NumPy, Part I) | `_tf_model.forward` |
 # |---|---|---|
@@ -79,7 +251,13 @@ assert abs(float(by_tape) - float(by_hand)) < 1e-15
 # | $y = h W_s + b_s$ | `x @ p["softmax_kernel"] + p["softmax_bias"]` | `tf.matmul(..., params["softmax_kernel"]) + params["softmax_bias"]` |
 # | $-\log p[w_{t+1}]$ | `log_softmax`, `nll` | `tf.nn.sparse_softmax_cross_entropy_with_logits` |
 #
-# There is no backward pass to write: everything after the loss is `tape.gradient`.
+# `params` is a dict from the canonical names to variables (or tensors); `state` is a list of one
+# `(h, c)` pair [B, H] per layer; `masks` is Part I's list of L + 1 dropout masks [T, B, H], or
+# `None`. The h and c carried through the loop are plain Python names rebound at each step (no
+# [T + 1] arrays as in the reference engine: the tape keeps what the backward pass needs).
+# `tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)` is $-\log
+# \mathrm{softmax}(y)[\text{label}]$ of every row, computed stably as Part I (d) does. There is
+# no backward pass to write: everything after the loss is `tape.gradient`.
 
 # %%
 from ptb_lstm.engines import _tf_model
@@ -88,29 +266,64 @@ show_source(_tf_model.forward)
 show_source(_tf_model.summed_nll)
 
 # %% [markdown]
-# ## One training step
-#
-# The engine's `train_step`: the forward pass and the loss (summed over time, averaged over the
-# batch, as in Part I (d)) run inside the tape; `tape.gradient` returns the gradient of every
-# variable; clipping and SGD follow (below). No `tf.function` wraps it (`tf.function` would trace
-# the Python code into a graph once, the way Part III builds one): every operation runs eagerly,
-# one Python call at a time (`tf.device` places them on the CPU or a GPU). The carried state enters
-# the tape as a plain value, computed by the previous step outside this tape, so the gradient stops
-# at the batch boundary: truncated BPTT (Part I (e)) comes for free.
+# Both against the reference engine, on the first PTB batch of a small model (Part I's
+# `ReferenceEngine`, float64, from the same weights and a zero state): the reference's logits are
+# [T, B, V], `forward`'s [T·B, V] in the same order, and the loss is `summed_nll` over B. The
+# *relative error of an array* here and below is $\max|a - \hat a| / \max|a|$ over the whole
+# array, with $a$ the reference's (one number per array, as in Part I's checks).
 
 # %%
-from ptb_lstm.engines.tf_eager import TFEagerEngine
+from ptb_lstm.data import batches
+from ptb_lstm.engines.numpy_reference import ReferenceEngine
+from ptb_lstm.params import init_params
 
-show_source(TFEagerEngine.train_step)
+
+def tf_relative_error(reference, other):
+    """max |reference - other| / max |reference| over the whole array."""
+    reference, other = np.asarray(reference, np.float64), np.asarray(other, np.float64)
+    return float(np.abs(reference - other).max() / np.abs(reference).max())
+
+
+little = PRESETS["small"].replace(hidden_size=8, num_steps=5, batch_size=3)  # shrunk
+little_params = init_params(little, corpus.vocab_size, np.float64)
+reference = ReferenceEngine(little, little_params, dtype="float64")
+inputs, targets = next(batches(corpus.train, little.batch_size, little.num_steps))
+zeros = [(np.zeros((3, 8)), np.zeros((3, 8)))] * little.num_layers
+fwd = reference.forward(inputs, zeros)
+params_tf = {name: tf.Variable(value, name=name) for name, value in little_params.items()}
+state_tf = [(tf.constant(h), tf.constant(c)) for h, c in zeros]
+logits, final_state = _tf_model.forward(params_tf, tf.constant(inputs), state_tf, little)
+print("inputs", inputs.shape, "[B, T]; forward's logits", logits.shape, "[T*B, V]")
+T, B = little.num_steps, little.batch_size
+print(
+    "logits against the reference's, reshaped to [T, B, V]:",
+    f"{tf_relative_error(fwd.logits, tf.reshape(logits, [T, B, -1])):.1e}",
+)
+loss_ref = float(reference.nll(reference.log_softmax(fwd.logits), targets.T).sum()) / B
+loss_tf = float(_tf_model.summed_nll(logits, tf.constant(targets))) / B
+print(f"loss: reference {loss_ref:.15f}, TensorFlow {loss_tf:.15f}")
+wrong = (
+    float(
+        tf.reduce_sum(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=tf.reshape(targets, [-1]), logits=logits
+            )
+        )
+    )
+    / B
+)
+print(f"and with the targets flattened without the transpose: {wrong:.15f} (wrong)")
+assert tf_relative_error(fwd.logits, tf.reshape(logits, [T, B, -1])) < 1e-13
 
 # %% [markdown]
-# ## The embedding's gradient arrives as `IndexedSlices`
+# ## (e) The embedding's gradient arrives as `IndexedSlices`
 #
 # The embedding lookup reads only the rows of the batch's words, so the gradient of $E$ is zero
-# everywhere else (Part I, step 9). Instead of a dense [10,000, 200] array the tape returns a
-# `tf.IndexedSlices`: the list of row indices the lookup read, one per position (repeats
-# included), and the gradient row of each. Turned into a dense array, repeated indices add up —
-# the reference engine's scatter-add `np.add.at`. A small example, with a word (row 1) used twice:
+# everywhere else (Part I (e), step 9). Instead of a dense [10,000, 200] array the tape returns a
+# `tf.IndexedSlices`: `indices`, the row read at each position (one per position, repeats
+# included), and `values`, the gradient arriving at each position, one row each. Turned into a
+# dense array (`tf.convert_to_tensor(slices)`), repeated indices add up — the reference engine's
+# scatter-add `np.add.at`. A small example, with a word (row 1) used twice:
 
 # %%
 E = tf.Variable(np.arange(12.0).reshape(6, 2))  # a 6-word embedding of width 2
@@ -128,30 +341,315 @@ print("as a dense gradient (row 1 = [1, 2] + [5, 6]):\n", dense)
 # %% [markdown]
 # Two things follow. **The norm**: $\lVert[1,2]\rVert^2 + \lVert[5,6]\rVert^2$ is not
 # $\lVert[6,8]\rVert^2$, so the norm used for clipping must be taken after the repeated rows are
-# summed, or the TensorFlow engines would clip differently from the NumPy ones (a norm such as
-# `tf.linalg.global_norm` squares an `IndexedSlices`' values as they are, repeated rows
-# unmerged); `sum_duplicate_rows` does that: `tf.unique` gives the distinct rows and, for each
-# position, the index of its row among them, and `tf.math.unsorted_segment_sum` adds up the
-# values that share an index. **The update**:
-# `variable.scatter_sub` subtracts the clipped, scaled rows from only those rows of the
-# variable, leaving every other row untouched, as the `numpy` engine's sparse update does.
+# summed, or the TensorFlow engines would clip differently from the NumPy ones:
+# `tf.linalg.global_norm` squares an `IndexedSlices`' values as they are, repeated rows unmerged
+# (the cell prints both). There are two ways to merge them. `tf.convert_to_tensor(grad)` makes the
+# dense [V, H] array, simple and correct, at the cost of a [10,000, 200] array of mostly zeros at
+# every step. `_tf_model.sum_duplicate_rows` keeps it sparse: `tf.unique` gives the distinct rows
+# and, for each position, the index of its row among them, and `tf.math.unsorted_segment_sum`
+# adds up the values that share an index. **The update**: `variable.scatter_sub` subtracts the
+# clipped, scaled rows from only those rows of the variable, leaving every other row untouched,
+# as the `numpy` engine's sparse update does (a word not in the batch is not moved by SGD).
 
 # %%
 merged = _tf_model.sum_duplicate_rows(grad)
 print("merged: indices", merged.indices.numpy(), "values", merged.values.numpy().tolist())
+print(
+    f"global norm of the raw slices {float(tf.linalg.global_norm([grad])):.4f}, of the merged "
+    f"ones {float(tf.linalg.global_norm([merged])):.4f}, of the dense array "
+    f"{np.sqrt((dense**2).sum()):.4f}"
+)
 E.scatter_sub(tf.IndexedSlices(0.5 * merged.values, merged.indices))
 print("E after a step of 0.5 on rows 1 and 4 only:\n", E.numpy())
 show_source(_tf_model.sum_duplicate_rows)
-show_source(_tf_model.clipped_sgd)
 
 # %% [markdown]
-# ## Does it compute the same function?
+# ## (f) Clipping by the global norm, and the SGD update
 #
+# Part I (g)'s update, in TensorFlow operations: the global norm of all the gradients (the
+# embedding's merged), the scale $\text{max\_grad\_norm} / \max(n, \text{max\_grad\_norm})$, and
+# $\theta \leftarrow \theta - \eta \cdot \text{scale} \cdot \delta\theta$ on every variable, with
+# `assign_sub`, or `scatter_sub` for the embedding's rows. `tf.linalg.global_norm(list)` is
+# $\sqrt{\sum_\theta \lVert\delta\theta\rVert^2}$ (`tf.clip_by_global_norm` would compute the same
+# norm and scale, but it also makes the sparse gradient dense). Every number that enters as a tensor
+# is made in the norm's dtype: in float64, `tf.constant(5.0)` alone would be float32 and the
+# product an error (a). Written out:
+
+
+# %%
+def sgd_with_clipping(variables, gradients, learning_rate, max_grad_norm):
+    """Clip ``gradients`` (one per variable, in the same order; the embedding's as
+    IndexedSlices) by their global norm and take an SGD step on ``variables``, in place;
+    returns the norm before clipping."""
+    gradients = [_tf_model.sum_duplicate_rows(g) for g in gradients]  # each row once
+    norm = tf.linalg.global_norm(gradients)  # sqrt(sum of every entry squared)
+    max_norm = tf.constant(max_grad_norm, norm.dtype)
+    step = tf.constant(learning_rate, norm.dtype) * max_norm / tf.maximum(norm, max_norm)
+    for variable, gradient in zip(variables, gradients, strict=True):
+        if isinstance(gradient, tf.IndexedSlices):  # the embedding: only the batch's rows
+            variable.scatter_sub(tf.IndexedSlices(step * gradient.values, gradient.indices))
+        else:
+            variable.assign_sub(step * gradient)
+    return norm
+
+
+# %% [markdown]
+# The engine calls `_tf_model.clipped_sgd(variables, gradients, learning_rate, max_grad_norm)`,
+# which does exactly this and returns `(updates, norm)`; an eager step uses the norm and drops the
+# first item (`_`), the list of the updated variables. Both on the gradients of the small model's
+# batch of (d), from two copies of its weights, with `max_grad_norm` lowered to 0.5 so that
+# clipping acts:
+
+# %%
+names = list(little_params)  # the canonical order of Part I (b)
+with tf.GradientTape() as tape:
+    logits, _ = _tf_model.forward(params_tf, tf.constant(inputs), state_tf, little)
+    loss = _tf_model.summed_nll(logits, tf.constant(targets)) / tf.constant(B, tf.float64)
+gradients = tape.gradient(loss, [params_tf[n] for n in names])
+print({n: type(g).__name__ for n, g in zip(names, gradients, strict=True)})
+mine = [tf.Variable(little_params[n]) for n in names]
+engines = [tf.Variable(little_params[n]) for n in names]
+norm = sgd_with_clipping(mine, gradients, 1.0, 0.5)
+_, engine_norm = _tf_model.clipped_sgd(engines, gradients, 1.0, 0.5)
+print(f"norm {float(norm):.6f} (clipped to 0.5), the engine's {float(engine_norm):.6f}")
+assert all((a.numpy() == b.numpy()).all() for a, b in zip(mine, engines, strict=True))
+moved = np.flatnonzero((mine[0].numpy() != little_params["embedding"]).any(axis=1))
+print("embedding rows moved:", moved, "= the batch's input words", np.unique(inputs))
+
+# %% [markdown]
+# ## (g) The whole training step, against Part I's
+#
+# Put together, one step is: the forward pass from the carried state and the loss, inside a tape;
+# the gradients of every variable, in one `tape.gradient` call; clipping and SGD; the final state
+# carried on. Three details, as in Part I (g):
+#
+# * **The loss** is summed over time and divided by B, inside the tape (so that the gradients
+#   carry the 1/B), with B made a tensor of the model's dtype. It is the loss before the update.
+# * **The carried state** enters as a plain tensor, the previous step's final state: computed
+#   before this tape started, it is a constant to the tape (b), so the gradient stops at the batch
+#   boundary — truncated BPTT (Part I (e)) with nothing to write. The final state that goes on is
+#   this forward pass's (the old weights); it is not recomputed after the update.
+# * **The dropout masks** (Part I (b)), NumPy arrays, are made tensors of the model's dtype.
+#
+# A pure function of its arguments but for the variables, which it updates in place:
+
+
+# %%
+def tf_train_step(variables, state, inputs, targets, learning_rate, config, masks=None):
+    """One SGD step on ``variables`` (canonical name -> tf.Variable, updated in place) from
+    ``state`` ((h, c) tensors [B, H] per layer); ``inputs``, ``targets`` [B, T] NumPy ids;
+    ``masks``: L + 1 NumPy arrays [T, B, H] or None. Returns (loss, norm, final state)."""
+    dtype = variables["embedding"].dtype
+    if masks is not None:
+        masks = [tf.constant(m, dtype) for m in masks]
+    names = list(variables)
+    with tf.GradientTape() as tape:
+        logits, final_state = _tf_model.forward(
+            variables, tf.constant(inputs), state, config, masks
+        )
+        loss = _tf_model.summed_nll(logits, tf.constant(targets)) / tf.constant(
+            inputs.shape[0], dtype
+        )
+    gradients = tape.gradient(loss, [variables[n] for n in names])
+    norm = sgd_with_clipping(
+        [variables[n] for n in names], gradients, learning_rate, config.max_grad_norm
+    )
+    return float(loss), float(norm), final_state
+
+
+# %% [markdown]
+# Against Part I's reference engine on one batch of the **small config** (the first PTB batch,
+# 20 × 20, from the same seeded weights and zero state): the loss, the gradient norm, the weights
+# after the update and the final state. The weights are compared relative to the update (the
+# largest change the reference step made to that array), which is far stricter than relative to
+# the weights: the difference between two updated weights can only come from the update.
+# `one_batch` runs any step given as a function and returns the four errors; `reference_step` is
+# the reference engine's.
+
+# %%
+from ptb_lstm.engines.numpy_reference import ReferenceEngine
+
+
+def reference_step(config, params, inputs, targets, dtype):
+    """Part I's train_step from a zero state: (loss, norm, params after, final state)."""
+    engine = ReferenceEngine(config, params, dtype=dtype)
+    engine.reset_state(inputs.shape[0])
+    loss = engine.train_step(inputs, targets, config.learning_rate)
+    return loss, engine.last_grad_norm, engine.get_params(), engine.get_state()
+
+
+def one_batch(step, config, dtype):
+    """Errors of step(config, params, inputs, targets, dtype) -> (loss, norm, params, state)
+    against the reference engine's, on the first PTB batch of ``config``."""
+    params = init_params(config, corpus.vocab_size, np.float64)
+    inputs, targets = next(batches(corpus.train, config.batch_size, config.num_steps))
+    expected = reference_step(config, params, inputs, targets, dtype)
+    got = step(config, params, inputs, targets, dtype)
+    update = max(
+        float(np.abs(got[2][n] - expected[2][n]).max())
+        / float(np.abs(expected[2][n] - params[n].astype(dtype)).max())
+        for n in params
+    )
+    state = max(
+        tf_relative_error(a, b)
+        for pair, other in zip(expected[3], got[3], strict=True)
+        for a, b in zip(pair, other, strict=True)
+    )
+    return {
+        "loss": abs(got[0] - expected[0]) / abs(expected[0]),
+        "norm": abs(got[1] - expected[1]) / expected[1],
+        "update": update,
+        "state": state,
+        "clipped": expected[1] > config.max_grad_norm,
+    }
+
+
+def written_out(config, params, inputs, targets, dtype):
+    """tf_train_step above, from a zero state."""
+    variables = {n: tf.Variable(np.asarray(v, dtype), name=n) for n, v in params.items()}
+    zeros = tf.zeros([inputs.shape[0], config.hidden_size], dtype)
+    state = [(zeros, zeros)] * config.num_layers
+    loss, norm, final = tf_train_step(
+        variables, state, inputs, targets, config.learning_rate, config
+    )
+    return (
+        loss,
+        norm,
+        {n: v.numpy() for n, v in variables.items()},
+        [(h.numpy(), c.numpy()) for h, c in final],
+    )
+
+
+def show_errors(label, errors):
+    print(
+        f"{label:<34} loss {errors['loss']:.1e}  norm {errors['norm']:.1e}  "
+        f"weights (of the update) {errors['update']:.1e}  state {errors['state']:.1e}"
+        + ("  (clipped)" if errors["clipped"] else "")
+    )
+
+
+small = PRESETS["small"]
+written = {dtype: one_batch(written_out, small, dtype) for dtype in ("float64", "float32")}
+for dtype, errors in written.items():
+    show_errors(f"tf_train_step, {dtype}", errors)
+assert max(v for k, v in written["float64"].items() if k != "clipped") < 1e-11
+
+# %% [markdown]
+# **float64: the same function.** The errors are around $10^{-13}$ or below: rounding, in a type
+# whose every operation is exact to about $10^{-16}$ of its result. A real difference in what is
+# computed — a missing transpose, the 1/B forgotten, the repeated embedding rows counted apart in
+# the norm — gives errors of $10^{-3}$ to 1 (the exercises show some).
+#
+# **float32: the same function, rounded differently.** float32 keeps 24 bits, about $6 \cdot
+# 10^{-8}$ of each result, and the two engines do not perform the same operations in the same
+# order: TensorFlow makes the input projections of all T steps one product where the reference
+# engine makes T, its matrix products (Eigen and oneDNN kernels) add the terms of each sum in
+# another order than NumPy's BLAS, and its fused `sparse_softmax_cross_entropy_with_logits`
+# rounds the log-sum-exp differently from Part I's `log_softmax`. Each step of each sum rounds
+# differently, the differences are of the order of float32's precision times the size of the
+# sums, and they reach about $10^{-8}$ to $10^{-5}$ of the loss, the norm and the update after
+# one step. They are not a mistake: float64 shows the computation is the same, and float32 shows
+# how far two correct roundings of it lie apart. Over many steps of SGD such differences grow
+# (the full runs below).
+
+# %% [markdown]
+# ## (h) The engine, attribute by attribute
+#
+# `TFEagerEngine` wraps that step behind the toolkit's `Engine` contract (`ptb_lstm/engines/
+# __init__.py`), which the trainer, the evaluation and the checkpoints use for every engine.
+# What its code uses, and where each comes from:
+#
+# | name | what it is | defined in |
+# |---|---|---|
+# | `config` | the `Config`: `num_layers`, `hidden_size`, `max_grad_norm`, `optimizer`, ... | `Engine.__init__` |
+# | `dtype` | `"float32"` or `"float64"`, a string: NumPy's name of the type of the maths, used to make NumPy arrays (`np.asarray(x, self.dtype)`) | `Engine.__init__` |
+# | `tf_dtype` | the same type as TensorFlow's `tf.DType` (`tf.as_dtype(dtype)`), for TensorFlow calls such as `tf.cast(x, self.tf_dtype)` | `TFEagerEngine.__init__` |
+# | `vocab_size` | V, the embedding's rows | `Engine.__init__` |
+# | `_device` | TensorFlow's name of the device, `"/CPU:0"` or `"/GPU:0"`, chosen by `_tf_model.pick_device`; `with tf.device(self._device):` places the variables and operations made inside it there | `TFEagerEngine.__init__` |
+# | `names` | the parameters' canonical names in their canonical order (`param_shapes`, Part I (b)); the gradients come back in this order | `TFEagerEngine.__init__` |
+# | `variables` | canonical name → `tf.Variable`, the weights, made from the NumPy arrays the constructor is given | `TFEagerEngine.__init__` |
+# | `slots`, `t` | Adam's and AMSGrad's moments (Part I (k)) as variables, made from `ptb_lstm.optim.initial_state` (zeros, under the names `m_<parameter>`, `v_<parameter>`, and `vmax_<parameter>` for AMSGrad), and the update count, a Python int; empty and unused with the paper's SGD | `TFEagerEngine.__init__` |
+# | `state` | the carried state, (h, c) tensors [B, H] per layer | `reset_state` / `set_state`, then each step |
+# | `_state_for(B)` | the state a step of B rows starts from: `state`, or zeros when `state` has another number of rows (a new batch shape starts afresh, such as the 1 × 1 evaluation after training at 20 × 20) | `Engine` |
+# | `_to_numpy`, `_from_numpy` | one tensor to a NumPy array (`.numpy()`), and back (`tf.constant`), for `get_state` and `set_state` | `TFEagerEngine` |
+# | `last_grad_norm` | the last step's norm before clipping, for the trainer's log | each `train_step` |
+#
+# (A `_set_lr` appears in Part III's graph engine only: this engine takes the learning rate as a
+# Python float at every call and uses it directly.) The constructor, then the carried state's
+# methods of the base class, then how weights and state come back as NumPy arrays:
+
+# %%
+from ptb_lstm.engines import Engine
+from ptb_lstm.engines.tf_eager import TFEagerEngine
+
+show_source(TFEagerEngine.__init__)
+show_source(_tf_model.pick_device)
+show_source(Engine.reset_state)
+show_source(Engine.set_state)
+show_source(Engine.get_state)
+show_source(Engine._state_for)
+show_source(TFEagerEngine.get_params)
+show_source(TFEagerEngine.set_params)
+show_source(TFEagerEngine._to_numpy)
+show_source(TFEagerEngine._from_numpy)
+
+# %% [markdown]
+# The same attributes on a live engine (the small model of (d), float64, on the CPU), and
+# `_state_for` at work when a step of another batch size comes:
+
+# %%
+engine = TFEagerEngine(little, little_params, dtype="float64", device="cpu")
+print("dtype", repr(engine.dtype), "| tf_dtype", engine.tf_dtype, "| _device", engine._device)
+print("names", engine.names)
+print("variables['embedding']:", type(engine.variables["embedding"]).__name__, end=" ")
+print(engine.variables["embedding"].shape, engine.variables["embedding"].dtype.name)
+print("slots (SGD keeps none):", engine.slots)
+print("state: layer 0's h is a", type(engine.state[0][0]).__name__, engine.state[0][0].shape)
+weights = engine.get_params()
+print("get_params():", type(weights["embedding"]).__name__, "equal to what it was given:", end=" ")
+print(all((weights[n] == little_params[n]).all() for n in names))
+engine.train_step(inputs, targets, learning_rate=1.0)  # B = 3: carries a [3, H] state on
+print("after a step of 3 rows, h of layer 0 is nonzero:", bool(np.any(engine.get_state()[0][0])))
+state_1 = engine._state_for(1)  # a batch of 1 row: zeros of [1, H]
+print("_state_for(1):", state_1[0][0].shape, "all zero:", not np.any(state_1[0][0].numpy()))
+
+# %% [markdown]
+# And its `train_step`: the step of (g), with the state taken from `_state_for`, everything placed
+# on the engine's device, the norm kept in `last_grad_norm`, and (with `optimizer=adam` or
+# `amsgrad`) Part I (k)'s update in place of SGD: `bias_corrections(config, t)` gives that update's
+# $(1 - \beta_1^t, 1 - \beta_2^t)$ as Python floats, and `_tf_model.clipped_adam` takes the same
+# global norm and scale as (f), then updates the moments in `slots` and the weights. `float(loss)`
+# and `float(norm)` turn the scalar tensors into Python floats for the trainer.
+
+# %%
+show_source(TFEagerEngine.train_step)
+
+
+# %% [markdown]
+# The engine against the reference engine on the same small-config batch as in (g):
+
+
+# %%
+def engine_step(config, params, inputs, targets, dtype):
+    """The tf-eager engine's train_step from a zero state."""
+    engine = TFEagerEngine(config, params, dtype=dtype, device="cpu")
+    engine.reset_state(inputs.shape[0])
+    loss = engine.train_step(inputs, targets, config.learning_rate)
+    return loss, engine.last_grad_norm, engine.get_params(), engine.get_state()
+
+
+by_engine = {dtype: one_batch(engine_step, small, dtype) for dtype in ("float64", "float32")}
+for dtype, errors in by_engine.items():
+    show_errors(f"TFEagerEngine.train_step, {dtype}", errors)
+assert max(v for k, v in by_engine["float64"].items() if k != "clipped") < 1e-11
+
+# %% [markdown]
+# Over several steps: the toolkit's agreement check (`ptb-lstm agree`, `docs/agreement.md`).
 # Same seeded weights, same PTB batches, five training steps each (the learning rate halved
-# after the third), then the largest relative differences, against the `numpy` engine, of the
-# per-step losses, of every parameter and of the valid perplexity, on the tiny model so that it
-# runs in seconds. The reference engine of Part I is in the table too: all three compute one
-# function, to rounding.
+# after the third), then the largest relative errors, against the `numpy` engine, of the per-step
+# losses, of every parameter and of the valid perplexity, on the tiny model so that it runs in
+# seconds. The reference engine of Part I is in the table too: all three compute one function,
+# to rounding.
 
 # %%
 from ptb_lstm.agreement import compare
@@ -167,14 +665,13 @@ for r in rows:
 assert all(max(r.loss, r.params) <= (1e-9 if r.dtype == "float64" else 1e-4) for r in rows)
 
 # %% [markdown]
-# ## A short run on PTB
+# ## (i) A short run on PTB, and the full results
 #
 # The toolkit's trainer with the `tf-eager` engine: `STEPS` steps of the small config, then a
 # pass over the valid split. The seconds printed count both, and the engine's set-up. The time per
 # step is measured live, on whatever machine runs the notebook and beside whatever else runs
 # there, and the first steps also pay TensorFlow's warm-up: it is no benchmark (`make bench` is;
 # the full run below is another measure).
-
 # %%
 import tempfile
 
@@ -207,11 +704,11 @@ plt.show()
 print(f"ms per step: {result.epochs[-1]['ms_per_step']:.1f}")
 
 # %% [markdown]
-# ## The full run
+# ### The full run
 #
 # Eager execution pays Python's and TensorFlow's dispatch cost for every one of the many small
-# operations of a step (Part III counts 719 operations in the graph of the tiny model, 5 time
-# steps, constants and set-up included; the small config unrolls 20); on 2 CPU cores the 13
+# operations of a step (Part III counts over 700 operations in the graph of the tiny model, 5
+# time steps, constants and set-up included; the small config unrolls 20); on 2 CPU cores the 13
 # epochs took about twice as long as the `numpy` engine's. Its results, from
 # `docs/results/tf-eager/`, beside the `numpy` engine's. The full runs are float32: over 30,199
 # steps of SGD at learning rate 1 the engines' rounding differences grow until the runs are
@@ -288,4 +785,248 @@ def results_table(engines, published=True):
 results_table(["tf-eager", "numpy"])
 
 # %% [markdown]
-# Part III describes the same computation once, as a graph, and runs it in a session.
+# ## (j) Exercises
+#
+# Three exercises, each with a cell that checks your answer: it prints `not yet done` while the
+# answer is the stub given, `ok` for a right answer and `WRONG` (with what differs) for a wrong
+# one. Write yours in place of the stub and run the check cell. The answers follow the
+# exercises, after a line; each is run through its check, and so is a wrong answer, to show the
+# check refusing it.
+#
+# **Exercise 1: the global norm with an embedding gradient.** Write `my_global_norm(gradients)`
+# that takes a list of gradients, dense tensors and `tf.IndexedSlices` with repeated indices
+# mixed, and returns the global norm of the dense gradient they stand for, as a float (section
+# (e)). `check_global_norm` tries it on gradients whose slices repeat rows.
+
+
+# %%
+def check_global_norm(my_global_norm):
+    """my_global_norm(list of tensors and IndexedSlices) -> float, against the norm of the
+    dense arrays, on three draws of gradients with repeated embedding rows."""
+    rng = np.random.default_rng(7)
+    verdicts = []
+    for draw in range(3):
+        rows = rng.integers(0, 6, 10)  # ten positions over six rows: repeats
+        values = rng.standard_normal((10, 4))
+        dense_embedding = np.zeros((6, 4))
+        np.add.at(dense_embedding, rows, values)
+        kernel = rng.standard_normal((4, 8))
+        gradients = [
+            tf.IndexedSlices(tf.constant(values), tf.constant(rows), tf.constant([6, 4])),
+            tf.constant(kernel),
+        ]
+        expected = np.sqrt((dense_embedding**2).sum() + (kernel**2).sum())
+        try:
+            got = my_global_norm(gradients)
+        except NotImplementedError:
+            print("not yet done: write my_global_norm")
+            return
+        ok = got is not None and abs(float(got) - expected) <= 1e-12 * expected
+        verdicts.append(ok)
+        print(f"draw {draw}: expected {expected:.12f}, got {float(got):.12f}  ", end="")
+        print("ok" if ok else "WRONG")
+    print("all ok" if all(verdicts) else "WRONG")
+
+
+def my_global_norm(gradients):
+    raise NotImplementedError  # your answer here
+
+
+check_global_norm(my_global_norm)
+
+# %% [markdown]
+# **Exercise 2: when does `tf.function` trace?** A fresh `tf.function` is called eight times, as
+# listed in the cell. For each call, say whether it traces (`True`) or reuses a trace (`False`):
+# set `my_traces` to a list of eight booleans (section (c)). `check_traces` makes the calls and
+# counts.
+
+
+# %%
+def check_traces(my_traces):
+    """my_traces: eight booleans, whether each call below traces the function afresh."""
+    traced = []
+
+    @tf.function
+    def affine(x, a, b):
+        traced.append(1)
+        return a * x + b
+
+    counter = tf.Variable(1.0)
+    calls = [
+        lambda: affine(tf.constant([1.0, 2.0]), 2.0, 1.0),  # 1
+        lambda: affine(tf.constant([3.0, 4.0]), 2.0, 1.0),  # 2: new values, same shape
+        lambda: affine(tf.constant([3.0, 4.0]), 2.0, 5.0),  # 3: b is a new Python float
+        lambda: affine(tf.constant([3.0, 4.0, 5.0]), 2.0, 5.0),  # 4: a new shape
+        lambda: affine(tf.constant([[3.0, 4.0]]), 2.0, 5.0),  # 5: [1, 2], a new shape again
+        lambda: affine(tf.constant([3.0, 4.0]), counter, 5.0),  # 6: a is a variable
+        lambda: affine(tf.constant([3.0, 4.0]), counter, 5.0),  # 7: the variable, now 7.0
+        lambda: affine(tf.constant([1.0, 2.0], tf.float64), 2.0, 1.0),  # 8: float64
+    ]
+    actual = []
+    quiet = tf.get_logger().level
+    tf.get_logger().setLevel("ERROR")  # TensorFlow warns of frequent retracing: wanted here
+    for number, call in enumerate(calls, start=1):
+        if number == 7:
+            counter.assign(7.0)  # a new value in the same variable
+        before = len(traced)
+        call()
+        actual.append(len(traced) > before)
+    tf.get_logger().setLevel(quiet)
+    if my_traces is None:
+        print("not yet done: set my_traces to a list of eight booleans")
+        return
+    wrong = [k + 1 for k, (a, b) in enumerate(zip(actual, my_traces, strict=True)) if a != b]
+    print("all ok" if not wrong else f"WRONG for calls {wrong}")
+
+
+my_traces = None  # your answer here: [True, ...]
+check_traces(my_traces)
+
+# %% [markdown]
+# **Exercise 3: the whole training step.** Write `my_tf_step(variables, state, inputs, targets,
+# learning_rate, config, masks)` that does one training step and returns `(loss, final_state)`:
+#
+# * `variables`: canonical name → `tf.Variable` (float64), to update in place with clipped SGD;
+# * `state`: the carried state, a list of one `(h, c)` pair of tensors [B, H] per layer;
+# * `inputs`, `targets`: NumPy ids [B, T]; `learning_rate`: a Python float; `config`: the
+#   `Config` (`config.max_grad_norm`, `config.num_layers`, ...); `masks`: Part I's L + 1
+#   dropout masks, NumPy arrays [T, B, H] (float64), or None;
+# * return the loss before the update (summed over time, averaged over the batch) as a float, and
+#   the final state of the forward pass, a list of `(h, c)` pairs.
+#
+# You may use `_tf_model.forward` and `_tf_model.summed_nll` (section (d)), or write the forward
+# pass from TensorFlow operations yourself. `check_tf_step` runs yours beside Part I's
+# `ReferenceEngine.train_step` for four steps of the tiny config (float64, dropout 0.5, the first
+# PTB batches), passing your final state into your next step, with learning rates 1, 0.5, 0.5 and
+# 0.25 and `max_grad_norm` lowered to 0.5 for the first two, so that clipping acts, as in Part I
+# (g). It compares the losses (relative error), the weights (relative to the update) and the
+# state (relative error); each must be within $10^{-9}$.
+
+
+# %%
+def check_tf_step(my_tf_step):
+    """my_tf_step(variables, state, inputs, targets, learning_rate, config, masks) ->
+    (loss, final state), against ReferenceEngine.train_step over four steps (float64)."""
+    from ptb_lstm.dropout import step_masks
+
+    config = PRESETS["tiny"].replace(dropout=0.5)
+    schedule = [(1.0, 0.5), (0.5, 0.5), (0.5, 5.0), (0.25, 5.0)]  # (learning rate, clip)
+    params = init_params(config, corpus.vocab_size, np.float64)
+    engine = ReferenceEngine(config, params, dtype="float64")
+    engine.reset_state(config.batch_size)
+    variables = {n: tf.Variable(v, name=n) for n, v in params.items()}
+    zeros = tf.zeros([config.batch_size, config.hidden_size], tf.float64)
+    state = [(zeros, zeros)] * config.num_layers
+    stream = batches(corpus.train, config.batch_size, config.num_steps)
+    wrong = 0
+    for step, ((inputs, targets), (learning_rate, clip)) in enumerate(
+        zip(stream, schedule, strict=False)
+    ):
+        engine.config = config.replace(max_grad_norm=clip)
+        masks = step_masks(config, step, dtype=np.float64)
+        before = engine.get_params()
+        try:
+            loss, state = my_tf_step(
+                variables, state, inputs, targets, learning_rate, engine.config, masks
+            )
+        except NotImplementedError:
+            print("not yet done: write my_tf_step")
+            return
+        expected = engine.train_step(inputs, targets, learning_rate, masks)
+        weights = max(
+            float(np.abs(variables[n].numpy() - engine.params[n]).max())
+            / float(np.abs(engine.params[n] - before[n]).max())
+            for n in params
+        )
+        states = max(
+            tf_relative_error(a, np.asarray(b))
+            for pair, other in zip(engine.state, state, strict=True)
+            for a, b in zip(pair, other, strict=True)
+        )
+        loss_error = abs(float(loss) - expected) / abs(expected)
+        ok = max(loss_error, weights, states) <= 1e-9
+        wrong += not ok
+        print(
+            f"step {step}: learning rate {learning_rate}, norm {engine.last_grad_norm:.3f} "
+            f"({'clipped to' if engine.last_grad_norm > clip else 'not clipped, max'} {clip}); "
+            f"errors: loss {loss_error:.1e}, weights {weights:.1e}, state {states:.1e}  "
+            f"{'ok' if ok else 'WRONG'}"
+        )
+    print("all steps ok" if not wrong else f"{wrong} of {len(schedule)} steps WRONG")
+
+
+def my_tf_step(variables, state, inputs, targets, learning_rate, config, masks):
+    raise NotImplementedError  # your answer here
+
+
+check_tf_step(my_tf_step)
+
+# %% [markdown]
+# ---
+#
+# **Stop here and write yours first: the answers follow.**
+#
+# **Exercise 1.** Merge the repeated rows first, then take the norm: with
+# `_tf_model.sum_duplicate_rows`, or by making every gradient dense. A norm of the raw slices
+# squares each position's row apart and comes out too small, and the check says so:
+
+# %%
+check_global_norm(
+    lambda gradients: float(
+        tf.linalg.global_norm([_tf_model.sum_duplicate_rows(g) for g in gradients])
+    )
+)
+print("made dense:")
+check_global_norm(
+    lambda gradients: float(tf.linalg.global_norm([tf.convert_to_tensor(g) for g in gradients]))
+)
+print("and the raw slices:")
+check_global_norm(lambda gradients: float(tf.linalg.global_norm(gradients)))
+
+# %% [markdown]
+# **Exercise 2.** Calls 1, 3, 4, 5, 6 and 8 trace: the first call; a new Python value for `b`; two
+# new shapes; a variable in place of a Python float (a new kind of argument); a new dtype. Calls
+# 2 and 7 reuse a trace: new values in a tensor of a known shape, and a new value in the same
+# variable (read at every call, never frozen). The check on that answer, and on the answer that
+# thinks every call with a new number traces:
+
+# %%
+check_traces([True, False, True, True, True, True, False, True])
+print("and:")
+check_traces([True, True, True, True, True, True, True, True])
+
+# %% [markdown]
+# **Exercise 3.** Section (g)'s `tf_train_step` is an answer; it returns the norm as well, which
+# the check does not ask for. Then a step that takes the norm of the raw slices (the mistake of
+# exercise 1): it clips to the wrong length in the first two steps, where clipping acts, and the
+# later steps, unclipped, start from the wrong weights it left. The mistake shows only where
+# clipping acts: the check lowers `max_grad_norm` for that.
+
+# %%
+check_tf_step(lambda *args: tf_train_step(*args)[::2])
+print("and a step whose norm counts repeated embedding rows apart:")
+
+
+def raw_norm_step(variables, state, inputs, targets, learning_rate, config, masks):
+    masks = None if masks is None else [tf.constant(m) for m in masks]
+    names = list(variables)
+    with tf.GradientTape() as tape:
+        logits, final_state = _tf_model.forward(
+            variables, tf.constant(inputs), state, config, masks
+        )
+        loss = _tf_model.summed_nll(logits, tf.constant(targets)) / inputs.shape[0]
+    gradients = tape.gradient(loss, [variables[n] for n in names])
+    norm = tf.linalg.global_norm(gradients)  # the raw slices: too small
+    scale = learning_rate * config.max_grad_norm / max(float(norm), config.max_grad_norm)
+    for name, gradient in zip(names, gradients, strict=True):
+        if isinstance(gradient, tf.IndexedSlices):
+            variables[name].scatter_sub(tf.IndexedSlices(scale * gradient.values, gradient.indices))
+        else:
+            variables[name].assign_sub(scale * gradient)
+    return float(loss), final_state
+
+
+check_tf_step(raw_norm_step)
+
+# %% [markdown]
+# Part III describes the same computation once, as a graph, builds it, and runs it in a session.

@@ -1,15 +1,36 @@
 # %% [markdown]
-# # Part III — the same model as a TensorFlow graph run in a session
+# # Part III — the same model as a TensorFlow graph, built first and then run
 #
 # In **graph execution** a program first *describes* the computation and only then runs it. Each
 # TensorFlow call adds an operation (a node) to a dataflow graph, whose edges are the tensors
-# flowing between operations; nothing is computed while the graph is built. A `Session` then runs
-# the part of the graph needed for what it is asked to *fetch*, with values *fed* into
-# placeholders. The toolkit's `tf-graph` engine (`ptb_lstm/engines/tf_graph.py`) builds its graph
-# with `tf.compat.v1` (TensorFlow 1's API, where `Session` and `placeholder` still live) once
-# and runs it step by step. Graph building is local: only code inside
-# a `with graph.as_default():` block adds to that graph, and eager execution stays on for the
-# rest of the process.
+# flowing between operations; nothing is computed while the graph is built. The graph is then run
+# as many times as needed, with new inputs each time, without Python in between. This is how
+# TensorFlow 1 worked throughout, and how the original series' Part III trained the model:
+# define the graph, then create a session and run parts of it.
+#
+# TensorFlow 2 has two ways to build and run a graph, both shown here:
+#
+# * **`tf.function`** traces a Python function into a graph (a `tf.Graph`, held in a
+#   `ConcreteFunction`); calling it runs the graph. This is TensorFlow 2's own way.
+# * **`tf.compat.v1`**, TensorFlow 1's API kept in TensorFlow 2: operations are added to a
+#   `tf.Graph` inside `with graph.as_default():`, inputs are *placeholders*, and a `Session`
+#   runs the part of the graph needed for what it is asked to *fetch*, with values *fed* into
+#   the placeholders. The toolkit's `tf-graph` engine (`ptb_lstm/engines/tf_graph.py`) builds
+#   its graph this way, once, and runs it step by step: every part of the graph is built by
+#   code you can read, and the inputs, the state and what each step runs are named.
+#
+# Graph building is local: only code inside a `with graph.as_default():` block (or inside a
+# function being traced) adds to a graph, and eager execution stays on for the rest of the
+# process. This part stands on its own beside Part I: it repeats what it needs of TensorFlow
+# (tensors, variables, dtypes, the functions that write the model), and by the end you can
+# build the graph of a training step, run it, and check it against Part I's reference engine
+# (the exercises at the end).
+#
+# Contents: (a) a toy graph, built and run in a session · (b) the same with `tf.function` ·
+# (c) control dependencies · (d) the model's functions: tensors, variables, dtypes, time-major,
+# gradients, clipping · (e) the graph of a training step, built by hand, then run, against
+# Part I's · (f) the engine, attribute by attribute · (g) the engine's graph, counted and drawn
+# · (h) a short run and the full results · (i) exercises.
 
 # %%
 import os
@@ -21,6 +42,7 @@ import pathlib
 import time
 
 import matplotlib.pyplot as plt
+import numpy as np
 from IPython.display import Markdown, display
 
 from ptb_lstm.config import PRESETS
@@ -47,15 +69,29 @@ with quiet_native_stderr():  # TensorFlow probes for GPUs as it loads; that chat
     import tensorflow as tf
 print("TensorFlow", tf.__version__)
 
+
 # %% [markdown]
-# ## A toy graph first
+# ## (a) A toy graph, built, then run in a session
 #
-# $y = w x + 1$, its derivative, and an update, as a graph. Building it prints no numbers — `y` is
-# a symbolic tensor with a shape and a type (`y:0`, output 0 of the operation `y`); the session
-# computes. In the list of operations, a variable is a handle (`w`) with its initializer and
-# assignment (`w/Initializer/...`, `w/Assign`); every use of it adds a `ReadVariableOp`; the
-# constants 1.0 and 0.1 are nodes too (`y/y`, `mul_1/x`); `mul_1` and `AssignSubVariableOp` are
-# the update.
+# $y = w x + 1$, its derivative, and an update, as a graph. Four kinds of things go into it:
+#
+# * a **placeholder** (`v1.placeholder(dtype, shape)`) is an input whose value is fed at every
+#   run; `None` in its shape is "any size";
+# * a **variable** (`tf.Variable`) holds state that lives in the session from one run to the
+#   next: the weights. It needs an initial value, given by running its initializer
+#   (`v1.global_variables_initializer()` groups them all); `w.assign_sub(x)` is an operation
+#   that, when run, replaces $w$ by $w - x$;
+# * every other call (`w * x`, `tf.add`, `tf.reduce_sum`) adds an operation whose output is a
+#   **symbolic tensor**: a name, a shape and a dtype, and no value;
+# * `v1.gradients(loss, [w])` adds the operations of the backward pass to the graph and returns
+#   the symbolic tensors of $\partial\,\text{loss}/\partial w$ (the graph's counterpart of a tape).
+#
+# Building prints no numbers — `y` is a symbolic tensor (`y:0`, output 0 of the operation `y`);
+# the session computes. In the list of operations, a variable is a handle (`w`) with its
+# initializer and assignment (`w/Initializer/...`, `w/Assign`); every use of it adds a
+# `ReadVariableOp`; the constants 1.0 and 0.1 are nodes too (`y/y`, `mul_1/x`); `mul_1` and
+# `AssignSubVariableOp` are the update. `session.run(fetches, feed_dict)` computes the fetched
+# tensors (or runs the fetched operations) from the fed values and returns NumPy values.
 
 # %%
 v1 = tf.compat.v1
@@ -81,12 +117,57 @@ with v1.Session(graph=toy) as session:
     print("w after one step:", session.run(w))
 
 # %% [markdown]
-# **Control dependencies.** A session runs only what a fetch needs, in any order the
-# dependencies allow. An operation whose output no fetched operation needs never runs: the SGD
-# updates of a training step, for example. `tf.control_dependencies` makes one
-# operation wait for others it does not read, so that fetching it runs them too. (An order that a
-# data edge already fixes needs no such edge: a value computed from a read comes after the
-# read.)
+# ## (b) The same with `tf.function`
+#
+# TensorFlow 2 writes the same graph as an ordinary Python function. `tf.function` runs the
+# function once symbolically (a **trace**): inside it every operation adds a node to a new
+# graph instead of computing, and `tf.GradientTape` adds the backward pass to that graph as
+# more operations. The inputs of the graph are the function's tensor arguments (placeholders, as
+# above), the variables it uses are captured by handle, and what it returns is what a call
+# fetches. `get_concrete_function(tf.TensorSpec(shape, dtype))` traces it for one kind of input
+# and returns the `ConcreteFunction`: its `.graph` is the `tf.Graph` built, and calling it runs
+# that graph. A later call whose tensor arguments have the same dtype and shape runs the same
+# graph without Python; a new shape, or a new value of a Python argument, traces a new graph.
+#
+# Two differences from a session graph. Variables are created outside the function (they
+# outlive its calls) and hold their values in the process, with no initializer to run. And
+# inside a traced function the stateful operations (assignments, reads of a variable) run in the
+# order the Python code wrote them: `tf.function` adds the control dependencies of (c) itself.
+
+# %%
+w2 = tf.Variable(3.0, name="w")  # an ordinary (eager) variable, captured by the function
+
+
+@tf.function
+def toy_step(x):
+    with tf.GradientTape() as tape:  # inside a trace: the backward pass becomes operations too
+        loss = tf.reduce_sum(w2 * x + 1.0)
+    w2.assign_sub(0.1 * tape.gradient(loss, w2))  # runs after the read above: program order
+    return loss
+
+
+concrete = toy_step.get_concrete_function(tf.TensorSpec([None], tf.float32, name="x"))
+print("a", type(concrete).__name__, "whose graph is a", type(concrete.graph).__name__, end=", ")
+print("a subclass of tf.Graph:", isinstance(concrete.graph, tf.Graph))
+print("its operations:", [op.type for op in concrete.graph.get_operations()])
+print("the inputs:", [t.name for t in concrete.inputs], "| the outputs:", concrete.outputs)
+print("run it on [1, 2]: loss", float(concrete(tf.constant([1.0, 2.0]))), end=", ")
+print("w after one step", float(w2))
+
+# %% [markdown]
+# The engine could be written either way: a `tf.function` of the training step, traced once per
+# batch shape, builds the same graph as the engine's `v1` code. The engine uses the session API
+# because that is how the original series' Part III built its model, and because every part of
+# its graph is then a named object in plain sight — the placeholders it feeds, the variables that carry the state, the operation it
+# fetches to run a step — where `tf.function` infers them from the Python code by tracing rules.
+#
+# ## (c) Control dependencies
+#
+# A session runs only what a fetch needs, in any order the dependencies allow. An operation whose
+# output no fetched operation needs never runs: the SGD updates of a training step, for example.
+# `tf.control_dependencies` makes one operation wait for others it does not read, so that
+# fetching it runs them too. (An order that a data edge already fixes needs no such edge: a value
+# computed from a read comes after the read.)
 
 # %%
 with toy.as_default():
@@ -102,45 +183,457 @@ with v1.Session(graph=toy) as session:
         session.run(y, {x: [1.0]})  # y alone does not need count
     print("and after fetching y twice more:", session.run(counter))
 
+
 # %% [markdown]
-# ## How the engine builds its graph
+# ## (d) The model's functions: tensors, variables, dtypes, time-major, gradients, clipping
 #
-# `_Unrolled` adds the operations of one training (or evaluation) step to the engine's graph:
-# placeholders for the word ids, the targets and (with dropout) the masks; the state read from
-# state *variables*, so that it is carried from one `session.run` to the next inside the session;
-# the same `_tf_model.forward` as Part II; `tf.gradients` (`v1.gradients`) in place of the tape,
-# which adds the backward pass to the graph as more operations; the same `clipped_sgd`; and
-# `_store_state`, which writes the final state into the state variables under a control
-# dependency on the loss and the updates: `train_step` fetches it, and through that dependency
-# the SGD updates run, which nothing else it fetches reads. (`tf.group` makes one operation of
-# several.)
+# The TensorFlow engines write the model once, in `ptb_lstm/engines/_tf_model.py`, as functions of
+# TensorFlow operations. Called inside a `with graph.as_default():` block they add operations to
+# that graph; they are the same functions the eager engine of Part II runs. What they rest on:
 #
-# The graph is **unrolled**: the Python loop over time steps in `_tf_model.forward` runs once,
-# while the graph is built, and leaves T copies of the step's operations in the graph. So each
-# batch shape (rows × steps) needs its own set of operations in the engine's graph, one
-# `_Unrolled` per shape, built when first needed: training at 20 × 20 and evaluating at 1 × 1
-# are two. The learning rate is a variable, set by a small assign
-# operation (`_set_lr`) when it changes: a Python float would be frozen into the graph as a
-# constant.
+# * **Tensors and variables.** Operations take and return tensors (immutable; in a graph,
+#   symbolic). The weights are `tf.Variable`s, read as tensors by the operations that use them
+#   and changed only by assignment operations: `assign`, `assign_sub` (that is
+#   $v \leftarrow v - x$) and `scatter_sub(tf.IndexedSlices(rows, indices))`, which subtracts from
+#   the listed rows only.
+# * **Dtypes.** A Python float becomes a **float32** tensor (`tf.constant(0.1)`), and TensorFlow
+#   never converts a dtype silently: float64 times float32 is an error. A Python number written
+#   directly in an operation with a tensor (`2.0 * x`) takes that tensor's dtype. So in a float64
+#   model every constant made as a tensor is given its dtype, `tf.constant(5.0, tf.float64)`;
+#   `tf.cast(0.01, tf.float64)` would make a float32 0.01 first and widen it, 2e-10 off
+#   (`_scalar` below exists for that).
+# * **Time-major.** A batch arrives as ids [B, T] (row r is one stream of text, Part I (a)).
+#   `forward` transposes it to `ids` [T, B], so that the embedded input is [T, B, H] and `x[t]`
+#   (`projected[t]`) is the whole batch at time t, the slice the loop over time needs; the input
+#   projection $x_t W + b$ of every step is one product of `x` reshaped to [T·B, H] with W
+#   [H, 4H]; `tf.stack(outputs)` puts a layer's T outputs back into [T, B, H]; and the logits are
+#   one [T·B, V] matrix whose row $t \cdot B + r$ is time t of stream r. `summed_nll` therefore
+#   transposes the targets [B, T] the same way before flattening them.
+# * **The loop over time runs while the graph is built.** `for t in range(steps)` is Python: in
+#   a graph it leaves T copies of the step's operations (the graph is *unrolled*), so a graph
+#   serves one batch shape.
+#
+# `forward(params, inputs, state, config, masks)`: `params` maps the canonical names of Part I
+# (b) to variables; `state` is a list of one `(h, c)` pair [B, H] per layer; `masks` is Part I's
+# list of L + 1 dropout masks [T, B, H], or `None`. It returns the logits [T·B, V] and the final
+# state. `tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)` is $-\log
+# \mathrm{softmax}(y)[\text{label}]$ of every row, computed stably as Part I (d) does.
+#
+# | equation | reference engine (NumPy, Part I) | `_tf_model.forward` |
+# |---|---|---|
+# | $x_t = E[w_t]$ | `p["embedding"][ids]` | `tf.nn.embedding_lookup(params["embedding"], ids)` |
+# | $x_t W + b$ | `x[t] @ W + ... + b`, per step | `tf.matmul(tf.reshape(x, [-1, hidden]), kernel) + bias` |
+# | $z_t = \ldots + h_{t-1} U$ | `h[t] @ U` | `projected[t] + tf.matmul(h, recurrent)` |
+# | i, f, g, o | `sigmoid(z[:, 0 * H:1 * H])`, ... | `tf.split(z, 4, axis=1)`, then `tf.sigmoid`, `tf.tanh` |
+# | $c_t$, $h_t$ | `c[t + 1] = ...`, `h[t + 1] = ...` | `c = ...`, `h = ...`, rebound at each step |
+# | $y = h W_s + b_s$ | `x @ p["softmax_kernel"] + p["softmax_bias"]` | `tf.matmul(...) + params["softmax_bias"]` |
 
 # %%
-from ptb_lstm.engines import tf_graph
+from ptb_lstm.engines import _tf_model
+
+show_source(_tf_model.forward)
+show_source(_tf_model.summed_nll)
+
+# %% [markdown]
+# **Gradients.** `v1.gradients(loss, variables)` adds the backward pass — Part I (e), derived
+# by TensorFlow from the operations of the forward pass — and returns one symbolic gradient per
+# variable, in the order asked. The carried-in state is an input of the graph, not a variable
+# asked for, so no gradient flows into the previous batch: truncated BPTT, as in Part I.
+#
+# **The embedding's gradient** is a `tf.IndexedSlices`, not a dense [V, H] tensor: the lookup
+# read only the rows of the batch's words, so the gradient is `indices` (the row read at each
+# position, repeats included) and `values` (the gradient arriving at each position). Made dense,
+# repeated rows add up, as Part I's `np.add.at` does. The global norm must be taken **after**
+# the repeated rows are summed: $\lVert[1,2]\rVert^2 + \lVert[5,6]\rVert^2$ is not
+# $\lVert[6,8]\rVert^2$, and `tf.linalg.global_norm` squares an `IndexedSlices`' values as they
+# are. `sum_duplicate_rows` merges them: `tf.unique` gives the distinct rows and, for each
+# position, the index of its row among them, and `tf.math.unsorted_segment_sum` adds up the
+# values that share an index.
+#
+# **Clipping and SGD.** `clipped_sgd(variables, gradients, learning_rate, max_grad_norm)` is Part
+# I (g)'s update: the global norm $n$ of all the gradients (the embedding's merged), the scale
+# $\text{max\_grad\_norm} / \max(n, \text{max\_grad\_norm})$, and
+# $\theta \leftarrow \theta - \eta \cdot \text{scale} \cdot \delta\theta$ with `assign_sub`, or
+# `scatter_sub` on the embedding's rows only (a word not in the batch does not move). It returns
+# `(updates, norm)`. In a graph the updates are **operations that have not run**: nothing
+# fetched reads them, so a session runs them only if they are fetched, or grouped into one
+# operation (`tf.group`) that is fetched, or made a control dependency of something fetched (c).
+# (`learning_rate` may be a Python float or a tensor; `_scalar` turns either into the norm's
+# dtype.) A small graph shows the `IndexedSlices` and the norms:
+
+# %%
+show_source(_tf_model.sum_duplicate_rows)
+show_source(_tf_model._scalar)
+show_source(_tf_model.clipped_sgd)
+demo = tf.Graph()
+with demo.as_default():
+    E = tf.Variable(tf.zeros([6, 2], tf.float64), name="E")  # a 6-word embedding of width 2
+    ids = v1.placeholder(tf.int32, [3])
+    upstream = tf.constant([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], tf.float64)  # some dL/dx
+    loss = tf.reduce_sum(tf.nn.embedding_lookup(E, ids) * upstream)
+    (grad,) = v1.gradients(loss, [E])
+    merged = _tf_model.sum_duplicate_rows(grad)
+    norms = tf.linalg.global_norm([grad]), tf.linalg.global_norm([merged])
+    init = v1.global_variables_initializer()
+print("the gradient of E is a", type(grad).__name__, "of symbolic tensors:", grad.indices)
+with v1.Session(graph=demo) as session:
+    session.run(init)
+    raw, rows, (raw_norm, merged_norm) = session.run([grad, merged, norms], {ids: [1, 4, 1]})
+print("fed ids [1, 4, 1]: indices", raw.indices, "values", raw.values.tolist())
+print("merged: indices", rows.indices, "values", rows.values.tolist())
+print(f"global norm of the raw slices {raw_norm:.4f}, of the merged ones {merged_norm:.4f}")
+
+# %% [markdown]
+# ## (e) The graph of a training step, built by hand, then run
+#
+# Everything together, first built, then run: one function builds the graph of a training step
+# for one batch shape, and a session runs it on a PTB batch. What is fed and what is fetched:
+#
+# * **fed** at every run: the ids `inputs` and `targets` [B, T] (int32), the carried state (one
+#   `h` and one `c` placeholder [B, H] per layer), and the learning rate (a scalar placeholder,
+#   so that the schedule can change it without building anew: a Python float would be frozen
+#   into the graph as a constant);
+# * **variables**: the weights, created as zeros and loaded once from the NumPy arrays through
+#   placeholders and an assign operation (`load`), so that the graph does not hold 4.65 million
+#   numbers as constants;
+# * **fetched** at every run: the loss, the norm, the final state (fed back as the next step's
+#   state), and `train`, the operation grouping the updates, which makes the run apply them.
+#   Every variable is read before it is updated within one run (each update needs the gradients,
+#   which need the forward pass, which needs the reads), so the fetched loss and final state are
+#   those of the weights before the update, as in Part I.
+
+
+# %%
+def build_train_graph(config, params, batch_size, dtype):
+    """The graph of one SGD training step of ``config`` for batches of ``batch_size`` rows,
+    with variables shaped like ``params`` (canonical names); its parts by name."""
+    tf_dtype, hidden = tf.as_dtype(dtype), config.hidden_size
+    graph = tf.Graph()
+    with graph.as_default():
+        variables = {n: tf.Variable(tf.zeros(v.shape, tf_dtype), name=n) for n, v in params.items()}
+        feeds = {n: v1.placeholder(tf_dtype, v.shape) for n, v in params.items()}
+        load = tf.group(*[variables[n].assign(feeds[n]) for n in params])
+        inputs = v1.placeholder(tf.int32, [batch_size, config.num_steps], "inputs")
+        targets = v1.placeholder(tf.int32, [batch_size, config.num_steps], "targets")
+        state = [
+            (
+                v1.placeholder(tf_dtype, [batch_size, hidden], f"h_{layer}"),
+                v1.placeholder(tf_dtype, [batch_size, hidden], f"c_{layer}"),
+            )
+            for layer in range(config.num_layers)
+        ]
+        learning_rate = v1.placeholder(tf_dtype, [], "learning_rate")
+        logits, final_state = _tf_model.forward(variables, inputs, state, config)
+        loss = _tf_model.summed_nll(logits, targets) / tf.constant(batch_size, tf_dtype)
+        listed = [variables[n] for n in params]
+        gradients = v1.gradients(loss, listed)
+        updates, norm = _tf_model.clipped_sgd(
+            listed, gradients, learning_rate, config.max_grad_norm
+        )
+        train = tf.group(*updates)  # one operation that runs every update
+        init = v1.global_variables_initializer()
+    graph.finalize()  # built: adding an operation from now on is an error
+    return dict(
+        graph=graph,
+        variables=variables,
+        feeds=feeds,
+        load=load,
+        init=init,
+        inputs=inputs,
+        targets=targets,
+        state=state,
+        learning_rate=learning_rate,
+        loss=loss,
+        norm=norm,
+        final_state=final_state,
+        train=train,
+    )
+
+
+def run_train_graph(parts, params, inputs, targets, learning_rate, state):
+    """One session on the graph of build_train_graph: load ``params``, run one step from
+    ``state`` (NumPy (h, c) per layer); returns (loss, norm, params after, final state)."""
+    with v1.Session(graph=parts["graph"]) as session:
+        session.run(parts["init"])
+        session.run(parts["load"], {parts["feeds"][n]: v for n, v in params.items()})
+        feed = {parts["inputs"]: inputs, parts["targets"]: targets}
+        feed[parts["learning_rate"]] = learning_rate
+        for (h, c), (h_value, c_value) in zip(parts["state"], state, strict=True):
+            feed[h], feed[c] = h_value, c_value
+        loss, norm, final, _ = session.run(
+            [parts["loss"], parts["norm"], parts["final_state"], parts["train"]], feed
+        )
+        after = session.run(parts["variables"])
+    return float(loss), float(norm), after, final
+
+
+# %% [markdown]
+# Built for the small config's batch shape, 20 × 20: the graph and some of its parts, before
+# anything runs.
+
+# %%
+from ptb_lstm.data import batches
+from ptb_lstm.params import init_params
+
+small = PRESETS["small"]
+small_params = init_params(small, corpus.vocab_size, np.float64)
+parts = build_train_graph(small, small_params, small.batch_size, "float64")
+print(f"{len(parts['graph'].get_operations()):,} operations; nothing has run yet")
+print("the loss:", parts["loss"])
+print("the state fed to layer 0:", parts["state"][0])
+print("the training operation:", parts["train"].name, "of type", parts["train"].type)
+
+# %% [markdown]
+# Run on the first PTB batch, from a zero state, it is checked against Part I's reference engine
+# on the same batch from the same weights: the loss, the gradient norm, the weights after the
+# update and the final state. The *relative error of an array* is $\max|a - \hat a| / \max|a|$
+# over the whole array, $a$ the reference's; the weights are compared relative to the update
+# (the largest change the reference step made to that array), far stricter than relative to the
+# weights, since two updated weights can differ only through the update. `one_batch` runs any
+# step given as a function; `reference_step` is the reference engine's.
+
+# %%
+from ptb_lstm.engines.numpy_reference import ReferenceEngine
+
+
+def tf_relative_error(reference, other):
+    """max |reference - other| / max |reference| over the whole array."""
+    reference, other = np.asarray(reference, np.float64), np.asarray(other, np.float64)
+    return float(np.abs(reference - other).max() / np.abs(reference).max())
+
+
+def reference_step(config, params, inputs, targets, dtype):
+    """Part I's train_step from a zero state: (loss, norm, params after, final state)."""
+    engine = ReferenceEngine(config, params, dtype=dtype)
+    engine.reset_state(inputs.shape[0])
+    loss = engine.train_step(inputs, targets, config.learning_rate)
+    return loss, engine.last_grad_norm, engine.get_params(), engine.get_state()
+
+
+def one_batch(step, config, dtype):
+    """Errors of step(config, params, inputs, targets, dtype) -> (loss, norm, params, state)
+    against the reference engine's, on the first PTB batch of ``config``."""
+    params = init_params(config, corpus.vocab_size, np.float64)
+    inputs, targets = next(batches(corpus.train, config.batch_size, config.num_steps))
+    expected = reference_step(config, params, inputs, targets, dtype)
+    got = step(config, params, inputs, targets, dtype)
+    update = max(
+        float(np.abs(got[2][n] - expected[2][n]).max())
+        / float(np.abs(expected[2][n] - params[n].astype(dtype)).max())
+        for n in params
+    )
+    state = max(
+        tf_relative_error(a, b)
+        for pair, other in zip(expected[3], got[3], strict=True)
+        for a, b in zip(pair, other, strict=True)
+    )
+    return {
+        "loss": abs(got[0] - expected[0]) / abs(expected[0]),
+        "norm": abs(got[1] - expected[1]) / expected[1],
+        "update": update,
+        "state": state,
+        "clipped": expected[1] > config.max_grad_norm,
+    }
+
+
+def show_errors(label, errors):
+    print(
+        f"{label:<34} loss {errors['loss']:.1e}  norm {errors['norm']:.1e}  "
+        f"weights (of the update) {errors['update']:.1e}  state {errors['state']:.1e}"
+        + ("  (clipped)" if errors["clipped"] else "")
+    )
+
+
+def by_hand_graph(config, params, inputs, targets, dtype):
+    """build_train_graph, then run_train_graph from a zero state."""
+    parts = build_train_graph(config, params, inputs.shape[0], dtype)
+    zeros = np.zeros((inputs.shape[0], config.hidden_size), dtype)
+    state = [(zeros, zeros)] * config.num_layers
+    cast = {n: np.asarray(v, dtype) for n, v in params.items()}
+    return run_train_graph(parts, cast, inputs, targets, config.learning_rate, state)
+
+
+by_hand = {dtype: one_batch(by_hand_graph, small, dtype) for dtype in ("float64", "float32")}
+for dtype, errors in by_hand.items():
+    show_errors(f"the graph built by hand, {dtype}", errors)
+assert max(v for k, v in by_hand["float64"].items() if k != "clipped") < 1e-11
+
+# %% [markdown]
+# **float64: the same function.** The errors are around $10^{-13}$ or below: rounding, in a type
+# whose every operation is exact to about $10^{-16}$ of its result. A real difference in what is
+# computed — a missing transpose, the 1/B forgotten, repeated embedding rows counted apart in the
+# norm, an update not run — gives errors of $10^{-3}$ or more (the exercises show one).
+#
+# **float32: the same function, rounded differently.** float32 keeps 24 bits, about $6 \cdot
+# 10^{-8}$ of each result, and the graph does not perform the reference engine's operations in
+# the same order: it makes the input projections of all T steps one product where the reference
+# engine makes T, its matrix products (Eigen and oneDNN kernels) add the terms of each sum in
+# another order than NumPy's BLAS, its fused `sparse_softmax_cross_entropy_with_logits` rounds
+# the log-sum-exp differently from Part I's `log_softmax`, and TensorFlow's graph optimiser may
+# rewrite and fuse operations before running them. The differences are of the order of float32's
+# precision times the size of the sums, about $10^{-8}$ to $10^{-5}$ of the loss, the norm and
+# the update after one step: two correct roundings of the same computation, as float64 shows.
+# Over many steps of SGD they grow (the full runs below).
+
+# %% [markdown]
+# ## (f) The engine, attribute by attribute
+#
+# `TFGraphEngine` is the graph of (e) behind the toolkit's `Engine` contract
+# (`ptb_lstm/engines/__init__.py`), which the trainer, the evaluation and the checkpoints use for
+# every engine, with three changes:
+#
+# * **The carried state lives in variables**, not in feeds and fetches: a training step's
+#   graph reads the state from state variables and, once the loss and the updates have run,
+#   assigns the final state to them (`_store_state`), so that the state stays in the session from
+#   one run to the next and never goes through Python. One set of state variables per batch size
+#   (`_StateVariables`), with an operation that zeroes them (`reset`) and one that loads them
+#   from placeholders (`load`).
+# * **The learning rate is a variable** too, set by a small assign operation, `_set_lr`, run only
+#   when the rate changes (once per epoch); `train_step` remembers the rate set in `_lr_value`.
+#   Feeding it at every run, as in (e), would work as well.
+# * **One set of step operations per batch shape**, built when first needed (`_Unrolled`): the
+#   graph is unrolled for a fixed (B, T), so training at 20 × 20 and evaluating one word at a time
+#   at 1 × 1 need two, sharing the same weight variables (as the TensorFlow tutorial's train,
+#   valid and test models do).
+#
+# Fetching `step` (the state update, `_store_state`'s operation) runs everything a step needs:
+# it waits, by control dependencies, on the loss and on the updates, which nothing else fetched
+# reads. What the engine's code uses, and where each comes from:
+#
+# | name | what it is | defined in |
+# |---|---|---|
+# | `config` | the `Config`: `num_layers`, `hidden_size`, `num_steps`, `batch_size`, `max_grad_norm`, `optimizer`, ... | `Engine.__init__` |
+# | `dtype` | `"float32"` or `"float64"`, a string: NumPy's name of the type of the maths, used to make NumPy arrays to feed (`np.asarray(x, self.dtype)`) | `Engine.__init__` |
+# | `tf_dtype` | the same type as TensorFlow's `tf.DType` (`tf.as_dtype(dtype)`), for the placeholders and variables of the graph | `TFGraphEngine.__init__` |
+# | `_device` | TensorFlow's name of the device, `"/CPU:0"` or `"/GPU:0"` (`_tf_model.pick_device`); operations built inside `with tf.device(self._device):` are placed there | `TFGraphEngine.__init__` |
+# | `graph`, `session` | the engine's own `tf.Graph` and the `v1.Session` that runs it and holds its variables' values | `TFGraphEngine.__init__` |
+# | `names` | the parameters' canonical names in canonical order (`param_shapes`) | `TFGraphEngine.__init__` |
+# | `variables` | canonical name → `tf.Variable` of the graph, the weights | `TFGraphEngine.__init__` |
+# | `_feeds`, `_assign` | a placeholder per weight, and the operation assigning all of them: `set_params` | `TFGraphEngine.__init__` |
+# | `learning_rate`, `_lr_feed`, `_set_lr`, `_lr_value` | the learning-rate variable, its placeholder, the assign operation, and the value last set (Python) | `__init__`; `_lr_value` in `train_step` |
+# | `slots`, `_slot_feeds`, `_assign_slots`, `corrections`, `t` | Adam's and AMSGrad's moments (Part I (k)) and their loading; the bias corrections fed at every step; the update count. Empty and unused with the paper's SGD | `TFGraphEngine.__init__` |
+# | `_states`, `_state(B)` | batch size → `_StateVariables`, created and zeroed when first needed | `TFGraphEngine` |
+# | `_ops`, `_unrolled(B, T, train)` | (B, T, train) → `_Unrolled`, the step operations of that shape, built when first needed | `TFGraphEngine` |
+# | `_batch_size`, `state` | the batch size of the state in use; `state` reads as that size's state variables, and assigning to it loads values into them (a property) | `TFGraphEngine` |
+# | `reset_state`, `get_state`, `set_state`, `_state_for(B)` | the carried state's rules, written once for every engine: zero it, read it as NumPy, replace it; `_state_for` zeroes it when a step of another batch size comes | `Engine` |
+# | `_to_numpy`, `_from_numpy` | a state variable to a NumPy array (`session.run`), and a NumPy array in `dtype` to feed | `TFGraphEngine` |
+# | `_prepare(inputs, train)` | the step operations for the inputs' shape, with the state of that batch size in use | `TFGraphEngine` |
+# | `last_grad_norm` | the last step's norm before clipping, for the trainer's log | `train_step` |
+#
+# Two more TensorFlow calls appear in them: `v1.name_scope(name)` prefixes the names of the
+# operations built inside it (the training operations of the 20 × 20 shape are `train_20x20/...`,
+# the state variables of batch size 20 `state_20/h_0`, ...), and `variable.read_value()` is an
+# operation reading the variable's value at run time. The pieces, in the order the constructor
+# uses them:
+
+# %%
+from ptb_lstm.engines import Engine, tf_graph
 
 show_source(tf_graph._StateVariables)
 show_source(tf_graph._Unrolled)
 show_source(tf_graph._store_state)
+show_source(tf_graph.TFGraphEngine.__init__)
+show_source(tf_graph.TFGraphEngine._state)
+show_source(tf_graph.TFGraphEngine._unrolled)
 
 # %% [markdown]
-# The weights are variables too, created in `TFGraphEngine.__init__` with a placeholder and an
-# assign operation to load them (given as initial values, they would be stored in the graph as
-# constants: 4.65 million numbers for the small model). A training step is then one `session.run`
-# that feeds the batch and fetches the loss, the gradient norm and the state update — which pull in
-# everything else:
+# The carried state: the base class's rules, and the property through which this engine keeps it
+# in graph variables. `reset_state(B)` makes NumPy zeros and calls `set_state`, which converts
+# them with `_from_numpy` and assigns them to `state`; the property's setter runs the `load`
+# operation of that batch size's state variables. `_state_for(B)` reads `state`'s shape and
+# resets when B differs.
 
 # %%
+show_source(Engine.reset_state)
+show_source(Engine.set_state)
+show_source(Engine.get_state)
+show_source(Engine._state_for)
+show_source(tf_graph.TFGraphEngine.state.fget)
+show_source(tf_graph.TFGraphEngine.state.fset)
+show_source(tf_graph.TFGraphEngine._to_numpy)
+show_source(tf_graph.TFGraphEngine._from_numpy)
+
+# %% [markdown]
+# How the weights come back as NumPy arrays (one `session.run` fetching the dict of variables)
+# and go in (the `_assign` operation, fed), then a training step: `_prepare` picks the step
+# operations of the batch's shape, `_set_lr` runs when the rate changed, and one `session.run`
+# feeds the batch and fetches the loss, the norm and `step`:
+
+# %%
+show_source(tf_graph.TFGraphEngine.get_params)
+show_source(tf_graph.TFGraphEngine.set_params)
+show_source(tf_graph.TFGraphEngine._prepare)
 show_source(tf_graph.TFGraphEngine.train_step)
 
 # %% [markdown]
+# The same attributes on a live engine (a shrunk small model, float64, on the CPU): the graph
+# grows when a new batch shape comes, and the learning-rate variable is set only when the rate
+# changes.
+
+# %%
+little = small.replace(hidden_size=8, num_steps=5, batch_size=3)
+little_params = init_params(little, corpus.vocab_size, np.float64)
+engine = tf_graph.TFGraphEngine(little, little_params, dtype="float64", device="cpu")
+print("dtype", repr(engine.dtype), "| tf_dtype", engine.tf_dtype, "| _device", engine._device)
+print("names", engine.names)
+print("variables['embedding']:", engine.variables["embedding"].name, end=" ")
+print(engine.variables["embedding"].shape, "| slots (SGD keeps none):", engine.slots)
+print("step operations built:", list(engine._ops), "| state variables:", list(engine._states))
+print("state: layer 0's h is the variable", engine.state[0][0].name)
+weights = engine.get_params()
+print("get_params():", type(weights["embedding"]).__name__, "equal to what it was given:", end=" ")
+print(all((weights[n] == little_params[n]).all() for n in engine.names))
+inputs, targets = next(batches(corpus.train, little.batch_size, little.num_steps))
+before = len(engine.graph.get_operations())
+engine.train_step(inputs, targets, learning_rate=1.0)
+print(f"a step at learning rate 1.0: _lr_value {engine._lr_value}; operations {before:,}", end="")
+print(f" -> {len(engine.graph.get_operations()):,} (the constructor built the training shape)")
+print("after it, h of layer 0 (get_state) is nonzero:", bool(np.any(engine.get_state()[0][0])))
+engine.eval_step(inputs[:1, :1], targets[:1, :1])  # one word: a new shape, a new batch size
+print(f"an evaluation at 1 x 1: operations -> {len(engine.graph.get_operations()):,};", end=" ")
+print("step operations built:", list(engine._ops), "| state variables:", list(engine._states))
+
+# %% [markdown]
+# The engine against the reference engine on the same small-config batch as in (e):
+
+
+# %%
+def graph_engine_step(config, params, inputs, targets, dtype):
+    """The tf-graph engine's train_step from a zero state."""
+    engine = tf_graph.TFGraphEngine(config, params, dtype=dtype, device="cpu")
+    engine.reset_state(inputs.shape[0])
+    loss = engine.train_step(inputs, targets, config.learning_rate)
+    return loss, engine.last_grad_norm, engine.get_params(), engine.get_state()
+
+
+by_engine = {dtype: one_batch(graph_engine_step, small, dtype) for dtype in ("float64", "float32")}
+for dtype, errors in by_engine.items():
+    show_errors(f"TFGraphEngine.train_step, {dtype}", errors)
+assert max(v for k, v in by_engine["float64"].items() if k != "clipped") < 1e-11
+
+# %% [markdown]
+# Over several steps, the toolkit's agreement check (`ptb-lstm agree`, `docs/agreement.md`): five
+# training steps of the tiny model from the same weights on the same batches (the learning rate
+# halved after the third), the largest relative errors against the `numpy` engine of the
+# per-step losses, of every parameter and of the valid perplexity, within 1e-9 in float64 and
+# 1e-4 in float32.
+
+# %%
+from ptb_lstm.agreement import compare
+
+rows = [
+    row
+    for dtype in ("float64", "float32")
+    for row in compare(["tf-graph"], PRESETS["tiny"], corpus, dtype, steps=5)
+]
+print(f"{'engine':<16} {'dtype':<8} {'losses':>9} {'params':>9} {'valid ppl':>10}")
+for r in rows:
+    print(f"{r.engine:<16} {r.dtype:<8} {r.loss:>9.2e} {r.params:>9.2e} {r.perplexity:>10.2e}")
+assert all(max(r.loss, r.params) <= (1e-9 if r.dtype == "float64" else 1e-4) for r in rows)
+
+# %% [markdown]
+# ## (g) The engine's graph, counted and drawn
+#
 # The real graph of the tiny model (2 layers of 16 units, 5 steps), by operation type. The
 # forward pass has 13 products (the recurrent one at each of 5 steps in each of 2 layers, one input
 # projection per layer, the softmax), and the backward pass two per product (one for each input:
@@ -254,30 +747,12 @@ ax.set_title(f"one LSTM step as a dataflow graph: {len(nodes)} operations")
 plt.show()
 
 # %% [markdown]
-# ## The same agreement check
+# ## (h) A short run on PTB, and the full results
 #
-# As in Part II: five training steps of the tiny model from the same weights on the same batches,
-# the largest relative differences against the `numpy` engine, within 1e-9 in float64 and 1e-4 in
-# float32.
-
-# %%
-from ptb_lstm.agreement import compare
-
-rows = [
-    row
-    for dtype in ("float64", "float32")
-    for row in compare(["tf-graph"], PRESETS["tiny"], corpus, dtype, steps=5)
-]
-print(f"{'engine':<16} {'dtype':<8} {'losses':>9} {'params':>9} {'valid ppl':>10}")
-for r in rows:
-    print(f"{r.engine:<16} {r.dtype:<8} {r.loss:>9.2e} {r.params:>9.2e} {r.perplexity:>10.2e}")
-assert all(max(r.loss, r.params) <= (1e-9 if r.dtype == "float64" else 1e-4) for r in rows)
-
-# %% [markdown]
-# ## A short run on PTB
-#
-# As in Part II, the seconds count the steps, the valid pass and the set-up, measured live: no
-# benchmark.
+# The toolkit's trainer with the `tf-graph` engine: `STEPS` steps of the small config, then a
+# pass over the valid split. The seconds printed count both, and the engine's set-up (building
+# the graph). They are measured live, on whatever machine runs the notebook and beside whatever
+# else runs there: no benchmark (`make bench` is).
 
 # %%
 import tempfile
@@ -311,7 +786,7 @@ plt.show()
 print(f"ms per step: {result.epochs[-1]['ms_per_step']:.1f}")
 
 # %% [markdown]
-# ## The three engines' full runs
+# ### The three engines' full runs
 #
 # Each engine trained the small config for 13 epochs from the same seeded weights on 2 CPU cores
 # (`make reproduce`; the commands are in each run's `config.json` in `docs/results/`). Train is
@@ -407,3 +882,166 @@ figure = REPO / "docs" / "figures" / "results-curves.png"
 display(Image(filename=str(figure))) if figure.is_file() else print(
     "no figure yet: run make reproduce"
 )
+
+# %% [markdown]
+# ## (i) Exercises
+#
+# Two exercises, each with a cell that checks your answer: it prints `not yet done` while the
+# answer is the stub given, `ok` for a right answer and `WRONG` (with what differs) for a wrong
+# one. Write yours in place of the stub and run the check cell. The answers follow the
+# exercises, after a line; each is run through its check, and so is a wrong answer.
+#
+# **Exercise 1: count the unrolled graph.** For a model of L layers unrolled over T steps,
+# how many operations of type `MatMul`, `Sigmoid` and `Tanh` does the graph of a training step
+# hold (the forward pass, the loss and `v1.gradients` of it with respect to every weight, as
+# `build_train_graph` of (e) builds it)? Write `my_op_counts(num_layers, num_steps)` returning
+# `{"MatMul": ..., "Sigmoid": ..., "Tanh": ...}` as formulas in L and T (sections (d), (g)).
+# `check_op_counts` builds the graph for three shapes and counts.
+
+
+# %%
+def check_op_counts(my_op_counts):
+    """my_op_counts(num_layers, num_steps) -> {"MatMul": n, "Sigmoid": n, "Tanh": n}, against
+    the graph build_train_graph builds, for three (L, T)."""
+    wrong = 0
+    for num_layers, num_steps in ((1, 1), (2, 3), (3, 4)):
+        config = PRESETS["tiny"].replace(
+            num_layers=num_layers, num_steps=num_steps, hidden_size=4, batch_size=2
+        )
+        params = init_params(config, 11, np.float64)
+        graph = build_train_graph(config, params, config.batch_size, "float64")["graph"]
+        kinds = collections.Counter(op.type for op in graph.get_operations())
+        actual = {kind: kinds[kind] for kind in ("MatMul", "Sigmoid", "Tanh")}
+        try:
+            guess = my_op_counts(num_layers, num_steps)
+        except NotImplementedError:
+            print("not yet done: write my_op_counts")
+            return
+        ok = guess == actual
+        wrong += not ok
+        print(f"L = {num_layers}, T = {num_steps}: the graph holds {actual}; yours {guess}", end="")
+        print("  ok" if ok else "  WRONG")
+    print("all ok" if not wrong else f"{wrong} of 3 shapes WRONG")
+
+
+def my_op_counts(num_layers, num_steps):
+    raise NotImplementedError  # your answer here
+
+
+check_op_counts(my_op_counts)
+
+# %% [markdown]
+# **Exercise 2: build once, run several steps.** Write `my_graph_train(config, params,
+# batch_list, learning_rates)` that builds the graph of a training step **once** and runs it for
+# each batch in turn, in one session, carrying the state from one step to the next (from zeros),
+# and returns `(losses, params_after)`: the list of the steps' losses (each the loss before its
+# update, as a float) and the weights after the last step, a dict of NumPy arrays under the
+# canonical names.
+#
+# * `config`: the `Config` (`max_grad_norm`, `num_layers`, `hidden_size`, `batch_size`, ...);
+#   `params`: canonical name → NumPy array (float64), the starting weights; build in float64;
+# * `batch_list`: a list of `(inputs, targets)`, NumPy ids [B, T]; `learning_rates`: one Python
+#   float per batch, not all equal;
+# * no dropout.
+#
+# You may use `_tf_model`'s functions, or `build_train_graph` of (e) and write the loop of runs.
+# `check_graph_train` runs yours and Part I's `ReferenceEngine` on the tiny config's first three
+# PTB batches at learning rates 1, 0.5 and 0.25, twice: with `max_grad_norm` 0.5, where clipping
+# acts, and 5, where it does not. The losses (relative error) and the weights (relative to the
+# update) must be within $10^{-9}$.
+
+
+# %%
+def check_graph_train(my_graph_train):
+    """my_graph_train(config, params, batch_list, learning_rates) -> (losses, params after),
+    against ReferenceEngine.train_step on three PTB batches of the tiny config (float64), with
+    clipping acting and without."""
+    rates = [1.0, 0.5, 0.25]
+    wrong = 0
+    for clip in (0.5, 5.0):
+        config = PRESETS["tiny"].replace(max_grad_norm=clip)
+        params = init_params(config, corpus.vocab_size, np.float64)
+        stream = batches(corpus.train, config.batch_size, config.num_steps)
+        batch_list = [next(stream) for _ in rates]
+        engine = ReferenceEngine(config, params, dtype="float64")
+        engine.reset_state(config.batch_size)
+        expected = [
+            engine.train_step(x, y, rate) for (x, y), rate in zip(batch_list, rates, strict=True)
+        ]
+        try:
+            losses, after = my_graph_train(config, params, batch_list, rates)
+        except NotImplementedError:
+            print("not yet done: write my_graph_train")
+            return
+        loss_error = max(abs(a - b) / abs(a) for a, b in zip(expected, losses, strict=True))
+        weights = max(
+            float(np.abs(np.asarray(after[n]) - engine.params[n]).max())
+            / float(np.abs(engine.params[n] - params[n]).max())
+            for n in params
+        )
+        ok = max(loss_error, weights) <= 1e-9
+        wrong += not ok
+        print(
+            f"max_grad_norm {clip}: norm of the last step {engine.last_grad_norm:.3f}; "
+            f"errors: losses {loss_error:.1e}, weights {weights:.1e}  {'ok' if ok else 'WRONG'}"
+        )
+    print("all ok" if not wrong else "WRONG")
+
+
+def my_graph_train(config, params, batch_list, learning_rates):
+    raise NotImplementedError  # your answer here
+
+
+check_graph_train(my_graph_train)
+
+# %% [markdown]
+# ---
+#
+# **Stop here and write yours first: the answers follow.**
+#
+# **Exercise 1.** The forward pass has $L(T + 1) + 1$ products: in each layer one input
+# projection for all T steps and one recurrent product per step, and the softmax's. The backward
+# pass adds two per product, the gradients towards each of its two inputs (`v1.gradients` adds
+# both, even the one towards the carried-in state that nothing fetches), so $3(L(T+1) + 1)$
+# `MatMul` in all. Each step of each layer has 3 sigmoids (i, f, o) and 2 tanh (g and
+# $\tanh c_t$): $3LT$ and $2LT$; their derivatives are separate operation types (`SigmoidGrad`,
+# `TanhGrad`). The check on that answer, and on one that forgets the backward pass:
+
+# %%
+check_op_counts(
+    lambda L, T: {"MatMul": 3 * (L * (T + 1) + 1), "Sigmoid": 3 * L * T, "Tanh": 2 * L * T}
+)
+print("and:")
+check_op_counts(lambda L, T: {"MatMul": L * (T + 1) + 1, "Sigmoid": 3 * L * T, "Tanh": 2 * L * T})
+
+# %% [markdown]
+# **Exercise 2.** The graph of (e), built once; one session; at each step the batch, the
+# learning rate and the state are fed, and the loss, the final state and `train` are fetched.
+# Then an answer that fetches the loss and the final state but not `train`: the session runs
+# only what the fetches need, the updates never run, and the weights never move.
+
+
+# %%
+def graph_train(config, params, batch_list, learning_rates, fetch_train=True):
+    """build_train_graph once, then one run per batch in one session (float64)."""
+    parts = build_train_graph(config, params, config.batch_size, "float64")
+    zeros = np.zeros((config.batch_size, config.hidden_size))
+    state = [(zeros, zeros)] * config.num_layers
+    fetches = [parts["loss"], parts["final_state"]] + ([parts["train"]] if fetch_train else [])
+    losses = []
+    with v1.Session(graph=parts["graph"]) as session:
+        session.run(parts["init"])
+        session.run(parts["load"], {parts["feeds"][n]: v for n, v in params.items()})
+        for (inputs, targets), rate in zip(batch_list, learning_rates, strict=True):
+            feed = {parts["inputs"]: inputs, parts["targets"]: targets}
+            feed[parts["learning_rate"]] = rate
+            for (h, c), (h_value, c_value) in zip(parts["state"], state, strict=True):
+                feed[h], feed[c] = h_value, c_value
+            loss, state, *_ = session.run(fetches, feed)
+            losses.append(float(loss))
+        return losses, session.run(parts["variables"])
+
+
+check_graph_train(graph_train)
+print("and without fetching train:")
+check_graph_train(lambda *args: graph_train(*args, fetch_train=False))
