@@ -102,7 +102,8 @@ def _scalar(value, dtype):
 
 def clipped_sgd(variables: list, gradients: list, learning_rate, max_grad_norm: float):
     """Global-norm clipping (as tf.clip_by_global_norm) and plain SGD; sparse rows get a
-    scatter update. Returns the update ops (already applied when eager) and the norm."""
+    scatter update. Returns the updates and the global norm before clipping: run eagerly, the
+    updates have already changed the variables; traced into a graph, they are its update ops."""
     gradients = [sum_duplicate_rows(g) for g in gradients]
     norm = tf.linalg.global_norm(gradients)
     max_norm = tf.constant(max_grad_norm, norm.dtype)
