@@ -6,7 +6,9 @@
 # of 200 units trained on the Penn Treebank (PTB) to predict the next word. By the end you can
 # write one training step by hand: the forward pass with dropout, the loss, back-propagation
 # through time (BPTT), gradient clipping and the SGD update. Two exercises check it against the
-# engine: the backward pass in (e), the whole step in (g).
+# engine: the backward pass in (e), the whole step in (g); (g) then writes the whole step as one
+# pure function, for any number of layers, and (l) has three more exercises, each with a cell
+# that checks your answer.
 #
 # The code shown is the toolkit's **reference engine**, `ptb_lstm/engines/numpy_reference.py`
 # (`--engine numpy-reference` on the command line): the whole model in about 250 lines of plain
@@ -17,8 +19,9 @@
 #
 # Contents: (a) the data · (b) the model · (c) the forward pass · (d) the loss and perplexity ·
 # (e) BPTT derived · (f) the gradient check · (g) clipping, SGD, the learning-rate schedule and
-# the whole training step · (h) a short training run · (i) making it fast · (j) the full results
-# · (k) beyond SGD: Adam and AMSGrad, and the counterexample where Adam fails.
+# the whole training step, as the engine runs it and as one pure function · (h) a short training
+# run · (i) making it fast · (j) the full results · (k) beyond SGD: Adam and AMSGrad, and the
+# counterexample where Adam fails · (l) exercises · (m) their solutions.
 
 # %%
 import os
@@ -2275,6 +2278,229 @@ for t, g in enumerate((2.0, -0.5, 0.1), start=1):
     print(f"t = {t}: by the formulas {x:+.12f}, by the toolkit {params['softmax_bias'][0]:+.12f}")
 
 # %% [markdown]
+# ## (l) Exercises
+#
+# Three tasks on what this part has shown. Each has a cell with a function for you to fill in,
+# committed as a stub that returns `None`, and a cell that checks it: the check prints
+# `not yet done` while the function returns `None`, `pass` when its answer agrees with the
+# toolkit, and `WRONG` with what differs otherwise (an answer that raises an error is `WRONG`
+# too, with the error). Replace `return None` by your code, then run the stub's cell and its
+# check again. Worked solutions follow in (m), after all three, each run through the same check
+# beside a wrong answer that the check refuses.
+#
+# 1. **Perplexity with the pure function.** Write `my_perplexity(params, ids, batch_size,
+#    num_steps)`: the perplexity of the id stream `ids` as `ptb_lstm.evaluate.evaluate` computes
+#    it (section (d)), with `step_function` of (g) for the forward pass (masks `None`; its
+#    gradients are not needed). The state starts from zeros (`state` of L pairs of
+#    `np.zeros((batch_size, H))`) and is carried from batch to batch; the batches come from
+#    `batches(ids, batch_size, num_steps)`. Mind which loss `step_function` returns (averaged
+#    over the rows) and what the perplexity divides by. The check compares it with `evaluate`
+#    and the reference engine on 2,000 valid tokens, for two and three layers.
+# 2. **The global norm from per-position rows.** TensorFlow and PyTorch hand back the
+#    embedding's gradient as one row per input position (with the position's word id), not as a
+#    dense [V, H] array: a word used three times in the batch has three rows. Write
+#    `my_global_norm(ids, rows, others)`: `ids` [N] the word of each position, `rows` [N, H] the
+#    gradient of each position's embedding row, `others` the list of every other parameter's
+#    gradient; return the global norm of (g), in which the embedding's gradient is the dense
+#    [V, H] array, each word's rows summed (step 9). Do it without forming the [V, H] array
+#    (`np.unique(ids, return_inverse=True)` and `np.add.at` on the distinct words' rows). The
+#    check uses the ids of a PTB batch, where words repeat.
+# 3. **A forget-gate bias.** Some implementations start the f block of every layer's bias at
+#    +1 (section (b)). Write `my_forget_bias(params, value)`, a pure function that returns new
+#    parameters equal to `params` except that `value` is added to the forget-gate block of every
+#    `lstm_{l}_bias`, for any number of layers, leaving `params` unchanged. The check tries it on
+#    two and three layers.
+
+# %%
+from ptb_lstm.evaluate import evaluate
+
+
+def verdict(name, attempt, judge):
+    """Run attempt(): None is "not yet done"; judge(result) returns "" when it is right, else
+    what is wrong. Prints the verdict; returns True, False or None (not yet done)."""
+    try:
+        result = attempt()
+    except Exception as error:  # an answer that fails is a wrong answer, not a broken notebook
+        print(f"{name}: WRONG, it raised {type(error).__name__}: {error}")
+        return False
+    if result is None:
+        print(f"{name}: not yet done (the function returns None)")
+        return None
+    problem = judge(result)
+    print(f"{name}: " + (f"WRONG, {problem}" if problem else "pass"))
+    return not problem
+
+
+def check_perplexity(my_perplexity):
+    ids = corpus.valid[:2001]
+    for layers in (2, 3):
+        config = PRESETS["tiny"].replace(num_layers=layers)
+        params = init_params(config, corpus.vocab_size, np.float64)
+        engine = ReferenceEngine(config, params, dtype="float64")
+        expected = evaluate(engine, ids, config.batch_size, config.num_steps).perplexity
+
+        def judge(got, expected=expected):
+            error = relative_error(got, expected)
+            return "" if error <= 1e-12 else f"{got:.4f} against {expected:.4f}"
+
+        verdict(
+            f"exercise 1, {layers} layers",
+            lambda params=params, config=config: my_perplexity(
+                params, ids, config.batch_size, config.num_steps
+            ),
+            judge,
+        )
+
+
+def check_global_norm(my_global_norm):
+    config = PRESETS["small"]
+    ids = next(batches(corpus.train, config.batch_size, config.num_steps))[0].ravel()  # [N]
+    rng = np.random.default_rng(3)
+    rows = rng.standard_normal((ids.size, config.hidden_size))
+    others = [rng.standard_normal((7, 5)), rng.standard_normal(11)]
+    dense = np.zeros((corpus.vocab_size, config.hidden_size))
+    np.add.at(dense, ids, rows)
+    expected = np.sqrt(np.sum(dense**2) + sum(np.sum(g**2) for g in others))
+    print(f"{ids.size} positions, {np.unique(ids).size} distinct words")
+
+    def judge(got):
+        error = relative_error(got, expected)
+        return "" if error <= 1e-12 else f"{float(got):.6f} against {expected:.6f}"
+
+    verdict("exercise 2", lambda: my_global_norm(ids, rows, others), judge)
+
+
+def check_forget_bias(my_forget_bias):
+    for layers in (2, 3):
+        config = PRESETS["tiny"].replace(num_layers=layers)
+        params = init_params(config, corpus.vocab_size, np.float64)
+        before = {n: a.copy() for n, a in params.items()}
+        H = config.hidden_size
+
+        def judge(got, params=params, before=before, H=H):
+            if any((params[n] != before[n]).any() for n in params):
+                return "it changed the parameters it was given"
+            if set(got) != set(params):
+                return "it returns other names than it was given"
+            for name in params:
+                expected = before[name].copy()
+                if name.endswith("_bias") and name.startswith("lstm_"):
+                    expected[H : 2 * H] += 1.0  # the f block of [i, f, g, o]
+                if not np.array_equal(got[name], expected):
+                    return f"{name} is not as expected"
+            return ""
+
+        verdict(
+            f"exercise 3, {layers} layers",
+            lambda params=params: my_forget_bias(params, 1.0),
+            judge,
+        )
+
+
+# %%
+def my_perplexity(params, ids, batch_size, num_steps):
+    return None  # your code here
+
+
+check_perplexity(my_perplexity)
+
+
+# %%
+def my_global_norm(ids, rows, others):
+    return None  # your code here
+
+
+check_global_norm(my_global_norm)
+
+
+# %%
+def my_forget_bias(params, value):
+    return None  # your code here
+
+
+check_forget_bias(my_forget_bias)
+
+# %% [markdown]
+# ## (m) Solutions to the exercises
+#
+# ---
+#
+# **Stop here until you have tried them: the answers follow.**
+#
+# 1. The loss `step_function` returns is averaged over the B rows, so a batch's summed NLL is
+#    `loss * batch_size`; the perplexity divides the total by every target token, steps × B × T
+#    (section (d)). The state goes from each call into the next. The wrong answer restarts every
+#    batch from zeros: the state then no longer summarises the text before each row, and the
+#    perplexity differs.
+# 2. `np.unique(ids, return_inverse=True)` numbers the distinct words; `np.add.at` sums each
+#    word's rows into one; the norm adds their squares once. The wrong answer squares the rows
+#    as they come, which counts $\lVert a \rVert^2 + \lVert b \rVert^2$ for a word used twice
+#    instead of $\lVert a + b \rVert^2$.
+# 3. The f block is columns H to 2H of the bias (blocks i, f, g, o); the copy keeps `params` as
+#    it was. The wrong answer adds to the g block, columns 2H to 3H.
+
+
+# %%
+def solution_perplexity(params, ids, batch_size, num_steps):
+    L = sum(name.endswith("_recurrent_kernel") for name in params)
+    H = params["lstm_0_recurrent_kernel"].shape[0]
+    state = [(np.zeros((batch_size, H)), np.zeros((batch_size, H))) for _ in range(L)]
+    total, steps = 0.0, 0
+    for inputs, targets in batches(ids, batch_size, num_steps):
+        loss, _, state = step_function(params, state, inputs, targets)
+        total += loss * batch_size  # the batch's summed NLL
+        steps += 1
+    return float(np.exp(total / (steps * batch_size * num_steps)))
+
+
+def wrong_perplexity(params, ids, batch_size, num_steps):  # restarts the state every batch
+    L = sum(name.endswith("_recurrent_kernel") for name in params)
+    H = params["lstm_0_recurrent_kernel"].shape[0]
+    zeros = [(np.zeros((batch_size, H)), np.zeros((batch_size, H))) for _ in range(L)]
+    losses = [step_function(params, zeros, x, y)[0] for x, y in batches(ids, batch_size, num_steps)]
+    return float(np.exp(sum(losses) * batch_size / (len(losses) * batch_size * num_steps)))
+
+
+def solution_global_norm(ids, rows, others):
+    words, position_word = np.unique(ids, return_inverse=True)
+    summed = np.zeros((words.size, rows.shape[1]))
+    np.add.at(summed, position_word, rows)  # one row per distinct word
+    return float(np.sqrt(np.sum(summed**2) + sum(np.sum(g**2) for g in others)))
+
+
+def wrong_global_norm(ids, rows, others):  # a word used twice counted as two rows
+    return float(np.sqrt(np.sum(rows**2) + sum(np.sum(g**2) for g in others)))
+
+
+def solution_forget_bias(params, value):
+    new = {name: array.copy() for name, array in params.items()}
+    for name, array in new.items():
+        if name.startswith("lstm_") and name.endswith("_bias"):
+            H = array.size // 4
+            array[H : 2 * H] += value  # blocks i, f, g, o: f is the second
+    return new
+
+
+def wrong_forget_bias(params, value):  # the g block instead
+    new = {name: array.copy() for name, array in params.items()}
+    for name, array in new.items():
+        if name.startswith("lstm_") and name.endswith("_bias"):
+            H = array.size // 4
+            array[2 * H : 3 * H] += value
+    return new
+
+
+print("--- the solutions")
+check_perplexity(solution_perplexity)
+check_global_norm(solution_global_norm)
+check_forget_bias(solution_forget_bias)
+print("--- the wrong answers")
+check_perplexity(wrong_perplexity)
+check_global_norm(wrong_global_norm)
+check_forget_bias(wrong_forget_bias)
+
+# %% [markdown]
 # The paper's 114.5 test perplexity is reproduced by a model written from scratch in NumPy.
 # Part II trains the same model with TensorFlow's automatic differentiation (`GradientTape`)
-# instead of the hand-written BPTT of (e); Part III builds it as a TensorFlow graph.
+# instead of the hand-written BPTT of (e); Part III builds it as a TensorFlow graph; Part IV
+# trains it with PyTorch's autograd and `nn.LSTM`.
