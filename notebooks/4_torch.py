@@ -308,7 +308,8 @@ print(
 # Every tensor lives on one **device**: `cpu` (main memory) or `cuda:0`, `cuda:1`, ... (an NVIDIA
 # GPU's memory). An operation runs on the device of its inputs, and all its inputs must be on
 # the same one: `cpu_tensor + cuda_tensor` raises "Expected all tensors to be on the same
-# device". Nothing moves by itself:
+# device" (a 0-dimensional CPU tensor is the one exception: it is taken as a number). Nothing
+# moves by itself:
 #
 # * `t.to(device)` returns a copy on `device` (or `t` itself when it is already there);
 #   `t.to(device, dtype)` converts as well; `t.cpu()` is `t.to("cpu")`. Tensors can also be made
