@@ -153,14 +153,13 @@ def test_a_helper_defined_in_several_notebooks_is_defined_alike():
 def test_exercise_checks_call_a_stub_not_yet_done_pass_the_solutions_and_refuse_wrong_answers(name):
     # Read from the committed notebook, whose outputs the first test ties to the current source.
     notebook = nbformat.read(REPO / "notebooks" / name, as_version=4)
-    lines = [
-        line
+    lines = "".join(
+        o.text
         for c in notebook.cells
         if c.cell_type == "code"
         for o in c.outputs
         if o.output_type == "stream"
-        for line in o.text.splitlines()
-    ]
+    ).splitlines()
     solutions, wrong = lines.index("--- the solutions"), lines.index("--- the wrong answers")
 
     def verdicts(part):
