@@ -38,8 +38,8 @@ bench: $(FULL)
 
 # Trains the small config with all three engines (runs/reproduce/ENGINE; finished runs are kept,
 # interrupted ones resumed), evaluates each, and rewrites docs/results.md and its figure; it
-# takes about the sum of the engines' "13 epochs (est.)" in docs/performance.md plus their
-# evaluations. ARGS="--config medium" does the same for the medium model (NumPy engine).
+# takes about the sum of the engines' "full run (est.)" at small in docs/bench.md.
+# ARGS="--config medium" does the same for the medium model (NumPy engine).
 # Pass options with ARGS, e.g. make reproduce ARGS="--engine numpy".
 reproduce: $(FULL)
 	$(BIN)/python benchmarks/reproduce.py $(ARGS)

@@ -1,15 +1,21 @@
-"""Where every engine stands on this machine, measured in one run (``make bench``).
+"""Every installed engine at every size on this machine, side by side in one run (``make bench``).
 
-Times, on identical PTB-shaped batches and on the CPU: every registered engine that is installed
-(through the engine interface, as the trainer drives it), the TensorFlow maths compiled whole
-with ``tf.function`` as a reference, and the machine's own SGEMM rate, from which the floor of a
-training step follows (its matrix products at that rate). Also
-how the NumPy engine's cost grows with hidden size and batch size, and the peak memory of 20
-training steps of small, medium and large. Prints the tables and writes them whole, with the
-machine's description, into the generated page docs/bench.md and, as numbers, into
-docs/results/bench.json; no hand-written page is touched (docs/performance.md links to them).
+For each size (small, medium, large by default) the floors of a training step come first,
+measured in this process:
 
-    python benchmarks/bench.py [--steps 30] [--no-write] [--quick]
+- the compute floor: the step's matrix products (``ptb_lstm.bench.step_products``) at the
+  machine's square-SGEMM rate;
+- the shape floor: the same products timed at the shapes an ideal schedule uses, batched over
+  all time steps where the maths allows and one per time step where it does not (the
+  recurrent [B, H] x [H, 4H] products forward and backward), with the memory bandwidth
+  measured beside it, since those thin products read their whole weight matrix each time.
+
+Then every installed engine is timed on that size in a child process of its own,
+so that its peak resident memory is its own; engines and sizes follow one another in a single
+run. Prints the tables and writes them, with the machine (CPU, cores, BLAS) and the date, into
+the generated page docs/bench.md and, as numbers, into docs/results/bench.json.
+
+    python benchmarks/bench.py [--steps 20/6/3] [--sizes small,medium,large] [--engines ...]
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -26,158 +31,86 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-from ptb_lstm.bench import StepTimer, bench, full_training_seconds
-from ptb_lstm.config import PRESETS, Config
+from ptb_lstm.bench import (
+    PTB_VOCAB,
+    memory_gbytes_per_second,
+    product_seconds,
+    sgemm_gflops,
+    step_products,
+)
+from ptb_lstm.config import PRESETS
 from ptb_lstm.engines import REGISTRY, install_hint, is_installed
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = ROOT / "docs" / "bench.md"
-NUMBERS = ROOT / "docs" / "results" / "bench.json"
+DEFAULT_STEPS = {"small": 20, "medium": 6, "large": 3}
 
 
-def step_flops(config: Config, vocab_size: int = 10_000) -> float:
-    """Multiply-adds x 2 of the matrix products of one training step.
-
-    Softmax: logits, d logits -> d top, d softmax_kernel: 3 products of N x H x V.
-    Each layer: input projection, recurrent products, d kernel, d recurrent kernel, d input,
-    d h(t-1): 6 products of N x H x 4H. N = batch_size * num_steps."""
-    n, h = config.batch_size * config.num_steps, config.hidden_size
-    return 2.0 * (3 * n * h * vocab_size + config.num_layers * 6 * n * h * 4 * h)
-
-
-def sgemm_gflops(size: int = 2048, repeats: int = 7) -> float:
-    """Best float32 matrix-product rate of NumPy's BLAS with its default threads."""
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((size, size), dtype=np.float32)
-    b = rng.standard_normal((size, size), dtype=np.float32)
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
-    return 2 * size**3 / best / 1e9
-
-
-def _timed(fn) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
-
-
-class TFFunctionTimer:
-    """The TensorFlow engines' maths (ptb_lstm.engines._tf_model) compiled whole with
-    tf.function: the reference that the graph engine is held against."""
-
-    def __init__(self, config: Config, vocab_size: int = 10_000) -> None:
-        import tensorflow as tf
-
-        from ptb_lstm.engines._tf_model import clipped_sgd, forward, summed_nll
-        from ptb_lstm.params import init_params
-
-        params = init_params(config, vocab_size)
-        self.variables = {n: tf.Variable(v) for n, v in params.items()}
-        ordered = [self.variables[n] for n in params]
-        zeros = tf.zeros([config.batch_size, config.hidden_size])
-        self.state = [(zeros, zeros) for _ in range(config.num_layers)]
-        batch = float(config.batch_size)
-
-        @tf.function
-        def train_step(x, y, state):
-            with tf.GradientTape() as tape:
-                logits, final = forward(self.variables, x, state, config)
-                loss = summed_nll(logits, y) / batch
-            gradients = tape.gradient(loss, ordered)
-            clipped_sgd(ordered, gradients, 0.1, config.max_grad_norm)
-            return loss, final
-
-        @tf.function
-        def eval_step(x, y, state):
-            logits, final = forward(self.variables, x, state, config)
-            return summed_nll(logits, y), final
-
-        self._train, self._eval = train_step, eval_step
-        rng = np.random.default_rng(0)
-        shape = (config.batch_size, config.num_steps)
-        self.batches = [
-            (
-                tf.constant(rng.integers(0, vocab_size, shape), tf.int32),
-                tf.constant(rng.integers(0, vocab_size, shape), tf.int32),
-            )
-            for _ in range(8)
-        ]
-        self.done = 0
-
-    def _run(self, step, count):
-        times = []
-        for _ in range(count):
-            x, y = self.batches[self.done % len(self.batches)]
-            self.done += 1
-            started = time.perf_counter()
-            value, self.state = step(x, y, self.state)
-            float(value)
-            times.append(time.perf_counter() - started)
-        return times
-
-    def train(self, count: int) -> list[float]:
-        return self._run(self._train, count)
-
-    def eval(self, count: int) -> list[float]:
-        return self._run(self._eval, count)
-
-
-def interleaved(timers: dict, steps: int, rounds: int = 5, warmup: int = 5) -> dict:
-    """Median ms of training and of evaluation steps per timer, taken in ``rounds`` rounds
-    that visit every timer in turn, so that the machine's noise falls on all of them."""
-    per_round = max(1, steps // rounds)
-    times = {name: {"train": [], "eval": []} for name in timers}
-    for timer in timers.values():
-        timer.train(warmup)
-        timer.eval(warmup)
-    for _ in range(rounds):
-        for name, timer in timers.items():
-            times[name]["train"] += timer.train(per_round)
-            times[name]["eval"] += timer.eval(per_round)
+def floors(config, rate_gflops: float, bandwidth: float, repeats: int = 3) -> dict:
+    """The compute and shape floors of one training step of ``config``, in ms."""
+    products = step_products(config, PTB_VOCAB)
+    timed = [(p, 1000 * product_seconds(p, repeats)) for p in products]
+    recurrent = [p for p in products if p.count > 1]
+    # Each per-step product reads its [H, 4H] weight matrix whole, in float32.
+    streamed = sum(4 * p.k * p.n * p.count for p in recurrent)
     return {
-        name: {kind: 1000 * statistics.median(values) for kind, values in t.items()}
-        for name, t in times.items()
+        "gflop": sum(p.flops for p in products) / 1e9,
+        "compute_floor_ms": sum(p.flops for p in products) / (rate_gflops * 1e6),
+        "shape_floor_ms": sum(ms for _, ms in timed),
+        "batched_ms": sum(ms for p, ms in timed if p.count == 1),
+        "per_time_step_ms": sum(ms for p, ms in timed if p.count > 1),
+        "per_time_step_at_compute_rate_ms": sum(p.flops for p in recurrent) / (rate_gflops * 1e6),
+        "recurrent_weights_streamed_mb": streamed / 1e6,
+        "recurrent_weights_at_bandwidth_ms": streamed / (bandwidth * 1e6),
+        "products": [{**p._asdict(), "ms": ms} for p, ms in timed],
     }
 
 
-def peak_memory_mb(config_name: str, engine: str = "numpy", steps: int = 20) -> dict:
-    """Peak resident memory (VmHWM, which a new program starts afresh, unlike ru_maxrss) of a
-    fresh process before the model exists and after ``steps`` training steps."""
-    code = (
-        "import json\n"
-        "from ptb_lstm.bench import bench\n"
-        "from ptb_lstm.config import PRESETS\n"
-        "def hwm():\n"
-        "    for line in open('/proc/self/status'):\n"
-        "        if line.startswith('VmHWM:'):\n"
-        "            return int(line.split()[1]) / 1024\n"
-        "base = hwm()\n"
-        f"bench({engine!r}, PRESETS[{config_name!r}], steps={steps}, warmup=0)\n"
-        "print(json.dumps({'base_mb': base, 'peak_mb': hwm()}))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+# Run in a child process per engine and size: ``ptb_lstm.bench.bench``, then the process's peak
+# resident memory, VmHWM, which a new program starts afresh (ru_maxrss would carry over the
+# parent's peak through exec); ru_maxrss where there is no /proc.
+_CHILD = """
+import json, resource, sys
+from ptb_lstm.bench import bench
+from ptb_lstm.config import PRESETS
+engine, size, steps, warmup = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+result = bench(engine, PRESETS[size], steps=steps, warmup=warmup, device="cpu").to_dict()
+try:
+    status = open("/proc/self/status").read().splitlines()
+    kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+except (OSError, StopIteration):
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kib //= 1024 if sys.platform == "darwin" else 1
+result["peak_rss_mb"] = kib / 1024
+print(json.dumps(result))
+"""
+
+
+def run_engine(engine: str, size: str, steps: int) -> dict:
+    """One engine on one size in a child process of its own: its median ms per training and
+    evaluation step, words per second and peak resident memory (MiB)."""
+    warmup = min(3, max(1, steps // 5))  # few at the large sizes, whose steps are long
+    command = [sys.executable, "-c", _CHILD, engine, size, str(steps), str(warmup)]
+    child = subprocess.run(command, capture_output=True, text=True)
+    if child.returncode != 0:
+        lines = child.stderr.strip().splitlines() or ["no message"]
+        return {"error": f"exit status {child.returncode}: {lines[-1]}"}
+    record = json.loads(child.stdout.strip().splitlines()[-1])
+    keys = ("train_ms_per_step", "eval_ms_per_step", "words_per_second", "peak_rss_mb")
+    keys += ("full_training_hours",)
+    return {**{key: record[key] for key in keys}, "steps": steps, "warmup": warmup}
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
+    """CPU, cores, BLAS and the versions that matter."""
+    info = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
+                info["cpu"] = line.split(":", 1)[1].strip()
                 break
     except OSError:
         pass
-    info = {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-    }
+    info.update(python=platform.python_version(), numpy=np.__version__)
     try:
         from threadpoolctl import threadpool_info
 
@@ -185,11 +118,10 @@ def machine() -> dict:
         if blas:
             info["blas"] = (
                 f"{blas[0].get('internal_api')} {blas[0].get('version')} "
-                f"({blas[0].get('architecture')}, {blas[0].get('num_threads')} "
-                "threads)"
+                f"({blas[0].get('architecture')}, {blas[0].get('num_threads')} threads)"
             )
     except ImportError:
-        pass
+        info["blas"] = "unknown (threadpoolctl is not installed)"
     from importlib.metadata import PackageNotFoundError, version
 
     for package in ("tensorflow", "torch"):
@@ -200,145 +132,156 @@ def machine() -> dict:
     return info
 
 
-def main() -> int:
+def describe(host: dict) -> str:
+    return (
+        f"{host['cpu']}, {host['cores']} cores; Python {host['python']}, NumPy {host['numpy']}, "
+        f"BLAS {host.get('blas', 'unknown')}"
+        + (f", TensorFlow {host['tensorflow']}" if "tensorflow" in host else "")
+        + (f", PyTorch {host['torch']}" if "torch" in host else "")
+    )
+
+
+def size_table(size: str, config, floor: dict, results: dict) -> list[str]:
+    """The Markdown of one size: its floors, then one row per engine."""
+    lines = [
+        f"## {size}: {config.num_layers} x {config.hidden_size} units, batch "
+        f"{config.batch_size} x {config.num_steps} steps, vocabulary {PTB_VOCAB:,}",
+        "",
+        f"{floor['gflop']:.2f} GFLOP of matrix products a training step. Compute floor "
+        f"{floor['compute_floor_ms']:.1f} ms; shape floor {floor['shape_floor_ms']:.1f} ms "
+        f"({floor['batched_ms']:.1f} ms batched over all time steps, "
+        f"{floor['per_time_step_ms']:.1f} ms in the per-time-step recurrent products, which "
+        f"would take {floor['per_time_step_at_compute_rate_ms']:.1f} ms at the SGEMM rate and "
+        f"read {floor['recurrent_weights_streamed_mb']:,.0f} MB of weights, "
+        f"{floor['recurrent_weights_at_bandwidth_ms']:.1f} ms at the copy bandwidth).",
+        "",
+        "| engine | train ms/step | words/s | x compute floor | x shape floor | x torch "
+        "| eval ms/step | peak RSS | full run (est.) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    torch_ms = results.get("torch", {}).get("train_ms_per_step")
+    for engine, r in results.items():
+        if "error" in r:
+            lines.append(f"| {engine} | failed: {r['error']} | | | | | | | |")
+            continue
+        ms = r["train_ms_per_step"]
+        vs_torch = f"{ms / torch_ms:.2f}" if torch_ms else "–"
+        lines.append(
+            f"| {engine} | {ms:.1f} | {r['words_per_second']:,.0f} | "
+            f"{ms / floor['compute_floor_ms']:.2f} | {ms / floor['shape_floor_ms']:.2f} | "
+            f"{vs_torch} | {r['eval_ms_per_step']:.1f} | {r['peak_rss_mb']:,.0f} MB | "
+            f"{_duration(r['full_training_hours'])} |"
+        )
+    return lines
+
+
+def _duration(hours: float) -> str:
+    return f"{hours * 60:.0f} min" if hours < 2 else f"{hours:.1f} h"
+
+
+def parse_steps(text: str, sizes: list[str]) -> dict[str, int] | None:
+    """``20/6/3`` (one per size, in order) or ``5`` (every size), each at least 1; else None."""
+    parts = text.split("/")
+    if len(parts) == 1:
+        parts = parts * len(sizes)
+    if len(parts) != len(sizes) or not all(p.isdigit() and int(p) > 0 for p in parts):
+        return None
+    return dict(zip(sizes, map(int, parts), strict=True))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30, help="timed steps per entry")
-    parser.add_argument("--quick", action="store_true", help="skip scaling and memory")
-    parser.add_argument("--no-write", action="store_true", help="do not touch docs/")
-    args = parser.parse_args()
-    small = PRESETS["small"]
+    parser.add_argument(
+        "--sizes",
+        default="small,medium,large",
+        help="presets, comma-separated (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--steps",
+        help="timed steps per engine, one per size, e.g. 60/20/10 for more (default: 20/6/3)",
+    )
+    parser.add_argument("--engines", help="comma-separated (default: every installed engine)")
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs", help="where to write")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    args.sizes = args.sizes.split(",")
+    for size in args.sizes:
+        if size not in PRESETS:
+            parser.error(f"--sizes: unknown preset {size!r}; choose from {', '.join(PRESETS)}")
+    default = "/".join(str(DEFAULT_STEPS.get(s, 5)) for s in args.sizes)
+    steps = parse_steps(args.steps or default, args.sizes)
+    if steps is None:
+        parser.error(
+            f"--steps: give one positive count, or one per size separated by '/' "
+            f"({len(args.sizes)} for {','.join(args.sizes)}), not {args.steps!r}"
+        )
+    args.steps = steps
+    args.engines = args.engines.split(",") if args.engines else list(REGISTRY)
+    for engine in args.engines:
+        if engine not in REGISTRY:
+            parser.error(f"--engines: unknown engine {engine!r}; choose from {', '.join(REGISTRY)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     started = time.time()
-    lines = []
-    record: dict = {
-        "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "steps": args.steps,
-    }
+    lines: list[str] = []
 
     def out(text: str = "") -> None:
         print(text, flush=True)
         lines.append(text)
 
     host = machine()
-    rate = sgemm_gflops()
-    flops = step_flops(small)
-    floor = 1000 * flops / (rate * 1e9)
-    record.update(
-        machine=host, sgemm_gflops=rate, small_step_gflop=flops / 1e9, small_floor_ms=floor
-    )
-    out(
-        f"Machine: {host['cpu']}, {host['cores']} cores; Python {host['python']}, "
-        f"NumPy {host['numpy']}"
-        + (f", {host['blas']}" if "blas" in host else "")
-        + (f", TensorFlow {host['tensorflow']}" if "tensorflow" in host else "")
-        + (f", PyTorch {host['torch']}" if "torch" in host else "")
-    )
-    out(
-        f"SGEMM rate (2048^3, float32, best of 7): {rate:.0f} GFLOP/s. One small-config training "
-        f"step is {flops / 1e9:.2f} GFLOP of matrix products, so the floor is {floor:.1f} ms."
-    )
+    measured = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    rate, bandwidth = sgemm_gflops(), memory_gbytes_per_second()
+    record: dict = {"measured": measured, "argv": sys.argv[1:], "machine": host}
+    record.update(sgemm_gflops=rate, memory_gb_per_s=bandwidth, sizes={})
+    out(f"Measured {measured} on {describe(host)}.")
     out()
-
-    timers: dict = {}
-    for engine in REGISTRY:
-        if not is_installed(engine):
-            out(f"({engine} skipped: not installed; {install_hint(engine)} adds its row)")
-            continue
-        timers[engine] = StepTimer(engine, small, device="cpu")
-    if "tf-graph" in timers:
-        timers["tf.function (same TF maths, reference)"] = TFFunctionTimer(small)
-    medians = interleaved(timers, args.steps)
-    rows = [(name, m["train"], m["eval"]) for name, m in medians.items()]
-    record["small"] = [
-        {
-            "engine": name,
-            "train_ms_per_step": train_ms,
-            "eval_ms_per_step": eval_ms,
-            "x_floor": train_ms / floor,
-        }
-        for name, train_ms, eval_ms in rows
-    ]
-    torch_ms = medians["torch"]["train"] if "torch" in medians else None
     out(
-        f"Small config (batch 20 x 20 steps, hidden 200, vocabulary 10,000), float32, on the "
-        f"CPU; median of {args.steps} steps per entry, taken in 5 interleaved rounds:"
+        f"Square SGEMM (2048^3, float32, best of 7): {rate:.0f} GFLOP/s. Memory bandwidth "
+        f"(copy of 256 MB, bytes read and written, best of 5): {bandwidth:.1f} GB/s. Each engine "
+        "runs in a process of its own, float32, on the CPU, on random PTB-shaped batches; "
+        "times are medians of the steps given for each size, after up to 3 untimed ones. "
+        "A full run is every epoch of the size's config on PTB with its evaluations, at those "
+        "medians."
     )
+    engines = []
+    for engine in args.engines:
+        if is_installed(engine):
+            engines.append(engine)
+        else:
+            out(f"({engine} skipped: not installed; {install_hint(engine)} adds its rows)")
+    failed = False
+    for size in args.sizes:
+        config = PRESETS[size]
+        floor = floors(config, rate, bandwidth)
+        results = {engine: run_engine(engine, size, args.steps[size]) for engine in engines}
+        failed |= any("error" in r for r in results.values())
+        record["sizes"][size] = {"steps": args.steps[size], **floor, "engines": results}
+        out()
+        for line in size_table(size, config, floor, results):
+            out(line)
     out()
-    out("| engine | train ms/step | x floor | x torch | eval ms/step | 13 epochs (est.) |")
-    out("|---|---:|---:|---:|---:|---:|")
-    for name, train_ms, eval_ms in rows:
-        vs_torch = f"{train_ms / torch_ms:.2f}" if torch_ms else "–"
-        epochs = full_training_seconds(small, train_ms / 1000, eval_ms / 1000) / 60
-        out(
-            f"| {name} | {train_ms:.1f} | {train_ms / floor:.2f} | {vs_torch} | {eval_ms:.1f} "
-            f"| {epochs:.0f} min |"
-        )
-    floor_vs_torch = f"{floor / torch_ms:.2f}" if torch_ms else "–"
-    out(
-        f"| floor ({flops / 1e9:.2f} GFLOP at {rate:.0f} GFLOP/s) | {floor:.1f} | 1.00 | "
-        f"{floor_vs_torch} | | |"
-    )
-
-    if not args.quick:
-        out()
-        out(
-            "NumPy engine, how the cost grows from the small config (float32, num_steps 20, "
-            "median of 10 steps; floor at the SGEMM rate above):"
-        )
-        out()
-        out("| hidden | batch | steps | GFLOP/step | train ms/step | x floor | eval ms/step |")
-        out("|---:|---:|---:|---:|---:|---:|---:|")
-        for hidden, batch in ((200, 20), (650, 20), (1500, 20), (200, 10), (200, 40), (200, 80)):
-            config = small.replace(hidden_size=hidden, batch_size=batch)
-            r = bench("numpy", config, steps=10, warmup=2)
-            f = step_flops(config)
-            record.setdefault("numpy_scaling", []).append(
-                {
-                    "hidden_size": hidden,
-                    "batch_size": batch,
-                    "gflop": f / 1e9,
-                    "train_ms_per_step": r.train_ms_per_step,
-                    "eval_ms_per_step": r.eval_ms_per_step,
-                }
-            )
-            out(
-                f"| {hidden} | {batch} | {config.num_steps} | {f / 1e9:.1f} | "
-                f"{r.train_ms_per_step:.1f} | "
-                f"{r.train_ms_per_step / (1000 * f / (rate * 1e9)):.2f} | "
-                f"{r.eval_ms_per_step:.1f} |"
-            )
-        out()
-        out(
-            "Peak resident memory of a fresh process running 20 NumPy training steps of each "
-            "preset (float32, random batches, vocabulary 10,000):"
-        )
-        out()
-        out("| config | parameters | before the model | peak |")
-        out("|---|---:|---:|---:|")
-        from ptb_lstm.params import count_params, init_params
-
-        for name in ("small", "medium", "large"):
-            memory = peak_memory_mb(name)
-            count = count_params(init_params(PRESETS[name], 10_000))
-            record.setdefault("peak_memory_mb", {})[name] = memory
-            out(
-                f"| {name} | {count / 1e6:.1f} M | {memory['base_mb']:.0f} MB | "
-                f"{memory['peak_mb']:.0f} MB |"
-            )
-    out()
-    out(f"(`make bench`, {time.strftime('%Y-%m-%d')}, {time.time() - started:.0f} s)")
-
+    out(f"(`make bench`, {measured}, {time.time() - started:.0f} s)")
     if not args.no_write:
-        header = (
-            "<!-- Generated by `make bench`: do not edit by hand, rerun the command. -->\n"
-            "# Benchmark: every installed engine on this machine\n\n"
-            "Written by `make bench` (benchmarks/bench.py); the numbers are also in "
-            "[results/bench.json](results/bench.json). What they mean: "
-            "[performance.md](performance.md).\n\n"
-        )
-        _write(PAGE, header + "\n".join(lines) + "\n")
-        _write(NUMBERS, json.dumps(record, indent=1) + "\n")
-        print(f"\nwrote {PAGE.relative_to(ROOT)} and {NUMBERS.relative_to(ROOT)}")
-    return 0
+        write(args.docs, lines, record)
+    return 1 if failed else 0
+
+
+def write(docs: Path, lines: list[str], record: dict) -> None:
+    header = (
+        "<!-- Generated by `make bench`: do not edit by hand, rerun the command. -->\n"
+        "# Benchmark: every installed engine at every size on one machine\n\n"
+        "Written by `make bench` (benchmarks/bench.py); the numbers are also in "
+        "[results/bench.json](results/bench.json). What they mean: "
+        "[performance.md](performance.md).\n\n"
+    )
+    page, numbers = docs / "bench.md", docs / "results" / "bench.json"
+    _write(page, header + "\n".join(lines) + "\n")
+    _write(numbers, json.dumps(record, indent=1) + "\n")
+    print(f"\nwrote {page} and {numbers}")
 
 
 def _write(path: Path, text: str) -> None:

@@ -1785,18 +1785,13 @@ plt.show()
 #    time saved is the shifted copy and its memory, more than the maximum itself.
 # 4. **A sparse embedding update.** Only the rows of the batch's words are summed and updated,
 #    not a dense [V, H] gradient.
-# 5. Buffers reused from step to step, the softmax bias folded into its kernel (about 1 ms), the
-#    BPTT factors that do not depend on the recurrence computed before the loop, and, with
-#    several cores, the large products run as tasks on helper threads beside the recurrence,
-#    with BLAS held to one thread per call: 8% less time a step than without them, both measured
-#    in one run on an idle 2-core AMD EPYC (45.4 against 49.6 ms, `python
-#    benchmarks/studies/threads_ab.py`, medians of 200 steps; these and the changes that were
-#    tried and dropped are in `docs/performance.md`).
+# 5. Buffers reused from step to step, the softmax bias folded into its kernel (about 1 ms), and
+#    the BPTT factors that do not depend on the recurrence computed before the loop (these, and
+#    the changes that were tried and dropped, are in `docs/performance.md`).
 #
 # The table times one instance of each piece. A step holds several of most (two layers, the
-# gates at each of 20 time steps in the forward and the backward pass), and item 5 and the
-# helper threads are not in the table, so its savings do not add up to the difference between
-# the whole steps below.
+# gates at each of 20 time steps in the forward and the backward pass), and item 5 is not in
+# the table, so its savings do not add up to the difference between the whole steps below.
 
 # %%
 from threadpoolctl import threadpool_limits
@@ -1907,12 +1902,12 @@ with threadpool_limits(limits=1):
 
 # %% [markdown]
 # The whole training step of the small model, both engines from the same weights on the same batch
-# (the `numpy` engine as it runs by default, with its helper threads; the reference with one BLAS
-# thread). In its own run `make bench` measured the `numpy` engine at 45.0 ms a step on an idle
-# 2-core AMD EPYC (float32, 2026-11-29, commit c1eba1a; PyTorch's `nn.LSTM` took 62.9 ms there),
-# where the matrix products alone need at least 31 ms, and at 71.2 ms on a 2-core Intel Xeon (the
-# torch engine 85.6 ms; `docs/performance.md`). (The 45.4 ms of item 5 is another benchmark's
-# median, `threads_ab.py`, of the same engine on the same machine.) Timings depend on the machine
+# (the `numpy` engine as it runs by default, on BLAS's own threads; the reference with one BLAS
+# thread). In its own run `make bench` measured the `numpy` engine of the time, which ran its
+# large products on helper threads, at 45.0 ms a step on an idle 2-core AMD EPYC (float32,
+# 2026-11-29, commit c1eba1a; PyTorch's `nn.LSTM` took 62.9 ms there), where the matrix products
+# alone need at least 31 ms, and at 71.2 ms on a 2-core Intel Xeon (the torch engine 85.6 ms);
+# `docs/bench.md` holds the latest run. Timings depend on the machine
 # and on what else it runs: on a machine busy with other work both figures grow, the multi-threaded
 # engine's more. Here, live, the best of three single steps each. (The loop average of (h) measures
 # something else, every step of a run with its loop and masks; on a virtual machine shared with

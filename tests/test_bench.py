@@ -3,9 +3,8 @@ import time
 
 import pytest
 
-from ptb_lstm.bench import bench, full_training_seconds
+from ptb_lstm.bench import bench, full_training_seconds, step_flops, step_products
 from ptb_lstm.config import PRESETS
-from ptb_lstm.engines import installed_engines
 
 from conftest import assert_user_error, run_cli
 
@@ -49,59 +48,104 @@ def test_bench_rejects_zero_steps():
     assert_user_error(run_cli("bench", "--steps", "0"), "--steps must be > 0")
 
 
+def test_a_training_step_is_the_papers_matrix_products():
+    """Small config: 3 softmax products of 400 x 200 x 10,000 and, per layer, 6 products of
+    400 x 200 x 800 (REFERENCE §6: 6.3 GFLOP a step), the recurrent two of them as 20
+    products of [20, 200] x [200, 800] (forward) and [20, 800] x [800, 200] (backward)."""
+    products = step_products(PRESETS["small"], vocab_size=10_000)
+    assert step_flops(PRESETS["small"]) == 2 * (3 * 400 * 200 * 10_000 + 2 * 6 * 400 * 200 * 800)
+    per_step = sorted((p.m, p.k, p.n, p.count) for p in products if p.count > 1)
+    assert per_step == [(20, 200, 800, 20)] * 2 + [(20, 800, 200, 20)] * 2
+    assert sum(p.count == 1 for p in products) == 3 + 2 * 4
+
+
 @pytest.fixture(scope="module")
-def bench_script():
-    """benchmarks/bench.py end to end, shortened, without touching docs/ (run once for the
-    tests below)."""
+def bench_run(tmp_path_factory):
+    """benchmarks/bench.py end to end on the tiny preset with two engines, writing into a
+    folder of its own (run once for the tests below)."""
     import subprocess
     import sys
 
     from conftest import REPO
 
-    return subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "benchmarks" / "bench.py"),
-            "--quick",
-            "--no-write",
-            "--steps",
-            "5",
-        ],
+    docs = tmp_path_factory.mktemp("docs")
+    command = [sys.executable, str(REPO / "benchmarks" / "bench.py"), "--sizes", "tiny"]
+    command += ["--steps", "2", "--engines", "numpy,numpy-reference", "--docs", str(docs)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    return result, docs
+
+
+def test_bench_writes_each_engines_row_with_the_date_and_machine(bench_run):
+    result, docs = bench_run
+    assert result.returncode == 0, result.stderr
+    page = (docs / "bench.md").read_text(encoding="utf-8")
+    record = json.loads((docs / "results" / "bench.json").read_text(encoding="utf-8"))
+    assert record["measured"][:10] == time.strftime("%Y-%m-%d", time.gmtime())
+    assert record["measured"] in page and record["machine"]["cpu"] in page
+    assert {"cpu", "cores", "blas"} <= record["machine"].keys()
+    assert "## tiny" in page
+    for engine in ("numpy", "numpy-reference"):
+        assert f"| {engine} |" in page
+        assert record["sizes"]["tiny"]["engines"][engine]["steps"] == 2
+
+
+def test_bench_numbers_hang_together(bench_run):
+    """Words per second are the batch's words over the step time; the shape floor is its
+    batched part and its per-time-step part; the compute floor is the FLOPs at the SGEMM rate;
+    each ratio column divides the step by that floor."""
+    result, docs = bench_run
+    assert result.returncode == 0, result.stderr
+    record = json.loads((docs / "results" / "bench.json").read_text(encoding="utf-8"))
+    tiny = record["sizes"]["tiny"]
+    config = PRESETS["tiny"]
+    assert tiny["gflop"] * 1e9 == pytest.approx(step_flops(config))
+    assert tiny["compute_floor_ms"] == pytest.approx(tiny["gflop"] / record["sgemm_gflops"] * 1e3)
+    assert tiny["shape_floor_ms"] == pytest.approx(tiny["batched_ms"] + tiny["per_time_step_ms"])
+    assert tiny["shape_floor_ms"] == pytest.approx(sum(p["ms"] for p in tiny["products"]))
+    numpy_row = tiny["engines"]["numpy"]
+    words = config.batch_size * config.num_steps
+    assert numpy_row["words_per_second"] * numpy_row["train_ms_per_step"] / 1000 == (
+        pytest.approx(words)
+    )
+    page = (docs / "bench.md").read_text(encoding="utf-8")
+    [row] = [line for line in page.splitlines() if line.startswith("| numpy |")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    ms = numpy_row["train_ms_per_step"]  # the page shows it to 0.1 ms only
+    assert float(cells[1]) == pytest.approx(ms, abs=0.051)
+    assert float(cells[3]) == pytest.approx(ms / tiny["compute_floor_ms"], rel=0.01, abs=0.01)
+    assert float(cells[4]) == pytest.approx(ms / tiny["shape_floor_ms"], rel=0.01, abs=0.01)
+
+
+def test_each_engines_peak_memory_is_its_own_process(bench_run):
+    """The parent allocates 512 MB to measure the memory bandwidth before any engine runs; a
+    child's peak must not inherit it."""
+    result, docs = bench_run
+    assert result.returncode == 0, result.stderr
+    record = json.loads((docs / "results" / "bench.json").read_text(encoding="utf-8"))
+    for row in record["sizes"]["tiny"]["engines"].values():
+        assert 10 < row["peak_rss_mb"] < 400
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--steps", "2/3"], "--steps: give one positive count"),
+        (["--steps", "0"], "--steps: give one positive count"),
+        (["--sizes", "huge"], "--sizes: unknown preset 'huge'"),
+        (["--engines", "jax"], "--engines: unknown engine 'jax'"),
+    ],
+)
+def test_bench_rejects_bad_flags_in_one_line(args, message):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "bench.py"), *args, "--no-write"],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=60,
     )
-
-
-def test_make_bench_script_prints_the_engine_table(bench_script):
-    result = bench_script
-    assert result.returncode == 0, result.stderr
-    assert "| numpy |" in result.stdout and "floor" in result.stdout
-    for name in installed_engines():
-        assert f"| {name} |" in result.stdout, name
-
-
-def test_the_floor_is_the_small_steps_matrix_products_at_the_measured_sgemm_rate(bench_script):
-    """The floor row: 6.34 GFLOP (2 x (3 products of 400 x 200 x 10,000 for the softmax + 2
-    layers x 6 products of 400 x 200 x 800), REFERENCE §6) at the SGEMM rate the run printed,
-    and each engine's "x floor" is its step time over that."""
-    assert bench_script.returncode == 0, bench_script.stderr
-    gflop = 2 * (3 * 400 * 200 * 10_000 + 2 * 6 * 400 * 200 * 800) / 1e9
-    rows = {
-        cells[0]: cells[1:]
-        for line in bench_script.stdout.splitlines()
-        if line.startswith("| ")
-        and len(cells := [c.strip() for c in line.strip("|").split("|")]) > 2
-    }
-    [floor_name] = [name for name in rows if name.startswith("floor (")]
-    printed_gflop, rate = (
-        floor_name.removeprefix("floor (").removesuffix(" GFLOP/s)").split(" GFLOP at ")
-    )
-    assert float(printed_gflop) == pytest.approx(gflop, abs=0.005)
-    floor_ms = float(rows[floor_name][0])
-    # the rate is printed to whole GFLOP/s (off by up to 0.5) and the floor to 0.1 ms
-    expected = 1000 * gflop / float(rate)
-    assert abs(floor_ms - expected) <= expected * 0.5 / (float(rate) - 0.5) + 0.05
-    assert rows[floor_name][1] == "1.00"
-    train_ms, x_floor = float(rows["numpy"][0]), float(rows["numpy"][1])
-    assert x_floor == pytest.approx(train_ms / floor_ms, rel=0.01, abs=0.01)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr

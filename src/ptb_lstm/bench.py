@@ -1,10 +1,14 @@
-"""Time training and evaluation steps of an engine on PTB-shaped batches."""
+"""Time training and evaluation steps of an engine on PTB-shaped batches, and the floors a
+step is held against: its matrix products at the machine's square-SGEMM rate (the compute
+floor), and the same products timed at the shapes an ideal schedule uses (the shape floor)."""
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -130,3 +134,96 @@ def bench(
         config.batch_size * config.num_steps / train,
         full_training_seconds(config, train, evaluation) / 3600,
     )
+
+
+# -- the floors ----------------------------------------------------------------------------
+
+
+class Product(NamedTuple):
+    """[m, k] @ [k, n], ``count`` times in a step: count > 1 means once per time step, in
+    sequence, because each needs the one before (the recurrence)."""
+
+    what: str
+    m: int
+    k: int
+    n: int
+    count: int = 1
+
+    @property
+    def flops(self) -> float:
+        return 2.0 * self.m * self.k * self.n * self.count
+
+
+def step_products(config: Config, vocab_size: int = PTB_VOCAB) -> list[Product]:
+    """The matrix products of one training step as an ideal schedule runs them: batched over
+    all N = batch_size * num_steps rows where the maths allows (the input projections, the
+    softmax and its gradients, the input and weight gradients), one per time step where it does
+    not (h(t-1) @ recurrent_kernel forward and d z @ recurrent_kernel.T backward)."""
+    b, t, h, v = config.batch_size, config.num_steps, config.hidden_size, vocab_size
+    n, g = b * t, 4 * h
+    products = [
+        Product("softmax: logits", n, h, v),
+        Product("softmax: d top", n, v, h),
+        Product("softmax: d kernel", h, n, v),
+    ]
+    for layer in range(config.num_layers):
+        products += [
+            Product(f"layer {layer}: input projection", n, h, g),
+            Product(f"layer {layer}: h(t-1) @ recurrent kernel", b, h, g, t),
+            Product(f"layer {layer}: d h(t-1)", b, g, h, t),
+            Product(f"layer {layer}: d input", n, g, h),
+            Product(f"layer {layer}: d kernel", h, n, g),
+            Product(f"layer {layer}: d recurrent kernel", h, n, g),
+        ]
+    return products
+
+
+def step_flops(config: Config, vocab_size: int = PTB_VOCAB) -> float:
+    """Floating-point operations (2 per multiply-add) of one training step's matrix products."""
+    return sum(p.flops for p in step_products(config, vocab_size))
+
+
+def _best_seconds(run: Callable[[], object], repeats: int, budget: float = 0.2) -> float:
+    """The fastest of at least ``repeats`` timed calls of ``run``, after one untimed call;
+    quick calls are repeated until ``budget`` seconds have gone (at most 100 times), so that
+    one late wake-up of a BLAS thread does not set the floor."""
+    run()
+    best, spent, calls = float("inf"), 0.0, 0
+    while calls < repeats or (spent < budget and calls < 100):
+        started = time.perf_counter()
+        run()
+        took = time.perf_counter() - started
+        best, spent, calls = min(best, took), spent + took, calls + 1
+    return best
+
+
+def sgemm_gflops(size: int = 2048, repeats: int = 7) -> float:
+    """The best float32 rate of NumPy's BLAS, with its own threads, on square products."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size), dtype=np.float32)
+    b = rng.standard_normal((size, size), dtype=np.float32)
+    out = np.empty_like(a)
+    return 2 * size**3 / _best_seconds(lambda: np.matmul(a, b, out=out), repeats) / 1e9
+
+
+def product_seconds(product: Product, repeats: int = 3) -> float:
+    """The fastest time of ``product`` in float32 on C-ordered operands: ``count`` calls one
+    after the other, as a loop over time steps makes them."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((product.m, product.k), dtype=np.float32)
+    b = rng.standard_normal((product.k, product.n), dtype=np.float32) / np.sqrt(product.k)
+    out = np.empty((product.m, product.n), np.float32)
+
+    def run() -> None:
+        for _ in range(product.count):
+            np.matmul(a, b, out=out)
+
+    return _best_seconds(run, repeats)
+
+
+def memory_gbytes_per_second(megabytes: int = 256, repeats: int = 5) -> float:
+    """The best rate of copying a float32 array of ``megabytes`` (bytes read plus written)."""
+    source = np.ones(megabytes * 2**20 // 4, np.float32)
+    target = np.empty_like(source)
+    seconds = _best_seconds(lambda: np.copyto(target, source), repeats)
+    return 2 * source.nbytes / seconds / 1e9

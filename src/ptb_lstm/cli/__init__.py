@@ -26,6 +26,7 @@ COMMANDS = (
     "generate",
     "score",
     "inspect",
+    "look",
     "gradcheck",
     "agree",
     "bench",
@@ -41,6 +42,7 @@ examples:
   ptb-lstm generate --checkpoint runs/try/model.npz --prompt "the company" --words 30
   ptb-lstm score --checkpoint runs/try/model.npz --text "prices rose sharply ."
   ptb-lstm inspect runs/try/model.npz
+  ptb-lstm look --checkpoint runs/try/model.npz --text "prices rose ." --out look/
   ptb-lstm gradcheck                     # back-propagation against finite differences
   ptb-lstm agree                         # every other engine against the NumPy engine
   ptb-lstm bench --engine numpy          # ms per step

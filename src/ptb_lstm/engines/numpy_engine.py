@@ -15,24 +15,15 @@ The equations (docs/model.md §3), gates in the order i, f, g, o:
 
 Sigmoid is computed as 0.5 * tanh(0.5 z) + 0.5, which cannot overflow, so all four gates come
 from one tanh over the whole [B, 4H] block.
-
-Threads: up to a hidden size of _THREADED_HIDDEN_MAX (256) a step runs its large products on
-Python helper threads and holds OpenBLAS to one thread meanwhile (engines/_blas_threads.py).
-OpenBLAS's thread count is global to the process, so during a step any other thread of the
-process gets one BLAS thread per product too; the count is restored when the step ends, even
-by an exception. Run several trainings at once as separate processes, not as threads of one.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from ptb_lstm.engines import Engine
-from ptb_lstm.engines._blas_threads import BlasThreads, Work
 from ptb_lstm.optim import NumpyAdam
 from ptb_lstm.params import DTYPES, Params
 
@@ -104,7 +95,6 @@ class NumpyEngine(Engine):
         self._slope = (self._gate_offset * 2).astype(self.np_dtype)  # 1 on i, f, o; 0 on g
         self._intercept = 1 - self._slope
         self._buffers: dict[str, np.ndarray] = {}
-        self._threads = BlasThreads()
         self.reset_state(config.batch_size)
         # Adam and AMSGrad keep moments per parameter; the paper's SGD keeps nothing.
         self.adam = (
@@ -156,128 +146,80 @@ class NumpyEngine(Engine):
 
     def eval_step(self, inputs, targets):
         state = self._state_for(inputs.shape[0])
-        with self._split() as work:
-            softmax = _SoftmaxRows(self, targets, grad_scale=None, work=work)
-            _, final_state = self._forward(inputs, state, None, work, softmax.put)
-            work.drain()
-        self.state = final_state
-        return softmax.nll()
+        cache, self.state = self._forward(inputs, state, None)
+        logits = self._logits(cache.top)
+        rows = np.ascontiguousarray(targets.T).reshape(-1)  # time-major, as the rows of top
+        return _softmax_nll_in_place(logits, rows, None, cache.top, self._softmax_weights)
 
     def logits(self, inputs):
         state = self._state_for(inputs.shape[0])
-        with self._split() as work:
-            cache, self.state = self._forward(inputs, state, None, work)
+        cache, self.state = self._forward(inputs, state, None)
         logits = cache.top @ self._softmax_weights
         steps, batch = cache.inputs.shape
         return logits.reshape(steps, batch, -1).transpose(1, 0, 2)  # [B, T, V]
 
-    def _split(self):
-        """The step's Work: with helper threads (BLAS at one thread each) up to a hidden size
-        of _THREADED_HIDDEN_MAX; above it (the medium and large configs) the recurrence's
-        products are large enough that BLAS's own threads do better, and every product runs
-        whole on them (measured in docs/performance.md)."""
-        return self._threads.split(enabled=self.hidden_size <= _THREADED_HIDDEN_MAX)
+    def _logits(self, top: np.ndarray) -> np.ndarray:
+        """top [T*B, H + 1] @ [kernel; bias] into a buffer reused from step to step."""
+        logits = self._buffer("logits", (top.shape[0], self.vocab_size))
+        return np.matmul(top, self._softmax_weights, out=logits)
 
     # -- forward ----------------------------------------------------------------------------
 
     def _forward(
-        self,
-        inputs: np.ndarray,
-        state: State,
-        masks: list[np.ndarray] | None,
-        work: Work,
-        top_ready: Callable[[np.ndarray, int, int], None] | None = None,
+        self, inputs: np.ndarray, state: State, masks: list[np.ndarray] | None
     ) -> tuple[_Cache, State]:
-        """Run the LSTM stack over inputs [B, T]; returns the cache and the final state.
-
-        The time steps go in blocks: each layer's input projection is one product per block
-        (queued on ``work`` as soon as the layer below has produced the block), and once the
-        top layer has produced a block, ``top_ready(top, first_row, end_row)`` is called with
-        its rows of the softmax input. Without helper threads a block is every step."""
+        """Run the LSTM stack over inputs [B, T]; returns the cache and the final state. Each
+        layer's input projection is one product over all T*B rows; then its recurrence."""
         ids = np.ascontiguousarray(inputs.T)  # [T, B]
         steps, batch = ids.shape
-        h, layers, dtype = self.hidden_size, self.num_layers, self.np_dtype
-        block = _BLOCK_STEPS if work.helpers else steps
-        blocks = [(first, min(first + block, steps)) for first in range(0, steps, block)]
-        embedded = self.params["embedding"][ids]  # [T, B, H]
+        h, dtype = self.hidden_size, self.np_dtype
+        x = self.params["embedding"][ids]  # [T, B, H]
         if masks is not None:
-            embedded *= masks[0]
-
-        def arrays(rows: int, width: int) -> list[np.ndarray]:
-            return [np.empty((rows, batch, width), dtype) for _ in range(layers)]
-
+            x *= masks[0]
+        layer_inputs, gates, cells, outputs, tanh_cells = [], [], [], [], []
+        for layer in range(self.num_layers):
+            if layer > 0:  # the layer below's output after dropout
+                x = outputs[-1][1:].copy()
+                if masks is not None:
+                    x *= masks[layer]
+            z = np.matmul(x.reshape(steps * batch, h), self.params[f"lstm_{layer}_kernel"])
+            z += self.params[f"lstm_{layer}_bias"]
+            layer_inputs.append(x)
+            gates.append(z.reshape(steps, batch, 4 * h))
+            cells.append(np.empty((steps + 1, batch, h), dtype))
+            outputs.append(np.empty((steps + 1, batch, h), dtype))
+            tanh_cells.append(np.empty((steps, batch, h), dtype))
+            outputs[-1][0], cells[-1][0] = state[layer]
+            self._recur(layer, gates[-1], cells[-1], outputs[-1], tanh_cells[-1])
         # The top layer's output after dropout, then a column of ones for the softmax bias.
         top = np.empty((steps * batch, h + 1), dtype)
         top[:, h] = 1.0
-        cache = _Cache(
-            ids,
-            [embedded] + arrays(steps, h)[1:],
-            gates=arrays(steps, 4 * h),
-            cells=arrays(steps + 1, h),
-            outputs=arrays(steps + 1, h),
-            tanh_cells=arrays(steps, h),
-            top=top,
-            masks=masks,
-        )
-
-        def project(layer: int, first: int, end: int) -> None:
-            """The input projection x(t) @ kernel + bias of steps first .. end - 1."""
-            x = cache.layer_inputs[layer][first:end]
-            if layer > 0:  # the layer below's output after dropout
-                np.copyto(x, cache.outputs[layer - 1][first + 1 : end + 1])
-                if masks is not None:
-                    x *= masks[layer][first:end]
-            gates = cache.gates[layer][first:end].reshape((end - first) * batch, 4 * h)
-            np.matmul(
-                x.reshape((end - first) * batch, h), self.params[f"lstm_{layer}_kernel"], out=gates
-            )
-            gates += self.params[f"lstm_{layer}_bias"]
-
-        for layer in range(layers):
-            cache.outputs[layer][0], cache.cells[layer][0] = state[layer]
-        projections = {
-            (0, b): work.put(functools.partial(project, 0, *span)) for b, span in enumerate(blocks)
-        }
-        # A wavefront: at round k, layer l runs block k - l, so the top layer's first rows
-        # (and the softmax on them) come early, and each projection is computed by a helper
-        # while this thread runs the other layers' steps.
-        for k in range(len(blocks) + layers - 1):
-            for layer in range(layers):
-                b = k - layer
-                if not 0 <= b < len(blocks):
-                    continue
-                first, end = blocks[b]
-                projections.pop((layer, b)).wait()
-                self._recur(cache, layer, first, end)
-                if layer + 1 < layers:
-                    projections[layer + 1, b] = work.put(
-                        functools.partial(project, layer + 1, first, end)
-                    )
-                    continue
-                rows = slice(first * batch, end * batch)
-                top[rows, :h] = cache.outputs[layer][first + 1 : end + 1].reshape(-1, h)
-                if masks is not None:
-                    top[rows, :h] *= masks[layers][first:end].reshape(-1, h)
-                if top_ready is not None:
-                    top_ready(top, rows.start, rows.stop)
-        final_state = [
-            (cache.outputs[layer][steps].copy(), cache.cells[layer][steps].copy())
-            for layer in range(layers)
+        top[:, :h] = outputs[-1][1:].reshape(-1, h)
+        if masks is not None:
+            top[:, :h] *= masks[-1].reshape(-1, h)
+        cache = _Cache(ids, layer_inputs, gates, cells, outputs, tanh_cells, top, masks)
+        return cache, [
+            (o[steps].copy(), c[steps].copy()) for o, c in zip(outputs, cells, strict=True)
         ]
-        return cache, final_state
 
-    def _recur(self, cache: _Cache, layer: int, first: int, end: int) -> None:
-        """Steps first .. end - 1 of one layer, from its input projections in cache.gates,
-        which become the activated gates in place."""
+    def _recur(
+        self,
+        layer: int,
+        gates: np.ndarray,
+        cells: np.ndarray,
+        outputs: np.ndarray,
+        tanh_cells: np.ndarray,
+    ) -> None:
+        """Every time step of one layer: ``gates`` [T, B, 4H] holds the input projections and
+        becomes the activated gates in place; fills ``cells`` and ``outputs`` [T + 1, B, H]
+        from their first row (the incoming state), and ``tanh_cells`` [T, B, H]."""
         h = self.hidden_size
         recurrent = self.params[f"lstm_{layer}_recurrent_kernel"]
-        gates, outputs = cache.gates[layer], cache.outputs[layer]
-        cells, tanh_cells = cache.cells[layer], cache.tanh_cells[layer]
         scale, offset = self._gate_scale, self._gate_offset
         batch = gates.shape[1]
         product = np.empty((batch, 4 * h), self.np_dtype)
         input_gate = np.empty((batch, h), self.np_dtype)
-        for t in range(first, end):
+        for t in range(gates.shape[0]):
             z = gates[t]  # [B, 4H]
             z += np.matmul(outputs[t], recurrent, out=product)
             z *= scale
@@ -310,71 +252,40 @@ class NumpyEngine(Engine):
         """Loss and its exact gradient for one batch, by back-propagation through time over
         the num_steps of the batch; nothing flows into the incoming state (truncated BPTT),
         but its gradient is reported for checks. Parameters are not changed."""
-        with self._split() as work:
-            return self._gradients(inputs, targets, state, masks, work)
-
-    def _gradients(
-        self,
-        inputs: np.ndarray,
-        targets: np.ndarray,
-        state: State,
-        masks: list[np.ndarray] | None,
-        work: Work,
-    ) -> Gradients:
-        # Softmax and cross-entropy. The loss is summed over time and averaged over the
-        # batch, so every row's gradient (p - onehot) is scaled by 1 / B.
         batch = inputs.shape[0]
-        softmax = _SoftmaxRows(self, targets, 1.0 / batch, work)
-        cache, final_state = self._forward(inputs, state, masks, work, softmax.put)
-        work.drain()
-        steps = cache.inputs.shape[0]
-        # The softmax weight gradient does not feed back-propagation through time: its
-        # column blocks go to the helpers first, while this thread goes back in time.
-        blocks = range(0, self.vocab_size, _BLOCK_COLUMNS if work.helpers else self.vocab_size)
-        grad = self._softmax_weight_grad(cache.top, softmax.logits, blocks, work)
+        cache, final_state = self._forward(inputs, state, masks)
+        steps, h = cache.inputs.shape[0], self.hidden_size
+        # Softmax and cross-entropy over all T*B rows at once. The loss is summed over time
+        # and averaged over the batch, so every row's gradient (p - onehot) is scaled by 1 / B.
+        dlogits = self._logits(cache.top)
+        rows = np.ascontiguousarray(targets.T).reshape(-1)  # time-major, as the rows of top
+        nll = _softmax_nll_in_place(
+            dlogits, rows, 1.0 / batch, cache.top, self._softmax_weights
+        )  # dlogits now holds d loss / d logits
+        grad = cache.top.T @ dlogits  # [H + 1, V]: d [kernel; bias]
         dense = {"softmax_kernel": grad[:-1], "softmax_bias": grad[-1]}
-        dx = softmax.dtop.reshape(steps, batch, self.hidden_size)
+        dx = (dlogits @ self.params["softmax_kernel"].T).reshape(steps, batch, h)
         if masks is not None:
             dx *= masks[self.num_layers]
-        state_grad, embedding_grad = self._lstm_gradients(cache, dx, masks, dense, work)
-        work.drain()
-        rows, row_grads = embedding_grad
+        state_grad, embedding_rows, embedding_grad = self._lstm_gradients(cache, dx, dense)
         return Gradients(
-            softmax.nll() / batch,
+            nll / batch,
             dense,
-            rows,
-            row_grads,
+            embedding_rows,
+            embedding_grad,
             state_grad,
             final_state,
             self.vocab_size,
             tuple(self.params),
         )
 
-    def _softmax_weight_grad(
-        self, top: np.ndarray, dlogits: np.ndarray, blocks: range, work: Work
-    ) -> np.ndarray:
-        """Queues d loss / d [kernel; bias] = top.T @ dlogits [H + 1, V] on ``work``, a task
-        for each column block starting at ``blocks``; complete once work is drained."""
-        grad = np.empty((top.shape[1], self.vocab_size), self.np_dtype)
-        for start in blocks:
-            columns = slice(start, start + blocks.step)
-            work.put(functools.partial(np.matmul, top.T, dlogits[:, columns], out=grad[:, columns]))
-        return grad
-
     def _lstm_gradients(
-        self,
-        cache: _Cache,
-        dx: np.ndarray,
-        masks: list[np.ndarray] | None,
-        dense: dict[str, np.ndarray],
-        work: Work,
-    ) -> tuple[State, list]:
+        self, cache: _Cache, dx: np.ndarray, dense: dict[str, np.ndarray]
+    ) -> tuple[State, np.ndarray, np.ndarray]:
         """Back-propagation through time from d loss / d top output ``dx`` [T, B, H], top
-        layer first, on this thread; the weight gradients, which nothing here waits for, are
-        queued on ``work`` (ahead of what is queued) into arrays put in ``dense`` now (so its
-        order never varies).
-        Returns d loss / d (h0, c0) of every layer and a list that holds the embedding
-        gradient as [distinct ids, their rows] once work is drained."""
+        layer first; each layer's weight gradients go into ``dense`` as one product over all
+        T*B rows. Returns d loss / d (h0, c0) of every layer, and the embedding gradient as
+        the distinct input ids [R] and their rows [R, H]."""
         steps, batch = cache.inputs.shape
         h = self.hidden_size
         state_grad: State = [None] * self.num_layers  # type: ignore[list-item]
@@ -384,34 +295,17 @@ class NumpyEngine(Engine):
             flat_dgates = dgates.reshape(steps * batch, 4 * h)
             x = cache.layer_inputs[layer].reshape(steps * batch, h)
             h_prev = cache.outputs[layer][:-1].reshape(steps * batch, h)
-            for name, rows in (
-                ("kernel", x.T),
-                ("recurrent_kernel", h_prev.T),
-                ("bias", np.ones(steps * batch, self.np_dtype)),
-            ):
-                # The bias gradient is the column sums, as a product: BLAS does it several
-                # times faster than a reduction along axis 0.
-                out = dense[f"lstm_{layer}_{name}"] = np.empty(
-                    self.params[f"lstm_{layer}_{name}"].shape, self.np_dtype
-                )
-                work.put(functools.partial(np.matmul, rows, flat_dgates, out=out), first=True)
-            below = np.empty((steps * batch, h), self.np_dtype)
-            mask = None if masks is None else masks[layer].reshape(steps * batch, h)
-            input_grad = functools.partial(
-                _input_grad, flat_dgates, self.params[f"lstm_{layer}_kernel"].T, mask, below
-            )
-            if layer > 0:  # the layer below needs it now
-                input_grad()
-                dx = below.reshape(steps, batch, h)
-        # The embedding's gradient rows: nothing waits for them but the update.
-        embedding_grad: list = []
-
-        def embedding() -> None:
-            input_grad()
-            embedding_grad.extend(_sum_rows(cache.inputs.reshape(-1), below))
-
-        work.put(embedding, first=True)
-        return state_grad, embedding_grad
+            dense[f"lstm_{layer}_kernel"] = x.T @ flat_dgates
+            dense[f"lstm_{layer}_recurrent_kernel"] = h_prev.T @ flat_dgates
+            # The bias gradient is the column sums, as a product: BLAS does it several times
+            # faster than a reduction along axis 0.
+            dense[f"lstm_{layer}_bias"] = np.ones(steps * batch, self.np_dtype) @ flat_dgates
+            dx = flat_dgates @ self.params[f"lstm_{layer}_kernel"].T  # [T*B, H]
+            if cache.masks is not None:
+                dx *= cache.masks[layer].reshape(steps * batch, h)
+            dx = dx.reshape(steps, batch, h)
+        ids, rows = _sum_rows(cache.inputs.reshape(-1), dx.reshape(steps * batch, h))
+        return state_grad, ids, rows
 
     def _backward_through_time(
         self, layer: int, cache: _Cache, dh_above: np.ndarray
@@ -483,53 +377,6 @@ class NumpyEngine(Engine):
         self.adam.update(self.params, dense, learning_rate, max_norm / max(norm, max_norm))
 
 
-class _SoftmaxRows:
-    """The softmax and cross-entropy of the top layer's rows, queued on ``work`` block by
-    block as the forward pass produces them. For rows first .. end - 1: logits = top @
-    [kernel; bias] into the engine's logits buffer, the summed NLL of their targets, and with
-    ``grad_scale`` the buffer becomes grad_scale * d NLL / d logits (kept for the weight
-    gradient) and ``dtop`` [N, H] gets grad_scale * d NLL / d top."""
-
-    def __init__(
-        self, engine: NumpyEngine, targets: np.ndarray, grad_scale: float | None, work: Work
-    ) -> None:
-        self.engine, self.grad_scale, self.work = engine, grad_scale, work
-        self.targets = np.ascontiguousarray(targets.T).reshape(-1)  # time-major, as the rows
-        rows = self.targets.size
-        self.logits = engine._buffer("logits", (rows, engine.vocab_size))
-        self.dtop = None
-        if grad_scale is not None:
-            self.dtop = np.empty((rows, engine.hidden_size), engine.np_dtype)
-        self._parts: list[tuple[int, float]] = []
-        self._waiting = 0  # the first row not yet queued
-
-    def put(self, top: np.ndarray, first: int, end: int) -> None:
-        """Rows first .. end - 1 of ``top`` are ready: queue them once there are enough."""
-        size = min(_SOFTMAX_ROWS, -(-len(self.targets) // (self.work.helpers + 1)))
-        if end - self._waiting >= size or end == len(self.targets):
-            # Ahead of the small tasks of the forward pass, which the thread running the
-            # recurrence can do itself.
-            self.work.put(functools.partial(self._rows, top, self._waiting, end), first=True)
-            self._waiting = end
-
-    def _rows(self, top: np.ndarray, first: int, end: int) -> None:
-        part = slice(first, end)
-        weights = self.engine._softmax_weights
-        np.matmul(top[part], weights, out=self.logits[part])
-        nll = _softmax_nll_in_place(
-            self.logits[part], self.targets[part], self.grad_scale, top[part], weights
-        )
-        if self.dtop is not None:
-            np.matmul(
-                self.logits[part], self.engine.params["softmax_kernel"].T, out=self.dtop[part]
-            )
-        self._parts.append((first, nll))
-
-    def nll(self) -> float:
-        """The summed NLL of every row, added in row order (whichever thread ran them)."""
-        return float(sum(nll for _, nll in sorted(self._parts)))
-
-
 def _softmax_nll_in_place(
     logits: np.ndarray,
     targets: np.ndarray,
@@ -570,20 +417,6 @@ def _softmax_nll_in_place(
     return float(nll.sum())
 
 
-# With helper threads, the sizes of the tasks: small enough to keep every thread busy and to
-# start the softmax early, large enough for BLAS. The forward pass goes in blocks of time
-# steps; the softmax (a product of [rows, H + 1] @ [H + 1, V] and one back) in blocks of
-# _SOFTMAX_ROWS rows, or an equal share of the rows for each thread if that is smaller
-# (smaller ones run BLAS far below its rate); its weight
-# gradient in blocks of columns (~0.2 GFLOP each on the small config).
-_BLOCK_STEPS = 5
-# Helper threads only up to this hidden size: with batch 20 they were faster at 200 (the small
-# config, also with batches of 10 to 80) and slower at 400 and 650
-# (benchmarks/studies/threads_ab.py).
-_THREADED_HIDDEN_MAX = 256
-_SOFTMAX_ROWS = 200
-_BLOCK_COLUMNS = 1250
-
 # Below 1e-20 the terms under float32's smallest normal number (1.2e-38, at most V of them),
 # which lose precision or vanish, could matter at float32 precision; above 1e30 the sum nears
 # overflow.
@@ -609,15 +442,6 @@ def _sum_of_squares(arrays: list[np.ndarray]) -> float:
             np.multiply(part, part, out=squares)
             total += float(squares.sum())
     return total
-
-
-def _input_grad(
-    dgates: np.ndarray, kernel_t: np.ndarray, mask: np.ndarray | None, out: np.ndarray
-) -> None:
-    """d loss / d layer input [N, H] = dgates [N, 4H] @ kernel.T, times the dropout mask."""
-    np.matmul(dgates, kernel_t, out=out)
-    if mask is not None:
-        out *= mask
 
 
 def _sum_rows(ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

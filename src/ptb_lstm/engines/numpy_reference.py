@@ -55,7 +55,7 @@ class Forward:
     ids: np.ndarray  # [T, B] input word ids
     layers: list[Layer]
     top: np.ndarray  # [T, B, H] the top layer's output after dropout
-    logits: np.ndarray  # [T, B, V]
+    logits: np.ndarray | None  # [T, B, V]; None when the forward pass was asked for none
     final_state: State
 
 
@@ -110,10 +110,15 @@ class ReferenceEngine(Engine):
     # -- the forward pass -------------------------------------------------------------------
 
     def forward(
-        self, inputs: np.ndarray, state: State, masks: list[np.ndarray] | None = None
+        self,
+        inputs: np.ndarray,
+        state: State,
+        masks: list[np.ndarray] | None = None,
+        with_logits: bool = True,
     ) -> Forward:
         """The logits of inputs [B, T] from the incoming state; masks: L + 1 dropout masks
-        [T, B, H] (None: no dropout)."""
+        [T, B, H] (None: no dropout). ``with_logits=False`` stops below the softmax (logits
+        None), for a reader of the activations only (``ptb_lstm.look``)."""
         p, H = self.params, self.hidden_size
         ids = inputs.T  # [T, B] time-major
         T = ids.shape[0]
@@ -144,7 +149,9 @@ class ReferenceEngine(Engine):
             x = h[1:]  # [T, B, H] this layer's outputs are the next one's inputs
             if masks is not None:
                 x = x * masks[layer + 1]  # dropout between layers and on the top output
-        logits = x @ p["softmax_kernel"] + p["softmax_bias"]  # [T, B, V]   y = x_top W_s + b_s
+        logits = None
+        if with_logits:
+            logits = x @ p["softmax_kernel"] + p["softmax_bias"]  # [T, B, V]  y = x_top W_s + b_s
         return Forward(ids=ids, layers=layers, top=x, logits=logits, final_state=final_state)
 
     # -- the loss ---------------------------------------------------------------------------
