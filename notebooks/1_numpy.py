@@ -6,7 +6,9 @@
 # of 200 units trained on the Penn Treebank (PTB) to predict the next word. By the end you can
 # write one training step by hand: the forward pass with dropout, the loss, back-propagation
 # through time (BPTT), gradient clipping and the SGD update. Two exercises check it against the
-# engine: the backward pass in (e), the whole step in (g).
+# engine: the backward pass in (e), the whole step in (g); (g) then writes the whole step as one
+# pure function, for any number of layers, and (l) has three more exercises, each with a cell
+# that checks your answer.
 #
 # The code shown is the toolkit's **reference engine**, `ptb_lstm/engines/numpy_reference.py`
 # (`--engine numpy-reference` on the command line): the whole model in about 250 lines of plain
@@ -17,8 +19,9 @@
 #
 # Contents: (a) the data · (b) the model · (c) the forward pass · (d) the loss and perplexity ·
 # (e) BPTT derived · (f) the gradient check · (g) clipping, SGD, the learning-rate schedule and
-# the whole training step · (h) a short training run · (i) making it fast · (j) the full results
-# · (k) beyond SGD: Adam and AMSGrad, and the counterexample where Adam fails.
+# the whole training step, as the engine runs it and as one pure function · (h) a short training
+# run · (i) making it fast · (j) the full results · (k) beyond SGD: Adam and AMSGrad, and the
+# counterexample where Adam fails · (l) exercises · (m) their solutions.
 
 # %%
 import os
@@ -202,7 +205,9 @@ print(
 #
 # Let $w_t$ be the id of the word at time t in one row of the batch. Time is counted from 0
 # throughout: a batch covers $t = 0, \dots, T-1$ (T = `num_steps`), and the state carried in from
-# the previous batch is $(h_{-1}, c_{-1})$, exactly as in the code, where `h[t]` holds $h_{t-1}$.
+# the previous batch is $(h_{-1}, c_{-1})$. The code stores it as row 0 of arrays of T + 1 rows, so
+# that `h[t]` holds $h_{t-1}$ and `h[t + 1]` holds $h_t$ (the same for `c`); section (c) lists
+# every such convention, and (e) says which row each gradient reads.
 # The model reads $w_t$ and outputs a probability for every word of the vocabulary being $w_{t+1}$.
 # There are L = 2 LSTM layers, numbered from 0 as in the parameter names: the paper's "layer 1"
 # is `lstm_0` here and its "layer 2" is `lstm_1`. A superscript $(l)$ names the layer where it
@@ -373,6 +378,26 @@ def draw_unrolled(T=4):
 
 
 draw_unrolled()
+
+# %% [markdown]
+# ### L layers instead of two
+#
+# Every config here has L = 2, and the text is written for it, but nothing in the model fixes L
+# (`--set num_layers=3` trains three). With L layers, numbered 0 to L − 1:
+#
+# * **Parameters**: one kernel, recurrent kernel and bias per layer, `lstm_0_*` to
+#   `lstm_{L-1}_*`, each layer's kernel [H, 4H] (every layer's input has H columns); with the
+#   embedding and the two softmax arrays, 3L + 3 arrays (9 for two layers, 12 for three).
+# * **Forward**: layer l's input is $x^{(l)}_t = m^{(l)}_t \odot h^{(l-1)}_t$ for l ≥ 1 and
+#   $m^{(0)}_t \odot e_t$ for l = 0; the softmax reads $x^{(L)}_t = m^{(L)}_t \odot h^{(L-1)}_t$.
+# * **Dropout**: L + 1 masks, $m^{(0)}$ to $m^{(L)}$: one on the embedding output, L − 1
+#   between layers, one on the top output.
+# * **Carried state**: L pairs $(h^{(l)}, c^{(l)})$, each [B, H].
+# * **Backward** (section (e)): the same per-layer pass, run for l = L − 1 down to 0; the global
+#   norm of (g) runs over all 3L + 3 gradients.
+#
+# Nothing else changes: the equations inside a layer, the loss, the clipping and the update are
+# the same. Section (g) writes the whole step once for any L and checks it with three layers.
 
 # %% [markdown]
 # ### Where the dropout masks come from
@@ -562,22 +587,52 @@ print(
 )
 
 # %% [markdown]
-# The gates use the engine's `sigmoid`, $\sigma(z) = 1/(1+e^{-z})$ written out directly. For a
-# very negative z, $e^{-z}$ overflows to `inf` (below about −88.7 in float32, −709.8 in float64)
-# and NumPy warns "overflow encountered in exp"; the result is still right, since
+# **Overflow, and how the engine handles it.** The gates use the engine's `sigmoid`,
+# $\sigma(z) = 1/(1+e^{-z})$ written out directly. For a very negative z, $e^{-z}$ overflows to
+# `inf` (below about −88.7 in float32, −709.8 in float64); the result is still right, since
 # $1/(1+\infty) = 0$ is the limit of $\sigma$. For a very positive z, $e^{-z}$ becomes negligible
-# and $\sigma$ rounds to exactly 1, with no warning. The pre-activations of a healthy model stay far
-# from either; a diverging run can reach them, which is why `train_step` runs under
-# `np.errstate(over="ignore", invalid="ignore")`: it returns the non-finite loss (its update
-# goes ahead, into non-finite weights) without warnings, and the trainer stops there, naming the
-# step and the last good checkpoint.
+# and $\sigma$ rounds to exactly 1. IEEE arithmetic never stops on such a value: an overflow gives
+# `inf`, and an *invalid* operation such as $\infty - \infty$ or $0 \cdot \infty$ gives `nan`. What
+# NumPy does when it happens is a setting, `np.geterr()`, by default `"warn"` for both: a
+# `RuntimeWarning` ("overflow encountered in exp", "invalid value encountered in subtract"), and
+# the computation goes on. `np.errstate(over=..., invalid=...)` changes the setting for the
+# statements inside its `with` block only, and restores it after: `"ignore"` (no warning),
+# `"warn"`, `"raise"` (a `FloatingPointError` at once).
+#
+# The pre-activations of a healthy model stay far from either end; a diverging run can reach
+# them, and its logits can become `inf`, where the log-softmax of (d) subtracts the row's maximum:
+# $\infty - \infty$, an invalid operation, `nan`. The engine chooses once where to handle this:
+# `train_step` runs `gradients` and the update inside
+# `with np.errstate(over="ignore", invalid="ignore"):` (its source is in (g)). A step that
+# overflows returns its non-finite loss (its update goes ahead, into non-finite weights) without
+# a warning per array, and the trainer, which checks every loss, stops there, naming the step
+# and the last good checkpoint. `forward`, `eval_step` and `gradients` called on their own set
+# nothing, so they warn. The cell shows the three settings on the sigmoid, and the invalid case:
 
 # %%
+import warnings
+
 show_source(sigmoid)
 z = np.array([-1000.0, -100.0, -5.0, 0.0, 5.0, 100.0, 1000.0], np.float32)
-with np.errstate(over="ignore"):  # exp(1000) overflows to inf: a warning, not an error
-    print("z        ", z)
-    print("sigmoid(z)", sigmoid(z), "(float32; exact 0 and 1 at the ends)")
+print("NumPy's setting outside any errstate block:", np.geterr())
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    plain = sigmoid(z)  # the default, "warn": a RuntimeWarning, and the computation goes on
+print("default ('warn'):    ", [str(w.message) for w in caught])
+with np.errstate(over="ignore"):  # inside this block only: overflow is silent
+    quiet = sigmoid(z)
+print("errstate(over='ignore'): no warning; the same values:", (quiet == plain).all())
+try:
+    with np.errstate(over="raise"):
+        sigmoid(z)
+except FloatingPointError as error:
+    print("errstate(over='raise'):  FloatingPointError:", error)
+print("z          ", z)
+print("sigmoid(z) ", quiet, "(float32; exact 0 and 1 at the ends)")
+with np.errstate(invalid="ignore"):
+    y = np.array([np.inf, 1.0], np.float32)  # a logit row that overflowed
+    print("an overflowed logit row, minus its maximum:", y - y.max(), "(inf - inf is nan)")
+print("after the blocks, the setting is back:", np.geterr())
 
 # %% [markdown]
 # ## (d) The loss and perplexity
@@ -658,6 +713,28 @@ assert np.isclose(nll / (B * T), loss / T, rtol=1e-5)
 # at its output by the node's local derivative. When a value feeds several nodes, the gradients
 # coming back from all of them add up. Write $\delta v$ for $\partial \mathcal{L}/\partial v$, the
 # gradient of the loss with respect to a value $v$ (of the same shape as $v$).
+#
+# **Indices and names, fixed before the derivation uses them.**
+#
+# * *Rows in time.* A layer's `h` and `c` ([T + 1, B, H], from `forward`) have one extra row in
+#   front, the carried-in state: `h[0]` is $h_{-1}$, `h[t]` is $h_{t-1}$, `h[t + 1]` is $h_t$, and
+#   the same for `c`. The gates `i, f, g, o` and the layer's input `x` ([T, B, H]) have no extra
+#   row: `i[t]` is $i_t$, `x[t]` is $x_t$. So at time t the backward loop reads $c_t$ as
+#   `c[t + 1]`, $c_{t-1}$ as `c[t]`, $h_{t-1}$ as `h[t]`, and $i_t, f_t, g_t, o_t$ as `i[t]` ...
+#   `o[t]`. The $f_{t+1}$ of step 5 is `f[t + 1]`, but the loop never reads it at step t: at step
+#   t + 1 it already multiplied $\delta c_{t+1} \odot f_{t+1}$ and handed the product down.
+# * *Gradient names in the code*, each for one quantity only:
+#   - `dlogits` [T, B, V]: $\delta y_t$, the logits' gradient;
+#   - `dx` [T, B, H]: $\delta x^{(l)}_t$, the gradient of a layer's input **after** its mask
+#     (for l = L, of the softmax's input $x^{(L)}$);
+#   - `dh_above` [T, B, H]: $\delta h^{\text{above}}_t = m^{(l+1)}_t \odot \delta x^{(l+1)}_t$,
+#     what arrives at layer l's output from above;
+#   - `dh`, `dc` [B, H]: $\delta h_t$ and $\delta c_t$, everything that reaches $h_t$ and $c_t$;
+#   - `dh_next`, `dc_next` [B, H]: the shares of $\delta h_{t-1}$ and $\delta c_{t-1}$ sent down
+#     from step t, used at the loop's next iteration (step t − 1);
+#   - `dz` [B, 4H]: $\delta z_t$, the four gate blocks side by side;
+#   - `de` [T, B, H]: $\delta e_t = m^{(0)}_t \odot \delta x^{(0)}_t$, the embedding rows' gradient;
+#   - `dW`, `dU`, `db`: a layer's parameter gradients, each of its parameter's shape.
 #
 # **Step 1 — softmax and cross-entropy.** For one position with logits $y$ and target $k$:
 # $-\log p_k = -y_k + \log \sum_u e^{y_u}$. Differentiating with respect to $y_j$:
@@ -756,7 +833,7 @@ assert np.isclose(nll / (B * T), loss / T, rtol=1e-5)
 #
 # The last of these is the second term of step 3, seen from step t. The code keeps it as
 # `dh_next = dz @ U.T` and, at the next iteration (t − 1), adds it to what arrives from above:
-# `dh = dx[t] + dh_next`. The cell's gradient goes down the same way: `dc_next` carries
+# `dh = dh_above[t] + dh_next`. The cell's gradient goes down the same way: `dc_next` carries
 # $\delta c_{t-1} \mathrel{+}= \delta c_t \odot f_t$, the second term of step 5.
 #
 # The $x_t$ in $\delta W$ is the layer's input **after** its mask, $x^{(l)}_t = m^{(l)}_t \odot
@@ -770,7 +847,7 @@ assert np.isclose(nll / (B * T), loss / T, rtol=1e-5)
 # **Step 9 — the embedding: a scatter-add.** $e_t = E[w_t]$ copies one row of $E$. Its gradient
 # adds $\delta e_{t,r}$ into row $w_{t,r}$ of $\delta E$ for every position; a word that occurs
 # several times in the batch collects several contributions, and the rows of words not in the
-# batch stay zero: `np.add.at(dE, ids, dx)`. (Not `dE[ids] += dx`: with repeated indices NumPy's
+# batch stay zero: `np.add.at(dE, ids, de)`. (Not `dE[ids] += de`: with repeated indices NumPy's
 # fancy-indexed `+=` reads every row once, adds, and writes back, so a word that occurs twice
 # keeps only one contribution; `np.add.at` adds them all.)
 #
@@ -826,6 +903,14 @@ print(f"max |1 - tanh^2      - numeric| = {np.abs(1 - np.tanh(u) ** 2 - numeric_
 #   [T, B], and `-=` on it changes just those entries. A sum over all positions of per-position
 #   products is one product of the flattened arrays,
 #   `x.reshape(T * B, -1).T @ dy.reshape(T * B, -1)`.
+# * **Relative error.** One measure compares two arrays everywhere in this notebook. For an
+#   array $a$ against a reference $\hat a$ of the same shape,
+#   $$\operatorname{err}(a, \hat a) = \frac{\max_k |a_k - \hat a_k|}{\max_k |\hat a_k|},$$
+#   the worst entry's difference relative to the reference's largest entry: one number per array
+#   (for a scalar, such as a loss, $|a - \hat a| / |\hat a|$). It is `relative_error(got,
+#   expected)` below. It is not the difference of each entry divided by that entry: an entry
+#   near 0 would make that large for a difference that is only rounding. The gradient check of (f)
+#   uses the same measure (its denominator floored at $10^{-6}$, for an array of zeros).
 # * **The check.** The cell below defines `check_backward`. It runs your function on a tiny
 #   float64 model (weights in ±0.5, as in the gradient check of (f): larger weights than the small
 #   config's make every gradient large enough to compare) with a random incoming state, with
@@ -840,6 +925,12 @@ print(f"max |1 - tanh^2      - numeric| = {np.abs(1 - np.tanh(u) ** 2 - numeric_
 
 
 # %%
+def relative_error(got, expected):
+    """max |got - expected| / max |expected|: one number per array (or scalar)."""
+    expected = np.asarray(expected)
+    return float(np.abs(np.asarray(got) - expected).max() / np.abs(expected).max())
+
+
 def check_backward(my_gradients):
     """Compare my_gradients(engine, inputs, targets, state, masks) -> {name: gradient} with the
     reference engine's gradients on a tiny float64 model (V 11, H 5, T 4, B 3), with dropout 0.5
@@ -857,7 +948,7 @@ def check_backward(my_gradients):
         expected = engine.gradients(inputs, targets, state, masks).params
         got = my_gradients(engine, inputs, targets, state, masks)
         for name, g in expected.items():
-            errors[name, dropout] = float(np.abs(np.asarray(got[name]) - g).max() / np.abs(g).max())
+            errors[name, dropout] = relative_error(got[name], g)
     print(f"{'relative error':<26} {'dropout 0.5':>12} {'no dropout':>12}")
     for name in expected:
         print(f"{name:<26}" + "".join(f"{errors[name, d]:>12.1e}" for d in (0.5, 0.0)))
@@ -885,10 +976,11 @@ def check_backward(my_gradients):
 # **The answer.** Steps 1, 2 and 9 are `ReferenceEngine.gradients`; steps 3 to 8 are
 # `_layer_backward`, which goes through one layer from the last time step to the first. Read them
 # against the derivation: each line carries its equation: first as tables (steps 1, 2 and 9, then
-# steps 3 to 8), then in the code. The masks enter through two lines: `dx * masks[layer + 1]` before
-# each layer's backward pass (the mask above it: masks 2 and 1 for two layers) and `dx * masks[0]`
-# before the scatter-add into the embedding. The table leaves out lines whose comment is not an
-# equation (the transposes, the masks); the source below them has every line. Last, the harness of
+# steps 3 to 8), then in the code. The masks enter through two lines: `dh_above = ... dx *
+# masks[layer + 1]` before each layer's backward pass (the mask above it: masks 2 and 1 for two
+# layers) and `de = ... dx * masks[0]` before the scatter-add into the embedding. The table leaves
+# out lines whose comment is not an equation (the transposes, the masks); the source below them
+# has every line. Last, the harness of
 # the exercise: on the answer it prints errors of 0 (the same code), and on an answer that forgets
 # the masks it says `WRONG`.
 
@@ -925,8 +1017,9 @@ check_backward(
 # * float64 throughout, $\epsilon = 10^{-5}$;
 # * with dropout 0.5, the masks of `step_masks(config, step=0)`, the same in every evaluation of L.
 #
-# The error of an array is $\max|g - \hat g| / \max|g|$, its worst entry's difference relative
-# to its largest gradient; the check passes when the worst error is at most $10^{-6}$. It runs
+# The error of an array is the relative error of (e), $\max|\hat g - g| / \max|g|$, with $g$ the
+# analytic gradient as the reference and $\hat g$ the central differences (the denominator
+# floored at $10^{-6}$); the check passes when the worst error is at most $10^{-6}$. It runs
 # without and with dropout.
 
 # %%
@@ -997,10 +1090,12 @@ for name in engine.params:
     )
 
 # %% [markdown]
-# Every entry of the ±0.5 check (without dropout): the size of its gradient against its own
-# relative error. The entries with tiny gradients show larger relative errors for the reason just
-# seen: the finite difference carries an absolute rounding error of about $10^{-10}$ whatever the
-# gradient's size.
+# Every entry of the ±0.5 check (without dropout): the size of its gradient against its
+# difference divided by that entry's own gradient, $|g_k - \hat g_k| / |g_k|$. This per-entry ratio
+# is drawn only here, to show where the rounding sits; it is not the relative error of an array,
+# which divides by the array's largest gradient. The entries with tiny gradients show larger
+# ratios for the reason just seen: the finite difference carries an absolute rounding error of
+# about $10^{-10}$ whatever the gradient's size.
 
 # %% figure="notebook1-gradcheck"
 g = np.concatenate([np.abs(r.analytic).ravel() for r in rows])
@@ -1009,7 +1104,7 @@ keep = g > 0
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.loglog(g[keep], d[keep] / g[keep], ".", ms=3, alpha=0.5)
 ax.set_xlabel("|gradient| of an entry")
-ax.set_ylabel("|analytic - numeric| / |gradient|")
+ax.set_ylabel("per entry: |analytic - numeric| / |analytic|")
 ax.set_title("the reference engine's BPTT against central differences (float64)")
 ax.grid(True, which="both", alpha=0.3)
 plt.show()
@@ -1075,9 +1170,9 @@ print([f"{r:g}" for r in rates])
 # * **The state carried on is that forward pass's final state** $(h_{T-1}, c_{T-1})$ of every
 #   layer, computed with the old weights (and, with dropout, with this step's masks on the
 #   inputs of the layers); it is not recomputed with the updated weights. No gradient flows
-#   through it into the next batch. (`_state_for(batch_size)` hands back the carried state, or
-#   zeros when the batch has another number of rows than the carried state: a new batch shape
-#   starts from zeros.)
+#   through it into the next batch. The step reads the state it starts from with
+#   `self._state_for(B)`, B = `inputs.shape[0]`, a method every engine inherits from the base
+#   class `Engine` (its source and a demonstration follow this list).
 # * **The global norm covers the parameter gradients only**: the square root of the sum of
 #   squares of every entry of every parameter gradient (9 arrays for two layers), the embedding's as
 #   the dense [V, H] array after the scatter-add (the norm of that [V, H] array: a word used several
@@ -1085,6 +1180,46 @@ print([f"{r:g}" for r in rates])
 #   zero). The incoming-state gradients $\delta h_{-1}, \delta c_{-1}$, which `gradients` also
 #   returns, are for checks only and enter neither the norm nor any update. The norm is taken before
 #   clipping, and it is what `last_grad_norm` reports.
+#
+# **Where a step's starting state comes from: `_state_for`.** The engine keeps the carried state
+# in `engine.state`, a list of L pairs (h, c), each [rows, H]. `train_step`, `eval_step` and
+# `logits` each start with `self._state_for(B)`, B the number of rows of their `inputs`, and it
+# compares B with the rows of the carried state (those of layer 0's h):
+#
+# * **the same B**: it returns `engine.state` as it is, the state the previous step left, however
+#   many columns (time steps) the new batch has: only B is compared, so a change of `num_steps`
+#   keeps the state;
+# * **another B**: it calls `reset_state(B)`, which **replaces** `engine.state` by zeros [B, H] for
+#   every layer (the old state, of another shape, is dropped and cannot come back), and returns
+#   those zeros. A state of B rows could not feed a batch of another B anyway: row r of the state
+#   belongs to row r of the stream folding.
+#
+# So a step of a new batch size starts like the first step of an epoch. The evaluation of a split
+# at batch 1 after training at batch 20 relies on it, and so does the trainer, which resets the
+# state to zeros itself at every epoch and evaluation (`reset_state`). The cell shows the method
+# and both cases:
+
+# %%
+from ptb_lstm.engines import Engine
+
+show_source(Engine._state_for)
+config = PRESETS["tiny"]
+engine = ReferenceEngine(config, init_params(config, corpus.vocab_size, np.float64), "float64")
+inputs, targets = next(batches(corpus.train, config.batch_size, config.num_steps))  # [B, T]
+engine.train_step(inputs, targets, learning_rate=0.0)  # leaves a non-zero state of B rows
+kept = engine.state
+print(
+    f"after a step of B = {config.batch_size}: state rows {kept[0][0].shape[0]}, largest |h|",
+    f"{np.abs(kept[0][0]).max():.3f}",
+)
+same = engine._state_for(config.batch_size)
+print("_state_for(B) with the same B returns the carried state itself:", same is kept)
+fresh = engine._state_for(1)
+print(
+    f"_state_for(1): {len(fresh)} layers of zeros {fresh[0][0].shape}, all zero "
+    f"{all((h == 0).all() and (c == 0).all() for h, c in fresh)}; engine.state replaced: "
+    f"{engine.state is fresh and engine.state is not kept}"
+)
 
 # %% [markdown]
 # **Exercise: the whole step.** Write `my_train_step(engine, inputs, targets, learning_rate,
@@ -1111,15 +1246,16 @@ print([f"{r:g}" for r in rates])
 #   things the engine's `train_step` also does (its source follows the answer): turn the masks
 #   into the engine's dtype, start from zeros when the batch has another number of rows, and
 #   record the norm as `last_grad_norm`.
-# * **The check.** `check_step` runs yours beside the engine's `train_step` for four steps of
-#   the tiny config (float64, dropout 0.5), from the same weights, on the first PTB batches, and
-#   compares the losses, the weights and the carried state. The steps take learning rates 1, 0.5,
-#   0.5 and 0.25, and `max_grad_norm` is lowered to 0.5 for the first two, so that clipping acts,
-#   and left at 5 for the last two, where it does not: a step that ignores the learning rate, or
-#   always rescales to `max_grad_norm`, fails. (Clipping hides a wrong scale of the whole
-#   gradient, such as a missing 1/B: only the unclipped steps catch that.) It uses `corpus`
-#   (loaded in the first cell), `batches`, `init_params`, `step_masks`, `PRESETS` and
-#   `ReferenceEngine` from the cells above; `check_backward` uses all but the first two.
+# * **The check.** `check_step` runs yours beside the engine's `train_step` for four steps of the
+#   tiny config (float64, dropout 0.5), from the same weights, on the first PTB batches, and
+#   compares the losses, the weights and the carried state by their relative error (at most
+#   $10^{-12}$; for the weights and the state, the worst array's). The steps take learning rates 1,
+#   0.5, 0.5 and 0.25, and `max_grad_norm` is lowered to 0.5 for the first two, so that clipping
+#   acts, and left at 5 for the last two, where it does not: a step that ignores the learning rate,
+#   or always rescales to `max_grad_norm`, fails. (Clipping hides a wrong scale of the whole
+#   gradient, such as a missing 1/B: only the unclipped steps catch that.) It uses `corpus` (loaded
+#   in the first cell), `batches`, `init_params`, `step_masks`, `PRESETS` and `ReferenceEngine` from
+#   the cells above; `check_backward` uses all but the first two, and both use `relative_error`.
 
 
 # %%
@@ -1127,7 +1263,7 @@ def check_step(my_train_step, by_hand_only=False):
     # Outside this notebook it needs: import numpy as np; from ptb_lstm.config import PRESETS;
     # from ptb_lstm.data import batches, load_corpus, locate_data_dir; from ptb_lstm.params import
     # init_params; from ptb_lstm.dropout import step_masks; from ptb_lstm.engines.numpy_reference
-    # import ReferenceEngine; corpus = load_corpus(locate_data_dir()).
+    # import ReferenceEngine; corpus = load_corpus(locate_data_dir()); relative_error of (e).
     # Runs my_train_step(engine, inputs, targets, learning_rate, masks) -> loss beside the engine's
     # train_step. by_hand_only=True switches off the engine's gradients, train_step and
     # clip_and_update on the engine handed to my_train_step: forward and the static helpers remain.
@@ -1169,20 +1305,20 @@ def check_step(my_train_step, by_hand_only=False):
             print(f"step {step}: WRONG, {error}")
             return
         loss = engine.train_step(inputs, targets, learning_rate, masks)
-        weights = max(float(np.abs(mine.params[n] - engine.params[n]).max()) for n in engine.params)
+        weights = max(relative_error(mine.params[n], engine.params[n]) for n in engine.params)
         state = max(
-            float(np.abs(a - b).max())
+            relative_error(a, b)
             for pair in zip(mine.state, engine.state, strict=True)
             for a, b in zip(*pair, strict=True)
         )
-        ok = abs(got - loss) <= 1e-12 * abs(loss) and weights <= 1e-12 and state <= 1e-12
+        ok = relative_error(got, loss) <= 1e-12 and weights <= 1e-12 and state <= 1e-12
         wrong += not ok
         norm = engine.last_grad_norm
         print(
             f"step {step}: learning rate {learning_rate}, the engine's gradient norm {norm:.3f} "
             f"({'clipped to' if norm > clip else 'not clipped, max'} {clip}); loss {got:.6f} vs "
             f"{loss:.6f}; "
-            f"largest difference: weights {weights:.1e}, state {state:.1e}  "
+            f"relative error: weights {weights:.1e}, state {state:.1e}  "
             f"{'ok' if ok else 'WRONG'}"
         )
     print("all steps ok" if not wrong else f"{wrong} of {len(schedule)} steps WRONG")
@@ -1270,21 +1406,20 @@ def gradients_by_hand(engine, inputs, targets, state, masks):
         "softmax_kernel": np.einsum("tbh,tbv->hv", fwd.top, dy),  # step 2: sum over positions
         "softmax_bias": dy.sum(axis=(0, 1)),
     }
-    dx = dy @ p["softmax_kernel"].T  # the gradient of the top output x^(L)
+    dx = dy @ p["softmax_kernel"].T  # the gradient of the softmax's input x^(L)
     for k in reversed(range(len(fwd.layers))):  # layer k, the top one first
         layer, W, U = fwd.layers[k], p[f"lstm_{k}_kernel"], p[f"lstm_{k}_recurrent_kernel"]
-        if masks is not None:
-            dx = dx * masks[k + 1]  # back through the mask above layer k
-        dW, dU, db, below = (
+        dh_above = dx if masks is None else dx * masks[k + 1]  # back through the mask above
+        dW, dU, db, dx = (
             np.zeros_like(W),
             np.zeros_like(U),
             np.zeros_like(p[f"lstm_{k}_bias"]),
-            np.zeros_like(dx),
+            np.zeros_like(dh_above),  # to be the gradient of this layer's input x^(k)
         )
         dh_next = dc_next = np.zeros_like(layer.h[0])  # nothing from step T
         for t in reversed(range(T)):
             i, f, g, o = layer.i[t], layer.f[t], layer.g[t], layer.o[t]
-            dh = dx[t] + dh_next  # step 3
+            dh = dh_above[t] + dh_next  # step 3
             tanh_c = np.tanh(layer.c[t + 1])
             dc = dh * o * (1 - tanh_c**2) + dc_next  # steps 4 and 5
             dz = np.concatenate(
@@ -1299,13 +1434,11 @@ def gradients_by_hand(engine, inputs, targets, state, masks):
             dW += layer.x[t].T @ dz
             dU += layer.h[t].T @ dz
             db += dz.sum(axis=0)  # step 8
-            below[t], dh_next, dc_next = dz @ W.T, dz @ U.T, dc * f
+            dx[t], dh_next, dc_next = dz @ W.T, dz @ U.T, dc * f
         grads |= {f"lstm_{k}_kernel": dW, f"lstm_{k}_recurrent_kernel": dU, f"lstm_{k}_bias": db}
-        dx = below  # the gradient of this layer's input x^(l)
-    if masks is not None:
-        dx = dx * masks[0]
+    de = dx if masks is None else dx * masks[0]  # back through the embedding's mask
     grads["embedding"] = np.zeros_like(p["embedding"])
-    np.add.at(grads["embedding"], fwd.ids, dx)  # step 9: a scatter-add into the rows
+    np.add.at(grads["embedding"], fwd.ids, de)  # step 9: a scatter-add into the rows
     return grads
 
 
@@ -1325,6 +1458,200 @@ check_backward(gradients_by_hand)
 check_step(step_by_hand, by_hand_only=True)
 print("and the answer above, which calls engine.gradients:")
 check_step(by_hand, by_hand_only=True)
+
+# %% [markdown]
+# ### The whole training step as one pure function
+#
+# The engine is an object with state: `train_step` reads `engine.params` and `engine.state`,
+# changes both in place and returns only the loss. The same step can be written as a **pure
+# function**, one whose result depends on its arguments alone and which changes none of them:
+#
+# $$(\mathcal{L},\ \nabla_\theta \mathcal{L},\ s') = \text{step}(\theta,\ s,\ \text{inputs},\
+# \text{targets},\ m)$$
+#
+# with $\theta$ the parameters, $s$ the carried state, $m$ the dropout masks, and $s'$ the state
+# to carry on. The update is then a second pure function of $(\theta, \nabla_\theta\mathcal{L})$,
+# and a training loop is `loss, grads, state = step(params, state, ...)` followed by
+# `params = update(params, grads)`: nothing is hidden in an object. This is the form Part IV's
+# autograd and the TensorFlow parts compute too. `step_function` below is the whole of (c) to
+# (e) in one function, for **any number of layers** L, read from the parameter names. It uses
+# nothing from the engine but `sigmoid` (and NumPy).
+#
+# **Its conventions, all stated here before the code uses them:**
+#
+# * **Arguments.** `params`: a dict from the names of (b) to arrays, layers `lstm_0` to
+#   `lstm_{L-1}`; L is the number of names ending in `_recurrent_kernel`. `state`: a list of L
+#   pairs `(h, c)`, each [B, H], layer 0 first: $(h^{(l)}_{-1}, c^{(l)}_{-1})$. `inputs`,
+#   `targets`: word ids [B, T], as the stream folding gives them. `masks`: a list of L + 1 arrays
+#   [T, B, H] (index 0 on the embedding output, index l + 1 on layer l's output) or `None`,
+#   which stands for masks of ones.
+# * **Time-major.** The first thing it does is `ids = inputs.T` and `tt = targets.T`, [T, B]:
+#   every activation is [T, B, ...], and index `[t]` is time t.
+# * **Rows of h and c.** Per layer, `h` and `c` are [T + 1, B, H] with the carried-in state in
+#   row 0: `h[t]` is $h_{t-1}$ and `h[t + 1]` is $h_t$. `x` (the layer's input after its mask)
+#   and `a` (the four activated gates, [T, B, 4H], blocks i, f, g, o) have T rows: `x[t]` is
+#   $x_t$, `a[t]` holds $i_t, f_t, g_t, o_t$.
+# * **Gradient names** as in (e): `dx` the gradient of a layer's input after its mask,
+#   `dh_above` what arrives at a layer's output from above, `dh_next`/`dc_next` the shares of
+#   $\delta h_{t-1}, \delta c_{t-1}$ from step t, `de` the embedding rows' gradient.
+# * **Returns** `(loss, grads, new_state)`: the loss summed over time and averaged over the B rows,
+#   under the parameters it was given; `grads` with the names and shapes of `params` (the
+#   embedding's dense, [V, H]); `new_state` the L pairs $(h_{T-1}, c_{T-1})$, new arrays.
+# * **Overflow.** It runs under `np.errstate(over="ignore", invalid="ignore")` as `train_step`
+#   does ((c) explained why): a diverging step returns a non-finite loss without warnings.
+#
+# `update_function` is clipping and SGD, pure as well: it returns new arrays and the norm.
+
+
+# %%
+def step_function(params, state, inputs, targets, masks=None):
+    """One training step's (loss, gradients, new state) for L = len(state) layers; changes
+    none of its arguments. inputs, targets [B, T]; state L pairs (h, c) [B, H]; masks L + 1
+    arrays [T, B, H] or None."""
+    L = sum(name.endswith("_recurrent_kernel") for name in params)
+    ids, tt = inputs.T, targets.T  # [T, B] time-major
+    T, B = ids.shape
+    H = params["lstm_0_recurrent_kernel"].shape[0]
+    m = [1.0] * (L + 1) if masks is None else masks  # a mask of ones: no dropout
+    positions = np.arange(T)[:, None], np.arange(B)[None, :], tt  # entry tt[t, r] of row (t, r)
+    with np.errstate(over="ignore", invalid="ignore"):
+        # forward, layer by layer, one time step at a time: (c)
+        x = params["embedding"][ids] * m[0]  # x^(0) [T, B, H]
+        kept = []  # per layer: (x, h, c, a)
+        for layer in range(L):
+            W = params[f"lstm_{layer}_kernel"]
+            U = params[f"lstm_{layer}_recurrent_kernel"]
+            b = params[f"lstm_{layer}_bias"]
+            h = np.zeros((T + 1, B, H))
+            c = np.zeros((T + 1, B, H))
+            h[0], c[0] = state[layer]  # h[t] is h(t-1)
+            a = np.zeros((T, B, 4 * H))  # i, f, g, o of every step, activated
+            for t in range(T):
+                z = x[t] @ W + h[t] @ U + b  # z(t) = x(t) W + h(t-1) U + b
+                a[t, :, : 2 * H] = sigmoid(z[:, : 2 * H])  # i, f
+                a[t, :, 2 * H : 3 * H] = np.tanh(z[:, 2 * H : 3 * H])  # g
+                a[t, :, 3 * H :] = sigmoid(z[:, 3 * H :])  # o
+                i, f, g, o = np.split(a[t], 4, axis=1)
+                c[t + 1] = f * c[t] + i * g  # c(t) = f c(t-1) + i g
+                h[t + 1] = o * np.tanh(c[t + 1])  # h(t) = o tanh(c(t))
+            kept.append((x, h, c, a))
+            x = h[1:] * m[layer + 1]  # the next layer's input, or x^(L) for the softmax
+        logits = x @ params["softmax_kernel"] + params["softmax_bias"]  # [T, B, V]
+        # the loss: (d)
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        log_p = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        loss = float(-log_p[positions].sum()) / B
+        # backward: (e), steps 1 to 9
+        dlogits = np.exp(log_p)
+        dlogits[positions] -= 1.0
+        dlogits /= B  # step 1: (p - onehot) / B
+        grads = {
+            "softmax_kernel": x.reshape(T * B, H).T @ dlogits.reshape(T * B, -1),  # step 2
+            "softmax_bias": dlogits.sum(axis=(0, 1)),
+        }
+        dx = dlogits @ params["softmax_kernel"].T  # dx^(L)
+        for layer in reversed(range(L)):  # the top layer first
+            x_in, h, c, a = kept[layer]
+            W = params[f"lstm_{layer}_kernel"]
+            U = params[f"lstm_{layer}_recurrent_kernel"]
+            dh_above = dx * m[layer + 1]  # back through the mask above the layer
+            dW, dU, db = np.zeros_like(W), np.zeros_like(U), np.zeros(4 * H)
+            dx = np.zeros((T, B, H))  # to be dx^(layer)
+            dh_next, dc_next = np.zeros((B, H)), np.zeros((B, H))  # nothing from step T
+            for t in reversed(range(T)):
+                i, f, g, o = np.split(a[t], 4, axis=1)
+                dh = dh_above[t] + dh_next  # step 3
+                tanh_c = np.tanh(c[t + 1])  # c[t + 1] is c(t)
+                dc = dc_next + dh * o * (1 - tanh_c**2)  # steps 4 and 5
+                dz = np.concatenate(  # steps 6 and 7; c[t] is c(t-1)
+                    [
+                        dc * g * i * (1 - i),
+                        dc * c[t] * f * (1 - f),
+                        dc * i * (1 - g**2),
+                        dh * tanh_c * o * (1 - o),
+                    ],
+                    axis=1,
+                )
+                dW += x_in[t].T @ dz  # step 8; h[t] is h(t-1)
+                dU += h[t].T @ dz
+                db += dz.sum(axis=0)
+                dx[t] = dz @ W.T
+                dh_next, dc_next = dz @ U.T, dc * f  # the shares of dh(t-1), dc(t-1)
+            grads[f"lstm_{layer}_kernel"] = dW
+            grads[f"lstm_{layer}_recurrent_kernel"] = dU
+            grads[f"lstm_{layer}_bias"] = db
+        de = dx * m[0]  # back through the embedding's mask
+        grads["embedding"] = np.zeros_like(params["embedding"])
+        np.add.at(grads["embedding"], ids, de)  # step 9: the scatter-add
+    new_state = [(h[T].copy(), c[T].copy()) for _, h, c, _ in kept]
+    return loss, {name: grads[name] for name in params}, new_state
+
+
+def update_function(params, grads, learning_rate, max_grad_norm):
+    """Global-norm clipping and SGD: (new params, the norm before clipping); changes neither
+    argument."""
+    norm = float(np.sqrt(sum(np.sum(g * g) for g in grads.values())))
+    scale = max_grad_norm / max(norm, max_grad_norm)
+    return {name: params[name] - learning_rate * scale * grads[name] for name in params}, norm
+
+
+# %% [markdown]
+# **The check, in float64, on one PTB batch.** The tiny config with dropout 0.5 (its masks from
+# `step_masks`) and with 2 layers, then 3, from a carried state that is not zero: the state the
+# engine's own first step left. `step_function` runs on the engine's parameters and that state;
+# the engine's `gradients` on the same; every relative error of (e) must be at most
+# $10^{-12}$. (It is exactly 0 here: the function does the engine's operations in the engine's
+# order. Another order of the sums would give rounding differences of about $10^{-16}$.) The cell
+# also checks that the function changed none of its arguments, and then trains three steps with
+# `step_function` and `update_function` in a loop beside the engine's `train_step`, with
+# `max_grad_norm` lowered to 1 so that the clipping acts (the norms printed are above 1).
+
+
+# %%
+def check_step_function(num_layers):
+    config = PRESETS["tiny"].replace(dropout=0.5, num_layers=num_layers, max_grad_norm=1.0)
+    params = init_params(config, corpus.vocab_size, np.float64)
+    engine = ReferenceEngine(config, params, dtype="float64")
+    stream = batches(corpus.train, config.batch_size, config.num_steps)
+    first, (inputs, targets) = next(stream), next(stream)
+    engine.train_step(*first, 1.0, step_masks(config, 0, dtype=np.float64))  # a carried state
+    params, state = engine.get_params(), engine.get_state()
+    before = {n: a.copy() for n, a in params.items()}, [(h.copy(), c.copy()) for h, c in state]
+    masks = step_masks(config, 1, dtype=np.float64)
+    loss, grads, new_state = step_function(params, state, inputs, targets, masks)
+    expected = engine.gradients(inputs, targets, state, masks)
+    errors = {"loss": relative_error(loss, expected.loss)}
+    errors |= {name: relative_error(grads[name], expected.params[name]) for name in grads}
+    errors["new state"] = max(
+        relative_error(mine, theirs)
+        for pair, pairs in zip(new_state, expected.final_state, strict=True)
+        for mine, theirs in zip(pair, pairs, strict=True)
+    )
+    unchanged = all((params[n] == before[0][n]).all() for n in params) and all(
+        (a == b).all()
+        for pair, old in zip(state, before[1], strict=True)
+        for a, b in zip(pair, old, strict=True)
+    )
+    print(f"{num_layers} layers: {len(grads)} gradients; arguments unchanged: {unchanged}")
+    for name, error in errors.items():
+        print(f"    {name:<26} relative error {error:.1e}")
+    assert unchanged and max(errors.values()) <= 1e-12
+    # three steps of the pure loop beside the engine, from the same weights and state
+    for step, (inputs, targets) in zip(range(2, 5), stream, strict=False):
+        masks = step_masks(config, step, dtype=np.float64)
+        loss, grads, state = step_function(params, state, inputs, targets, masks)
+        params, norm = update_function(params, grads, 1.0, config.max_grad_norm)
+        engine_loss = engine.train_step(inputs, targets, 1.0, masks)
+        weights = max(relative_error(params[n], engine.params[n]) for n in params)
+        print(
+            f"    pure loop, step {step}: loss {loss:.6f} (engine {engine_loss:.6f}), "
+            f"norm {norm:.3f}; relative error of the weights {weights:.1e}"
+        )
+        assert relative_error(loss, engine_loss) <= 1e-12 and weights <= 1e-12
+
+
+check_step_function(num_layers=2)
+check_step_function(num_layers=3)
 
 # %% [markdown]
 # ## (h) A short training run
@@ -1612,15 +1939,11 @@ print(
 # steps from the same weights on the same random batches (the state carried on), with
 # `max_grad_norm` lowered to 0.5 so that clipping acts in every step, without and with dropout
 # (the same masks from `ptb_lstm.dropout`), on tiny shapes and on the small model's shapes. The
-# test suite asserts the same (`tests/test_reference_engine.py`): every relative difference at
-# most $10^{-12}$.
+# test suite asserts the same (`tests/test_reference_engine.py`): every relative error (the
+# measure of (e), the reference engine's arrays as the reference) at most $10^{-12}$.
 
 
 # %%
-def relative(a, b):
-    return float(np.abs(np.asarray(a) - b).max() / np.abs(a).max())
-
-
 def equality(config, vocab_size, steps=6):
     params = init_params(config, vocab_size, np.float64)
     ids = np.random.default_rng(7).integers(
@@ -1637,7 +1960,11 @@ def equality(config, vocab_size, steps=6):
         norms.append(engines[0].last_grad_norm)
     assert min(norms) > config.max_grad_norm  # every step clipped
     a, b = engines[0].get_params(), engines[1].get_params()
-    return relative(losses[0], losses[1]), max(relative(a[n], b[n]) for n in a), min(norms)
+    return (
+        relative_error(losses[1], losses[0]),  # the numpy engine against the reference
+        max(relative_error(b[n], a[n]) for n in a),
+        min(norms),
+    )
 
 
 print(f"{'shapes':<37} {'dropout':>7} {'losses':>9} {'params':>9} {'min norm':>9}")
@@ -1946,6 +2273,229 @@ for t, g in enumerate((2.0, -0.5, 0.1), start=1):
     print(f"t = {t}: by the formulas {x:+.12f}, by the toolkit {params['softmax_bias'][0]:+.12f}")
 
 # %% [markdown]
+# ## (l) Exercises
+#
+# Three tasks on what this part has shown. Each has a cell with a function for you to fill in,
+# committed as a stub that returns `None`, and a cell that checks it: the check prints
+# `not yet done` while the function returns `None`, `pass` when its answer agrees with the
+# toolkit, and `WRONG` with what differs otherwise (an answer that raises an error is `WRONG`
+# too, with the error). Replace `return None` by your code, then run the stub's cell and its
+# check again. Worked solutions follow in (m), after all three, each run through the same check
+# beside a wrong answer that the check refuses.
+#
+# 1. **Perplexity with the pure function.** Write `my_perplexity(params, ids, batch_size,
+#    num_steps)`: the perplexity of the id stream `ids` as `ptb_lstm.evaluate.evaluate` computes
+#    it (section (d)), with `step_function` of (g) for the forward pass (masks `None`; its
+#    gradients are not needed). The state starts from zeros (`state` of L pairs of
+#    `np.zeros((batch_size, H))`) and is carried from batch to batch; the batches come from
+#    `batches(ids, batch_size, num_steps)`. Mind which loss `step_function` returns (averaged
+#    over the rows) and what the perplexity divides by. The check compares it with `evaluate`
+#    and the reference engine on 2,000 valid tokens, for two and three layers.
+# 2. **The global norm from per-position rows.** TensorFlow and PyTorch hand back the
+#    embedding's gradient as one row per input position (with the position's word id), not as a
+#    dense [V, H] array: a word used three times in the batch has three rows. Write
+#    `my_global_norm(ids, rows, others)`: `ids` [N] the word of each position, `rows` [N, H] the
+#    gradient of each position's embedding row, `others` the list of every other parameter's
+#    gradient; return the global norm of (g), in which the embedding's gradient is the dense
+#    [V, H] array, each word's rows summed (step 9). Do it without forming the [V, H] array
+#    (`np.unique(ids, return_inverse=True)` and `np.add.at` on the distinct words' rows). The
+#    check uses the ids of a PTB batch, where words repeat.
+# 3. **A forget-gate bias.** Some implementations start the f block of every layer's bias at
+#    +1 (section (b)). Write `my_forget_bias(params, value)`, a pure function that returns new
+#    parameters equal to `params` except that `value` is added to the forget-gate block of every
+#    `lstm_{l}_bias`, for any number of layers, leaving `params` unchanged. The check tries it on
+#    two and three layers.
+
+# %%
+from ptb_lstm.evaluate import evaluate
+
+
+def verdict(name, attempt, judge):
+    """Run attempt(): None is "not yet done"; judge(result) returns "" when it is right, else
+    what is wrong. Prints the verdict; returns True, False or None (not yet done)."""
+    try:
+        result = attempt()
+    except Exception as error:  # an answer that fails is a wrong answer, not a broken notebook
+        print(f"{name}: WRONG, it raised {type(error).__name__}: {error}")
+        return False
+    if result is None:
+        print(f"{name}: not yet done (the function returns None)")
+        return None
+    problem = judge(result)
+    print(f"{name}: " + (f"WRONG, {problem}" if problem else "pass"))
+    return not problem
+
+
+def check_perplexity(my_perplexity):
+    ids = corpus.valid[:2001]
+    for layers in (2, 3):
+        config = PRESETS["tiny"].replace(num_layers=layers)
+        params = init_params(config, corpus.vocab_size, np.float64)
+        engine = ReferenceEngine(config, params, dtype="float64")
+        expected = evaluate(engine, ids, config.batch_size, config.num_steps).perplexity
+
+        def judge(got, expected=expected):
+            error = relative_error(got, expected)
+            return "" if error <= 1e-12 else f"{got:.4f} against {expected:.4f}"
+
+        verdict(
+            f"exercise 1, {layers} layers",
+            lambda params=params, config=config: my_perplexity(
+                params, ids, config.batch_size, config.num_steps
+            ),
+            judge,
+        )
+
+
+def check_global_norm(my_global_norm):
+    config = PRESETS["small"]
+    ids = next(batches(corpus.train, config.batch_size, config.num_steps))[0].ravel()  # [N]
+    rng = np.random.default_rng(3)
+    rows = rng.standard_normal((ids.size, config.hidden_size))
+    others = [rng.standard_normal((7, 5)), rng.standard_normal(11)]
+    dense = np.zeros((corpus.vocab_size, config.hidden_size))
+    np.add.at(dense, ids, rows)
+    expected = np.sqrt(np.sum(dense**2) + sum(np.sum(g**2) for g in others))
+    print(f"{ids.size} positions, {np.unique(ids).size} distinct words")
+
+    def judge(got):
+        error = relative_error(got, expected)
+        return "" if error <= 1e-12 else f"{float(got):.6f} against {expected:.6f}"
+
+    verdict("exercise 2", lambda: my_global_norm(ids, rows, others), judge)
+
+
+def check_forget_bias(my_forget_bias):
+    for layers in (2, 3):
+        config = PRESETS["tiny"].replace(num_layers=layers)
+        params = init_params(config, corpus.vocab_size, np.float64)
+        before = {n: a.copy() for n, a in params.items()}
+        H = config.hidden_size
+
+        def judge(got, params=params, before=before, H=H):
+            if any((params[n] != before[n]).any() for n in params):
+                return "it changed the parameters it was given"
+            if set(got) != set(params):
+                return "it returns other names than it was given"
+            for name in params:
+                expected = before[name].copy()
+                if name.endswith("_bias") and name.startswith("lstm_"):
+                    expected[H : 2 * H] += 1.0  # the f block of [i, f, g, o]
+                if not np.array_equal(got[name], expected):
+                    return f"{name} is not as expected"
+            return ""
+
+        verdict(
+            f"exercise 3, {layers} layers",
+            lambda params=params: my_forget_bias(params, 1.0),
+            judge,
+        )
+
+
+# %%
+def my_perplexity(params, ids, batch_size, num_steps):
+    return None  # your code here
+
+
+check_perplexity(my_perplexity)
+
+
+# %%
+def my_global_norm(ids, rows, others):
+    return None  # your code here
+
+
+check_global_norm(my_global_norm)
+
+
+# %%
+def my_forget_bias(params, value):
+    return None  # your code here
+
+
+check_forget_bias(my_forget_bias)
+
+# %% [markdown]
+# ## (m) Solutions to the exercises
+#
+# ---
+#
+# **Stop here until you have tried them: the answers follow.**
+#
+# 1. The loss `step_function` returns is averaged over the B rows, so a batch's summed NLL is
+#    `loss * batch_size`; the perplexity divides the total by every target token, steps × B × T
+#    (section (d)). The state goes from each call into the next. The wrong answer restarts every
+#    batch from zeros: the state then no longer summarises the text before each row, and the
+#    perplexity differs.
+# 2. `np.unique(ids, return_inverse=True)` numbers the distinct words; `np.add.at` sums each
+#    word's rows into one; the norm adds their squares once. The wrong answer squares the rows
+#    as they come, which counts $\lVert a \rVert^2 + \lVert b \rVert^2$ for a word used twice
+#    instead of $\lVert a + b \rVert^2$.
+# 3. The f block is columns H to 2H of the bias (blocks i, f, g, o); the copy keeps `params` as
+#    it was. The wrong answer adds to the g block, columns 2H to 3H.
+
+
+# %%
+def solution_perplexity(params, ids, batch_size, num_steps):
+    L = sum(name.endswith("_recurrent_kernel") for name in params)
+    H = params["lstm_0_recurrent_kernel"].shape[0]
+    state = [(np.zeros((batch_size, H)), np.zeros((batch_size, H))) for _ in range(L)]
+    total, steps = 0.0, 0
+    for inputs, targets in batches(ids, batch_size, num_steps):
+        loss, _, state = step_function(params, state, inputs, targets)
+        total += loss * batch_size  # the batch's summed NLL
+        steps += 1
+    return float(np.exp(total / (steps * batch_size * num_steps)))
+
+
+def wrong_perplexity(params, ids, batch_size, num_steps):  # restarts the state every batch
+    L = sum(name.endswith("_recurrent_kernel") for name in params)
+    H = params["lstm_0_recurrent_kernel"].shape[0]
+    zeros = [(np.zeros((batch_size, H)), np.zeros((batch_size, H))) for _ in range(L)]
+    losses = [step_function(params, zeros, x, y)[0] for x, y in batches(ids, batch_size, num_steps)]
+    return float(np.exp(sum(losses) * batch_size / (len(losses) * batch_size * num_steps)))
+
+
+def solution_global_norm(ids, rows, others):
+    words, position_word = np.unique(ids, return_inverse=True)
+    summed = np.zeros((words.size, rows.shape[1]))
+    np.add.at(summed, position_word, rows)  # one row per distinct word
+    return float(np.sqrt(np.sum(summed**2) + sum(np.sum(g**2) for g in others)))
+
+
+def wrong_global_norm(ids, rows, others):  # a word used twice counted as two rows
+    return float(np.sqrt(np.sum(rows**2) + sum(np.sum(g**2) for g in others)))
+
+
+def solution_forget_bias(params, value):
+    new = {name: array.copy() for name, array in params.items()}
+    for name, array in new.items():
+        if name.startswith("lstm_") and name.endswith("_bias"):
+            H = array.size // 4
+            array[H : 2 * H] += value  # blocks i, f, g, o: f is the second
+    return new
+
+
+def wrong_forget_bias(params, value):  # the g block instead
+    new = {name: array.copy() for name, array in params.items()}
+    for name, array in new.items():
+        if name.startswith("lstm_") and name.endswith("_bias"):
+            H = array.size // 4
+            array[2 * H : 3 * H] += value
+    return new
+
+
+print("--- the solutions")
+check_perplexity(solution_perplexity)
+check_global_norm(solution_global_norm)
+check_forget_bias(solution_forget_bias)
+print("--- the wrong answers")
+check_perplexity(wrong_perplexity)
+check_global_norm(wrong_global_norm)
+check_forget_bias(wrong_forget_bias)
+
+# %% [markdown]
 # The paper's 114.5 test perplexity is reproduced by a model written from scratch in NumPy.
 # Part II trains the same model with TensorFlow's automatic differentiation (`GradientTape`)
-# instead of the hand-written BPTT of (e); Part III builds it as a TensorFlow graph.
+# instead of the hand-written BPTT of (e); Part III builds it as a TensorFlow graph; Part IV
+# trains it with PyTorch's autograd and `nn.LSTM`.

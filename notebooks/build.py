@@ -1,6 +1,6 @@
-"""Build the three notebooks of the illustrative series from their sources and execute them.
+"""Build the notebooks of the course from their sources and execute them.
 
-    python notebooks/build.py            # build and execute all three (outputs kept), and
+    python notebooks/build.py            # build and execute all four (outputs kept), and
                                          # export their figures to docs/figures/
     python notebooks/build.py --no-run   # only build them
 
@@ -27,7 +27,7 @@ from nbclient import NotebookClient
 HERE = Path(__file__).resolve().parent
 FIGURES = HERE.parent / "docs" / "figures"
 
-NOTEBOOKS = ["1_numpy.ipynb", "2_tf_eager.ipynb", "3_tf_graph.ipynb"]
+NOTEBOOKS = ["1_numpy.ipynb", "2_tf_eager.ipynb", "3_tf_graph.ipynb", "4_torch.ipynb"]
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
 

@@ -1,4 +1,4 @@
-"""The three notebooks of the series run top to bottom, so they never rot."""
+"""The notebooks of the course run top to bottom, so they never rot."""
 
 import ast
 import base64
@@ -144,5 +144,31 @@ def test_a_helper_defined_in_several_notebooks_is_defined_alike():
                     definitions.setdefault(defined, {})[name] = text
     shared = {d: texts for d, texts in definitions.items() if len(texts) > 1}
     assert {"show_source", "full_run", "results_table", "STEPS", "PUBLISHED"} <= set(shared)
+    assert {"relative_error", "verdict"} <= set(shared)  # Parts I and IV: one measure, one check
     differing = [d for d, texts in shared.items() if len(set(texts.values())) > 1]
     assert not differing, f"defined differently in different notebooks: {differing}"
+
+
+@pytest.mark.parametrize("name", ["1_numpy.ipynb", "4_torch.ipynb"])
+def test_exercise_checks_call_a_stub_not_yet_done_pass_the_solutions_and_refuse_wrong_answers(name):
+    # Read from the committed notebook, whose outputs the first test ties to the current source.
+    notebook = nbformat.read(REPO / "notebooks" / name, as_version=4)
+    lines = "".join(
+        o.text
+        for c in notebook.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.output_type == "stream"
+    ).splitlines()
+    solutions, wrong = lines.index("--- the solutions"), lines.index("--- the wrong answers")
+
+    def verdicts(part):
+        return dict(line.split(": ", 1) for line in part if line.startswith("exercise "))
+
+    stubs = verdicts(lines[:solutions])
+    passed, refused = verdicts(lines[solutions:wrong]), verdicts(lines[wrong:])
+    assert len(stubs) >= 3
+    assert set(stubs) == set(passed) == set(refused)
+    assert all(v.startswith("not yet done") for v in stubs.values()), stubs
+    assert all(v == "pass" for v in passed.values()), passed
+    assert all(v.startswith("WRONG") for v in refused.values()), refused

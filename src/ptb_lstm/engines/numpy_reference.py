@@ -194,18 +194,19 @@ class ReferenceEngine(Engine):
         top = fwd.top.reshape(T * B, H)
         grads["softmax_kernel"] = top.T @ dlogits.reshape(T * B, -1)  # dW_s = sum x_top^T dy
         grads["softmax_bias"] = dlogits.sum(axis=(0, 1))  # db_s = sum dy
+        # dx is always the gradient of an input x, after its mask: first of the softmax's
+        # input x_top, then of each layer's; dh_above, that of a layer's output h before the mask.
         dx = dlogits @ p["softmax_kernel"].T  # [T, B, H]     dx_top = dy W_s^T
         state_grad: State = [None] * self.num_layers  # type: ignore[list-item]
         for layer in reversed(range(self.num_layers)):
-            if masks is not None:
-                dx = dx * masks[layer + 1]  # back through the dropout above it
-            dx, state_grad[layer] = self._layer_backward(layer, fwd.layers[layer], dx, grads)
-        if masks is not None:
-            dx = dx * masks[0]  # back through the dropout on the embedding output
-        # The embedding gradient: each position adds its dx(t) to the row of its word
+            # back through the dropout above the layer (the mask is 1 without dropout)
+            dh_above = dx if masks is None else dx * masks[layer + 1]
+            dx, state_grad[layer] = self._layer_backward(layer, fwd.layers[layer], dh_above, grads)
+        de = dx if masks is None else dx * masks[0]  # back through the embedding's dropout
+        # The embedding gradient: each position adds its de(t) to the row of its word
         # (a scatter-add: a word used twice in the batch gets both contributions).
         grads["embedding"] = np.zeros_like(p["embedding"])  # [V, H]
-        np.add.at(grads["embedding"], fwd.ids, dx)  # dE[w(t)] += dx(t)
+        np.add.at(grads["embedding"], fwd.ids, de)  # dE[w(t)] += de(t)
         ordered = {name: grads[name] for name in p}  # the canonical order
         return Gradients(loss, ordered, state_grad, fwd.final_state)
 

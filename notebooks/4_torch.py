@@ -1,0 +1,902 @@
+# %% [markdown]
+# # Part IV — the same model in PyTorch
+#
+# Part I wrote every derivative by hand. Here PyTorch computes them: its **autograd** records
+# every operation on a tensor that asks for gradients, as the operation runs, and plays the
+# record backwards on demand. This part is written for a reader who knows Part I: the model,
+# the index conventions, the loss summed over time and averaged over the batch, truncated BPTT,
+# global-norm clipping and SGD, the relative error and the pure `step_function` of Part I (g).
+# Everything PyTorch adds is shown here; nothing else from outside is needed. By the end you can
+# write the training step in PyTorch, check it against Part I's on one batch to rounding, and
+# read the toolkit's `torch` engine (`ptb_lstm/engines/torch_engine.py`), which runs the model
+# with `torch.nn.LSTM`, on a CPU or a CUDA GPU.
+#
+# Contents: (a) tensors and parameters · (b) autograd · (c) the LSTM layer by hand against
+# `nn.LSTM`: the parameter mapping · (d) devices · (e) the embedding's gradient · (f) clipping
+# by the global norm · (g) the whole step, checked against Part I's · (h) the toolkit's `torch`
+# engine · (i) a short run on PTB · (j) exercises · (k) their solutions.
+
+# %%
+import inspect
+import os
+import pathlib
+import tempfile
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+from IPython.display import Markdown, display
+
+from ptb_lstm.config import PRESETS
+from ptb_lstm.data import batches, load_corpus, locate_data_dir
+from ptb_lstm.dropout import step_masks
+from ptb_lstm.engines.numpy_reference import ReferenceEngine
+from ptb_lstm.params import init_params
+
+STEPS = int(os.environ.get("PTB_LSTM_NOTEBOOK_STEPS", "100"))  # steps of the short runs
+REPO = pathlib.Path(os.environ.get("PTB_LSTM_REPO", ".."))  # the repository (docs/results)
+corpus = load_corpus(locate_data_dir())  # $PTB_DATA_DIR, or the user cache (downloading once)
+print(
+    f"PTB: {len(corpus.train):,} training tokens, vocabulary {corpus.vocab_size:,}; "
+    f"short runs of {STEPS} steps"
+)
+
+
+def show_source(obj):
+    """Show the toolkit's own code (imported, not copied)."""
+    display(Markdown("```python\n" + inspect.getsource(obj) + "\n```"))
+
+
+def relative_error(got, expected):
+    """max |got - expected| / max |expected|: one number per array (or scalar)."""
+    expected = np.asarray(expected)
+    return float(np.abs(np.asarray(got) - expected).max() / np.abs(expected).max())
+
+
+# %% [markdown]
+# `relative_error` is Part I's measure, the same function: for an array $a$ against a reference
+# $\hat a$, $\max_k |a_k - \hat a_k| / \max_k |\hat a_k|$, one number per array. It takes NumPy
+# arrays; a tensor is turned into one first (section (a) shows how).
+#
+# ## (a) Tensors and parameters
+#
+# A `torch.Tensor` is PyTorch's array: a shape, a `dtype`, and a `device`, the memory it lives in
+# (the CPU's, or a GPU's: section (d)). Most NumPy operations have a PyTorch twin (`@`, `+`,
+# `torch.tanh`, `torch.sigmoid`, `.sum(dim=...)` for `.sum(axis=...)`, `torch.cat` for
+# `np.concatenate`, `.split(H, dim=1)` to cut a [B, 4H] block into four [B, H] pieces). Three
+# things differ from NumPy and matter here:
+#
+# * **Conversion.** `torch.from_numpy(a)` wraps a NumPy array without copying it (they share
+#   memory: a change to one shows in the other) and keeps its dtype; `torch.tensor(a)` copies.
+#   Back: `t.numpy()` (sharing again; only for a CPU tensor that records no gradient), or
+#   `t.detach().cpu().numpy()` in general; `t.item()` for a one-element tensor, `t.tolist()`.
+# * **The default dtype is float32.** A NumPy array of float64 stays float64 through
+#   `from_numpy`, but `torch.tensor(0.1)` and `torch.zeros(3)` are float32 unless given
+#   `dtype=torch.float64`. A float64 check must make every new tensor float64 explicitly.
+# * **Integer ids.** Indexing and `torch.nn.functional.embedding` take int64 ("long") tensors.
+#
+# A **parameter** is a tensor with `requires_grad=True`: autograd (b) computes gradients only for
+# tensors that ask for them. `torch.nn.Parameter(t)` is such a tensor, marked for the module that
+# owns it: a module (`torch.nn.Module`, such as `torch.nn.LSTM`) creates its weights as
+# `Parameter`s and lists them in `.parameters()` and `.named_parameters()`. A plain tensor becomes
+# a parameter with `t.requires_grad_()` (the `_` suffix marks an in-place method), which is how
+# the engine makes its embedding and softmax weights, which belong to no module.
+
+# %%
+import torch
+
+print("PyTorch", torch.__version__, "| default dtype", torch.get_default_dtype())
+a = np.arange(6.0).reshape(2, 3)  # NumPy float64
+shared, copied = torch.from_numpy(a), torch.tensor(a)
+a[0, 0] = 100.0
+print(
+    f"from_numpy keeps float64 ({shared.dtype}) and shares memory: {shared[0, 0].item()}; "
+    f"torch.tensor copied: {copied[0, 0].item()}"
+)
+print(
+    "torch.tensor(0.1):",
+    torch.tensor(0.1).dtype,
+    "| with dtype=torch.float64:",
+    torch.tensor(0.1, dtype=torch.float64).dtype,
+)
+print(
+    "0.1 stored in float32 is off by",
+    f"{torch.tensor(0.1).item() - 0.1:.1e}; in float64 by",
+    f"{torch.tensor(0.1, dtype=torch.float64).item() - 0.1:.1e}",
+)
+lstm = torch.nn.LSTM(input_size=3, hidden_size=2)
+for name, parameter in lstm.named_parameters():
+    print(
+        f"nn.LSTM parameter {name:<13} {tuple(parameter.shape)!s:<7} "
+        f"{type(parameter).__name__}, requires_grad={parameter.requires_grad}"
+    )
+plain = torch.zeros(4, dtype=torch.float64)
+print(
+    "a plain tensor: requires_grad",
+    plain.requires_grad,
+    "-> after requires_grad_():",
+    plain.requires_grad_().requires_grad,
+)
+
+# %% [markdown]
+# ## (b) Autograd
+#
+# **Recording.** PyTorch runs each operation at once, as NumPy does, and when an input requires
+# a gradient it also records the operation: the result carries a `grad_fn`, the node of the
+# recorded graph that knows the operation's local derivative (step 7's $\sigma(1-\sigma)$ for a
+# sigmoid, and so on). A tensor created by you, not by an operation, is a **leaf**; gradients are
+# computed for leaves that require them. The record is made anew at every forward pass, so a
+# Python loop over time steps is simply recorded step by step, whatever its length.
+#
+# **Playing it backwards.** Two ways, the same numbers:
+#
+# * `loss.backward()` runs the chain rule from a scalar `loss` back to every leaf that requires a
+#   gradient and **adds** the result into each leaf's `.grad` (a second backward pass adds again:
+#   reset with `p.grad = None` between steps). Then it frees the record.
+# * `torch.autograd.grad(loss, [p1, p2, ...])` returns the gradients as a tuple and leaves `.grad`
+#   alone: the functional form, used by the engine and by the pure step of (g).
+#
+# **Updating a parameter.** `p -= lr * g` on a leaf that requires a gradient is refused: autograd
+# would have to record the update as part of the graph. The update goes inside
+# `with torch.no_grad():`, a block in which nothing is recorded, and changes the tensor in place,
+# so that it stays the same leaf. `t.detach()` is a tensor of the same values cut off from the
+# record: the carried state goes to the next batch detached, and that is PyTorch's way of the
+# truncation of Part I (e): no gradient flows into the previous batch.
+#
+# The cell checks it on $y = \sigma(wx)$ at $w = 0.7$, $x = 2$, whose derivative by hand (Part I,
+# step 7 and the chain rule) is $\partial y/\partial w = \sigma(wx)(1 - \sigma(wx))\,x$.
+
+# %%
+w = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)  # a leaf, a parameter
+x = torch.tensor(2.0, dtype=torch.float64)  # a leaf that needs no gradient
+y = torch.sigmoid(w * x)  # runs now, and is recorded
+print(
+    "y =",
+    y.item(),
+    "| recorded as",
+    type(y.grad_fn).__name__,
+    "| w is a leaf:",
+    w.is_leaf,
+    "y:",
+    y.is_leaf,
+)
+by_hand = (torch.sigmoid(w * x) * (1 - torch.sigmoid(w * x)) * x).item()
+y.backward()
+print(f"dy/dw: backward() put {w.grad.item():.15f} into w.grad; by hand {by_hand:.15f}")
+torch.sigmoid(w * x).backward()
+print(f"a second backward() adds: w.grad = {w.grad.item():.15f} (twice)")
+w.grad = None
+(g,) = torch.autograd.grad(torch.sigmoid(w * x), [w])
+print(f"torch.autograd.grad returns {g.item():.15f} and leaves w.grad = {w.grad}")
+assert abs(g.item() - by_hand) < 1e-15
+try:
+    w -= 0.1 * g
+except RuntimeError as error:
+    print("w -= 0.1 * g outside no_grad:", error)
+with torch.no_grad():
+    w -= 0.1 * g  # in place, not recorded
+print(
+    f"inside no_grad: w = {w.item():.6f}, still a leaf requiring a gradient: "
+    f"{w.is_leaf and w.requires_grad}"
+)
+carried = torch.tanh(w * x)
+print(
+    "a result requires a gradient:",
+    carried.requires_grad,
+    "| detached:",
+    carried.detach().requires_grad,
+)
+
+# %% [markdown]
+# ## (c) The LSTM layer by hand, and `nn.LSTM`
+#
+# Part I's layer, written with tensors in the canonical layout: W = `kernel` [in, 4H],
+# U = `recurrent_kernel` [H, 4H], b = `bias` [4H], rows as vectors, $z_t = x_t W + h_{t-1} U + b$,
+# gate blocks **i, f, g, o**. The state is kept as two tensors `h`, `c` [B, H] that the loop
+# rebinds at every step, instead of Part I's [T + 1, B, H] arrays: autograd keeps what the
+# backward pass needs, so no row offset arises here.
+#
+# `torch.nn.LSTM` computes the same equations with its own parameters (the PyTorch
+# documentation's formula, in this notation):
+#
+# $$z_t = x_t W_{ih}^\top + b_{ih} + h_{t-1} W_{hh}^\top + b_{hh}$$
+#
+# with `weight_ih_l0` $W_{ih}$ [4H, in], `weight_hh_l0` $W_{hh}$ [4H, H] and two biases
+# `bias_ih_l0`, `bias_hh_l0` [4H], and its gate blocks in the order **i, f, g, o** as well. So
+# the gate order is the same as the canonical one, and what differs is the layout:
+#
+# | canonical (this toolkit) | `nn.LSTM` |
+# |---|---|
+# | `lstm_{l}_kernel` [in, 4H] | `weight_ih_l0` [4H, in] = `kernel.T` |
+# | `lstm_{l}_recurrent_kernel` [H, 4H] | `weight_hh_l0` [4H, H] = `recurrent_kernel.T` |
+# | `lstm_{l}_bias` [4H] | `bias_ih_l0 + bias_hh_l0` (the engine: `bias`, and zeros) |
+#
+# Only the sum of the two biases enters $z_t$, so any split of `bias` between them computes the
+# same function; but autograd gives both the same gradient, $\sum_{t,r} \delta z_{t,r}$, and SGD
+# on both would move their sum by twice the canonical step. The engine therefore sets
+# `bias_hh_l0` to zero and switches its gradient off (`requires_grad_(False)`). Other libraries
+# order the gates otherwise (TensorFlow 1's `LSTMCell` used i, g, f, o, calling g "j"), which is
+# why a mapping must be checked, not assumed.
+#
+# `nn.LSTM` takes time-major input by default, x [T, B, in], and the state as `(h0, c0)`, each
+# [num_layers, B, H]; it returns the outputs $h_t$ of every step [T, B, H] and the final
+# `(h, c)`, each [num_layers, B, H]. The cell checks three things in float64: the hand-written
+# layer on the canonical form of an `nn.LSTM`'s own (random, both biases non-zero) parameters
+# against that `nn.LSTM`; an `nn.LSTM` loaded from canonical parameters by the table against
+# Part I's reference engine; and that a wrong gate order, or both biases trained, is caught.
+
+
+# %%
+def lstm_layer(x, h, c, W, U, b):
+    """Part I's LSTM layer in the canonical layout: x [T, B, in], h and c [B, H], W [in, 4H],
+    U [H, 4H], b [4H] -> every output h(t) [T, B, H] and the final (h, c)."""
+    H = U.shape[0]
+    outputs = []
+    for t in range(x.shape[0]):
+        z = x[t] @ W + h @ U + b  # z(t) = x(t) W + h(t-1) U + b   [B, 4H]
+        i, f, g, o = z.split(H, dim=1)  # the blocks i, f, g, o
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)  # c(t) = f c(t-1) + i g
+        h = torch.sigmoid(o) * torch.tanh(c)  # h(t) = o tanh(c(t))
+        outputs.append(h)
+    return torch.stack(outputs), (h, c)
+
+
+T, B, H = 5, 3, 4
+torch.manual_seed(0)
+lstm = torch.nn.LSTM(H, H, dtype=torch.float64)  # its own random weights and biases
+x = torch.randn(T, B, H, dtype=torch.float64)
+h0, c0 = torch.randn(B, H, dtype=torch.float64), torch.randn(B, H, dtype=torch.float64)
+with torch.no_grad():
+    theirs, (h_T, c_T) = lstm(x, (h0[None], c0[None]))  # state [num_layers = 1, B, H]
+    W, U = lstm.weight_ih_l0.T, lstm.weight_hh_l0.T  # canonical [in, 4H], [H, 4H]
+    b = lstm.bias_ih_l0 + lstm.bias_hh_l0  # the canonical bias: the sum
+    ours, (h_mine, c_mine) = lstm_layer(x, h0, c0, W, U, b)
+print(
+    "nn.LSTM against the hand-written layer, relative error of the outputs",
+    f"{relative_error(ours.numpy(), theirs.numpy()):.1e}, of the final c",
+    f"{relative_error(c_mine.numpy(), c_T[0].numpy()):.1e}",
+)
+
+# an nn.LSTM loaded from canonical parameters, against Part I's reference engine (no dropout)
+config = PRESETS["tiny"].replace(num_layers=1)
+params = init_params(config, corpus.vocab_size, np.float64)
+engine = ReferenceEngine(config, params, dtype="float64")
+inputs, targets = next(batches(corpus.train, config.batch_size, config.num_steps))
+engine.reset_state(config.batch_size)
+layer = engine.forward(inputs, engine.state).layers[0]  # h [T + 1, B, H], x [T, B, H]
+lstm = torch.nn.LSTM(config.hidden_size, config.hidden_size, dtype=torch.float64)
+with torch.no_grad():
+    lstm.weight_ih_l0.copy_(torch.from_numpy(params["lstm_0_kernel"]).T)
+    lstm.weight_hh_l0.copy_(torch.from_numpy(params["lstm_0_recurrent_kernel"]).T)
+    lstm.bias_ih_l0.copy_(torch.from_numpy(params["lstm_0_bias"]))
+    lstm.bias_hh_l0.zero_()
+    outputs, _ = lstm(torch.from_numpy(layer.x))  # no state given: zeros
+print(
+    "nn.LSTM with the canonical parameters against the reference engine's h(0..T-1):",
+    f"{relative_error(outputs.numpy(), layer.h[1:]):.1e}",
+)
+
+# a wrong mapping: the canonical blocks taken in the order i, g, f, o
+order = [0, 2, 1, 3]
+with torch.no_grad():
+    wrong_W = W.reshape(H, 4, H)[:, order].reshape(H, 4 * H)
+    wrong_U = U.reshape(H, 4, H)[:, order].reshape(H, 4 * H)
+    wrong_b = b.reshape(4, H)[order].reshape(4 * H)
+    wrong, _ = lstm_layer(x, h0, c0, wrong_W, wrong_U, wrong_b)
+error = relative_error(wrong.numpy(), theirs.numpy())
+print(f"gate blocks read as i, g, f, o: relative error {error:.1e}")
+
+# the two biases get the same gradient
+lstm = torch.nn.LSTM(H, H, dtype=torch.float64)
+out, _ = lstm(x, (h0[None], c0[None]))
+d_ih, d_hh = torch.autograd.grad(out.sum(), [lstm.bias_ih_l0, lstm.bias_hh_l0])
+print(
+    "gradient of bias_ih_l0 against bias_hh_l0, relative error",
+    f"{relative_error(d_hh.numpy(), d_ih.numpy()):.1e}: both trained, the sum moves twice as far",
+)
+
+# %% [markdown]
+# The first two errors are rounding (0, or about $10^{-16}$: `nn.LSTM` adds its two biases and
+# sums its products in another order); the wrong gate order is off by order 1. An L-layer model
+# is L such layers, each fed the previous one's outputs after the dropout mask: the engine makes
+# each layer its own single-layer `nn.LSTM`, because an `nn.LSTM(num_layers=L, dropout=p)` would
+# draw its own dropout masks between its layers, and the toolkit's masks come from
+# `ptb_lstm.dropout`, the same for every engine (Part I (b)).
+#
+# ## (d) Devices: what runs where
+#
+# Every tensor lives on one **device**: `cpu` (main memory) or `cuda:0`, `cuda:1`, ... (an NVIDIA
+# GPU's memory). An operation runs on the device of its inputs, and all its inputs must be on
+# the same one: `cpu_tensor + cuda_tensor` raises "Expected all tensors to be on the same
+# device" (a 0-dimensional CPU tensor is the one exception: it is taken as a number). Nothing
+# moves by itself:
+#
+# * `t.to(device)` returns a copy on `device` (or `t` itself when it is already there);
+#   `t.to(device, dtype)` converts as well; `t.cpu()` is `t.to("cpu")`. Tensors can also be made
+#   there directly: `torch.zeros(3, device=device)`.
+# * `module.to(device)` moves a module's parameters **in place** (the same `Parameter` objects),
+#   and so does creating it with `device=...`, as the engine does: `nn.LSTM(..., device=...)`.
+# * A CUDA operation is queued and returns at once; the CPU waits only when it needs a value:
+#   `.item()`, `.tolist()`, `.cpu()`, `.numpy()` (which refuses a CUDA tensor: `.cpu()` first).
+#   The engine's `train_step` asks for the loss and the norm together, with one `.tolist()`, so
+#   that a step waits for the GPU once.
+# * `torch.cuda.is_available()` says whether PyTorch sees a usable GPU. The usual idiom, and the
+#   engine's `--device auto`, is `cuda` when it does, else `cpu`.
+#
+# On a GPU, float32 matrix products may use TensorFloat-32 (TF32), which rounds their inputs to
+# 10 bits of mantissa; the engine switches it off, so that the GPU computes the function the
+# other engines compute. Here is the engine's choice of device; this notebook runs on the CPU,
+# and the same code runs on a GPU unchanged.
+
+# %%
+from ptb_lstm.engines.torch_engine import pick_device
+
+show_source(pick_device)
+device = pick_device("auto")
+print("CUDA GPU visible:", torch.cuda.is_available(), "| --device auto picks:", device)
+t = torch.ones(2, 3, dtype=torch.float64)
+moved = t.to(device)
+print(f"t on {t.device}; t.to({device}) is on {moved.device}; the same object: {moved is t}")
+print("to a dtype as well:", t.to(device, torch.float32).dtype)
+
+# %% [markdown]
+# ## (e) The embedding's gradient
+#
+# Part I's embedding gradient is a scatter-add (step 9): every position adds its $\delta e_t$ into
+# the row of its word, `np.add.at(dE, ids, de)`, and a word used twice gets both contributions.
+# PyTorch gives the same numbers in one of two forms:
+#
+# * **dense**: `E[ids]` (indexing) or `torch.nn.functional.embedding(ids, E)` gives `E` a dense
+#   gradient [V, H], already summed per word, zero outside the batch's words;
+# * **sparse**: `torch.nn.functional.embedding(ids, E, sparse=True)` gives a sparse COO tensor,
+#   one row **per position**, with the position's word id as its index: a word used twice has two
+#   rows. `.coalesce()` sums the rows of equal index into one, leaving one row per distinct word;
+#   `.to_dense()` makes the [V, H] array.
+#
+# The sparse form avoids a [V, H] array of mostly zeros (10,000 × 200 for the small config, of
+# which a batch touches a few hundred rows), and the engine updates only those rows
+# (`index_add_`). The global norm of Part I (g) is that of the dense gradient, so each word's row
+# must be summed before it is squared: the engine coalesces first (Part I's exercise 2 is the same
+# sum in NumPy). TensorFlow's `IndexedSlices` (Parts II and III) are the same idea.
+
+# %%
+V, H = 6, 2
+E = torch.randn(V, H, dtype=torch.float64, requires_grad=True)
+ids = torch.tensor([[1, 3], [1, 4]])  # [T, B]: word 1 twice
+upstream = torch.randn(2, 2, H, dtype=torch.float64)  # a gradient arriving at the rows
+(dense,) = torch.autograd.grad((E[ids] * upstream).sum(), [E])
+(sparse,) = torch.autograd.grad(
+    (torch.nn.functional.embedding(ids, E, sparse=True) * upstream).sum(), [E]
+)
+print("sparse, as it comes: indices", sparse._indices().tolist(), "(a row per position)")
+merged = sparse.coalesce()
+print("coalesced: indices", merged.indices().tolist(), "(a row per distinct word)")
+by_numpy = np.zeros((V, H))
+np.add.at(by_numpy, ids.numpy(), upstream.numpy())  # Part I's step 9
+print(
+    "dense against np.add.at:",
+    relative_error(dense.numpy(), by_numpy),
+    "| coalesced sparse, made dense, against np.add.at:",
+    relative_error(merged.to_dense().numpy(), by_numpy),
+)
+print(
+    f"squared norm: dense {dense.pow(2).sum().item():.6f}, coalesced "
+    f"{merged.values().pow(2).sum().item():.6f}, rows as they come (wrong) "
+    f"{sparse._values().pow(2).sum().item():.6f}"
+)
+
+# %% [markdown]
+# ## (f) Clipping by the global norm
+#
+# Part I (g): $n = \sqrt{\sum_\theta \lVert \delta\theta \rVert^2}$, every gradient multiplied by
+# `max_grad_norm / max(n, max_grad_norm)`. PyTorch's own `torch.nn.utils.clip_grad_norm_` works
+# on the `.grad` of a list of parameters and multiplies them by
+# `min(1, max_grad_norm / (n + 1e-6))`: a factor off by about $10^{-6}/n$ relative whenever it
+# clips. That is harmless for training, but it is not the function the other engines compute,
+# so the engine writes the clipping out, operation for operation as the NumPy engines do. The cell
+# compares the two on the same gradients.
+
+# %%
+torch.manual_seed(1)
+grads = [torch.randn(20, 8, dtype=torch.float64), torch.randn(8, dtype=torch.float64)]
+max_grad_norm = 5.0
+norm = torch.sqrt(sum(g.pow(2).sum() for g in grads)).item()
+written_out = [g * (max_grad_norm / max(norm, max_grad_norm)) for g in grads]
+holders = [torch.zeros_like(g, requires_grad=True) for g in grads]
+for holder, g in zip(holders, grads, strict=True):
+    holder.grad = g.clone()
+returned = torch.nn.utils.clip_grad_norm_(holders, max_grad_norm)
+print(
+    f"norm {norm:.6f} (clip_grad_norm_ returns {returned.item():.6f}) -> written out "
+    f"{torch.sqrt(sum(g.pow(2).sum() for g in written_out)).item():.10f}, clip_grad_norm_ "
+    f"{torch.sqrt(sum(h.grad.pow(2).sum() for h in holders)).item():.10f}"
+)
+error = max(
+    relative_error(h.grad.numpy(), g.numpy()) for h, g in zip(holders, written_out, strict=True)
+)
+print(f"relative error of clip_grad_norm_'s gradients against the written-out ones: {error:.1e}")
+
+# %% [markdown]
+# ## (g) The whole step in PyTorch, checked against Part I's
+#
+# Part I's `step_function` returns (loss, gradients, new state) from (parameters, carried state,
+# inputs, targets, masks) and changes none of them. The PyTorch form below has the same
+# arguments and results and is written for any number of layers; autograd replaces the whole
+# backward half of Part I's function. Its conventions:
+#
+# * `params`: a dict from the canonical names to tensors, each a leaf with `requires_grad=True`,
+#   in the canonical layout (the hand-written `lstm_layer` of (c) reads it directly);
+# * `state`: L pairs `(h, c)` of tensors [B, H]; `inputs`, `targets`: NumPy ids [B, T];
+#   `masks`: L + 1 tensors [T, B, H] or `None`;
+# * time-major, as in Part I: `ids = inputs.T` [T, B]; logits [T, B, V];
+# * the loss: `torch.nn.functional.cross_entropy(logits, targets, reduction="sum")` over the
+#   T·B positions (it takes the logits as rows [T·B, V] and the targets as int64 [T·B]; it is
+#   Part I's log-softmax and NLL, also without forming p), divided by B;
+# * the gradients: `torch.autograd.grad(loss, tensors)`, returned as NumPy arrays by name; the
+#   embedding's dense, from indexing;
+# * the new state: the last step's `(h, c)` of each layer, **detached**.
+#
+# The check, as Part I's: the tiny config with dropout 0.5, a carried state that is not zero,
+# two layers and three, float64 throughout (the parameters from the float64 NumPy arrays with
+# `torch.from_numpy`, the masks and the state as well), against the reference engine's
+# `gradients` on the same batch: every relative error at most $10^{-12}$. Then the same in
+# float32, against the float64 reference.
+
+
+# %%
+def torch_step(params, state, inputs, targets, masks=None):
+    """(loss, {name: gradient as a NumPy array}, new state) of one batch, for L = len(state)
+    layers; params: canonical name -> leaf tensor with requires_grad; changes none of them."""
+    L = len(state)
+    ids = torch.from_numpy(np.ascontiguousarray(inputs.T, np.int64))  # [T, B]
+    tt = torch.from_numpy(np.ascontiguousarray(targets.T, np.int64))  # [T, B]
+    T, B = ids.shape
+    x = params["embedding"][ids]  # [T, B, H], recorded: a dense gradient for the embedding
+    new_state = []
+    for layer in range(L):
+        if masks is not None:
+            x = x * masks[layer]  # the mask below the layer (index 0: the embedding output)
+        h, c = state[layer]
+        x, (h, c) = lstm_layer(
+            x,
+            h,
+            c,
+            params[f"lstm_{layer}_kernel"],
+            params[f"lstm_{layer}_recurrent_kernel"],
+            params[f"lstm_{layer}_bias"],
+        )
+        new_state.append((h.detach(), c.detach()))  # carried on, with no gradient through it
+    if masks is not None:
+        x = x * masks[L]  # the top output's mask
+    logits = x @ params["softmax_kernel"] + params["softmax_bias"]  # [T, B, V]
+    loss = (
+        torch.nn.functional.cross_entropy(
+            logits.reshape(T * B, -1), tt.reshape(-1), reduction="sum"
+        )
+        / B
+    )  # summed over the positions, averaged over the rows
+    names = list(params)
+    grads = torch.autograd.grad(loss, [params[n] for n in names])
+    return loss.item(), {n: g.numpy() for n, g in zip(names, grads, strict=True)}, new_state
+
+
+def check_torch_step(num_layers, dtype):
+    config = PRESETS["tiny"].replace(dropout=0.5, num_layers=num_layers)
+    engine = ReferenceEngine(config, init_params(config, corpus.vocab_size, np.float64), "float64")
+    stream = batches(corpus.train, config.batch_size, config.num_steps)
+    engine.train_step(*next(stream), 1.0, step_masks(config, 0, dtype=np.float64))
+    inputs, targets = next(stream)
+    masks = step_masks(config, 1, dtype=np.float64)
+    expected = engine.gradients(inputs, targets, engine.state, masks)
+    tensor = {"float64": torch.float64, "float32": torch.float32}[dtype]
+    params = {n: torch.from_numpy(a).to(tensor).requires_grad_() for n, a in engine.params.items()}
+    state = [
+        (torch.from_numpy(h).to(tensor), torch.from_numpy(c).to(tensor)) for h, c in engine.state
+    ]
+    loss, grads, new_state = torch_step(
+        params, state, inputs, targets, [torch.from_numpy(m).to(tensor) for m in masks]
+    )
+    errors = {"loss": relative_error(loss, expected.loss)}
+    errors |= {n: relative_error(g, expected.params[n]) for n, g in grads.items()}
+    errors["new state"] = max(
+        relative_error(mine.numpy(), theirs)
+        for pair, pairs in zip(new_state, expected.final_state, strict=True)
+        for mine, theirs in zip(pair, pairs, strict=True)
+    )
+    return errors
+
+
+table = {(L, d): check_torch_step(L, d) for L in (2, 3) for d in ("float64", "float32")}
+print(f"{'relative error':<26}" + "".join(f"{f'{L} layers, {d}':>20}" for L, d in table))
+for name in table[3, "float64"]:
+    print(
+        f"{name:<26}"
+        + "".join(f"{e[name]:>20.1e}" if name in e else f"{'':>20}" for e in table.values())
+    )
+assert all(max(e.values()) <= 1e-12 for (L, d), e in table.items() if d == "float64")
+assert all(max(e.values()) <= 1e-4 for (L, d), e in table.items() if d == "float32")
+
+# %% [markdown]
+# **float64**: the relative errors are rounding, around $10^{-16}$ to $10^{-15}$, not 0 as in
+# Part I's own check: PyTorch sums its products and its backward pass in its own order (a sum of
+# many terms changes in its last bits when the order changes), and its cross-entropy and sigmoid
+# are its own kernels. The step is the same function.
+#
+# **float32**: about $10^{-8}$ to $10^{-6}$. A float32 number holds 24 bits of significand, a
+# relative spacing of $2^{-23} \approx 1.2\cdot10^{-7}$ (float64: $2.2\cdot10^{-16}$): every
+# operation rounds at that level, the sums over hundreds of positions and the recurrence over T
+# steps accumulate it, and a gradient entry that is a difference of nearly equal terms loses
+# relative precision. The comparison is against the float64 reference, so the whole difference
+# is float32's rounding, which is why the test suite compares float32 engines with a tolerance of
+# about $10^{-4}$ and float64 ones with $10^{-9}$ to $10^{-12}$ (`docs/agreement.md`). Over a
+# whole training run such differences grow, and two float32 runs become two samples of the same
+# training rather than the same numbers.
+#
+# ## (h) The toolkit's `torch` engine
+#
+# `ptb_lstm/engines/torch_engine.py` is the step of (g) with three changes for speed, each shown
+# above: `nn.LSTM` per layer in place of `lstm_layer` (a fused kernel for the whole sequence,
+# cuDNN's on a GPU), a sparse embedding gradient (e) with a sparse update, and the parameters
+# held on the engine's device. It is an `Engine` like Part I's reference engine: the base class
+# `ptb_lstm.engines.Engine` keeps the carried state (`state`, `reset_state`, and `_state_for`,
+# which returns the carried state, or zeros when the batch has another number of rows: Part I (g)
+# shows it), and the trainer calls `train_step(inputs, targets, learning_rate, masks)`.
+#
+# **What the engine holds**, set in its constructor (shown first):
+#
+# * `self.dtype`: the string `"float32"` or `"float64"` (the base class's, for every engine);
+#   `TORCH_DTYPES[dtype]` is the matching `torch.float32` or `torch.float64`;
+# * `self._device`: the `torch.device` that `pick_device` (d) chose; the property `device` is its
+#   name, for logs;
+# * `self.embedding` [V, H], `self.softmax_kernel` [H, V], `self.softmax_bias` [V]: plain tensors
+#   made parameters with `requires_grad_()`; `self.layers`: one `nn.LSTM` per layer, with
+#   `bias_hh_l0` switched off (c);
+# * `self.trained`: the tensors SGD moves, in the canonical order, and `self.names`: their
+#   canonical names (the LSTM weights are held transposed, as the table of (c) says);
+# * `self.t` and `self.slots`: Adam's and AMSGrad's step count and moments (Part I (k)); empty
+#   for SGD.
+#
+# **Arrays in and out.** `set_params` copies canonical NumPy arrays into those tensors in place,
+# under `torch.no_grad()`, transposing the kernels; `get_params` returns canonical arrays,
+# transposing back and adding the two biases. `_tensor` turns a NumPy array into a tensor of the
+# engine's dtype on its device, `_ids` turns word ids [B, T] into int64 time-major [T, B], and
+# `_array` turns a tensor into a NumPy array (`detach().cpu().numpy()`). The base class's
+# `get_state` and `set_state` use `_to_numpy` and `_from_numpy`, which call them.
+#
+# **The step.** `_forward` reads `_state_for(B)`, embeds the ids with `sparse=True` for training,
+# runs each `nn.LSTM` after its mask, keeps each layer's final `(h, c)` detached as the new state,
+# and returns the logits [T·B, V]. `train_step` takes the loss (`_summed_nll / B`), its gradients
+# with `torch.autograd.grad`, coalesces the embedding's, computes the global norm over the
+# coalesced rows and the other gradients, and updates under `no_grad`: the embedding's rows with
+# `index_add_`, the rest with `sub_`, each by `learning_rate * max_grad_norm / max(norm,
+# max_grad_norm)` times its gradient.
+
+# %%
+from ptb_lstm.engines.torch_engine import TORCH_DTYPES, TorchEngine
+
+show_source(TorchEngine.__init__)
+show_source(TorchEngine.set_params)
+show_source(TorchEngine.get_params)
+show_source(TorchEngine._forward)
+show_source(TorchEngine.train_step)
+print("TORCH_DTYPES =", TORCH_DTYPES)
+
+# %% [markdown]
+# **The engine against Part I's reference engine.** Both engines train four steps from the same
+# weights on the first PTB batches, with the same masks (dropout 0.5), `max_grad_norm` lowered to
+# 1 so that clipping acts, and the state carried on; then the relative error of the losses, of
+# every parameter and of the carried state, float64 and float32.
+
+
+# %%
+def engines_agree(dtype, steps=4):
+    config = PRESETS["tiny"].replace(dropout=0.5, max_grad_norm=1.0)
+    params = init_params(config, corpus.vocab_size, np.float64)
+    reference = ReferenceEngine(config, params, "float64")
+    engine = TorchEngine(config, params, dtype=dtype, device="cpu")
+    losses, norms = [[], []], []
+    stream = batches(corpus.train, config.batch_size, config.num_steps)
+    for step, (inputs, targets) in zip(range(steps), stream, strict=False):
+        masks = step_masks(config, step, dtype=np.float64)
+        losses[0].append(reference.train_step(inputs, targets, 1.0, masks))
+        losses[1].append(engine.train_step(inputs, targets, 1.0, masks))
+        norms.append(engine.last_grad_norm)
+    ours, theirs = engine.get_params(), reference.get_params()
+    state = max(
+        relative_error(a, b)
+        for pair, pairs in zip(engine.get_state(), reference.get_state(), strict=True)
+        for a, b in zip(pair, pairs, strict=True)
+    )
+    worst = max(ours, key=lambda n: relative_error(ours[n], theirs[n]))
+    return (
+        relative_error(losses[1], losses[0]),
+        relative_error(ours[worst], theirs[worst]),
+        worst,
+        state,
+        min(norms),
+    )
+
+
+print(
+    f"{'dtype':<8} {'losses':>9} {'params':>9} {'worst parameter':<26} {'state':>9} {'min norm':>9}"
+)
+for dtype in ("float64", "float32"):
+    loss, param, worst, state, norm = engines_agree(dtype)
+    print(f"{dtype:<8} {loss:>9.1e} {param:>9.1e} {worst:<26} {state:>9.1e} {norm:>9.2f}")
+    assert max(loss, param, state) <= (1e-12 if dtype == "float64" else 1e-4)
+
+# %% [markdown]
+# ## (i) A short run on PTB
+#
+# The toolkit's trainer with the `torch` engine: `STEPS` steps of the small config, then a pass
+# over the valid split. The seconds printed count both, and the engine's set-up; they are
+# measured live on whatever machine runs the notebook, beside whatever else runs there: no
+# benchmark (`make bench` is one, `docs/bench.md` its latest figures). No full 13-epoch run of the
+# `torch` engine is recorded in `docs/results/`; the engine is held to the others by the checks
+# above and by `ptb-lstm agree` (`docs/torch-engine.md`).
+
+# %%
+from ptb_lstm.engines import create_engine
+from ptb_lstm.metrics import read_metrics
+from ptb_lstm.train import train
+
+config = PRESETS["small"]
+engine = create_engine("torch", config, init_params(config, corpus.vocab_size), device="cpu")
+out = tempfile.mkdtemp(prefix="ptb-lstm-notebook-")
+started = time.perf_counter()
+result = train(config, corpus, engine, out, max_steps=STEPS, log_every=10)
+seconds = time.perf_counter() - started
+records = [r for r in read_metrics(f"{out}/metrics.jsonl") if r["event"] == "step"]
+print(
+    f"{STEPS} steps of the small config with the torch engine on {engine.device}, then a pass "
+    f"over the valid split, in {seconds:.0f} s; valid perplexity {result.valid.perplexity:.1f}"
+)
+
+# %% figure="notebook4-curve"
+fig, ax = plt.subplots(figsize=(6, 3.5))
+ax.plot([r["step"] for r in records], [r["perplexity"] for r in records])
+ax.set_xlabel("training step")
+ax.set_ylabel("running training perplexity")
+ax.set_yscale("log")
+ax.set_title("small config, PyTorch engine, first steps")
+ax.grid(True, which="both", alpha=0.3)
+plt.show()
+print(f"ms per step: {result.epochs[-1]['ms_per_step']:.1f}")
+
+# %% [markdown]
+# ## (j) Exercises
+#
+# As in Part I: each function below is committed as a stub that returns `None`; its check prints
+# `not yet done` while it does, `pass` when the answer is right and `WRONG` with what differs
+# otherwise (an answer that raises is `WRONG`, with the error). Replace `return None` by your code
+# and run the stub's cell again. The solutions follow in (k), each run through the same check
+# beside a wrong answer that the check refuses.
+#
+# 1. **From canonical parameters to `nn.LSTM`.** Write `my_lstm_weights(kernel, recurrent_kernel,
+#    bias)` (NumPy arrays in the canonical layout) returning a dict from `nn.LSTM`'s names
+#    `weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0` to tensors, such that an
+#    `nn.LSTM` loaded with them (`lstm.load_state_dict(...)`) computes the canonical layer. The
+#    check loads them and compares the layer's outputs with Part I's reference engine (float64).
+# 2. **The global norm with a sparse embedding gradient.** Write `my_sparse_norm(gradients)`:
+#    `gradients` is a list of tensors, the first the embedding's sparse gradient as
+#    `embedding(..., sparse=True)` gives it (uncoalesced, a row per position), the others dense;
+#    return the global norm of Part I (g) as a float. The check builds the gradients from a PTB
+#    batch, where words repeat.
+# 3. **An SGD step with autograd.** Write `my_sgd_step(params, inputs, targets, learning_rate,
+#    max_grad_norm)`: `params` is a dict of canonical leaf tensors requiring gradients (float64,
+#    one layer, no dropout, from a zero state); compute the loss with `torch_step` of (g) or
+#    autograd of your own, clip by the global norm as Part I does, and update every tensor **in
+#    place** (the same tensor objects, still leaves requiring gradients), returning the loss. The
+#    check runs three steps beside the reference engine's `train_step` (the state carried by
+#    neither: each step starts from zeros) and checks the weights, the loss and that the tensors
+#    are the ones it handed over.
+
+
+# %%
+def verdict(name, attempt, judge):
+    """Run attempt(): None is "not yet done"; judge(result) returns "" when it is right, else
+    what is wrong. Prints the verdict; returns True, False or None (not yet done)."""
+    try:
+        result = attempt()
+    except Exception as error:  # an answer that fails is a wrong answer, not a broken notebook
+        print(f"{name}: WRONG, it raised {type(error).__name__}: {error}")
+        return False
+    if result is None:
+        print(f"{name}: not yet done (the function returns None)")
+        return None
+    problem = judge(result)
+    print(f"{name}: " + (f"WRONG, {problem}" if problem else "pass"))
+    return not problem
+
+
+def check_lstm_weights(my_lstm_weights):
+    config = PRESETS["tiny"].replace(num_layers=1)
+    params = init_params(config, corpus.vocab_size, np.float64)
+    engine = ReferenceEngine(config, params, dtype="float64")
+    inputs, _ = next(batches(corpus.train, config.batch_size, config.num_steps))
+    engine.reset_state(config.batch_size)
+    layer = engine.forward(inputs, engine.state).layers[0]
+
+    def attempt():
+        return my_lstm_weights(
+            params["lstm_0_kernel"], params["lstm_0_recurrent_kernel"], params["lstm_0_bias"]
+        )
+
+    def judge(weights):
+        lstm = torch.nn.LSTM(config.hidden_size, config.hidden_size, dtype=torch.float64)
+        lstm.load_state_dict(weights)
+        with torch.no_grad():
+            outputs, _ = lstm(torch.from_numpy(layer.x))
+        error = relative_error(outputs.numpy(), layer.h[1:])
+        return "" if error <= 1e-12 else f"the outputs differ by a relative error of {error:.1e}"
+
+    verdict("exercise 1", attempt, judge)
+
+
+def check_sparse_norm(my_sparse_norm):
+    config = PRESETS["small"]
+    inputs, _ = next(batches(corpus.train, config.batch_size, config.num_steps))
+    ids = torch.from_numpy(inputs.T.astype(np.int64))
+    torch.manual_seed(2)
+    E = torch.randn(corpus.vocab_size, config.hidden_size, dtype=torch.float64)
+    E.requires_grad_()
+    upstream = torch.randn(*ids.shape, config.hidden_size, dtype=torch.float64)
+    rows = torch.nn.functional.embedding(ids, E, sparse=True)
+    (sparse,) = torch.autograd.grad((rows * upstream).sum(), [E])
+    others = [torch.randn(8, 4, dtype=torch.float64), torch.randn(4, dtype=torch.float64)]
+    dense = np.zeros((corpus.vocab_size, config.hidden_size))
+    np.add.at(dense, ids.numpy(), upstream.numpy())
+    expected = np.sqrt(np.sum(dense**2) + sum(np.sum(g.numpy() ** 2) for g in others))
+    print(f"{ids.numel()} positions, {ids.unique().numel()} distinct words")
+
+    def judge(got):
+        error = relative_error(float(got), expected)
+        return "" if error <= 1e-12 else f"{float(got):.6f} against {expected:.6f}"
+
+    verdict("exercise 2", lambda: my_sparse_norm([sparse, *others]), judge)
+
+
+def check_sgd_step(my_sgd_step):
+    config = PRESETS["tiny"].replace(num_layers=1, max_grad_norm=1.0)
+    params = init_params(config, corpus.vocab_size, np.float64)
+    engine = ReferenceEngine(config, params, dtype="float64")
+    tensors = {n: torch.from_numpy(a.copy()).requires_grad_() for n, a in params.items()}
+    handed = dict(tensors)
+    schedule = [1.0, 0.5, 0.25]  # learning rates
+
+    def attempt():
+        losses = []
+        stream = batches(corpus.train, config.batch_size, config.num_steps)
+        for learning_rate, (inputs, targets) in zip(schedule, stream, strict=False):
+            loss = my_sgd_step(tensors, inputs, targets, learning_rate, config.max_grad_norm)
+            if loss is None:
+                return None
+            engine.reset_state(config.batch_size)  # the reference from zeros too
+            losses.append((loss, engine.train_step(inputs, targets, learning_rate)))
+        return losses
+
+    def judge(losses):
+        if any(tensors[n] is not handed[n] for n in handed):
+            return "the dict holds other tensors than it was given: update them in place"
+        if not all(t.is_leaf and t.requires_grad for t in tensors.values()):
+            return "a tensor is no longer a leaf requiring a gradient"
+        worst_loss = max(relative_error(float(a), b) for a, b in losses)
+        weights = max(
+            relative_error(tensors[n].detach().numpy(), engine.params[n]) for n in tensors
+        )
+        if max(worst_loss, weights) > 1e-12:
+            return f"relative error: losses {worst_loss:.1e}, weights {weights:.1e}"
+        return ""
+
+    verdict("exercise 3", attempt, judge)
+
+
+# %%
+def my_lstm_weights(kernel, recurrent_kernel, bias):
+    return None  # your code here
+
+
+check_lstm_weights(my_lstm_weights)
+
+
+# %%
+def my_sparse_norm(gradients):
+    return None  # your code here
+
+
+check_sparse_norm(my_sparse_norm)
+
+
+# %%
+def my_sgd_step(params, inputs, targets, learning_rate, max_grad_norm):
+    return None  # your code here
+
+
+check_sgd_step(my_sgd_step)
+
+# %% [markdown]
+# ## (k) Solutions to the exercises
+#
+# ---
+#
+# **Stop here until you have tried them: the answers follow.**
+#
+# 1. The table of (c): the kernels transposed, the canonical bias in `bias_ih_l0` and zeros in
+#    `bias_hh_l0`; every tensor float64. The wrong answer puts the bias in both, so that $z$ gets
+#    it twice.
+# 2. Coalesce the sparse gradient, so that each word's rows are summed into one, then add the
+#    squares of its values to those of the other gradients. The wrong answer squares the rows as
+#    they come.
+# 3. `torch_step` gives the loss and the gradients (as arrays); the norm and the clipping factor
+#    are Part I's; the update runs under `torch.no_grad()` with `sub_`, in place. The wrong answer
+#    rebinds each entry of the dict to a new tensor, `p - step * g`, so that the model someone
+#    else holds (an optimizer, a module) keeps the old tensors.
+
+
+# %%
+def solution_lstm_weights(kernel, recurrent_kernel, bias):
+    return {
+        "weight_ih_l0": torch.from_numpy(kernel.T.copy()),
+        "weight_hh_l0": torch.from_numpy(recurrent_kernel.T.copy()),
+        "bias_ih_l0": torch.from_numpy(bias.copy()),
+        "bias_hh_l0": torch.zeros(bias.shape, dtype=torch.float64),
+    }
+
+
+def wrong_lstm_weights(kernel, recurrent_kernel, bias):  # the bias in both places
+    return solution_lstm_weights(kernel, recurrent_kernel, bias) | {
+        "bias_hh_l0": torch.from_numpy(bias.copy())
+    }
+
+
+def solution_sparse_norm(gradients):
+    embedding, *others = gradients
+    squares = embedding.coalesce().values().pow(2).sum() + sum(g.pow(2).sum() for g in others)
+    return squares.sqrt().item()
+
+
+def wrong_sparse_norm(gradients):  # a word used twice counted as two rows
+    embedding, *others = gradients
+    squares = embedding._values().pow(2).sum() + sum(g.pow(2).sum() for g in others)
+    return squares.sqrt().item()
+
+
+def sgd_update(params, inputs, targets, learning_rate, max_grad_norm):
+    L = sum(name.endswith("_recurrent_kernel") for name in params)
+    H = params["lstm_0_recurrent_kernel"].shape[0]
+    zeros = [(torch.zeros(inputs.shape[0], H, dtype=torch.float64),) * 2] * L
+    loss, grads, _ = torch_step(params, zeros, inputs, targets)
+    norm = float(np.sqrt(sum(np.sum(g * g) for g in grads.values())))
+    step = learning_rate * max_grad_norm / max(norm, max_grad_norm)
+    return loss, {n: torch.from_numpy(g) * step for n, g in grads.items()}
+
+
+def solution_sgd_step(params, inputs, targets, learning_rate, max_grad_norm):
+    loss, moves = sgd_update(params, inputs, targets, learning_rate, max_grad_norm)
+    with torch.no_grad():
+        for name, move in moves.items():
+            params[name].sub_(move)  # in place: the same leaf tensor
+    return loss
+
+
+def wrong_sgd_step(params, inputs, targets, learning_rate, max_grad_norm):  # new tensors
+    loss, moves = sgd_update(params, inputs, targets, learning_rate, max_grad_norm)
+    for name, move in moves.items():
+        params[name] = (params[name] - move).detach().requires_grad_()
+    return loss
+
+
+print("--- the solutions")
+check_lstm_weights(solution_lstm_weights)
+check_sparse_norm(solution_sparse_norm)
+check_sgd_step(solution_sgd_step)
+print("--- the wrong answers")
+check_lstm_weights(wrong_lstm_weights)
+check_sparse_norm(wrong_sparse_norm)
+check_sgd_step(wrong_sgd_step)
+
+# %% [markdown]
+# PyTorch computes Part I's step to rounding in float64, with autograd in place of the
+# hand-written BPTT; the parameter mapping of (c), the coalesced embedding gradient of (e) and
+# the written-out clipping of (f) are what make the `torch` engine compute the same function as
+# the NumPy engines.
