@@ -105,7 +105,8 @@ class Work:
         self._ready = threading.Condition()
         self._closed = False
         self._errors = np.geterr()  # NumPy's error settings are per thread; helpers copy them
-        self._helpers = [pool.submit(self._help) for _ in range(helpers)] if helpers else []
+        assert pool is not None or not helpers, "helpers run on a pool"
+        self._helpers = [pool.submit(self._help) for _ in range(helpers)] if pool else []
 
     def put(self, function: Callable[[], None], first: bool = False) -> Task:
         """Queue ``function`` last, or with ``first`` ahead of every queued task."""
@@ -165,10 +166,12 @@ class BlasThreads:
         runs tasks at once and BLAS is left alone."""
         library = _numpy_blas() if enabled else None
         threads = (library.num_threads or 1) if library is not None else 1
-        if threads > 1:
+        if threads == 1:
+            library = None  # left alone
+        if library is not None:
             library.set_num_threads(1)
         try:  # from here on, whatever raises, BLAS gets its thread count back
-            if threads > 1 and library.num_threads != 1:
+            if library is not None and library.num_threads != 1:
                 # another Python thread controls OpenBLAS's limits
                 library.set_num_threads(threads)
                 library, threads = None, 1
@@ -184,5 +187,5 @@ class BlasThreads:
             finally:
                 work.close()
         finally:
-            if threads > 1:
+            if library is not None:
                 library.set_num_threads(threads)

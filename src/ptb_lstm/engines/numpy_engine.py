@@ -333,6 +333,7 @@ class NumpyEngine(Engine):
         blocks = range(0, self.vocab_size, _BLOCK_COLUMNS if work.helpers else self.vocab_size)
         grad = self._softmax_weight_grad(cache.top, softmax.logits, blocks, work)
         dense = {"softmax_kernel": grad[:-1], "softmax_bias": grad[-1]}
+        assert softmax.dtop is not None  # a training step's softmax has a grad_scale
         dx = softmax.dtop.reshape(steps, batch, self.hidden_size)
         if masks is not None:
             dx *= masks[self.num_layers]
