@@ -1,6 +1,7 @@
 # The two commands of the README. Both create .venv when it is missing and are safe to rerun.
 # `make train` installs only what the NumPy engines need (NumPy, tqdm, matplotlib); `make test`
-# adds TensorFlow, PyTorch and the test tools, so that every engine is tested.
+# adds TensorFlow, PyTorch and the test tools, so that every engine is tested, and runs the
+# checks of `make lint` (ruff, mypy) before the tests.
 VENV    ?= .venv
 PYTHON  ?= python3
 BIN     := $(VENV)/bin
@@ -29,7 +30,9 @@ $(FULL): pyproject.toml | $(BIN)/python
 train: $(CORE)
 	$(BIN)/ptb-lstm train --config small $(ARGS)
 
+# The checks of `make lint` first, then the tests.
 test: $(FULL)
+	$(MAKE) --no-print-directory lint
 	$(BIN)/ptb-lstm data >/dev/null  # PTB for the real-data tests: found, or downloaded once
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -50,8 +53,12 @@ data: $(CORE)
 gradcheck: $(CORE)
 	$(BIN)/ptb-lstm gradcheck
 
+# ruff's lint and its format check over the code, then mypy's type check of src/ (its settings
+# are [tool.mypy] in pyproject.toml); any finding fails the target, and so `make test`.
 lint: $(FULL)
 	$(BIN)/ruff check src tests benchmarks notebooks
+	$(BIN)/ruff format --check src tests benchmarks notebooks
+	$(BIN)/python -m mypy
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

@@ -49,15 +49,15 @@ def floors(config, rate_gflops: float, bandwidth: float, repeats: int = 3) -> di
     """The compute and shape floors of one training step of ``config``, in ms."""
     products = step_products(config, PTB_VOCAB)
     timed = [(p, 1000 * product_seconds(p, repeats)) for p in products]
-    recurrent = [p for p in products if p.count > 1]
+    recurrent = [p for p in products if p.times > 1]
     # Each per-step product reads its [H, 4H] weight matrix whole, in float32.
-    streamed = sum(4 * p.k * p.n * p.count for p in recurrent)
+    streamed = sum(4 * p.k * p.n * p.times for p in recurrent)
     return {
         "gflop": sum(p.flops for p in products) / 1e9,
         "compute_floor_ms": sum(p.flops for p in products) / (rate_gflops * 1e6),
         "shape_floor_ms": sum(ms for _, ms in timed),
-        "batched_ms": sum(ms for p, ms in timed if p.count == 1),
-        "per_time_step_ms": sum(ms for p, ms in timed if p.count > 1),
+        "batched_ms": sum(ms for p, ms in timed if p.times == 1),
+        "per_time_step_ms": sum(ms for p, ms in timed if p.times > 1),
         "per_time_step_at_compute_rate_ms": sum(p.flops for p in recurrent) / (rate_gflops * 1e6),
         "recurrent_weights_streamed_mb": streamed / 1e6,
         "recurrent_weights_at_bandwidth_ms": streamed / (bandwidth * 1e6),

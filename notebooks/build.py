@@ -70,8 +70,12 @@ def execute(path: Path, timeout: int = 900) -> float:
     """Run every cell in order, keeping the outputs; returns the seconds it took."""
     notebook = nbformat.read(path, as_version=4)
     started = time.perf_counter()
-    NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        notebook,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    ).execute()
     nbformat.write(notebook, path)
     return time.perf_counter() - started
 
@@ -82,8 +86,11 @@ def export_figures(path: Path, folder: Path = FIGURES) -> list[Path]:
     written = []
     for cell in notebook.cells:
         name = cell.get("metadata", {}).get("figure")
-        images = [o["data"]["image/png"] for o in cell.get("outputs", [])
-                  if "image/png" in o.get("data", {})]
+        images = [
+            o["data"]["image/png"]
+            for o in cell.get("outputs", [])
+            if "image/png" in o.get("data", {})
+        ]
         if name and images:
             target = folder / f"{name}.png"
             target.write_bytes(base64.b64decode(images[0]))
@@ -94,8 +101,12 @@ def export_figures(path: Path, folder: Path = FIGURES) -> list[Path]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-run", action="store_true", help="build without executing")
-    parser.add_argument("--only", choices=NOTEBOOKS, action="append",
-                        help="build (and run) only this notebook (repeatable)")
+    parser.add_argument(
+        "--only",
+        choices=NOTEBOOKS,
+        action="append",
+        help="build (and run) only this notebook (repeatable)",
+    )
     args = parser.parse_args()
     for name in args.only or NOTEBOOKS:
         path = write(name)

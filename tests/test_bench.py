@@ -54,9 +54,9 @@ def test_a_training_step_is_the_papers_matrix_products():
     products of [20, 200] x [200, 800] (forward) and [20, 800] x [800, 200] (backward)."""
     products = step_products(PRESETS["small"], vocab_size=10_000)
     assert step_flops(PRESETS["small"]) == 2 * (3 * 400 * 200 * 10_000 + 2 * 6 * 400 * 200 * 800)
-    per_step = sorted((p.m, p.k, p.n, p.count) for p in products if p.count > 1)
+    per_step = sorted((p.m, p.k, p.n, p.times) for p in products if p.times > 1)
     assert per_step == [(20, 200, 800, 20)] * 2 + [(20, 800, 200, 20)] * 2
-    assert sum(p.count == 1 for p in products) == 3 + 2 * 4
+    assert sum(p.times == 1 for p in products) == 3 + 2 * 4
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,13 @@ commands to use the model, each of which runs exactly as printed."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
+
+import pytest
 
 from conftest import run_cli, write_corpus
 
@@ -40,6 +43,24 @@ def test_make_train_installs_the_core_only_and_make_test_every_extra():
     assert "pip install --quiet -e .\n" in core_rule + "\n"
     assert "tf" in full_rule and "torch" in full_rule and "dev" in full_rule
     assert "\ntrain: $(CORE)\n" in makefile and "\ntest: $(FULL)\n" in makefile
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_test_runs_ruff_and_mypy_before_the_tests():
+    """CI runs `make test`: its lint, format check and type check come first, so a finding
+    fails it before any test runs."""
+    planned = subprocess.run(
+        ["make", "-n", "test"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+
+    def first(command: str) -> int:
+        return next(i for i, line in enumerate(planned) if command in line)
+
+    checks = ["ruff check src tests benchmarks notebooks"]
+    checks += ["ruff format --check src tests benchmarks notebooks", "python -m mypy"]
+    assert [first(c) for c in checks] == sorted(first(c) for c in checks)
+    assert first(checks[-1]) < first("python -m pytest")
+    assert tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["mypy"]["files"] == ["src"]
 
 
 def next_commands(stdout: str) -> list[str]:

@@ -9,7 +9,7 @@ from ptb_lstm.config import PRESETS
 from ptb_lstm.data import load_corpus
 from ptb_lstm.engines import create_engine
 from ptb_lstm.errors import UserError
-from ptb_lstm.metrics import read_metrics
+from ptb_lstm.metrics import Reporter, read_metrics
 from ptb_lstm.params import init_params
 from ptb_lstm.train import train
 
@@ -40,6 +40,28 @@ def test_training_writes_model_config_and_metrics(tiny_dir, tmp_path):
     saved = checkpoint.load(tmp_path / "run" / "model.npz")
     assert saved.vocab == corpus.vocab and saved.progress["epoch"] == 2
     assert json.loads((tmp_path / "run" / "config.json").read_text())["engine"] == "numpy"
+
+
+def test_reporters_see_every_record_that_metrics_jsonl_keeps_and_the_progress(tiny_dir, tmp_path):
+    """One route: the reporters receive the records of metrics.jsonl, equal and in order,
+    with the progress records between them; the progress never reaches the file."""
+    seen = []
+
+    class Collect(Reporter):
+        def record(self, record):
+            seen.append(json.loads(json.dumps(record)))  # as the file holds it
+
+    result, corpus = run(tiny_dir, tmp_path / "run", log_every=5, reporters=[Collect()])
+    written = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    logged = {"step", "epoch", "partial_epoch", "test"}
+    assert [r for r in seen if r["event"] in logged] == written
+    assert not [r for r in written if r["event"] not in logged]
+    progress = [r for r in seen if r["event"] == "progress"]
+    assert len(progress) == result.steps  # one per training step
+    starts = [r for r in seen if r["event"] == "epoch_start"]
+    assert [(r["epoch"], r["start"]) for r in starts] == [(1, 0), (2, 0)]
+    splits = [r["split"] for r in seen if r["event"] == "eval_end"]
+    assert splits == ["valid", "valid", "test"]
 
 
 def test_training_learns_the_tiny_corpus(tmp_path):
@@ -91,14 +113,17 @@ def test_small_config_learns_real_ptb(ptb_corpus, tmp_path):
     vocabulary size it starts at."""
     config = PRESETS["small"]
     engine = create_engine("numpy", config, init_params(config, ptb_corpus.vocab_size))
-    steps = []
+    shown = []
 
-    class Collect:
-        def __getattr__(self, name):
-            return lambda *a: steps.append(a) if name == "train_step" else None
+    class Collect(Reporter):
+        def record(self, record):
+            if record["event"] == "progress":
+                shown.append(record["perplexity"])
 
-    result = train(config, ptb_corpus, engine, tmp_path / "run", max_steps=60, reporter=Collect())
-    first_ppl, last_ppl = steps[0][2], steps[-1][2]
+    result = train(
+        config, ptb_corpus, engine, tmp_path / "run", max_steps=60, reporters=[Collect()]
+    )
+    first_ppl, last_ppl = shown[0], shown[-1]
     assert first_ppl == pytest.approx(10_000, rel=0.05)
     assert last_ppl < 0.5 * first_ppl
     assert result.valid.perplexity < 2000

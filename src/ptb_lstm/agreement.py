@@ -105,7 +105,7 @@ def compare(
     for name in engines:
         losses, after = run_steps(name, config, params, corpus, dtype, steps, device)
         diffs = {key: relative(value, after[key]) for key, value in ref_params.items()}
-        worst = max(diffs, key=diffs.get)
+        worst = max(diffs, key=diffs.__getitem__)
         ppl = evaluate(
             create_engine(name, config, params, dtype, device),
             valid,
@@ -182,7 +182,7 @@ def compare_updates(
             key: relative_to_update(params[key], value, after[key])
             for key, value in ref_params.items()
         }
-        worst = max(diffs, key=diffs.get)
+        worst = max(diffs, key=diffs.__getitem__)
         if state.keys() != ref_state.keys() or (state and int(state["t"]) != int(ref_state["t"])):
             state_diff = float("inf")
         else:

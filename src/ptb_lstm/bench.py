@@ -140,18 +140,18 @@ def bench(
 
 
 class Product(NamedTuple):
-    """[m, k] @ [k, n], ``count`` times in a step: count > 1 means once per time step, in
+    """[m, k] @ [k, n], ``times`` times in a step: times > 1 means once per time step, in
     sequence, because each needs the one before (the recurrence)."""
 
     what: str
     m: int
     k: int
     n: int
-    count: int = 1
+    times: int = 1
 
     @property
     def flops(self) -> float:
-        return 2.0 * self.m * self.k * self.n * self.count
+        return 2.0 * self.m * self.k * self.n * self.times
 
 
 def step_products(config: Config, vocab_size: int = PTB_VOCAB) -> list[Product]:
@@ -215,7 +215,7 @@ def product_seconds(product: Product, repeats: int = 3) -> float:
     out = np.empty((product.m, product.n), np.float32)
 
     def run() -> None:
-        for _ in range(product.count):
+        for _ in range(product.times):
             np.matmul(a, b, out=out)
 
     return _best_seconds(run, repeats)

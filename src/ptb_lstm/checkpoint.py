@@ -59,7 +59,8 @@ def save(path: str | Path, checkpoint: Checkpoint) -> Path:
     path = Path(path)
     check_params(checkpoint.params, checkpoint.config, len(checkpoint.vocab), str(path))
     meta = np.frombuffer(json.dumps(checkpoint.meta()).encode("utf-8"), dtype=np.uint8)
-    arrays = {name: np.ascontiguousarray(value) for name, value in checkpoint.params.items()}
+    arrays = {"meta": meta}
+    arrays.update((name, np.ascontiguousarray(value)) for name, value in checkpoint.params.items())
     for layer, (h, c) in enumerate(checkpoint.carried or []):
         arrays[f"carried_{layer}_h"] = np.ascontiguousarray(h)
         arrays[f"carried_{layer}_c"] = np.ascontiguousarray(c)
@@ -67,13 +68,52 @@ def save(path: str | Path, checkpoint: Checkpoint) -> Path:
         # np.array, not ascontiguousarray, which would make the 0-d t a [1] array
         arrays[f"{OPTIMIZER_PREFIX}{name}"] = np.array(value, order="C")
     path.parent.mkdir(parents=True, exist_ok=True)
-    return write_atomic(path, lambda f: np.savez(f, meta=meta, **arrays))
+    # numpy's stubs check **kwds against savez's allow_pickle flag; every value is an array
+    return write_atomic(path, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
 
 
 def load(path: str | Path) -> Checkpoint:
     """Read and check a checkpoint; any problem is a UserError naming the file."""
     path = Path(path)
     _check_container(path)
+    arrays = _read_arrays(path)
+    meta = _pop_meta(arrays, path)
+    vocab = meta["vocab"]
+    config = from_dict(meta["config"], source=f"checkpoint {path}")
+    _check_declared_sizes(arrays, config, path)
+    carried = _pop_carried(arrays, config, path)
+    optimizer = _pop_optimizer(arrays, config, len(vocab), path)
+    try:
+        check_params(arrays, config, len(vocab), f"checkpoint {path}")
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    dtype = _one_dtype(arrays, carried, optimizer, path)
+    _refuse_non_finite(arrays, carried, path)
+    known = {
+        "format",
+        "version",
+        "ptb_lstm_version",
+        "vocab",
+        "config",
+        "progress",
+        "engine",
+        "dtype",
+    }
+    return Checkpoint(
+        params=arrays,
+        vocab=vocab,
+        config=config,
+        progress=meta["progress"],
+        engine=meta.get("engine", "unknown"),
+        dtype=str(dtype),
+        extra={k: v for k, v in meta.items() if k not in known},
+        carried=carried,
+        optimizer=optimizer,
+    )
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every member of the .npz, never unpickled; each must be a NumPy array."""
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
@@ -98,6 +138,12 @@ def load(path: str | Path) -> Checkpoint:
             f"checkpoint {path}: {bounds.listed(map(repr, raw))} inside it is not a "
             "NumPy array; use an intact model.npz written by ptb-lstm"
         )
+    return arrays
+
+
+def _pop_meta(arrays: dict[str, np.ndarray], path: Path) -> dict:
+    """The ``meta`` entry, taken out of ``arrays`` and checked: format, version, vocabulary,
+    config and the fields ``runfiles.check_meta`` knows."""
     if "meta" not in arrays:
         raise UserError(f"checkpoint {path} has no 'meta' entry; was it written by ptb-lstm?")
     meta_array = arrays.pop("meta")
@@ -125,15 +171,16 @@ def load(path: str | Path) -> Checkpoint:
         raise UserError(f"checkpoint {path}: meta.vocab repeats words")
     if not isinstance(meta.get("config"), dict):
         raise UserError(f"checkpoint {path}: meta.config is missing")
-    meta = runfiles.check_meta(meta, f"checkpoint {path}")
-    config = from_dict(meta["config"], source=f"checkpoint {path}")
-    _check_declared_sizes(arrays, config, path)
-    carried = _pop_carried(arrays, config, path)
-    optimizer = _pop_optimizer(arrays, config, len(vocab), path)
-    try:
-        check_params(arrays, config, len(vocab), f"checkpoint {path}")
-    except ValueError as error:
-        raise UserError(str(error)) from None
+    return runfiles.check_meta(meta, f"checkpoint {path}")
+
+
+def _one_dtype(
+    arrays: dict[str, np.ndarray],
+    carried: list | None,
+    optimizer: dict | None,
+    path: Path,
+) -> np.dtype:
+    """The one dtype of the parameters, which the carried and optimizer states share."""
     dtypes = {a.dtype for a in arrays.values()}
     if len(dtypes) != 1:
         raise UserError(f"checkpoint {path}: parameters mix dtypes {sorted(map(str, dtypes))}")
@@ -146,28 +193,7 @@ def load(path: str | Path) -> Checkpoint:
         raise UserError(
             f"checkpoint {path}: the carried state's dtype is not the parameters' ({dtype})"
         )
-    _refuse_non_finite(arrays, carried, path)
-    known = {
-        "format",
-        "version",
-        "ptb_lstm_version",
-        "vocab",
-        "config",
-        "progress",
-        "engine",
-        "dtype",
-    }
-    return Checkpoint(
-        params=arrays,
-        vocab=vocab,
-        config=config,
-        progress=meta["progress"],
-        engine=meta.get("engine", "unknown"),
-        dtype=str(dtype),
-        extra={k: v for k, v in meta.items() if k not in known},
-        carried=carried,
-        optimizer=optimizer,
-    )
+    return dtype
 
 
 def _check_container(path: Path) -> None:

@@ -7,6 +7,7 @@ import math
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from ptb_lstm import bounds
 from ptb_lstm.errors import UserError
@@ -52,7 +53,7 @@ class Config:
 
 
 FIELD_TYPES: dict[str, type] = {
-    f.name: {"int": int, "str": str}.get(f.type, float) for f in fields(Config)
+    f.name: {"int": int, "str": str}.get(str(f.type), float) for f in fields(Config)
 }
 
 #: What ``optimizer`` accepts: the paper's SGD, Adam, and Adam with AMSGrad's running maximum.
@@ -218,7 +219,8 @@ def _coerce(name: str, value: object, source: str) -> int | float | str:
 
 def from_dict(values: dict, source: str) -> Config:
     """Build a Config from a complete mapping of field name to value."""
-    coerced = {name: _coerce(name, value, source) for name, value in values.items()}
+    # Each value is checked against its field's type by _coerce.
+    coerced: dict[str, Any] = {name: _coerce(name, value, source) for name, value in values.items()}
     missing = [name for name in FIELD_TYPES if name not in coerced and name not in _OPTIONAL]
     if missing:
         raise UserError(f"{source}: missing config keys: {', '.join(missing)}")

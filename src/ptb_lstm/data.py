@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import codecs
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -179,9 +179,9 @@ def load_corpus(data_dir: Path, vocab: list[str] | None = None) -> Corpus:
         path = data_dir / split_file(s)
         try:
             if given:
-                ids[s] = to_ids(words[s], word_to_id, str(path), "the model's vocabulary")
+                split_ids = to_ids(words[s], word_to_id, str(path), "the model's vocabulary")
             else:
-                ids[s] = to_ids(
+                split_ids = to_ids(
                     words[s],
                     word_to_id,
                     str(path),
@@ -195,8 +195,9 @@ def load_corpus(data_dir: Path, vocab: list[str] | None = None) -> Corpus:
                 raise
             ids[s] = error
             continue
-        if len(ids[s]) < 2:
+        if len(split_ids) < 2:
             raise UserError(f"{path}: too short to hold one target word")
+        ids[s] = split_ids
     return Corpus(vocab=vocab, data_dir=data_dir, **ids)
 
 
@@ -205,7 +206,7 @@ def is_official_ptb(data_dir: Path) -> bool:
     return all(sha256_of(Path(data_dir) / name) == digest for name, digest in SHA256.items())
 
 
-def default_cache_dir(environ: dict | None = None) -> Path:
+def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     """``$XDG_CACHE_HOME/ptb-lstm/ptb``, or ``~/.cache/ptb-lstm/ptb``."""
     environ = os.environ if environ is None else environ
     base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -214,7 +215,7 @@ def default_cache_dir(environ: dict | None = None) -> Path:
 
 def locate_data_dir(
     data_dir: str | Path | None = None,
-    environ: dict | None = None,
+    environ: Mapping[str, str] | None = None,
     download: bool = True,
     announce: Callable[[str, Path, str | None], None] | None = None,
     progress: Callable[[int, int | None], None] | None = None,

@@ -305,6 +305,7 @@ def _extract(archive: Path, staged: Path, url: str) -> None:
                 )
             for name, member in found.items():
                 source = tar.extractfile(member)
+                assert source is not None, "found holds regular files only"
                 with source, open(staged / name, "wb") as out:
                     shutil.copyfileobj(source, out, 1 << 20)
     except (tarfile.TarError, EOFError, OSError) as error:

@@ -70,7 +70,7 @@ def read_stream(
             for layer in fwd.layers
         ]
         log_probs = None
-        if with_logits:
+        if fwd.logits is not None:
             log_probs = engine.log_softmax(fwd.logits[:, 0].astype(np.float64))
         yield Chunk(inputs, layers, log_probs)
 
@@ -151,9 +151,11 @@ def read_text(
     words, read_as, ids = text_ids(text, ckpt.vocab, source)
     targets = np.asarray(ids[1:])
     surprisal, cells, hidden = [], [], []
-    for start, part in zip(range(0, len(ids), chunk), read_stream(engine, ids, chunk), strict=True):
+    stream = read_stream(engine, np.asarray(ids), chunk)
+    for start, part in zip(range(0, len(ids), chunk), stream, strict=True):
         # Input k predicts word k + 1; its state is the state after word k (k = 0 is <eos>).
         wanted = targets[start : start + len(part.inputs)]
+        assert part.log_probs is not None  # read_stream gives them by default
         surprisal.append(-part.log_probs[np.arange(len(wanted)), wanted])
         first = max(1, start) - start  # the leading <eos> is no word of the text
         last = min(keep + 1, start + len(part.inputs)) - start
@@ -245,6 +247,9 @@ class Moments:
     def correlation(self) -> np.ndarray:
         """[F, H] Pearson r; NaN where a feature or a unit does not vary."""
         n = self.count
+        if self.x is None or self.xx is None or self.y is None or self.yy is None:
+            raise ValueError("no values were added")
+        assert self.xy is not None
         cov = n * self.xy - np.outer(self.y, self.x)
         var_x, var_y = n * self.xx - self.x**2, n * self.yy - self.y**2
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -1,88 +1,56 @@
-"""What a run reports as it goes: the ``Reporter`` interface (progress bars, TensorBoard and
-the trainer speak through it) and ``metrics.jsonl``, one JSON record per line.
+"""What a run reports as it goes, by one route: the trainer hands every record to a ``RunLog``,
+which appends the metric records to ``metrics.jsonl`` and hands every record, in order, to
+each ``Reporter`` (the progress display, TensorBoard).
 
-Nothing here trains or prints: the training loop calls a Reporter, and readers of finished or
-running runs (plots, TensorBoard, resume) read ``metrics.jsonl`` with ``read_metrics``.
+A record is a dict whose ``"event"`` names it. The ones ``metrics.jsonl`` keeps (``LOGGED``):
+``step`` (every ``log_every`` steps), ``epoch``, ``partial_epoch`` (a run stopped by
+``--max-steps`` in mid-epoch) and ``test``. The others only drive the display: ``epoch_start``
+(epoch, epochs, steps, lr, start), ``progress`` after every training step (done, steps,
+perplexity, words_per_second), and ``eval_start`` (split, steps), ``eval_progress`` (split,
+done, steps) and ``eval_end`` (split, perplexity) around an evaluation.
+
+Nothing here trains or prints. Readers of finished or running runs (plots, resume) read
+``metrics.jsonl`` with ``read_metrics``.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 # Readers of metrics.jsonl use the one checked reader: a partial last line (a crash mid-write)
 # is left out, any other line that is not a JSON object is refused with its number.
 from ptb_lstm.runfiles import read_metrics  # noqa: F401
 
-if TYPE_CHECKING:
-    from ptb_lstm.evaluate import Evaluation
+LOGGED = frozenset({"step", "epoch", "partial_epoch", "test"})
 
 
 class Reporter:
-    """Receives progress; the default does nothing. The command line draws progress bars."""
-
-    def epoch_start(
-        self, epoch: int, total_epochs: int, steps: int, learning_rate: float, start: int = 0
-    ) -> None: ...
-
-    def train_step(
-        self, done: int, steps: int, perplexity: float, words_per_second: float
-    ) -> None: ...
-
-    def epoch_end(self, record: dict) -> None: ...
-
-    def eval_start(self, split: str, steps: int) -> None: ...
-
-    def eval_step(self, done: int, steps: int) -> None: ...
-
-    def eval_end(self, split: str, result: Evaluation) -> None: ...
+    """Receives every record of a run as it happens; the default ignores them."""
 
     def record(self, record: dict) -> None:
-        """Every record written to metrics.jsonl, as it is written."""
+        """One record (see the module's docstring for the events and their fields)."""
 
 
-def _to_each(method: str):
-    def forward(self: Tee, *args) -> None:
-        for reporter in self.reporters:
-            getattr(reporter, method)(*args)
+class RunLog:
+    """The route of a run's records: ``metrics.jsonl`` (one JSON object per line, flushed as
+    it is written) for the events in ``LOGGED``, then every reporter, in order."""
 
-    forward.__name__ = method
-    return forward
-
-
-class Tee(Reporter):
-    """Hands every report to each of several reporters, in order."""
-
-    def __init__(self, *reporters: Reporter) -> None:
-        self.reporters = reporters
-
-    epoch_start = _to_each("epoch_start")
-    train_step = _to_each("train_step")
-    epoch_end = _to_each("epoch_end")
-    eval_start = _to_each("eval_start")
-    eval_step = _to_each("eval_step")
-    eval_end = _to_each("eval_end")
-    record = _to_each("record")
-
-
-class MetricsLog:
-    """``metrics.jsonl``: one JSON object per line, flushed as it is written."""
-
-    def __init__(self, path: Path, reporter: Reporter | None = None) -> None:
+    def __init__(self, path: Path, *reporters: Reporter) -> None:
         self.path = path
-        self.reporter = reporter
+        self.reporters = reporters
         self._file = open(path, "a", encoding="utf-8")
 
-    def write(self, record: dict) -> None:
-        try:
-            self._file.write(json.dumps(record) + "\n")
-            self._file.flush()
-        except OSError as error:
-            error.filename = error.filename or str(self.path)
-            raise
-        if self.reporter is not None:
-            self.reporter.record(record)
+    def emit(self, record: dict) -> None:
+        if record["event"] in LOGGED:
+            try:
+                self._file.write(json.dumps(record) + "\n")
+                self._file.flush()
+            except OSError as error:
+                error.filename = error.filename or str(self.path)
+                raise
+        for reporter in self.reporters:
+            reporter.record(record)
 
     def close(self) -> None:
         try:

@@ -90,6 +90,20 @@ def labels(runs: list[RunRecords]) -> list[str]:
 def plot_runs(runs: list[RunRecords], out: str | Path, log: bool = False) -> Path:
     """Training perplexity against step and valid perplexity against epoch, side by side;
     written atomically to ``out`` (.png, .pdf or .svg)."""
+    out = _figure_path(out)
+    plt = _pyplot()
+    fig = _draw(plt, runs, log)
+    try:
+        write_atomic(out, lambda f: fig.savefig(f, dpi=110, format=out.suffix[1:].lower()))
+    except OSError as error:
+        raise UserError(f"cannot write --out {out}: {error.strerror or error}") from None
+    finally:
+        plt.close(fig)
+    return out
+
+
+def _figure_path(out: str | Path) -> Path:
+    """``out`` as a path a figure can be written to, or a UserError saying why not."""
     out = Path(out)
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give a file name such as {out}/curves.png")
@@ -102,6 +116,11 @@ def plot_runs(runs: list[RunRecords], out: str | Path, log: bool = False) -> Pat
                 f"--out {out}: {blocking} is a file, not a folder; choose a file name in a folder"
             )
         raise UserError(f"--out {out}: folder {out.parent} does not exist; create it first")
+    return out
+
+
+def _pyplot():
+    """matplotlib.pyplot drawing to files only (Agg)."""
     try:
         import matplotlib
 
@@ -111,7 +130,12 @@ def plot_runs(runs: list[RunRecords], out: str | Path, log: bool = False) -> Pat
         raise UserError(
             "plotting needs matplotlib, which ptb-lstm installs: pip install 'matplotlib>=3.7'"
         ) from None
+    return plt
 
+
+def _draw(plt, runs: list[RunRecords], log: bool):
+    """The figure: training perplexity by step on the left, valid perplexity by epoch on the
+    right, one colour per run; the shared config as its title."""
     fig, (ax_train, ax_valid) = plt.subplots(1, 2, figsize=(11, 4.2))
     for run, label in zip(runs, labels(runs), strict=True):
         (line,) = ax_train.plot(
@@ -157,10 +181,4 @@ def plot_runs(runs: list[RunRecords], out: str | Path, log: bool = False) -> Pat
             fontsize=10,
         )
     fig.tight_layout()
-    try:
-        write_atomic(out, lambda f: fig.savefig(f, dpi=110, format=out.suffix[1:].lower()))
-    except OSError as error:
-        raise UserError(f"cannot write --out {out}: {error.strerror or error}") from None
-    finally:
-        plt.close(fig)
-    return out
+    return fig

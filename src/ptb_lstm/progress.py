@@ -7,7 +7,6 @@ import time
 
 from tqdm import tqdm
 
-from ptb_lstm.evaluate import Evaluation
 from ptb_lstm.metrics import Reporter
 
 
@@ -46,23 +45,43 @@ class ConsoleReporter(Reporter):
             mininterval=0.5,
         )
 
-    def epoch_start(self, epoch, total_epochs, steps, learning_rate, start=0):
-        self.epoch, self.total_epochs, self.steps, self.start = epoch, total_epochs, steps, start
+    def record(self, record: dict) -> None:
+        match record["event"]:
+            case "epoch_start":
+                self._epoch_start(record)
+            case "progress":
+                self._progress(record)
+            case "epoch" | "partial_epoch":
+                self._epoch_end(record)
+            case "eval_start":
+                self.bar = self._bar(record["steps"], f"evaluating {record['split']}", False)
+            case "eval_progress":
+                if self.bar is not None:
+                    self.bar.update(1)
+            case "eval_end":
+                self._close_bar()
+
+    def _epoch_start(self, record: dict) -> None:
+        self.epoch, self.total_epochs = record["epoch"], record["epochs"]
+        self.steps, self.start = record["steps"], record["start"]
         self.started = time.perf_counter()
-        self.next_line = start + max(1, steps // 10)
-        self.bar = self._bar(steps, f"epoch {epoch}/{total_epochs} lr {learning_rate:.4g}", True)
+        self.next_line = self.start + max(1, self.steps // 10)
+        desc = f"epoch {self.epoch}/{self.total_epochs} lr {record['lr']:.4g}"
+        self.bar = self._bar(self.steps, desc, True)
         if self.bar is not None:
-            self.bar.update(start)
+            self.bar.update(self.start)
         else:
-            resumed = f", resuming after step {start}" if start else ""
+            resumed = f", resuming after step {self.start}" if self.start else ""
             print(
-                f"epoch {epoch}/{total_epochs}: {steps} steps at learning rate "
-                f"{learning_rate:.4g}{resumed}",
+                f"epoch {self.epoch}/{self.total_epochs}: {self.steps} steps at learning rate "
+                f"{record['lr']:.4g}{resumed}",
                 file=self.stream,
                 flush=True,
             )
 
-    def train_step(self, done, steps, perplexity, words_per_second):
+    def _progress(self, record: dict) -> None:
+        done, steps = record["done"], record["steps"]
+        perplexity, words_per_second = record["perplexity"], record["words_per_second"]
         if self.bar is not None:
             self.bar.update(1)
             if done % 10 == 0 or done == steps:
@@ -82,10 +101,8 @@ class ConsoleReporter(Reporter):
                 flush=True,
             )
 
-    def epoch_end(self, record):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+    def _epoch_end(self, record: dict) -> None:
+        self._close_bar()
         partial = (
             ""
             if record["event"] == "epoch"
@@ -100,14 +117,7 @@ class ConsoleReporter(Reporter):
             flush=True,
         )
 
-    def eval_start(self, split, steps):
-        self.bar = self._bar(steps, f"evaluating {split}", False)
-
-    def eval_step(self, done, steps):
-        if self.bar is not None:
-            self.bar.update(1)
-
-    def eval_end(self, split: str, result: Evaluation):
+    def _close_bar(self) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None

@@ -18,13 +18,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeGuard
 
 from ptb_lstm import bounds
 from ptb_lstm.atomic import write_text_atomic
 from ptb_lstm.errors import UserError
 
 
-def _whole(value: object) -> bool:
+def _whole(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -318,7 +319,7 @@ def no_room_message(error: OSError, out_dir: Path, saved_step: int | None) -> st
     written = Path(error.filename).name if error.filename else "the run's files"
     where = (
         f"no space left on the device holding {out_dir} ({_mount_point(out_dir)}) while "
-        f"writing {written} ({error.strerror or os.strerror(error.errno)})"
+        f"writing {written} ({error.strerror or os.strerror(error.errno or errno.ENOSPC)})"
     )
     if saved_step is None:
         return (

@@ -9,14 +9,15 @@ folder with its own config, engine and dtype. The command line turns flags into 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-try:
-    import fcntl
-except ImportError:  # Windows: folders are still claimed by mkdir, but not locked
+if sys.platform == "win32":  # folders are still claimed by mkdir, but not locked
     fcntl = None
+else:
+    import fcntl
 
 from ptb_lstm import checkpoint, runfiles
 from ptb_lstm.config import PRESETS, Config, apply_overrides, load_config
@@ -82,7 +83,7 @@ def prepare(request: RunRequest, locate) -> PreparedRun:
     would change it; otherwise the --config file or preset, else the --init-from checkpoint's
     config, else ``small``; then --set overrides, then --epochs and --seed."""
     if request.resume:
-        return _prepare_resume(request, locate)
+        return _prepare_resume(request, Path(request.resume), locate)
     engine = request.engine or DEFAULT_ENGINE
     dtype = request.dtype or DEFAULT_DTYPE
     start = checkpoint.load(request.init_from) if request.init_from else None
@@ -136,7 +137,7 @@ def _fresh_state(config: Config) -> str:
     return f"t = 0, {', '.join(moments(config))} zero"
 
 
-def _prepare_resume(request: RunRequest, locate) -> PreparedRun:
+def _prepare_resume(request: RunRequest, out_dir: Path, locate) -> PreparedRun:
     given = [
         flag
         for flag, value in (
@@ -151,7 +152,6 @@ def _prepare_resume(request: RunRequest, locate) -> PreparedRun:
     ]
     if given:
         raise UserError(f"--resume continues a run with its own settings; drop {', '.join(given)}")
-    out_dir = Path(request.resume)
     if not (out_dir / "model.npz").is_file():
         raise UserError(_nothing_to_resume(out_dir))
     # Claimed before anything is read or rewritten (resume_point trims metrics.jsonl).
@@ -279,8 +279,9 @@ class RunClaim:
                     pass
 
     def __del__(self) -> None:
-        if getattr(self, "_fd", None) is not None:
-            os.close(self._fd)
+        fd = getattr(self, "_fd", None)  # absent when __init__ did not finish
+        if fd is not None:
+            os.close(fd)
 
 
 def _lock(path: Path, flag: str) -> int | None:

@@ -24,10 +24,12 @@ EPOCH_SCALARS = {
     "lr": "epoch/learning_rate",
     "ms_per_step": "epoch/ms_per_step",
 }
+TEST_SCALARS = {"test_perplexity": "test/perplexity"}
 
 
 class TensorBoardReporter(Reporter):
-    """Writes each metrics record as scalars, against the global training step."""
+    """Writes each record that metrics.jsonl keeps as scalars, against the global training
+    step."""
 
     def __init__(self, log_dir: str | Path) -> None:
         from ptb_lstm.engines import quiet_native_stderr
@@ -50,14 +52,15 @@ class TensorBoardReporter(Reporter):
         self.tf = tf
 
     def record(self, record: dict) -> None:
-        event = record.get("event")
-        scalars = (
-            STEP_SCALARS
-            if event == "step"
-            else EPOCH_SCALARS
-            if event in ("epoch", "partial_epoch")
-            else {"test_perplexity": "test/perplexity"}
-        )
+        match record["event"]:
+            case "step":
+                scalars = STEP_SCALARS
+            case "epoch" | "partial_epoch":
+                scalars = EPOCH_SCALARS
+            case "test":
+                scalars = TEST_SCALARS
+            case _:  # progress shown on the way, not a metric
+                return
         with self.writer.as_default():
             for field, tag in scalars.items():
                 if record.get(field) is not None:

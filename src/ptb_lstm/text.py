@@ -105,7 +105,7 @@ def _split(raw: str, vocab: set[str], longest: int) -> list[str]:
             break
         clitic = next((c for c in _CLITICS if raw[max(lo, hi - len(c)) : hi].lower() == c), None)
         stem_length = hi - lo - len(clitic) if clitic is not None else 0
-        if stem_length > 0 and not (stem_length == 1 and raw[lo] == "'"):
+        if clitic is not None and stem_length > 0 and not (stem_length == 1 and raw[lo] == "'"):
             if clitic == "n't" and stem_length == 2 and raw[lo : lo + 2].lower() == "ca":
                 # can't -> ca n't, as PTB writes it
                 tokens += ["ca", "n't"]
@@ -147,7 +147,6 @@ def to_ids(
                 "the text, or use a model trained with <unk>"
             )
     ids, used, unknown = [], [], 0
-    unk_id = word_to_id.get(UNK)
     for sentence in sentences:
         for token in [*sentence, EOS]:
             if token in word_to_id:
@@ -155,6 +154,6 @@ def to_ids(
                 used.append(token)
             else:
                 unknown += 1
-                ids.append(unk_id)
+                ids.append(word_to_id[UNK])  # there is one: checked above
                 used.append(UNK)
     return ids, used, unknown

@@ -38,24 +38,26 @@ def run(args) -> int:
     config = load_config(args.config)
     data_dir = options.locate(args.data_dir)
     corpus = load_corpus(data_dir)
+    tokens = {s: int(len(corpus.split(s))) for s in SPLITS}
+    steps_per_epoch = {
+        s: num_batches(tokens[s], config.batch_size, config.num_steps) for s in SPLITS
+    }
+    official = is_official_ptb(data_dir)
     stats = {
         "data_dir": str(data_dir),
-        "official_ptb": is_official_ptb(data_dir),
-        "tokens": {s: int(len(corpus.split(s))) for s in SPLITS},
+        "official_ptb": official,
+        "tokens": tokens,
         "vocab_size": corpus.vocab_size,
         "batch_size": config.batch_size,
         "num_steps": config.num_steps,
-        "steps_per_epoch": {
-            s: num_batches(len(corpus.split(s)), config.batch_size, config.num_steps)
-            for s in SPLITS
-        },
+        "steps_per_epoch": steps_per_epoch,
     }
     if args.json:
         print(json.dumps(stats))
         return 0
     checked = (
         "SHA-256 matches simple-examples.tgz"
-        if stats["official_ptb"]
+        if official
         else "not the official PTB files (checksums differ)"
     )
     print(f"data:        {data_dir} ({checked})")
@@ -65,5 +67,5 @@ def run(args) -> int:
         f"(batch {config.batch_size} x {config.num_steps} steps)"
     )
     for s in SPLITS:
-        print(f"{s:<6} {stats['tokens'][s]:>10,} {stats['steps_per_epoch'][s]:>12,}")
+        print(f"{s:<6} {tokens[s]:>10,} {steps_per_epoch[s]:>12,}")
     return 0

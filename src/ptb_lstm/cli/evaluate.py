@@ -56,12 +56,17 @@ def run(args) -> int:
     corpus = load_corpus(options.locate(args.data_dir), vocab=ckpt.vocab)
     batch_size = args.batch_size or ckpt.config.batch_size
     num_steps = args.num_steps or ckpt.config.num_steps
+    shape = (batch_size, num_steps)
     started = time.perf_counter()
-    reporter = ConsoleReporter()  # a bar on a terminal, silent in a log
-    ids = corpus.split(args.split)
-    reporter.eval_start(args.split, num_batches(len(ids), batch_size, num_steps))
-    result = evaluate(engine, ids, batch_size, num_steps, on_step=reporter.eval_step)
-    reporter.eval_end(args.split, result)
+    shown = ConsoleReporter()  # a bar on a terminal, silent in a log
+    ids, split = corpus.split(args.split), args.split
+    shown.record({"event": "eval_start", "split": split, "steps": num_batches(len(ids), *shape)})
+
+    def on_step(done: int, steps: int) -> None:
+        shown.record({"event": "eval_progress", "split": split, "done": done, "steps": steps})
+
+    result = evaluate(engine, ids, *shape, on_step=on_step)
+    shown.record({"event": "eval_end", "split": split, "perplexity": result.perplexity})
     record = {
         "split": args.split,
         **result.to_dict(),

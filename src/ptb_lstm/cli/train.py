@@ -3,13 +3,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from ptb_lstm import __version__
 from ptb_lstm.cli import options
+
+if TYPE_CHECKING:
+    from ptb_lstm.engines import Engine
+    from ptb_lstm.metrics import Reporter
+    from ptb_lstm.runs import PreparedRun
+    from ptb_lstm.train import TrainResult
 
 HELP = "train a model, printing perplexities"
 DESCRIPTION = (
@@ -69,6 +78,11 @@ def add_arguments(p):
         help="seed of the initial weights and dropout (default: the config's)",
     )
     options.add_set(p, help="override a config field, e.g. --set hidden_size=100 (repeatable)")
+    _add_record_arguments(p)
+
+
+def _add_record_arguments(p) -> None:
+    """The flags of what the run records: metrics, checkpoints, resuming, TensorBoard."""
     p.add_argument(
         "--log-every",
         type=int,
@@ -100,7 +114,10 @@ def add_arguments(p):
 
 def run(args) -> int:
     from ptb_lstm.config import parse_sets
+    from ptb_lstm.engines import create_engine
+    from ptb_lstm.progress import ConsoleReporter
     from ptb_lstm.runs import RunRequest, prepare
+    from ptb_lstm.train import train
 
     options.positive(args.epochs, "--epochs")
     options.positive(args.max_steps, "--max-steps", allow_zero=True)
@@ -126,27 +143,40 @@ def run(args) -> int:
         locate=options.locate,
     )
     try:
-        return _train(args, run_)
+        config = run_.config
+        engine = create_engine(
+            run_.engine, config, run_.params, dtype=run_.dtype, device=args.device
+        )
+        reporters: list[Reporter] = [ConsoleReporter()]
+        if args.tensorboard:
+            from ptb_lstm.tensorboard import TensorBoardReporter
+
+            reporters.append(TensorBoardReporter(args.tensorboard))
+        _print_start(engine, run_)
+        with _stop_on_ctrl_c() as stop_requested:
+            result = train(
+                config,
+                run_.corpus,
+                engine,
+                run_.out_dir,
+                max_steps=args.max_steps,
+                log_every=run_.log_every,
+                reporters=reporters,
+                run_info=_run_info(args, run_),
+                checkpoint_every=run_.checkpoint_every,
+                resume=run_.resume,
+                stop_requested=stop_requested,
+            )
+        return _print_outcome(args, run_, result)
     finally:
         run_.release()
 
 
-def _train(args, run_) -> int:
-    import numpy as np
-
-    from ptb_lstm.engines import create_engine
-    from ptb_lstm.metrics import Tee
+def _print_start(engine: Engine, run_: PreparedRun) -> None:
+    """What runs, on what data, into which folder."""
     from ptb_lstm.params import count_params
-    from ptb_lstm.progress import ConsoleReporter, summary_table
-    from ptb_lstm.train import train
 
-    config, corpus, out_dir, resume = run_.config, run_.corpus, run_.out_dir, run_.resume
-    engine = create_engine(run_.engine, config, run_.params, dtype=run_.dtype, device=args.device)
-    reporter = ConsoleReporter()
-    if args.tensorboard:
-        from ptb_lstm.tensorboard import TensorBoardReporter
-
-        reporter = Tee(reporter, TensorBoardReporter(args.tensorboard))
+    config, corpus = run_.config, run_.corpus
     steps = (len(corpus.train) - 1) // (config.batch_size * config.num_steps)
     print(
         f"ptb-lstm {__version__}: engine {engine.name} on {engine.device}, {run_.dtype}, "
@@ -158,17 +188,25 @@ def _train(args, run_) -> int:
         f"data: {corpus.data_dir} ({len(corpus.train):,} training tokens, {steps:,} "
         f"steps/epoch, vocabulary {corpus.vocab_size:,})"
     )
-    if resume:
+    if run_.resume:
         print(
-            f"resuming {out_dir}/ at epoch {resume.epoch}, after step {resume.step:,}", flush=True
+            f"resuming {run_.out_dir}/ at epoch {run_.resume.epoch}, after step "
+            f"{run_.resume.step:,}",
+            flush=True,
         )
     else:
-        print(f"writing to {out_dir}/", flush=True)
+        print(f"writing to {run_.out_dir}/", flush=True)
     if run_.init_note:
         print(run_.init_note, flush=True)
-    run_info = {
+
+
+def _run_info(args, run_: PreparedRun) -> dict:
+    """What config.json records beside the config: how the run was started."""
+    import numpy as np
+
+    return {
         "command": "ptb-lstm " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-        "data_dir": str(corpus.data_dir),
+        "data_dir": str(run_.corpus.data_dir),
         "init_from": args.init_from,
         "numpy_version": np.__version__,
         "ptb_lstm_version": __version__,
@@ -177,12 +215,18 @@ def _train(args, run_) -> int:
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
-    stop = {"requested": False}
 
-    def on_interrupt(signum, frame):
-        if stop["requested"]:
-            raise KeyboardInterrupt  # a second Ctrl-C aborts at once
-        stop["requested"] = True
+@contextlib.contextmanager
+def _stop_on_ctrl_c() -> Iterator[Callable[[], bool]]:
+    """Yields whether Ctrl-C was pressed: the training then saves a checkpoint after its step
+    and stops; a second Ctrl-C aborts at once."""
+    requested = False
+
+    def on_interrupt(signum, frame) -> None:
+        nonlocal requested
+        if requested:
+            raise KeyboardInterrupt
+        requested = True
         print(
             "\nCtrl-C: saving a checkpoint after this step (press again to abort)",
             file=sys.stderr,
@@ -191,21 +235,16 @@ def _train(args, run_) -> int:
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        result = train(
-            config,
-            corpus,
-            engine,
-            out_dir,
-            max_steps=args.max_steps,
-            log_every=run_.log_every,
-            reporter=reporter,
-            run_info=run_info,
-            checkpoint_every=run_.checkpoint_every,
-            resume=resume,
-            stop_requested=lambda: stop["requested"],
-        )
+        yield lambda: requested
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _print_outcome(args, run_: PreparedRun, result: TrainResult) -> int:
+    """The run's results, its figure and the commands that use the model; the exit status."""
+    from ptb_lstm.progress import summary_table
+
+    out_dir, resume = run_.out_dir, run_.resume
     if result.stopped == "interrupted":
         print(
             f"ptb-lstm: interrupted after step {result.steps:,}; the checkpoint "
@@ -235,7 +274,7 @@ def _train(args, run_) -> int:
         f"{result.steps:,} steps in {result.run_time / 60:.1f} min{this_process}; model: "
         f"{out_dir / 'model.npz'}"
     )
-    data_dir = corpus.data_dir if args.data_dir else None
+    data_dir = run_.corpus.data_dir if args.data_dir else None
     _next_steps(out_dir, data_dir, stopped_early=result.stopped == "max_steps")
     return 0
 

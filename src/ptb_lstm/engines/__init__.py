@@ -108,8 +108,9 @@ def engines_help(default: str | None = "numpy") -> str:
     names = [f"{n} (default)" if n == default else n for n in REGISTRY]
     needs: dict[str, list[str]] = {}
     for name in REGISTRY:
-        if spec(name).extra:
-            needs.setdefault(spec(name).extra, []).append(name)
+        extra = spec(name).extra
+        if extra:
+            needs.setdefault(extra, []).append(name)
     notes = "; ".join(
         f"{' and '.join(engines)} need{'s' if len(engines) == 1 else ''} the [{extra}] extra"
         for extra, engines in needs.items()

@@ -176,7 +176,11 @@ class NumpyEngine(Engine):
         x = self.params["embedding"][ids]  # [T, B, H]
         if masks is not None:
             x *= masks[0]
-        layer_inputs, gates, cells, outputs, tanh_cells = [], [], [], [], []
+        layer_inputs: list[np.ndarray] = []
+        gates: list[np.ndarray] = []
+        cells: list[np.ndarray] = []
+        outputs: list[np.ndarray] = []
+        tanh_cells: list[np.ndarray] = []
         for layer in range(self.num_layers):
             if layer > 0:  # the layer below's output after dropout
                 x = outputs[-1][1:].copy()

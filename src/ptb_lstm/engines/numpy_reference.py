@@ -3,10 +3,9 @@
 One training step, in the order a derivation goes: embedding, dropout, the LSTM forward pass
 one time step at a time, the softmax and the cross-entropy, then back-propagation through time
 (BPTT) from the softmax down to the embedding, global-norm clipping and SGD (or Adam / AMSGrad,
-``ptb_lstm.optim``). Each line that
-computes an equation has the equation beside it. There are no threads, no reused buffers and no
-fused tricks: the `numpy` engine computes the same function faster, and the tests hold it to
-this one within 1e-12 (float64).
+``ptb_lstm.optim``). Each line that computes an equation has the equation beside it. There are
+no threads, no reused buffers and no fused tricks: the `numpy` engine computes the same function
+faster, and the tests hold it to this one within 1e-12 (float64).
 
 Shapes: T = num_steps, B = batch size, H = hidden size, V = vocabulary size, L = layers.
 Activations are time-major, [T, B, ...]; the gates are laid out i, f, g, o (docs/model.md):
@@ -184,6 +183,7 @@ class ReferenceEngine(Engine):
         gradient is returned for checks only. The parameters are not changed."""
         p, H, (B, T) = self.params, self.hidden_size, inputs.shape
         fwd = self.forward(inputs, state, masks)
+        assert fwd.logits is not None  # asked for, as by default
         targets = targets.T  # [T, B]
         log_probs = self.log_softmax(fwd.logits)  # [T, B, V]
         loss = float(self.nll(log_probs, targets).sum()) / B  # L = (1/B) sum_t sum_r -log p

@@ -253,7 +253,8 @@ class TFGraphEngine(Engine):
         return logits.reshape(steps, batch, -1).transpose(1, 0, 2)
 
     def _prepare(self, inputs: np.ndarray, train: bool) -> _Unrolled:
-        ops = self._unrolled(*inputs.shape, train=train)
+        batch_size, num_steps = inputs.shape
+        ops = self._unrolled(batch_size, num_steps, train=train)
         self._state_for(inputs.shape[0])
         return ops
 
@@ -272,9 +273,11 @@ class TFGraphEngine(Engine):
                 masks = [np.ones(m.shape, self.dtype) for m in ops.masks]
             feed.update(zip(ops.masks, masks, strict=True))
         elif masks is not None:
-            raise ValueError(
-                "the tf-graph engine builds its dropout inputs only for a config "
-                "with dropout > 0; this config has none"
+            # A caller's mistake, not a user's: every caller draws the masks with
+            # dropout.step_masks from the engine's own config, which gives None without dropout.
+            raise AssertionError(
+                "tf-graph train_step: dropout masks given, but the engine's config has "
+                "dropout 0, so its graph has no mask inputs; pass masks=None"
             )
         loss, norm, _ = self.session.run([ops.output, ops.norm, ops.step], feed)
         if self.config.optimizer != "sgd":
