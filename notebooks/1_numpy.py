@@ -5,10 +5,13 @@
 # Vinyals, *Recurrent Neural Network Regularization* (2015), in its "small" form: two LSTM layers
 # of 200 units trained on the Penn Treebank (PTB) to predict the next word. By the end you can
 # write one training step by hand: the forward pass with dropout, the loss, back-propagation
-# through time (BPTT), gradient clipping and the SGD update. Two exercises check it against the
-# engine: the backward pass in (e), the whole step in (g); (g) then writes the whole step as one
-# pure function, for any number of layers, and (l) has three more exercises, each with a cell
-# that checks your answer.
+# through time (BPTT), gradient clipping and the SGD update. Nothing in that code depends on the
+# sizes, so one written for the small model runs unchanged on any other. Two exercises check it
+# against the engine: the backward pass in (e), the whole step in (g). Their checks run on the
+# `tiny` config (H = 16; the check of (e) shrinks it to H = 5 and 11 words), where every check
+# takes seconds; (g) then writes the whole step as one pure function, for any number of layers, and
+# checks it on the tiny config and on the small config's own shapes (H = 200, T = 20, B = 20,
+# V = 10,000); (l) has three more exercises, each with a cell that checks your answer.
 #
 # The code shown is the toolkit's **reference engine**, `ptb_lstm/engines/numpy_reference.py`
 # (`--engine numpy-reference` on the command line): the whole model in about 250 lines of plain
@@ -249,11 +252,27 @@ print(
 # dropped) with probability $\rho$, or $1/(1-\rho)$ (kept) with probability $1-\rho$, where
 # $\rho$ is the dropout rate (`config.dropout`; 0.5 for the medium config, 0.65 for the large
 # one). Training only: evaluation uses no masks. The small config has
-# $\rho = 0$, no masks at all, and every $m = 1$ in the equations. The parameters are
-# initialised uniform in ±`init_scale` (±0.1 for the small config), every entry of them: the
-# biases too (one bias [4H] per layer), with no forget-gate offset (some implementations start the
-# f block of the bias at +1, so that $f \approx \sigma(1) \approx 0.73$ from the first step and
-# the cell keeps more of its past; here f starts near $\sigma(0) = 0.5$, as in the paper's code):
+# $\rho = 0$, no masks at all, and every $m = 1$ in the equations: `step_masks` (below) returns
+# `None` for it. So wherever this notebook speaks of a config "with dropout", it means one whose
+# `dropout` field was set, usually to the medium config's 0.5: `PRESETS["small"].replace(dropout=0.5)`
+# is the small model with $\rho = 0.5$. `Config.replace(**changes)` returns a **new** config, the
+# old one with the named fields changed and checked like any config's (a dropout of 1.5 is
+# refused with a message); it changes nothing in place (a `Config` is a frozen dataclass), so
+# `PRESETS["small"]` keeps $\rho = 0$ for every later cell. The cells below use it for every
+# variant: the tiny config with dropout, two or three layers, a lowered `max_grad_norm`.
+#
+# The parameters are initialised uniform in ±`init_scale` (±0.1 for the small config), every
+# entry of them: the biases too (one bias [4H] per layer), with no forget-gate offset (some
+# implementations start the f block of the bias at +1, so that $f \approx \sigma(1) \approx 0.73$
+# from the first step and the cell keeps more of its past; here f starts near
+# $\sigma(0) = 0.5$, as in the paper's code). `init_params(config, vocab_size, dtype=np.float32,
+# seed=None)` returns them as a dict from name to array. Its third argument is the dtype of the
+# arrays, **float32 unless given**: the checks of this notebook pass `np.float64`, where rounding
+# is about $10^{-16}$ instead of $10^{-7}$. The values are drawn in float64 and then converted, so
+# a float32 and a float64 model of one config start from the same weights (to float32's
+# rounding). `seed` defaults to the config's `seed` (1 for every preset), so two calls with one
+# config give the same weights. Before drawing, it refuses a model too large for the memory that
+# is free:
 
 # %%
 from ptb_lstm.params import count_params, init_params, param_shapes
@@ -261,8 +280,14 @@ from ptb_lstm.params import count_params, init_params, param_shapes
 shapes = param_shapes(PRESETS["small"], corpus.vocab_size)
 for name, shape in shapes.items():
     print(f"{name:<26} {str(list(shape)):<14} {int(np.prod(shape)):>10,}")
-small_params = init_params(PRESETS["small"], corpus.vocab_size)
+small_params = init_params(PRESETS["small"], corpus.vocab_size)  # float32, the config's seed
 print(f"{'in all':<41} {count_params(small_params):>10,}")
+as_float64 = init_params(PRESETS["small"], corpus.vocab_size, np.float64)
+print(
+    f"dtype {small_params['embedding'].dtype} by default, {as_float64['embedding'].dtype} when "
+    "asked; the same weights to float32's rounding:",
+    all(np.array_equal(small_params[k], as_float64[k].astype(np.float32)) for k in small_params),
+)
 forget_bias = small_params["lstm_0_bias"][200:400]  # the f block of [i, f, g, o]
 print(
     f"lstm_0's forget-gate biases: from {forget_bias.min():+.3f} to {forget_bias.max():+.3f}, "
@@ -415,9 +440,11 @@ draw_unrolled()
 # counter; such a generator computes its numbers as a function of the key and a counter, so the
 # numbers of any step can be drawn directly, without drawing those of the steps before): every
 # engine gets the same masks, and a resumed run draws those an uninterrupted run would have drawn.
-# For the small config ($\rho = 0$) it returns `None`. For an exercise of your own, any uniform
-# generator gives masks of the same statistics, `(rng.random((T, B, H)) < 1 - rho) / (1 - rho)` with
-# `rng = np.random.default_rng()`; only the engines' agreement needs these exact ones.
+# For the small config ($\rho = 0$) it returns `None`; the small config with dropout,
+# `PRESETS["small"].replace(dropout=0.5)`, gets three masks [20, 20, 200]. For an exercise of
+# your own, any uniform generator gives masks of the same statistics,
+# `(rng.random((T, B, H)) < 1 - rho) / (1 - rho)` with `rng = np.random.default_rng()`; only the
+# engines' agreement needs these exact ones.
 
 # %%
 from ptb_lstm.dropout import masks as dropout_masks
@@ -441,6 +468,12 @@ print(
     "of the entries",
 )
 print("the small config:", step_masks(PRESETS["small"], 0))
+small_with_dropout = PRESETS["small"].replace(dropout=0.5)  # a new config; PRESETS unchanged
+print(
+    f"the small config with dropout {small_with_dropout.dropout}:",
+    [m.shape for m in step_masks(small_with_dropout, 0)],
+    f"[T, B, H]; PRESETS['small'].dropout is still {PRESETS['small'].dropout}",
+)
 
 # %% [markdown]
 # **Checking the claims.** If the draws are independent with keep probability $k = 1 - \rho$,
@@ -520,6 +553,14 @@ for name, a, b in pairs:
 #   and L), `engine.np_dtype` (the dtype to make new arrays in: `np.zeros(shape, engine.np_dtype)`),
 #   `engine.forward(inputs, state, masks)`, and the static `engine.log_softmax(logits)` and
 #   `engine.nll(log_probs, targets_tb)` of (d).
+# * Copies out and in: `engine.get_params()` returns a **copy** of the weights (a new dict of new
+#   arrays, in the engine's dtype) and `engine.get_state()` a **copy** of the carried state (a new
+#   list of new (h, c) arrays); changing what they return leaves the engine alone, and the next
+#   `train_step` leaves them alone. `engine.params` and `engine.state` are the engine's own: a
+#   change to them is a change to the engine. `engine.set_params(params)` and
+#   `engine.set_state(state)` replace the engine's with copies of what they are given. (g)
+#   uses the copies to hand a pure function arguments that the engine's next step cannot touch;
+#   the cell after `forward`'s source checks the difference.
 #
 # `ReferenceEngine.forward` computes exactly the equations of (b), for a whole batch, layer by
 # layer and one time step at a time. Every line that computes an equation carries it in its
@@ -534,13 +575,20 @@ from ptb_lstm.engines.numpy_reference import ReferenceEngine, sigmoid
 def beside(function):
     """The lines of ``function`` that compute an equation, beside the equation in their comment."""
     rows = ["| equation (the comment) | the line that computes it |", "|---|---|"]
+    element = ""  # the last uncommented element of a bracketed list, such as [di * ..., ...]
     for line in inspect.getsource(function).splitlines():
         text, _, comment = line.partition("  # ")
+        text = text.strip()
         equation = " ".join(
             re.sub(r"^\[[^\]]*\]", "", comment.strip()).split()
         )  # without a leading [shape]
-        if "=" in equation and text.strip():
-            rows.append(f"| `{equation}` | `{text.strip()}` |")
+        brackets = not text.strip(")],")  # a line of closing brackets only
+        if "=" in equation and text:
+            # The formatter moves a comment that ends a list onto the closing bracket, ")":
+            # that equation belongs to the list's last element.
+            rows.append(f"| `{equation}` | `{element if brackets else text}` |")
+        elif text.endswith(",") and not (comment or brackets or re.match(r"\w+=", text)):
+            element = text
     display(Markdown("\n".join(rows)))
 
 
@@ -566,6 +614,15 @@ assert (
     engine.params["embedding"] is not given["embedding"]
 )  # a copy: training it leaves `given` alone
 engine.reset_state(3)
+copied_params, copied_state = engine.get_params(), engine.get_state()
+copied_params["embedding"] += 1.0  # changes the copies only ...
+copied_state[0][0][:] = 1.0
+print(
+    "get_params() and get_state() return copies: after changing them the engine still has its "
+    "own weights and zero state:",
+    np.array_equal(engine.params["embedding"], given["embedding"]),
+    (engine.state[0][0] == 0).all(),
+)
 inputs, targets = next(batches(corpus.train, batch_size=3, num_steps=5))
 fwd = engine.forward(inputs, engine.state)
 print(
