@@ -254,8 +254,9 @@ print(
 # one). Training only: evaluation uses no masks. The small config has
 # $\rho = 0$, no masks at all, and every $m = 1$ in the equations: `step_masks` (below) returns
 # `None` for it. So wherever this notebook speaks of a config "with dropout", it means one whose
-# `dropout` field was set, usually to the medium config's 0.5: `PRESETS["small"].replace(dropout=0.5)`
-# is the small model with $\rho = 0.5$. `Config.replace(**changes)` returns a **new** config, the
+# `dropout` field was set, usually to the medium config's 0.5:
+# `PRESETS["small"].replace(dropout=0.5)` is the small model with $\rho = 0.5$.
+# `Config.replace(**changes)` returns a **new** config, the
 # old one with the named fields changed and checked like any config's (a dropout of 1.5 is
 # refused with a message); it changes nothing in place (a `Config` is a frozen dataclass), so
 # `PRESETS["small"]` keeps $\rho = 0$ for every later cell. The cells below use it for every
