@@ -783,8 +783,11 @@ assert np.isclose(nll / (B * T), loss / T, rtol=1e-5)
 #   t + 1 it already multiplied $\delta c_{t+1} \odot f_{t+1}$ and handed the product down.
 # * *Gradient names in the code*, each for one quantity only:
 #   - `dlogits` [T, B, V]: $\delta y_t$, the logits' gradient;
-#   - `dx` [T, B, H]: $\delta x^{(l)}_t$, the gradient of a layer's input **after** its mask
-#     (for l = L, of the softmax's input $x^{(L)}$);
+#   - `dx` [T, B, H]: $\delta x^{(l)}_t$, the gradient with respect to layer l's **masked**
+#     input $x^{(l)}_t = m^{(l)}_t \odot h^{(l-1)}_t$ (for l = 0, $m^{(0)}_t \odot e_t$; for
+#     l = L, the softmax's input $x^{(L)}_t = m^{(L)}_t \odot h^{(L-1)}_t$). It is not yet the
+#     gradient of the unmasked $h^{(l-1)}_t$ below: that one is $m^{(l)}_t \odot \delta x^{(l)}_t$,
+#     the next name;
 #   - `dh_above` [T, B, H]: $\delta h^{\text{above}}_t = m^{(l+1)}_t \odot \delta x^{(l+1)}_t$,
 #     what arrives at layer l's output from above;
 #   - `dh`, `dc` [B, H]: $\delta h_t$ and $\delta c_t$, everything that reaches $h_t$ and $c_t$;
@@ -894,13 +897,15 @@ assert np.isclose(nll / (B * T), loss / T, rtol=1e-5)
 # `dh = dh_above[t] + dh_next`. The cell's gradient goes down the same way: `dc_next` carries
 # $\delta c_{t-1} \mathrel{+}= \delta c_t \odot f_t$, the second term of step 5.
 #
-# The $x_t$ in $\delta W$ is the layer's input **after** its mask, $x^{(l)}_t = m^{(l)}_t \odot
+# The $x_t$ in $\delta W$ is the layer's **masked** input, $x^{(l)}_t = m^{(l)}_t \odot
 # h^{(l-1)}_t$ (or $m^{(0)}_t \odot e_t$ for `lstm_0`): the value the product saw, which the
 # forward pass keeps in `Layer.x`. The sums run over t = 0..T-1, so $\delta U$ uses $h_{-1}$, the
-# carried-in state, at t = 0. $\delta x_t$ is the gradient arriving at the input; multiplied by
-# the mask, $m^{(l)}_t \odot \delta x_t$, it is $\delta h_t^{\text{above}}$ of the layer below
-# (step 3 again, one layer down), and for `lstm_0` the gradient of the embedding row,
-# $\delta e_t = m^{(0)}_t \odot \delta x^{(0)}_t$.
+# carried-in state, at t = 0. $\delta x_t = \delta z_t W^\top$ is the gradient with respect to
+# that masked input; multiplied by the mask, $m^{(l)}_t \odot \delta x_t$, it is the gradient
+# with respect to the unmasked output of the layer below, $\delta h_t^{\text{above}}$ there
+# (step 3 again, one layer down: before the loop of layer l − 1 the code computes
+# `dh_above = dx * masks[l]`), and for `lstm_0` the gradient of the embedding row,
+# $\delta e_t = m^{(0)}_t \odot \delta x^{(0)}_t$ (`de = dx * masks[0]`).
 #
 # **Step 9 — the embedding: a scatter-add.** $e_t = E[w_t]$ copies one row of $E$. Its gradient
 # adds $\delta e_{t,r}$ into row $w_{t,r}$ of $\delta E$ for every position; a word that occurs
@@ -967,8 +972,15 @@ print(f"max |1 - tanh^2      - numeric| = {np.abs(1 - np.tanh(u) ** 2 - numeric_
 #   the worst entry's difference relative to the reference's largest entry: one number per array
 #   (for a scalar, such as a loss, $|a - \hat a| / |\hat a|$). It is `relative_error(got,
 #   expected)` below. It is not the difference of each entry divided by that entry: an entry
-#   near 0 would make that large for a difference that is only rounding. The gradient check of (f)
-#   uses the same measure (its denominator floored at $10^{-6}$, for an array of zeros).
+#   near 0 would make that large for a difference that is only rounding. `relative_error` has no
+#   floor: it divides by $\max_k |\hat a_k|$ as it is, which is fine wherever this notebook uses
+#   it, since no reference array here is all zeros (it would divide by 0 and give `nan` or
+#   `inf`). The gradient check of (f) (`ptb_lstm.gradcheck`) is its own code and uses the measure
+#   with a floor: $\max_k |a_k - \hat a_k| / \max(\max_k |\hat a_k|,\ 10^{-6})$, with the
+#   analytic gradient as $\hat a$. The floor guards against an all-zero reference: the check runs
+#   over every parameter and state array of any config it is given, and a gradient that is
+#   exactly zero everywhere would otherwise leave it nothing to divide by; with the floor, such an
+#   array passes when its finite differences are at most $10^{-12}$ and fails otherwise.
 # * **The check.** The cell below defines `check_backward`. It runs your function on a tiny
 #   float64 model (weights in ±0.5, as in the gradient check of (f): larger weights than the small
 #   config's make every gradient large enough to compare) with a random incoming state, with
@@ -1546,11 +1558,12 @@ check_step(by_hand, by_hand_only=True)
 # * **Time-major.** The first thing it does is `ids = inputs.T` and `tt = targets.T`, [T, B]:
 #   every activation is [T, B, ...], and index `[t]` is time t.
 # * **Rows of h and c.** Per layer, `h` and `c` are [T + 1, B, H] with the carried-in state in
-#   row 0: `h[t]` is $h_{t-1}$ and `h[t + 1]` is $h_t$. `x` (the layer's input after its mask)
+#   row 0: `h[t]` is $h_{t-1}$ and `h[t + 1]` is $h_t$. `x` (the layer's masked input)
 #   and `a` (the four activated gates, [T, B, 4H], blocks i, f, g, o) have T rows: `x[t]` is
 #   $x_t$, `a[t]` holds $i_t, f_t, g_t, o_t$.
-# * **Gradient names** as in (e): `dx` the gradient of a layer's input after its mask,
-#   `dh_above` what arrives at a layer's output from above, `dh_next`/`dc_next` the shares of
+# * **Gradient names** as in (e): `dx` the gradient with respect to a layer's masked input
+#   $x^{(l)}$, `dh_above = dx * m[l + 1]` what arrives at layer l's unmasked output from above
+#   (with `dx` of layer l + 1, or of the softmax), `dh_next`/`dc_next` the shares of
 #   $\delta h_{t-1}, \delta c_{t-1}$ from step t, `de` the embedding rows' gradient.
 # * **Returns** `(loss, grads, new_state)`: the loss summed over time and averaged over the B rows,
 #   under the parameters it was given; `grads` with the names and shapes of `params` (the
