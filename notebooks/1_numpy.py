@@ -1570,19 +1570,24 @@ check_step(by_hand, by_hand_only=True)
 #   embedding's dense, [V, H]); `new_state` the L pairs $(h_{T-1}, c_{T-1})$, new arrays.
 # * **Overflow.** It runs under `np.errstate(over="ignore", invalid="ignore")` as `train_step`
 #   does ((c) explained why): a diverging step returns a non-finite loss without warnings.
+# * **Dtype.** Every array it makes takes the parameters' dtype (`np.zeros(shape, dtype)`, the
+#   advice of (e)): a bare `np.zeros(shape)` is float64, and with float32 parameters it would
+#   quietly carry the state and the gradients in float64, no longer the engine's computation.
 #
 # `update_function` is clipping and SGD, pure as well: it returns new arrays and the norm.
 
 
 # %%
 def step_function(params, state, inputs, targets, masks=None):
-    """One training step's (loss, gradients, new state) for L = len(state) layers; changes
-    none of its arguments. inputs, targets [B, T]; state L pairs (h, c) [B, H]; masks L + 1
-    arrays [T, B, H] or None."""
+    """One training step's (loss, gradients, new state) for L layers, L the number of names in
+    params ending in _recurrent_kernel; changes none of its arguments. inputs, targets [B, T];
+    state L pairs (h, c) [B, H]; masks L + 1 arrays [T, B, H] or None. New arrays take the
+    parameters' dtype."""
     L = sum(name.endswith("_recurrent_kernel") for name in params)
     ids, tt = inputs.T, targets.T  # [T, B] time-major
     T, B = ids.shape
     H = params["lstm_0_recurrent_kernel"].shape[0]
+    dtype = params["lstm_0_recurrent_kernel"].dtype  # float32 or float64, as the engine's
     m = [1.0] * (L + 1) if masks is None else masks  # a mask of ones: no dropout
     positions = np.arange(T)[:, None], np.arange(B)[None, :], tt  # entry tt[t, r] of row (t, r)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -1593,10 +1598,10 @@ def step_function(params, state, inputs, targets, masks=None):
             W = params[f"lstm_{layer}_kernel"]
             U = params[f"lstm_{layer}_recurrent_kernel"]
             b = params[f"lstm_{layer}_bias"]
-            h = np.zeros((T + 1, B, H))
-            c = np.zeros((T + 1, B, H))
+            h = np.zeros((T + 1, B, H), dtype)
+            c = np.zeros((T + 1, B, H), dtype)
             h[0], c[0] = state[layer]  # h[t] is h(t-1)
-            a = np.zeros((T, B, 4 * H))  # i, f, g, o of every step, activated
+            a = np.zeros((T, B, 4 * H), dtype)  # i, f, g, o of every step, activated
             for t in range(T):
                 z = x[t] @ W + h[t] @ U + b  # z(t) = x(t) W + h(t-1) U + b
                 a[t, :, : 2 * H] = sigmoid(z[:, : 2 * H])  # i, f
@@ -1626,9 +1631,9 @@ def step_function(params, state, inputs, targets, masks=None):
             W = params[f"lstm_{layer}_kernel"]
             U = params[f"lstm_{layer}_recurrent_kernel"]
             dh_above = dx * m[layer + 1]  # back through the mask above the layer
-            dW, dU, db = np.zeros_like(W), np.zeros_like(U), np.zeros(4 * H)
-            dx = np.zeros((T, B, H))  # to be dx^(layer)
-            dh_next, dc_next = np.zeros((B, H)), np.zeros((B, H))  # nothing from step T
+            dW, dU, db = np.zeros_like(W), np.zeros_like(U), np.zeros(4 * H, dtype)
+            dx = np.zeros((T, B, H), dtype)  # to be dx^(layer)
+            dh_next, dc_next = np.zeros((B, H), dtype), np.zeros((B, H), dtype)  # none from step T
             for t in reversed(range(T)):
                 i, f, g, o = np.split(a[t], 4, axis=1)
                 dh = dh_above[t] + dh_next  # step 3
@@ -1667,29 +1672,36 @@ def update_function(params, grads, learning_rate, max_grad_norm):
 
 
 # %% [markdown]
-# **The check, in float64, on one PTB batch.** The tiny config with dropout 0.5 (its masks from
-# `step_masks`) and with 2 layers, then 3, from a carried state that is not zero: the state the
-# engine's own first step left. `step_function` runs on the engine's parameters and that state;
-# the engine's `gradients` on the same; every relative error of (e) must be at most
-# $10^{-12}$. (It is exactly 0 here: the function does the engine's operations in the engine's
-# order. Another order of the sums would give rounding differences of about $10^{-16}$.) The cell
-# also checks that the function changed none of its arguments, and then trains three steps with
+# **The check, on one PTB batch.** The tiny config with dropout 0.5
+# (`PRESETS["tiny"].replace(dropout=0.5, ...)`, its masks from `step_masks`), in float64 with 2
+# layers, then 3, and in float32 with 2, from a carried state that is not zero: the state the
+# engine's own first step left. `step_function` runs on copies of the engine's parameters and of
+# that state (`get_params()`, `get_state()`); the engine's `gradients` on the same; every
+# relative error of (e) must be at most $10^{-12}$, and every array returned must have the
+# parameters' dtype. (The errors are exactly 0 here, in float32 as in float64: the function does
+# the engine's operations in the engine's order and dtype. Another order of the sums would give
+# rounding differences of about $10^{-16}$ in float64, $10^{-7}$ in float32.) The cell also
+# checks that the function changed none of its arguments, and then trains three steps with
 # `step_function` and `update_function` in a loop beside the engine's `train_step`, with
-# `max_grad_norm` lowered to 1 so that the clipping acts (the norms printed are above 1).
+# `max_grad_norm` lowered to 1 so that the clipping acts (the norms printed are above 1). Last,
+# the same comparison of one step on the small config's own shapes (H = 200, T = 20, B = 20,
+# V = 10,000, with dropout 0.5, float64), without the loop: a few seconds of work, where the tiny
+# config's take milliseconds.
 
 
 # %%
-def check_step_function(num_layers):
-    config = PRESETS["tiny"].replace(dropout=0.5, num_layers=num_layers, max_grad_norm=1.0)
-    params = init_params(config, corpus.vocab_size, np.float64)
-    engine = ReferenceEngine(config, params, dtype="float64")
+def check_step_function(num_layers, preset="tiny", dtype=np.float64, loop_steps=3):
+    config = PRESETS[preset].replace(dropout=0.5, num_layers=num_layers, max_grad_norm=1.0)
+    params = init_params(config, corpus.vocab_size, dtype)
+    engine = ReferenceEngine(config, params, dtype=np.dtype(dtype).name)
     stream = batches(corpus.train, config.batch_size, config.num_steps)
     first, (inputs, targets) = next(stream), next(stream)
-    engine.train_step(*first, 1.0, step_masks(config, 0, dtype=np.float64))  # a carried state
-    params, state = engine.get_params(), engine.get_state()
+    engine.train_step(*first, 1.0, step_masks(config, 0, dtype=dtype))  # a carried state
+    params, state = engine.get_params(), engine.get_state()  # copies: the engine cannot touch
     before = {n: a.copy() for n, a in params.items()}, [(h.copy(), c.copy()) for h, c in state]
-    masks = step_masks(config, 1, dtype=np.float64)
+    masks = step_masks(config, 1, dtype=dtype)
     loss, grads, new_state = step_function(params, state, inputs, targets, masks)
+    dtypes = {a.dtype for a in grads.values()} | {a.dtype for pair in new_state for a in pair}
     expected = engine.gradients(inputs, targets, state, masks)
     errors = {"loss": relative_error(loss, expected.loss)}
     errors |= {name: relative_error(grads[name], expected.params[name]) for name in grads}
@@ -1703,13 +1715,17 @@ def check_step_function(num_layers):
         for pair, old in zip(state, before[1], strict=True)
         for a, b in zip(pair, old, strict=True)
     )
-    print(f"{num_layers} layers: {len(grads)} gradients; arguments unchanged: {unchanged}")
+    print(
+        f"{preset} config (H {config.hidden_size}, T {config.num_steps}, B {config.batch_size}), "
+        f"{num_layers} layers, {np.dtype(dtype).name}: {len(grads)} gradients; arguments "
+        f"unchanged: {unchanged}; dtypes returned: {sorted(str(d) for d in dtypes)}"
+    )
     for name, error in errors.items():
         print(f"    {name:<26} relative error {error:.1e}")
-    assert unchanged and max(errors.values()) <= 1e-12
-    # three steps of the pure loop beside the engine, from the same weights and state
-    for step, (inputs, targets) in zip(range(2, 5), stream, strict=False):
-        masks = step_masks(config, step, dtype=np.float64)
+    assert unchanged and max(errors.values()) <= 1e-12 and dtypes == {np.dtype(dtype)}
+    # steps of the pure loop beside the engine, from the same weights and state
+    for step, (inputs, targets) in zip(range(2, 2 + loop_steps), stream, strict=False):
+        masks = step_masks(config, step, dtype=dtype)
         loss, grads, state = step_function(params, state, inputs, targets, masks)
         params, norm = update_function(params, grads, 1.0, config.max_grad_norm)
         engine_loss = engine.train_step(inputs, targets, 1.0, masks)
@@ -1723,6 +1739,8 @@ def check_step_function(num_layers):
 
 check_step_function(num_layers=2)
 check_step_function(num_layers=3)
+check_step_function(num_layers=2, dtype=np.float32)
+check_step_function(num_layers=2, preset="small", loop_steps=0)  # one step: seconds, not ms
 
 # %% [markdown]
 # ## (h) A short training run
