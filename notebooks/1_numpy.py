@@ -1990,17 +1990,23 @@ with threadpool_limits(limits=1):
         print(f"{name:<30} {a:>13.2f} {b:>9.2f} {a - b:>9.2f}")
 
 # %% [markdown]
-# The whole training step of the small model, both engines from the same weights on the same batch
-# (the `numpy` engine as it runs by default, on BLAS's own threads; the reference with one BLAS
-# thread). In its own run `make bench` measured the `numpy` engine of the time, which ran its
-# large products on helper threads, at 45.0 ms a step on an idle 2-core AMD EPYC (float32,
-# 2026-11-29, commit c1eba1a; PyTorch's `nn.LSTM` took 62.9 ms there), where the matrix products
-# alone need at least 31 ms, and at 71.2 ms on a 2-core Intel Xeon (the torch engine 85.6 ms);
-# `docs/bench.md` holds the latest run. Timings depend on the machine
-# and on what else it runs: on a machine busy with other work both figures grow, the multi-threaded
-# engine's more. Here, live, the best of three single steps each. (The loop average of (h) measures
-# something else, every step of a run with its loop and masks; on a virtual machine shared with
-# other work the two can land either way round, by tens of percent from one execution to the next.)
+# **The whole training step.** The benchmark figures first, measured apart from this notebook:
+# in its own run `make bench` measured the `numpy` engine of the time, which ran its large
+# products on helper threads, at 45.0 ms a step of the small model on an idle 2-core AMD EPYC
+# (float32, 2026-11-29, commit c1eba1a; PyTorch's `nn.LSTM` took 62.9 ms there), where the matrix
+# products alone need at least 31 ms, and at 71.2 ms on a 2-core Intel Xeon (the torch engine
+# 85.6 ms); `docs/bench.md` holds the latest run.
+#
+# The cell below is not such a benchmark. It times both engines live, from the same weights on
+# the same batch (the `numpy` engine as it runs by default, on BLAS's own threads; the reference
+# with one BLAS thread), the best of three single steps each, on whatever machine executed this
+# notebook and with whatever else that machine was running at the time. Its milliseconds are
+# therefore not comparable with the figures above, nor from one execution of the notebook to the
+# next, and it does not print them: it prints only the ratio of the two engines' times, measured
+# in the same minute under the same load, which says how much faster the `numpy` engine was in
+# this execution. Even the ratio moves with the load (a busy machine slows the multi-threaded
+# engine more), by tens of percent between executions on a shared virtual machine. (The loop
+# average of (h) measures something else again: every step of a run, with its loop and masks.)
 
 # %%
 from ptb_lstm.engines import create_engine
@@ -2018,8 +2024,9 @@ for name in ("numpy-reference", "numpy"):
             for _ in range(3)
         )
 print(
-    f"reference {timings['numpy-reference']:.0f} ms a step, numpy {timings['numpy']:.0f} ms: "
-    f"{timings['numpy-reference'] / timings['numpy']:.1f} times faster"
+    "in this execution, the numpy engine's step took "
+    f"1/{timings['numpy-reference'] / timings['numpy']:.1f} of the reference engine's "
+    "(a ratio of two live timings under one load; not a benchmark)"
 )
 
 # %% [markdown]
@@ -2075,7 +2082,8 @@ with threadpool_limits(limits=1):
 # the TensorFlow tutorial's and those of the original series (whose NumPy part took about 10 hours).
 # The wall time is the whole run's: the 13 epochs, an evaluation of the valid split after each,
 # and the final evaluations, on a machine that also ran other work, so it is more than 30,199
-# times the step time of (i): epochs that ran beside other work took longer a step. The table,
+# times the benchmark's step time quoted in (i): epochs that ran beside other work took longer a
+# step. The table,
 # then the run's own record of its time:
 
 
