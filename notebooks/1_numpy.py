@@ -2003,10 +2003,11 @@ with threadpool_limits(limits=1):
 # notebook and with whatever else that machine was running at the time. Its milliseconds are
 # therefore not comparable with the figures above, nor from one execution of the notebook to the
 # next, and it does not print them: it prints only the ratio of the two engines' times, measured
-# in the same minute under the same load, which says how much faster the `numpy` engine was in
-# this execution. Even the ratio moves with the load (a busy machine slows the multi-threaded
-# engine more), by tens of percent between executions on a shared virtual machine. (The loop
-# average of (h) measures something else again: every step of a run, with its loop and masks.)
+# in the same minute under the same load, which says how the two engines compared in this
+# execution. Even the ratio moves with the load: a busy machine slows the multi-threaded `numpy`
+# engine more, and on one whose cores are all taken by other work the `numpy` engine can come out
+# slower than the single-threaded reference. (The loop average of (h) measures something else
+# again: every step of a run, with its loop and masks.)
 
 # %%
 from ptb_lstm.engines import create_engine
@@ -2023,10 +2024,11 @@ for name in ("numpy-reference", "numpy"):
             best_ms(lambda engine=engine: engine.train_step(inputs, targets, 1.0), repeat=1)
             for _ in range(3)
         )
+ratio = timings["numpy-reference"] / timings["numpy"]
 print(
-    "in this execution, the numpy engine's step took "
-    f"1/{timings['numpy-reference'] / timings['numpy']:.1f} of the reference engine's "
-    "(a ratio of two live timings under one load; not a benchmark)"
+    "in this execution the numpy engine's step was "
+    + (f"{ratio:.1f} times faster" if ratio >= 1 else f"{1 / ratio:.1f} times slower")
+    + " than the reference engine's (a ratio of two live timings under one load; not a benchmark)"
 )
 
 # %% [markdown]
