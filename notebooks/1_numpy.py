@@ -5,10 +5,13 @@
 # Vinyals, *Recurrent Neural Network Regularization* (2015), in its "small" form: two LSTM layers
 # of 200 units trained on the Penn Treebank (PTB) to predict the next word. By the end you can
 # write one training step by hand: the forward pass with dropout, the loss, back-propagation
-# through time (BPTT), gradient clipping and the SGD update. Two exercises check it against the
-# engine: the backward pass in (e), the whole step in (g); (g) then writes the whole step as one
-# pure function, for any number of layers, and (l) has three more exercises, each with a cell
-# that checks your answer.
+# through time (BPTT), gradient clipping and the SGD update. Nothing in that code depends on the
+# sizes, so one written for the small model runs unchanged on any other. Two exercises check it
+# against the engine: the backward pass in (e), the whole step in (g). Their checks run on the
+# `tiny` config (H = 16; the check of (e) shrinks it to H = 5 and 11 words), where every check
+# takes seconds; (g) then writes the whole step as one pure function, for any number of layers, and
+# checks it on the tiny config and on the small config's own shapes (H = 200, T = 20, B = 20,
+# V = 10,000); (l) has three more exercises, each with a cell that checks your answer.
 #
 # The code shown is the toolkit's **reference engine**, `ptb_lstm/engines/numpy_reference.py`
 # (`--engine numpy-reference` on the command line): the whole model in about 250 lines of plain
@@ -249,11 +252,28 @@ print(
 # dropped) with probability $\rho$, or $1/(1-\rho)$ (kept) with probability $1-\rho$, where
 # $\rho$ is the dropout rate (`config.dropout`; 0.5 for the medium config, 0.65 for the large
 # one). Training only: evaluation uses no masks. The small config has
-# $\rho = 0$, no masks at all, and every $m = 1$ in the equations. The parameters are
-# initialised uniform in ±`init_scale` (±0.1 for the small config), every entry of them: the
-# biases too (one bias [4H] per layer), with no forget-gate offset (some implementations start the
-# f block of the bias at +1, so that $f \approx \sigma(1) \approx 0.73$ from the first step and
-# the cell keeps more of its past; here f starts near $\sigma(0) = 0.5$, as in the paper's code):
+# $\rho = 0$, no masks at all, and every $m = 1$ in the equations: `step_masks` (below) returns
+# `None` for it. So wherever this notebook speaks of a config "with dropout", it means one whose
+# `dropout` field was set, usually to the medium config's 0.5:
+# `PRESETS["small"].replace(dropout=0.5)` is the small model with $\rho = 0.5$.
+# `Config.replace(**changes)` returns a **new** config, the
+# old one with the named fields changed and checked like any config's (a dropout of 1.5 is
+# refused with a message); it changes nothing in place (a `Config` is a frozen dataclass), so
+# `PRESETS["small"]` keeps $\rho = 0$ for every later cell. The cells below use it for every
+# variant: the tiny config with dropout, two or three layers, a lowered `max_grad_norm`.
+#
+# The parameters are initialised uniform in ±`init_scale` (±0.1 for the small config), every
+# entry of them: the biases too (one bias [4H] per layer), with no forget-gate offset (some
+# implementations start the f block of the bias at +1, so that $f \approx \sigma(1) \approx 0.73$
+# from the first step and the cell keeps more of its past; here f starts near
+# $\sigma(0) = 0.5$, as in the paper's code). `init_params(config, vocab_size, dtype=np.float32,
+# seed=None)` returns them as a dict from name to array. Its third argument is the dtype of the
+# arrays, **float32 unless given**: the checks of this notebook pass `np.float64`, where rounding
+# is about $10^{-16}$ instead of $10^{-7}$. The values are drawn in float64 and then converted, so
+# a float32 and a float64 model of one config start from the same weights (to float32's
+# rounding). `seed` defaults to the config's `seed` (1 for every preset), so two calls with one
+# config give the same weights. Before drawing, it refuses a model too large for the memory that
+# is free:
 
 # %%
 from ptb_lstm.params import count_params, init_params, param_shapes
@@ -261,8 +281,14 @@ from ptb_lstm.params import count_params, init_params, param_shapes
 shapes = param_shapes(PRESETS["small"], corpus.vocab_size)
 for name, shape in shapes.items():
     print(f"{name:<26} {str(list(shape)):<14} {int(np.prod(shape)):>10,}")
-small_params = init_params(PRESETS["small"], corpus.vocab_size)
+small_params = init_params(PRESETS["small"], corpus.vocab_size)  # float32, the config's seed
 print(f"{'in all':<41} {count_params(small_params):>10,}")
+as_float64 = init_params(PRESETS["small"], corpus.vocab_size, np.float64)
+print(
+    f"dtype {small_params['embedding'].dtype} by default, {as_float64['embedding'].dtype} when "
+    "asked; the same weights to float32's rounding:",
+    all(np.array_equal(small_params[k], as_float64[k].astype(np.float32)) for k in small_params),
+)
 forget_bias = small_params["lstm_0_bias"][200:400]  # the f block of [i, f, g, o]
 print(
     f"lstm_0's forget-gate biases: from {forget_bias.min():+.3f} to {forget_bias.max():+.3f}, "
@@ -415,9 +441,11 @@ draw_unrolled()
 # counter; such a generator computes its numbers as a function of the key and a counter, so the
 # numbers of any step can be drawn directly, without drawing those of the steps before): every
 # engine gets the same masks, and a resumed run draws those an uninterrupted run would have drawn.
-# For the small config ($\rho = 0$) it returns `None`. For an exercise of your own, any uniform
-# generator gives masks of the same statistics, `(rng.random((T, B, H)) < 1 - rho) / (1 - rho)` with
-# `rng = np.random.default_rng()`; only the engines' agreement needs these exact ones.
+# For the small config ($\rho = 0$) it returns `None`; the small config with dropout,
+# `PRESETS["small"].replace(dropout=0.5)`, gets three masks [20, 20, 200]. For an exercise of
+# your own, any uniform generator gives masks of the same statistics,
+# `(rng.random((T, B, H)) < 1 - rho) / (1 - rho)` with `rng = np.random.default_rng()`; only the
+# engines' agreement needs these exact ones.
 
 # %%
 from ptb_lstm.dropout import masks as dropout_masks
@@ -441,6 +469,12 @@ print(
     "of the entries",
 )
 print("the small config:", step_masks(PRESETS["small"], 0))
+small_with_dropout = PRESETS["small"].replace(dropout=0.5)  # a new config; PRESETS unchanged
+print(
+    f"the small config with dropout {small_with_dropout.dropout}:",
+    [m.shape for m in step_masks(small_with_dropout, 0)],
+    f"[T, B, H]; PRESETS['small'].dropout is still {PRESETS['small'].dropout}",
+)
 
 # %% [markdown]
 # **Checking the claims.** If the draws are independent with keep probability $k = 1 - \rho$,
@@ -520,6 +554,14 @@ for name, a, b in pairs:
 #   and L), `engine.np_dtype` (the dtype to make new arrays in: `np.zeros(shape, engine.np_dtype)`),
 #   `engine.forward(inputs, state, masks)`, and the static `engine.log_softmax(logits)` and
 #   `engine.nll(log_probs, targets_tb)` of (d).
+# * Copies out and in: `engine.get_params()` returns a **copy** of the weights (a new dict of new
+#   arrays, in the engine's dtype) and `engine.get_state()` a **copy** of the carried state (a new
+#   list of new (h, c) arrays); changing what they return leaves the engine alone, and the next
+#   `train_step` leaves them alone. `engine.params` and `engine.state` are the engine's own: a
+#   change to them is a change to the engine. `engine.set_params(params)` and
+#   `engine.set_state(state)` replace the engine's with copies of what they are given. (g)
+#   uses the copies to hand a pure function arguments that the engine's next step cannot touch;
+#   the cell after `forward`'s source checks the difference.
 #
 # `ReferenceEngine.forward` computes exactly the equations of (b), for a whole batch, layer by
 # layer and one time step at a time. Every line that computes an equation carries it in its
@@ -534,13 +576,20 @@ from ptb_lstm.engines.numpy_reference import ReferenceEngine, sigmoid
 def beside(function):
     """The lines of ``function`` that compute an equation, beside the equation in their comment."""
     rows = ["| equation (the comment) | the line that computes it |", "|---|---|"]
+    element = ""  # the last uncommented element of a bracketed list, such as [di * ..., ...]
     for line in inspect.getsource(function).splitlines():
         text, _, comment = line.partition("  # ")
+        text = text.strip()
         equation = " ".join(
             re.sub(r"^\[[^\]]*\]", "", comment.strip()).split()
         )  # without a leading [shape]
-        if "=" in equation and text.strip():
-            rows.append(f"| `{equation}` | `{text.strip()}` |")
+        brackets = not text.strip(")],")  # a line of closing brackets only
+        if "=" in equation and text:
+            # The formatter moves a comment that ends a list onto the closing bracket, ")":
+            # that equation belongs to the list's last element.
+            rows.append(f"| `{equation}` | `{element if brackets else text}` |")
+        elif text.endswith(",") and not (comment or brackets or re.match(r"\w+=", text)):
+            element = text
     display(Markdown("\n".join(rows)))
 
 
@@ -566,6 +615,15 @@ assert (
     engine.params["embedding"] is not given["embedding"]
 )  # a copy: training it leaves `given` alone
 engine.reset_state(3)
+copied_params, copied_state = engine.get_params(), engine.get_state()
+copied_params["embedding"] += 1.0  # changes the copies only ...
+copied_state[0][0][:] = 1.0
+print(
+    "get_params() and get_state() return copies: after changing them the engine still has its "
+    "own weights and zero state:",
+    np.array_equal(engine.params["embedding"], given["embedding"]),
+    (engine.state[0][0] == 0).all(),
+)
 inputs, targets = next(batches(corpus.train, batch_size=3, num_steps=5))
 fwd = engine.forward(inputs, engine.state)
 print(
@@ -725,8 +783,11 @@ assert np.isclose(nll / (B * T), loss / T, rtol=1e-5)
 #   t + 1 it already multiplied $\delta c_{t+1} \odot f_{t+1}$ and handed the product down.
 # * *Gradient names in the code*, each for one quantity only:
 #   - `dlogits` [T, B, V]: $\delta y_t$, the logits' gradient;
-#   - `dx` [T, B, H]: $\delta x^{(l)}_t$, the gradient of a layer's input **after** its mask
-#     (for l = L, of the softmax's input $x^{(L)}$);
+#   - `dx` [T, B, H]: $\delta x^{(l)}_t$, the gradient with respect to layer l's **masked**
+#     input $x^{(l)}_t = m^{(l)}_t \odot h^{(l-1)}_t$ (for l = 0, $m^{(0)}_t \odot e_t$; for
+#     l = L, the softmax's input $x^{(L)}_t = m^{(L)}_t \odot h^{(L-1)}_t$). It is not yet the
+#     gradient of the unmasked $h^{(l-1)}_t$ below: that one is $m^{(l)}_t \odot \delta x^{(l)}_t$,
+#     the next name;
 #   - `dh_above` [T, B, H]: $\delta h^{\text{above}}_t = m^{(l+1)}_t \odot \delta x^{(l+1)}_t$,
 #     what arrives at layer l's output from above;
 #   - `dh`, `dc` [B, H]: $\delta h_t$ and $\delta c_t$, everything that reaches $h_t$ and $c_t$;
@@ -836,13 +897,15 @@ assert np.isclose(nll / (B * T), loss / T, rtol=1e-5)
 # `dh = dh_above[t] + dh_next`. The cell's gradient goes down the same way: `dc_next` carries
 # $\delta c_{t-1} \mathrel{+}= \delta c_t \odot f_t$, the second term of step 5.
 #
-# The $x_t$ in $\delta W$ is the layer's input **after** its mask, $x^{(l)}_t = m^{(l)}_t \odot
+# The $x_t$ in $\delta W$ is the layer's **masked** input, $x^{(l)}_t = m^{(l)}_t \odot
 # h^{(l-1)}_t$ (or $m^{(0)}_t \odot e_t$ for `lstm_0`): the value the product saw, which the
 # forward pass keeps in `Layer.x`. The sums run over t = 0..T-1, so $\delta U$ uses $h_{-1}$, the
-# carried-in state, at t = 0. $\delta x_t$ is the gradient arriving at the input; multiplied by
-# the mask, $m^{(l)}_t \odot \delta x_t$, it is $\delta h_t^{\text{above}}$ of the layer below
-# (step 3 again, one layer down), and for `lstm_0` the gradient of the embedding row,
-# $\delta e_t = m^{(0)}_t \odot \delta x^{(0)}_t$.
+# carried-in state, at t = 0. $\delta x_t = \delta z_t W^\top$ is the gradient with respect to
+# that masked input; multiplied by the mask, $m^{(l)}_t \odot \delta x_t$, it is the gradient
+# with respect to the unmasked output of the layer below, $\delta h_t^{\text{above}}$ there
+# (step 3 again, one layer down: before the loop of layer l − 1 the code computes
+# `dh_above = dx * masks[l]`), and for `lstm_0` the gradient of the embedding row,
+# $\delta e_t = m^{(0)}_t \odot \delta x^{(0)}_t$ (`de = dx * masks[0]`).
 #
 # **Step 9 — the embedding: a scatter-add.** $e_t = E[w_t]$ copies one row of $E$. Its gradient
 # adds $\delta e_{t,r}$ into row $w_{t,r}$ of $\delta E$ for every position; a word that occurs
@@ -909,8 +972,15 @@ print(f"max |1 - tanh^2      - numeric| = {np.abs(1 - np.tanh(u) ** 2 - numeric_
 #   the worst entry's difference relative to the reference's largest entry: one number per array
 #   (for a scalar, such as a loss, $|a - \hat a| / |\hat a|$). It is `relative_error(got,
 #   expected)` below. It is not the difference of each entry divided by that entry: an entry
-#   near 0 would make that large for a difference that is only rounding. The gradient check of (f)
-#   uses the same measure (its denominator floored at $10^{-6}$, for an array of zeros).
+#   near 0 would make that large for a difference that is only rounding. `relative_error` has no
+#   floor: it divides by $\max_k |\hat a_k|$ as it is, which is fine wherever this notebook uses
+#   it, since no reference array here is all zeros (it would divide by 0 and give `nan` or
+#   `inf`). The gradient check of (f) (`ptb_lstm.gradcheck`) is its own code and uses the measure
+#   with a floor: $\max_k |a_k - \hat a_k| / \max(\max_k |\hat a_k|,\ 10^{-6})$, with the
+#   analytic gradient as $\hat a$. The floor guards against an all-zero reference: the check runs
+#   over every parameter and state array of any config it is given, and a gradient that is
+#   exactly zero everywhere would otherwise leave it nothing to divide by; with the floor, such an
+#   array passes when its finite differences are at most $10^{-12}$ and fails otherwise.
 # * **The check.** The cell below defines `check_backward`. It runs your function on a tiny
 #   float64 model (weights in ±0.5, as in the gradient check of (f): larger weights than the small
 #   config's make every gradient large enough to compare) with a random incoming state, with
@@ -1488,30 +1558,36 @@ check_step(by_hand, by_hand_only=True)
 # * **Time-major.** The first thing it does is `ids = inputs.T` and `tt = targets.T`, [T, B]:
 #   every activation is [T, B, ...], and index `[t]` is time t.
 # * **Rows of h and c.** Per layer, `h` and `c` are [T + 1, B, H] with the carried-in state in
-#   row 0: `h[t]` is $h_{t-1}$ and `h[t + 1]` is $h_t$. `x` (the layer's input after its mask)
+#   row 0: `h[t]` is $h_{t-1}$ and `h[t + 1]` is $h_t$. `x` (the layer's masked input)
 #   and `a` (the four activated gates, [T, B, 4H], blocks i, f, g, o) have T rows: `x[t]` is
 #   $x_t$, `a[t]` holds $i_t, f_t, g_t, o_t$.
-# * **Gradient names** as in (e): `dx` the gradient of a layer's input after its mask,
-#   `dh_above` what arrives at a layer's output from above, `dh_next`/`dc_next` the shares of
+# * **Gradient names** as in (e): `dx` the gradient with respect to a layer's masked input
+#   $x^{(l)}$, `dh_above = dx * m[l + 1]` what arrives at layer l's unmasked output from above
+#   (with `dx` of layer l + 1, or of the softmax), `dh_next`/`dc_next` the shares of
 #   $\delta h_{t-1}, \delta c_{t-1}$ from step t, `de` the embedding rows' gradient.
 # * **Returns** `(loss, grads, new_state)`: the loss summed over time and averaged over the B rows,
 #   under the parameters it was given; `grads` with the names and shapes of `params` (the
 #   embedding's dense, [V, H]); `new_state` the L pairs $(h_{T-1}, c_{T-1})$, new arrays.
 # * **Overflow.** It runs under `np.errstate(over="ignore", invalid="ignore")` as `train_step`
 #   does ((c) explained why): a diverging step returns a non-finite loss without warnings.
+# * **Dtype.** Every array it makes takes the parameters' dtype (`np.zeros(shape, dtype)`, the
+#   advice of (e)): a bare `np.zeros(shape)` is float64, and with float32 parameters it would
+#   quietly carry the state and the gradients in float64, no longer the engine's computation.
 #
 # `update_function` is clipping and SGD, pure as well: it returns new arrays and the norm.
 
 
 # %%
 def step_function(params, state, inputs, targets, masks=None):
-    """One training step's (loss, gradients, new state) for L = len(state) layers; changes
-    none of its arguments. inputs, targets [B, T]; state L pairs (h, c) [B, H]; masks L + 1
-    arrays [T, B, H] or None."""
+    """One training step's (loss, gradients, new state) for L layers, L the number of names in
+    params ending in _recurrent_kernel; changes none of its arguments. inputs, targets [B, T];
+    state L pairs (h, c) [B, H]; masks L + 1 arrays [T, B, H] or None. New arrays take the
+    parameters' dtype."""
     L = sum(name.endswith("_recurrent_kernel") for name in params)
     ids, tt = inputs.T, targets.T  # [T, B] time-major
     T, B = ids.shape
     H = params["lstm_0_recurrent_kernel"].shape[0]
+    dtype = params["lstm_0_recurrent_kernel"].dtype  # float32 or float64, as the engine's
     m = [1.0] * (L + 1) if masks is None else masks  # a mask of ones: no dropout
     positions = np.arange(T)[:, None], np.arange(B)[None, :], tt  # entry tt[t, r] of row (t, r)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -1522,10 +1598,10 @@ def step_function(params, state, inputs, targets, masks=None):
             W = params[f"lstm_{layer}_kernel"]
             U = params[f"lstm_{layer}_recurrent_kernel"]
             b = params[f"lstm_{layer}_bias"]
-            h = np.zeros((T + 1, B, H))
-            c = np.zeros((T + 1, B, H))
+            h = np.zeros((T + 1, B, H), dtype)
+            c = np.zeros((T + 1, B, H), dtype)
             h[0], c[0] = state[layer]  # h[t] is h(t-1)
-            a = np.zeros((T, B, 4 * H))  # i, f, g, o of every step, activated
+            a = np.zeros((T, B, 4 * H), dtype)  # i, f, g, o of every step, activated
             for t in range(T):
                 z = x[t] @ W + h[t] @ U + b  # z(t) = x(t) W + h(t-1) U + b
                 a[t, :, : 2 * H] = sigmoid(z[:, : 2 * H])  # i, f
@@ -1555,9 +1631,9 @@ def step_function(params, state, inputs, targets, masks=None):
             W = params[f"lstm_{layer}_kernel"]
             U = params[f"lstm_{layer}_recurrent_kernel"]
             dh_above = dx * m[layer + 1]  # back through the mask above the layer
-            dW, dU, db = np.zeros_like(W), np.zeros_like(U), np.zeros(4 * H)
-            dx = np.zeros((T, B, H))  # to be dx^(layer)
-            dh_next, dc_next = np.zeros((B, H)), np.zeros((B, H))  # nothing from step T
+            dW, dU, db = np.zeros_like(W), np.zeros_like(U), np.zeros(4 * H, dtype)
+            dx = np.zeros((T, B, H), dtype)  # to be dx^(layer)
+            dh_next, dc_next = np.zeros((B, H), dtype), np.zeros((B, H), dtype)  # none from step T
             for t in reversed(range(T)):
                 i, f, g, o = np.split(a[t], 4, axis=1)
                 dh = dh_above[t] + dh_next  # step 3
@@ -1596,29 +1672,36 @@ def update_function(params, grads, learning_rate, max_grad_norm):
 
 
 # %% [markdown]
-# **The check, in float64, on one PTB batch.** The tiny config with dropout 0.5 (its masks from
-# `step_masks`) and with 2 layers, then 3, from a carried state that is not zero: the state the
-# engine's own first step left. `step_function` runs on the engine's parameters and that state;
-# the engine's `gradients` on the same; every relative error of (e) must be at most
-# $10^{-12}$. (It is exactly 0 here: the function does the engine's operations in the engine's
-# order. Another order of the sums would give rounding differences of about $10^{-16}$.) The cell
-# also checks that the function changed none of its arguments, and then trains three steps with
+# **The check, on one PTB batch.** The tiny config with dropout 0.5
+# (`PRESETS["tiny"].replace(dropout=0.5, ...)`, its masks from `step_masks`), in float64 with 2
+# layers, then 3, and in float32 with 2, from a carried state that is not zero: the state the
+# engine's own first step left. `step_function` runs on copies of the engine's parameters and of
+# that state (`get_params()`, `get_state()`); the engine's `gradients` on the same; every
+# relative error of (e) must be at most $10^{-12}$, and every array returned must have the
+# parameters' dtype. (The errors are exactly 0 here, in float32 as in float64: the function does
+# the engine's operations in the engine's order and dtype. Another order of the sums would give
+# rounding differences of about $10^{-16}$ in float64, $10^{-7}$ in float32.) The cell also
+# checks that the function changed none of its arguments, and then trains three steps with
 # `step_function` and `update_function` in a loop beside the engine's `train_step`, with
-# `max_grad_norm` lowered to 1 so that the clipping acts (the norms printed are above 1).
+# `max_grad_norm` lowered to 1 so that the clipping acts (the norms printed are above 1). Last,
+# the same comparison of one step on the small config's own shapes (H = 200, T = 20, B = 20,
+# V = 10,000, with dropout 0.5, float64), without the loop: a few seconds of work, where the tiny
+# config's take milliseconds.
 
 
 # %%
-def check_step_function(num_layers):
-    config = PRESETS["tiny"].replace(dropout=0.5, num_layers=num_layers, max_grad_norm=1.0)
-    params = init_params(config, corpus.vocab_size, np.float64)
-    engine = ReferenceEngine(config, params, dtype="float64")
+def check_step_function(num_layers, preset="tiny", dtype=np.float64, loop_steps=3):
+    config = PRESETS[preset].replace(dropout=0.5, num_layers=num_layers, max_grad_norm=1.0)
+    params = init_params(config, corpus.vocab_size, dtype)
+    engine = ReferenceEngine(config, params, dtype=np.dtype(dtype).name)
     stream = batches(corpus.train, config.batch_size, config.num_steps)
     first, (inputs, targets) = next(stream), next(stream)
-    engine.train_step(*first, 1.0, step_masks(config, 0, dtype=np.float64))  # a carried state
-    params, state = engine.get_params(), engine.get_state()
+    engine.train_step(*first, 1.0, step_masks(config, 0, dtype=dtype))  # a carried state
+    params, state = engine.get_params(), engine.get_state()  # copies: the engine cannot touch
     before = {n: a.copy() for n, a in params.items()}, [(h.copy(), c.copy()) for h, c in state]
-    masks = step_masks(config, 1, dtype=np.float64)
+    masks = step_masks(config, 1, dtype=dtype)
     loss, grads, new_state = step_function(params, state, inputs, targets, masks)
+    dtypes = {a.dtype for a in grads.values()} | {a.dtype for pair in new_state for a in pair}
     expected = engine.gradients(inputs, targets, state, masks)
     errors = {"loss": relative_error(loss, expected.loss)}
     errors |= {name: relative_error(grads[name], expected.params[name]) for name in grads}
@@ -1632,13 +1715,17 @@ def check_step_function(num_layers):
         for pair, old in zip(state, before[1], strict=True)
         for a, b in zip(pair, old, strict=True)
     )
-    print(f"{num_layers} layers: {len(grads)} gradients; arguments unchanged: {unchanged}")
+    print(
+        f"{preset} config (H {config.hidden_size}, T {config.num_steps}, B {config.batch_size}), "
+        f"{num_layers} layers, {np.dtype(dtype).name}: {len(grads)} gradients; arguments "
+        f"unchanged: {unchanged}; dtypes returned: {sorted(str(d) for d in dtypes)}"
+    )
     for name, error in errors.items():
         print(f"    {name:<26} relative error {error:.1e}")
-    assert unchanged and max(errors.values()) <= 1e-12
-    # three steps of the pure loop beside the engine, from the same weights and state
-    for step, (inputs, targets) in zip(range(2, 5), stream, strict=False):
-        masks = step_masks(config, step, dtype=np.float64)
+    assert unchanged and max(errors.values()) <= 1e-12 and dtypes == {np.dtype(dtype)}
+    # steps of the pure loop beside the engine, from the same weights and state
+    for step, (inputs, targets) in zip(range(2, 2 + loop_steps), stream, strict=False):
+        masks = step_masks(config, step, dtype=dtype)
         loss, grads, state = step_function(params, state, inputs, targets, masks)
         params, norm = update_function(params, grads, 1.0, config.max_grad_norm)
         engine_loss = engine.train_step(inputs, targets, 1.0, masks)
@@ -1652,6 +1739,8 @@ def check_step_function(num_layers):
 
 check_step_function(num_layers=2)
 check_step_function(num_layers=3)
+check_step_function(num_layers=2, dtype=np.float32)
+check_step_function(num_layers=2, preset="small", loop_steps=0)  # one step: seconds, not ms
 
 # %% [markdown]
 # ## (h) A short training run
@@ -1901,17 +1990,24 @@ with threadpool_limits(limits=1):
         print(f"{name:<30} {a:>13.2f} {b:>9.2f} {a - b:>9.2f}")
 
 # %% [markdown]
-# The whole training step of the small model, both engines from the same weights on the same batch
-# (the `numpy` engine as it runs by default, on BLAS's own threads; the reference with one BLAS
-# thread). In its own run `make bench` measured the `numpy` engine of the time, which ran its
-# large products on helper threads, at 45.0 ms a step on an idle 2-core AMD EPYC (float32,
-# 2026-11-29, commit c1eba1a; PyTorch's `nn.LSTM` took 62.9 ms there), where the matrix products
-# alone need at least 31 ms, and at 71.2 ms on a 2-core Intel Xeon (the torch engine 85.6 ms);
-# `docs/bench.md` holds the latest run. Timings depend on the machine
-# and on what else it runs: on a machine busy with other work both figures grow, the multi-threaded
-# engine's more. Here, live, the best of three single steps each. (The loop average of (h) measures
-# something else, every step of a run with its loop and masks; on a virtual machine shared with
-# other work the two can land either way round, by tens of percent from one execution to the next.)
+# **The whole training step.** The benchmark figures first, measured apart from this notebook:
+# in its own run `make bench` measured the `numpy` engine of the time, which ran its large
+# products on helper threads, at 45.0 ms a step of the small model on an idle 2-core AMD EPYC
+# (float32, 2026-11-29, commit c1eba1a; PyTorch's `nn.LSTM` took 62.9 ms there), where the matrix
+# products alone need at least 31 ms, and at 71.2 ms on a 2-core Intel Xeon (the torch engine
+# 85.6 ms); `docs/bench.md` holds the latest run.
+#
+# The cell below is not such a benchmark. It times both engines live, from the same weights on
+# the same batch (the `numpy` engine as it runs by default, on BLAS's own threads; the reference
+# with one BLAS thread), the best of three single steps each, on whatever machine executed this
+# notebook and with whatever else that machine was running at the time. Its milliseconds are
+# therefore not comparable with the figures above, nor from one execution of the notebook to the
+# next, and it does not print them: it prints only the ratio of the two engines' times, measured
+# in the same minute under the same load, which says how the two engines compared in this
+# execution. Even the ratio moves with the load: a busy machine slows the multi-threaded `numpy`
+# engine more, and on one whose cores are all taken by other work the `numpy` engine can come out
+# slower than the single-threaded reference. (The loop average of (h) measures something else
+# again: every step of a run, with its loop and masks.)
 
 # %%
 from ptb_lstm.engines import create_engine
@@ -1928,9 +2024,11 @@ for name in ("numpy-reference", "numpy"):
             best_ms(lambda engine=engine: engine.train_step(inputs, targets, 1.0), repeat=1)
             for _ in range(3)
         )
+ratio = timings["numpy-reference"] / timings["numpy"]
 print(
-    f"reference {timings['numpy-reference']:.0f} ms a step, numpy {timings['numpy']:.0f} ms: "
-    f"{timings['numpy-reference'] / timings['numpy']:.1f} times faster"
+    "in this execution the numpy engine's step was "
+    + (f"{ratio:.1f} times faster" if ratio >= 1 else f"{1 / ratio:.1f} times slower")
+    + " than the reference engine's (a ratio of two live timings under one load; not a benchmark)"
 )
 
 # %% [markdown]
@@ -1986,7 +2084,8 @@ with threadpool_limits(limits=1):
 # the TensorFlow tutorial's and those of the original series (whose NumPy part took about 10 hours).
 # The wall time is the whole run's: the 13 epochs, an evaluation of the valid split after each,
 # and the final evaluations, on a machine that also ran other work, so it is more than 30,199
-# times the step time of (i): epochs that ran beside other work took longer a step. The table,
+# times the benchmark's step time quoted in (i): epochs that ran beside other work took longer a
+# step. The table,
 # then the run's own record of its time:
 
 
