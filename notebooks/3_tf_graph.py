@@ -31,9 +31,9 @@
 #
 # Contents: (a) a toy graph, built and run in a session · (b) the same with `tf.function` ·
 # (c) control dependencies · (d) the model's functions: tensors, variables, dtypes, time-major,
-# gradients, clipping · (e) the graph of a training step, built by hand, then run, against
-# Part I's · (f) the engine, attribute by attribute · (g) the engine's graph, counted and drawn
-# · (h) a short run and the full results · (i) exercises.
+# gradients, clipping · (e) the graph of a training step with dropout masks, built by hand,
+# then run, against Part I's · (f) the engine, attribute by attribute · (g) the engine's graph,
+# counted and drawn · (h) a short run and the full results · (i) exercises.
 
 # %%
 import os
