@@ -16,21 +16,24 @@
 #   `tf.Graph` inside `with graph.as_default():`, inputs are *placeholders*, and a `Session`
 #   runs the part of the graph needed for what it is asked to *fetch*, with values *fed* into
 #   the placeholders. The toolkit's `tf-graph` engine (`ptb_lstm/engines/tf_graph.py`) builds
-#   its graph this way, once, and runs it step by step: every part of the graph is built by
-#   code you can read, and the inputs, the state and what each step runs are named.
+#   its graph this way, once, and runs it step by step. Every part of the graph is built by
+#   code written out here: the model's operations in (d), the training step in (e), the
+#   engine's additions in (f); and the inputs, the state and what each step runs are named.
 #
 # Graph building is local: only code inside a `with graph.as_default():` block (or inside a
 # function being traced) adds to a graph, and eager execution stays on for the rest of the
 # process. This part stands on its own beside Part I: it repeats what it needs of TensorFlow
-# (tensors, variables, dtypes, the functions that write the model), and by the end you can
-# build the graph of a training step, run it, and check it against Part I's reference engine
-# (the exercises at the end).
+# (tensors, variables, dtypes, feeds, gradients as `IndexedSlices`) and of Part I (the
+# notation $e_t = E[w_t]$, $x^{(0)}_t = m^{(0)}_t \odot e_t$, ...; the dropout masks, where each
+# one goes and how they are drawn), writes out the code of every operation the model adds, and
+# by the end you can build the graph of a training step with dropout, run it, and check it
+# against Part I's reference engine (the exercises at the end).
 #
 # Contents: (a) a toy graph, built and run in a session · (b) the same with `tf.function` ·
 # (c) control dependencies · (d) the model's functions: tensors, variables, dtypes, time-major,
-# gradients, clipping · (e) the graph of a training step, built by hand, then run, against
-# Part I's · (f) the engine, attribute by attribute · (g) the engine's graph, counted and drawn
-# · (h) a short run and the full results · (i) exercises.
+# gradients, clipping · (e) the graph of a training step with dropout masks, built by hand,
+# then run, against Part I's · (f) the engine, attribute by attribute · (g) the engine's graph,
+# counted and drawn · (h) a short run and the full results · (i) exercises.
 
 # %%
 import os
@@ -194,39 +197,61 @@ with v1.Session(graph=toy) as session:
 # * **Tensors and variables.** Operations take and return tensors (immutable; in a graph,
 #   symbolic). The weights are `tf.Variable`s, read as tensors by the operations that use them
 #   and changed only by assignment operations: `assign`, `assign_sub` (that is
-#   $v \leftarrow v - x$) and `scatter_sub(tf.IndexedSlices(rows, indices))`, which subtracts from
-#   the listed rows only.
+#   $v \leftarrow v - x$) and `scatter_sub(tf.IndexedSlices(values, indices))`, which subtracts
+#   row `k` of `values` from row `indices[k]` of the variable and leaves the other rows alone.
 # * **Dtypes.** A Python float becomes a **float32** tensor (`tf.constant(0.1)`), and TensorFlow
-#   never converts a dtype silently: float64 times float32 is an error. A Python number written
-#   directly in an operation with a tensor (`2.0 * x`) takes that tensor's dtype. So in a float64
-#   model every constant made as a tensor is given its dtype, `tf.constant(5.0, tf.float64)`;
-#   `tf.cast(0.01, tf.float64)` would make a float32 0.01 first and widen it, 2e-10 off
-#   (`_scalar` below exists for that).
-# * **Time-major.** A batch arrives as ids [B, T] (row r is one stream of text, Part I (a)).
-#   `forward` transposes it to `ids` [T, B], so that the embedded input is [T, B, H] and `x[t]`
-#   (`projected[t]`) is the whole batch at time t, the slice the loop over time needs; the input
-#   projection $x_t W + b$ of every step is one product of `x` reshaped to [T·B, H] with W
-#   [H, 4H]; `tf.stack(outputs)` puts a layer's T outputs back into [T, B, H]; and the logits are
-#   one [T·B, V] matrix whose row $t \cdot B + r$ is time t of stream r. `summed_nll` therefore
-#   transposes the targets [B, T] the same way before flattening them.
+#   never converts a dtype silently inside the graph: float64 times float32 is an error. A Python
+#   number written directly in an operation with a tensor (`2.0 * x`) takes that tensor's dtype.
+#   So in a float64 model every constant made as a tensor is given its dtype,
+#   `tf.constant(5.0, tf.float64)`; `tf.cast(0.01, tf.float64)` would make a float32 0.01 first
+#   and widen it, 2e-10 off (`_scalar` below exists for that). **Feeds are the exception**:
+#   `session.run` makes every fed value a NumPy array of its placeholder's dtype
+#   (`np.asarray(value, dtype)`) without a word, so float64 numbers fed to a float32 placeholder
+#   are rounded and 1.9 fed to an int32 placeholder becomes 1 (the small graph at the end of this section runs both).
+#   The code of (e) therefore converts every array it feeds to the model's dtype itself, and
+#   draws the dropout masks in that dtype, so that nothing is rounded on the way in.
+# * **Time-major.** A batch arrives as ids `inputs` [B, T] (row r is one stream of text, Part I
+#   (a)). `forward` swaps its two axes with `tf.transpose(inputs)`, for a 2-D tensor the same as
+#   `tf.transpose(inputs, perm=[1, 0])` (axis k of the result is axis `perm[k]` of the input),
+#   into `ids` [T, B]. Everything after it is [T, B, ...]: the embedded input `x`
+#   [T, B, H], whose `x[t]` is the whole batch's input at time t, [B, H]; its projection
+#   `projected` [T, B, 4H], whose `projected[t]` is $x_t W + b$ for the whole batch at time t,
+#   the slice the loop over time adds $h_{t-1} U$ to; a layer's outputs `tf.stack(outputs)`
+#   [T, B, H]; and the logits, one [T·B, V] matrix whose row $t \cdot B + r$ is time t of stream
+#   r. `summed_nll` therefore transposes the targets [B, T] the same way before flattening them.
 # * **The loop over time runs while the graph is built.** `for t in range(steps)` is Python: in
 #   a graph it leaves T copies of the step's operations (the graph is *unrolled*), so a graph
 #   serves one batch shape.
 #
 # `forward(params, inputs, state, config, masks)`: `params` maps the canonical names of Part I
 # (b) to variables; `state` is a list of one `(h, c)` pair [B, H] per layer; `masks` is Part I's
-# list of L + 1 dropout masks [T, B, H], or `None`. It returns the logits [T·B, V] and the final
-# state. `tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)` is $-\log
-# \mathrm{softmax}(y)[\text{label}]$ of every row, computed stably as Part I (d) does.
+# list of L + 1 dropout masks [T, B, H], or `None` (no dropout). It returns the logits [T·B, V]
+# and the final state. Its code, line by line, in Part I's notation (layer l reads
+# $x^{(l)}_t$; $e_t = E[w_t]$ is the embedding, $x^{(0)}_t = m^{(0)}_t \odot e_t$ its masked
+# value, $x^{(l+1)}_t = m^{(l+1)}_t \odot h^{(l)}_t$; H is `hidden`, T is `steps`):
 #
-# | equation | reference engine (NumPy, Part I) | `_tf_model.forward` |
+# | Part I | reference engine (NumPy) | `_tf_model.forward` |
 # |---|---|---|
-# | $x_t = E[w_t]$ | `p["embedding"][ids]` | `tf.nn.embedding_lookup(params["embedding"], ids)` |
-# | $x_t W + b$ | `x[t] @ W + ... + b`, per step | `tf.matmul(tf.reshape(x, [-1, hidden]), kernel) + bias` |
-# | $z_t = \ldots + h_{t-1} U$ | `h[t] @ U` | `projected[t] + tf.matmul(h, recurrent)` |
-# | i, f, g, o | `sigmoid(z[:, 0 * H:1 * H])`, ... | `tf.split(z, 4, axis=1)`, then `tf.sigmoid`, `tf.tanh` |
-# | $c_t$, $h_t$ | `c[t + 1] = ...`, `h[t + 1] = ...` | `c = ...`, `h = ...`, rebound at each step |
-# | $y = h W_s + b_s$ | `x @ p["softmax_kernel"] + p["softmax_bias"]` | `tf.matmul(...) + params["softmax_bias"]` |
+# | $w_t$, time-major | `ids = inputs.T` | `ids = tf.transpose(inputs)`, [B, T] → [T, B] |
+# | $e_t = E[w_t]$ | `x = p["embedding"][ids]` | `x = tf.nn.embedding_lookup(params["embedding"], ids)`, [T, B, H] |
+# | $x^{(0)}_t = m^{(0)}_t \odot e_t$ | `x = x * masks[0]` | first pass of `for layer in range(config.num_layers):` opens with `if masks is not None: x = x * masks[layer]`, so `masks[0]` |
+# | $x_t W + b$, every t | `x[t] @ W + ... + b` inside the loop | `projected = tf.reshape(tf.matmul(tf.reshape(x, [-1, hidden]), kernel) + bias, [steps, -1, 4 * hidden])`: [T·B, H] @ [H, 4H], back to [T, B, 4H] |
+# | $(h_{-1}, c_{-1})$ | `h[0], c[0] = state[layer]` | `h, c = state[layer]` |
+# | $z_t = x_t W + h_{t-1} U + b$ | `z = x[t] @ W + h[t] @ U + b` | `z = projected[t] + tf.matmul(h, recurrent)`, [B, 4H] |
+# | i, f, g, o | `sigmoid(z[:, 0 * H : 1 * H])`, ... | `z_i, z_f, z_g, z_o = tf.split(z, 4, axis=1)` |
+# | $c_t = f_t \odot c_{t-1} + i_t \odot g_t$ | `c[t + 1] = f[t] * c[t] + i[t] * g[t]` | `c = tf.sigmoid(z_f) * c + tf.sigmoid(z_i) * tf.tanh(z_g)` |
+# | $h_t = o_t \odot \tanh c_t$ | `h[t + 1] = o[t] * np.tanh(c[t + 1])` | `h = tf.sigmoid(z_o) * tf.tanh(c)`, then `outputs.append(h)` |
+# | $h^{(l)}_t$, every t | `x = h[1:]` | `final_state.append((h, c))`, `x = tf.stack(outputs)`, [T, B, H] |
+# | $x^{(l+1)}_t = m^{(l+1)}_t \odot h^{(l)}_t$, $l < L - 1$ | `x = x * masks[layer + 1]` | the next pass's `x = x * masks[layer]`, so `masks[l + 1]` |
+# | $x^{(L)}_t = m^{(L)}_t \odot h^{(L-1)}_t$ | `x = x * masks[layer + 1]`, last layer | after the loop, `if masks is not None: x = x * masks[config.num_layers]` |
+# | $y_t = (m^{(L)}_t \odot h^{(L-1)}_t) W_s + b_s$ | `x @ p["softmax_kernel"] + p["softmax_bias"]`, [T, B, V] | `tf.matmul(tf.reshape(x, [-1, hidden]), params["softmax_kernel"]) + params["softmax_bias"]`, [T·B, V] |
+# | $\sum_t -\log p_t[w_{t+1}]$ | `log_softmax`, `nll` | `summed_nll`: `labels = tf.reshape(tf.transpose(targets), [-1])`, then `tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))` |
+#
+# So `masks[0]` multiplies the embedded input, `masks[l + 1]` the output of layer l, and
+# `masks[L]` the top output just before the softmax; the recurrent $h_{t-1}$ is never masked.
+# `tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)` is $-\log
+# \mathrm{softmax}(y)[\text{label}]$ of every row, computed stably as Part I (d) does. The
+# toolkit's source of both functions, for comparison with the table:
 
 # %%
 from ptb_lstm.engines import _tf_model
@@ -241,25 +266,56 @@ show_source(_tf_model.summed_nll)
 # asked for, so no gradient flows into the previous batch: truncated BPTT, as in Part I.
 #
 # **The embedding's gradient** is a `tf.IndexedSlices`, not a dense [V, H] tensor: the lookup
-# read only the rows of the batch's words, so the gradient is `indices` (the row read at each
-# position, repeats included) and `values` (the gradient arriving at each position). Made dense,
-# repeated rows add up, as Part I's `np.add.at` does. The global norm must be taken **after**
-# the repeated rows are summed: $\lVert[1,2]\rVert^2 + \lVert[5,6]\rVert^2$ is not
+# read only the rows of the batch's words. `tf.IndexedSlices(values, indices, dense_shape)`
+# (in that order) holds `.values` [N, H], the gradient arriving at each of N positions,
+# `.indices` [N], the row each position read (repeats included), and `.dense_shape`, the shape
+# [V, H] of the dense tensor it stands for. With ids [T, B], as in `forward`, the positions come
+# flattened in time-major order: `indices` is `ids` reshaped to [T·B] and `values` is [T·B, H].
+# Made dense, repeated rows add up, as Part I's `np.add.at` does. The global norm must be taken
+# **after** the repeated rows are summed: $\lVert[1,2]\rVert^2 + \lVert[5,6]\rVert^2$ is not
 # $\lVert[6,8]\rVert^2$, and `tf.linalg.global_norm` squares an `IndexedSlices`' values as they
-# are. `sum_duplicate_rows` merges them: `tf.unique` gives the distinct rows and, for each
-# position, the index of its row among them, and `tf.math.unsorted_segment_sum` adds up the
-# values that share an index.
+# are. `sum_duplicate_rows` merges them in three calls:
+#
+# ```python
+# rows, position = tf.unique(gradient.indices)  # 1-D input only: rows [K] distinct, position [N]
+# values = tf.math.unsorted_segment_sum(gradient.values, position, tf.shape(rows)[0])  # [K, H]
+# merged = tf.IndexedSlices(values, rows, gradient.dense_shape)
+# ```
+#
+# `tf.unique(x)` takes a 1-D tensor (a 2-D one is an error) and returns the pair `(y, idx)`:
+# `y` the distinct entries in order of first appearance, and for each entry of `x` its index in
+# `y`, so that `x == tf.gather(y, idx)`. `tf.math.unsorted_segment_sum(data, segment_ids,
+# num_segments)` adds up the rows of `data` that share a segment id into an output of
+# `num_segments` rows; the number of segments is an argument, not inferred, and here it is the
+# number of distinct rows, `tf.shape(rows)[0]`, known only when the graph runs.
+#
+# Would `scatter_sub` itself mind the repeats? No: it subtracts every listed row, and a row
+# listed twice gets both subtractions (the cell below runs it). The merge is there for the norm
+# only; after it the scatter gets each row once, and the update is the same.
 #
 # **Clipping and SGD.** `clipped_sgd(variables, gradients, learning_rate, max_grad_norm)` is Part
-# I (g)'s update: the global norm $n$ of all the gradients (the embedding's merged), the scale
+# I (g)'s update: the global norm $n = \sqrt{\sum_k \lVert \delta\theta_k \rVert^2}$ of all the
+# gradients (the embedding's merged), the scale
 # $\text{max\_grad\_norm} / \max(n, \text{max\_grad\_norm})$, and
 # $\theta \leftarrow \theta - \eta \cdot \text{scale} \cdot \delta\theta$ with `assign_sub`, or
-# `scatter_sub` on the embedding's rows only (a word not in the batch does not move). It returns
+# `scatter_sub` on the embedding's rows only (a word not in the batch does not move). In basic
+# operations, with `grads` the gradients (an `IndexedSlices` by its `.values`):
+#
+# ```python
+# norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(g)) for g in grads]))  # tf.square: x * x
+# scale = max_norm / tf.maximum(norm, max_norm)  # tf.maximum: element-wise max; here scalars
+# ```
+#
+# `tf.add_n` adds a list of tensors of one shape. `clipped_sgd` calls
+# `tf.linalg.global_norm(gradients)`, which computes the same $n$ (it sums the halved squares,
+# `tf.nn.l2_loss`, and doubles: the cell below compares the two), and writes the scale with
+# `tf.maximum` as above; `max_norm` is `tf.constant(max_grad_norm, norm.dtype)`. It returns
 # `(updates, norm)`. In a graph the updates are **operations that have not run**: nothing
 # fetched reads them, so a session runs them only if they are fetched, or grouped into one
 # operation (`tf.group`) that is fetched, or made a control dependency of something fetched (c).
 # (`learning_rate` may be a Python float or a tensor; `_scalar` turns either into the norm's
-# dtype.) A small graph shows the `IndexedSlices` and the norms:
+# dtype.) A small graph shows the `IndexedSlices` of ids [T, B] = [2, 3], the merge, the norms,
+# a scatter with a repeated row, and what a feed does to dtypes:
 
 # %%
 show_source(_tf_model.sum_duplicate_rows)
@@ -268,20 +324,39 @@ show_source(_tf_model.clipped_sgd)
 demo = tf.Graph()
 with demo.as_default():
     E = tf.Variable(tf.zeros([6, 2], tf.float64), name="E")  # a 6-word embedding of width 2
-    ids = v1.placeholder(tf.int32, [3])
-    upstream = tf.constant([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], tf.float64)  # some dL/dx
-    loss = tf.reduce_sum(tf.nn.embedding_lookup(E, ids) * upstream)
-    (grad,) = v1.gradients(loss, [E])
+    demo_ids = v1.placeholder(tf.int32, [2, 3])  # [T, B]
+    upstream = tf.reshape(tf.range(1.0, 13.0, dtype=tf.float64), [2, 3, 2])  # some dL/dx
+    demo_loss = tf.reduce_sum(tf.nn.embedding_lookup(E, demo_ids) * upstream)
+    (grad,) = v1.gradients(demo_loss, [E])
     merged = _tf_model.sum_duplicate_rows(grad)
     norms = tf.linalg.global_norm([grad]), tf.linalg.global_norm([merged])
-    init = v1.global_variables_initializer()
-print("the gradient of E is a", type(grad).__name__, "of symbolic tensors:", grad.indices)
+    by_ops = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(merged.values))]))  # the same norm
+    repeated = E.scatter_sub(tf.IndexedSlices(tf.ones([2, 2], tf.float64), tf.constant([3, 3])))
+    narrow = v1.placeholder(tf.float32, [2])  # to see what a feed does to dtypes
+    demo_init = v1.global_variables_initializer()
+print("the gradient of E is an", type(grad).__name__, "of symbolic tensors:")
+print("  values", grad.values, "\n  indices", grad.indices, "\n  dense_shape", grad.dense_shape)
 with v1.Session(graph=demo) as session:
-    session.run(init)
-    raw, rows, (raw_norm, merged_norm) = session.run([grad, merged, norms], {ids: [1, 4, 1]})
-print("fed ids [1, 4, 1]: indices", raw.indices, "values", raw.values.tolist())
-print("merged: indices", rows.indices, "values", rows.values.tolist())
-print(f"global norm of the raw slices {raw_norm:.4f}, of the merged ones {merged_norm:.4f}")
+    session.run(demo_init)
+    fed = [[1, 4, 1], [0, 1, 4]]
+    raw, merged_slices, (raw_norm, merged_norm), ops_norm = session.run(
+        [grad, merged, norms, by_ops], {demo_ids: fed}
+    )
+    print("fed ids [T, B] =", fed)
+    print("indices", raw.indices, "(the ids flattened); values", raw.values.shape, end=" ")
+    print(raw.values.tolist(), "; dense_shape", raw.dense_shape)
+    print("merged: indices", merged_slices.indices, "values", merged_slices.values.tolist())
+    print(f"global norm of the raw slices {raw_norm:.4f}, of the merged ones {merged_norm:.4f};")
+    print(f"  by tf.sqrt(tf.add_n(...tf.square...)) {ops_norm:.4f}")
+    session.run(repeated)
+    print("scatter_sub of ones at rows [3, 3]: row 3 of E is now", session.run(E)[3].tolist())
+    print(
+        "float64 0.1 fed to a float32 placeholder:", repr(session.run(narrow, {narrow: [0.1] * 2}))
+    )
+    print(
+        "ids [[1.9, ...]] fed to the int32 placeholder:",
+        session.run(demo_ids, {demo_ids: [[1.9] * 3] * 2})[0],
+    )
 
 # %% [markdown]
 # ## (e) The graph of a training step, built by hand, then run
@@ -290,9 +365,13 @@ print(f"global norm of the raw slices {raw_norm:.4f}, of the merged ones {merged
 # for one batch shape, and a session runs it on a PTB batch. What is fed and what is fetched:
 #
 # * **fed** at every run: the ids `inputs` and `targets` [B, T] (int32), the carried state (one
-#   `h` and one `c` placeholder [B, H] per layer), and the learning rate (a scalar placeholder,
+#   `h` and one `c` placeholder [B, H] per layer), the learning rate (a scalar placeholder,
 #   so that the schedule can change it without building anew: a Python float would be frozen
-#   into the graph as a constant);
+#   into the graph as a constant), and, for a config with dropout, the step's **dropout masks**:
+#   L + 1 placeholders [T, B, H] (`mask_0`, ..., `mask_L`) in the model's dtype, handed to
+#   `forward` as its `masks`, so that (d) puts `masks[0]` on the embedded input, `masks[l + 1]`
+#   on layer l's output and `masks[L]` on the top output before the softmax. They are fed, not
+#   built in, because every step has new ones; a config without dropout builds none;
 # * **variables**: the weights, created as zeros and loaded once from the NumPy arrays through
 #   placeholders and an assign operation (`load`), so that the graph does not hold 4.65 million
 #   numbers as constants;
@@ -301,20 +380,24 @@ print(f"global norm of the raw slices {raw_norm:.4f}, of the merged ones {merged
 #   Every variable is read before it is updated within one run (each update needs the gradients,
 #   which need the forward pass, which needs the reads), so the fetched loss and final state are
 #   those of the weights before the update, as in Part I.
+#
+# Every array fed is first made an array of the model's dtype (`np.asarray(v, dtype)`), since a
+# feed would convert it silently, (d).
 
 
 # %%
 def build_train_graph(config, params, batch_size, dtype):
     """The graph of one SGD training step of ``config`` for batches of ``batch_size`` rows,
-    with variables shaped like ``params`` (canonical names); its parts by name."""
-    tf_dtype, hidden = tf.as_dtype(dtype), config.hidden_size
+    with variables shaped like ``params`` (canonical names), and L + 1 mask placeholders
+    [T, B, H] when ``config.dropout`` > 0; its parts by name."""
+    tf_dtype, hidden, steps = tf.as_dtype(dtype), config.hidden_size, config.num_steps
     graph = tf.Graph()
     with graph.as_default():
         variables = {n: tf.Variable(tf.zeros(v.shape, tf_dtype), name=n) for n, v in params.items()}
         feeds = {n: v1.placeholder(tf_dtype, v.shape) for n, v in params.items()}
         load = tf.group(*[variables[n].assign(feeds[n]) for n in params])
-        inputs = v1.placeholder(tf.int32, [batch_size, config.num_steps], "inputs")
-        targets = v1.placeholder(tf.int32, [batch_size, config.num_steps], "targets")
+        inputs = v1.placeholder(tf.int32, [batch_size, steps], "inputs")
+        targets = v1.placeholder(tf.int32, [batch_size, steps], "targets")
         state = [
             (
                 v1.placeholder(tf_dtype, [batch_size, hidden], f"h_{layer}"),
@@ -322,8 +405,14 @@ def build_train_graph(config, params, batch_size, dtype):
             )
             for layer in range(config.num_layers)
         ]
+        masks = None
+        if config.dropout > 0:  # masks[0]: embedded input; masks[l + 1]: layer l's output
+            masks = [
+                v1.placeholder(tf_dtype, [steps, batch_size, hidden], f"mask_{k}")
+                for k in range(config.num_layers + 1)
+            ]
         learning_rate = v1.placeholder(tf_dtype, [], "learning_rate")
-        logits, final_state = _tf_model.forward(variables, inputs, state, config)
+        logits, final_state = _tf_model.forward(variables, inputs, state, config, masks)
         loss = _tf_model.summed_nll(logits, targets) / tf.constant(batch_size, tf_dtype)
         listed = [variables[n] for n in params]
         gradients = v1.gradients(loss, listed)
@@ -342,6 +431,7 @@ def build_train_graph(config, params, batch_size, dtype):
         inputs=inputs,
         targets=targets,
         state=state,
+        masks=masks,
         learning_rate=learning_rate,
         loss=loss,
         norm=norm,
@@ -350,9 +440,10 @@ def build_train_graph(config, params, batch_size, dtype):
     )
 
 
-def run_train_graph(parts, params, inputs, targets, learning_rate, state):
+def run_train_graph(parts, params, inputs, targets, learning_rate, state, masks=None):
     """One session on the graph of build_train_graph: load ``params``, run one step from
-    ``state`` (NumPy (h, c) per layer); returns (loss, norm, params after, final state)."""
+    ``state`` (NumPy (h, c) per layer) with ``masks`` (L + 1 NumPy arrays [T, B, H], given
+    when the graph has mask placeholders); returns (loss, norm, params after, final state)."""
     with v1.Session(graph=parts["graph"]) as session:
         session.run(parts["init"])
         session.run(parts["load"], {parts["feeds"][n]: v for n, v in params.items()})
@@ -360,6 +451,8 @@ def run_train_graph(parts, params, inputs, targets, learning_rate, state):
         feed[parts["learning_rate"]] = learning_rate
         for (h, c), (h_value, c_value) in zip(parts["state"], state, strict=True):
             feed[h], feed[c] = h_value, c_value
+        if parts["masks"] is not None:
+            feed.update(zip(parts["masks"], masks, strict=True))
         loss, norm, final, _ = session.run(
             [parts["loss"], parts["norm"], parts["final_state"], parts["train"]], feed
         )
@@ -382,18 +475,68 @@ print(f"{len(parts['graph'].get_operations()):,} operations; nothing has run yet
 print("the loss:", parts["loss"])
 print("the state fed to layer 0:", parts["state"][0])
 print("the training operation:", parts["train"].name, "of type", parts["train"].type)
+print("mask placeholders (the small config has dropout 0):", parts["masks"])
 
 # %% [markdown]
-# Run on the first PTB batch, from a zero state, it is checked against Part I's reference engine
-# on the same batch from the same weights: the loss, the gradient norm, the weights after the
-# update and the final state. The *relative error of an array* is $\max|a - \hat a| / \max|a|$
-# over the whole array, $a$ the reference's; the weights are compared relative to the update
-# (the largest change the reference step made to that array), far stricter than relative to the
-# weights, since two updated weights can differ only through the update. `one_batch` runs any
-# step given as a function; `reference_step` is the reference engine's.
+# **Masks to feed.** The small config has dropout 0, so its graph has no masks. A config with
+# dropout, here `small.replace(dropout=0.5)`, gets them from the function Part I (b) shows and
+# the trainer calls at every step, `ptb_lstm.dropout.step_masks(config, step, dtype=...)`: L + 1
+# arrays [T, B, H] of 0 (dropped) and $1/(1-\rho)$ (kept) for the 0-based training step `step`,
+# a function of the config's seed and the step alone, so the reference engine and the graph are
+# handed the same arrays. Its dtype defaults to float32; a float64 model asks for float64 (at
+# $\rho = 0.5$ the kept value 2 is exact in both, at 0.65 $1/0.35$ is not).
+
+# %%
+from ptb_lstm.dropout import step_masks
+
+dropped = small.replace(dropout=0.5)  # the small model with the medium config's dropout
+step_0 = step_masks(dropped, 0, dtype=np.float64)
+print("step_masks(small, 0):", step_masks(small, 0))
+print(
+    f"step_masks(dropped, 0): {len(step_0)} arrays of shape {step_0[0].shape} [T, B, H], "
+    f"{step_0[0].dtype}, values {np.unique(step_0[0])}, kept {np.mean(step_0[0] > 0):.3f}"
+)
+masked_parts = build_train_graph(dropped, small_params, dropped.batch_size, "float64")
+print("its graph's mask placeholders:", [m.name for m in masked_parts["masks"]])
+print(f"{len(masked_parts['graph'].get_operations()):,} operations (without masks", end=" ")
+print(f"{len(parts['graph'].get_operations()):,}: the masks' placeholders, products and gradients)")
+
+# %% [markdown]
+# **Checked against Part I's reference engine**, on the first PTB batch from the same weights
+# and a zero state, with the same masks: the loss, the gradient norm, the weights after the
+# update and the final state, in three cases: the small config (no dropout; its first norm,
+# about 3, is below `max_grad_norm` 5, so nothing is clipped); with dropout 0.5; and with
+# dropout 0.5 and `max_grad_norm` lowered to 1 (`clip 1`), so that clipping acts (the line
+# ends `(clipped)`). Two measures of error, used throughout this part:
+#
+# * the **relative error of an array** $a$ (the reference's) against $\hat a$:
+#   $\max|a - \hat a| / \max|a|$ over the whole array; for a scalar $|a - \hat a| / |a|$. Used for
+#   the loss, the norm and the final state, and by `ptb-lstm agree` (below) for everything;
+# * the error **relative to the update**, for weights after a step from the same $\theta$:
+#   $\max|\hat\theta' - \theta'| / \max|\theta' - \theta|$, $\theta'$ the reference's weights
+#   after the step. Used for the weights in this part's checks (here and in Exercise 2),
+#   because two runs from the same $\theta$ can differ only through the update, which is small
+#   beside the weights: relative to the array, an update computed wrong, or never applied, would
+#   show as no more than the update's size relative to the weights'.
+#
+# **Tolerances** (`GRAPH_TOLERANCE`). float64 rounds each operation to within $1.1 \cdot
+# 10^{-16}$ of its result; a step's longest sums (the 10,000 terms of a softmax's normaliser, the
+# 400 positions of a weight's gradient) are added in another order here than in NumPy, which can
+# move a result by up to about (number of terms) × $10^{-16}$, $10^{-12}$ at the very worst;
+# roundings of either sign mostly cancel, so the measured errors are expected below $10^{-13}$.
+# Every float64 check of this part holds them to $10^{-11}$, a margin of 10 over that worst case and still eight orders of magnitude
+# below what a real difference in what is computed gives. float32 rounds to $6 \cdot 10^{-8}$,
+# and the same sums take errors up to $10^{-5}$ or so; its checks hold them to $10^{-4}$, the
+# limit `ptb-lstm agree` uses for float32.
+#
+# `reference_train_step` is the reference engine's step; `against_reference` runs any step given
+# as a function `step(config, params, inputs, targets, dtype, masks)` and the reference's, and
+# returns the errors.
 
 # %%
 from ptb_lstm.engines.numpy_reference import ReferenceEngine
+
+GRAPH_TOLERANCE = {"float64": 1e-11, "float32": 1e-4}  # see the text above
 
 
 def tf_relative_error(reference, other):
@@ -402,22 +545,25 @@ def tf_relative_error(reference, other):
     return float(np.abs(reference - other).max() / np.abs(reference).max())
 
 
-def reference_step(config, params, inputs, targets, dtype):
-    """Part I's train_step from a zero state: (loss, norm, params after, final state)."""
+def reference_train_step(config, params, inputs, targets, dtype, masks):
+    """Part I's train_step from a zero state, with ``masks`` (or None):
+    (loss, norm, params after, final state)."""
     engine = ReferenceEngine(config, params, dtype=dtype)
     engine.reset_state(inputs.shape[0])
-    loss = engine.train_step(inputs, targets, config.learning_rate)
+    loss = engine.train_step(inputs, targets, config.learning_rate, masks)
     return loss, engine.last_grad_norm, engine.get_params(), engine.get_state()
 
 
-def one_batch(step, config, dtype):
-    """Errors of step(config, params, inputs, targets, dtype) -> (loss, norm, params, state)
-    against the reference engine's, on the first PTB batch of ``config``."""
+def against_reference(step, config, dtype):
+    """Errors of step(config, params, inputs, targets, dtype, masks) -> (loss, norm, params,
+    state) against the reference engine's, on the first PTB batch of ``config``, with the
+    masks of training step 0 (None without dropout)."""
     params = init_params(config, corpus.vocab_size, np.float64)
     inputs, targets = next(batches(corpus.train, config.batch_size, config.num_steps))
-    expected = reference_step(config, params, inputs, targets, dtype)
-    got = step(config, params, inputs, targets, dtype)
-    update = max(
+    masks = step_masks(config, 0, dtype=np.dtype(dtype))
+    expected = reference_train_step(config, params, inputs, targets, dtype, masks)
+    got = step(config, params, inputs, targets, dtype, masks)
+    update = max(  # relative to the update
         float(np.abs(got[2][n] - expected[2][n]).max())
         / float(np.abs(expected[2][n] - params[n].astype(dtype)).max())
         for n in params
@@ -444,25 +590,32 @@ def show_errors(label, errors):
     )
 
 
-def by_hand_graph(config, params, inputs, targets, dtype):
-    """build_train_graph, then run_train_graph from a zero state."""
+def by_hand_graph(config, params, inputs, targets, dtype, masks):
+    """build_train_graph, then run_train_graph from a zero state, everything fed in ``dtype``."""
     parts = build_train_graph(config, params, inputs.shape[0], dtype)
     zeros = np.zeros((inputs.shape[0], config.hidden_size), dtype)
     state = [(zeros, zeros)] * config.num_layers
     cast = {n: np.asarray(v, dtype) for n, v in params.items()}
-    return run_train_graph(parts, cast, inputs, targets, config.learning_rate, state)
+    masks = None if masks is None else [np.asarray(m, dtype) for m in masks]
+    return run_train_graph(parts, cast, inputs, targets, config.learning_rate, state, masks)
 
 
-by_hand = {dtype: one_batch(by_hand_graph, small, dtype) for dtype in ("float64", "float32")}
-for dtype, errors in by_hand.items():
-    show_errors(f"the graph built by hand, {dtype}", errors)
-assert max(v for k, v in by_hand["float64"].items() if k != "clipped") < 1e-11
+CASES = {  # the three cases, by label
+    "no dropout": small,
+    "dropout 0.5": dropped,
+    "dropout, clip 1": dropped.replace(max_grad_norm=1.0),  # dropout 0.5, max_grad_norm 1
+}
+for dtype in ("float64", "float32"):
+    for case, case_config in CASES.items():
+        errors = against_reference(by_hand_graph, case_config, dtype)
+        show_errors(f"by hand, {dtype}, {case}", errors)
+        assert max(v for k, v in errors.items() if k != "clipped") <= GRAPH_TOLERANCE[dtype]
 
 # %% [markdown]
-# **float64: the same function.** The errors are around $10^{-13}$ or below: rounding, in a type
-# whose every operation is exact to about $10^{-16}$ of its result. A real difference in what is
-# computed — a missing transpose, the 1/B forgotten, repeated embedding rows counted apart in the
-# norm, an update not run — gives errors of $10^{-3}$ or more (the exercises show one).
+# **float64: the same function**, with and without masks, clipped or not: the errors are
+# rounding, within the expected $10^{-13}$. A real difference in what is computed — a missing
+# transpose, a mask in the wrong place, the 1/B forgotten, repeated embedding rows counted apart
+# in the norm, an update not run — gives errors of $10^{-3}$ or more (the exercises show one).
 #
 # **float32: the same function, rounded differently.** float32 keeps 24 bits, about $6 \cdot
 # 10^{-8}$ of each result, and the graph does not perform the reference engine's operations in
@@ -594,32 +747,39 @@ print(f"an evaluation at 1 x 1: operations -> {len(engine.graph.get_operations()
 print("step operations built:", list(engine._ops), "| state variables:", list(engine._states))
 
 # %% [markdown]
-# The engine against the reference engine on the same small-config batch as in (e):
+# The engine against the reference engine on the same small-config batch as in (e), without
+# dropout and in (e)'s third case (dropout 0.5, clipped), with (e)'s measures and tolerances:
 
 
 # %%
-def graph_engine_step(config, params, inputs, targets, dtype):
-    """The tf-graph engine's train_step from a zero state."""
+def graph_engine_step(config, params, inputs, targets, dtype, masks):
+    """The tf-graph engine's train_step from a zero state, with ``masks`` (or None)."""
     engine = tf_graph.TFGraphEngine(config, params, dtype=dtype, device="cpu")
     engine.reset_state(inputs.shape[0])
-    loss = engine.train_step(inputs, targets, config.learning_rate)
+    loss = engine.train_step(inputs, targets, config.learning_rate, masks)
     return loss, engine.last_grad_norm, engine.get_params(), engine.get_state()
 
 
-by_engine = {dtype: one_batch(graph_engine_step, small, dtype) for dtype in ("float64", "float32")}
-for dtype, errors in by_engine.items():
-    show_errors(f"TFGraphEngine.train_step, {dtype}", errors)
-assert max(v for k, v in by_engine["float64"].items() if k != "clipped") < 1e-11
+for dtype in ("float64", "float32"):
+    for case in ("no dropout", "dropout, clip 1"):
+        errors = against_reference(graph_engine_step, CASES[case], dtype)
+        show_errors(f"engine, {dtype}, {case}", errors)
+        assert max(v for k, v in errors.items() if k != "clipped") <= GRAPH_TOLERANCE[dtype]
 
 # %% [markdown]
 # Over several steps, the toolkit's agreement check (`ptb-lstm agree`, `docs/agreement.md`): five
 # training steps of the tiny model from the same weights on the same batches (the learning rate
 # halved after the third), the largest relative errors against the `numpy` engine of the
-# per-step losses, of every parameter and of the valid perplexity, within 1e-9 in float64 and
-# 1e-4 in float32.
+# per-step losses, of every parameter and of the valid perplexity. Its errors are all relative
+# errors of arrays, the parameters' too (relative to the whole array, a looser measure than
+# relative to the update by the ratio of the weights' size to the steps'), and its limits are
+# the toolkit's, `agreement.LIMITS`: 1e-9 in float64 and 1e-4 in float32. The float64 one is
+# wider than this part's $10^{-11}$ because the command judges every engine on any device (a
+# GPU's kernels add in yet other orders) over five steps; the measured errors sit far below
+# either.
 
 # %%
-from ptb_lstm.agreement import compare
+from ptb_lstm.agreement import LIMITS, compare
 
 rows = [
     row
@@ -629,7 +789,7 @@ rows = [
 print(f"{'engine':<16} {'dtype':<8} {'losses':>9} {'params':>9} {'valid ppl':>10}")
 for r in rows:
     print(f"{r.engine:<16} {r.dtype:<8} {r.loss:>9.2e} {r.params:>9.2e} {r.perplexity:>10.2e}")
-assert all(max(r.loss, r.params) <= (1e-9 if r.dtype == "float64" else 1e-4) for r in rows)
+assert all(max(r.loss, r.params, r.perplexity) <= LIMITS[r.dtype] for r in rows)
 
 # %% [markdown]
 # ## (g) The engine's graph, counted and drawn
@@ -648,8 +808,8 @@ import collections
 from ptb_lstm.params import init_params, param_shapes
 
 tiny = PRESETS["tiny"]
-engine = tf_graph.TFGraphEngine(tiny, init_params(tiny, corpus.vocab_size))
-ops = engine.graph.get_operations()
+tiny_engine = tf_graph.TFGraphEngine(tiny, init_params(tiny, corpus.vocab_size))
+ops = tiny_engine.graph.get_operations()
 print(f"{len(ops)} operations in the graph")
 for kind, n in collections.Counter(op.type for op in ops).most_common(12):
     print(f"{n:6}  {kind}")
@@ -662,15 +822,20 @@ for kind, n in collections.Counter(op.type for op in ops).most_common(12):
 # %% figure="notebook3-graph"
 from ptb_lstm.engines import _tf_model
 
-small = PRESETS["tiny"].replace(num_layers=1, hidden_size=2, num_steps=1, batch_size=1)
+# names of its own, so that the names of the cells above keep their meaning
+one_unit = PRESETS["tiny"].replace(num_layers=1, hidden_size=2, num_steps=1, batch_size=1)
 picture = tf.Graph()
 with picture.as_default():
-    params = {n: tf.Variable(tf.zeros(s), name=n) for n, s in param_shapes(small, 5).items()}
-    inputs = v1.placeholder(tf.int32, [1, 1], "word_ids")
-    state = [
+    picture_params = {
+        n: tf.Variable(tf.zeros(s), name=n) for n, s in param_shapes(one_unit, 5).items()
+    }
+    word_ids = v1.placeholder(tf.int32, [1, 1], "word_ids")
+    picture_state = [
         (v1.placeholder(tf.float32, [1, 2], "h_in"), v1.placeholder(tf.float32, [1, 2], "c_in"))
     ]
-    logits, final = _tf_model.forward(params, inputs, state, small)
+    picture_logits, picture_final = _tf_model.forward(
+        picture_params, word_ids, picture_state, one_unit
+    )
 
 leaves = {"Placeholder", "VarHandleOp"}  # inputs and variables, drawn next to their first use
 hidden = {"Const", "NoOp", "AssignVariableOp", "VarIsInitializedOp"}
@@ -688,7 +853,7 @@ def sources(op):
     return found
 
 
-keep, todo = set(), [logits.op, final[0][0].op, final[0][1].op]
+keep, todo = set(), [picture_logits.op, picture_final[0][0].op, picture_final[0][1].op]
 while todo:  # the ancestors of the outputs
     op = todo.pop()
     if op not in keep:
@@ -763,10 +928,10 @@ from ptb_lstm.params import init_params
 from ptb_lstm.train import train
 
 config = PRESETS["small"]
-engine = create_engine("tf-graph", config, init_params(config, corpus.vocab_size))
+short_run_engine = create_engine("tf-graph", config, init_params(config, corpus.vocab_size))
 out = tempfile.mkdtemp(prefix="ptb-lstm-notebook-")
 started = time.perf_counter()
-result = train(config, corpus, engine, out, max_steps=STEPS, log_every=10)
+result = train(config, corpus, short_run_engine, out, max_steps=STEPS, log_every=10)
 seconds = time.perf_counter() - started
 records = [r for r in read_metrics(f"{out}/metrics.jsonl") if r["event"] == "step"]
 print(
@@ -948,7 +1113,8 @@ check_op_counts(my_op_counts)
 # `check_graph_train` runs yours and Part I's `ReferenceEngine` on the tiny config's first three
 # PTB batches at learning rates 1, 0.5 and 0.25, twice: with `max_grad_norm` 0.5, where clipping
 # acts, and 5, where it does not. The losses (relative error) and the weights (relative to the
-# update) must be within $10^{-9}$.
+# update) must be within $10^{-11}$, (e)'s float64 tolerance: three steps add little to one
+# step's rounding.
 
 
 # %%
@@ -979,7 +1145,7 @@ def check_graph_train(my_graph_train):
             / float(np.abs(engine.params[n] - params[n]).max())
             for n in params
         )
-        ok = max(loss_error, weights) <= 1e-9
+        ok = max(loss_error, weights) <= GRAPH_TOLERANCE["float64"]
         wrong += not ok
         print(
             f"max_grad_norm {clip}: norm of the last step {engine.last_grad_norm:.3f}; "
