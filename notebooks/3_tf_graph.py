@@ -529,7 +529,7 @@ print(f"{len(parts['graph'].get_operations()):,}: the masks' placeholders, produ
 # and the same sums take errors up to $10^{-5}$ or so; its checks hold them to $10^{-4}$, the
 # limit `ptb-lstm agree` uses for float32.
 #
-# `reference_train_step` is the reference engine's step; `against_reference` runs any step given
+# `reference_graph_step` is the reference engine's step; `against_reference` runs any step given
 # as a function `step(config, params, inputs, targets, dtype, masks)` and the reference's, and
 # returns the errors.
 
@@ -545,7 +545,7 @@ def tf_relative_error(reference, other):
     return float(np.abs(reference - other).max() / np.abs(reference).max())
 
 
-def reference_train_step(config, params, inputs, targets, dtype, masks):
+def reference_graph_step(config, params, inputs, targets, dtype, masks):
     """Part I's train_step from a zero state, with ``masks`` (or None):
     (loss, norm, params after, final state)."""
     engine = ReferenceEngine(config, params, dtype=dtype)
@@ -561,7 +561,7 @@ def against_reference(step, config, dtype):
     params = init_params(config, corpus.vocab_size, np.float64)
     inputs, targets = next(batches(corpus.train, config.batch_size, config.num_steps))
     masks = step_masks(config, 0, dtype=np.dtype(dtype))
-    expected = reference_train_step(config, params, inputs, targets, dtype, masks)
+    expected = reference_graph_step(config, params, inputs, targets, dtype, masks)
     got = step(config, params, inputs, targets, dtype, masks)
     update = max(  # relative to the update
         float(np.abs(got[2][n] - expected[2][n]).max())
@@ -600,13 +600,13 @@ def by_hand_graph(config, params, inputs, targets, dtype, masks):
     return run_train_graph(parts, cast, inputs, targets, config.learning_rate, state, masks)
 
 
-CASES = {  # the three cases, by label
+GRAPH_CASES = {  # the three cases, by label
     "no dropout": small,
     "dropout 0.5": dropped,
     "dropout, clip 1": dropped.replace(max_grad_norm=1.0),  # dropout 0.5, max_grad_norm 1
 }
 for dtype in ("float64", "float32"):
-    for case, case_config in CASES.items():
+    for case, case_config in GRAPH_CASES.items():
         errors = against_reference(by_hand_graph, case_config, dtype)
         show_errors(f"by hand, {dtype}, {case}", errors)
         assert max(v for k, v in errors.items() if k != "clipped") <= GRAPH_TOLERANCE[dtype]
@@ -762,7 +762,7 @@ def graph_engine_step(config, params, inputs, targets, dtype, masks):
 
 for dtype in ("float64", "float32"):
     for case in ("no dropout", "dropout, clip 1"):
-        errors = against_reference(graph_engine_step, CASES[case], dtype)
+        errors = against_reference(graph_engine_step, GRAPH_CASES[case], dtype)
         show_errors(f"engine, {dtype}, {case}", errors)
         assert max(v for k, v in errors.items() if k != "clipped") <= GRAPH_TOLERANCE[dtype]
 
