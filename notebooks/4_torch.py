@@ -61,13 +61,13 @@ def relative_error(got, expected):
 # $\hat a$, $\max_k |a_k - \hat a_k| / \max_k |\hat a_k|$, one number per array. It takes NumPy
 # arrays; a tensor is turned into one first (section (a) shows how).
 #
-# ## (a) Tensors and parameters
+# ## (a) Tensors, parameters, dtypes and threads
 #
 # A `torch.Tensor` is PyTorch's array: a shape, a `dtype`, and a `device`, the memory it lives in
 # (the CPU's, or a GPU's: section (d)). Most NumPy operations have a PyTorch twin (`@`, `+`,
 # `torch.tanh`, `torch.sigmoid`, `.sum(dim=...)` for `.sum(axis=...)`, `torch.cat` for
-# `np.concatenate`, `.split(H, dim=1)` to cut a [B, 4H] block into four [B, H] pieces). Three
-# things differ from NumPy and matter here:
+# `np.concatenate`, `.split(H, dim=1)` to cut a [B, 4H] block into four [B, H] pieces). Five
+# things matter here, most of them unlike NumPy:
 #
 # * **Conversion.** `torch.from_numpy(a)` wraps a NumPy array without copying it (they share
 #   memory: a change to one shows in the other) and keeps its dtype; `torch.tensor(a)` copies.
@@ -86,9 +86,9 @@ def relative_error(got, expected):
 # * **Threads.** PyTorch runs a CPU operation on its own pool of threads, by default one per
 #   physical core; `torch.get_num_threads()` says how many, `torch.set_num_threads(n)` changes it
 #   for the whole process. It is not NumPy's BLAS, which Part I (h) limits with
-#   `threadpool_limits`; in this build PyTorch's pool is OpenMP's, which `threadpool_limits` also
-#   reaches while its block lasts (the cell shows it). The toolkit's `torch` engine leaves the
-#   number at PyTorch's default, and so do the runs of this part.
+#   `threadpool_limits`; but where PyTorch's pool is OpenMP's, as in this build,
+#   `threadpool_limits` limits it too while its block lasts (the cell shows it). The toolkit's
+#   `torch` engine leaves the number at PyTorch's default, and so do the runs of this part.
 #
 # A **parameter** is a tensor with `requires_grad=True`: autograd (b) computes gradients only for
 # tensors that ask for them. `torch.nn.Parameter(t)` is such a tensor, marked for the module that
@@ -547,9 +547,9 @@ print(f"relative error of clip_grad_norm_'s gradients against the written-out on
 # Part I (g) writes a training step as two pure functions: `step_function` returns (loss,
 # gradients, new state) from (parameters, carried state, inputs, targets, masks), and
 # `update_function` returns the clipped SGD update's new parameters and the norm; neither
-# changes its arguments. The PyTorch forms below have the same arguments and results and are
-# written for any number of layers; autograd replaces the whole backward half of Part I's
-# `step_function`. Their conventions:
+# changes its arguments. The PyTorch forms below have the same arguments and results (tensors
+# where Part I has arrays) and are written for any number of layers; autograd replaces the
+# whole backward half of Part I's `step_function`. Their conventions:
 #
 # * `params`: a dict from the canonical names to tensors, each a leaf with `requires_grad=True`,
 #   all on one device and of one dtype, in the canonical layout (the layer functions of (c) read
