@@ -6,22 +6,25 @@
 # record backwards on demand. This part is written for a reader who knows Part I: the model,
 # the index conventions, the loss summed over time and averaged over the batch, truncated BPTT,
 # global-norm clipping and SGD, the relative error and the pure `step_function` of Part I (g).
-# Everything PyTorch adds is shown here; nothing else from outside is needed. By the end you can
-# write the training step in PyTorch, check it against Part I's on one batch to rounding, and
-# read the toolkit's `torch` engine (`ptb_lstm/engines/torch_engine.py`), which runs the model
-# with `torch.nn.LSTM`, on a CPU or a CUDA GPU.
+# Everything PyTorch adds that this part uses is shown here, each with a cell that runs it
+# (dtypes, threads, autograd, memory shared between tensors, `nn.LSTM` and its parameters,
+# devices), so nothing else from outside is needed. By the end you can write the whole training
+# step in PyTorch (loss and gradients by autograd, then global-norm clipping and SGD), check it
+# against Part I's reference engine to rounding, and read the toolkit's `torch` engine
+# (`ptb_lstm/engines/torch_engine.py`), which runs the model with `torch.nn.LSTM`, on a CPU or a
+# CUDA GPU.
 #
-# Contents: (a) tensors and parameters · (b) autograd · (c) the LSTM layer by hand against
-# `nn.LSTM`: the parameter mapping · (d) devices · (e) the embedding's gradient · (f) clipping
-# by the global norm · (g) the whole step, checked against Part I's · (h) the toolkit's `torch`
-# engine · (i) a short run on PTB · (j) exercises · (k) their solutions.
+# Contents: (a) tensors, parameters, dtypes and threads · (b) autograd · (c) the LSTM layer by
+# hand against `nn.LSTM`: the parameter mapping · (d) devices · (e) the embedding's gradient ·
+# (f) clipping by the global norm · (g) the whole step (gradients, clipping, SGD), checked
+# against the reference engine · (h) the toolkit's `torch` engine · (i) a short run on PTB ·
+# (j) exercises · (k) their solutions.
 
 # %%
 import inspect
 import os
 import pathlib
 import tempfile
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -58,13 +61,13 @@ def relative_error(got, expected):
 # $\hat a$, $\max_k |a_k - \hat a_k| / \max_k |\hat a_k|$, one number per array. It takes NumPy
 # arrays; a tensor is turned into one first (section (a) shows how).
 #
-# ## (a) Tensors and parameters
+# ## (a) Tensors, parameters, dtypes and threads
 #
 # A `torch.Tensor` is PyTorch's array: a shape, a `dtype`, and a `device`, the memory it lives in
 # (the CPU's, or a GPU's: section (d)). Most NumPy operations have a PyTorch twin (`@`, `+`,
 # `torch.tanh`, `torch.sigmoid`, `.sum(dim=...)` for `.sum(axis=...)`, `torch.cat` for
-# `np.concatenate`, `.split(H, dim=1)` to cut a [B, 4H] block into four [B, H] pieces). Three
-# things differ from NumPy and matter here:
+# `np.concatenate`, `.split(H, dim=1)` to cut a [B, 4H] block into four [B, H] pieces). Five
+# things matter here, most of them unlike NumPy:
 #
 # * **Conversion.** `torch.from_numpy(a)` wraps a NumPy array without copying it (they share
 #   memory: a change to one shows in the other) and keeps its dtype; `torch.tensor(a)` copies.
@@ -73,7 +76,19 @@ def relative_error(got, expected):
 # * **The default dtype is float32.** A NumPy array of float64 stays float64 through
 #   `from_numpy`, but `torch.tensor(0.1)` and `torch.zeros(3)` are float32 unless given
 #   `dtype=torch.float64`. A float64 check must make every new tensor float64 explicitly.
+# * **A number does not change a tensor's dtype.** `t * 0.1` with `t` float32 is float32,
+#   although a Python `float` is a float64 number: a Python number, a NumPy scalar or a
+#   0-dimensional tensor of the same kind (floating point here) takes the dtype of the tensor of
+#   one or more dimensions it meets. Only two such tensors promote: float32 + float64 is float64.
+#   So `learning_rate * scale * g`, with Python floats for the two factors, stays in `g`'s
+#   dtype, as the update of (g) needs.
 # * **Integer ids.** Indexing and `torch.nn.functional.embedding` take int64 ("long") tensors.
+# * **Threads.** PyTorch runs a CPU operation on its own pool of threads, by default one per
+#   physical core; `torch.get_num_threads()` says how many, `torch.set_num_threads(n)` changes it
+#   for the whole process. It is not NumPy's BLAS, which Part I (h) limits with
+#   `threadpool_limits`; but where PyTorch's pool is OpenMP's, as in this build,
+#   `threadpool_limits` limits it too while its block lasts (the cell shows it). The toolkit's
+#   `torch` engine leaves the number at PyTorch's default, and so do the runs of this part.
 #
 # A **parameter** is a tensor with `requires_grad=True`: autograd (b) computes gradients only for
 # tensors that ask for them. `torch.nn.Parameter(t)` is such a tensor, marked for the module that
@@ -117,6 +132,23 @@ print(
     "-> after requires_grad_():",
     plain.requires_grad_().requires_grad,
 )
+single = torch.ones(3)  # float32
+print(
+    "float32 tensor * 0.1:",
+    (single * 0.1).dtype,
+    "| * np.float64(0.1):",
+    (single * np.float64(0.1)).dtype,
+    "| * a 0-d float64 tensor:",
+    (single * torch.tensor(0.1, dtype=torch.float64)).dtype,
+    "| + a float64 tensor [3]:",
+    (single + torch.ones(3, dtype=torch.float64)).dtype,
+)
+from threadpoolctl import threadpool_limits
+
+print("PyTorch's CPU threads:", torch.get_num_threads(), end="")
+with threadpool_limits(limits=1):
+    print(" | inside threadpool_limits(limits=1):", torch.get_num_threads(), end="")
+print(" | after it:", torch.get_num_threads())
 
 # %% [markdown]
 # ## (b) Autograd
@@ -142,6 +174,17 @@ print(
 # so that it stays the same leaf. `t.detach()` is a tensor of the same values cut off from the
 # record: the carried state goes to the next batch detached, and that is PyTorch's way of the
 # truncation of Part I (e): no gradient flows into the previous batch.
+#
+# **`detach()` copies nothing.** The detached tensor shares `t`'s memory (the same storage, the
+# same `data_ptr()`). So `p.detach().requires_grad_()` is a cheap fresh leaf over `p`'s numbers,
+# and `torch.from_numpy(a).requires_grad_()` a leaf over the array `a` itself: an in-place update
+# of such a leaf (`sub_` under `no_grad`) changes `p`, or the caller's array `a`. Where the
+# caller's array must stay as it was, either copy first (`torch.from_numpy(a.copy())`,
+# `p.detach().clone()`) or update out of place, making new tensors (`p - step * g`), as the pure
+# update of (g) does.
+#
+# **Comparing tensors.** `torch.equal(a, b)` is True when the two have the same shape and every
+# value is equal (NumPy's `np.array_equal`); the relative error above measures how far apart.
 #
 # The cell checks it on $y = \sigma(wx)$ at $w = 0.7$, $x = 2$, whose derivative by hand (Part I,
 # step 7 and the chain rule) is $\partial y/\partial w = \sigma(wx)(1 - \sigma(wx))\,x$.
@@ -186,6 +229,25 @@ print(
     "| detached:",
     carried.detach().requires_grad,
 )
+a = np.array([1.0, 2.0, 3.0])  # the caller's array
+p = torch.from_numpy(a).requires_grad_()  # a leaf over a's memory
+fresh = p.detach().requires_grad_()  # another leaf, over the same memory
+print(
+    "p.detach() shares p's memory:",
+    fresh.data_ptr() == p.data_ptr(),
+    "| fresh is a leaf requiring a gradient:",
+    fresh.is_leaf and fresh.requires_grad,
+)
+kept = p.detach().clone()  # a copy: its own memory
+with torch.no_grad():
+    fresh.sub_(1.0)  # in place, on the shared memory
+print(f"after fresh.sub_(1.0): the caller's a = {a}, p = {p.tolist()}, the clone {kept.tolist()}")
+print(
+    "torch.equal(p, kept):",
+    torch.equal(p, kept),
+    "| torch.equal(p, kept - 1):",
+    torch.equal(p, kept - 1),
+)
 
 # %% [markdown]
 # ## (c) The LSTM layer by hand, and `nn.LSTM`
@@ -202,8 +264,15 @@ print(
 # $$z_t = x_t W_{ih}^\top + b_{ih} + h_{t-1} W_{hh}^\top + b_{hh}$$
 #
 # with `weight_ih_l0` $W_{ih}$ [4H, in], `weight_hh_l0` $W_{hh}$ [4H, H] and two biases
-# `bias_ih_l0`, `bias_hh_l0` [4H], and its gate blocks in the order **i, f, g, o** as well. So
-# the gate order is the same as the canonical one, and what differs is the layout:
+# `bias_ih_l0`, `bias_hh_l0` [4H], and its gate blocks in the order **i, f, g, o** as well.
+#
+# **Why every name ends in `_l0`.** An `nn.LSTM(num_layers=L)` names its layers' parameters
+# `weight_ih_l0`, `weight_ih_l1`, ...; the suffix is the layer's index *inside that module*. The
+# toolkit's engine makes each canonical layer l its **own single-layer** `nn.LSTM` (the end of
+# this section says why), so every one of those modules has only a layer 0: canonical
+# `lstm_{l}_...` maps onto the `_l0` parameters of the l-th module, whatever l is.
+#
+# So the gate order is the same as the canonical one, and what differs is the layout:
 #
 # | canonical (this toolkit) | `nn.LSTM` |
 # |---|---|
@@ -299,10 +368,57 @@ print(
 # The first two errors are rounding (0, or about $10^{-16}$: `nn.LSTM` adds its two biases and
 # sums its products in another order); the wrong gate order is off by order 1. An L-layer model
 # is L such layers, each fed the previous one's outputs after the dropout mask: the engine makes
-# each layer its own single-layer `nn.LSTM`, because an `nn.LSTM(num_layers=L, dropout=p)` would
-# draw its own dropout masks between its layers, and the toolkit's masks come from
-# `ptb_lstm.dropout`, the same for every engine (Part I (b)).
+# each layer its own single-layer `nn.LSTM` (hence the `_l0` of the table), because an
+# `nn.LSTM(num_layers=L, dropout=p)` would draw its own dropout masks between its layers, and
+# the toolkit's masks come from `ptb_lstm.dropout`, the same for every engine (Part I (b)).
 #
+# **`nn.LSTM` on weights it does not own.** A module owns its parameters: `lstm(x, state)` reads
+# `lstm.weight_ih_l0` and the rest, and autograd gives their gradients, in `nn.LSTM`'s layout.
+# A pure step function instead receives canonical tensors and must return gradients for *them*.
+# `torch.func.functional_call(module, tensors, args)` runs a module's forward with the tensors of
+# the dict `tensors` (by parameter name) standing in for its own, for that one call. Handing it
+# `W.T`, `U.T`, `b` and a zero `bias_hh_l0` (as the table says) runs `nn.LSTM`'s kernel on the
+# canonical tensors, and autograd carries the gradients through the transposes back to `W`, `U`
+# and `b`. The module's own weights are then never read, so it is made on the `meta` device,
+# which records shapes and dtypes and allocates no memory. `nn_lstm_layer` below has
+# `lstm_layer`'s arguments and results; the cell checks that the two give the same outputs and
+# the same gradients for `W`, `U`, `b` (float64, on the CPU). The pure step of (g) can use either.
+
+
+# %%
+def nn_lstm_layer(x, h, c, W, U, b):
+    """lstm_layer's function computed by nn.LSTM's kernel on the canonical tensors: x [T, B, in],
+    h and c [B, H], W [in, 4H], U [H, 4H], b [4H] -> outputs [T, B, H] and the final (h, c)."""
+    lstm = torch.nn.LSTM(W.shape[0], U.shape[0], device="meta", dtype=W.dtype)  # shapes only
+    tensors = {
+        "weight_ih_l0": W.T,  # [4H, in]
+        "weight_hh_l0": U.T,  # [4H, H]
+        "bias_ih_l0": b,
+        "bias_hh_l0": torch.zeros_like(b),  # a constant: only b is trained
+    }
+    outputs, (h, c) = torch.func.functional_call(lstm, tensors, (x, (h[None], c[None])))
+    return outputs, (h[0], c[0])
+
+
+leaves = [v.detach().clone().requires_grad_() for v in (W, U, b)]  # canonical leaves
+results = {}
+for layer_function in (lstm_layer, nn_lstm_layer):
+    outputs, (h_T, c_T) = layer_function(x, h0, c0, *leaves)
+    loss = (outputs * torch.linspace(-1, 1, H, dtype=torch.float64)).sum() + c_T.sum()
+    results[layer_function.__name__] = (outputs, torch.autograd.grad(loss, leaves))
+(ours, our_grads), (theirs, their_grads) = results.values()
+print(
+    "nn_lstm_layer against lstm_layer, relative error of the outputs",
+    f"{relative_error(theirs.detach().numpy(), ours.detach().numpy()):.1e}; of the gradients "
+    "of W, U, b",
+    ", ".join(
+        f"{relative_error(t.numpy(), o.numpy()):.1e}"
+        for t, o in zip(their_grads, our_grads, strict=True)
+    ),
+)
+print("the gradients have the canonical shapes:", [tuple(g.shape) for g in their_grads])
+
+# %% [markdown]
 # ## (d) Devices: what runs where
 #
 # Every tensor lives on one **device**: `cpu` (main memory) or `cuda:0`, `cuda:1`, ... (an NVIDIA
@@ -325,8 +441,17 @@ print(
 #
 # On a GPU, float32 matrix products may use TensorFloat-32 (TF32), which rounds their inputs to
 # 10 bits of mantissa; the engine switches it off, so that the GPU computes the function the
-# other engines compute. Here is the engine's choice of device; this notebook runs on the CPU,
-# and the same code runs on a GPU unchanged.
+# other engines compute. Here is the engine's choice of device.
+#
+# **What runs on a GPU unchanged, and what does not.** Code that makes its tensors on the device
+# of the tensors it was given, and turns results into NumPy only with `.detach().cpu().numpy()`
+# (or `.item()`, `.tolist()`), runs on either device. The toolkit's engine is written so: its
+# `_tensor` and `_ids` put arrays on its device, its `_array` brings tensors back with
+# `detach().cpu().numpy()`. So are the pure step and update of (g): they make the ids on the
+# parameters' device and return tensors, and only their checks convert, at that boundary. The
+# small cells of (a) to (f) call `.numpy()` on CPU tensors and are CPU-only. Every cell of this
+# notebook runs on the CPU (the line below says whether this machine has a GPU at all); the
+# engine on a GPU is held to the NumPy engine by `benchmarks/gpu_check.sh`, on a machine with one.
 
 # %%
 from ptb_lstm.engines.torch_engine import pick_device
@@ -417,39 +542,68 @@ error = max(
 print(f"relative error of clip_grad_norm_'s gradients against the written-out ones: {error:.1e}")
 
 # %% [markdown]
-# ## (g) The whole step in PyTorch, checked against Part I's
+# ## (g) The whole step in PyTorch, checked against the reference engine
 #
-# Part I's `step_function` returns (loss, gradients, new state) from (parameters, carried state,
-# inputs, targets, masks) and changes none of them. The PyTorch form below has the same
-# arguments and results and is written for any number of layers; autograd replaces the whole
-# backward half of Part I's function. Its conventions:
+# Part I (g) writes a training step as two pure functions: `step_function` returns (loss,
+# gradients, new state) from (parameters, carried state, inputs, targets, masks), and
+# `update_function` returns the clipped SGD update's new parameters and the norm; neither
+# changes its arguments. The PyTorch forms below have the same arguments and results (tensors
+# where Part I has arrays) and are written for any number of layers; autograd replaces the
+# whole backward half of Part I's `step_function`. Their conventions:
 #
 # * `params`: a dict from the canonical names to tensors, each a leaf with `requires_grad=True`,
-#   in the canonical layout (the hand-written `lstm_layer` of (c) reads it directly);
-# * `state`: L pairs `(h, c)` of tensors [B, H]; `inputs`, `targets`: NumPy ids [B, T];
-#   `masks`: L + 1 tensors [T, B, H] or `None`;
-# * time-major, as in Part I: `ids = inputs.T` [T, B]; logits [T, B, V];
+#   all on one device and of one dtype, in the canonical layout (the layer functions of (c) read
+#   it directly). **L, the number of layers, is read from the names, as Part I's `step_function`
+#   does: the number of names ending in `_recurrent_kernel`**; `state` must hold L pairs, and a
+#   state of another length is refused.
+# * `state`: L pairs `(h, c)` of tensors [B, H], layer 0 first; `inputs`, `targets`: NumPy ids
+#   [B, T], as the stream folding gives them; `masks`: L + 1 tensors [T, B, H] (index 0 on the
+#   embedding output, index l + 1 on layer l's output) or `None`, no dropout. The state and the
+#   masks are on the parameters' device, in their dtype.
+# * time-major, as in Part I: `ids = inputs.T` [T, B], made on the parameters' device; logits
+#   [T, B, V];
 # * the loss: `torch.nn.functional.cross_entropy(logits, targets, reduction="sum")` over the
 #   T·B positions (it takes the logits as rows [T·B, V] and the targets as int64 [T·B]; it is
-#   Part I's log-softmax and NLL, also without forming p), divided by B;
-# * the gradients: `torch.autograd.grad(loss, tensors)`, returned as NumPy arrays by name; the
-#   embedding's dense, from indexing;
-# * the new state: the last step's `(h, c)` of each layer, **detached**.
+#   Part I's log-softmax and NLL, also without forming p), divided by B; returned as a Python
+#   float (`.item()`, which waits for a GPU once);
+# * the gradients: `torch.autograd.grad(loss, tensors)`, returned as **tensors** by name, on the
+#   parameters' device; the embedding's dense, from indexing;
+# * the new state: the last step's `(h, c)` of each layer, **detached**;
+# * `layer_function`: `lstm_layer` of (c) by default, or `nn_lstm_layer`, the same function by
+#   `nn.LSTM`'s kernel.
 #
-# The check, as Part I's: the tiny config with dropout 0.5, a carried state that is not zero,
-# two layers and three, float64 throughout (the parameters from the float64 NumPy arrays with
-# `torch.from_numpy`, the masks and the state as well), against the reference engine's
-# `gradients` on the same batch: every relative error at most $10^{-12}$. Then the same in
-# float32, against the float64 reference.
+# Nothing in it calls `.numpy()`: the results stay tensors on the parameters' device, and only
+# the checks turn them into NumPy arrays, with `as_array` (`.detach().cpu().numpy()`), to compare
+# them with the reference engine's. That is what makes the functions of this section
+# device-safe ((d)).
+#
+# The first check, as Part I's: the tiny config with dropout 0.5 (its masks from the shared
+# `step_masks`), a carried state that is not zero, two layers and three, float64 throughout (the
+# parameters from the float64 NumPy arrays with `torch.from_numpy`, the masks and the state as
+# well), against the reference engine's `gradients` on the same batch: every relative error at
+# most $10^{-12}$. Then the same in float32, against the float64 reference, and with
+# `nn_lstm_layer`.
 
 
 # %%
-def torch_step(params, state, inputs, targets, masks=None):
-    """(loss, {name: gradient as a NumPy array}, new state) of one batch, for L = len(state)
-    layers; params: canonical name -> leaf tensor with requires_grad; changes none of them."""
-    L = len(state)
-    ids = torch.from_numpy(np.ascontiguousarray(inputs.T, np.int64))  # [T, B]
-    tt = torch.from_numpy(np.ascontiguousarray(targets.T, np.int64))  # [T, B]
+from ptb_lstm.engines.torch_engine import TORCH_DTYPES
+
+
+def as_array(tensor):
+    """A tensor on any device, as a NumPy array: the boundary between PyTorch and the checks."""
+    return tensor.detach().cpu().numpy()
+
+
+def torch_step(params, state, inputs, targets, masks=None, layer_function=lstm_layer):
+    """(loss, {name: gradient tensor}, new state) of one batch; changes none of its arguments.
+    params: canonical name -> leaf tensor with requires_grad, L layers read from the names;
+    state: L pairs (h, c) [B, H]; inputs, targets [B, T] (NumPy); masks: L + 1 [T, B, H] or None."""
+    L = sum(name.endswith("_recurrent_kernel") for name in params)
+    if len(state) != L:
+        raise ValueError(f"state holds {len(state)} pairs (h, c); params have {L} layers")
+    device = params["embedding"].device
+    ids = torch.from_numpy(np.ascontiguousarray(inputs.T, np.int64)).to(device)  # [T, B]
+    tt = torch.from_numpy(np.ascontiguousarray(targets.T, np.int64)).to(device)  # [T, B]
     T, B = ids.shape
     x = params["embedding"][ids]  # [T, B, H], recorded: a dense gradient for the embedding
     new_state = []
@@ -457,7 +611,7 @@ def torch_step(params, state, inputs, targets, masks=None):
         if masks is not None:
             x = x * masks[layer]  # the mask below the layer (index 0: the embedding output)
         h, c = state[layer]
-        x, (h, c) = lstm_layer(
+        x, (h, c) = layer_function(
             x,
             h,
             c,
@@ -477,10 +631,21 @@ def torch_step(params, state, inputs, targets, masks=None):
     )  # summed over the positions, averaged over the rows
     names = list(params)
     grads = torch.autograd.grad(loss, [params[n] for n in names])
-    return loss.item(), {n: g.numpy() for n, g in zip(names, grads, strict=True)}, new_state
+    return loss.item(), dict(zip(names, grads, strict=True)), new_state
 
 
-def check_torch_step(num_layers, dtype):
+def torch_tensors(engine, dtype, masks):
+    """The reference engine's parameters (leaves), carried state and masks as tensors of dtype
+    ("float64": over the engine's own arrays, no copy; "float32": converted copies)."""
+    tensor = TORCH_DTYPES[dtype]
+    params = {n: torch.from_numpy(a).to(tensor).requires_grad_() for n, a in engine.params.items()}
+    state = [
+        (torch.from_numpy(h).to(tensor), torch.from_numpy(c).to(tensor)) for h, c in engine.state
+    ]
+    return params, state, None if masks is None else [torch.from_numpy(m).to(tensor) for m in masks]
+
+
+def check_torch_step(num_layers, dtype, layer_function=lstm_layer):
     config = PRESETS["tiny"].replace(dropout=0.5, num_layers=num_layers)
     engine = ReferenceEngine(config, init_params(config, corpus.vocab_size, np.float64), "float64")
     stream = batches(corpus.train, config.batch_size, config.num_steps)
@@ -488,18 +653,14 @@ def check_torch_step(num_layers, dtype):
     inputs, targets = next(stream)
     masks = step_masks(config, 1, dtype=np.float64)
     expected = engine.gradients(inputs, targets, engine.state, masks)
-    tensor = {"float64": torch.float64, "float32": torch.float32}[dtype]
-    params = {n: torch.from_numpy(a).to(tensor).requires_grad_() for n, a in engine.params.items()}
-    state = [
-        (torch.from_numpy(h).to(tensor), torch.from_numpy(c).to(tensor)) for h, c in engine.state
-    ]
+    params, state, tensor_masks = torch_tensors(engine, dtype, masks)
     loss, grads, new_state = torch_step(
-        params, state, inputs, targets, [torch.from_numpy(m).to(tensor) for m in masks]
+        params, state, inputs, targets, tensor_masks, layer_function
     )
     errors = {"loss": relative_error(loss, expected.loss)}
-    errors |= {n: relative_error(g, expected.params[n]) for n, g in grads.items()}
+    errors |= {n: relative_error(as_array(g), expected.params[n]) for n, g in grads.items()}
     errors["new state"] = max(
-        relative_error(mine.numpy(), theirs)
+        relative_error(as_array(mine), theirs)
         for pair, pairs in zip(new_state, expected.final_state, strict=True)
         for mine, theirs in zip(pair, pairs, strict=True)
     )
@@ -515,6 +676,13 @@ for name in table[3, "float64"]:
     )
 assert all(max(e.values()) <= 1e-12 for (L, d), e in table.items() if d == "float64")
 assert all(max(e.values()) <= 1e-4 for (L, d), e in table.items() if d == "float32")
+fused = {d: max(check_torch_step(2, d, nn_lstm_layer).values()) for d in ("float64", "float32")}
+print(
+    "with layer_function=nn_lstm_layer, 2 layers, the worst of them: float64",
+    f"{fused['float64']:.1e}, float32 {fused['float32']:.1e}",
+)
+assert fused["float64"] <= 1e-12 and fused["float32"] <= 1e-4
+
 
 # %% [markdown]
 # **float64**: the relative errors are rounding, around $10^{-16}$ to $10^{-15}$, not 0 as in
@@ -532,12 +700,121 @@ assert all(max(e.values()) <= 1e-4 for (L, d), e in table.items() if d == "float
 # whole training run such differences grow, and two float32 runs become two samples of the same
 # training rather than the same numbers.
 #
+# **The update, and the whole step.** `torch_update` is Part I's `update_function` in PyTorch:
+# the global norm $n = \sqrt{\sum_\theta \lVert \delta\theta \rVert^2}$ summed on the gradients'
+# device, brought to Python once with `.item()`; the factor `max_grad_norm / max(n,
+# max_grad_norm)` computed in Python floats; and each new parameter `p - learning_rate * scale
+# * g`, made under `torch.no_grad()` (the update is no part of any gradient) as a **new** tensor,
+# then made a leaf requiring a gradient with `requires_grad_()`, ready for the next step. Out of
+# place, so that it changes neither argument: an in-place `p.sub_(...)` would change the
+# caller's tensors, and through them the arrays they share memory with ((b)). The factors are
+# Python floats, so the new parameters keep the dtype of `p` and `g` ((a)). `torch_train_step`
+# is the whole step: `torch_step`, then `torch_update`.
+#
+# **The check**: several steps of `torch_train_step` in a loop beside the reference engine's
+# `train_step`, from the same weights, each carrying its state on, with the masks of every step
+# from `step_masks`; after each step the relative error of the losses, of every parameter and of
+# the carried state, and whether the parameters handed in are unchanged (`torch.equal` against
+# a copy made before the step). Three settings: the tiny config with dropout 0.5 (its norms
+# stay under `max_grad_norm` = 5: no clipping); the same with `max_grad_norm` lowered to 1, so
+# that the clipping acts at every step; and the **small** config with dropout 0.5 (the norms
+# printed beside `max_grad_norm` show which of its steps were clipped). The small config itself has
+# dropout 0, so `step_masks` gives `None` for it (the cell prints it): the masks of the
+# regularised configs are shown with `PRESETS["small"].replace(dropout=0.5)`. Each in float64
+# and in float32 (the parameters, state and masks converted; the reference stays float64).
+
+
+# %%
+def torch_update(params, grads, learning_rate, max_grad_norm):
+    """Global-norm clipping and SGD: (new params, the norm before clipping); changes neither
+    argument. The new params are new leaf tensors requiring a gradient, on params' device."""
+    with torch.no_grad():  # not recorded: the update is no part of any gradient
+        norm = torch.sqrt(sum(g.pow(2).sum() for g in grads.values())).item()
+        scale = max_grad_norm / max(norm, max_grad_norm)  # Python floats: g's dtype is kept
+        new = {name: params[name] - learning_rate * scale * grads[name] for name in params}
+    return {name: p.requires_grad_() for name, p in new.items()}, norm
+
+
+def torch_train_step(params, state, inputs, targets, learning_rate, max_grad_norm, masks=None):
+    """The whole training step, pure: (loss, new params, new state, the norm before clipping)."""
+    loss, grads, new_state = torch_step(params, state, inputs, targets, masks)
+    new_params, norm = torch_update(params, grads, learning_rate, max_grad_norm)
+    return loss, new_params, new_state, norm
+
+
+def check_torch_train_step(config, dtype, steps=3):
+    """steps of torch_train_step beside the reference engine's train_step: the worst relative
+    errors of the losses, the weights and the state, the norms, and whether params stayed."""
+    engine = ReferenceEngine(config, init_params(config, corpus.vocab_size, np.float64), "float64")
+    engine.reset_state(config.batch_size)
+    params, state, _ = torch_tensors(engine, dtype, None)
+    params = {n: p.detach().clone().requires_grad_() for n, p in params.items()}  # own memory
+    errors, norms, unchanged = {"losses": 0.0, "weights": 0.0, "state": 0.0}, [], True
+    stream = batches(corpus.train, config.batch_size, config.num_steps)
+    for step, (inputs, targets) in zip(range(steps), stream, strict=False):
+        masks = step_masks(config, step, dtype=np.float64)
+        tensor_masks = torch_tensors(engine, dtype, masks)[2]
+        before = {n: p.detach().clone() for n, p in params.items()}
+        loss, new_params, state, norm = torch_train_step(
+            params, state, inputs, targets, 1.0, config.max_grad_norm, tensor_masks
+        )
+        unchanged &= all(torch.equal(params[n], before[n]) for n in params)
+        params = new_params
+        reference_loss = engine.train_step(inputs, targets, 1.0, masks)
+        norms.append(norm)
+        found = {
+            "losses": relative_error(loss, reference_loss),
+            "weights": max(relative_error(as_array(params[n]), engine.params[n]) for n in params),
+            "state": max(
+                relative_error(as_array(mine), theirs)
+                for pair, pairs in zip(state, engine.get_state(), strict=True)
+                for mine, theirs in zip(pair, pairs, strict=True)
+            ),
+        }
+        errors = {k: max(errors[k], found[k]) for k in errors}
+    assert all(p.is_leaf and p.requires_grad for p in params.values())  # ready for a next step
+    assert {p.dtype for p in params.values()} == {TORCH_DTYPES[dtype]}  # the dtype kept
+    return errors, norms, unchanged
+
+
+print("step_masks of the small config itself:", step_masks(PRESETS["small"], 0))
+settings = {
+    "tiny, dropout 0.5": PRESETS["tiny"].replace(dropout=0.5),
+    "tiny, dropout 0.5, max norm 1": PRESETS["tiny"].replace(dropout=0.5, max_grad_norm=1.0),
+    "small, dropout 0.5": PRESETS["small"].replace(dropout=0.5),
+}
+small_masks = step_masks(settings["small, dropout 0.5"], 0)
+print(
+    f"with dropout 0.5: {len(small_masks)} masks of shape {small_masks[0].shape}, values",
+    np.unique(small_masks[0]).tolist(),
+)
+print(
+    f"{'setting':<30} {'dtype':<8} {'losses':>8} {'weights':>8} {'state':>8} "
+    f"{'max norm':>8}  norms of the steps     params unchanged"
+)
+for label, config in settings.items():
+    for dtype in ("float64", "float32"):
+        errors, norms, unchanged = check_torch_train_step(config, dtype)
+        print(
+            f"{label:<30} {dtype:<8} {errors['losses']:>8.1e} {errors['weights']:>8.1e} "
+            f"{errors['state']:>8.1e} {config.max_grad_norm:>8.1f}  "
+            f"{' '.join(f'{n:6.3f}' for n in norms):<22} {unchanged}"
+        )
+        assert unchanged
+        assert max(errors.values()) <= (1e-12 if dtype == "float64" else 1e-4)
+
+
+# %% [markdown]
 # ## (h) The toolkit's `torch` engine
 #
-# `ptb_lstm/engines/torch_engine.py` is the step of (g) with three changes for speed, each shown
-# above: `nn.LSTM` per layer in place of `lstm_layer` (a fused kernel for the whole sequence,
-# cuDNN's on a GPU), a sparse embedding gradient (e) with a sparse update, and the parameters
-# held on the engine's device. It is an `Engine` like Part I's reference engine: the base class
+# `ptb_lstm/engines/torch_engine.py` is the step of (g), `torch_step` then `torch_update`, with
+# four changes, each shown above: `nn.LSTM` per layer in place of `lstm_layer` (a fused kernel
+# for the whole sequence, cuDNN's on a GPU; the engine's modules own their parameters, so it
+# needs no `functional_call`), a sparse embedding gradient (e) with a sparse update, the
+# parameters held on the engine's device, and the update made **in place** (`sub_`,
+# `index_add_` under `no_grad`) on the tensors the engine owns, instead of returning new ones:
+# nobody else holds them, and in place there is no copy of the weights per step. It is an
+# `Engine` like Part I's reference engine: the base class
 # `ptb_lstm.engines.Engine` keeps the carried state (`state`, `reset_state`, and `_state_for`,
 # which returns the carried state, or zeros when the batch has another number of rows: Part I (g)
 # shows it), and the trainer calls `train_step(inputs, targets, learning_rate, masks)`.
@@ -572,7 +849,7 @@ assert all(max(e.values()) <= 1e-4 for (L, d), e in table.items() if d == "float
 # max_grad_norm)` times its gradient.
 
 # %%
-from ptb_lstm.engines.torch_engine import TORCH_DTYPES, TorchEngine
+from ptb_lstm.engines.torch_engine import TorchEngine
 
 show_source(TorchEngine.__init__)
 show_source(TorchEngine.set_params)
@@ -629,11 +906,12 @@ for dtype in ("float64", "float32"):
 # ## (i) A short run on PTB
 #
 # The toolkit's trainer with the `torch` engine: `STEPS` steps of the small config, then a pass
-# over the valid split. The seconds printed count both, and the engine's set-up; they are
-# measured live on whatever machine runs the notebook, beside whatever else runs there: no
-# benchmark (`make bench` is one, `docs/bench.md` its latest figures). No full 13-epoch run of the
-# `torch` engine is recorded in `docs/results/`; the engine is held to the others by the checks
-# above and by `ptb-lstm agree` (`docs/torch-engine.md`).
+# over the valid split, on the CPU with PyTorch's default number of threads ((a)). The cell
+# prints the steps and the perplexities, and no time: a time measured here would be that of
+# whatever machine runs the notebook, beside whatever else runs there; `make bench` measures
+# speed (`docs/bench.md` has its latest figures). No full 13-epoch run of the `torch` engine is
+# recorded in `docs/results/`; the engine is held to the others by the checks above and by
+# `ptb-lstm agree` (`docs/torch-engine.md`).
 
 # %%
 from ptb_lstm.engines import create_engine
@@ -643,13 +921,13 @@ from ptb_lstm.train import train
 config = PRESETS["small"]
 engine = create_engine("torch", config, init_params(config, corpus.vocab_size), device="cpu")
 out = tempfile.mkdtemp(prefix="ptb-lstm-notebook-")
-started = time.perf_counter()
-result = train(config, corpus, engine, out, max_steps=STEPS, log_every=10)
-seconds = time.perf_counter() - started
+result = train(config, corpus, engine, out, max_steps=STEPS, log_every=max(1, STEPS // 10))
 records = [r for r in read_metrics(f"{out}/metrics.jsonl") if r["event"] == "step"]
 print(
-    f"{STEPS} steps of the small config with the torch engine on {engine.device}, then a pass "
-    f"over the valid split, in {seconds:.0f} s; valid perplexity {result.valid.perplexity:.1f}"
+    f"{STEPS} steps of the small config with the torch engine on {engine.device} "
+    f"({torch.get_num_threads()} threads): running training perplexity "
+    f"{records[-1]['perplexity']:.1f} at step {records[-1]['step']}; then the valid split: "
+    f"perplexity {result.valid.perplexity:.1f}"
 )
 
 # %% figure="notebook4-curve"
@@ -661,7 +939,6 @@ ax.set_yscale("log")
 ax.set_title("small config, PyTorch engine, first steps")
 ax.grid(True, which="both", alpha=0.3)
 plt.show()
-print(f"ms per step: {result.epochs[-1]['ms_per_step']:.1f}")
 
 # %% [markdown]
 # ## (j) Exercises
@@ -686,7 +963,8 @@ print(f"ms per step: {result.epochs[-1]['ms_per_step']:.1f}")
 #    max_grad_norm)`: `params` is a dict of canonical leaf tensors requiring gradients (float64,
 #    one layer, no dropout, from a zero state); compute the loss with `torch_step` of (g) or
 #    autograd of your own, clip by the global norm as Part I does, and update every tensor **in
-#    place** (the same tensor objects, still leaves requiring gradients), returning the loss. The
+#    place** (the same tensor objects, still leaves requiring gradients), returning the loss:
+#    the engine's way, where `torch_update` of (g) returns new tensors. The
 #    check runs three steps beside the reference engine's `train_step` (the state carried by
 #    neither: each step starts from zeros) and checks the weights, the loss and that the tensors
 #    are the ones it handed over.
@@ -827,10 +1105,11 @@ check_sgd_step(my_sgd_step)
 # 2. Coalesce the sparse gradient, so that each word's rows are summed into one, then add the
 #    squares of its values to those of the other gradients. The wrong answer squares the rows as
 #    they come.
-# 3. `torch_step` gives the loss and the gradients (as arrays); the norm and the clipping factor
-#    are Part I's; the update runs under `torch.no_grad()` with `sub_`, in place. The wrong answer
-#    rebinds each entry of the dict to a new tensor, `p - step * g`, so that the model someone
-#    else holds (an optimizer, a module) keeps the old tensors.
+# 3. `torch_step` gives the loss and the gradients (tensors); the norm and the clipping factor
+#    are `torch_update`'s, in PyTorch; the update runs under `torch.no_grad()` with `sub_`, in
+#    place. The wrong answer rebinds each entry of the dict to a new tensor, `p - step * g`
+#    (what `torch_update` returns, right for a pure function, wrong here), so that the model
+#    someone else holds (an optimizer, a module) keeps the old tensors.
 
 
 # %%
@@ -862,13 +1141,16 @@ def wrong_sparse_norm(gradients):  # a word used twice counted as two rows
 
 
 def sgd_update(params, inputs, targets, learning_rate, max_grad_norm):
+    """The loss and each parameter's move, learning_rate * scale * gradient (tensors)."""
     L = sum(name.endswith("_recurrent_kernel") for name in params)
     H = params["lstm_0_recurrent_kernel"].shape[0]
-    zeros = [(torch.zeros(inputs.shape[0], H, dtype=torch.float64),) * 2] * L
+    like = params["embedding"]  # zeros of the parameters' dtype, on their device
+    zeros = [(like.new_zeros(inputs.shape[0], H),) * 2] * L
     loss, grads, _ = torch_step(params, zeros, inputs, targets)
-    norm = float(np.sqrt(sum(np.sum(g * g) for g in grads.values())))
-    step = learning_rate * max_grad_norm / max(norm, max_grad_norm)
-    return loss, {n: torch.from_numpy(g) * step for n, g in grads.items()}
+    with torch.no_grad():
+        norm = torch.sqrt(sum(g.pow(2).sum() for g in grads.values())).item()
+        scale = max_grad_norm / max(norm, max_grad_norm)
+        return loss, {n: learning_rate * scale * g for n, g in grads.items()}
 
 
 def solution_sgd_step(params, inputs, targets, learning_rate, max_grad_norm):
