@@ -251,11 +251,13 @@ print(
 # $h_{t-1} \to h_t$ or $c_{t-1} \to c_t$. Each entry is drawn on its own: 0 (the unit is
 # dropped) with probability $\rho$, or $1/(1-\rho)$ (kept) with probability $1-\rho$, where
 # $\rho$ is the dropout rate (`config.dropout`; 0.5 for the medium config, 0.65 for the large
-# one). Training only: evaluation uses no masks. The small config has
+# one). Training only: evaluation uses no masks. The small config, `PRESETS["small"]`, has
 # $\rho = 0$, no masks at all, and every $m = 1$ in the equations: `step_masks` (below) returns
 # `None` for it. So wherever this notebook speaks of a config "with dropout", it means one whose
-# `dropout` field was set, usually to the medium config's 0.5:
-# `PRESETS["small"].replace(dropout=0.5)` is the small model with $\rho = 0.5$.
+# `dropout` field was set, to the medium config's 0.5. One of them has a name: the next cell
+# defines `small_dropout = PRESETS["small"].replace(dropout=0.5)`, the small model with
+# $\rho = 0.5$, and "the small config with dropout" below always means `small_dropout`, while
+# "the small config" means `PRESETS["small"]`, without dropout.
 # `Config.replace(**changes)` returns a **new** config, the
 # old one with the named fields changed and checked like any config's (a dropout of 1.5 is
 # refused with a message); it changes nothing in place (a `Config` is a frozen dataclass), so
@@ -315,6 +317,11 @@ for name, preset in PRESETS.items():
 print("L layers of H units, T steps, B rows; weights uniform in ±init; clip: max_grad_norm;")
 print(
     "lr: the learning rate of the first `full lr` epochs, multiplied by `decay` at each epoch after"
+)
+small_dropout = PRESETS["small"].replace(dropout=0.5)  # the small config with dropout
+print(
+    f"\nsmall_dropout: the small config with dropout {small_dropout.dropout}, a new config; "
+    f"PRESETS['small'].dropout is still {PRESETS['small'].dropout}"
 )
 
 # %% [markdown]
@@ -442,7 +449,7 @@ draw_unrolled()
 # numbers of any step can be drawn directly, without drawing those of the steps before): every
 # engine gets the same masks, and a resumed run draws those an uninterrupted run would have drawn.
 # For the small config ($\rho = 0$) it returns `None`; the small config with dropout,
-# `PRESETS["small"].replace(dropout=0.5)`, gets three masks [20, 20, 200]. For an exercise of
+# `small_dropout` of (b), gets three masks [20, 20, 200]. For an exercise of
 # your own, any uniform generator gives masks of the same statistics,
 # `(rng.random((T, B, H)) < 1 - rho) / (1 - rho)` with `rng = np.random.default_rng()`; only the
 # engines' agreement needs these exact ones.
@@ -469,11 +476,10 @@ print(
     "of the entries",
 )
 print("the small config:", step_masks(PRESETS["small"], 0))
-small_with_dropout = PRESETS["small"].replace(dropout=0.5)  # a new config; PRESETS unchanged
 print(
-    f"the small config with dropout {small_with_dropout.dropout}:",
-    [m.shape for m in step_masks(small_with_dropout, 0)],
-    f"[T, B, H]; PRESETS['small'].dropout is still {PRESETS['small'].dropout}",
+    f"the small config with dropout {small_dropout.dropout} (small_dropout):",
+    [m.shape for m in step_masks(small_dropout, 0)],
+    "[T, B, H]",
 )
 
 # %% [markdown]
@@ -576,20 +582,12 @@ from ptb_lstm.engines.numpy_reference import ReferenceEngine, sigmoid
 def beside(function):
     """The lines of ``function`` that compute an equation, beside the equation in their comment."""
     rows = ["| equation (the comment) | the line that computes it |", "|---|---|"]
-    element = ""  # the last uncommented element of a bracketed list, such as [di * ..., ...]
     for line in inspect.getsource(function).splitlines():
         text, _, comment = line.partition("  # ")
-        text = text.strip()
-        equation = " ".join(
-            re.sub(r"^\[[^\]]*\]", "", comment.strip()).split()
-        )  # without a leading [shape]
-        brackets = not text.strip(")],")  # a line of closing brackets only
-        if "=" in equation and text:
-            # The formatter moves a comment that ends a list onto the closing bracket, ")":
-            # that equation belongs to the list's last element.
-            rows.append(f"| `{equation}` | `{element if brackets else text}` |")
-        elif text.endswith(",") and not (comment or brackets or re.match(r"\w+=", text)):
-            element = text
+        shapeless = re.sub(r"^\[[^\]]*\]", "", comment.strip())  # without a leading [shape]
+        equation = " ".join(shapeless.split())
+        if "=" in equation and text.strip():
+            rows.append(f"| `{equation}` | `{text.strip()}` |")
     display(Markdown("\n".join(rows)))
 
 
@@ -779,8 +777,10 @@ assert np.isclose(nll / (B * T), loss / T, rtol=1e-5)
 #   the same for `c`. The gates `i, f, g, o` and the layer's input `x` ([T, B, H]) have no extra
 #   row: `i[t]` is $i_t$, `x[t]` is $x_t$. So at time t the backward loop reads $c_t$ as
 #   `c[t + 1]`, $c_{t-1}$ as `c[t]`, $h_{t-1}$ as `h[t]`, and $i_t, f_t, g_t, o_t$ as `i[t]` ...
-#   `o[t]`. The $f_{t+1}$ of step 5 is `f[t + 1]`, but the loop never reads it at step t: at step
-#   t + 1 it already multiplied $\delta c_{t+1} \odot f_{t+1}$ and handed the product down.
+#   `o[t]`. Step 5 below also has a term $\delta c_{t+1} \odot f_{t+1}$, from the next time
+#   step. The iteration for step t does not compute it: the iteration before it (the loop runs
+#   backwards), for step t + 1, multiplies its own $\delta c$ by its own forget gate and passes
+#   the product down as `dc_next`. So the loop reads only `f[t]`, never `f[t + 1]`.
 # * *Gradient names in the code*, each for one quantity only:
 #   - `dlogits` [T, B, V]: $\delta y_t$, the logits' gradient;
 #   - `dx` [T, B, H]: $\delta x^{(l)}_t$, the gradient with respect to layer l's **masked**
@@ -1091,6 +1091,14 @@ check_backward(
 # analytic gradient as the reference and $\hat g$ the central differences (the denominator
 # floored at $10^{-6}$); the check passes when the worst error is at most $10^{-6}$. It runs
 # without and with dropout.
+#
+# **Why seed 0 here and seed 1 in `check_backward`.** `gradcheck` draws its weights, state and
+# words from its own `seed` argument, 0 by default; the harness `check_backward` of (e) keeps the
+# tiny preset's `seed` (1, the default of every preset) for its weights and draws its state and
+# words with seed 1. Neither seed is special: a correct backward pass passes both checks with any
+# seed, and the two different ones make the two checks test the code on two different models
+# instead of the same one twice. (The ±0.1 / ±0.5 comparison below sets seed 0 to match the
+# check's.)
 
 # %%
 from ptb_lstm.gradcheck import TOLERANCE, gradcheck
@@ -1441,7 +1449,13 @@ check_step(loss_after)
 # %% [markdown]
 # The engine's own `train_step` and the norm it reports as `last_grad_norm`. (It also turns
 # the masks into its dtype, and multiplies `learning_rate * scale` once, in that dtype, before
-# the arrays: in float32 a hand-written step may differ from it in the last bits.)
+# the arrays.) How to write that by hand: Python evaluates `learning_rate * scale * g` from left
+# to right, as `(learning_rate * scale) * g`, so the two scalars are multiplied first and each
+# entry of `g` is multiplied once, by their product, as in the engine. That is what makes the
+# update of `by_hand` above match the engine's bit for bit. `learning_rate * (scale * g)` rounds
+# twice per entry, and can differ from it in the last bit. (In float32 the scalars must also be
+# Python floats, as the engine's are: `update_function` below takes `float(...)` of the norm, and
+# NumPy then rounds their product to float32 once, as `self.np_dtype(...)` does.)
 
 # %%
 from ptb_lstm.engines.numpy_reference import Gradients
@@ -1461,16 +1475,18 @@ show_source(Gradients.global_norm)
 # `np.einsum` sums $\delta W_s$ over the positions in another order than the engine's reshaped
 # product. (A step that sums an LSTM layer's gradients in another order differs in the carried
 # state too, by as little: the changed weights feed the next forward pass.) The last run shows the
-# check refusing the answer above, which leans on `engine.gradients`.
+# check refusing the answer above, which leans on `engine.gradients`. (Step 1's index arrays
+# are named `t_idx, b_idx` here, the time and the row of every position; the `tt` of (e)'s
+# idiom and of `step_function` below is another array, `targets.T`.)
 
 
 # %%
 def gradients_by_hand(engine, inputs, targets, state, masks):
     p, fwd = engine.params, engine.forward(inputs, state, masks)
     T, B = fwd.ids.shape
-    tt, bb = np.arange(T)[:, None], np.arange(B)[None, :]
+    t_idx, b_idx = np.arange(T)[:, None], np.arange(B)[None, :]  # [T, 1] and [1, B]
     dy = np.exp(engine.log_softmax(fwd.logits))  # step 1: p ...
-    dy[tt, bb, targets.T] -= 1  # ... minus onehot(target) ...
+    dy[t_idx, b_idx, targets.T] -= 1  # ... minus onehot(target) ...
     dy /= B  # ... over B
     grads = {
         "softmax_kernel": np.einsum("tbh,tbv->hv", fwd.top, dy),  # step 2: sum over positions
@@ -1673,7 +1689,8 @@ def update_function(params, grads, learning_rate, max_grad_norm):
 
 # %% [markdown]
 # **The check, on one PTB batch.** The tiny config with dropout 0.5
-# (`PRESETS["tiny"].replace(dropout=0.5, ...)`, its masks from `step_masks`), in float64 with 2
+# (`tiny_dropout = PRESETS["tiny"].replace(dropout=0.5)`, its masks from `step_masks`), with
+# `max_grad_norm` lowered to 1 so that clipping acts, in float64 with 2
 # layers, then 3, and in float32 with 2, from a carried state that is not zero: the state the
 # engine's own first step left. `step_function` runs on copies of the engine's parameters and of
 # that state (`get_params()`, `get_state()`); the engine's `gradients` on the same; every
@@ -1681,17 +1698,23 @@ def update_function(params, grads, learning_rate, max_grad_norm):
 # parameters' dtype. (The errors are exactly 0 here, in float32 as in float64: the function does
 # the engine's operations in the engine's order and dtype. Another order of the sums would give
 # rounding differences of about $10^{-16}$ in float64, $10^{-7}$ in float32.) The cell also
-# checks that the function changed none of its arguments, and then trains three steps with
-# `step_function` and `update_function` in a loop beside the engine's `train_step`, with
-# `max_grad_norm` lowered to 1 so that the clipping acts (the norms printed are above 1). Last,
-# the same comparison of one step on the small config's own shapes (H = 200, T = 20, B = 20,
-# V = 10,000, with dropout 0.5, float64), without the loop: a few seconds of work, where the tiny
-# config's take milliseconds.
+# checks that the function changed none of its arguments, prints the global norm of the
+# gradients and whether it was above `max_grad_norm` (clipped), and then trains three steps with
+# `step_function` and `update_function` in a loop beside the engine's `train_step`, each step
+# printing its norm the same way. Last, the same comparison of one step on the small config with
+# dropout, `small_dropout` of (b) (H = 200, T = 20, B = 20, V = 10,000), in float64 with
+# `max_grad_norm` 1, without the loop: a few seconds of work, where the tiny config's take
+# milliseconds.
 
 
 # %%
-def check_step_function(num_layers, preset="tiny", dtype=np.float64, loop_steps=3):
-    config = PRESETS[preset].replace(dropout=0.5, num_layers=num_layers, max_grad_norm=1.0)
+def clipping(norm, max_grad_norm):
+    """The norm and whether global-norm clipping scaled the gradients down."""
+    return f"norm {norm:.3f}, " + ("clipped" if norm > max_grad_norm else "not clipped")
+
+
+def check_step_function(base, num_layers, dtype=np.float64, loop_steps=3):
+    config = base.replace(num_layers=num_layers, max_grad_norm=1.0)
     params = init_params(config, corpus.vocab_size, dtype)
     engine = ReferenceEngine(config, params, dtype=np.dtype(dtype).name)
     stream = batches(corpus.train, config.batch_size, config.num_steps)
@@ -1715,10 +1738,12 @@ def check_step_function(num_layers, preset="tiny", dtype=np.float64, loop_steps=
         for pair, old in zip(state, before[1], strict=True)
         for a, b in zip(pair, old, strict=True)
     )
+    norm = np.sqrt(sum(np.sum(g * g) for g in grads.values()))
     print(
-        f"{preset} config (H {config.hidden_size}, T {config.num_steps}, B {config.batch_size}), "
-        f"{num_layers} layers, {np.dtype(dtype).name}: {len(grads)} gradients; arguments "
-        f"unchanged: {unchanged}; dtypes returned: {sorted(str(d) for d in dtypes)}"
+        f"H {config.hidden_size}, T {config.num_steps}, B {config.batch_size}, dropout "
+        f"{config.dropout}, {num_layers} layers, {np.dtype(dtype).name}: {len(grads)} gradients; "
+        f"arguments unchanged: {unchanged}; dtypes returned: {sorted(str(d) for d in dtypes)}; "
+        f"{clipping(norm, config.max_grad_norm)} (max_grad_norm {config.max_grad_norm:g})"
     )
     for name, error in errors.items():
         print(f"    {name:<26} relative error {error:.1e}")
@@ -1732,15 +1757,16 @@ def check_step_function(num_layers, preset="tiny", dtype=np.float64, loop_steps=
         weights = max(relative_error(params[n], engine.params[n]) for n in params)
         print(
             f"    pure loop, step {step}: loss {loss:.6f} (engine {engine_loss:.6f}), "
-            f"norm {norm:.3f}; relative error of the weights {weights:.1e}"
+            f"{clipping(norm, config.max_grad_norm)}; relative error of the weights {weights:.1e}"
         )
         assert relative_error(loss, engine_loss) <= 1e-12 and weights <= 1e-12
 
 
-check_step_function(num_layers=2)
-check_step_function(num_layers=3)
-check_step_function(num_layers=2, dtype=np.float32)
-check_step_function(num_layers=2, preset="small", loop_steps=0)  # one step: seconds, not ms
+tiny_dropout = PRESETS["tiny"].replace(dropout=0.5)
+check_step_function(tiny_dropout, num_layers=2)
+check_step_function(tiny_dropout, num_layers=3)
+check_step_function(tiny_dropout, num_layers=2, dtype=np.float32)
+check_step_function(small_dropout, num_layers=2, loop_steps=0)  # one step: seconds, not ms
 
 # %% [markdown]
 # ## (h) A short training run
@@ -1751,10 +1777,13 @@ check_step_function(num_layers=2, preset="small", loop_steps=0)  # one step: sec
 # behind `ptb-lstm train`) runs, with its logging, checkpoints and evaluations around it.
 # Most of the reference engine's matrix products (those inside the loop over time, 20 rows each; the
 # softmax's have 400) are too small for BLAS (the linear-algebra library behind NumPy's `@`) to
-# split across cores with profit, so the loop holds BLAS to one thread. The time it prints is
-# measured live, on the machine that ran this notebook and with whatever else that machine was
-# doing: it includes the loop around the steps, and it is not a benchmark (section (i) and
-# `docs/performance.md` have those).
+# split across cores with profit, so the loop holds BLAS to one thread, with `threadpool_limits`
+# (from `threadpoolctl`), which changes the limit at run time for one block of code; outside
+# Python the same limit is set before the program starts, by the environment variables
+# `OPENBLAS_NUM_THREADS=1` (for OpenBLAS) or `OMP_NUM_THREADS=1` (for OpenMP builds). The time
+# it prints is measured live, on the machine that ran this notebook and with whatever else that
+# machine was doing: it includes the loop around the steps, and it is not a benchmark (section
+# (i) and `docs/performance.md` have those).
 
 # %%
 from threadpoolctl import threadpool_limits
@@ -1990,24 +2019,23 @@ with threadpool_limits(limits=1):
         print(f"{name:<30} {a:>13.2f} {b:>9.2f} {a - b:>9.2f}")
 
 # %% [markdown]
-# **The whole training step.** The benchmark figures first, measured apart from this notebook:
-# in its own run `make bench` measured the `numpy` engine of the time, which ran its large
-# products on helper threads, at 45.0 ms a step of the small model on an idle 2-core AMD EPYC
-# (float32, 2026-11-29, commit c1eba1a; PyTorch's `nn.LSTM` took 62.9 ms there), where the matrix
-# products alone need at least 31 ms, and at 71.2 ms on a 2-core Intel Xeon (the torch engine
-# 85.6 ms); `docs/bench.md` holds the latest run.
+# **The whole training step.** Measured by the benchmark, `make bench` (float32, a step of the
+# small model, 2026-11-29), with the `numpy` engine of that date, which ran its large products on
+# helper threads: on a 2-core Intel Xeon (the run in `docs/bench.md`, which holds the latest) it
+# took 71.2 ms and the reference engine 177.6 ms, **2.5 times faster** (the torch engine
+# 85.6 ms); on an idle 2-core AMD EPYC (commit c1eba1a) it took 45.0 ms (PyTorch's `nn.LSTM`
+# 62.9 ms), where the matrix products alone need at least 31 ms.
 #
-# The cell below is not such a benchmark. It times both engines live, from the same weights on
-# the same batch (the `numpy` engine as it runs by default, on BLAS's own threads; the reference
-# with one BLAS thread), the best of three single steps each, on whatever machine executed this
-# notebook and with whatever else that machine was running at the time. Its milliseconds are
-# therefore not comparable with the figures above, nor from one execution of the notebook to the
-# next, and it does not print them: it prints only the ratio of the two engines' times, measured
-# in the same minute under the same load, which says how the two engines compared in this
-# execution. Even the ratio moves with the load: a busy machine slows the multi-threaded `numpy`
-# engine more, and on one whose cores are all taken by other work the `numpy` engine can come out
-# slower than the single-threaded reference. (The loop average of (h) measures something else
-# again: every step of a run, with its loop and masks.)
+# The cell below is this build's reading only, not a benchmark. It times both engines live, from
+# the same weights on the same batch (the `numpy` engine on BLAS's own threads, as it runs by
+# default; the reference with one BLAS thread), the best of three single steps each, on the
+# machine that executed this notebook and under whatever else it was running then. It prints
+# only the ratio of the two times, taken in the same minute under the same load, and no
+# milliseconds, which would not compare with the figures above nor from one execution to the
+# next. The ratio moves with the load too: other work slows the multi-threaded `numpy` engine
+# more, and on a machine whose cores are all taken it can even come out slower than the
+# single-threaded reference. (The loop average of (h) measures something else again: every step
+# of a run, with its loop and masks.)
 
 # %%
 from ptb_lstm.engines import create_engine
@@ -2026,7 +2054,7 @@ for name in ("numpy-reference", "numpy"):
         )
 ratio = timings["numpy-reference"] / timings["numpy"]
 print(
-    "in this execution the numpy engine's step was "
+    "this build's reading: the numpy engine's step was "
     + (f"{ratio:.1f} times faster" if ratio >= 1 else f"{1 / ratio:.1f} times slower")
     + " than the reference engine's (a ratio of two live timings under one load; not a benchmark)"
 )
@@ -2393,8 +2421,8 @@ for t, g in enumerate((2.0, -0.5, 0.1), start=1):
 # 2. **The global norm from per-position rows.** TensorFlow and PyTorch hand back the
 #    embedding's gradient as one row per input position (with the position's word id), not as a
 #    dense [V, H] array: a word used three times in the batch has three rows. Write
-#    `my_global_norm(ids, rows, others)`: `ids` [N] the word of each position, `rows` [N, H] the
-#    gradient of each position's embedding row, `others` the list of every other parameter's
+#    `my_norm_from_rows(ids, rows, others)`: `ids` [N] the word of each position, `rows` [N, H]
+#    the gradient of each position's embedding row, `others` the list of every other parameter's
 #    gradient; return the global norm of (g), in which the embedding's gradient is the dense
 #    [V, H] array, each word's rows summed (step 9). Do it without forming the [V, H] array
 #    (`np.unique(ids, return_inverse=True)` and `np.add.at` on the distinct words' rows). The
@@ -2446,7 +2474,7 @@ def check_perplexity(my_perplexity):
         )
 
 
-def check_global_norm(my_global_norm):
+def check_norm_from_rows(my_norm_from_rows):
     config = PRESETS["small"]
     ids = next(batches(corpus.train, config.batch_size, config.num_steps))[0].ravel()  # [N]
     rng = np.random.default_rng(3)
@@ -2461,7 +2489,7 @@ def check_global_norm(my_global_norm):
         error = relative_error(got, expected)
         return "" if error <= 1e-12 else f"{float(got):.6f} against {expected:.6f}"
 
-    verdict("exercise 2", lambda: my_global_norm(ids, rows, others), judge)
+    verdict("exercise 2", lambda: my_norm_from_rows(ids, rows, others), judge)
 
 
 def check_forget_bias(my_forget_bias):
@@ -2500,11 +2528,11 @@ check_perplexity(my_perplexity)
 
 
 # %%
-def my_global_norm(ids, rows, others):
+def my_norm_from_rows(ids, rows, others):
     return None  # your code here
 
 
-check_global_norm(my_global_norm)
+check_norm_from_rows(my_norm_from_rows)
 
 
 # %%
@@ -2555,14 +2583,14 @@ def wrong_perplexity(params, ids, batch_size, num_steps):  # restarts the state 
     return float(np.exp(sum(losses) * batch_size / (len(losses) * batch_size * num_steps)))
 
 
-def solution_global_norm(ids, rows, others):
+def solution_norm_from_rows(ids, rows, others):
     words, position_word = np.unique(ids, return_inverse=True)
     summed = np.zeros((words.size, rows.shape[1]))
     np.add.at(summed, position_word, rows)  # one row per distinct word
     return float(np.sqrt(np.sum(summed**2) + sum(np.sum(g**2) for g in others)))
 
 
-def wrong_global_norm(ids, rows, others):  # a word used twice counted as two rows
+def wrong_norm_from_rows(ids, rows, others):  # a word used twice counted as two rows
     return float(np.sqrt(np.sum(rows**2) + sum(np.sum(g**2) for g in others)))
 
 
@@ -2586,11 +2614,11 @@ def wrong_forget_bias(params, value):  # the g block instead
 
 print("--- the solutions")
 check_perplexity(solution_perplexity)
-check_global_norm(solution_global_norm)
+check_norm_from_rows(solution_norm_from_rows)
 check_forget_bias(solution_forget_bias)
 print("--- the wrong answers")
 check_perplexity(wrong_perplexity)
-check_global_norm(wrong_global_norm)
+check_norm_from_rows(wrong_norm_from_rows)
 check_forget_bias(wrong_forget_bias)
 
 # %% [markdown]

@@ -238,10 +238,10 @@ class ReferenceEngine(Engine):
                     di * i[t] * (1 - i[t]),  # dz_i = di i (1 - i)
                     df * f[t] * (1 - f[t]),  # dz_f = df f (1 - f)
                     dg * (1 - g[t] ** 2),  # dz_g = dg (1 - g^2)
-                    do * o[t] * (1 - o[t]),
+                    do * o[t] * (1 - o[t]),  # dz_o = do o (1 - o)
                 ],
                 axis=1,
-            )  # dz_o = do o (1 - o)
+            )
             dW += cache.x[t].T @ dz  # dW += x(t)^T dz     (z = x W + h(t-1) U + b)
             dU += cache.h[t].T @ dz  # dU += h(t-1)^T dz
             db += dz.sum(axis=0)  # db += sum over the batch of dz
