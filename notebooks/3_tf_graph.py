@@ -17,22 +17,27 @@
 #   runs the part of the graph needed for what it is asked to *fetch*, with values *fed* into
 #   the placeholders. The toolkit's `tf-graph` engine (`ptb_lstm/engines/tf_graph.py`) builds
 #   its graph this way, once, and runs it step by step. Every part of the graph is built by
-#   code written out here: the model's operations in (d), the training step in (e), the
-#   engine's additions in (f); and the inputs, the state and what each step runs are named.
+#   code shown here: the model's operations by the toolkit's functions `_tf_model.forward`,
+#   `summed_nll` and `clipped_sgd`, whose code (d) shows and explains line by line; the
+#   training step around them by this notebook's own `build_train_graph` in (e); the engine's
+#   additions in (f); and the inputs, the state and what each step runs are named.
 #
 # Graph building is local: only code inside a `with graph.as_default():` block (or inside a
 # function being traced) adds to a graph, and eager execution stays on for the rest of the
 # process. This part stands on its own beside Part I: it repeats what it needs of TensorFlow
 # (tensors, variables, dtypes, feeds, gradients as `IndexedSlices`) and of Part I (the
 # notation $e_t = E[w_t]$, $x^{(0)}_t = m^{(0)}_t \odot e_t$, ...; the dropout masks, where each
-# one goes and how they are drawn), writes out the code of every operation the model adds, and
-# by the end you can build the graph of a training step with dropout, run it, and check it
-# against Part I's reference engine (the exercises at the end).
+# one goes and how they are drawn), shows the code of every operation the model adds, and by
+# the end of (e) you have built the graph of a training step with dropout masks, run it from a
+# zero state and from a carried one, and checked it against Part I's reference engine. The
+# exercises at the end count the operations of that graph and run it over several steps in one
+# session.
 #
 # Contents: (a) a toy graph, built and run in a session · (b) the same with `tf.function` ·
 # (c) control dependencies · (d) the model's functions: tensors, variables, dtypes, time-major,
 # gradients, clipping · (e) the graph of a training step with dropout masks, built by hand,
-# then run, against Part I's · (f) the engine, attribute by attribute · (g) the engine's graph,
+# then run, against Part I's, from a zero state and a carried one, and in Part I's pure form ·
+# (f) the engine, attribute by attribute · (g) the engine's graph,
 # counted and drawn · (h) a short run and the full results · (i) exercises.
 
 # %%
@@ -94,7 +99,15 @@ print("TensorFlow", tf.__version__)
 # initializer and assignment (`w/Initializer/...`, `w/Assign`); every use of it adds a
 # `ReadVariableOp`; the constants 1.0 and 0.1 are nodes too (`y/y`, `mul_1/x`); `mul_1` and
 # `AssignSubVariableOp` are the update. `session.run(fetches, feed_dict)` computes the fetched
-# tensors (or runs the fetched operations) from the fed values and returns NumPy values.
+# tensors (or runs the fetched operations) from the fed values and returns NumPy values, in the
+# structure of `fetches`: one tensor gives one array (a scalar one gives a NumPy scalar), and a
+# list, a tuple or a dict of fetches, nested to any depth, comes back as the same list, tuple or
+# dict with every tensor replaced by its value (a fetched operation by `None`). (e) fetches the
+# final state as a list of `(h, c)` tuples and gets a list of `(h, c)` tuples of arrays.
+#
+# **The values of the variables live in the session**, not in the graph: a second session on the
+# same graph starts with uninitialised variables, and closing a session (the end of its `with`
+# block) discards their values. The last lines of the cell show both.
 
 # %%
 v1 = tf.compat.v1
@@ -118,6 +131,13 @@ with v1.Session(graph=toy) as session:
     print("fetch dw (= sum of x):", session.run(dw, feed_dict={x: [1.0, 2.0]}))
     session.run(step, feed_dict={x: [1.0, 2.0]})  # runs the update and what it needs
     print("w after one step:", session.run(w))
+    nested = session.run({"y": y, "pairs": [(w, dw), (w, loss)]}, {x: [1.0, 2.0]})
+    print("nested fetches come back in their structure:", nested)
+with v1.Session(graph=toy) as session:  # a new session: the first one's w is gone
+    try:
+        session.run(w)
+    except tf.errors.FailedPreconditionError as error:
+        print("w in a second session, not initialised:", type(error).__name__)
 
 # %% [markdown]
 # ## (b) The same with `tf.function`
@@ -208,8 +228,9 @@ with v1.Session(graph=toy) as session:
 #   `session.run` makes every fed value a NumPy array of its placeholder's dtype
 #   (`np.asarray(value, dtype)`) without a word, so float64 numbers fed to a float32 placeholder
 #   are rounded and 1.9 fed to an int32 placeholder becomes 1 (the small graph at the end of this section runs both).
-#   The code of (e) therefore converts every array it feeds to the model's dtype itself, and
-#   draws the dropout masks in that dtype, so that nothing is rounded on the way in.
+#   The code of (e) therefore converts what it feeds itself, by one rule: every float (weights,
+#   state, masks, learning rate) to the model's dtype, the ids to int32; and it draws the
+#   dropout masks in the model's dtype, so that nothing is rounded on the way in unseen.
 # * **Time-major.** A batch arrives as ids `inputs` [B, T] (row r is one stream of text, Part I
 #   (a)). `forward` swaps its two axes with `tf.transpose(inputs)`, for a 2-D tensor the same as
 #   `tf.transpose(inputs, perm=[1, 0])` (axis k of the result is axis `perm[k]` of the input),
@@ -307,9 +328,13 @@ show_source(_tf_model.summed_nll)
 # ```
 #
 # `tf.add_n` adds a list of tensors of one shape. `clipped_sgd` calls
-# `tf.linalg.global_norm(gradients)`, which computes the same $n$ (it sums the halved squares,
+# `tf.linalg.global_norm(gradients)` on the gradients **after** `sum_duplicate_rows` has merged
+# the embedding's rows, which computes the same $n$ (it sums the halved squares,
 # `tf.nn.l2_loss`, and doubles: the cell below compares the two), and writes the scale with
-# `tf.maximum` as above; `max_norm` is `tf.constant(max_grad_norm, norm.dtype)`. It returns
+# `tf.maximum` as above. Its docstring's "as tf.clip_by_global_norm" means exactly this: the
+# scale is `tf.clip_by_global_norm`'s formula, applied to the merged gradients; handed the raw
+# `IndexedSlices`, `tf.clip_by_global_norm` would take the norm of the unmerged values, the
+# wrong one shown below. `max_norm` is `tf.constant(max_grad_norm, norm.dtype)`. It returns
 # `(updates, norm)`. In a graph the updates are **operations that have not run**: nothing
 # fetched reads them, so a session runs them only if they are fetched, or grouped into one
 # operation (`tf.group`) that is fetched, or made a control dependency of something fetched (c).
@@ -364,7 +389,8 @@ with v1.Session(graph=demo) as session:
 # Everything together, first built, then run: one function builds the graph of a training step
 # for one batch shape, and a session runs it on a PTB batch. What is fed and what is fetched:
 #
-# * **fed** at every run: the ids `inputs` and `targets` [B, T] (int32), the carried state (one
+# * **fed** at every run: the ids `inputs` and `targets` [B, T] (int32, the dtype `batches`
+#   yields them in, the cell below prints it), the carried state (one
 #   `h` and one `c` placeholder [B, H] per layer), the learning rate (a scalar placeholder,
 #   so that the schedule can change it without building anew: a Python float would be frozen
 #   into the graph as a constant), and, for a config with dropout, the step's **dropout masks**:
@@ -377,12 +403,24 @@ with v1.Session(graph=demo) as session:
 #   numbers as constants;
 # * **fetched** at every run: the loss, the norm, the final state (fed back as the next step's
 #   state), and `train`, the operation grouping the updates, which makes the run apply them.
-#   Every variable is read before it is updated within one run (each update needs the gradients,
-#   which need the forward pass, which needs the reads), so the fetched loss and final state are
-#   those of the weights before the update, as in Part I.
+#   Every variable is read before it is updated within one run, and no control dependency (c)
+#   is needed for it: the order follows from data edges alone. Every update's input is
+#   `scale * gradient`, the scale needs the global norm, the norm needs every gradient, and the
+#   gradients together need the forward pass and so every read of every variable. No update can
+#   start before the last read has run (with clipping acting or not: the scale is computed
+#   either way), so the fetched loss and final state are those of the weights before the
+#   update, as in Part I.
 #
-# Every array fed is first made an array of the model's dtype (`np.asarray(v, dtype)`), since a
-# feed would convert it silently, (d).
+# Every array fed goes through `run_train_graph`'s one rule (d): floats (weights, state, masks,
+# learning rate) are made arrays of the model's dtype, `np.asarray(v, dtype)`, and ids arrays of
+# int32; a feed would convert them silently otherwise.
+#
+# `run_train_graph` opens a session, loads the weights, runs one step and closes the session:
+# the weights after the step are fetched first, since closing the session discards the
+# variables' values (a). A function that runs one session per step must therefore load the
+# weights at every call, 4.65 million numbers for the small config. The engine (f) does not:
+# it keeps one session for its whole life, loads the weights once, and every step updates them
+# in place in that session.
 
 
 # %%
@@ -443,16 +481,23 @@ def build_train_graph(config, params, batch_size, dtype):
 def run_train_graph(parts, params, inputs, targets, learning_rate, state, masks=None):
     """One session on the graph of build_train_graph: load ``params``, run one step from
     ``state`` (NumPy (h, c) per layer) with ``masks`` (L + 1 NumPy arrays [T, B, H], given
-    when the graph has mask placeholders); returns (loss, norm, params after, final state)."""
+    when the graph has mask placeholders); returns (loss, norm, params after, final state).
+    Floats are fed in the graph's dtype, ids as int32."""
+    dtype = parts["learning_rate"].dtype.as_numpy_dtype  # the model's dtype
+
+    def floats(v):
+        return np.asarray(v, dtype)
+
     with v1.Session(graph=parts["graph"]) as session:
         session.run(parts["init"])
-        session.run(parts["load"], {parts["feeds"][n]: v for n, v in params.items()})
-        feed = {parts["inputs"]: inputs, parts["targets"]: targets}
-        feed[parts["learning_rate"]] = learning_rate
+        session.run(parts["load"], {parts["feeds"][n]: floats(v) for n, v in params.items()})
+        feed = {parts["inputs"]: np.asarray(inputs, np.int32)}
+        feed[parts["targets"]] = np.asarray(targets, np.int32)
+        feed[parts["learning_rate"]] = floats(learning_rate)
         for (h, c), (h_value, c_value) in zip(parts["state"], state, strict=True):
-            feed[h], feed[c] = h_value, c_value
+            feed[h], feed[c] = floats(h_value), floats(c_value)
         if parts["masks"] is not None:
-            feed.update(zip(parts["masks"], masks, strict=True))
+            feed.update((m, floats(v)) for m, v in zip(parts["masks"], masks, strict=True))
         loss, norm, final, _ = session.run(
             [parts["loss"], parts["norm"], parts["final_state"], parts["train"]], feed
         )
@@ -476,6 +521,8 @@ print("the loss:", parts["loss"])
 print("the state fed to layer 0:", parts["state"][0])
 print("the training operation:", parts["train"].name, "of type", parts["train"].type)
 print("mask placeholders (the small config has dropout 0):", parts["masks"])
+first_inputs, _ = next(batches(corpus.train, small.batch_size, small.num_steps))
+print("the ids batches yields:", first_inputs.dtype, first_inputs.shape)
 
 # %% [markdown]
 # **Masks to feed.** The small config has dropout 0, so its graph has no masks. A config with
@@ -509,15 +556,22 @@ print(f"{len(parts['graph'].get_operations()):,}: the masks' placeholders, produ
 # dropout 0.5 and `max_grad_norm` lowered to 1 (`clip 1`), so that clipping acts (the line
 # ends `(clipped)`). Two measures of error, used throughout this part:
 #
-# * the **relative error of an array** $a$ (the reference's) against $\hat a$:
-#   $\max|a - \hat a| / \max|a|$ over the whole array; for a scalar $|a - \hat a| / |a|$. Used for
-#   the loss, the norm and the final state, and by `ptb-lstm agree` (below) for everything;
-# * the error **relative to the update**, for weights after a step from the same $\theta$:
-#   $\max|\hat\theta' - \theta'| / \max|\theta' - \theta|$, $\theta'$ the reference's weights
-#   after the step. Used for the weights in this part's checks (here and in Exercise 2),
-#   because two runs from the same $\theta$ can differ only through the update, which is small
-#   beside the weights: relative to the array, an update computed wrong, or never applied, would
-#   show as no more than the update's size relative to the weights'.
+# * the **relative error** of Part I (e), with its letters: an array $a$ (here the graph's)
+#   against the reference's $\hat a$, $\operatorname{err}(a, \hat a) = \max|a - \hat a| /
+#   \max|\hat a|$ over the whole array; for a scalar $|a - \hat a| / |\hat a|$. Used for the
+#   loss, the norm and the final state, and by `ptb-lstm agree` (below) for everything.
+#   `tf_relative_error(reference, other)` computes it, the reference $\hat a$ first;
+# * the error **relative to the update**, for the weights after a step from the same $\theta$,
+#   $\theta'$ the graph's and $\hat\theta'$ the reference's:
+#   $\max|\theta' - \hat\theta'| / \max|\hat\theta' - \theta|$. It is Part I's
+#   $\operatorname{err}$ applied to the updates, $\operatorname{err}(\theta' - \theta,\
+#   \hat\theta' - \theta)$: the same numerator as $\operatorname{err}(\theta', \hat\theta')$,
+#   divided by the size of the update instead of the size of the weights, so it is larger by
+#   the factor $\max|\hat\theta'| / \max|\hat\theta' - \theta|$. Used for the weights in this
+#   part's checks (here and in Exercise 2), because two runs from the same $\theta$ can differ
+#   only through the update, which is small beside the weights: measured against the weights, an
+#   update computed wrong, or never applied, would show as no more than the update's size
+#   relative to the weights', and could pass.
 #
 # **Tolerances** (`GRAPH_TOLERANCE`). float64 rounds each operation to within $1.1 \cdot
 # 10^{-16}$ of its result; a step's longest sums (the 10,000 terms of a softmax's normaliser, the
@@ -591,13 +645,11 @@ def show_errors(label, errors):
 
 
 def by_hand_graph(config, params, inputs, targets, dtype, masks):
-    """build_train_graph, then run_train_graph from a zero state, everything fed in ``dtype``."""
+    """build_train_graph, then run_train_graph from a zero state (floats fed in ``dtype``)."""
     parts = build_train_graph(config, params, inputs.shape[0], dtype)
     zeros = np.zeros((inputs.shape[0], config.hidden_size), dtype)
     state = [(zeros, zeros)] * config.num_layers
-    cast = {n: np.asarray(v, dtype) for n, v in params.items()}
-    masks = None if masks is None else [np.asarray(m, dtype) for m in masks]
-    return run_train_graph(parts, cast, inputs, targets, config.learning_rate, state, masks)
+    return run_train_graph(parts, params, inputs, targets, config.learning_rate, state, masks)
 
 
 GRAPH_CASES = {  # the three cases, by label
@@ -627,6 +679,93 @@ for dtype in ("float64", "float32"):
 # precision times the size of the sums, about $10^{-8}$ to $10^{-5}$ of the loss, the norm and
 # the update after one step: two correct roundings of the same computation, as float64 shows.
 # Over many steps of SGD they grow (the full runs below).
+
+# %% [markdown]
+# **The step as a pure function.** Part I (g) writes a training step as a pure function,
+# `loss, grads, new_state = step_function(params, state, inputs, targets, masks)`, followed by
+# `params, norm = update_function(params, grads, learning_rate, max_grad_norm)`, and says that
+# the TensorFlow parts compute that form too. The graph of (e) computes the step and the update
+# in one run, and the session holds the weights in its variables and changes them in place:
+# stateful, like Part I's engine. `graph_step_function(config, params, batch_size, dtype)`
+# wraps it in Part I's form: it builds the graph once (for the shapes of `params`) and returns
+# `step(params, state, inputs, targets, masks=None)`, with Part I's arguments in Part I's order,
+# returning `(loss, new params, new state)`: Part I's order, with the weights after the update
+# in the place of the gradients, since the graph applies the update itself (at the config's
+# learning rate and `max_grad_norm`). Each call is one `run_train_graph`: a fresh session, the
+# weights loaded from `params`, one step, the new weights and state fetched, the session
+# closed. So its result depends on its arguments alone and it changes none of them; the price
+# is loading the weights at every call, which the engine's one long-lived session (f) avoids.
+#
+# **From a carried state.** The checks above start from zeros. `two_graph_steps` runs the
+# reference engine for two training steps of a config with dropout (the masks of steps 0 and
+# 1), and the pure step twice, carrying its own weights and state from the first call into the
+# second, so that the second step starts from a state that is not zero (the largest $|h|$ it
+# carries is printed). The errors of the second step: the loss, the weights relative to the
+# second update ($\theta$ the reference's weights after the first step), the final state; with
+# (e)'s tolerances.
+
+
+# %%
+def graph_step_function(config, params, batch_size, dtype):
+    """Part I (g)'s pure form over build_train_graph (built once, for the shapes of ``params``):
+    step(params, state, inputs, targets, masks=None) -> (loss, new params, new state), at the
+    config's learning rate; changes none of its arguments."""
+    parts = build_train_graph(config, params, batch_size, dtype)
+
+    def step(params, state, inputs, targets, masks=None):
+        loss, _, after, final = run_train_graph(
+            parts, params, inputs, targets, config.learning_rate, state, masks
+        )
+        return loss, after, final
+
+    return step
+
+
+def two_graph_steps(config, dtype):
+    """Errors of the second of two steps of graph_step_function, weights and state carried from
+    the first, against the reference engine's two train_steps (masks of steps 0 and 1)."""
+    params = init_params(config, corpus.vocab_size, np.float64)
+    stream = batches(corpus.train, config.batch_size, config.num_steps)
+    batch_list = [next(stream), next(stream)]
+    masks = [step_masks(config, k, dtype=np.dtype(dtype)) for k in (0, 1)]
+    engine = ReferenceEngine(config, params, dtype=dtype)
+    engine.reset_state(config.batch_size)
+    engine.train_step(*batch_list[0], config.learning_rate, masks[0])
+    between = engine.get_params()  # the reference's weights after the first step
+    expected_loss = engine.train_step(*batch_list[1], config.learning_rate, masks[1])
+    expected_params, expected_state = engine.get_params(), engine.get_state()
+    step = graph_step_function(config, params, config.batch_size, dtype)
+    zeros = np.zeros((config.batch_size, config.hidden_size), dtype)
+    first = step(params, [(zeros, zeros)] * config.num_layers, *batch_list[0], masks[0])
+    _, carried_params, carried_state = first
+    loss, after, final = step(carried_params, carried_state, *batch_list[1], masks[1])
+    return {
+        "carried |h|": max(float(np.abs(h).max()) for h, _ in carried_state),
+        "loss": abs(loss - expected_loss) / abs(expected_loss),
+        "update": max(
+            float(np.abs(after[n] - expected_params[n]).max())
+            / float(np.abs(expected_params[n] - between[n]).max())
+            for n in params
+        ),
+        "state": max(
+            tf_relative_error(reference, other)
+            for pair, other_pair in zip(expected_state, final, strict=True)
+            for reference, other in zip(pair, other_pair, strict=True)
+        ),
+        "clipped": engine.last_grad_norm > config.max_grad_norm,
+    }
+
+
+for dtype in ("float64", "float32"):
+    for case in ("dropout 0.5", "dropout, clip 1"):
+        errors = two_graph_steps(GRAPH_CASES[case], dtype)
+        print(
+            f"second step, {dtype}, {case:<16} carried |h| up to {errors['carried |h|']:.2f}; "
+            f"loss {errors['loss']:.1e}  weights (of the update) {errors['update']:.1e}  "
+            f"state {errors['state']:.1e}" + ("  (clipped)" if errors["clipped"] else "")
+        )
+        assert errors["carried |h|"] > 0
+        assert max(errors[k] for k in ("loss", "update", "state")) <= GRAPH_TOLERANCE[dtype]
 
 # %% [markdown]
 # ## (f) The engine, attribute by attribute
@@ -1189,20 +1328,23 @@ check_op_counts(lambda L, T: {"MatMul": L * (T + 1) + 1, "Sigmoid": 3 * L * T, "
 
 # %%
 def graph_train(config, params, batch_list, learning_rates, fetch_train=True):
-    """build_train_graph once, then one run per batch in one session (float64)."""
+    """build_train_graph once, then one run per batch in one session (float64); floats fed as
+    float64, ids as int32, (e)'s rule."""
     parts = build_train_graph(config, params, config.batch_size, "float64")
-    zeros = np.zeros((config.batch_size, config.hidden_size))
+    zeros = np.zeros((config.batch_size, config.hidden_size), np.float64)
     state = [(zeros, zeros)] * config.num_layers
     fetches = [parts["loss"], parts["final_state"]] + ([parts["train"]] if fetch_train else [])
     losses = []
     with v1.Session(graph=parts["graph"]) as session:
         session.run(parts["init"])
-        session.run(parts["load"], {parts["feeds"][n]: v for n, v in params.items()})
+        weights = {parts["feeds"][n]: np.asarray(v, np.float64) for n, v in params.items()}
+        session.run(parts["load"], weights)
         for (inputs, targets), rate in zip(batch_list, learning_rates, strict=True):
-            feed = {parts["inputs"]: inputs, parts["targets"]: targets}
-            feed[parts["learning_rate"]] = rate
+            feed = {parts["inputs"]: np.asarray(inputs, np.int32)}
+            feed[parts["targets"]] = np.asarray(targets, np.int32)
+            feed[parts["learning_rate"]] = np.float64(rate)
             for (h, c), (h_value, c_value) in zip(parts["state"], state, strict=True):
-                feed[h], feed[c] = h_value, c_value
+                feed[h], feed[c] = np.asarray(h_value, np.float64), np.asarray(c_value, np.float64)
             loss, state, *_ = session.run(fetches, feed)
             losses.append(float(loss))
         return losses, session.run(parts["variables"])
