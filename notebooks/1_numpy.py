@@ -553,13 +553,15 @@ for name, a, b in pairs:
 #   zeros for the config's batch size) and every `train_step` and `eval_step` replaces it with
 #   that batch's final state.
 # * The weights: `engine.params`, a dict from the names of (b) to arrays, the engine's own copy
-#   (the constructor copies the dict it is given; the cell after `forward`'s source checks it), in
-#   the engine's dtype (`engine.np_dtype`).
+#   (the constructor copies the dict it is given; the cell that shows `forward`'s source
+#   checks it, after the listing), in the engine's dtype (`engine.np_dtype`).
 # * What else an engine offers code of yours: `engine.config` (its `Config`, with
 #   `max_grad_norm`, `dropout` and the shapes), `engine.hidden_size` and `engine.num_layers` (H
 #   and L), `engine.np_dtype` (the dtype to make new arrays in: `np.zeros(shape, engine.np_dtype)`),
 #   `engine.forward(inputs, state, masks)`, and the static `engine.log_softmax(logits)` and
-#   `engine.nll(log_probs, targets_tb)` of (d).
+#   `engine.nll(log_probs, targets_tb)` of (d). `engine.gradients(inputs, targets, state,
+#   masks)` of (e) takes the state as an argument and changes neither the weights nor
+#   `engine.state`, so a `train_step` after it starts from the same carried state.
 # * Copies out and in: `engine.get_params()` returns a **copy** of the weights (a new dict of new
 #   arrays, in the engine's dtype) and `engine.get_state()` a **copy** of the carried state (a new
 #   list of new (h, c) arrays); changing what they return leaves the engine alone, and the next
@@ -567,7 +569,7 @@ for name, a, b in pairs:
 #   change to them is a change to the engine. `engine.set_params(params)` and
 #   `engine.set_state(state)` replace the engine's with copies of what they are given. (g)
 #   uses the copies to hand a pure function arguments that the engine's next step cannot touch;
-#   the cell after `forward`'s source checks the difference.
+#   the cell that shows `forward`'s source checks the difference, after the listing.
 #
 # `ReferenceEngine.forward` computes exactly the equations of (b), for a whole batch, layer by
 # layer and one time step at a time. Every line that computes an equation carries it in its
@@ -963,8 +965,9 @@ print(f"max |1 - tanh^2      - numeric| = {np.abs(1 - np.tanh(u) ** 2 - numeric_
 # * **Three NumPy idioms.** `np.exp(engine.log_softmax(fwd.logits))` is p.
 #   `a[np.arange(T)[:, None], np.arange(B)[None, :], tt]` with `tt = targets.T` picks entry
 #   `tt[t, r]` of the row of every position (t, r), the three index arrays broadcasting to
-#   [T, B], and `-=` on it changes just those entries. A sum over all positions of per-position
-#   products is one product of the flattened arrays,
+#   [T, B], and `-=` on it changes just those entries in place. `x @ W` with `x` [T, B, H] and
+#   `W` [H, V] multiplies over the last axis for every (t, r), giving [T, B, V]. A sum over all
+#   positions of per-position products is one product of the flattened arrays,
 #   `x.reshape(T * B, -1).T @ dy.reshape(T * B, -1)`.
 # * **Relative error.** One measure compares two arrays everywhere in this notebook. For an
 #   array $a$ against a reference $\hat a$ of the same shape,

@@ -224,7 +224,9 @@ with v1.Session(graph=toy) as session:
 #   number written directly in an operation with a tensor (`2.0 * x`) takes that tensor's dtype.
 #   So in a float64 model every constant made as a tensor is given its dtype,
 #   `tf.constant(5.0, tf.float64)`; `tf.cast(0.01, tf.float64)` would make a float32 0.01 first
-#   and widen it, 2e-10 off (`_scalar` below exists for that). **Feeds are the exception**:
+#   and widen it, 2e-10 off (`_scalar` below exists for that); an integer such as the batch
+#   size is exact in every float dtype, so the engine's `tf.cast(batch_size, dtype)` is safe.
+#   **Feeds are the exception**:
 #   `session.run` makes every fed value a NumPy array of its placeholder's dtype
 #   (`np.asarray(value, dtype)`) without a word, so float64 numbers fed to a float32 placeholder
 #   are rounded and 1.9 fed to an int32 placeholder becomes 1 (the small graph at the end of this section runs both).
@@ -416,7 +418,7 @@ with v1.Session(graph=demo) as session:
 # int32; a feed would convert them silently otherwise.
 #
 # `run_train_graph` opens a session, loads the weights, runs one step and closes the session:
-# the weights after the step are fetched first, since closing the session discards the
+# the weights after the step are fetched before the session closes, since closing it discards the
 # variables' values (a). A function that runs one session per step must therefore load the
 # weights at every call, 4.65 million numbers for the small config. The engine (f) does not:
 # it keeps one session for its whole life, loads the weights once, and every step updates them
@@ -531,7 +533,8 @@ print("the ids batches yields:", first_inputs.dtype, first_inputs.shape)
 # arrays [T, B, H] of 0 (dropped) and $1/(1-\rho)$ (kept) for the 0-based training step `step`,
 # a function of the config's seed and the step alone, so the reference engine and the graph are
 # handed the same arrays. Its dtype defaults to float32; a float64 model asks for float64 (at
-# $\rho = 0.5$ the kept value 2 is exact in both, at 0.65 $1/0.35$ is not).
+# $\rho = 0.5$ the kept value 2 is exact in both, at 0.65 $1/0.35$ is not). `dropped` below is
+# Part I's `small_dropout`: the small config with dropout 0.5.
 
 # %%
 from ptb_lstm.dropout import step_masks
@@ -936,7 +939,7 @@ assert all(max(r.loss, r.params, r.perplexity) <= LIMITS[r.dtype] for r in rows)
 # The real graph of the tiny model (2 layers of 16 units, 5 steps), by operation type. The
 # forward pass has 13 products (the recurrent one at each of 5 steps in each of 2 layers, one input
 # projection per layer, the softmax), and the backward pass two per product (one for each input:
-# `tf.gradients` adds both, and the one towards the carried-in state, which nothing needs, never
+# `v1.gradients` adds both, and the one towards the carried-in state, which nothing needs, never
 # runs), 39 `MatMul` in all; `Sigmoid` and `Tanh` count 3 and 2 per step and layer, and
 # `SigmoidGrad` and `TanhGrad` are their derivatives in the backward pass; `AddN` sums the gradients
 # of a tensor used more than once:
@@ -1056,7 +1059,10 @@ plt.show()
 # The toolkit's trainer with the `tf-graph` engine: `STEPS` steps of the small config, then a
 # pass over the valid split. The seconds printed count both, and the engine's set-up (building
 # the graph). They are measured live, on whatever machine runs the notebook and beside whatever
-# else runs there: no benchmark (`make bench` is).
+# else runs there: no benchmark (`make bench` is). TensorFlow sizes its own thread pools, apart
+# from NumPy's BLAS threads of Part I (h): `tf.config.threading.set_intra_op_parallelism_threads(n)`
+# (threads inside one operation) and `set_inter_op_parallelism_threads(n)` (operations run at
+# once) set them, before TensorFlow runs its first operation; this part keeps the defaults.
 
 # %%
 import tempfile
