@@ -74,13 +74,32 @@ print("TensorFlow", tf.__version__)
 #   The model's parameters are variables, because each step changes them; everything else (the
 #   batch, the carried state, the activations) is tensors.
 #
-# **Dtypes.** `tf.constant(np_array)` and `tf.Variable(np_array)` keep the array's dtype, but a
-# Python float becomes **float32** (`tf.constant(0.1)`), and TensorFlow never converts a dtype
-# silently: a float64 tensor times a float32 tensor is an error. A Python number written directly
-# in an operation with a tensor (`2.0 * x`) takes that tensor's dtype. So in a float64 model every
-# constant made as a tensor is given its dtype explicitly, `tf.constant(5.0, tf.float64)`, and
-# `tf.cast(0.01, tf.float64)` is not the same thing: it makes a float32 0.01 first and widens
-# it, rounded to float32's 24 bits:
+# **Copies.** `tf.Variable(np_array)` copies the array: changing the array afterwards leaves the
+# variable alone, and `assign_sub` leaves the array alone. `v.numpy()` (and `tensor.numpy()`)
+# returns a new array, a copy ("Copy of the contents of this Tensor", in TensorFlow's
+# documentation of `numpy()`): writing into it changes neither the variable nor a later
+# `v.numpy()`. (`np.asarray(tensor)`, by contrast, is a view of the tensor's own memory, which
+# a tensor never changes.) The cell below checks all four.
+#
+# **Dtypes.** `tf.constant(np_array)` and `tf.Variable(np_array)` keep the array's dtype, and a
+# Python float becomes **float32** (`tf.constant(0.1)`). Where TensorFlow converts a float dtype
+# and where it refuses follows one rule, by what is converted:
+#
+# * a **Python number or NumPy array** is converted to the dtype it is asked to become, without a
+#   word, float64 to float32 included (rounded to float32's 24 bits, a too-small number to 0):
+#   `tf.constant(value, dtype)`, `tf.Variable(value, dtype=dtype)`; and in an operation with a
+#   tensor it becomes that tensor's dtype: `2.0 * x`, `x / 20`, and even a float64 NumPy array
+#   times a float32 tensor gives a float32 tensor;
+# * a **tensor** is never converted but by `tf.cast(tensor, dtype)`: two tensors of different
+#   dtypes in one operation are refused (a float64 tensor times a float32 tensor:
+#   `InvalidArgumentError`), and so is a tensor given to `tf.constant` with another dtype
+#   (`TypeError`).
+#
+# So in a float64 model every constant made as a tensor is given its dtype explicitly,
+# `tf.constant(5.0, tf.float64)`, for a bare `tf.constant(5.0)` is a float32 tensor that the
+# model's tensors refuse. And `tf.cast(0.01, tf.float64)` is not the same thing as
+# `tf.constant(0.01, tf.float64)`: `tf.cast` makes its argument a tensor first, a float32 0.01,
+# and widens that, rounded to float32's 24 bits:
 
 # %%
 weights = tf.Variable(np.array([1.0, 2.0, 3.0]))  # float64, from the NumPy array
@@ -100,6 +119,30 @@ print(
     "; as tf.cast(0.01, tf.float64) - 0.01:",
     f"{float(tf.cast(0.01, tf.float64)) - 0.01:.1e}",
 )
+narrowed = tf.constant(np.array([0.1, 1 / 3, 1e-50]), tf.float32)  # a float64 NumPy array
+print("tf.constant(float64 array, tf.float32):", narrowed.dtype.name, narrowed.numpy())
+print("float32 tensor * float64 NumPy array:", (narrowed * np.array([1.0, 1.0, 1.0])).dtype.name)
+try:
+    tf.constant(weights.read_value(), tf.float32)  # a float64 tensor
+except TypeError as error:
+    print("tf.constant(float64 tensor, tf.float32):", type(error).__name__)
+print("tf.cast(float64 tensor, tf.float32):", tf.cast(weights, tf.float32).dtype.name)
+
+array = np.array([1.0, 2.0, 3.0])
+copied = tf.Variable(array)
+array[0] = 99.0  # the variable holds its own copy
+copied.assign_sub([1.0, 1.0, 1.0])  # and the array is not changed by the variable's update
+print("array", array, "| variable", copied.numpy())
+read = copied.numpy()
+read[0] = 42.0  # a copy: the variable is not changed
+print(
+    "after writing into v.numpy():", copied.numpy(), "| shares memory with a second read:", end=" "
+)
+print(np.shares_memory(copied.numpy(), copied.numpy()))
+assert array[0] == 99.0 and copied.numpy()[0] == 0.0
+constant = tf.constant([1.0, 2.0])
+print("two np.asarray(tensor) of one tensor share memory (views of the tensor's):", end=" ")
+print(np.shares_memory(np.asarray(constant), np.asarray(constant)))
 
 # %% [markdown]
 # ## (b) `GradientTape`: what it records
@@ -109,8 +152,10 @@ print(
 # `tape.watch(tensor)`. `tape.gradient(target, sources)` then goes through the record backwards —
 # the chain rule of Part I (e), applied by the library — and returns
 # $\partial\,\text{target}/\partial\,\text{source}$ for each source, in the shape of the source.
-# The target must be a scalar (a tensor of several entries is summed first). Three rules matter
-# for a training step:
+# The target is a loss, a scalar. Given a target of several entries, `tape.gradient` returns the
+# gradient of their **sum** (it starts the backward pass from ones of the target's shape), the
+# same as for `tf.reduce_sum(target)`; the cell after next checks it. Three rules matter for a
+# training step:
 #
 # * **A summed loss.** The gradient of a sum is the sum of the gradients, so the gradient of the
 #   loss summed over time and averaged over the batch is the one Part I's BPTT computes; the
@@ -140,8 +185,9 @@ except RuntimeError as error:
 
 # %% [markdown]
 # The three rules on a loss summed over a small batch of x values: the gradient of the sum
-# against the sum of each term's gradient (a persistent tape, asked four times), a constant
-# against a watched tensor, and a variable the loss does not use:
+# against the sum of each term's gradient (a persistent tape, asked five times), a constant
+# against a watched tensor, and a variable the loss does not use; and the gradient of the
+# three-entry target `terms` itself, which is that of their sum:
 
 # %%
 xs = tf.constant([2.0, -1.0, 0.5], tf.float64)
@@ -154,6 +200,9 @@ with tf.GradientTape(persistent=True) as tape:
 d_total, d_unused = tape.gradient(total, [w, unused])
 one_by_one = sum(float(tape.gradient(part, w)) for part in parts)
 print(f"d(sum)/dw = {float(d_total):.15f}; sum of the three d(term)/dw = {one_by_one:.15f}")
+of_terms = float(tape.gradient(terms, w))  # a target of three entries
+print(f"tape.gradient(terms, w), terms of shape [3]: {of_terms:.15f}, that of their sum")
+assert of_terms == float(d_total)
 print("d(sum)/d(unused variable):", d_unused)
 print("d(sum)/d(xs), a watched tensor:", tape.gradient(total, xs).numpy())
 del tape  # a persistent tape holds its record until it goes
@@ -169,10 +218,13 @@ assert abs(float(d_total) - one_by_one) < 1e-15
 # decides when it **retraces** (runs the Python function again and records anew):
 #
 # * a **tensor** argument is keyed by its dtype and shape: new values of the same shape reuse the
-#   trace, a new shape traces again;
+#   trace, a new shape or a new dtype traces again;
 # * a **Python value** (a float, an int, a string) is keyed by its value: every new learning rate
 #   passed as a Python float is a new trace, so a number that changes belongs in a tensor (or a
 #   variable);
+# * a Python value, a tensor and a variable are **different kinds** of argument, keyed apart: the
+#   first call with a tensor in a place where Python floats came before traces, whatever its
+#   value (its trace is then reused by tensors of that dtype and shape);
 # * a variable used inside is read at every call: assigning it a new value retraces nothing;
 # * `input_signature=[tf.TensorSpec([None], tf.float64)]` fixes the kind in advance: one trace
 #   for any length (`None` is "any size"); arguments of another dtype are refused.
@@ -196,8 +248,8 @@ calls = [
     ("the same tensor, factor 3.0 (a new Python value)", tf.constant([4.0, 5.0, 6.0]), 3.0),
     ("a [2] tensor (a new shape)", tf.constant([1.0, 2.0]), 3.0),
     ("a [2] tensor again", tf.constant([7.0, 8.0]), 3.0),
-    ("factor as a tensor 4.0", tf.constant([7.0, 8.0]), tf.constant(4.0)),
-    ("factor as a tensor 5.0", tf.constant([7.0, 8.0]), tf.constant(5.0)),
+    ("factor as a tensor 4.0 (a new kind of argument)", tf.constant([7.0, 8.0]), tf.constant(4.0)),
+    ("factor as a tensor 5.0 (same dtype and shape)", tf.constant([7.0, 8.0]), tf.constant(5.0)),
 ]
 for label, x, factor in calls:
     before = len(traces)
@@ -304,18 +356,29 @@ show_source(_tf_model.summed_nll)
 # reference's value and $\hat a$ the TensorFlow one:
 #
 # * the **relative error** $\max|a - \hat a| / \max|a|$ over the whole array (for a scalar,
-#   $|a - \hat a| / |a|$), as in Part I's checks (`tf_relative_error`): for the logits, the loss,
-#   the gradient norm and the carried state, values computed afresh from the batch;
+#   $|a - \hat a| / |a|$), Part I's measure: for the logits, the loss, the gradient norm and the
+#   carried state, values computed afresh from the batch. Here it is `tf_relative_error(reference,
+#   other)`, **the reference first**, where Part I's `relative_error(got, expected)` takes it
+#   second: both divide by the reference's largest entry, so `tf_relative_error(a, a_hat)` is
+#   Part I's `relative_error(a_hat, a)`, the same number;
 # * the **error relative to the update**, for weights after a training step:
 #   $\max|\theta' - \hat\theta'| / \max|\theta' - \theta|$, with $\theta$ the weights before the
 #   step, the same for both, and $\theta'$ the reference's after it. One step changes most
 #   weights little: in the small config the typical entry of a kernel moves by about $10^{-4}$
 #   of the array's largest weight, and a kernel's largest change is 2 to 13 % of it (the softmax
 #   kernel's 89 %; the biases, which start within ±0.1, move more; the embedding's rows not in
-#   the batch do not move at all; the cell of (g) prints the figures). Measured against the weights, an error in the update would be shrunk by
-#   that factor and could hide under the weights' size. Divided by the update, the error says how
-#   far the TensorFlow step's change is from the reference's change, which is what the step
-#   computes; the weights before the step are the same for both and cannot differ.
+#   the batch do not move at all; the cell of (g) prints the figures). Measured against the
+#   weights, an error in the update would be shrunk by that factor and could hide under the
+#   weights' size. Divided by the update, the error says how far the TensorFlow step's change is
+#   from the reference's change, which is what the step computes; the weights before the step
+#   are the same for both and cannot differ.
+#
+# **The weights' error, in this part, is the error relative to the update.** Part I measured
+# weights after a step with its relative error, relative to the weights themselves:
+# $\max|\theta' - \hat\theta'| / \max|\theta'|$. The two share the numerator, so Part I's
+# measure is this one times $\max|\theta' - \theta| / \max|\theta'|$, the step's largest change
+# over the largest weight: smaller, by the factor (g) prints. The check table of (g) shows both;
+# the agreement table of (h), over several steps, uses Part I's.
 
 # %%
 from ptb_lstm.data import batches
@@ -541,30 +604,41 @@ print("embedding rows moved:", moved, "= the batch's input words", np.unique(inp
 #
 # * **The loss** is summed over time and divided by B, inside the tape (so that the gradients
 #   carry the 1/B). It is the loss before the update. B is divided by as the Python int
-#   `inputs.shape[0]`: a Python number in an operation takes the tensor's dtype (a), so the
-#   division is in the model's dtype, float32 or float64, with no tensor to make. Made a tensor,
-#   it would have to be given that dtype, `tf.constant(B, dtype)`, to the same effect; a bare
-#   `tf.constant(20.0)` is float32, an error in a float64 model.
+#   `inputs.shape[0]`: a Python number in an operation with a tensor is converted to that
+#   tensor's dtype (a), so 20 becomes 20.0 in the model's dtype, float32 or float64, exactly
+#   (every integer up to $2^{24}$ is exact in float32), with no tensor to make. The engine of (h)
+#   writes `/ tf.cast(inputs.shape[0], self.tf_dtype)` instead: the same 20.0 in the same dtype,
+#   so the same quotient to the last bit (the cell after `tf_train_step` checks it). The cast
+#   names the dtype in plain sight, and the line would still be right were B a tensor, such as
+#   `tf.shape(inputs)[0]`, an int32 tensor, which a float tensor refuses to be divided by (two
+#   tensors, (a)). A bare `tf.constant(20.0)` would be float32, refused in a float64 model.
 # * **The carried state** enters as a plain tensor, the previous step's final state: computed
 #   before this tape started, it is a constant to the tape (b), so the gradient stops at the batch
 #   boundary — truncated BPTT (Part I (e)) with nothing to write. The final state that goes on is
 #   this forward pass's (the old weights); it is not recomputed after the update.
-# * **The dropout masks** (Part I (b)) are NumPy arrays, and `tf.constant(array)` keeps the
-#   array's dtype (a); `step_masks` gives float32 unless asked for another. So they are made
-#   tensors of the model's dtype, `tf.constant(m, dtype)`: that is needed, since a float32 mask
-#   times a float64 activation is an error. (The ids need no dtype: (d).)
+# * **The dropout masks** (Part I (b)) come as NumPy arrays of whatever dtype the caller drew
+#   them in: `step_masks` gives float32 unless asked for another, and the checks below draw
+#   float64 masks and pass them to float32 steps too. `tf_train_step` converts each with
+#   `tf.constant(m, tf_dtype)`, the model's dtype: `tf.constant` with a dtype converts a NumPy
+#   array (a), so a float64 mask becomes a float32 tensor in a float32 model, as the reference
+#   engine's `np.asarray(m, dtype)` makes it a float32 array. Without the dtype, `tf.constant(m)`
+#   would keep the array's, and a mask of another dtype than the activations would be refused
+#   (two tensors). (The ids need no dtype: (d).)
 #
-# A pure function of its arguments but for the variables, which it updates in place:
+# `tf_dtype` is TensorFlow's `tf.DType` of the variables (`variables["embedding"].dtype`), the
+# name the engine of (h) gives it; (h)'s `dtype` is the string NumPy uses, `"float32"`. A pure
+# function of its arguments but for the variables, which it updates in place:
 
 
 # %%
 def tf_train_step(variables, state, inputs, targets, learning_rate, config, masks=None):
     """One SGD step on ``variables`` (canonical name -> tf.Variable, updated in place) from
     ``state`` ((h, c) tensors [B, H] per layer); ``inputs``, ``targets`` [B, T] NumPy ids;
-    ``masks``: L + 1 NumPy arrays [T, B, H] or None. Returns (loss, norm, final state)."""
-    dtype = variables["embedding"].dtype
+    ``masks``: L + 1 NumPy arrays [T, B, H] of any float dtype, or None. Returns (loss, norm,
+    final state)."""
+    tf_dtype = variables["embedding"].dtype  # a tf.DType: tf.float32 or tf.float64
     if masks is not None:
-        masks = [tf.constant(m, dtype) for m in masks]  # a NumPy array keeps its dtype
+        masks = [tf.constant(m, tf_dtype) for m in masks]  # converted to the model's dtype
     names = list(variables)
     with tf.GradientTape() as tape:
         logits, final_state = _tf_model.forward(
@@ -578,11 +652,21 @@ def tf_train_step(variables, state, inputs, targets, learning_rate, config, mask
     return float(loss), float(norm), final_state
 
 
+# %%
+sums = np.random.default_rng(0).uniform(0.0, 2000.0, 1000)  # a thousand summed losses
+for tf_dtype in (tf.float32, tf.float64):
+    summed = tf.constant(sums, tf_dtype)
+    by_int, by_cast = summed / 20, summed / tf.cast(20, tf_dtype)  # (g)'s B and (h)'s
+    same = bool(tf.reduce_all(by_int == by_cast))
+    print(f"{tf_dtype.name}: / 20 gives {by_int.dtype.name}, the same as / tf.cast: {same}")
+    assert same and by_int.dtype == tf_dtype
+
 # %% [markdown]
 # Against Part I's reference engine on one batch (the first PTB batch, 20 × 20, from the same
 # seeded weights and zero state): the loss, the gradient norm and the final state (relative
-# errors), and the weights after the update (relative to the update, (d)). Three cases, so that
-# every path of the step is run:
+# errors), and the weights after the update, relative to the update (this part's measure, (d))
+# and, beside it, relative to the weights (Part I's). Three cases, so that every path of the
+# step is run:
 #
 # * the **small config** as it is: no dropout (no masks), and a gradient norm of about 3.0,
 #   below its `max_grad_norm` of 5, so that clipping does not act (scale 1);
@@ -637,6 +721,7 @@ def errors_on_one_batch(step, config, dtype):
         "loss": abs(got[0] - expected[0]) / abs(expected[0]),
         "norm": abs(got[1] - expected[1]) / expected[1],
         "update": update,
+        "weights": max(tf_relative_error(expected[2][n], got[2][n]) for n in params),  # Part I's
         "state": state,
         "reference norm": expected[1],
         "clipped": expected[1] > config.max_grad_norm,
@@ -666,8 +751,8 @@ def written_out(config, params, inputs, targets, dtype, masks):
 
 def print_errors(label, errors):
     print(
-        f"{label:<42} loss {errors['loss']:.1e}  norm {errors['norm']:.1e}  "
-        f"weights (of the update) {errors['update']:.1e}  state {errors['state']:.1e}"
+        f"{label:<31} {errors['loss']:>8.1e} {errors['norm']:>8.1e} {errors['update']:>10.1e} "
+        f"{errors['weights']:>11.1e} {errors['state']:>8.1e}"
     )
 
 
@@ -694,6 +779,8 @@ def all_cases(step):
     print("the step's change (small, float64) over each array's largest weight: largest, median")
     for name, (largest, median) in found["small", "float64"]["moved"].items():
         print(f"  {name:<24} {largest:.1e}  {median:.1e}")
+    print(f"{'errors':<31} {'loss':>8} {'norm':>8} {'weights:':>10} {'weights:':>11} {'state':>8}")
+    print(f"{'':<31} {'':>8} {'':>8} {'of update':>10} {'of weights':>11}")
     for (label, dtype), errors in found.items():
         print_errors(f"{label}, {dtype}", errors)
     return found
@@ -716,7 +803,9 @@ assert worst_float64(written) < 1e-11
 # the clipping. The weights agree to a few times $10^{-15}$ to $10^{-14}$ of the update: a
 # weight after the step is rounded to about $10^{-16}$ of its size, and a kernel's largest
 # change is a few hundredths to about a tenth of its largest weight (printed above), so that
-# rounding alone is of that order. The assertion allows $10^{-11}$:
+# rounding alone is of that order; relative to the weights (Part I's measure, the next column)
+# the same differences are below $10^{-15}$. The assertion, on the loss, the norm, the
+# state and the weights relative to the update, allows $10^{-11}$:
 # a thousand times what is measured, so that a machine whose BLAS sums in another order passes,
 # and still $10^{8}$ times below what a real difference in what is computed gives — a missing
 # transpose, the 1/B forgotten, a mask missed, the repeated embedding rows counted apart in the
@@ -733,6 +822,97 @@ assert worst_float64(written) < 1e-11
 # one step. They are not a mistake: float64 shows the computation is the same, and float32 shows
 # how far two correct roundings of it lie apart. No assertion is made on them. Over many steps of
 # SGD such differences grow (the full runs below).
+#
+# **Part I's pure form.** `tf_train_step` changes its variables in place. Part I (g) wrote the
+# step as two pure functions instead, `step_function(params, state, inputs, targets, masks)`
+# returning `(loss, gradients, new state)` and `update_function(params, gradients,
+# learning_rate, max_grad_norm)` returning `(new params, norm)`. `eager_step_function` is the two
+# in one, built on `tf_train_step`: it takes `step_function`'s arguments, NumPy arrays, with the
+# learning rate and the `config` (for `max_grad_norm` and the number of layers, which
+# `_tf_model.forward` reads from it), and returns `(loss, new params, new state, norm)`:
+# `step_function`'s loss and new state with the new params in the gradients' place, then
+# `update_function`'s norm. It makes new variables from `params` at every call, and reads them
+# back as new arrays.
+#
+# **Variables made at every call are fine in eager mode.** A `tf.Variable` is then a Python
+# object holding its own copy of the array it was made from (a); it is freed when nothing refers
+# to it any more, like a NumPy array. (Inside a `tf.function` it is otherwise: variables may be
+# made in the first trace only, and a function that makes one at every call is refused with a
+# `ValueError`.) The check: from a carried state (the state of a first step), the tiny config
+# with dropout 0.5 and `max_grad_norm` 1 (clipping acts), float64 and float32; the function is
+# called twice with the same arguments, which must give the same results to the last bit and
+# leave the arguments as they were, and once more beside the reference engine's `train_step`,
+# with (g)'s measures and limit of $10^{-11}$ in float64.
+
+
+# %%
+def eager_step_function(params, state, inputs, targets, learning_rate, config, masks=None):
+    """tf_train_step as a pure function, in Part I's form: params name -> NumPy array, state
+    (h, c) NumPy arrays [B, H] per layer. Returns (loss, new params, new state, norm), new NumPy
+    arrays; changes none of its arguments."""
+    variables = {n: tf.Variable(v, name=n) for n, v in params.items()}  # copies of params (a)
+    state = [(tf.constant(h), tf.constant(c)) for h, c in state]
+    loss, norm, final_state = tf_train_step(
+        variables, state, inputs, targets, learning_rate, config, masks
+    )
+    new_params = {n: v.numpy() for n, v in variables.items()}  # .numpy() copies (a)
+    new_state = [(h.numpy(), c.numpy()) for h, c in final_state]
+    return loss, new_params, new_state, norm
+
+
+def check_eager_step_function(dtype):
+    """eager_step_function from a carried state, twice, against the reference engine's
+    train_step: (same results twice, arguments unchanged, loss, update and state errors)."""
+    config = PRESETS["tiny"].replace(dropout=0.5, max_grad_norm=1.0)
+    params = init_params(config, corpus.vocab_size, np.float64)
+    reference_engine = ReferenceEngine(config, params, dtype=dtype)
+    stream = batches(corpus.train, config.batch_size, config.num_steps)
+    reference_engine.train_step(*next(stream), 1.0, step_masks(config, 0, dtype=np.float64))
+    params, state = reference_engine.get_params(), reference_engine.get_state()  # copies
+    kept = {n: a.copy() for n, a in params.items()}, [(h.copy(), c.copy()) for h, c in state]
+    (inputs, targets), masks = next(stream), step_masks(config, 1, dtype=np.float64)
+    first = eager_step_function(params, state, inputs, targets, 1.0, config, masks)
+    again = eager_step_function(params, state, inputs, targets, 1.0, config, masks)
+    same = (
+        first[0] == again[0]
+        and first[3] == again[3]
+        and all((first[1][n] == again[1][n]).all() for n in params)
+        and all(
+            (a == b).all()
+            for p, q in zip(first[2], again[2], strict=True)
+            for a, b in zip(p, q, strict=True)
+        )
+    )
+    unchanged = all((params[n] == kept[0][n]).all() for n in params) and all(
+        (a == b).all()
+        for p, q in zip(state, kept[1], strict=True)
+        for a, b in zip(p, q, strict=True)
+    )
+    expected_loss = reference_engine.train_step(inputs, targets, 1.0, masks)
+    expected_params, expected_state = reference_engine.get_params(), reference_engine.get_state()
+    loss, new_params, new_state, norm = first
+    update = max(
+        float(np.abs(new_params[n] - expected_params[n]).max())
+        / float(np.abs(expected_params[n] - params[n]).max())
+        for n in params
+    )
+    state_error = max(
+        tf_relative_error(a, b)
+        for p, q in zip(expected_state, new_state, strict=True)
+        for a, b in zip(p, q, strict=True)
+    )
+    loss_error = abs(loss - expected_loss) / abs(expected_loss)
+    print(
+        f"{dtype}: norm {norm:.3f} (clipped to 1); same twice: {same}; arguments unchanged: "
+        f"{unchanged}; errors: loss {loss_error:.1e}, weights (of the update) {update:.1e}, "
+        f"state {state_error:.1e}"
+    )
+    return same, unchanged, max(loss_error, update, state_error)
+
+
+for dtype in ("float64", "float32"):
+    same, unchanged, worst = check_eager_step_function(dtype)
+    assert same and unchanged and (dtype == "float32" or worst < 1e-11)
 
 # %% [markdown]
 # ## (h) The engine, attribute by attribute
@@ -758,7 +938,14 @@ assert worst_float64(written) < 1e-11
 #
 # (A `_set_lr` appears in Part III's graph engine only: this engine takes the learning rate as a
 # Python float at every call and uses it directly.) The constructor, then the carried state's
-# methods of the base class, then how weights and state come back as NumPy arrays:
+# methods of the base class, then how weights and state come back as NumPy arrays.
+#
+# `get_params` and `_to_numpy` return `value.numpy().copy()`. `.numpy()` already returns a new
+# array, a copy (a), so in this TensorFlow the `.copy()` is a second copy, which nothing needs:
+# it costs one more copy of the weights per call (at a checkpoint or an evaluation, not at a
+# step), and it keeps what the contract promises, arrays the caller owns, which no later step of
+# the engine changes, independent of how `.numpy()` is written; `np.asarray(tensor)`, for one,
+# is a view of the tensor's own memory (a).
 
 # %%
 from ptb_lstm.engines import Engine
@@ -800,8 +987,10 @@ print("_state_for(1):", state_1[0][0].shape, "all zero:", not np.any(state_1[0][
 # on the engine's device, the norm kept in `last_grad_norm`, and (with `optimizer=adam` or
 # `amsgrad`) Part I (k)'s update in place of SGD: `bias_corrections(config, t)` gives that update's
 # $(1 - \beta_1^t, 1 - \beta_2^t)$ as Python floats, and `_tf_model.clipped_adam` takes the same
-# global norm and scale as (f), then updates the moments in `slots` and the weights. `float(loss)`
-# and `float(norm)` turn the scalar tensors into Python floats for the trainer.
+# global norm and scale as (f), then updates the moments in `slots` and the weights. The loss is
+# divided by `tf.cast(inputs.shape[0], self.tf_dtype)`, the same number as (g)'s Python int B
+# ((g) explains why, and checks it). `float(loss)` and `float(norm)` turn the scalar tensors into
+# Python floats for the trainer.
 
 # %%
 show_source(TFEagerEngine.train_step)
@@ -977,15 +1166,16 @@ results_table(["tf-eager", "numpy"])
 # exercises, after a line; each is run through its check, and so is a wrong answer, to show the
 # check refusing it.
 #
-# **Exercise 1: the global norm with an embedding gradient.** Write `my_global_norm(gradients)`
-# that takes a list of gradients, dense tensors and `tf.IndexedSlices` with repeated indices
-# mixed, and returns the global norm of the dense gradient they stand for, as a float (section
-# (e)). `check_global_norm` tries it on gradients whose slices repeat rows.
+# **Exercise 1: the global norm with an embedding gradient.** Write
+# `my_sparse_global_norm(gradients)` that takes a list of gradients, dense tensors and
+# `tf.IndexedSlices` with repeated indices mixed, and returns the global norm of the dense
+# gradient they stand for, as a float (section (e)). `check_sparse_global_norm` tries it on
+# gradients whose slices repeat rows.
 
 
 # %%
-def check_global_norm(my_global_norm):
-    """my_global_norm(list of tensors and IndexedSlices) -> float, against the norm of the
+def check_sparse_global_norm(my_sparse_global_norm):
+    """my_sparse_global_norm(list of tensors and IndexedSlices) -> float, against the norm of the
     dense arrays, on three draws of gradients with repeated embedding rows."""
     rng = np.random.default_rng(7)
     verdicts = []
@@ -1001,9 +1191,9 @@ def check_global_norm(my_global_norm):
         ]
         expected = np.sqrt((dense_embedding**2).sum() + (kernel**2).sum())
         try:
-            got = my_global_norm(gradients)
+            got = my_sparse_global_norm(gradients)
         except NotImplementedError:
-            print("not yet done: write my_global_norm")
+            print("not yet done: write my_sparse_global_norm")
             return
         ok = got is not None and abs(float(got) - expected) <= 1e-12 * expected
         verdicts.append(ok)
@@ -1012,11 +1202,11 @@ def check_global_norm(my_global_norm):
     print("all ok" if all(verdicts) else "WRONG")
 
 
-def my_global_norm(gradients):
+def my_sparse_global_norm(gradients):
     raise NotImplementedError  # your answer here
 
 
-check_global_norm(my_global_norm)
+check_sparse_global_norm(my_sparse_global_norm)
 
 # %% [markdown]
 # **Exercise 2: when does `tf.function` trace?** A fresh `tf.function` is called eight times, as
@@ -1163,17 +1353,17 @@ check_tf_step(my_tf_step)
 # squares each position's row apart and comes out too small, and the check says so:
 
 # %%
-check_global_norm(
+check_sparse_global_norm(
     lambda gradients: float(
         tf.linalg.global_norm([_tf_model.sum_duplicate_rows(g) for g in gradients])
     )
 )
 print("made dense:")
-check_global_norm(
+check_sparse_global_norm(
     lambda gradients: float(tf.linalg.global_norm([tf.convert_to_tensor(g) for g in gradients]))
 )
 print("and the raw slices:")
-check_global_norm(lambda gradients: float(tf.linalg.global_norm(gradients)))
+check_sparse_global_norm(lambda gradients: float(tf.linalg.global_norm(gradients)))
 
 # %% [markdown]
 # **Exercise 2.** Calls 1, 3, 4, 5, 6 and 8 trace: the first call; a new Python value for `b`; two
@@ -1200,8 +1390,8 @@ print("and a step whose norm counts repeated embedding rows apart:")
 
 
 def raw_norm_step(variables, state, inputs, targets, learning_rate, config, masks):
-    dtype = variables["embedding"].dtype
-    masks = None if masks is None else [tf.constant(m, dtype) for m in masks]
+    tf_dtype = variables["embedding"].dtype
+    masks = None if masks is None else [tf.constant(m, tf_dtype) for m in masks]
     names = list(variables)
     with tf.GradientTape() as tape:
         logits, final_state = _tf_model.forward(
