@@ -148,7 +148,8 @@ print(np.shares_memory(np.asarray(constant), np.asarray(constant)))
 # ## (b) `GradientTape`: what it records
 #
 # Inside `with tf.GradientTape() as tape:` TensorFlow records every operation applied to a
-# *watched* value: trainable variables are watched by themselves, a tensor only after
+# *watched* value: trainable variables (every `tf.Variable` is trainable unless made with
+# `trainable=False`) are watched by themselves, a tensor only after
 # `tape.watch(tensor)`. `tape.gradient(target, sources)` then goes through the record backwards —
 # the chain rule of Part I (e), applied by the library — and returns
 # $\partial\,\text{target}/\partial\,\text{source}$ for each source, in the shape of the source.
@@ -287,7 +288,8 @@ print("with an input signature, lengths 3, 5 and 8:", len(signature_traces), "tr
 # final state, a list of `(h, c)` pairs. It works **time-major**, as the reference engine does,
 # and does exactly this, in this order:
 #
-# 1. `ids = tf.transpose(inputs)`: [T, B], so that everything after it is [T, B, ...] and
+# 1. `ids = tf.transpose(inputs)` (with no `perm`, `tf.transpose` reverses the axes: [B, T]
+#    becomes [T, B]): [T, B], so that everything after it is [T, B, ...] and
 #    `x[t]` is the whole batch at time t, [B, H], the slice the loop over time needs.
 # 2. `x = tf.nn.embedding_lookup(params["embedding"], ids)`: [T, B, H], the $e_t = E[w_t]$.
 # 3. For each layer l = 0, ..., L − 1:
@@ -574,8 +576,10 @@ def sgd_with_clipping(variables, gradients, learning_rate, max_grad_norm):
 
 # %% [markdown]
 # The engine calls `_tf_model.clipped_sgd(variables, gradients, learning_rate, max_grad_norm)`,
-# which does exactly this and returns `(updates, norm)`; an eager step uses the norm and drops the
-# first item (`_`), the list of the updated variables. Both on the gradients of the small model's
+# which does exactly this and returns `(updates, norm)`: `updates` is the list of what each
+# `assign_sub` and `scatter_sub` returned (run eagerly, the variables themselves, already
+# changed), `norm` the global norm before clipping. An eager step uses the norm and drops the
+# first item (`_`). Both on the gradients of the small model's
 # batch of (d), from two copies of its weights, with `max_grad_norm` lowered to 0.5 so that
 # clipping acts:
 
@@ -626,8 +630,9 @@ print("embedding rows moved:", moved, "= the batch's input words", np.unique(inp
 #   (two tensors). (The ids need no dtype: (d).)
 #
 # `tf_dtype` is TensorFlow's `tf.DType` of the variables (`variables["embedding"].dtype`), the
-# name the engine of (h) gives it; (h)'s `dtype` is the string NumPy uses, `"float32"`. A pure
-# function of its arguments but for the variables, which it updates in place:
+# name the engine of (h) gives it; (h)'s `dtype` is the string NumPy uses, `"float32"`. It is
+# not a pure function: it updates the variables it is given in place, and returns only the loss,
+# the norm and the final state (`eager_step_function` below wraps it into Part I's pure form):
 
 
 # %%
