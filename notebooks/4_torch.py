@@ -540,7 +540,8 @@ print(
 #   on an uncoalesced tensor, please call .coalesce() first"), so that nobody reads duplicated
 #   rows as if each word had one; `._indices()` and `._values()` give the rows as they are
 #   stored, duplicates and all. The leading underscore marks them as low-level accessors,
-#   outside PyTorch's public API; the cell uses them only to show the uncoalesced rows.
+#   outside PyTorch's public API; they appear here only to show the uncoalesced rows (the cell
+#   below, and the wrong answer to exercise 2).
 #
 # The sparse form avoids a [V, H] array of mostly zeros (10,000 × 200 for the small config, of which
 # a batch touches a few hundred rows), and the engine updates only those rows (`E.index_add_(0,
@@ -800,11 +801,13 @@ except ValueError as error:
 # relative spacing of $2^{-23} \approx 1.2\cdot10^{-7}$ (float64: $2.2\cdot10^{-16}$): every
 # operation rounds at that level, the sums over hundreds of positions and the recurrence over T
 # steps accumulate it, and a gradient entry that is a difference of nearly equal terms loses
-# relative precision. The comparison is against the float64 reference, so the whole difference
-# is float32's rounding, which is why the test suite compares float32 engines with a tolerance of
-# about $10^{-4}$ and float64 ones with $10^{-9}$ to $10^{-12}$ (`docs/agreement.md`). Over a
-# whole training run such differences grow, and two float32 runs become two samples of the same
-# training rather than the same numbers.
+# relative precision. The comparison is against the float64 reference, so the whole difference is
+# PyTorch's float32 rounding; against a float32 reference engine (printed below the table) the
+# worst errors are larger, about twice, since the two engines' roundings add. Either way it is
+# float32's rounding, which is why the test suite compares float32 engines with a tolerance of about
+# $10^{-4}$ and float64 ones with $10^{-9}$ to $10^{-12}$ (`docs/agreement.md`). Over a whole
+# training run such differences grow, and two float32 runs become two samples of the same training
+# rather than the same numbers.
 #
 # **The update, and the whole step.** `torch_update` is Part I's `update_function` in PyTorch:
 # the global norm $n = \sqrt{\sum_\theta \lVert \delta\theta \rVert^2}$ summed on the gradients'
@@ -827,7 +830,7 @@ except ValueError as error:
 # weights less its own weights before the step, $\operatorname{err}(\theta' - \theta,\
 # \hat\theta' - \hat\theta) = \max|(\theta' - \theta) - (\hat\theta' - \hat\theta)| /
 # \max|\hat\theta' - \hat\theta|$ (from the same float64 weights, $\theta = \hat\theta$ and
-# this is Parts II's and III's measure; in float32, $\theta$ is the float32 copy). The
+# this is the measure of Parts II and III; in float32, $\theta$ is the float32 copy). The
 # gradients themselves, the most sensitive measure of all, are compared directly by (g)'s first
 # check, with $\operatorname{err}$ against the reference's.
 #
