@@ -1,6 +1,7 @@
 import json
 import time
 
+import numpy as np
 import pytest
 
 from ptb_lstm.bench import bench, full_training_seconds, step_flops, step_products
@@ -149,3 +150,13 @@ def test_bench_rejects_bad_flags_in_one_line(args, message):
     )
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_floors_products_are_timed_in_float32():
+    # A float32 array divided by a NumPy float64 scalar is float64 under NumPy 2's rules: a
+    # floor timed on such operands would time a mixed-type product, about twice as slow.
+    from ptb_lstm.bench import Product, product_operands
+
+    for operand in product_operands(Product("x", 3, 5, 7)):
+        assert operand.dtype == np.float32
+        assert operand.flags["C_CONTIGUOUS"]

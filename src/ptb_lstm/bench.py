@@ -206,13 +206,19 @@ def sgemm_gflops(size: int = 2048, repeats: int = 7) -> float:
     return 2 * size**3 / _best_seconds(lambda: np.matmul(a, b, out=out), repeats) / 1e9
 
 
-def product_seconds(product: Product, repeats: int = 3) -> float:
-    """The fastest time of ``product`` in float32 on C-ordered operands: ``count`` calls one
-    after the other, as a loop over time steps makes them."""
+def product_operands(product: Product) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``a`` [m, k], ``b`` [k, n] and ``out`` [m, n] of ``product``: float32, C-ordered."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((product.m, product.k), dtype=np.float32)
-    b = rng.standard_normal((product.k, product.n), dtype=np.float32) / np.sqrt(product.k)
-    out = np.empty((product.m, product.n), np.float32)
+    b = rng.standard_normal((product.k, product.n), dtype=np.float32)
+    b *= 1.0 / np.sqrt(product.k)  # in place: b / np.float64(...) would be a float64 array
+    return a, b, np.empty((product.m, product.n), np.float32)
+
+
+def product_seconds(product: Product, repeats: int = 3) -> float:
+    """The fastest time of ``product`` in float32 on C-ordered operands: ``times`` calls one
+    after the other, as a loop over time steps makes them."""
+    a, b, out = product_operands(product)
 
     def run() -> None:
         for _ in range(product.times):
