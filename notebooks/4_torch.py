@@ -67,15 +67,16 @@ def relative_error(got, expected):
 # (the CPU's, or a GPU's: section (d)). Most NumPy operations have a PyTorch twin (`@`, `+`,
 # `torch.tanh`, `torch.sigmoid`, `.sum(dim=...)` for `.sum(axis=...)`, `torch.cat` for
 # `np.concatenate`, `torch.stack` for `np.stack`, `torch.linspace` for `np.linspace`,
-# `torch.zeros_like` for `np.zeros_like`, `.split(H, dim=1)` to cut a [B, 4H] block into four
-# [B, H] pieces). `@` broadcasts as in NumPy: a [T, B, H] tensor `@` an [H, V] one is [T, B, V],
-# the product of every row with the matrix, as the logits of (g) are made. Python's built-in
-# `sum` over tensors adds them with `+` and so gives a tensor: `sum(g.pow(2).sum() for g in
-# grads)` is a 0-dimensional tensor, as in (f) and (g). Three more appear in the cells below:
-# `t.new_zeros(shape)` makes zeros of `t`'s dtype on `t`'s device; `torch.randn(shape,
-# dtype=...)` draws standard normal numbers (NumPy's `rng.standard_normal`) from PyTorch's one
-# global generator, and `torch.manual_seed(n)` seeds that generator, so that a cell draws the
-# same numbers at every run. Five things matter here, most of them unlike NumPy:
+# `torch.zeros_like` for `np.zeros_like`, `.reshape(-1)` and `.pow(2)` as in NumPy, `.clone()` for
+# `.copy()`, `.split(H, dim=1)` to cut a [B, 4H] block into four [B, H] pieces; `x[t]` is a view of
+# a slice, as in NumPy). `@` broadcasts as in NumPy: a [T, B, H] tensor `@` an [H, V] one is [T, B,
+# V], the product of every row with the matrix, as the logits of (g) are made. Python's built-in
+# `sum` over tensors adds them with `+` and so gives a tensor: `sum(g.pow(2).sum() for g in grads)`
+# is a 0-dimensional tensor, as in (f) and (g). Three more appear in the cells below:
+# `t.new_zeros(shape)` makes zeros of `t`'s dtype on `t`'s device; `torch.randn(shape, dtype=...)`
+# draws standard normal numbers (NumPy's `rng.standard_normal`) from PyTorch's one global generator,
+# and `torch.manual_seed(n)` seeds that generator, so that a cell draws the same numbers at every
+# run. Five things matter here, most of them unlike NumPy:
 #
 # * **Conversion.** `torch.from_numpy(a)` wraps a NumPy array without copying it (they share
 #   memory: a change to one shows in the other) and keeps its dtype; `torch.tensor(a)` copies.
@@ -188,7 +189,8 @@ print(" | after it:", torch.get_num_threads())
 # torch.no_grad():`, a block in which nothing is recorded, and changes the tensor in place, so that
 # it stays the same leaf. A tensor **computed** under `no_grad` is recorded from nothing: it is a
 # leaf with `requires_grad=False`, whatever its inputs asked, so `requires_grad_()` then makes it a
-# fresh parameter; that is how `torch_update` of (g) makes its new parameters. Computed outside
+# fresh parameter (inside the block or after it: `requires_grad_()` is allowed in both); that is
+# how `torch_update` of (g) makes its new parameters. Computed outside
 # `no_grad`, the same tensor would be a result with a `grad_fn`, not a leaf: `requires_grad_()`
 # leaves it so (and `requires_grad_(False)` on it is refused), and the next step's record would
 # reach back through every earlier update. `t.detach()` is a tensor of the same values cut off from
@@ -842,8 +844,9 @@ except ValueError as error:
 # stay under `max_grad_norm` = 5: no clipping); the same with `max_grad_norm` lowered to 1, so that
 # the clipping acts at every step; and the **small** config with dropout 0.5 (the norms printed
 # beside `max_grad_norm` show which of its steps were clipped). The small config itself has dropout
-# 0, so `step_masks` gives `None` for it (the cell prints it): the masks of the regularised configs
-# are shown with `PRESETS["small"].replace(dropout=0.5)`. Each in float64 and in float32 (the
+# 0, so `step_masks` gives `None` for it (the cell prints it): masks are shown, and used, with the
+# small config given the medium config's dropout, `PRESETS["small"].replace(dropout=0.5)` (Part
+# I's `small_dropout`). Each in float64 and in float32 (the
 # parameters, state and masks converted; the reference stays float64).
 
 
@@ -942,7 +945,10 @@ for label, config in settings.items():
 # needs no `functional_call`), a sparse embedding gradient (e) with a sparse update, the
 # parameters held on the engine's device, and the update made **in place** (`sub_`,
 # `index_add_` under `no_grad`) on the tensors the engine owns, instead of returning new ones:
-# nobody else holds them, and in place there is no copy of the weights per step. It is an
+# nobody else holds them, and in place there is no copy of the weights per step. Its step factor
+# is `learning_rate * max_norm / max(norm, max_norm)`, a product of Python floats in another
+# order than `learning_rate * scale`: the two can differ in the last bit, inside the float64
+# tolerance of 1e-12 that its checks against the reference engine use. It is an
 # `Engine` like Part I's reference engine: the base class
 # `ptb_lstm.engines.Engine` keeps the carried state (`state`, `reset_state`, and `_state_for`,
 # which returns the carried state, or zeros when the batch has another number of rows: Part I (g)
