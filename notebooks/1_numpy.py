@@ -2023,11 +2023,10 @@ with threadpool_limits(limits=1):
 
 # %% [markdown]
 # **The whole training step.** Measured by the benchmark, `make bench` (float32, a step of the
-# small model, 2026-11-29), with the `numpy` engine of that date, which ran its large products on
-# helper threads: on a 2-core Intel Xeon (the run in `docs/bench.md`, which holds the latest) it
-# took 71.2 ms and the reference engine 177.6 ms, **2.5 times faster** (the torch engine
-# 85.6 ms); on an idle 2-core AMD EPYC (commit c1eba1a) it took 45.0 ms (PyTorch's `nn.LSTM`
-# 62.9 ms), where the matrix products alone need at least 31 ms.
+# small model, 2026-12-06, an idle 2-core AMD EPYC; the run in `docs/bench.md`, which holds the
+# latest): the `numpy` engine took 56.5 ms and the reference engine 130.0 ms, **2.3 times
+# faster** (the torch engine 56.2 ms), where the matrix products alone need at least 31.4 ms at
+# the machine's best rate, 35.3 ms at the shapes the step runs them at.
 #
 # The cell below is this build's reading only, not a benchmark. It times both engines live, from
 # the same weights on the same batch (the `numpy` engine on BLAS's own threads, as it runs by
