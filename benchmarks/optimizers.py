@@ -10,6 +10,10 @@
 2. The runs. Each optimizer trains the whole config (13 epochs for small, its schedule:
    full rate for 4 epochs, then halved every epoch) at its chosen rate, from the same seed.
 
+``--only OPTIMIZER`` sweeps and trains that optimizer alone and publishes nothing (each
+optimizer's rate is chosen among its own candidates), so that the three can train side by side
+in three processes; a last call without it finds every run done and publishes.
+
 Every run is an ordinary ``ptb-lstm train`` run folder (the command runs in this process)
 under ``--runs`` (default ``runs/optimizers``): ``sweep/OPTIMIZER-lrRATE`` and ``OPTIMIZER``.
 A finished one is kept, an interrupted one resumed (``--resume``), so the command can be
@@ -22,6 +26,7 @@ and ``OPTIMIZER/metrics.jsonl`` of each run (data folder shown as ``$PTB_DATA_DI
 
     python benchmarks/optimizers.py                      # sweep, three runs, publish
     python benchmarks/optimizers.py --sweep-only         # the sweep alone
+    python benchmarks/optimizers.py --only adam          # adam's sweep and run alone
     python benchmarks/optimizers.py --config tiny --data-dir DIR --sweep-steps 5 \\
         --rates sgd=1 --rates adam=0.01,0.02 --runs /tmp/o --results /tmp/o/r  # a try
 """
@@ -91,10 +96,10 @@ def rate_name(rate: float) -> str:
     return f"{rate:g}"
 
 
-def sweep(config: str, engine: str, steps: int, runs: Path) -> dict:
+def sweep(config: str, engine: str, steps: int, runs: Path, optimizers=OPTIMIZERS) -> dict:
     """Every candidate's valid perplexity after ``steps`` steps, and the chosen rates."""
     rows = []
-    for optimizer in OPTIMIZERS:
+    for optimizer in optimizers:
         for rate in RATES[optimizer]:
             run = runs / "sweep" / f"{optimizer}-lr{rate_name(rate)}"
             progress = checkpoint_progress(run) if (run / "model.npz").is_file() else {}
@@ -134,7 +139,7 @@ def sweep(config: str, engine: str, steps: int, runs: Path) -> dict:
                 }
             )
     chosen = {}
-    for optimizer in OPTIMIZERS:
+    for optimizer in optimizers:
         mine = [r for r in rows if r["optimizer"] == optimizer]
         best = min(mine, key=lambda r: (r["valid_perplexity"], r["learning_rate"]))
         chosen[optimizer] = best["learning_rate"]
@@ -146,6 +151,25 @@ def sweep(config: str, engine: str, steps: int, runs: Path) -> dict:
         "candidates": rows,
         "chosen": chosen,
     }
+
+
+def run_one(run: Path, optimizer: str, rate: float, config: str, engine: str) -> None:
+    """The whole config with ``optimizer`` at ``rate``, kept when finished, else resumed."""
+    done = (run / "model.npz").is_file() and bool(checkpoint_progress(run).get("finished"))
+    train(
+        run,
+        [
+            "--config",
+            config,
+            "--engine",
+            engine,
+            "--set",
+            f"optimizer={optimizer}",
+            "--set",
+            f"learning_rate={rate!r}",
+        ],
+        done,
+    )
 
 
 def summary(run: Path, optimizer: str, rate: float) -> dict:
@@ -225,6 +249,12 @@ def main() -> None:
     )
     parser.add_argument("--sweep-only", action="store_true", help="stop after the sweep")
     parser.add_argument(
+        "--only",
+        action="append",
+        choices=OPTIMIZERS,
+        help="sweep and train this optimizer alone, publish nothing (repeatable)",
+    )
+    parser.add_argument(
         "--rates",
         action="append",
         default=[],
@@ -262,6 +292,13 @@ def main() -> None:
             )
     if args.data_dir:
         DATA[:] = ["--data-dir", args.data_dir]
+    if args.only:
+        chosen = sweep(args.config, args.engine, args.sweep_steps, args.runs, tuple(args.only))
+        if not args.sweep_only:
+            for optimizer in args.only:
+                rate = chosen["chosen"][optimizer]
+                run_one(args.runs / optimizer, optimizer, rate, args.config, args.engine)
+        return
     chosen = sweep(args.config, args.engine, args.sweep_steps, args.runs)
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "sweep.json").write_text(json.dumps(chosen, indent=2) + "\n", encoding="utf-8")
@@ -277,21 +314,7 @@ def main() -> None:
     rates = chosen["chosen"]
     runs = {optimizer: args.runs / optimizer for optimizer in OPTIMIZERS}
     for optimizer, run in runs.items():
-        done = (run / "model.npz").is_file() and bool(checkpoint_progress(run).get("finished"))
-        train(
-            run,
-            [
-                "--config",
-                args.config,
-                "--engine",
-                args.engine,
-                "--set",
-                f"optimizer={optimizer}",
-                "--set",
-                f"learning_rate={rates[optimizer]!r}",
-            ],
-            done,
-        )
+        run_one(run, optimizer, rates[optimizer], args.config, args.engine)
         publish(run, args.results / optimizer)
     rows = [summary(runs[o], o, rates[o]) for o in OPTIMIZERS]
     (args.results / "summary.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")

@@ -93,9 +93,17 @@ def test_sweep_picks_each_optimizers_best_rate_and_the_runs_use_it(tmp_path, tin
 
 
 def test_a_second_invocation_keeps_every_finished_run(tmp_path, tiny_dir):
-    tool(tmp_path, tiny_dir, "--rates", "sgd=1", "--rates", "adam=0.03")
+    rates = ("--rates", "sgd=1", "--rates", "adam=0.03")
+    # --only trains one optimizer's sweep and run and publishes nothing ...
+    alone = tool(tmp_path, tiny_dir, *rates, "--only", "adam")
+    assert alone.count("$ ptb-lstm train") == 2 and "sgd" not in alone
+    assert (tmp_path / "runs" / "adam" / "model.npz").is_file()
+    assert not (tmp_path / "results").exists() and not (tmp_path / "fig.png").exists()
+    # ... and the call without it keeps adam's two and trains the other four.
+    rest = tool(tmp_path, tiny_dir, *rates)
+    assert rest.count("is done; keeping it") == 2 and rest.count("$ ptb-lstm train") == 4
     before = (tmp_path / "results" / "summary.json").read_text()
-    again = tool(tmp_path, tiny_dir, "--rates", "sgd=1", "--rates", "adam=0.03")
+    again = tool(tmp_path, tiny_dir, *rates)
     assert again.count("is done; keeping it") == 3 + 3  # the sweep's three and the three runs
     assert "$ ptb-lstm train" not in again
     assert (tmp_path / "results" / "summary.json").read_text() == before
