@@ -76,6 +76,9 @@ def ptb_lstm(*args: str) -> None:
         status = main(list(args))
     finally:
         sys.argv = saved
+    if status == 130:  # Ctrl-C or SIGTERM: the run saved its checkpoint
+        print("optimizers: interrupted; the same command continues every run", file=sys.stderr)
+        sys.exit(130)
     if status != 0:
         sys.exit(f"optimizers: 'ptb-lstm {' '.join(args)}' failed (exit {status})")
 

@@ -58,7 +58,8 @@ def test_resume_after_max_steps_matches_an_uninterrupted_run(corpus_dir, tmp_pat
     assert_same(whole / "model.npz", parts / "model.npz")
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_identically(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_identically(tmp_path, sig):
     corpus = write_corpus(tmp_path / "big", lines=(6000, 30, 30))
     args = [
         "--config",
@@ -84,7 +85,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_identically(tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and (not metrics.exists() or metrics.stat().st_size < 2000):
         time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sig)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
     assert "Traceback" not in err

@@ -218,26 +218,28 @@ def _run_info(args, run_: PreparedRun) -> dict:
 
 @contextlib.contextmanager
 def _stop_on_ctrl_c() -> Iterator[Callable[[], bool]]:
-    """Yields whether Ctrl-C was pressed: the training then saves a checkpoint after its step
-    and stops; a second Ctrl-C aborts at once."""
+    """Yields whether Ctrl-C (SIGINT) or SIGTERM came: the training then saves a checkpoint
+    after its step and stops; a second one aborts at once."""
     requested = False
 
-    def on_interrupt(signum, frame) -> None:
+    def on_signal(signum, frame) -> None:
         nonlocal requested
         if requested:
             raise KeyboardInterrupt
         requested = True
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         print(
-            "\nCtrl-C: saving a checkpoint after this step (press again to abort)",
+            f"\n{name}: saving a checkpoint after this step (send it again to abort)",
             file=sys.stderr,
             flush=True,
         )
 
-    previous = signal.signal(signal.SIGINT, on_interrupt)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield lambda: requested
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _print_outcome(args, run_: PreparedRun, result: TrainResult) -> int:
