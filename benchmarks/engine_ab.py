@@ -1,4 +1,5 @@
-"""The NumPy engine as it is against the NumPy engine of another commit, interleaved (A/B).
+"""The NumPy engine as it is against another commit's, or against itself without one of its
+optimisations, interleaved (A/B).
 
 An optimisation of the engine stays only where it pays; this measures what it pays. The
 baseline engine is read from git (``src/ptb_lstm/engines/numpy_engine.py`` at ``--baseline``,
@@ -9,6 +10,14 @@ median ms of a training and an evaluation step of each and how much faster the c
 
     python benchmarks/engine_ab.py --baseline 25e06d8 [--sizes small,medium,large]
         [--rounds 10] [--steps 4]
+
+With ``--without NAME,...`` (or ``all``) the baselines are this tree's engine with the patch
+``benchmarks/ablations/NAME.patch`` applied: the same maths without one optimisation (the test
+suite holds every patched engine to the reference engine in float64). All of them and the
+current engine run interleaved in one process, so the gains of one run are comparable: the
+gain of a row is what that optimisation saves.
+
+    python benchmarks/engine_ab.py --without all --rounds 4 --steps 2
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import argparse
 import statistics
 import subprocess
 import sys
+import tempfile
 import types
 from pathlib import Path
 
@@ -28,6 +38,37 @@ from ptb_lstm.params import init_params
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINES = "src/ptb_lstm/engines"
+ABLATIONS = Path(__file__).resolve().parent / "ablations"
+
+
+def ablations() -> list[str]:
+    """The names of the patches in benchmarks/ablations/, sorted."""
+    return sorted(path.stem for path in ABLATIONS.glob("*.patch"))
+
+
+def ablated_source(name: str) -> str:
+    """This tree's numpy_engine.py with ``benchmarks/ablations/NAME.patch`` applied."""
+    engine = f"{ENGINES}/numpy_engine.py"
+    with tempfile.TemporaryDirectory() as folder:
+        target = Path(folder) / engine
+        target.parent.mkdir(parents=True)
+        target.write_bytes((ROOT / engine).read_bytes())
+        result = subprocess.run(
+            ["git", "apply", str(ABLATIONS / f"{name}.patch")],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise ValueError(
+                f"--without {name}: its patch no longer applies to {engine}; "
+                f"remake it ({result.stderr.strip().splitlines()[0]})"
+            )
+        return target.read_text(encoding="utf-8")
+
+
+def ablated_engine_class(name: str) -> type:
+    return _load(f"ptb_lstm_without_{name.replace('-', '_')}", ablated_source(name)).NumpyEngine
 
 
 def _git_show(revision: str, path: str) -> str | None:
@@ -66,12 +107,15 @@ def _load(name: str, source: str) -> types.ModuleType:
     return module
 
 
-def compare(size: str, baseline: type, rounds: int, steps: int) -> dict[str, dict[str, float]]:
-    """Median ms per training and evaluation step of the current engine and the baseline."""
+def compare(
+    size: str, baselines: dict[str, type], rounds: int, steps: int
+) -> dict[str, dict[str, float]]:
+    """Median ms per training and evaluation step of the current engine and each baseline."""
     config = PRESETS[size]
     timers = {"current": StepTimer("numpy", config, device="cpu")}
-    timers["baseline"] = StepTimer("numpy", config, device="cpu")
-    timers["baseline"].engine = baseline(config, init_params(config, PTB_VOCAB, np.float32))
+    for name, baseline in baselines.items():
+        timers[name] = StepTimer("numpy", config, device="cpu")
+        timers[name].engine = baseline(config, init_params(config, PTB_VOCAB, np.float32))
     times = {name: {"train": [], "eval": []} for name in timers}
     for timer in timers.values():  # warm-up: buffers, BLAS threads, caches
         timer.train(1)
@@ -88,7 +132,13 @@ def compare(size: str, baseline: type, rounds: int, steps: int) -> dict[str, dic
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", required=True, help="a git commit or branch")
+    against = parser.add_mutually_exclusive_group(required=True)
+    against.add_argument("--baseline", help="a git commit or branch")
+    against.add_argument(
+        "--without",
+        metavar="NAME,...",
+        help=f"this engine without these optimisations, or all ({', '.join(ablations())})",
+    )
     parser.add_argument("--sizes", default="small,medium,large", help="presets, comma-separated")
     parser.add_argument("--rounds", type=int, default=10, help="alternations (default: 10)")
     parser.add_argument("--steps", type=int, default=4, help="steps per engine per round")
@@ -100,27 +150,43 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1 or args.steps < 1:
         parser.error("--rounds and --steps must be at least 1")
     try:
-        baseline = baseline_engine_class(args.baseline)
+        baselines = _baselines(args)
     except ValueError as error:
         parser.error(str(error))
-    print(f"NumPy engine: this tree against {args.baseline}, float32, interleaved; gain is the")
+    what = args.baseline or "itself without each optimisation named"
+    print(f"NumPy engine: this tree against {what}, float32, interleaved; gain is the")
     print("baseline's time over the current one's, less 1 (above 0: the current one is faster)")
     print(f"{args.rounds} rounds of {args.steps} training and {args.steps} evaluation steps each")
     print(
-        "| size | current train ms | baseline train ms | gain | current eval ms "
+        "| size | baseline | current train ms | baseline train ms | gain | current eval ms "
         "| baseline eval ms | gain |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for size in sizes:
-        m = compare(size, baseline, args.rounds, args.steps)
-        cur, base = m["current"], m["baseline"]
-        print(
-            f"| {size} | {cur['train']:.1f} | {base['train']:.1f} | "
-            f"{base['train'] / cur['train'] - 1:+.1%} | {cur['eval']:.1f} | "
-            f"{base['eval']:.1f} | {base['eval'] / cur['eval'] - 1:+.1%} |",
-            flush=True,
-        )
+        m = compare(size, baselines, args.rounds, args.steps)
+        cur = m["current"]
+        for name in baselines:
+            base = m[name]
+            print(
+                f"| {size} | {name} | {cur['train']:.1f} | {base['train']:.1f} | "
+                f"{base['train'] / cur['train'] - 1:+.1%} | {cur['eval']:.1f} | "
+                f"{base['eval']:.1f} | {base['eval'] / cur['eval'] - 1:+.1%} |",
+                flush=True,
+            )
     return 0
+
+
+def _baselines(args) -> dict[str, type]:
+    if args.baseline:
+        return {args.baseline: baseline_engine_class(args.baseline)}
+    names = ablations() if args.without == "all" else args.without.split(",")
+    for name in names:
+        if name not in ablations():
+            raise ValueError(
+                f"--without: no benchmarks/ablations/{name}.patch; "
+                f"choose from {', '.join(ablations())} or all"
+            )
+    return {f"without {name}": ablated_engine_class(name) for name in names}
 
 
 if __name__ == "__main__":
