@@ -15,7 +15,8 @@ With ``--without NAME,...`` (or ``all``) the baselines are this tree's engine wi
 ``benchmarks/ablations/NAME.patch`` applied: the same maths without one optimisation (the test
 suite holds every patched engine to the reference engine in float64). All of them and the
 current engine run interleaved in one process, so the gains of one run are comparable: the
-gain of a row is what that optimisation saves.
+gain of a row is what that optimisation saves. A control row, the unchanged engine built as
+the ablated ones are, shows the measurement's own bias and noise.
 
     python benchmarks/engine_ab.py --without all --rounds 4 --steps 2
 """
@@ -186,7 +187,13 @@ def _baselines(args) -> dict[str, type]:
                 f"--without: no benchmarks/ablations/{name}.patch; "
                 f"choose from {', '.join(ablations())} or all"
             )
-    return {f"without {name}": ablated_engine_class(name) for name in names}
+    # The control: this tree's engine again, loaded and built as the ablated ones are. Its
+    # gain is the measurement's own bias and noise (the order, the memory each engine got).
+    control = _load("ptb_lstm_control", (ROOT / ENGINES / "numpy_engine.py").read_text())
+    return {
+        "control (unchanged)": control.NumpyEngine,
+        **{f"without {name}": ablated_engine_class(name) for name in names},
+    }
 
 
 if __name__ == "__main__":
