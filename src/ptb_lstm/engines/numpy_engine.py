@@ -15,6 +15,10 @@ The equations (docs/model.md §3), gates in the order i, f, g, o:
 
 Sigmoid is computed as 0.5 * tanh(0.5 z) + 0.5, which cannot overflow, so all four gates come
 from one tanh over the whole [B, 4H] block.
+
+What is here for speed is only what a side-by-side run showed to gain at least 5% of a training
+step at some size (docs/performance.md): the products over all time steps, and the factors of
+back-propagation through time computed before its loop.
 """
 
 from __future__ import annotations
@@ -68,7 +72,7 @@ class _Cache:
     cells: list[np.ndarray]  # per layer [T + 1, B, H], c(-1) .. c(T-1)
     outputs: list[np.ndarray]  # per layer [T + 1, B, H], h(-1) .. h(T-1)
     tanh_cells: list[np.ndarray]  # per layer [T, B, H]
-    top: np.ndarray  # [T*B, H + 1] the top layer's output after dropout, then a column of ones
+    top: np.ndarray  # [T*B, H] the top layer's output after dropout
     masks: list[np.ndarray] | None  # L + 1 dropout masks [T, B, H], or None
 
 
@@ -110,15 +114,6 @@ class NumpyEngine(Engine):
         self.params = {
             name: np.array(value, dtype=self.np_dtype, order="C") for name, value in params.items()
         }
-        # The softmax kernel and bias live in one [H + 1, V] array, and the top layer's output
-        # gets a column of ones, so that one product gives the logits with the bias added and
-        # another gives both gradients. The canonical names are views into it.
-        kernel, bias = params["softmax_kernel"], params["softmax_bias"]
-        self._softmax_weights = np.empty((kernel.shape[0] + 1, kernel.shape[1]), self.np_dtype)
-        self._softmax_weights[:-1] = kernel
-        self._softmax_weights[-1] = bias
-        self.params["softmax_kernel"] = self._softmax_weights[:-1]
-        self.params["softmax_bias"] = self._softmax_weights[-1]
 
     def get_optimizer_state(self) -> dict[str, np.ndarray]:
         return self.adam.get_state() if self.adam else {}
@@ -149,19 +144,21 @@ class NumpyEngine(Engine):
         cache, self.state = self._forward(inputs, state, None)
         logits = self._logits(cache.top)
         rows = np.ascontiguousarray(targets.T).reshape(-1)  # time-major, as the rows of top
-        return _softmax_nll_in_place(logits, rows, None, cache.top, self._softmax_weights)
+        return _softmax_nll_in_place(logits, rows, None)
 
     def logits(self, inputs):
         state = self._state_for(inputs.shape[0])
         cache, self.state = self._forward(inputs, state, None)
-        logits = cache.top @ self._softmax_weights
+        logits = self._logits(cache.top).copy()
         steps, batch = cache.inputs.shape
         return logits.reshape(steps, batch, -1).transpose(1, 0, 2)  # [B, T, V]
 
     def _logits(self, top: np.ndarray) -> np.ndarray:
-        """top [T*B, H + 1] @ [kernel; bias] into a buffer reused from step to step."""
+        """top [T*B, H] @ kernel + bias into a buffer reused from step to step."""
         logits = self._buffer("logits", (top.shape[0], self.vocab_size))
-        return np.matmul(top, self._softmax_weights, out=logits)
+        np.matmul(top, self.params["softmax_kernel"], out=logits)
+        logits += self.params["softmax_bias"]
+        return logits
 
     # -- forward ----------------------------------------------------------------------------
 
@@ -195,12 +192,10 @@ class NumpyEngine(Engine):
             tanh_cells.append(np.empty((steps, batch, h), dtype))
             outputs[-1][0], cells[-1][0] = state[layer]
             self._recur(layer, gates[-1], cells[-1], outputs[-1], tanh_cells[-1])
-        # The top layer's output after dropout, then a column of ones for the softmax bias.
-        top = np.empty((steps * batch, h + 1), dtype)
-        top[:, h] = 1.0
-        top[:, :h] = outputs[-1][1:].reshape(-1, h)
+        # The top layer's output after dropout.
+        top = outputs[-1][1:].reshape(-1, h).copy()
         if masks is not None:
-            top[:, :h] *= masks[-1].reshape(-1, h)
+            top *= masks[-1].reshape(-1, h)
         cache = _Cache(ids, layer_inputs, gates, cells, outputs, tanh_cells, top, masks)
         return cache, [
             (o[steps].copy(), c[steps].copy()) for o, c in zip(outputs, cells, strict=True)
@@ -263,11 +258,12 @@ class NumpyEngine(Engine):
         # and averaged over the batch, so every row's gradient (p - onehot) is scaled by 1 / B.
         dlogits = self._logits(cache.top)
         rows = np.ascontiguousarray(targets.T).reshape(-1)  # time-major, as the rows of top
-        nll = _softmax_nll_in_place(
-            dlogits, rows, 1.0 / batch, cache.top, self._softmax_weights
-        )  # dlogits now holds d loss / d logits
-        grad = cache.top.T @ dlogits  # [H + 1, V]: d [kernel; bias]
-        dense = {"softmax_kernel": grad[:-1], "softmax_bias": grad[-1]}
+        nll = _softmax_nll_in_place(dlogits, rows, 1.0 / batch)  # dlogits: d loss / d logits
+        dense = {
+            "softmax_kernel": cache.top.T @ dlogits,
+            # Column sums as a product: BLAS does it several times faster than a reduction.
+            "softmax_bias": np.ones(len(dlogits), self.np_dtype) @ dlogits,
+        }
         dx = (dlogits @ self.params["softmax_kernel"].T).reshape(steps, batch, h)
         if masks is not None:
             dx *= masks[self.num_layers]
@@ -382,49 +378,24 @@ class NumpyEngine(Engine):
 
 
 def _softmax_nll_in_place(
-    logits: np.ndarray,
-    targets: np.ndarray,
-    grad_scale: float | None,
-    top: np.ndarray,
-    weights: np.ndarray,
+    logits: np.ndarray, targets: np.ndarray, grad_scale: float | None
 ) -> float:
-    """Summed NLL of ``targets`` [N] under softmax(logits [N, V]), in float64, where
-    logits = top [N, H + 1] @ weights [H + 1, V].
+    """Summed NLL of ``targets`` [N] under softmax(logits [N, V]), in float64.
 
     With ``grad_scale`` the logits are overwritten with grad_scale * (softmax - onehot), the
-    gradient of grad_scale * NLL; otherwise with scratch values.
-
-    exp(logit) is summed without subtracting each row's maximum first (which would cost two
-    passes over [N, V]) as long as the row's sum stays within (1e-20, 1e30), where float32
-    neither overflows nor loses the terms that matter; a row outside it (or not finite) is
-    recomputed from ``top`` with its maximum subtracted."""
+    gradient of grad_scale * NLL; otherwise with scratch values. Each row's maximum is
+    subtracted before exp, so that no row overflows or vanishes in float32."""
     rows = np.arange(logits.shape[0])
+    shift = logits.max(axis=1)
+    logits -= shift[:, None]
     target_logit = logits[rows, targets].astype(np.float64)
-    with np.errstate(over="ignore"):  # an overflowing row is caught below and recomputed
-        np.exp(logits, out=logits)
-    sums = logits.sum(axis=1)  # [N]
-    bad = np.flatnonzero(~((sums > _SUM_LOW) & (sums < _SUM_HIGH)))  # also inf and nan
-    shift = None
-    if bad.size:
-        fresh = top[bad] @ weights  # those rows' logits again
-        shift = fresh.max(axis=1)
-        fresh -= shift[:, None]
-        np.exp(fresh, out=fresh)
-        logits[bad] = fresh
-        sums[bad] = fresh.sum(axis=1)
+    np.exp(logits, out=logits)
+    sums = logits.sum(axis=1)  # [N], each at least 1
     nll = np.log(sums.astype(np.float64)) - target_logit
-    if shift is not None:
-        nll[bad] += shift
     if grad_scale is not None:
         logits *= (grad_scale / sums)[:, None].astype(logits.dtype)
         logits[rows, targets] -= logits.dtype.type(grad_scale)
     return float(nll.sum())
-
-
-# Below 1e-20 the terms under float32's smallest normal number (1.2e-38, at most V of them),
-# which lose precision or vanish, could matter at float32 precision; above 1e30 the sum nears
-# overflow.
-_SUM_LOW, _SUM_HIGH = 1e-20, 1e30
 
 
 # Squares are summed in blocks this long: a block's squares stay in cache while NumPy sums them.
