@@ -95,6 +95,20 @@ def train(run: Path, args: list[str], done: bool, stop: list[str] = ()) -> None:
         ptb_lstm("train", *args, *stop, "--out", str(run), *DATA)
 
 
+def run_args(config: str, engine: str, optimizer: str, rate: float) -> list[str]:
+    """The ``ptb-lstm train`` options of one run of the comparison."""
+    return [
+        "--config",
+        config,
+        "--engine",
+        engine,
+        "--set",
+        f"optimizer={optimizer}",
+        "--set",
+        f"learning_rate={rate!r}",
+    ]
+
+
 def rate_name(rate: float) -> str:
     return f"{rate:g}"
 
@@ -110,14 +124,7 @@ def sweep(config: str, engine: str, steps: int, runs: Path, optimizers=OPTIMIZER
             train(
                 run,
                 [
-                    "--config",
-                    config,
-                    "--engine",
-                    engine,
-                    "--set",
-                    f"optimizer={optimizer}",
-                    "--set",
-                    f"learning_rate={rate!r}",
+                    *run_args(config, engine, optimizer, rate),
                     "--log-every",
                     str(max(1, steps // 10)),
                 ],
@@ -159,20 +166,7 @@ def sweep(config: str, engine: str, steps: int, runs: Path, optimizers=OPTIMIZER
 def run_one(run: Path, optimizer: str, rate: float, config: str, engine: str) -> None:
     """The whole config with ``optimizer`` at ``rate``, kept when finished, else resumed."""
     done = (run / "model.npz").is_file() and bool(checkpoint_progress(run).get("finished"))
-    train(
-        run,
-        [
-            "--config",
-            config,
-            "--engine",
-            engine,
-            "--set",
-            f"optimizer={optimizer}",
-            "--set",
-            f"learning_rate={rate!r}",
-        ],
-        done,
-    )
+    train(run, run_args(config, engine, optimizer, rate), done)
 
 
 def summary(run: Path, optimizer: str, rate: float) -> dict:
