@@ -1,6 +1,6 @@
 """Build the notebooks of the course from their sources and execute them.
 
-    python notebooks/build.py            # build and execute all four (outputs kept), and
+    python notebooks/build.py            # build and execute all five (outputs kept), and
                                          # export their figures to docs/figures/
     python notebooks/build.py --no-run   # only build them
 
@@ -9,13 +9,16 @@ Each notebook's source is a Python file in jupytext's percent format beside it
 whose lines are commented with `# `, and `# %% figure="NAME"` a code cell whose image is
 exported to docs/figures/NAME.png. The notebooks import the toolkit's own code; nothing of the
 model is copied into them. Each reads PTB from $PTB_DATA_DIR (or the user cache) and shortens
-its training runs when PTB_LSTM_NOTEBOOK_STEPS is set (the test suite sets it).
+its training runs when PTB_LSTM_NOTEBOOK_STEPS is set (the test suite sets it). Part V reads
+two trained checkpoints, named by PTB_LSTM_SMALL_CKPT and PTB_LSTM_MEDIUM_CKPT; without them
+it is left as it is (the test suite runs it on short stand-in runs).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,7 +30,13 @@ from nbclient import NotebookClient
 HERE = Path(__file__).resolve().parent
 FIGURES = HERE.parent / "docs" / "figures"
 
-NOTEBOOKS = ["1_numpy.ipynb", "2_tf_eager.ipynb", "3_tf_graph.ipynb", "4_torch.ipynb"]
+NOTEBOOKS = [
+    "1_numpy.ipynb",
+    "2_tf_eager.ipynb",
+    "3_tf_graph.ipynb",
+    "4_torch.ipynb",
+    "5_inside.ipynb",
+]
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
 
@@ -98,6 +107,16 @@ def export_figures(path: Path, folder: Path = FIGURES) -> list[Path]:
     return written
 
 
+#: Notebooks that read trained checkpoints, and the variables that name them: built with their
+#: outputs only when every one is set, so that stand-in pictures never replace the trained ones.
+CHECKPOINTS = {"5_inside.ipynb": ("PTB_LSTM_SMALL_CKPT", "PTB_LSTM_MEDIUM_CKPT")}
+
+
+def missing_checkpoints(name: str) -> list[str]:
+    """The variables notebook ``name`` needs to be built from trained models that are unset."""
+    return [var for var in CHECKPOINTS.get(name, ()) if not os.environ.get(var)]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-run", action="store_true", help="build without executing")
@@ -109,6 +128,17 @@ def main() -> int:
     )
     args = parser.parse_args()
     for name in args.only or NOTEBOOKS:
+        missing = missing_checkpoints(name)
+        if missing and not args.no_run:
+            message = (
+                f"{name}: not built; set {' and '.join(missing)} to the model.npz of trained "
+                "runs (docs/inside.md), or use --no-run"
+            )
+            if args.only:
+                print(f"build.py: {message}", file=sys.stderr)
+                return 2
+            print(message, flush=True)
+            continue
         path = write(name)
         if not args.no_run:
             print(f"{name}: executed in {execute(path):.0f} s", flush=True)

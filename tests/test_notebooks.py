@@ -2,6 +2,7 @@
 
 import ast
 import base64
+import subprocess
 import sys
 import time
 
@@ -38,6 +39,9 @@ def test_notebook_executes_top_to_bottom(name, ptb_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("PTB_LSTM_NOTEBOOK_STEPS", "10")
     monkeypatch.setenv("PTB_LSTM_REPO", str(REPO))
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+    monkeypatch.setenv("PTB_LSTM_INSIDE_WORDS", "500")  # Part V: valid words it reads
+    for variable in build.CHECKPOINTS.get(name, ()):
+        monkeypatch.delenv(variable, raising=False)  # Part V trains its short stand-ins
     notebook = nbformat.read(REPO / "notebooks" / name, as_version=4)
     started = time.perf_counter()
     # allow_errors: every cell runs and its error lands in its outputs, so that the assertion
@@ -172,3 +176,18 @@ def test_exercise_checks_call_a_stub_not_yet_done_pass_the_solutions_and_refuse_
     assert all(v.startswith("not yet done") for v in stubs.values()), stubs
     assert all(v == "pass" for v in passed.values()), passed
     assert all(v.startswith("WRONG") for v in refused.values()), refused
+
+
+def test_part_v_is_not_built_without_its_trained_checkpoints(monkeypatch):
+    for variable in build.CHECKPOINTS["5_inside.ipynb"]:
+        monkeypatch.delenv(variable, raising=False)
+    before = (REPO / "notebooks" / "5_inside.ipynb").read_bytes()
+    result = subprocess.run(
+        [sys.executable, str(REPO / "notebooks" / "build.py"), "--only", "5_inside.ipynb"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "PTB_LSTM_SMALL_CKPT" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (REPO / "notebooks" / "5_inside.ipynb").read_bytes() == before
