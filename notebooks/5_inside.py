@@ -35,7 +35,7 @@ from IPython.display import display
 from ptb_lstm import checkpoint, dropout, look
 from ptb_lstm import look_figures as figures
 from ptb_lstm.config import PRESETS
-from ptb_lstm.data import EOS, batches, load_corpus, locate_data_dir
+from ptb_lstm.data import batches, load_corpus, locate_data_dir
 from ptb_lstm.engines import create_engine
 from ptb_lstm.params import init_params
 
@@ -60,7 +60,7 @@ def stand_in(name):
     engine = create_engine("numpy", config, init_params(config, corpus.vocab_size))
     engine.reset_state(config.batch_size)
     stream = batches(corpus.train, config.batch_size, config.num_steps)
-    for step, (inputs, targets) in zip(range(STEPS), stream):
+    for step, (inputs, targets) in zip(range(STEPS), stream, strict=False):  # the first STEPS
         masks = dropout.step_masks(config, step)
         engine.train_step(inputs, targets, config.learning_rate, masks)
     progress = {"epoch": 1, "step": STEPS}
@@ -120,10 +120,11 @@ for name, reading in readings.items():
     print(f"{name}: perplexity {reading.perplexity:.1f} over {len(reading.words)} tokens")
 
 # %% [markdown]
-# **By hand.** The same numbers from one forward pass of the reference engine: the ids (with
-# the leading `<eos>`) as one batch row, a zero state, the logits of every position, their
-# log-softmax (Part I, (d)), and at position $k$ the log-probability of word $k + 1$. The last
-# input, the text's final `<eos>`, predicts nothing.
+# **By hand.** The same numbers from one forward pass of the reference engine: the ids as one
+# batch row, a zero state, the logits of every position, their log-softmax (Part I, (d)). The
+# ids count from 0: `ids[0]` is the leading `<eos>` and `ids[k]` is $w_k$, so the logits at
+# position $k$ (after reading `ids[0..k]`) predict `ids[k + 1]`, and $s_{k+1}$ is minus the
+# log-probability they give it. The last input, the text's final `<eos>`, predicts nothing.
 
 # %%
 engine, ckpt = engines["small"], models["small"]
@@ -133,10 +134,14 @@ fwd = engine.forward(np.asarray(ids)[None, :], zero)  # logits [T, 1, V]
 log_p = engine.log_softmax(fwd.logits[:, 0].astype(np.float64))  # [T, V]
 by_hand = -log_p[np.arange(len(ids) - 1), ids[1:]]  # position k predicts ids[k + 1]
 reading = readings["small"]
-print(f"{len(by_hand)} surprisals; largest difference from read_text: "
-      f"{np.abs(by_hand - reading.surprisal).max():.1e} nats")
+print(
+    f"{len(by_hand)} surprisals; largest difference from read_text: "
+    f"{np.abs(by_hand - reading.surprisal).max():.1e} nats"
+)
 print(f"perplexity exp(mean): {np.exp(by_hand.mean()):.4f} against {reading.perplexity:.4f}")
-print(f"words read as <unk>: {[w for w, r in zip(words, read_as) if w != r] or 'none'}")
+print(
+    f"words read as <unk>: {[w for w, r in zip(words, read_as, strict=True) if w != r] or 'none'}"
+)
 
 # %% [markdown]
 # `read_text` reads in chunks of 128 words, carrying the state from one chunk to the next, so
@@ -208,15 +213,18 @@ show(figures.draw_activations(readings["medium"], 40))
 # A gate is **saturated** when its sigmoid is near 0 or near 1: near 1 a forget gate keeps its
 # cell as it is, near 0 it wipes it; an input gate near 0 writes nothing. Karpathy et al.
 # counted, for each unit, the fraction of the words after which its gate is below 0.1
-# (left-saturated) and above 0.9 (right-saturated), and plotted a dot per unit at those two
-# fractions. A dot near the origin is a gate that decides softly, one near the top-left is one
-# that is almost always open, a dot on the line $x + y = 1$ is always at one end or the other.
+# (left-saturated) and above 0.9 (right-saturated), and plotted a dot per unit: the first
+# fraction across ($x$), the second up ($y$). A dot near the origin is a gate that decides
+# softly, one near the top-left is one that is almost always open, a dot on the line
+# $x + y = 1$ is always at one end or the other.
 #
 # **By hand**, the forget gate of layer 1 over the first 512 valid words: read the stream, stack
 # each chunk's f, and count.
 
 # %%
-valid = {name: load_corpus(locate_data_dir(), vocab=ckpt.vocab).valid for name, ckpt in models.items()}
+valid = {
+    name: load_corpus(locate_data_dir(), vocab=ckpt.vocab).valid for name, ckpt in models.items()
+}
 n = min(512, LIMIT)
 f_values = np.concatenate(
     [part.layers[0]["f"] for part in look.read_stream(engines["small"], valid["small"][:n])]
@@ -224,9 +232,11 @@ f_values = np.concatenate(
 below, above = (f_values < 0.1).mean(axis=0), (f_values > 0.9).mean(axis=0)
 counted = look.read_corpus(engines["small"], models["small"].vocab, valid["small"], "valid", n)
 forget = look.GATES.index("f")
-print(f"{f_values.shape[0]} words x {f_values.shape[1]} units; largest difference from "
-      f"read_corpus: below {np.abs(below - counted.low[0, forget]).max():.1e}, "
-      f"above {np.abs(above - counted.high[0, forget]).max():.1e}")
+print(
+    f"{f_values.shape[0]} words x {f_values.shape[1]} units; largest difference from "
+    f"read_corpus: below {np.abs(below - counted.low[0, forget]).max():.1e}, "
+    f"above {np.abs(above - counted.high[0, forget]).max():.1e}"
+)
 
 # %% [markdown]
 # `read_corpus` counts the same way chunk by chunk, so that 20,000 words or a whole split need
@@ -251,7 +261,8 @@ show(fig)
 # correlate each cell's $c$ with a feature of each word read, over many words: the Pearson
 # correlation of a unit's values $x_t$ with the feature's $y_t$ is
 #
-# $$r = \frac{\sum_t (x_t - \bar x)(y_t - \bar y)}{\sqrt{\sum_t (x_t - \bar x)^2 \sum_t (y_t - \bar y)^2}},$$
+# $$r = \frac{\sum_t (x_t - \bar x)(y_t - \bar y)}
+#          {\sqrt{\sum_t (x_t - \bar x)^2 \, \sum_t (y_t - \bar y)^2}},$$
 #
 # between −1 and 1. The features (`look.FeatureTracker`): the word's position in its sentence
 # (1 for its first word, the closing `<eos>` last), whether it is `N` (PTB's token for every
@@ -269,12 +280,16 @@ c_values = np.concatenate(
     [part.layers[0]["c"] for part in look.read_stream(engines["small"], valid["small"][:n])]
 ).astype(np.float64)  # [n, H]
 with np.errstate(invalid="ignore", divide="ignore"):  # a unit that never varies has no r
-    r_by_hand = np.array([np.corrcoef(c_values[:, u], position)[0, 1] for u in range(c_values.shape[1])])
+    r_by_hand = np.array([np.corrcoef(unit, position)[0, 1] for unit in c_values.T])
 r_counted = counted.correlation[0, look.FEATURES.index("sentence_position")]
-print(f"positions 1..{int(position.max())}; largest difference in r: "
-      f"{np.nanmax(np.abs(r_by_hand - r_counted)):.1e}")
-print(f"unit of largest |r| in layer 1: {int(np.nanargmax(np.abs(r_by_hand)))}, "
-      f"r = {r_by_hand[np.nanargmax(np.abs(r_by_hand))]:+.3f}")
+print(
+    f"positions 1..{int(position.max())}; largest difference in r: "
+    f"{np.nanmax(np.abs(r_by_hand - r_counted)):.1e}"
+)
+print(
+    f"unit of largest |r| in layer 1: {int(np.nanargmax(np.abs(r_by_hand)))}, "
+    f"r = {r_by_hand[np.nanargmax(np.abs(r_by_hand))]:+.3f}"
+)
 
 # %% [markdown]
 # Over LIMIT words, the three cells of each model (either layer) most correlated with each
@@ -299,10 +314,14 @@ for ax, name in zip(axes, models, strict=True):
     best = look.top_cells(corpus_readings[name], 1)["sentence_position"]["cells"][0]
     reading = look.read_text(engines[name], models[name], TEXT, layer=best["layer"])
     ax.plot(reading.cells[:, best["unit"]], marker="o", ms=3)
-    ax.set_xticks(range(len(reading.cells)), reading.words[: len(reading.cells)], rotation=90,
-                  fontsize=7)
-    ax.set(ylabel="c", title=f"{name}: layer {best['layer']}, unit {best['unit']} "
-           f"(r = {best['r']:+.2f} over {LIMIT:,} words)")
+    ax.set_xticks(
+        range(len(reading.cells)), reading.words[: len(reading.cells)], rotation=90, fontsize=7
+    )
+    ax.set(
+        ylabel="c",
+        title=f"{name}: layer {best['layer']}, unit {best['unit']} "
+        f"(r = {best['r']:+.2f} over {LIMIT:,} words)",
+    )
     ax.grid(True, alpha=0.3)
 fig.tight_layout()
 show(fig)
@@ -315,7 +334,8 @@ show(fig)
 # **predicts** $w$ (its logit is $x_{top} \cdot W_s[:, w] + b_w$). Words are near when their
 # vectors point the same way: the cosine $\frac{u \cdot v}{\|u\| \|v\|}$. Words predicted alike
 # are those that can follow the same contexts (`billion` and `million` after `$ N`); words
-# read alike are those after which the same words come. The two lists need not agree.
+# read alike are those that move the state alike, after which the model expects similar
+# words. The two lists need not agree.
 #
 # **By hand** for one word, against `look.neighbours`:
 
@@ -334,8 +354,10 @@ for word in ("stock", "president", "billion"):
     for name, ckpt in models.items():
         found = look.neighbours(ckpt, word, 8)
         print(f"{name:7} {word}: embedding {[w for w, _ in found['embedding']]}")
-        print(f"{'':7} {word}: softmax   {[w for w, _ in found['softmax']]} "
-              f"(shared {found['overlap']})")
+        print(
+            f"{'':7} {word}: softmax   {[w for w, _ in found['softmax']]} "
+            f"(shared {found['overlap']})"
+        )
 
 # %% [markdown]
 # ## (g) Small against medium, measured
@@ -383,19 +405,24 @@ show(fig)
 # run through the same check beside a wrong answer that the check refuses. Use NumPy and the
 # engine's `forward` and `log_softmax`; not `ptb_lstm.look`, which the checks compare with.
 #
-# 1. **Surprisal.** Write `my_surprisal(engine, ids)`: `ids` a list of word ids whose first is
-#    `<eos>`; return the surprisal in nats of `ids[1:]`, each given the ids before it, read
-#    from a zero state ([N - 1] floats). The check compares with `look.read_text` on a text
-#    of 300 words, longer than one of its chunks.
+# 1. **Surprisal.** Write `my_surprisal(engine, ids)`: `ids` a list of N word ids whose first
+#    is `<eos>`; return the surprisal in nats of `ids[1:]`, each given the ids before it, read
+#    from a zero state: N − 1 floats (float64). The check compares with `look.read_text` on a
+#    text of 300 words, longer than one of its chunks.
 # 2. **Saturation.** Write `my_saturation(values)`: `values` [T, H] a gate's values after T
-#    words; return `(below, above)`, each [H]: per unit, the fraction of the T values below 0.1
-#    and above 0.9. The check compares with `look.read_corpus` for every gate of both layers.
+#    words; return `(below, above)`, each [H]: per unit, the fraction of the T values strictly
+#    below 0.1 and strictly above 0.9. The check first tries it on made-up values whose counts
+#    it knows (0.1 and 0.9 themselves among them), then compares with `look.read_corpus` for
+#    every gate of both layers.
 # 3. **Correlation.** Write `my_correlation(values, feature)`: `values` [T, H], `feature` [T];
-#    return [H], the Pearson r of each unit with the feature (NaN for a unit that does not
-#    vary). The check compares with `look.read_corpus` for the sentence position.
-# 4. **Nearest words.** Write `my_nearest(vectors, row, count)`: `vectors` [V, D]; return the
-#    `count` row indices of highest cosine with row `row`, best first, `row` itself left out.
-#    The check compares with `look.neighbours` in both matrices for three words.
+#    return [H], the Pearson r of each unit with the feature, NaN for a unit whose T values
+#    are all equal. The check first tries made-up units whose r it knows (1, −1 and a constant
+#    unit), then compares with `look.read_corpus` for the sentence position.
+# 4. **Nearest words.** Write `my_nearest(vectors, row, count)`: `vectors` [V, D] (the
+#    embedding, or the softmax kernel transposed so that a word is a row); return the `count`
+#    row indices (a list or an array) of highest cosine with row `row`, best first, `row`
+#    itself left out. The check compares with `look.neighbours` in both matrices for three
+#    words.
 
 
 # %%
@@ -440,8 +467,19 @@ def check_surprisal(my_surprisal):
 
 
 def check_saturation(my_saturation):
+    # Made-up values: unit u holds u values of 0.05 and 2u of 0.95 among 12; the rest sit at
+    # 0.1, 0.9 (neither end: the bounds are strict) and 0.5.
+    made_up = np.full((12, 4), 0.5)
+    for u in range(4):
+        made_up[:u, u], made_up[u : 3 * u, u] = 0.05, 0.95
+    made_up[11, :], made_up[10, 0] = 0.1, 0.9
+    known = (np.arange(4) / 12, 2 * np.arange(4) / 12)
+
     def attempt():
-        answers = {}
+        result = my_saturation(made_up)
+        if result is None:
+            return None
+        answers = {"made-up": result}
         for layer in range(check_engine.num_layers):
             for g, gate in enumerate(look.GATES):
                 values = np.concatenate([p.layers[layer][gate] for p in check_parts])
@@ -452,9 +490,15 @@ def check_saturation(my_saturation):
         return answers
 
     def judge(answers):
+        below, above = answers.pop("made-up")
+        for got, want, end in ((below, known[0], "below"), (above, known[1], "above")):
+            if np.shape(got) != want.shape or np.abs(np.asarray(got) - want).max() > 1e-12:
+                return f"on made-up values, {end}: {np.round(got, 3)}, expected {np.round(want, 3)}"
         for (layer, g), (below, above) in answers.items():
-            for got, want, end in ((below, check_reading.low, "below"),
-                                   (above, check_reading.high, "above")):
+            for got, want, end in (
+                (below, check_reading.low, "below"),
+                (above, check_reading.high, "above"),
+            ):
                 if np.shape(got) != want[layer, g].shape:
                     return f"{end}: shape {np.shape(got)}, expected {want[layer, g].shape}"
                 if np.abs(np.asarray(got) - want[layer, g]).max() > 1e-12:
@@ -468,8 +512,16 @@ def check_correlation(my_correlation):
     feature = look.FeatureTracker()([check_model.vocab[i] for i in valid["small"][:CHECK_WORDS]])
     wanted = check_reading.correlation[:, look.FEATURES.index("sentence_position")]  # [L, H]
 
+    # Made-up units against a made-up feature: r = 1, r = -1, and NaN for a constant unit.
+    made_feature = np.array([1.0, 4.0, 2.0, 8.0, 5.0])
+    made_values = np.stack([3 * made_feature + 1, -0.5 * made_feature, np.full(5, 0.5)], axis=1)
+    made_r = np.array([1.0, -1.0, np.nan])
+
     def attempt():
-        rows = []
+        result = my_correlation(made_values, made_feature)
+        if result is None:
+            return None
+        rows = [np.asarray(result, dtype=np.float64)]
         for layer in range(check_engine.num_layers):
             values = np.concatenate([p.layers[layer]["c"] for p in check_parts])
             result = my_correlation(values.astype(np.float64), feature[:, 0])
@@ -479,6 +531,11 @@ def check_correlation(my_correlation):
         return rows
 
     def judge(rows):
+        made, *rows = rows
+        if made.shape != (3,) or not np.array_equal(np.isnan(made), np.isnan(made_r)):
+            return f"on made-up units: {made}, expected {made_r}"
+        if np.abs(made[:2] - made_r[:2]).max() > 1e-12:
+            return f"on made-up units: {made}, expected {made_r}"
         for layer, got in enumerate(rows):
             if got.shape != wanted[layer].shape:
                 return f"shape {got.shape}, expected {wanted[layer].shape}"
@@ -560,10 +617,13 @@ check_nearest(my_nearest)
 # 1. One forward pass over all the ids from a zero state, the log-softmax of the logits, and
 #    at position $k$ the log-probability of `ids[k + 1]`, negated. The wrong answer takes the
 #    log-probability of `ids[k]`, the word just read: the model's guess of the past.
-# 2. Compare and average over the time axis. The wrong answer averages over the units.
+# 2. Compare, strictly, and average over the time axis (axis 0), which leaves a fraction per
+#    unit. The wrong answer counts the bounds themselves (`<=`, `>=`): the made-up values catch
+#    it, where the gates of a trained model, which rarely sit on 0.1 exactly, might not.
 # 3. Centre both, divide the covariance by the product of the standard deviations. The wrong
 #    answer leaves the feature uncentred: the numerator is then $\sum_t (x_t - \bar x) y_t$, the
-#    same, but the denominator uses $\sum_t y_t^2$ and r comes out too small.
+#    same, but the denominator uses $\sum_t y_t^2$ and r comes out too small. A constant unit
+#    gives 0 / 0, NaN, as asked.
 # 4. Normalise the rows, take the dot products with the row, set the row's own to $-\infty$,
 #    and sort in decreasing order. The wrong answer ranks by the dot product without
 #    normalising, which favours long vectors: frequent words.
@@ -588,8 +648,8 @@ def solution_saturation(values):
     return (values < 0.1).mean(axis=0), (values > 0.9).mean(axis=0)
 
 
-def wrong_saturation(values):  # per word, not per unit: the shape gives it away here
-    return (values < 0.1).mean(axis=1), (values > 0.9).mean(axis=1)
+def wrong_saturation(values):  # 0.1 and 0.9 themselves counted
+    return (values <= 0.1).mean(axis=0), (values >= 0.9).mean(axis=0)
 
 
 def solution_correlation(values, feature):
