@@ -213,14 +213,16 @@ class NumpyEngine(Engine):
         becomes the activated gates in place; fills ``cells`` and ``outputs`` [T + 1, B, H]
         from their first row (the incoming state), and ``tanh_cells`` [T, B, H]."""
         h = self.hidden_size
-        recurrent = self.params[f"lstm_{layer}_recurrent_kernel"]
+        # The weights as the left operand: (U^T h^T)^T, [4H, H] x [H, B], is h U computed by a
+        # faster BLAS path for B << H (weights first).
+        recurrent_t = np.ascontiguousarray(self.params[f"lstm_{layer}_recurrent_kernel"].T)
         scale, offset = self._gate_scale, self._gate_offset
         batch = gates.shape[1]
-        product = np.empty((batch, 4 * h), self.np_dtype)
+        product = np.empty((4 * h, batch), self.np_dtype)
         input_gate = np.empty((batch, h), self.np_dtype)
         for t in range(gates.shape[0]):
             z = gates[t]  # [B, 4H]
-            z += np.matmul(outputs[t], recurrent, out=product)
+            z += np.matmul(recurrent_t, outputs[t].T, out=product).T
             z *= scale
             np.tanh(z, out=z)
             z *= scale
@@ -336,7 +338,8 @@ class NumpyEngine(Engine):
         dc_from_dh = 1.0 - tanh_cells * tanh_cells
         dc_from_dh *= gates[..., 3 * h :]  # o * (1 - tanh(c)^2)
         forget = gates[..., h : 2 * h]
-        recurrent_t = np.ascontiguousarray(self.params[f"lstm_{layer}_recurrent_kernel"].T)
+        recurrent = self.params[f"lstm_{layer}_recurrent_kernel"]  # [H, 4H]
+        dh_product = np.empty((h, batch), self.np_dtype)  # (dz U^T)^T = U dz^T, weights first
         dgates = np.empty_like(gates)
         dh_next = np.zeros((batch, h), self.np_dtype)
         dc_next = np.zeros((batch, h), self.np_dtype)
@@ -353,8 +356,8 @@ class NumpyEngine(Engine):
             )
             np.multiply(dh, factors[t, :, 3 * h :], out=d[:, 3 * h :])
             dc_next = dc * forget[t]
-            dh_next = d @ recurrent_t
-        return dgates, dh_next, dc_next
+            dh_next = np.matmul(recurrent, d.T, out=dh_product).T
+        return dgates, dh_next.copy(), dc_next
 
     # -- update -----------------------------------------------------------------------------
 
