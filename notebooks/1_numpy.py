@@ -853,6 +853,10 @@ assert np.isclose(nll / (B * T), loss / T, rtol=1e-5)
 #
 # $$\delta c_t = \delta h_t \odot o_t \odot (1 - \tanh^2 c_t) + \delta c_{t+1} \odot f_{t+1}$$
 #
+# In code, going back in time, the last term is computed one step early: at step $t + 1$ the
+# loop stores `dc_next = dc * f` (that step's $\delta c_{t+1} \odot f_{t+1}$), and at step $t$
+# adds it.
+#
 # Along the cell path $c_{t+1} \to c_t$, from one time step to the one before, the cell's
 # gradient is multiplied only by the forget gate — element by element, with no weight matrix and
 # no squashing derivative in between. (The other share of $\delta c_t$ comes through $\delta h_t$,
@@ -965,7 +969,9 @@ print(f"max |1 - tanh^2      - numeric| = {np.abs(1 - np.tanh(u) ** 2 - numeric_
 # * **Three NumPy idioms.** `np.exp(engine.log_softmax(fwd.logits))` is p.
 #   `a[np.arange(T)[:, None], np.arange(B)[None, :], tt]` with `tt = targets.T` picks entry
 #   `tt[t, r]` of the row of every position (t, r), the three index arrays broadcasting to
-#   [T, B], and `-=` on it changes just those entries in place. `x @ W` with `x` [T, B, H] and
+#   [T, B], and `-=` on it changes just those entries in place (each (t, r) picks one entry, so
+#   no entry is picked twice; with repeated indices `-=` and `+=` apply once, see step 9's
+#   `np.add.at`). `x @ W` with `x` [T, B, H] and
 #   `W` [H, V] multiplies over the last axis for every (t, r), giving [T, B, V]. A sum over all
 #   positions of per-position products is one product of the flattened arrays,
 #   `x.reshape(T * B, -1).T @ dy.reshape(T * B, -1)`.
