@@ -23,6 +23,7 @@ back-propagation through time computed before its loop.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,10 +95,6 @@ class NumpyEngine(Engine):
         self._gate_scale[2 * h : 3 * h] = 1.0
         self._gate_offset = np.full(4 * h, 0.5, self.np_dtype)
         self._gate_offset[2 * h : 3 * h] = 0.0
-        # Derivatives from the activations' outputs: a(1 - a) = a - a^2 for the sigmoid gates,
-        # 1 - a^2 for g; both are a * slope + intercept - a^2.
-        self._slope = (self._gate_offset * 2).astype(self.np_dtype)  # 1 on i, f, o; 0 on g
-        self._intercept = 1 - self._slope
         self._buffers: dict[str, np.ndarray] = {}
         self.reset_state(config.batch_size)
         # Adam and AMSGrad keep moments per parameter; the paper's SGD keeps nothing.
@@ -130,7 +127,7 @@ class NumpyEngine(Engine):
             masks = [np.ascontiguousarray(m, self.np_dtype) for m in masks]
         # A diverging run overflows; the trainer reports it, NumPy need not warn on the way.
         with np.errstate(over="ignore", invalid="ignore"):
-            grads = self.gradients(inputs, targets, state, masks)
+            grads = self.gradients(inputs, targets, state, masks, reuse=True)
             self.last_grad_norm = grads.global_norm()
             if self.adam:
                 self._adam(grads, learning_rate, self.last_grad_norm)
@@ -169,8 +166,10 @@ class NumpyEngine(Engine):
         layer's input projection is one product over all T*B rows; then its recurrence."""
         ids = np.ascontiguousarray(inputs.T)  # [T, B]
         steps, batch = ids.shape
-        h, dtype = self.hidden_size, self.np_dtype
-        x = self.params["embedding"][ids]  # [T, B, H]
+        h = self.hidden_size
+        x = np.take(
+            self.params["embedding"], ids, axis=0, out=self._buffer("x0", (steps, batch, h))
+        )
         if masks is not None:
             x *= masks[0]
         layer_inputs: list[np.ndarray] = []
@@ -180,22 +179,27 @@ class NumpyEngine(Engine):
         tanh_cells: list[np.ndarray] = []
         for layer in range(self.num_layers):
             if layer > 0:  # the layer below's output after dropout
-                x = outputs[-1][1:].copy()
-                if masks is not None:
-                    x *= masks[layer]
-            z = np.matmul(x.reshape(steps * batch, h), self.params[f"lstm_{layer}_kernel"])
+                x = self._buffer(f"x{layer}", (steps, batch, h))
+                if masks is None:
+                    np.copyto(x, outputs[-1][1:])
+                else:
+                    np.multiply(outputs[-1][1:], masks[layer], out=x)
+            z = self._buffer(f"gates{layer}", (steps * batch, 4 * h))
+            np.matmul(x.reshape(steps * batch, h), self.params[f"lstm_{layer}_kernel"], out=z)
             z += self.params[f"lstm_{layer}_bias"]
             layer_inputs.append(x)
             gates.append(z.reshape(steps, batch, 4 * h))
-            cells.append(np.empty((steps + 1, batch, h), dtype))
-            outputs.append(np.empty((steps + 1, batch, h), dtype))
-            tanh_cells.append(np.empty((steps, batch, h), dtype))
+            cells.append(self._buffer(f"cells{layer}", (steps + 1, batch, h)))
+            outputs.append(self._buffer(f"outputs{layer}", (steps + 1, batch, h)))
+            tanh_cells.append(self._buffer(f"tanh_cells{layer}", (steps, batch, h)))
             outputs[-1][0], cells[-1][0] = state[layer]
             self._recur(layer, gates[-1], cells[-1], outputs[-1], tanh_cells[-1])
         # The top layer's output after dropout.
-        top = outputs[-1][1:].reshape(-1, h).copy()
-        if masks is not None:
-            top *= masks[-1].reshape(-1, h)
+        top = self._buffer("top", (steps * batch, h))
+        if masks is None:
+            np.copyto(top, outputs[-1][1:].reshape(-1, h))
+        else:
+            np.multiply(outputs[-1][1:].reshape(-1, h), masks[-1].reshape(-1, h), out=top)
         cache = _Cache(ids, layer_inputs, gates, cells, outputs, tanh_cells, top, masks)
         return cache, [
             (o[steps].copy(), c[steps].copy()) for o, c in zip(outputs, cells, strict=True)
@@ -215,7 +219,8 @@ class NumpyEngine(Engine):
         h = self.hidden_size
         # The weights as the left operand: (U^T h^T)^T, [4H, H] x [H, B], is h U computed by a
         # faster BLAS path for B << H (weights first).
-        recurrent_t = np.ascontiguousarray(self.params[f"lstm_{layer}_recurrent_kernel"].T)
+        recurrent_t = self._buffer("recurrent_t", (4 * h, h))
+        np.copyto(recurrent_t, self.params[f"lstm_{layer}_recurrent_kernel"].T)
         scale, offset = self._gate_scale, self._gate_offset
         batch = gates.shape[1]
         product = np.empty((4 * h, batch), self.np_dtype)
@@ -235,7 +240,8 @@ class NumpyEngine(Engine):
             np.multiply(o, tanh_cells[t], out=outputs[t + 1])
 
     def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        """A scratch array reused from step to step (no fresh pages to fault in each time)."""
+        """A scratch array reused from step to step: a fresh one of many megabytes is new
+        pages for the operating system to fault in and zero, each step."""
         buffer = self._buffers.get(name)
         if buffer is None or buffer.shape != shape:
             buffer = self._buffers[name] = np.empty(shape, self.np_dtype)
@@ -249,10 +255,16 @@ class NumpyEngine(Engine):
         targets: np.ndarray,
         state: State,
         masks: list[np.ndarray] | None = None,
+        reuse: bool = False,
     ) -> Gradients:
         """Loss and its exact gradient for one batch, by back-propagation through time over
         the num_steps of the batch; nothing flows into the incoming state (truncated BPTT),
-        but its gradient is reported for checks. Parameters are not changed."""
+        but its gradient is reported for checks. Parameters are not changed.
+
+        With ``reuse`` the weight gradients are written into arrays the engine keeps, which
+        the next call overwrites (the training step, which uses them at once); without, they
+        are new arrays the caller may keep."""
+        out = self._gradient_buffer if reuse else _new_array
         batch = inputs.shape[0]
         cache, final_state = self._forward(inputs, state, masks)
         steps, h = cache.inputs.shape[0], self.hidden_size
@@ -261,15 +273,17 @@ class NumpyEngine(Engine):
         dlogits = self._logits(cache.top)
         rows = np.ascontiguousarray(targets.T).reshape(-1)  # time-major, as the rows of top
         nll = _softmax_nll_in_place(dlogits, rows, 1.0 / batch)  # dlogits: d loss / d logits
+        kernel = self.params["softmax_kernel"]
         dense = {
-            "softmax_kernel": cache.top.T @ dlogits,
+            "softmax_kernel": np.matmul(cache.top.T, dlogits, out=out("softmax_kernel")),
             # Column sums as a product: BLAS does it several times faster than a reduction.
             "softmax_bias": np.ones(len(dlogits), self.np_dtype) @ dlogits,
         }
-        dx = (dlogits @ self.params["softmax_kernel"].T).reshape(steps, batch, h)
+        dx = np.matmul(dlogits, kernel.T, out=self._buffer("dx", (steps * batch, h)))
+        dx = dx.reshape(steps, batch, h)
         if masks is not None:
             dx *= masks[self.num_layers]
-        state_grad, embedding_rows, embedding_grad = self._lstm_gradients(cache, dx, dense)
+        state_grad, embedding_rows, embedding_grad = self._lstm_gradients(cache, dx, dense, out)
         return Gradients(
             nll / batch,
             dense,
@@ -281,8 +295,16 @@ class NumpyEngine(Engine):
             tuple(self.params),
         )
 
+    def _gradient_buffer(self, name: str) -> np.ndarray:
+        """The array the gradient of parameter ``name`` is written into, kept by the engine."""
+        return self._buffer(f"gradient of {name}", self.params[name].shape)
+
     def _lstm_gradients(
-        self, cache: _Cache, dx: np.ndarray, dense: dict[str, np.ndarray]
+        self,
+        cache: _Cache,
+        dx: np.ndarray,
+        dense: dict[str, np.ndarray],
+        out: Callable[[str], np.ndarray | None],
     ) -> tuple[State, np.ndarray, np.ndarray]:
         """Back-propagation through time from d loss / d top output ``dx`` [T, B, H], top
         layer first; each layer's weight gradients go into ``dense`` as one product over all
@@ -297,12 +319,14 @@ class NumpyEngine(Engine):
             flat_dgates = dgates.reshape(steps * batch, 4 * h)
             x = cache.layer_inputs[layer].reshape(steps * batch, h)
             h_prev = cache.outputs[layer][:-1].reshape(steps * batch, h)
-            dense[f"lstm_{layer}_kernel"] = x.T @ flat_dgates
-            dense[f"lstm_{layer}_recurrent_kernel"] = h_prev.T @ flat_dgates
+            for name, rows in (("kernel", x), ("recurrent_kernel", h_prev)):
+                name = f"lstm_{layer}_{name}"
+                dense[name] = np.matmul(rows.T, flat_dgates, out=out(name))
             # The bias gradient is the column sums, as a product: BLAS does it several times
             # faster than a reduction along axis 0.
             dense[f"lstm_{layer}_bias"] = np.ones(steps * batch, self.np_dtype) @ flat_dgates
-            dx = flat_dgates @ self.params[f"lstm_{layer}_kernel"].T  # [T*B, H]
+            kernel = self.params[f"lstm_{layer}_kernel"]
+            dx = np.matmul(flat_dgates, kernel.T, out=self._buffer("dx", (steps * batch, h)))
             if cache.masks is not None:
                 dx *= cache.masks[layer].reshape(steps * batch, h)
             dx = dx.reshape(steps, batch, h)
@@ -327,20 +351,24 @@ class NumpyEngine(Engine):
         cells = cache.cells[layer]  # [T + 1, B, H], cells[t] is c(t-1)
         tanh_cells = cache.tanh_cells[layer]  # [T, B, H]
         steps, batch = gates.shape[:2]
-        # a' = a * slope + intercept - a^2, then the per-gate factors of dz.
-        factors = gates * self._slope
-        factors += self._intercept
-        factors -= gates * gates
-        factors[..., :h] *= gates[..., 2 * h : 3 * h]  # g * i'
-        factors[..., h : 2 * h] *= cells[:-1]  # c(t-1) * f'
-        factors[..., 2 * h : 3 * h] *= gates[..., :h]  # i * g'
-        factors[..., 3 * h :] *= tanh_cells  # tanh(c) * o'
-        dc_from_dh = 1.0 - tanh_cells * tanh_cells
+        # The per-gate factors of dz: a' = a - a^2 on i, f, o and 1 - a^2 on g, each times
+        # what multiplies it.
+        factors = self._buffer("factors", gates.shape)
+        i, f, g, o = (gates[..., k * h : (k + 1) * h] for k in range(4))
+        for k, (a, times) in enumerate(((i, g), (f, cells[:-1]), (g, i), (o, tanh_cells))):
+            factor = factors[..., k * h : (k + 1) * h]
+            np.multiply(a, a, out=factor)
+            np.subtract(1.0 if a is g else a, factor, out=factor)
+            factor *= times  # g * i', c(t-1) * f', i * g', tanh(c) * o'
+        dc_from_dh = np.multiply(
+            tanh_cells, tanh_cells, out=self._buffer("dc_from_dh", tanh_cells.shape)
+        )
+        np.subtract(1.0, dc_from_dh, out=dc_from_dh)
         dc_from_dh *= gates[..., 3 * h :]  # o * (1 - tanh(c)^2)
-        forget = gates[..., h : 2 * h]
+        forget = f
         recurrent = self.params[f"lstm_{layer}_recurrent_kernel"]  # [H, 4H]
+        dgates = self._buffer("dgates", gates.shape)
         dh_product = np.empty((h, batch), self.np_dtype)  # (dz U^T)^T = U dz^T, weights first
-        dgates = np.empty_like(gates)
         dh_next = np.zeros((batch, h), self.np_dtype)
         dc_next = np.zeros((batch, h), self.np_dtype)
         dc = np.empty((batch, h), self.np_dtype)
@@ -366,9 +394,9 @@ class NumpyEngine(Engine):
         a sparse update of only the rows the batch used."""
         max_norm = self.config.max_grad_norm
         step = self.np_dtype(learning_rate * max_norm / max(norm, max_norm))
+        scratch = self._buffer("update", (_BLOCK,))
         for name, grad in grads.dense.items():
-            grad *= step
-            self.params[name] -= grad
+            _subtract_scaled(self.params[name], grad, step, scratch)
         grads.embedding_grad *= step
         self.params["embedding"][grads.embedding_rows] -= grads.embedding_grad
 
@@ -378,6 +406,11 @@ class NumpyEngine(Engine):
         max_norm = self.config.max_grad_norm
         dense = {**grads.dense, "embedding": grads.dense_embedding(self.vocab_size)}
         self.adam.update(self.params, dense, learning_rate, max_norm / max(norm, max_norm))
+
+
+def _new_array(name: str) -> None:
+    """No array to write into: the product makes a new one."""
+    return None
 
 
 def _softmax_nll_in_place(
@@ -401,24 +434,32 @@ def _softmax_nll_in_place(
     return float(nll.sum())
 
 
-# Squares are summed in blocks this long: a block's squares stay in cache while NumPy sums them.
-_SQUARES_BLOCK = 1 << 16
+# The update and the sum of squares go through the gradients in blocks this long (64 kB).
+_BLOCK = 1 << 14
+
+
+def _subtract_scaled(param: np.ndarray, grad: np.ndarray, scale, scratch: np.ndarray) -> None:
+    """param -= scale * grad in place, a block at a time: the scaled block stays in cache, so
+    the gradient is read once instead of read, written and read again."""
+    param, grad = param.reshape(-1), grad.reshape(-1)
+    for start in range(0, param.size, _BLOCK):
+        part = param[start : start + _BLOCK]
+        scaled = np.multiply(grad[start : start + _BLOCK], scale, out=scratch[: part.size])
+        np.subtract(part, scaled, out=part)
 
 
 def _sum_of_squares(arrays: list[np.ndarray]) -> float:
     """sum(a * a) over every entry of ``arrays``, as accurate in float32 as NumPy's pairwise
-    summation: each block is summed pairwise and the blocks' sums are added in float64.
-    (A float32 dot product, np.vdot(a, a), accumulates in float32 and was 1.6e-5 off on the
-    medium config's gradients and 7.6e-5 on the large one's, a clipping scale off by as much.)"""
+    summation: a dot product per block of 16,384 entries, and the blocks' sums in float64.
+    (One float32 dot product over a whole array, np.vdot(a, a), was 1.6e-5 off on the medium
+    config's gradients and 7.6e-5 on the large one's, a clipping scale off by as much; in
+    blocks this short it is within 1e-8, and half the time of squaring then summing.)"""
     total = 0.0
     for array in arrays:
         flat = array.reshape(-1)
-        block = np.empty(min(flat.size, _SQUARES_BLOCK), flat.dtype)
-        for start in range(0, flat.size, _SQUARES_BLOCK):
-            part = flat[start : start + _SQUARES_BLOCK]
-            squares = block[: part.size]
-            np.multiply(part, part, out=squares)
-            total += float(squares.sum())
+        for start in range(0, flat.size, _BLOCK):
+            part = flat[start : start + _BLOCK]
+            total += float(np.vdot(part, part))
     return total
 
 
