@@ -4,9 +4,11 @@ optimisations, interleaved (A/B).
 An optimisation of the engine stays only where it pays; this measures what it pays. The
 baseline engine is read from git (``src/ptb_lstm/engines/numpy_engine.py`` at ``--baseline``,
 with the private modules of engines/ that the tree no longer has) and both engines train and
-evaluate on the same random PTB-shaped batches in one process, in alternating rounds
-(A B A B ...), so that the noise of the machine falls on both alike. Prints, per size, the
-median ms of a training and an evaluation step of each and how much faster the current one is.
+evaluate on the same random PTB-shaped batches, each in a process of its own (as a training
+run has its engine alone), taking turns in rounds (A B, then B A, ...) while the other waits,
+so that the noise of the machine falls on both alike. Prints, per size, the median ms of a
+training and an evaluation step of each, how much faster the current one is, and the median
+and quartiles of that gain round by round.
 
     python benchmarks/engine_ab.py --baseline 25e06d8 [--sizes small,medium,large]
         [--rounds 10] [--steps 4]
@@ -14,7 +16,7 @@ median ms of a training and an evaluation step of each and how much faster the c
 With ``--without NAME,...`` (or ``all``) the baselines are this tree's engine with the patch
 ``benchmarks/ablations/NAME.patch`` applied: the same maths without one optimisation (the test
 suite holds every patched engine to the reference engine in float64). All of them and the
-current engine run interleaved in one process, so the gains of one run are comparable: the
+current engine take turns in one run, so the gains of one run are comparable: the
 gain of a row is what that optimisation saves. A control row, the unchanged engine built as
 the ablated ones are, shows the measurement's own bias and noise.
 
@@ -24,10 +26,12 @@ the ablated ones are, shows the measurement's own bias and noise.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import types
 from pathlib import Path
 
@@ -40,6 +44,8 @@ from ptb_lstm.params import init_params
 ROOT = Path(__file__).resolve().parents[1]
 ENGINES = "src/ptb_lstm/engines"
 ABLATIONS = Path(__file__).resolve().parent / "ablations"
+# Seconds between one engine's turn and the next: OpenBLAS's threads spin about 0.1 s.
+_REST = 0.3
 
 
 def ablations() -> list[str]:
@@ -113,28 +119,46 @@ def compare(
 ) -> dict[str, dict[str, float | list[float]]]:
     """Median ms per training and evaluation step of the current engine and each baseline,
     and for each baseline its per-round gains in training ("rounds"): its median step of a
-    round over the current engine's in the same round, less 1. The engines take turns in
-    one order and then the reverse, so that neither always runs first."""
-    config = PRESETS[size]
-    timers = {"current": StepTimer("numpy", config, device="cpu")}
-    for name, baseline in baselines.items():
-        timers[name] = StepTimer("numpy", config, device="cpu")
-        timers[name].engine = baseline(config, init_params(config, PTB_VOCAB, np.float32))
-    times = {name: {"train": [], "eval": []} for name in timers}
-    for timer in timers.values():  # warm-up: buffers, BLAS threads, caches
-        timer.train(1)
-        timer.eval(1)
-    order = list(timers)
+    round over the current engine's in the same round, less 1. Each engine lives in a
+    process of its own, so that none runs in memory another has fragmented; the engines
+    take turns in one order and then the reverse, so that none always runs first."""
+    context = multiprocessing.get_context("fork")  # the engines built from git come along
+    workers = {}
+    current = _load("ptb_lstm_current", (ROOT / ENGINES / "numpy_engine.py").read_text())
+    for name, engine_class in [("current", current.NumpyEngine), *baselines.items()]:
+        here, there = context.Pipe()
+        process = context.Process(target=_worker, args=(there, size, engine_class), daemon=True)
+        process.start()
+        workers[name] = (process, here)
+    for _, connection in workers.values():
+        connection.recv()  # built
+
+    def run(name: str, kind: str, count: int) -> list[float]:
+        # BLAS's threads spin on a core for a while after their last product; the engine
+        # that ran before sleeps first, so that its threads have stopped.
+        time.sleep(_REST)
+        connection = workers[name][1]
+        connection.send((kind, count))
+        return connection.recv()
+
+    for name in workers:  # warm-up: buffers, BLAS threads, caches
+        run(name, "train", 1)
+        run(name, "eval", 1)
+    times = {name: {"train": [], "eval": []} for name in workers}
+    order = list(workers)
     round_gains: dict[str, list[float]] = {name: [] for name in baselines}
     for _ in range(rounds):
         round_train = {}
         for name in order:
-            round_train[name] = statistics.median(timers[name].train(steps))
+            round_train[name] = statistics.median(run(name, "train", steps))
             times[name]["train"].append(round_train[name])
-            times[name]["eval"] += timers[name].eval(steps)
+            times[name]["eval"] += run(name, "eval", steps)
         for name in baselines:
             round_gains[name].append(round_train[name] / round_train["current"] - 1)
         order.reverse()
+    for process, connection in workers.values():
+        connection.send(None)
+        process.join()
     result: dict[str, dict[str, float | list[float]]] = {
         name: {kind: 1000 * statistics.median(values) for kind, values in kinds.items()}
         for name, kinds in times.items()
@@ -142,6 +166,18 @@ def compare(
     for name, gains in round_gains.items():
         result[name]["rounds"] = gains
     return result
+
+
+def _worker(connection, size: str, engine_class: type) -> None:
+    """One engine in a process of its own, every one built alike: builds it, then times the
+    steps it is asked for until told to stop."""
+    config = PRESETS[size]
+    timer = StepTimer("numpy", config, device="cpu")
+    timer.engine = engine_class(config, init_params(config, PTB_VOCAB, np.float32))
+    connection.send("built")
+    while (request := connection.recv()) is not None:
+        kind, count = request
+        connection.send(timer.train(count) if kind == "train" else timer.eval(count))
 
 
 def spread(gains: list[float]) -> str:

@@ -216,23 +216,6 @@ def test_the_global_norm_is_accurate_in_float32():
     assert grads.global_norm() == pytest.approx(exact, rel=1e-6)
 
 
-def test_the_update_in_blocks_is_the_update_of_every_entry():
-    # More entries than one block and not a multiple of it: every entry moves by exactly
-    # scale * grad, rounded as one float32 multiply and one float32 subtract would round it.
-    from ptb_lstm.engines.numpy_engine import _BLOCK, _subtract_scaled
-
-    rng = np.random.default_rng(5)
-    shape = (3, _BLOCK // 2 + 7)  # 1.5 blocks and some
-    param = rng.standard_normal(shape).astype(np.float32)
-    grad = rng.standard_normal(shape).astype(np.float32)
-    scale = np.float32(0.37)
-    expected = [
-        np.float32(p - np.float32(scale * g)) for p, g in zip(param.flat, grad.flat, strict=True)
-    ]
-    _subtract_scaled(param, grad, scale, np.empty(_BLOCK, np.float32))
-    assert param.reshape(-1).tolist() == expected
-
-
 def test_gradients_a_caller_keeps_are_not_overwritten_by_the_next_training_step():
     # The training step writes its gradients into arrays the engine keeps; gradients()
     # without reuse returns arrays of the caller's own.

@@ -394,9 +394,9 @@ class NumpyEngine(Engine):
         a sparse update of only the rows the batch used."""
         max_norm = self.config.max_grad_norm
         step = self.np_dtype(learning_rate * max_norm / max(norm, max_norm))
-        scratch = self._buffer("update", (_BLOCK,))
         for name, grad in grads.dense.items():
-            _subtract_scaled(self.params[name], grad, step, scratch)
+            grad *= step
+            self.params[name] -= grad
         grads.embedding_grad *= step
         self.params["embedding"][grads.embedding_rows] -= grads.embedding_grad
 
@@ -434,18 +434,8 @@ def _softmax_nll_in_place(
     return float(nll.sum())
 
 
-# The update and the sum of squares go through the gradients in blocks this long (64 kB).
+# The sum of squares goes through the gradients in blocks this long (64 kB).
 _BLOCK = 1 << 14
-
-
-def _subtract_scaled(param: np.ndarray, grad: np.ndarray, scale, scratch: np.ndarray) -> None:
-    """param -= scale * grad in place, a block at a time: the scaled block stays in cache, so
-    the gradient is read once instead of read, written and read again."""
-    param, grad = param.reshape(-1), grad.reshape(-1)
-    for start in range(0, param.size, _BLOCK):
-        part = param[start : start + _BLOCK]
-        scaled = np.multiply(grad[start : start + _BLOCK], scale, out=scratch[: part.size])
-        np.subtract(part, scaled, out=part)
 
 
 def _sum_of_squares(arrays: list[np.ndarray]) -> float:
