@@ -17,8 +17,9 @@ Sigmoid is computed as 0.5 * tanh(0.5 z) + 0.5, which cannot overflow, so all fo
 from one tanh over the whole [B, 4H] block.
 
 What is here for speed is only what a side-by-side run showed to gain at least 5% of a training
-step at some size (docs/performance.md): the products over all time steps, and the factors of
-back-propagation through time computed before its loop.
+step at some size (docs/performance.md): the products over all time steps, the per-time-step
+products with the weights as the left operand, and the large arrays of a step kept and reused
+from step to step.
 """
 
 from __future__ import annotations
@@ -344,28 +345,12 @@ class NumpyEngine(Engine):
             dc = dh * o * (1 - tanh(c)^2) + dc(t+1)
             dz = [dc * g * i', dc * c(t-1) * f', dc * i * g', dh * tanh(c) * o']
             dc(t-1) = dc * f,   dh(t-1) = dz @ recurrent_kernel^T
-        Every factor that does not depend on the recurrence is computed for all steps at once
-        before the loop, which leaves six small operations and one product per step."""
+        each line of the loop below is one of these."""
         h = self.hidden_size
         gates = cache.gates[layer]  # [T, B, 4H]
         cells = cache.cells[layer]  # [T + 1, B, H], cells[t] is c(t-1)
         tanh_cells = cache.tanh_cells[layer]  # [T, B, H]
         steps, batch = gates.shape[:2]
-        # The per-gate factors of dz: a' = a - a^2 on i, f, o and 1 - a^2 on g, each times
-        # what multiplies it.
-        factors = self._buffer("factors", gates.shape)
-        i, f, g, o = (gates[..., k * h : (k + 1) * h] for k in range(4))
-        for k, (a, times) in enumerate(((i, g), (f, cells[:-1]), (g, i), (o, tanh_cells))):
-            factor = factors[..., k * h : (k + 1) * h]
-            np.multiply(a, a, out=factor)
-            np.subtract(1.0 if a is g else a, factor, out=factor)
-            factor *= times  # g * i', c(t-1) * f', i * g', tanh(c) * o'
-        dc_from_dh = np.multiply(
-            tanh_cells, tanh_cells, out=self._buffer("dc_from_dh", tanh_cells.shape)
-        )
-        np.subtract(1.0, dc_from_dh, out=dc_from_dh)
-        dc_from_dh *= gates[..., 3 * h :]  # o * (1 - tanh(c)^2)
-        forget = f
         recurrent = self.params[f"lstm_{layer}_recurrent_kernel"]  # [H, 4H]
         dgates = self._buffer("dgates", gates.shape)
         dh_product = np.empty((h, batch), self.np_dtype)  # (dz U^T)^T = U dz^T, weights first
@@ -373,17 +358,17 @@ class NumpyEngine(Engine):
         dc_next = np.zeros((batch, h), self.np_dtype)
         dc = np.empty((batch, h), self.np_dtype)
         for t in reversed(range(steps)):
+            a = gates[t]
+            i, f, g, o = a[:, :h], a[:, h : 2 * h], a[:, 2 * h : 3 * h], a[:, 3 * h :]
             dh = dh_above[t] + dh_next
-            np.multiply(dh, dc_from_dh[t], out=dc)
+            np.multiply(dh, o * (1.0 - tanh_cells[t] * tanh_cells[t]), out=dc)
             dc += dc_next
             d = dgates[t]  # [B, 4H]
-            np.multiply(
-                factors[t, :, : 3 * h].reshape(batch, 3, h),
-                dc[:, None, :],
-                out=d[:, : 3 * h].reshape(batch, 3, h),
-            )
-            np.multiply(dh, factors[t, :, 3 * h :], out=d[:, 3 * h :])
-            dc_next = dc * forget[t]
+            np.multiply(dc, g * i * (1 - i), out=d[:, :h])  # dc * g * i'
+            np.multiply(dc, cells[t] * f * (1 - f), out=d[:, h : 2 * h])  # dc * c(t-1) * f'
+            np.multiply(dc, i * (1 - g * g), out=d[:, 2 * h : 3 * h])  # dc * i * g'
+            np.multiply(dh, tanh_cells[t] * o * (1 - o), out=d[:, 3 * h :])  # dh * tanh(c) * o'
+            dc_next = dc * f
             dh_next = np.matmul(recurrent, d.T, out=dh_product).T
         return dgates, dh_next.copy(), dc_next
 
