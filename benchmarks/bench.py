@@ -7,8 +7,9 @@ measured in this process:
   machine's square-SGEMM rate;
 - the shape floor: the same products timed at the shapes an ideal schedule uses, batched over
   all time steps where the maths allows and one per time step where it does not (the
-  recurrent [B, H] x [H, 4H] products forward and backward), with the memory bandwidth
-  measured beside it, since those thin products read their whole weight matrix each time.
+  recurrent [B, H] x [H, 4H] products forward and backward), each in whichever operand order
+  BLAS runs faster, with the memory bandwidth measured beside it, since those thin products
+  read their whole weight matrix each time.
 
 Then every installed engine is timed on that size in a child process of its own,
 so that its peak resident memory is its own; engines and sizes follow one another in a single
