@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -34,6 +35,7 @@ import numpy as np
 
 from ptb_lstm.bench import (
     PTB_VOCAB,
+    full_training_seconds,
     memory_gbytes_per_second,
     product_seconds,
     sgemm_gflops,
@@ -99,6 +101,40 @@ def run_engine(engine: str, size: str, steps: int) -> dict:
     keys = ("train_ms_per_step", "eval_ms_per_step", "words_per_second", "peak_rss_mb")
     keys += ("full_training_hours",)
     return {**{key: record[key] for key in keys}, "steps": steps, "warmup": warmup}
+
+
+def run_rounds(engines: list[str], size: str, steps: int, rounds: int) -> dict[str, dict]:
+    """Every engine on one size, ``rounds`` times over, taking turns in one order and then the
+    reverse, so that a machine that slows down or speeds up for minutes slows them alike. Each
+    engine's times are the medians of its rounds' medians; its peak memory the largest."""
+    runs: dict[str, list[dict]] = {engine: [] for engine in engines}
+    order = list(engines)
+    for _ in range(rounds):
+        for engine in order:
+            runs[engine].append(run_engine(engine, size, steps))
+        order.reverse()
+    return {engine: combine(results, size) for engine, results in runs.items()}
+
+
+def combine(results: list[dict], size: str) -> dict:
+    """One engine's rounds on one size as one result, with each round's training ms kept."""
+    failed = [r for r in results if "error" in r]
+    if failed or len(results) == 1:
+        return (failed or results)[0]
+    config = PRESETS[size]
+    train = statistics.median(r["train_ms_per_step"] for r in results)
+    evaluation = statistics.median(r["eval_ms_per_step"] for r in results)
+    return {
+        "train_ms_per_step": train,
+        "eval_ms_per_step": evaluation,
+        "words_per_second": config.batch_size * config.num_steps / (train / 1000),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
+        "full_training_hours": full_training_seconds(config, train / 1000, evaluation / 1000)
+        / 3600,
+        "steps": results[0]["steps"],
+        "warmup": results[0]["warmup"],
+        "rounds_train_ms": [r["train_ms_per_step"] for r in results],
+    }
 
 
 def machine() -> dict:
@@ -201,6 +237,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--steps",
         help="timed steps per engine, one per size, e.g. 60/20/10 for more (default: 20/6/3)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="time every engine this many times per size, taking turns; each engine's time is "
+        "the median of its rounds (default: 1)",
+    )
     parser.add_argument("--engines", help="comma-separated (default: every installed engine)")
     parser.add_argument("--docs", type=Path, default=ROOT / "docs", help="where to write")
     parser.add_argument("--no-write", action="store_true", help="print only")
@@ -217,6 +260,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             f"({len(args.sizes)} for {','.join(args.sizes)}), not {args.steps!r}"
         )
     args.steps = steps
+    if args.rounds < 1:
+        parser.error(f"--rounds: give a count of at least 1, not {args.rounds}")
     args.engines = args.engines.split(",") if args.engines else list(REGISTRY)
     for engine in args.engines:
         if engine not in REGISTRY:
@@ -237,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     measured = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     rate, bandwidth = sgemm_gflops(), memory_gbytes_per_second()
     record: dict = {"measured": measured, "argv": sys.argv[1:], "machine": host}
+    record["rounds"] = args.rounds
     record.update(sgemm_gflops=rate, memory_gb_per_s=bandwidth, sizes={})
     out(f"Measured {measured} on {describe(host)}.")
     out()
@@ -244,8 +290,14 @@ def main(argv: list[str] | None = None) -> int:
         f"Square SGEMM (2048^3, float32, best of 7): {rate:.0f} GFLOP/s. Memory bandwidth "
         f"(copy of 256 MB, bytes read and written, best of 5): {bandwidth:.1f} GB/s. Each engine "
         "runs in a process of its own, float32, on the CPU, on random PTB-shaped batches; "
-        "times are medians of the steps given for each size, after up to 3 untimed ones. "
-        "A full run is every epoch of the size's config on PTB with its evaluations, at those "
+        "times are medians of the steps given for each size, after up to 3 untimed ones"
+        + (
+            f", and the median of {args.rounds} such rounds, the engines taking turns in one "
+            "order and then the reverse. "
+            if args.rounds > 1
+            else ". "
+        )
+        + "A full run is every epoch of the size's config on PTB with its evaluations, at those "
         "medians."
     )
     engines = []
@@ -258,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     for size in args.sizes:
         config = PRESETS[size]
         floor = floors(config, rate, bandwidth)
-        results = {engine: run_engine(engine, size, args.steps[size]) for engine in engines}
+        results = run_rounds(engines, size, args.steps[size], args.rounds)
         failed |= any("error" in r for r in results.values())
         record["sizes"][size] = {"steps": args.steps[size], **floor, "engines": results}
         out()

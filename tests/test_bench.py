@@ -62,8 +62,8 @@ def test_a_training_step_is_the_papers_matrix_products():
 
 @pytest.fixture(scope="module")
 def bench_run(tmp_path_factory):
-    """benchmarks/bench.py end to end on the tiny preset with two engines, writing into a
-    folder of its own (run once for the tests below)."""
+    """benchmarks/bench.py end to end on the tiny preset with two engines in three rounds,
+    writing into a folder of its own (run once for the tests below)."""
     import subprocess
     import sys
 
@@ -71,7 +71,8 @@ def bench_run(tmp_path_factory):
 
     docs = tmp_path_factory.mktemp("docs")
     command = [sys.executable, str(REPO / "benchmarks" / "bench.py"), "--sizes", "tiny"]
-    command += ["--steps", "2", "--engines", "numpy,numpy-reference", "--docs", str(docs)]
+    command += ["--steps", "2", "--rounds", "3"]
+    command += ["--engines", "numpy,numpy-reference", "--docs", str(docs)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     return result, docs
 
@@ -117,6 +118,18 @@ def test_bench_numbers_hang_together(bench_run):
     assert float(cells[4]) == pytest.approx(ms / tiny["shape_floor_ms"], rel=0.01, abs=0.01)
 
 
+def test_each_engines_time_is_the_median_of_its_rounds(bench_run):
+    result, docs = bench_run
+    assert result.returncode == 0, result.stderr
+    record = json.loads((docs / "results" / "bench.json").read_text(encoding="utf-8"))
+    assert record["rounds"] == 3
+    for row in record["sizes"]["tiny"]["engines"].values():
+        rounds = row["rounds_train_ms"]
+        assert len(rounds) == 3
+        assert row["train_ms_per_step"] == sorted(rounds)[1]
+    assert "median of 3 such rounds" in (docs / "bench.md").read_text(encoding="utf-8")
+
+
 def test_each_engines_peak_memory_is_its_own_process(bench_run):
     """The parent allocates 512 MB to measure the memory bandwidth before any engine runs; a
     child's peak must not inherit it."""
@@ -134,6 +147,7 @@ def test_each_engines_peak_memory_is_its_own_process(bench_run):
         (["--steps", "0"], "--steps: give one positive count"),
         (["--sizes", "huge"], "--sizes: unknown preset 'huge'"),
         (["--engines", "jax"], "--engines: unknown engine 'jax'"),
+        (["--rounds", "0"], "--rounds: give a count of at least 1"),
     ],
 )
 def test_bench_rejects_bad_flags_in_one_line(args, message):
