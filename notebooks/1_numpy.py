@@ -1913,10 +1913,10 @@ plt.show()
 #    maximum as the reference does. The gain of a piece is not the gain of the step.
 # 4. **A sparse embedding update.** Only the rows of the batch's words are summed and updated,
 #    not a dense [V, H] gradient.
-# 5. Buffers reused from step to step, and the BPTT factors that do not depend on the
-#    recurrence computed before the loop. What each change gains of a whole step at the small,
-#    medium and large sizes, and the changes that were measured and removed, are in
-#    `docs/performance.md`.
+# 5. The step's large arrays kept and reused from step to step, and the per-time-step
+#    products written with the weights as the left operand. What each change gains of a whole
+#    step at the small, medium and large sizes, and the changes that were measured and removed
+#    (among them the BPTT factors computed before the loop), are in `docs/performance.md`.
 #
 # The table times one instance of each piece. A step holds several of most (two layers, the
 # gates at each of 20 time steps in the forward and the backward pass), and item 5 is not in
