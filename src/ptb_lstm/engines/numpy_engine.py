@@ -345,7 +345,7 @@ class NumpyEngine(Engine):
             dc = dh * o * (1 - tanh(c)^2) + dc(t+1)
             dz = [dc * g * i', dc * c(t-1) * f', dc * i * g', dh * tanh(c) * o']
             dc(t-1) = dc * f,   dh(t-1) = dz @ recurrent_kernel^T
-        each line of the loop below is one of these."""
+        Each line of the loop below is one of these."""
         h = self.hidden_size
         gates = cache.gates[layer]  # [T, B, 4H]
         cells = cache.cells[layer]  # [T + 1, B, H], cells[t] is c(t-1)
