@@ -1903,7 +1903,8 @@ plt.show()
 #    $\delta U = H_{\text{prev}}^\top \delta Z$ over all steps at once instead of sums of 20
 #    products.
 # 2. **One tanh for the four gates.** $\sigma(z) = \tfrac12\tanh(\tfrac12 z) + \tfrac12$, so the
-#    whole [B, 4H] block is activated by a scale, one tanh and a shift, in place.
+#    whole [B, 4H] block is activated in place by a scale, one tanh, a scale and a shift (on
+#    the g columns scale 1 and shift 0, which leave tanh).
 # 3. **A softmax without its row-maximum pass, timed and not used.** exp taken directly, with
 #    only a row whose sum came out infinite (an overflow) or zero (an underflow) recomputed with
 #    its maximum subtracted, saves passes over the logits [T·B, V], the largest array of the
@@ -1913,10 +1914,14 @@ plt.show()
 #    maximum as the reference does. The gain of a piece is not the gain of the step.
 # 4. **A sparse embedding update.** Only the rows of the batch's words are summed and updated,
 #    not a dense [V, H] gradient.
-# 5. The step's large arrays kept and reused from step to step, and the per-time-step
-#    products written with the weights as the left operand. What each change gains of a whole
-#    step at the small, medium and large sizes, and the changes that were measured and removed
-#    (among them the BPTT factors computed before the loop), are in `docs/performance.md`.
+# 5. The step's large arrays kept and reused from step to step (a fresh array of tens of
+#    megabytes is new memory that the operating system zeroes at every step), and the
+#    per-time-step products written with the weights as the left operand, $(U^\top
+#    h_{t-1}^\top)^\top$ instead of $h_{t-1}U$: the same numbers, by a path of the BLAS library
+#    that is faster for 20 rows. What each change gains of a whole step at the small, medium
+#    and large sizes, and the changes that were measured and removed (among them computing,
+#    before the backward loop, every factor of $\delta z_t$ that does not depend on the
+#    recurrence), are in `docs/performance.md`.
 #
 # The table times one instance of each piece. A step holds several of most (two layers, the
 # gates at each of 20 time steps in the forward and the backward pass), and item 5 is not in
